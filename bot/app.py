@@ -1,0 +1,258 @@
+"""Wiring: settings → database → services → aiogram Bot and Dispatcher. Tests use it as is."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent, User
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.admin_chat import AdminChat
+from bot.business import Business, load_business
+from bot.clock import Clock, SystemClock
+from bot.db.engine import create_engine
+from bot.db.migrate import upgrade
+from bot.db.repositories import Database
+from bot.events import Events
+from bot.fsm_storage import SqlStorage
+from bot.middlewares import CustomerMiddleware
+from bot.outbox.planners import Planners
+from bot.outbox.sender import OutboxSender
+from bot.rendering import LANGUAGES, Renderer, pick_language
+from bot.services.care import CareService
+from bot.services.customers import CustomerNotFound, CustomerService
+from bot.services.staff import StaffService
+from bot.services.surveys import SurveyService
+from bot.settings import Settings
+from handlers import all_routers
+
+log = logging.getLogger("carebot")
+
+PLAN_EVERY = timedelta(minutes=10)
+COMMANDS = ("start", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
+
+
+@dataclass
+class App:
+    settings: Settings
+    business: Business
+    clock: Clock
+    db: Database
+    storage: BaseStorage
+    render: Renderer
+    customers: CustomerService
+    staff: StaffService
+    care: CareService
+    events: Events
+    admin_chat: AdminChat
+    planners: Planners
+    sender: OutboxSender
+    surveys: SurveyService
+    bot: Bot
+    dp: Dispatcher
+
+    @classmethod
+    async def create(cls, settings: Settings, *, clock: Clock | None = None) -> App:
+        """Build everything and bring the schema up to date (migrations run at start-up)."""
+        business = load_business(settings.business_file)
+        clock = clock or SystemClock()
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        db = Database(engine)
+        render = Renderer(settings.tz)
+        customers = CustomerService(db, clock, business, settings.tz)
+        events = Events()
+        staff = StaffService(db, clock, business, settings.tz, events)
+        care = CareService(db, clock, business)
+        storage, isolation = _storage(settings, db)
+        session = (
+            AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+            if settings.telegram_api_url
+            else AiohttpSession()
+        )
+        bot = Bot(
+            token=settings.bot_token.get_secret_value(),
+            session=session,
+            default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+        )
+        admin_chat = AdminChat(bot, settings.admin_chat_id, clock)
+        planners = Planners(db, clock, business, settings.tz)
+        events.on_purchase(planners.thanks_after_purchase)
+        surveys = SurveyService(db, clock, business, settings.tz, render)
+        events.on_purchase(surveys.plan_after_purchase)
+        sender = OutboxSender(db, bot, clock, business, settings.tz, render)
+        dp = Dispatcher(storage=storage, events_isolation=isolation)
+        dp.update.outer_middleware(CustomerMiddleware(customers))
+        dp.include_routers(*all_routers())
+        dp.errors.register(_on_error)
+        dp.workflow_data.update(
+            settings=settings, business=business, clock=clock, render=render, customers=customers,
+            staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
+            staff_lang=business.staff_language,
+        )
+        app = cls(settings, business, clock, db, storage, render, customers, staff, care, events,
+                  admin_chat, planners, sender, surveys, bot, dp)
+        dp.startup.register(app._on_startup)
+        dp.shutdown.register(app._on_shutdown)
+        return app
+
+    def start_background(self) -> None:
+        """Planners on APScheduler (now, then every PLAN_EVERY) and the outbox sender."""
+        self._stop_sending = asyncio.Event()
+        self._sending = asyncio.create_task(self.sender.run(self._stop_sending), name="outbox-sender")
+        self._scheduler = AsyncIOScheduler(timezone=self.settings.tz)
+        self._scheduler.add_job(self._plan, "interval", seconds=PLAN_EVERY.total_seconds(), id="planners",
+                                max_instances=1, coalesce=True)
+        self._scheduler.start()
+        self._first_plan = asyncio.create_task(self._plan(), name="planners-at-start")
+
+    async def stop_background(self) -> None:
+        """Stop planning and let the sender finish the batch in flight (a few seconds at most)."""
+        if getattr(self, "_scheduler", None) is None:
+            return
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self._stop_sending.set()
+        self._first_plan.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._first_plan
+        await self._sending
+
+    async def _plan(self) -> None:
+        try:
+            await self.planners.run_all()
+        except Exception:
+            log.exception("planners failed; they run again at the next interval")
+
+    async def tick(self) -> dict[str, Any]:
+        """`carebot tick`: every planner once as of the clock's now, then deliver what is due."""
+        planned = await self.planners.run_all()
+        delivered = await self.sender.drain()
+        return {**planned, **{f"outbox_{k}": v for k, v in vars(delivered).items()}}
+
+    async def _on_shutdown(self) -> None:
+        await self.stop_background()
+
+    async def _on_startup(self, bot: Bot) -> None:
+        self.start_background()
+        me = await bot.get_me()
+        for lang in LANGUAGES:
+            commands = [BotCommand(command=c, description=self.render.label(lang, f"cmd_{c}")) for c in COMMANDS]
+            await bot.set_my_commands(
+                commands,
+                scope=BotCommandScopeAllPrivateChats(),
+                language_code=None if lang == "ru" else lang,
+            )
+        log.info(
+            "carebot started bot=@%s bot_id=%s database=%s fsm=%s business=%r",
+            me.username, me.id, self.settings.database_label(),
+            "redis" if self.settings.redis_url else "database", self.business.name,
+        )
+        if self.settings.admin_chat_id is None:
+            log.warning("ADMIN_CHAT_ID is not set: staff features are off until it is")
+
+    async def run_polling(self, *, handle_signals: bool = True) -> None:
+        try:
+            await self.dp.start_polling(self.bot, handle_signals=handle_signals, close_bot_session=True)
+        finally:
+            await self.close()
+
+    async def run_webhook(self, url: str, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+        """Webhook mode: Telegram posts updates to `url`, served here on host:port.
+
+        Runs until SIGINT/SIGTERM, or until `stop` is set (tests).
+        """
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+        from yarl import URL
+
+        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+
+        web_app = web.Application()
+        SimpleRequestHandler(dispatcher=self.dp, bot=self.bot, secret_token=secret).register(
+            web_app, path=URL(url).path or "/"
+        )
+        setup_application(web_app, self.dp, bot=self.bot)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+        try:
+            await web.TCPSite(runner, host, port).start()
+            # Only now that we listen may Telegram start posting updates.
+            await self.bot.set_webhook(
+                url, secret_token=secret, allowed_updates=self.dp.resolve_used_update_types()
+            )
+            log.info("webhook listening on %s:%s for %s", host, port, url)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            await self.close()
+
+    async def close(self) -> None:
+        await self.storage.close()
+        await self.bot.session.close()
+        await self.db.engine.dispose()
+
+
+def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
+    """Conversation state that survives restarts: Redis when REDIS_URL is set, else the database."""
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        redis_storage = RedisStorage.from_url(
+            settings.redis_url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+        )
+        return redis_storage, redis_storage.create_isolation()
+    # One lock per chat: two fast taps of the same person are handled one after the other.
+    return SqlStorage(db.sessions), SimpleEventIsolation()
+
+
+async def _on_error(event: ErrorEvent, render: Renderer, **data: Any) -> None:
+    """Log with context and answer the person politely; never show them a traceback."""
+    update = event.update
+    user: User | None = data.get("event_from_user")
+    lang = data.get("lang") or pick_language(user.language_code if user else None)
+    state: FSMContext | None = data.get("state")
+    chat_id = user.id if user else None
+    if isinstance(event.exception, CustomerNotFound):
+        # The customer vanished under a running conversation (erased elsewhere): start over.
+        log.info("conversation lost its customer update_id=%s user_id=%s", update.update_id, chat_id)
+        if state is not None:
+            await state.clear()
+        template = "start_again"
+    else:
+        log.error(
+            "update failed update_id=%s user_id=%s event=%s error=%s",
+            update.update_id, chat_id, update.event_type, type(event.exception).__name__,
+            exc_info=event.exception,
+        )
+        template = "error"
+    bot: Bot | None = data.get("bot")
+    if bot is None or chat_id is None:
+        return
+    with suppress(Exception):
+        if update.callback_query:
+            await update.callback_query.answer()
+        await bot.send_message(chat_id, render.text(lang, template))

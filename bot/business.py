@@ -1,0 +1,228 @@
+"""The business description the owner edits (`BUSINESS_FILE`, TOML), validated on start-up."""
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.settings import ConfigError
+
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CouponRule(_Strict):
+    """What a coupon of one kind is worth and how long it lives."""
+
+    percent: Annotated[int, Field(ge=1, le=100)] | None = None
+    amount: Annotated[int, Field(gt=0)] | None = None
+    valid_days: Annotated[int, Field(ge=1, le=3650)]
+
+    @model_validator(mode="after")
+    def _one_value(self) -> CouponRule:
+        if (self.percent is None) == (self.amount is None):
+            raise ValueError("give exactly one of percent or amount")
+        return self
+
+
+class Coupons(_Strict):
+    welcome: CouponRule
+    birthday: CouponRule | None = None  # the gift in the birthday greeting
+    thanks: CouponRule | None = None  # the time-limited offer after a purchase
+
+
+class Marketing(_Strict):
+    """One policy for every message the bot sends unasked (greetings, offers, reminders)."""
+
+    quiet_hours: str = "21:00-10:00"  # in TIMEZONE; marketing waits for the morning
+    per_week: Annotated[int, Field(ge=0, le=50)] = 2  # at most this many per customer in 7 days
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value.replace(" ", ""))
+        if not match or int(match[1]) > 23 or int(match[3]) > 23 or int(match[2]) > 59 or int(match[4]) > 59:
+            raise ValueError(f"{value!r} is not a time range like 21:00-10:00")
+        return value.replace(" ", "")
+
+    def quiet(self) -> tuple[time, time]:
+        start, end = self.quiet_hours.split("-")
+        return time.fromisoformat(start.zfill(5)), time.fromisoformat(end.zfill(5))
+
+
+class BirthdayGreeting(_Strict):
+    remind_days_before: Annotated[int, Field(ge=0, le=30)] = 0  # 0: no "your birthday is coming"
+
+
+class ThanksOffer(_Strict):
+    delay_hours: Annotated[float, Field(ge=0, le=24 * 14)] = 3
+
+
+class Holiday(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    date: Annotated[str, Field(pattern=r"^\d{2}-\d{2}$")]  # MM-DD
+    template: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
+    title: str = ""  # for a template that names the holiday (the professional one)
+    audience: list[str] = []  # service ids; empty: everyone who agreed to offers
+    coupon: CouponRule | None = None
+
+    @field_validator("date")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        month, day = map(int, value.split("-"))
+        if not 1 <= month <= 12 or not 1 <= day <= (29 if month == 2 else 31 if month in (1, 3, 5, 7, 8, 10, 12) else 30):
+            raise ValueError(f"{value!r} is not a MM-DD date")
+        return value
+
+
+class Surveys(_Strict):
+    """"How was your visit?" after each purchase."""
+
+    enabled: bool = True
+    delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] = 3  # never at night: it waits for the morning
+    closes_after_hours: Annotated[float, Field(ge=1, le=24 * 30)] = 72
+    every_days: Annotated[int, Field(ge=0, le=365)] = 14  # at most one survey per customer per N days
+    marketing: bool = False  # true: /stop also stops surveys, and quiet hours and caps apply
+
+
+class ReviewLink(_Strict):
+    title: Annotated[str, Field(min_length=1, max_length=40)]
+    url: Annotated[str, Field(pattern=r"^https?://")]
+
+
+class Outbox(_Strict):
+    """How fast the sender may go: Telegram allows about 30 messages/s, 1/s in one chat."""
+
+    messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 29
+    seconds_per_chat: Annotated[float, Field(ge=0, le=60)] = 1.0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    # A row a sender claimed but did not finish (the process died) is taken up again after this.
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60
+
+
+class TimeRange(_Strict):
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> TimeRange:
+        match = _HOURS.match(text.replace(" ", ""))
+        if not match:
+            raise ValueError(f"{text!r} is not a time range like 10:00-19:00")
+        h1, m1, h2, m2 = map(int, match.groups())
+        try:
+            start, end = time(h1, m1), time(h2, m2)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time range like 10:00-19:00") from None
+        if start >= end:
+            raise ValueError(f"{text!r} ends before it starts")
+        return cls(start=start, end=end)
+
+
+class Master(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    hours: dict[str, TimeRange]
+    breaks: list[TimeRange] = []
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        unknown = set(value) - set(WEEKDAYS)
+        if unknown:
+            raise ValueError(f"unknown weekday {sorted(unknown)[0]!r}; use {', '.join(WEEKDAYS)}")
+        return {day: TimeRange.parse(v) if isinstance(v, str) else v for day, v in value.items()}
+
+    @field_validator("breaks", mode="before")
+    @classmethod
+    def _breaks(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [TimeRange.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+
+class Service(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
+    price: Annotated[int, Field(ge=0)]
+    cycle_days: Annotated[int, Field(ge=1, le=3650)]
+    masters: list[str] = []
+    survey_delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] | None = None  # else [surveys] delay_hours
+
+
+class Care(_Strict):
+    """The care chat: customers write to the bot, staff answer from the admin chat."""
+
+    sign_replies: bool = False  # add the staff member's first name under each reply
+    acknowledge_after_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
+
+
+class Business(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
+    care: Care = Care()
+    marketing: Marketing = Marketing()
+    birthday: BirthdayGreeting = BirthdayGreeting()
+    thanks: ThanksOffer = ThanksOffer()
+    holidays: list[Holiday] = []
+    outbox: Outbox = Outbox()
+    surveys: Surveys = Surveys()
+    reviews: list[ReviewLink] = []  # where happy customers can leave a public review
+    currency: str = "₽"
+    privacy_url: str = ""
+    privacy_version: Annotated[str, Field(min_length=1, max_length=32)]
+    contact: str = ""
+    coupons: Coupons
+    services: list[Service] = []
+    masters: list[Master] = []
+
+    @field_validator("privacy_url")
+    @classmethod
+    def _privacy_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// link or empty")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Business:
+        master_ids = {m.id for m in self.masters}
+        service_ids = {s.id for s in self.services}
+        for service in self.services:
+            for master in service.masters:
+                if master not in master_ids:
+                    raise ValueError(f"service {service.id!r} names unknown master {master!r}")
+        for holiday in self.holidays:
+            for service_id in holiday.audience:
+                if service_id not in service_ids:
+                    raise ValueError(f"holiday {holiday.id!r} names unknown service {service_id!r}")
+        return self
+
+
+def load_business(path: Path) -> Business:
+    """Read and validate the business file; any fault becomes one line naming the field."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"business file {path} not found (BUSINESS_FILE)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"business file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"business file {path} is not valid TOML: {exc}") from None
+    try:
+        return Business.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"business file {path}: field {where}: {message}") from None

@@ -1,0 +1,139 @@
+"""`carebot run | migrate | tick | outbox`: every fault at start-up is one line on stderr, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime
+
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bot.logs import setup_logging
+from bot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("carebot")
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebot", description="carebot: bring customers back.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="start the bot (long polling, or a webhook with --webhook)")
+    run.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to")
+    run.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:8080",
+                     help="where the webhook server listens (default 0.0.0.0:8080)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    tick = commands.add_parser("tick", help="run every planner once, deliver what is due, and exit (cron)")
+    tick.add_argument("--now", metavar="ISO-8601", type=_moment,
+                      help="act as of this moment, e.g. 2026-03-14T10:30+03:00 (default: now)")
+    commands.add_parser("outbox", help="print the outbox queue by kind and state")
+    return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 moment like 2026-03-14T10:30+03:00") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, like +03:00 or Z")
+    return moment
+
+
+async def _tick(settings: Settings, now: datetime | None) -> None:
+    from bot.app import App
+    from bot.clock import FixedClock
+
+    app = await App.create(settings, clock=FixedClock(now) if now else None)
+    try:
+        result = await app.tick()
+    finally:
+        await app.close()
+    print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+async def _outbox(settings: Settings) -> None:
+    from bot.db.engine import create_engine
+    from bot.db.migrate import upgrade
+    from bot.db.repositories import Database
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with Database(engine).transaction() as repos:
+            counts = await repos.outbox.counts()
+    finally:
+        await engine.dispose()
+    print(f"{'kind':<10} {'state':<10} {'count':>8}")
+    for kind, state, count in counts:
+        print(f"{kind:<10} {state:<10} {count:>8}")
+    if not counts:
+        print("(the outbox is empty)")
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.db.engine import create_engine
+    from bot.db.migrate import upgrade
+
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    log.info("database is up to date database=%s", settings.database_label())
+
+
+async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
+    from bot.app import App
+
+    app = await App.create(settings)
+    try:
+        await app.bot.get_me()  # a wrong token or unreachable API fails here, in one line
+    except BaseException:
+        await app.close()
+        raise
+    if webhook:
+        host, _, port = listen.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError(f"--listen {listen!r} is not HOST:PORT")
+        await app.run_webhook(webhook, host or "0.0.0.0", int(port))
+    else:
+        await app.run_polling()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    setup_logging()
+    try:
+        settings = load_settings()
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "tick":
+            asyncio.run(_tick(settings, args.now))
+        elif args.command == "outbox":
+            asyncio.run(_outbox(settings))
+        else:
+            asyncio.run(_run(settings, args.webhook, args.listen))
+    except ConfigError as error:
+        print(f"carebot: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TelegramUnauthorizedError:
+        print("carebot: Telegram refused BOT_TOKEN (Unauthorized): copy it again from @BotFather",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    except TelegramNetworkError as error:
+        where = "TELEGRAM_API_URL" if settings.telegram_api_url else "api.telegram.org"
+        reason = str(error).removeprefix("HTTP Client says - ")
+        print(f"carebot: cannot reach the Bot API ({where}): {reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (OperationalError, DBAPIError, OSError) as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        print(f"carebot: cannot open the database (DATABASE_URL): {reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,253 @@
+"""The schema. Alembic migrations under `migrations/` create it; keep both in step."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we store naive UTC)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Customer(Base):
+    """A person who consented; erased customers stay as an anonymous row for the totals."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tg_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(64))
+    # casefolded name for staff search (SQLite's lower() knows only ASCII, not Cyrillic)
+    name_folded: Mapped[str | None] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(8), default="ru")
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    birth_day: Mapped[int | None] = mapped_column(SmallInteger)
+    birth_month: Mapped[int | None] = mapped_column(SmallInteger)
+    birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    source: Mapped[str | None] = mapped_column(String(64))
+    marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    onboarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # they blocked the bot
+
+    __table_args__ = (Index("ix_customers_birthday", "birth_month", "birth_day"),)
+
+
+class Consent(Base):
+    """Append-only record of what a customer agreed to or withdrew, which version, and when."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "personal_data" | "marketing"
+    granted: Mapped[bool] = mapped_column(Boolean)
+    version: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "welcome", later "birthday", "thanks", …
+    percent: Mapped[int | None] = mapped_column(SmallInteger)
+    amount: Mapped[int | None] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    redeemed_by_id: Mapped[int | None] = mapped_column(BigInteger)  # staff member's Telegram id
+    redeemed_by_name: Mapped[str | None] = mapped_column(String(128))
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The outbox message that gave this coupon: a resend after a crash reuses it.
+    issue_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+
+class WelcomeClaim(Base):
+    """One row per fingerprint (Telegram account, phone) that already got a welcome coupon.
+
+    The primary key makes "one welcome coupon per person" a database fact, so two fast taps
+    or two processes cannot both win. Fingerprints are hashes and survive `/forget`.
+    """
+
+    __tablename__ = "welcome_claims"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FsmRecord(Base):
+    """aiogram conversation state, so a conversation survives a restart."""
+
+    __tablename__ = "fsm_states"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Purchase(Base):
+    """A sale: the event surveys, thank-you offers, loyalty and cycle learning hang off."""
+
+    __tablename__ = "purchases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # in kopecks / cents
+    service_id: Mapped[str | None] = mapped_column(String(32))
+    master_id: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    staff_id: Mapped[int | None] = mapped_column(BigInteger)
+    staff_name: Mapped[str | None] = mapped_column(String(128))
+
+
+class StaffNote(Base):
+    __tablename__ = "staff_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    text: Mapped[str] = mapped_column(String(2000))
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class StaffAction(Base):
+    """Audit: every staff action, who did it and when (shown in the card's history)."""
+
+    __tablename__ = "staff_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))  # sale | redeem | note | reply | …
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CareMessage(Base):
+    """One message of the care chat, and where it sits in the admin chat (to route replies)."""
+
+    __tablename__ = "care_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" from the customer, "out" from staff
+    admin_message_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # text, photo, voice, …
+    text: Mapped[str | None] = mapped_column(String(4096))
+    staff_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CareTopic(Base):
+    """The forum topic of one customer in the admin chat, when the group has topics."""
+
+    __tablename__ = "care_topics"
+
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """One message the bot sends on its own initiative, written by a planner, sent by the sender.
+
+    `key` makes planning idempotent (`birthday:<customer>:<year>`); the text is rendered when
+    the row is claimed and kept, so a resend after a crash is the same message.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)  # set for non-customer chats (staff)
+    kind: Mapped[str] = mapped_column(String(16))  # "service" | "marketing"
+    template: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))  # the coupon it carries
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the next attempt (deferrals, backoff)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(String(4096))
+    markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),)
+
+
+class Survey(Base):
+    """"How was your visit?" after one purchase: the score, the comment, and for a low score,
+    who on the staff resolved it and when."""
+
+    __tablename__ = "surveys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str | None] = mapped_column(String(32))
+    master_id: Mapped[str | None] = mapped_column(String(32))
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # when it is to be asked
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    comment: Mapped[str | None] = mapped_column(String(2000))
+    alert_message_id: Mapped[int | None] = mapped_column(Integer)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(128))

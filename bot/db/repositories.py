@@ -1,0 +1,343 @@
+"""Repositories: the only place that knows SQL. Services get them from `Database.transaction()`."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.db.engine import create_sessionmaker
+from bot.db.models import (
+    CareMessage,
+    CareTopic,
+    Consent,
+    Coupon,
+    Customer,
+    OutboxMessage,
+    Purchase,
+    StaffAction,
+    StaffNote,
+    Survey,
+    WelcomeClaim,
+)
+
+SEARCH_LIMIT = 10
+
+
+class CustomerRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_tg_user(self, tg_user_id: int, *, for_update: bool = False) -> Customer | None:
+        query = select(Customer).where(Customer.tg_user_id == tg_user_id)
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def get(self, customer_id: int, *, for_update: bool = False) -> Customer | None:
+        return await self.session.get(Customer, customer_id, with_for_update=for_update)
+
+    def add(self, customer: Customer) -> None:
+        self.session.add(customer)
+
+    def _known(self):  # type: ignore[no-untyped-def]
+        return select(Customer).where(Customer.erased_at.is_(None))
+
+    async def by_phone(self, phone: str) -> list[Customer]:
+        query = self._known().where(Customer.phone == phone).order_by(Customer.id)
+        return list(await self.session.scalars(query.limit(SEARCH_LIMIT)))
+
+    async def by_phone_tail(self, digits: str) -> list[Customer]:
+        query = self._known().where(Customer.phone.like(f"%{digits}")).order_by(Customer.id)
+        return list(await self.session.scalars(query.limit(SEARCH_LIMIT)))
+
+    async def by_username(self, username: str) -> list[Customer]:
+        query = self._known().where(func.lower(Customer.username) == username.lower())
+        return list(await self.session.scalars(query.limit(SEARCH_LIMIT)))
+
+    async def by_name(self, folded: str) -> list[Customer]:
+        escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = self._known().where(Customer.name_folded.like(f"%{escaped}%", escape="\\"))
+        return list(await self.session.scalars(query.order_by(Customer.id).limit(SEARCH_LIMIT)))
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+
+class ConsentRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def record(self, customer_id: int, kind: str, granted: bool, version: str, at: datetime) -> None:
+        self.session.add(
+            Consent(customer_id=customer_id, kind=kind, granted=granted, version=version, at=at)
+        )
+
+    async def latest(self, customer_id: int, kind: str) -> Consent | None:
+        query = (
+            select(Consent)
+            .where(Consent.customer_id == customer_id, Consent.kind == kind)
+            .order_by(Consent.at.desc(), Consent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).one_or_none()
+
+
+class CouponRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def code_exists(self, code: str) -> bool:
+        return (await self.session.scalar(select(Coupon.id).where(Coupon.code == code))) is not None
+
+    async def add(self, coupon: Coupon) -> Coupon:
+        self.session.add(coupon)
+        await self.session.flush()
+        return coupon
+
+    async def get(self, coupon_id: int) -> Coupon | None:
+        return await self.session.get(Coupon, coupon_id)
+
+    async def by_issue_key(self, key: str) -> Coupon | None:
+        return (await self.session.scalars(select(Coupon).where(Coupon.issue_key == key))).one_or_none()
+
+    async def void_issued_for(self, key: str, now: datetime) -> None:
+        """The message that carried a coupon will never go: the coupon goes with it."""
+        await self.session.execute(
+            update(Coupon).where(Coupon.issue_key == key, Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None))
+            .values(voided_at=now))
+
+    async def by_code(self, code: str) -> Coupon | None:
+        return (await self.session.scalars(select(Coupon).where(Coupon.code == code))).one_or_none()
+
+    async def redeem(self, coupon_id: int, now: datetime, staff_id: int, staff_name: str) -> bool:
+        """Redeem atomically: of two staff at once, exactly one update matches the row."""
+        result = await self.session.execute(
+            update(Coupon)
+            .where(
+                Coupon.id == coupon_id,
+                Coupon.redeemed_at.is_(None),
+                Coupon.voided_at.is_(None),
+                Coupon.expires_at > now,
+            )
+            .values(redeemed_at=now, redeemed_by_id=staff_id, redeemed_by_name=staff_name)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+    async def of_kind(self, customer_id: int, kind: str) -> Coupon | None:
+        query = select(Coupon).where(Coupon.customer_id == customer_id, Coupon.kind == kind)
+        return (await self.session.scalars(query.order_by(Coupon.id).limit(1))).one_or_none()
+
+    async def active(self, customer_id: int, now: datetime) -> list[Coupon]:
+        query = (
+            select(Coupon)
+            .where(
+                Coupon.customer_id == customer_id,
+                Coupon.redeemed_at.is_(None),
+                Coupon.voided_at.is_(None),
+                Coupon.expires_at > now,
+            )
+            .order_by(Coupon.expires_at, Coupon.id)
+        )
+        return list(await self.session.scalars(query))
+
+    async def void_active(self, customer_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(Coupon)
+            .where(
+                Coupon.customer_id == customer_id,
+                Coupon.redeemed_at.is_(None),
+                Coupon.voided_at.is_(None),
+            )
+            .values(voided_at=now)
+        )
+
+
+class WelcomeClaimRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claimed(self, fingerprints: Iterable[str]) -> list[WelcomeClaim]:
+        query = select(WelcomeClaim).where(WelcomeClaim.fingerprint.in_(list(fingerprints)))
+        return list(await self.session.scalars(query))
+
+    async def claim(self, fingerprints: Iterable[str], coupon_id: int, at: datetime) -> None:
+        """Insert the claims; a concurrent claim of the same fingerprint fails on the primary key."""
+        self.session.add_all(
+            WelcomeClaim(fingerprint=fp, coupon_id=coupon_id, claimed_at=at) for fp in fingerprints
+        )
+        await self.session.flush()
+
+
+class PurchaseRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, purchase: Purchase) -> Purchase:
+        self.session.add(purchase)
+        await self.session.flush()
+        return purchase
+
+    async def summary(self, customer_id: int) -> tuple[int, int, datetime | None]:
+        """Visits, total spent (minor units) and the last visit of one customer."""
+        row = (await self.session.execute(
+            select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.amount_minor), 0),
+                   func.max(Purchase.at)).where(Purchase.customer_id == customer_id)
+        )).one()
+        return int(row[0]), int(row[1]), row[2]
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int) -> list[OutboxMessage]:
+        """Due rows, and rows a dead sender left half-done; locked so other senders skip them."""
+        query = (
+            select(OutboxMessage)
+            .where(
+                ((OutboxMessage.state == "pending") & (OutboxMessage.due_at <= now))
+                | ((OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < orphaned_before))
+            )
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return list(await self.session.scalars(query))
+
+    async def get(self, row_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, row_id)
+
+    async def recent_marketing(self, customer_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
+        query = select(OutboxMessage.customer_id, OutboxMessage.sent_at).where(
+            OutboxMessage.customer_id.in_(list(customer_ids)), OutboxMessage.kind == "marketing",
+            OutboxMessage.state == "sent", OutboxMessage.sent_at >= since)
+        recent: dict[int, list[datetime]] = {}
+        for customer_id, sent_at in await self.session.execute(query):
+            if customer_id is not None and sent_at is not None:
+                recent.setdefault(customer_id, []).append(sent_at)
+        return recent
+
+    async def skip_pending_of(self, customer_id: int, reason: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.state == "pending")
+            .values(state="skipped", last_error=reason))
+
+    async def counts(self) -> list[tuple[str, str, int]]:
+        query = (select(OutboxMessage.kind, OutboxMessage.state, func.count())
+                 .group_by(OutboxMessage.kind, OutboxMessage.state)
+                 .order_by(OutboxMessage.kind, OutboxMessage.state))
+        return [(k, s, int(n)) for k, s, n in await self.session.execute(query)]
+
+    async def last_purchase(self, customer_id: int) -> Purchase | None:
+        query = select(Purchase).where(Purchase.customer_id == customer_id).order_by(Purchase.at.desc(), Purchase.id.desc())
+        return (await self.session.scalars(query.limit(1))).one_or_none()
+
+
+class SurveyRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def rating(self, customer_id: int) -> tuple[int, float | None]:
+        """How many surveys a customer answered, and their average score."""
+        row = (await self.session.execute(select(func.count(Survey.score), func.avg(Survey.score)).where(
+            Survey.customer_id == customer_id, Survey.score.is_not(None)))).one()
+        return int(row[0]), (round(float(row[1]), 1) if row[1] is not None else None)
+
+
+class StaffNoteRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, note: StaffNote) -> None:
+        self.session.add(note)
+
+    async def latest(self, customer_id: int) -> StaffNote | None:
+        query = select(StaffNote).where(StaffNote.customer_id == customer_id)
+        return (await self.session.scalars(query.order_by(StaffNote.id.desc()).limit(1))).one_or_none()
+
+
+class AuditRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def record(self, action: StaffAction) -> None:
+        self.session.add(action)
+
+    async def of_customer(self, customer_id: int, limit: int) -> list[StaffAction]:
+        query = (select(StaffAction).where(StaffAction.customer_id == customer_id)
+                 .order_by(StaffAction.at.desc(), StaffAction.id.desc()).limit(limit))
+        return list(await self.session.scalars(query))
+
+
+class CareRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, message: CareMessage) -> None:
+        self.session.add(message)
+
+    async def user_of_admin_message(self, admin_message_id: int) -> int | None:
+        query = select(CareMessage.tg_user_id).where(CareMessage.admin_message_id == admin_message_id)
+        return (await self.session.scalars(query.limit(1))).one_or_none()
+
+    async def last_inbound_at(self, tg_user_id: int) -> datetime | None:
+        query = select(func.max(CareMessage.at)).where(
+            CareMessage.tg_user_id == tg_user_id, CareMessage.direction == "in")
+        return await self.session.scalar(query)
+
+    async def topic(self, tg_user_id: int, chat_id: int) -> CareTopic | None:
+        topic = await self.session.get(CareTopic, tg_user_id)
+        return topic if topic and topic.chat_id == chat_id else None
+
+    async def user_of_topic(self, chat_id: int, thread_id: int) -> int | None:
+        query = select(CareTopic.tg_user_id).where(CareTopic.chat_id == chat_id, CareTopic.thread_id == thread_id)
+        return (await self.session.scalars(query)).one_or_none()
+
+    async def save_topic(self, topic: CareTopic) -> None:
+        await self.session.merge(topic)
+
+    async def drop_topic(self, tg_user_id: int) -> None:
+        await self.session.execute(delete(CareTopic).where(CareTopic.tg_user_id == tg_user_id))
+
+    async def erase(self, tg_user_id: int, customer_id: int | None) -> None:
+        """Forget a customer's conversation: their messages and their topic mapping."""
+        where = CareMessage.tg_user_id == tg_user_id
+        if customer_id is not None:
+            where = where | (CareMessage.customer_id == customer_id)
+        await self.session.execute(delete(CareMessage).where(where))
+        await self.session.execute(delete(CareTopic).where(CareTopic.tg_user_id == tg_user_id))
+
+
+class Repos:
+    """The repositories of one transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.customers = CustomerRepo(session)
+        self.consents = ConsentRepo(session)
+        self.coupons = CouponRepo(session)
+        self.welcome_claims = WelcomeClaimRepo(session)
+        self.purchases = PurchaseRepo(session)
+        self.notes = StaffNoteRepo(session)
+        self.audit = AuditRepo(session)
+        self.care = CareRepo(session)
+        self.outbox = OutboxRepo(session)
+        self.surveys = SurveyRepo(session)
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = create_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repos]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        async with self.sessions.begin() as session:
+            yield Repos(session)

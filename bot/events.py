@@ -1,0 +1,39 @@
+"""The one place domain events are emitted and subscribed to.
+
+A purchase is what later features hang off (satisfaction survey, thank-you offer, loyalty
+stamp, cycle learning). Subscribers run inside the transaction that records the purchase, so
+whatever they queue is committed together with the sale, or not at all.
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.db.repositories import Repos
+
+
+@dataclass(frozen=True)
+class PurchaseRecorded:
+    purchase_id: int
+    customer_id: int
+    amount_minor: int
+    service_id: str | None
+    master_id: str | None
+    at: datetime
+
+
+PurchaseSubscriber = Callable[[Repos, PurchaseRecorded], Awaitable[None]]
+
+
+class Events:
+    def __init__(self) -> None:
+        self._purchase: list[PurchaseSubscriber] = []
+
+    def on_purchase(self, subscriber: PurchaseSubscriber) -> PurchaseSubscriber:
+        self._purchase.append(subscriber)
+        return subscriber
+
+    async def purchase_recorded(self, repos: Repos, event: PurchaseRecorded) -> None:
+        for subscriber in self._purchase:
+            await subscriber(repos, event)

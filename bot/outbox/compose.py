@@ -1,0 +1,49 @@
+"""Turn an outbox row into the message itself, when it is claimed: personal, rendered once."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.business import Business, CouponRule
+from bot.db.models import Coupon, Customer, OutboxMessage
+from bot.db.repositories import Repos
+from bot.rendering import Renderer
+from bot.services.coupons import CouponView, issue_coupon
+
+
+async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo,
+                  now: datetime) -> Coupon | None:
+    """The coupon the message carries: one issued for it (once, by its key) or one named in it."""
+    if row.coupon_id is not None:
+        return await repos.coupons.get(row.coupon_id)
+    rule = (row.data or {}).get("coupon")
+    if not rule or customer is None:
+        return None
+    coupon = await issue_coupon(repos, customer_id=customer.id, kind=str(rule.get("kind", "gift")),
+                                rule=CouponRule(percent=rule.get("percent"), amount=rule.get("amount"),
+                                                valid_days=rule["valid_days"]),
+                                now=now, tz=tz)
+    coupon.issue_key = row.key
+    row.coupon_id = coupon.id
+    return coupon
+
+
+async def compose(repos: Repos, row: OutboxMessage, customer: Customer | None, business: Business,
+                  tz: ZoneInfo, render: Renderer, now: datetime) -> tuple[str, dict[str, Any] | None]:
+    lang = customer.language if customer else business.staff_language
+    context: dict[str, Any] = {"business": business, "data": row.data or {}, "name": None,
+                               "last_service": None, "last_master": None, "coupon": None}
+    if customer is not None:
+        context["name"] = customer.name
+        last = await repos.outbox.last_purchase(customer.id)
+        if last is not None:
+            context["last_service"] = next((s.name for s in business.services if s.id == last.service_id), None)
+            context["last_master"] = next((m.name for m in business.masters if m.id == last.master_id), None)
+    coupon = await _coupon(repos, row, customer, tz, now)
+    markup = row.markup  # a planner may have set the buttons itself (a survey's scores)
+    if coupon is not None:
+        context["coupon"] = CouponView.of(coupon, tz)
+    if coupon is not None and markup is None:
+        markup = {"inline_keyboard": [[{"text": render.label(lang, "my_coupons"), "callback_data": "menu:coupons"}]]}
+    return str(render.text(lang, row.template, **context)), markup

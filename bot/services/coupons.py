@@ -1,0 +1,79 @@
+"""Coupons: unguessable codes, values and expiry from the business file's rules."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from bot.business import CouponRule
+from bot.db.models import Coupon
+from bot.db.repositories import Repos
+
+# No 0/O, 1/I/L: codes are read aloud and typed by staff. 31^8 ≈ 8.5e11 codes.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+
+
+def generate_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(text: str) -> str:
+    """What staff or a customer typed, in the stored form ("k7qm-3xpa" → "K7QM3XPA")."""
+    return "".join(c for c in text.upper() if c.isalnum())
+
+
+def expiry(issued_at: datetime, valid_days: int, tz: tzinfo) -> datetime:
+    """Valid through the whole last local day: `valid_days` full days after today."""
+    last_day = issued_at.astimezone(tz).date() + timedelta(days=valid_days)
+    return datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz)
+
+
+def last_valid_day(coupon: Coupon, tz: tzinfo) -> date:
+    return (coupon.expires_at.astimezone(tz) - timedelta(microseconds=1)).date()
+
+
+@dataclass(frozen=True)
+class CouponView:
+    """A coupon as a template shows it."""
+
+    id: int
+    code: str
+    kind: str
+    percent: int | None
+    amount: int | None
+    valid_until: date
+
+    @classmethod
+    def of(cls, coupon: Coupon, tz: tzinfo) -> CouponView:
+        return cls(
+            id=coupon.id,
+            code=coupon.code,
+            kind=coupon.kind,
+            percent=coupon.percent,
+            amount=coupon.amount,
+            valid_until=last_valid_day(coupon, tz),
+        )
+
+
+async def issue_coupon(
+    repos: Repos, *, customer_id: int | None, kind: str, rule: CouponRule, now: datetime, tz: tzinfo
+) -> Coupon:
+    """Create a coupon with a fresh code (a clash is retried, it is never sequential)."""
+    for _ in range(10):
+        code = generate_code()
+        if not await repos.coupons.code_exists(code):
+            break
+    else:  # pragma: no cover - 10 clashes in a row means the alphabet is broken
+        raise RuntimeError("could not find a free coupon code")
+    return await repos.coupons.add(
+        Coupon(
+            code=code,
+            customer_id=customer_id,
+            kind=kind,
+            percent=rule.percent,
+            amount=rule.amount,
+            issued_at=now,
+            expires_at=expiry(now, rule.valid_days, tz),
+        )
+    )

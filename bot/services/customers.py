@@ -1,0 +1,282 @@
+"""Customers: onboarding for a welcome coupon, profile, marketing opt-out, and erasure."""
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.business import Business
+from bot.clock import Clock, local_today
+from bot.db.models import Customer
+from bot.db.repositories import Database, Repos
+from bot.services.birthdays import Birthday
+from bot.services.coupons import CouponView, issue_coupon
+
+PERSONAL_DATA = "personal_data"
+MARKETING = "marketing"
+WELCOME = "welcome"
+MAX_NAME_LENGTH = 64
+
+
+class CustomerNotFound(LookupError):
+    """The customer is gone (erased) or never consented: the caller starts over."""
+
+
+def welcome_fingerprints(tg_user_id: int, phone: str | None) -> list[str]:
+    """Hashes that say "this account / this phone already got a welcome coupon".
+
+    They outlive `/forget` on purpose so erasure cannot be used to farm coupons; they are
+    one-way hashes, not the number itself.
+    """
+    values = [f"tg:{tg_user_id}"] + ([f"phone:{phone}"] if phone else [])
+    return [hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest() for v in values]
+
+
+def clean_name(text: str) -> str | None:
+    """A name as the customer typed it, tidied; None when it cannot be a name."""
+    name = " ".join(text.split())
+    if not name or len(name) > MAX_NAME_LENGTH or name.startswith("/"):
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") for c in name):
+        return None
+    return name
+
+
+class WelcomeOutcome(StrEnum):
+    ISSUED = "issued"
+    ALREADY_YOURS = "already_yours"  # this customer got it before: show it again
+    CLAIMED_ELSEWHERE = "claimed_elsewhere"  # this phone or account got one on another record
+
+
+@dataclass(frozen=True)
+class WelcomeResult:
+    outcome: WelcomeOutcome
+    coupon: CouponView | None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str | None
+    phone: str | None
+    birthday: Birthday | None
+    language: str
+    consent_version: str | None
+    consent_at: datetime | None
+    marketing: bool
+    active_coupons: int
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    id: int
+    name: str | None
+    language: str
+    onboarded: bool
+    marketing: bool
+    blocked: bool = False
+
+
+def _view(customer: Customer) -> CustomerView:
+    return CustomerView(
+        id=customer.id,
+        name=customer.name,
+        language=customer.language,
+        onboarded=customer.onboarded_at is not None,
+        marketing=not customer.marketing_opt_out,
+        blocked=customer.blocked_at is not None,
+    )
+
+
+class CustomerService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.tz = tz
+
+    async def find(self, tg_user_id: int) -> CustomerView | None:
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id)
+            return _view(customer) if customer else None
+
+    async def consent(
+        self,
+        tg_user_id: int,
+        *,
+        name: str | None,
+        username: str | None,
+        language: str,
+        source: str | None,
+    ) -> CustomerView:
+        """The customer agreed: only now is anything about them stored. Idempotent."""
+        now = self.clock.now()
+        try:
+            async with self.db.transaction() as repos:
+                existing = await repos.customers.by_tg_user(tg_user_id)
+                if existing:
+                    return _view(existing)
+                cleaned = clean_name(name or "")
+                customer = Customer(
+                    tg_user_id=tg_user_id,
+                    username=username,
+                    name=cleaned,
+                    name_folded=cleaned.casefold() if cleaned else None,
+                    language=language,
+                    source=source,
+                    marketing_opt_out=False,
+                    created_at=now,
+                )
+                repos.customers.add(customer)
+                await repos.customers.flush()
+                version = self.business.privacy_version
+                repos.consents.record(customer.id, PERSONAL_DATA, True, version, now)
+                repos.consents.record(customer.id, MARKETING, True, version, now)
+                return _view(customer)
+        except IntegrityError:  # a second tap in another process won the insert
+            found = await self.find(tg_user_id)
+            if found is None:
+                raise
+            return found
+
+    async def _customer(self, repos: Repos, tg_user_id: int) -> Customer:
+        customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
+        if customer is None:
+            raise CustomerNotFound(tg_user_id)
+        return customer
+
+    async def mark_reachable(self, tg_user_id: int) -> None:
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
+            if customer is not None:
+                customer.blocked_at = None
+
+    async def set_phone(self, tg_user_id: int, phone: str) -> None:
+        async with self.db.transaction() as repos:
+            (await self._customer(repos, tg_user_id)).phone = phone
+
+    async def set_birthday(self, tg_user_id: int, birthday: Birthday | None) -> None:
+        async with self.db.transaction() as repos:
+            customer = await self._customer(repos, tg_user_id)
+            customer.birth_day = birthday.day if birthday else None
+            customer.birth_month = birthday.month if birthday else None
+            customer.birth_year = birthday.year if birthday else None
+
+    async def set_name(self, tg_user_id: int, name: str) -> None:
+        async with self.db.transaction() as repos:
+            customer = await self._customer(repos, tg_user_id)
+            customer.name = name
+            customer.name_folded = name.casefold()
+
+    async def finish_onboarding(self, tg_user_id: int) -> WelcomeResult:
+        """Mark onboarding done and give the welcome coupon, once per account and per phone."""
+        try:
+            return await self._finish(tg_user_id)
+        except IntegrityError:
+            # Another process claimed the same fingerprint at the same instant; the retry
+            # sees its claim and answers accordingly.
+            return await self._finish(tg_user_id)
+
+    async def _finish(self, tg_user_id: int) -> WelcomeResult:
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await self._customer(repos, tg_user_id)
+            if customer.onboarded_at is None:
+                customer.onboarded_at = now
+            own = await repos.coupons.of_kind(customer.id, WELCOME)
+            if own is not None:
+                return WelcomeResult(WelcomeOutcome.ALREADY_YOURS, CouponView.of(own, self.tz))
+            fingerprints = welcome_fingerprints(tg_user_id, customer.phone)
+            if await repos.welcome_claims.claimed(fingerprints):
+                return WelcomeResult(WelcomeOutcome.CLAIMED_ELSEWHERE, None)
+            coupon = await issue_coupon(
+                repos,
+                customer_id=customer.id,
+                kind=WELCOME,
+                rule=self.business.coupons.welcome,
+                now=now,
+                tz=self.tz,
+            )
+            await repos.welcome_claims.claim(fingerprints, coupon.id, now)
+            return WelcomeResult(WelcomeOutcome.ISSUED, CouponView.of(coupon, self.tz))
+
+    async def active_coupons(self, tg_user_id: int) -> list[CouponView]:
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id)
+            if customer is None:
+                return []
+            coupons = await repos.coupons.active(customer.id, self.clock.now())
+            return [CouponView.of(c, self.tz) for c in coupons]
+
+    async def coupon(self, tg_user_id: int, coupon_id: int) -> CouponView | None:
+        """The customer's own coupon by id; None for someone else's or an unknown id."""
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id)
+            coupon = await repos.coupons.get(coupon_id)
+            if customer is None or coupon is None or coupon.customer_id != customer.id:
+                return None
+            return CouponView.of(coupon, self.tz)
+
+    async def profile(self, tg_user_id: int) -> Profile | None:
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id)
+            if customer is None:
+                return None
+            consent = await repos.consents.latest(customer.id, PERSONAL_DATA)
+            birthday = (
+                Birthday(customer.birth_day, customer.birth_month, customer.birth_year)
+                if customer.birth_day and customer.birth_month
+                else None
+            )
+            return Profile(
+                name=customer.name,
+                phone=customer.phone,
+                birthday=birthday,
+                language=customer.language,
+                consent_version=consent.version if consent else None,
+                consent_at=consent.at if consent else None,
+                marketing=not customer.marketing_opt_out,
+                active_coupons=len(await repos.coupons.active(customer.id, self.clock.now())),
+            )
+
+    async def set_marketing(self, tg_user_id: int, allowed: bool) -> bool:
+        """Opt in or out of marketing; returns False when it already was so."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await self._customer(repos, tg_user_id)
+            if customer.marketing_opt_out == (not allowed):
+                return False
+            customer.marketing_opt_out = not allowed
+            repos.consents.record(
+                customer.id, MARKETING, allowed, self.business.privacy_version, now
+            )
+            return True
+
+    async def forget(self, tg_user_id: int) -> bool:
+        """Erase personal data; keep an anonymous row so the business's totals still add up."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
+            if customer is None:
+                return False
+            customer.tg_user_id = None
+            customer.username = None
+            customer.name = customer.name_folded = None
+            customer.phone = None
+            customer.birth_day = customer.birth_month = customer.birth_year = None
+            customer.marketing_opt_out = True
+            customer.erased_at = now
+            await repos.coupons.void_active(customer.id, now)
+            await repos.care.erase(tg_user_id, customer.id)
+            version = self.business.privacy_version
+            repos.consents.record(customer.id, PERSONAL_DATA, False, version, now)
+            repos.consents.record(customer.id, MARKETING, False, version, now)
+            return True
+
+    def today(self) -> date:
+        """Today in the business's time zone (birthdays are checked against it)."""
+        return local_today(self.clock, self.tz)

@@ -1,0 +1,331 @@
+"""What staff do from the admin chat: find a customer, record a sale, redeem a coupon, add a
+note. Every action is audited with who did it and when."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.business import Business, Service
+from bot.clock import Clock
+from bot.db.models import Coupon, Customer, Purchase, StaffAction, StaffNote
+from bot.db.repositories import Database, Repos
+from bot.events import Events, PurchaseRecorded
+from bot.services.coupons import CODE_ALPHABET, CODE_LENGTH, CouponView, normalize_code
+from bot.services.phones import normalize_phone
+
+MAX_AMOUNT_MINOR = 100_000_000 * 100  # a hundred million: anything above is a typo
+MAX_NOTE = 2000
+HISTORY_LIMIT = 15
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A member of the admin chat acting now."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CustomerCard:
+    id: int
+    name: str | None
+    phone: str | None
+    username: str | None
+    source: str | None
+    visits: int
+    spent_minor: int
+    last_visit: datetime | None
+    coupons: list[CouponView]
+    last_note: str | None
+    blocked: bool
+    marketing: bool
+    registered: bool
+    tg_user_id: int | None
+    csat_answers: int = 0
+    csat_average: float | None = None
+
+
+class UsageError(ValueError):
+    """Arguments a staff member typed that do not parse; `reason` picks the explanation."""
+
+    def __init__(self, reason: str, **details: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+class RedeemOutcome(StrEnum):
+    REDEEMED = "redeemed"
+    NOT_FOUND = "not_found"
+    ALREADY_USED = "already_used"
+    EXPIRED = "expired"
+    VOIDED = "voided"
+    OTHER_CUSTOMER = "other_customer"
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    outcome: RedeemOutcome
+    code: str
+    coupon: CouponView | None = None
+    customer: CustomerCard | None = None
+    redeemed_at: datetime | None = None
+    redeemed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Sale:
+    purchase_id: int
+    customer: CustomerCard
+    amount_minor: int
+    service: Service | None
+    master_name: str | None
+    staff: Staff
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    staff_name: str
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_amount(text: str) -> int:
+    """"1500", "1 500", "1500,50" → minor units; raise UsageError("amount") otherwise."""
+    cleaned = text.replace(" ", "").replace("\u00a0", "").replace(",", ".").removesuffix("₽")
+    if not re.fullmatch(r"\d{1,12}(\.\d{1,2})?", cleaned):
+        raise UsageError("amount", value=text)
+    minor = int(Decimal(cleaned) * 100)
+    if not 0 < minor <= MAX_AMOUNT_MINOR:
+        raise UsageError("amount", value=text)
+    return minor
+
+
+def find_service(business: Business, text: str) -> Service:
+    """A service by its id or (the start of) its name, case-insensitive."""
+    wanted = text.strip().casefold()
+    exact = [s for s in business.services if wanted in (s.id, s.name.casefold())]
+    if exact:
+        return exact[0]
+    started = [s for s in business.services if s.name.casefold().startswith(wanted)]
+    if len(started) == 1:
+        return started[0]
+    raise UsageError("service", value=text, known=[s.name for s in business.services])
+
+
+@dataclass(frozen=True)
+class SaleCommand:
+    customer_query: str
+    amount_minor: int
+    service_id: str | None
+    master_id: str | None
+
+
+def split_customer(tokens: list[str]) -> tuple[str, list[str]]:
+    """The customer part of a command's arguments and the rest.
+
+    The customer is one word (#12, @username, a name, a phone without spaces), or a phone
+    typed with spaces ("+7 916 123 45 67"): the longest run of leading words that is a phone.
+    """
+    for length in range(min(6, len(tokens)), 1, -1):
+        candidate = " ".join(tokens[:length])
+        if re.fullmatch(r"[+\d][\d\s()\-]*", candidate) and normalize_phone(candidate):
+            return candidate, tokens[length:]
+    return tokens[0], tokens[1:]
+
+
+def find_master(business: Business, text: str) -> str | None:
+    wanted = text.strip().lstrip("@").casefold()
+    return next((m.id for m in business.masters if wanted in (m.id, m.name.casefold())), None)
+
+
+def parse_sale(args: str, business: Business) -> SaleCommand:
+    """`<customer> <amount> [service] [master]`, e.g. `+79161234567 1500 маникюр Анна`."""
+    tokens = args.split()
+    if len(tokens) < 2:
+        raise UsageError("sale_usage")
+    customer, rest = split_customer(tokens)
+    if not rest:
+        raise UsageError("sale_usage")
+    amount = parse_amount(rest[0])
+    words = rest[1:]
+    service_id = master_id = None
+    if words:
+        try:
+            service_id = find_service(business, " ".join(words)).id
+        except UsageError:
+            master_id = find_master(business, words[-1])
+            if master_id is None:
+                raise
+            if words[:-1]:
+                service_id = find_service(business, " ".join(words[:-1])).id
+    return SaleCommand(customer, amount, service_id, master_id)
+
+
+class StaffService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, events: Events) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.tz = tz
+        self.events = events
+
+    # ---- finding customers ------------------------------------------------------------------
+
+    async def _search(self, repos: Repos, query: str) -> list[Customer]:
+        text = query.strip()
+        if re.fullmatch(r"#\d{1,12}", text):
+            customer = await repos.customers.get(int(text[1:]))
+            return [customer] if customer and customer.erased_at is None else []
+        if text.startswith("@") and len(text) > 1:
+            return await repos.customers.by_username(text[1:])
+        if phone := normalize_phone(text):
+            return await repos.customers.by_phone(phone)
+        digits = re.sub(r"[\s()\-+]", "", text)
+        if digits.isdigit() and 4 <= len(digits) <= 10:
+            return await repos.customers.by_phone_tail(digits)
+        code = normalize_code(text)
+        if len(code) == CODE_LENGTH and set(code) <= set(CODE_ALPHABET) and text.replace("-", "").isalnum():
+            coupon = await repos.coupons.by_code(code)
+            if coupon and coupon.customer_id:
+                owner = await repos.customers.get(coupon.customer_id)
+                return [owner] if owner and owner.erased_at is None else []
+        if len(text) >= 2:
+            return await repos.customers.by_name(text.casefold())
+        return []
+
+    async def find(self, query: str) -> list[CustomerCard]:
+        async with self.db.transaction() as repos:
+            return [await self._card(repos, c) for c in await self._search(repos, query)]
+
+    async def resolve(self, query: str) -> CustomerCard:
+        """Exactly one customer for `query`, or UsageError("not_found" | "ambiguous")."""
+        found = await self.find(query)
+        if not found:
+            raise UsageError("not_found", query=query)
+        if len(found) > 1:
+            raise UsageError("ambiguous", query=query, matches=found)
+        return found[0]
+
+    async def card(self, customer_id: int) -> CustomerCard | None:
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.get(customer_id)
+            if customer is None or customer.erased_at is not None:
+                return None
+            return await self._card(repos, customer)
+
+    async def _card(self, repos: Repos, customer: Customer) -> CustomerCard:
+        visits, spent, last_visit = await repos.purchases.summary(customer.id)
+        coupons = await repos.coupons.active(customer.id, self.clock.now())
+        note = await repos.notes.latest(customer.id)
+        answers, average = await repos.surveys.rating(customer.id)
+        return CustomerCard(
+            id=customer.id,
+            name=customer.name,
+            phone=customer.phone,
+            username=customer.username,
+            source=customer.source,
+            visits=visits,
+            spent_minor=spent,
+            last_visit=last_visit,
+            coupons=[CouponView.of(c, self.tz) for c in coupons],
+            last_note=note.text if note else None,
+            blocked=customer.blocked_at is not None,
+            marketing=not customer.marketing_opt_out,
+            registered=customer.onboarded_at is not None,
+            tg_user_id=customer.tg_user_id,
+            csat_answers=answers,
+            csat_average=average,
+        )
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def _audit(self, repos: Repos, staff: Staff, action: str, customer_id: int | None, **details: Any) -> None:
+        repos.audit.record(StaffAction(at=self.clock.now(), staff_id=staff.id, staff_name=staff.name,
+                                       action=action, customer_id=customer_id, details=details))
+
+    async def record_sale(self, staff: Staff, customer_id: int, amount_minor: int,
+                          service_id: str | None = None, master_id: str | None = None) -> Sale:
+        if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
+            raise UsageError("amount", value=str(amount_minor / 100))
+        service = next((s for s in self.business.services if s.id == service_id), None)
+        if service_id is not None and service is None:
+            raise UsageError("service", value=service_id, known=[s.name for s in self.business.services])
+        master = next((m for m in self.business.masters if m.id == master_id), None)
+        if master_id is not None and master is None:
+            raise UsageError("master", value=master_id)
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.get(customer_id, for_update=True)
+            if customer is None or customer.erased_at is not None:
+                raise UsageError("not_found", query=f"#{customer_id}")
+            purchase = await repos.purchases.add(Purchase(
+                customer_id=customer.id, amount_minor=amount_minor, service_id=service_id,
+                master_id=master_id, at=now, staff_id=staff.id, staff_name=staff.name))
+            self._audit(repos, staff, "sale", customer.id, amount_minor=amount_minor,
+                        service=service.name if service else None, master=master.name if master else None)
+            await self.events.purchase_recorded(repos, PurchaseRecorded(
+                purchase_id=purchase.id, customer_id=customer.id, amount_minor=amount_minor,
+                service_id=service_id, master_id=master_id, at=now))
+            card = await self._card(repos, customer)
+        return Sale(purchase.id, card, amount_minor, service, master.name if master else None, staff)
+
+    async def redeem(self, staff: Staff, code_text: str, customer_id: int | None = None) -> RedeemResult:
+        """Redeem a coupon by code; with `customer_id`, only that customer's coupon."""
+        code = normalize_code(code_text)
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            coupon = await repos.coupons.by_code(code) if code else None
+            if coupon is None:
+                return RedeemResult(RedeemOutcome.NOT_FOUND, code or code_text)
+            if customer_id is not None and coupon.customer_id not in (None, customer_id):
+                return RedeemResult(RedeemOutcome.OTHER_CUSTOMER, code)
+            redeemed = await repos.coupons.redeem(coupon.id, now, staff.id, staff.name)
+            await repos.session.refresh(coupon)
+            owner = await repos.customers.get(coupon.customer_id) if coupon.customer_id else None
+            card = await self._card(repos, owner) if owner and owner.erased_at is None else None
+            view = CouponView.of(coupon, self.tz)
+            if redeemed:
+                self._audit(repos, staff, "redeem", coupon.customer_id, code=code, kind=coupon.kind)
+                return RedeemResult(RedeemOutcome.REDEEMED, code, view, card, now, staff.name)
+            return self._why_not(coupon, view, card, now)
+
+    @staticmethod
+    def _why_not(coupon: Coupon, view: CouponView, card: CustomerCard | None, now: datetime) -> RedeemResult:
+        if coupon.redeemed_at is not None:
+            return RedeemResult(RedeemOutcome.ALREADY_USED, coupon.code, view, card,
+                                coupon.redeemed_at, coupon.redeemed_by_name)
+        if coupon.voided_at is not None:
+            return RedeemResult(RedeemOutcome.VOIDED, coupon.code, view, card)
+        return RedeemResult(RedeemOutcome.EXPIRED, coupon.code, view, card)
+
+    async def add_note(self, staff: Staff, customer_id: int, text: str) -> CustomerCard:
+        note = " ".join(text.split())
+        if not note:
+            raise UsageError("note_empty")
+        if len(note) > MAX_NOTE:
+            raise UsageError("note_long", limit=MAX_NOTE)
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.get(customer_id)
+            if customer is None or customer.erased_at is not None:
+                raise UsageError("not_found", query=f"#{customer_id}")
+            repos.notes.add(StaffNote(customer_id=customer.id, text=note, staff_id=staff.id,
+                                      staff_name=staff.name, at=self.clock.now()))
+            self._audit(repos, staff, "note", customer.id, text=note)
+            return await self._card(repos, customer)
+
+    async def record_reply(self, staff: Staff, customer_id: int | None, kind: str) -> None:
+        async with self.db.transaction() as repos:
+            self._audit(repos, staff, "reply", customer_id, kind=kind)
+
+    async def history(self, customer_id: int) -> list[HistoryEntry]:
+        async with self.db.transaction() as repos:
+            actions = await repos.audit.of_customer(customer_id, HISTORY_LIMIT)
+            return [HistoryEntry(a.at, a.staff_name, a.action, dict(a.details or {})) for a in actions]

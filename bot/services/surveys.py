@@ -1,0 +1,221 @@
+"""After-purchase satisfaction surveys: hear every unhappy customer before the internet does."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, cast, func, literal, select
+
+from bot.business import Business
+from bot.clock import Clock
+from bot.db.models import OutboxMessage, Purchase, Survey
+from bot.db.repositories import Database, Repos
+from bot.events import PurchaseRecorded
+from bot.outbox import MARKETING, SERVICE
+from bot.outbox.policy import Policy
+from bot.rendering import Renderer
+from bot.services.staff import Staff
+
+LOW = 3  # a score of 1-3 alerts the staff
+MAX_COMMENT = 2000
+LATEST_COMMENTS = 5
+
+
+class SurveyOutcome(StrEnum):
+    RECORDED = "recorded"
+    ALREADY_ANSWERED = "already_answered"
+    CLOSED = "closed"
+    NOT_YOURS = "not_yours"  # someone else's survey, an unknown id, or a score that is not 1-5
+
+
+@dataclass(frozen=True)
+class SurveyView:
+    id: int
+    customer_id: int
+    tg_user_id: int | None
+    name: str | None
+    phone: str | None
+    service: str | None
+    master: str | None
+    amount_minor: int
+    bought_at: datetime
+    score: int | None
+    comment: str | None
+    answered_at: datetime | None
+    alert_message_id: int | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+    @property
+    def low(self) -> bool:
+        return self.score is not None and self.score <= LOW
+
+
+@dataclass(frozen=True)
+class Rating:
+    title: str
+    answers: int
+    average: float
+
+
+@dataclass(frozen=True)
+class CsatReport:
+    since: datetime
+    asked: int
+    answered: int
+    average: float | None
+    distribution: dict[int, int]
+    by_master: list[Rating]
+    by_service: list[Rating]
+    comments: list[SurveyView] = field(default_factory=list)
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.answered / self.asked if self.asked else None
+
+
+def score_keyboard(survey_id: int, render: Renderer, lang: str) -> dict[str, object]:
+    """1-5 buttons as stored on the outbox row (plain JSON, packed like SurveyCallback)."""
+    return {"inline_keyboard": [[
+        {"text": render.label(lang, f"score_{n}"), "callback_data": f"survey:{survey_id}:{n}"} for n in range(1, 6)
+    ]]}
+
+
+class SurveyService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.tz = tz
+        self.render = render
+        self.policy = Policy(business.marketing, tz)
+
+    async def plan_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
+        """Subscribed to purchases: one survey per purchase, at most one per customer per N days."""
+        settings = self.business.surveys
+        if not settings.enabled:
+            return
+        since = event.at - timedelta(days=settings.every_days)
+        recent = await repos.session.scalar(select(func.count(Survey.id)).where(
+            Survey.customer_id == event.customer_id, Survey.planned_at > since))
+        customer = await repos.customers.get(event.customer_id)
+        if recent or customer is None:
+            return
+        service = next((s for s in self.business.services if s.id == event.service_id), None)
+        delay = service.survey_delay_hours if service and service.survey_delay_hours is not None else settings.delay_hours
+        planned = self.policy.morning(event.at + timedelta(hours=delay))  # never at night
+        closes = planned + timedelta(hours=settings.closes_after_hours)
+        survey = Survey(purchase_id=event.purchase_id, customer_id=event.customer_id, service_id=event.service_id,
+                        master_id=event.master_id, planned_at=planned, closes_at=closes)
+        repos.session.add(survey)
+        await repos.session.flush()
+        repos.session.add(OutboxMessage(
+            key=f"survey:{event.purchase_id}", customer_id=event.customer_id,
+            kind=MARKETING if settings.marketing else SERVICE, template="survey_question",
+            data={"survey_id": survey.id}, markup=score_keyboard(survey.id, self.render, customer.language),
+            not_before=planned, not_after=min(closes, planned + timedelta(hours=24)), due_at=planned,
+            state="pending", attempts=0, created_at=event.at))
+
+    async def _view(self, repos: Repos, survey: Survey) -> SurveyView:
+        customer = await repos.customers.get(survey.customer_id)
+        purchase = await repos.session.get(Purchase, survey.purchase_id)
+        assert customer is not None and purchase is not None
+        return SurveyView(
+            id=survey.id, customer_id=customer.id, tg_user_id=customer.tg_user_id, name=customer.name,
+            phone=customer.phone,
+            service=next((s.name for s in self.business.services if s.id == survey.service_id), None),
+            master=next((m.name for m in self.business.masters if m.id == survey.master_id), None),
+            amount_minor=purchase.amount_minor, bought_at=purchase.at, score=survey.score, comment=survey.comment,
+            answered_at=survey.answered_at, alert_message_id=survey.alert_message_id,
+            resolved_at=survey.resolved_at, resolved_by=survey.resolved_by)
+
+    async def _own(self, repos: Repos, tg_user_id: int, survey_id: int) -> Survey | None:
+        customer = await repos.customers.by_tg_user(tg_user_id)
+        survey = await repos.session.get(Survey, survey_id, with_for_update=True)
+        if customer is None or survey is None or survey.customer_id != customer.id:
+            return None
+        return survey
+
+    @staticmethod
+    async def _asked(repos: Repos, survey: Survey) -> bool:
+        """Only a survey that was really sent can be answered (a forged early tap cannot)."""
+        state = await repos.session.scalar(select(OutboxMessage.state).where(
+            OutboxMessage.key == f"survey:{survey.purchase_id}"))
+        return state == "sent"
+
+    async def answer(self, tg_user_id: int, survey_id: int, score: int) -> tuple[SurveyOutcome, SurveyView | None]:
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            survey = await self._own(repos, tg_user_id, survey_id)
+            if survey is None or not 1 <= score <= 5 or not await self._asked(repos, survey):
+                return SurveyOutcome.NOT_YOURS, None
+            if survey.score is not None:
+                return SurveyOutcome.ALREADY_ANSWERED, await self._view(repos, survey)
+            if now >= survey.closes_at:
+                return SurveyOutcome.CLOSED, None
+            survey.score, survey.answered_at = score, now
+            return SurveyOutcome.RECORDED, await self._view(repos, survey)
+
+    async def comment(self, tg_user_id: int, survey_id: int, text: str) -> SurveyView | None:
+        async with self.db.transaction() as repos:
+            survey = await self._own(repos, tg_user_id, survey_id)
+            if survey is None or survey.score is None:
+                return None
+            survey.comment = " ".join(text.split())[:MAX_COMMENT] or None
+            return await self._view(repos, survey)
+
+    async def set_alert(self, survey_id: int, message_id: int) -> None:
+        async with self.db.transaction() as repos:
+            survey = await repos.session.get(Survey, survey_id)
+            if survey is not None:
+                survey.alert_message_id = message_id
+
+    async def resolve(self, staff: Staff, survey_id: int) -> tuple[bool, SurveyView | None]:
+        """Mark a complaint resolved; False when it already was (the view says by whom)."""
+        async with self.db.transaction() as repos:
+            survey = await repos.session.get(Survey, survey_id, with_for_update=True)
+            if survey is None or survey.score is None or survey.score > LOW:
+                return False, None
+            if survey.resolved_at is not None:
+                return False, await self._view(repos, survey)
+            survey.resolved_at, survey.resolved_by = self.clock.now(), staff.name
+            return True, await self._view(repos, survey)
+
+    async def open_complaints(self) -> list[SurveyView]:
+        async with self.db.transaction() as repos:
+            query = (select(Survey).where(Survey.score <= LOW, Survey.resolved_at.is_(None))
+                     .order_by(Survey.answered_at.desc()))
+            return [await self._view(repos, s) for s in await repos.session.scalars(query)]
+
+    async def csat(self, days: int) -> CsatReport:
+        """Surveys asked in the last `days` days: who answered, how, per master and service."""
+        since = self.clock.now() - timedelta(days=days)
+        async with self.db.transaction() as repos:
+            asked_key = literal("survey:", String) + cast(Survey.purchase_id, String)
+            asked = await repos.session.scalar(
+                select(func.count(Survey.id)).join(OutboxMessage, OutboxMessage.key == asked_key)
+                .where(OutboxMessage.state == "sent", OutboxMessage.sent_at >= since)) or 0
+            answered = list(await repos.session.scalars(
+                select(Survey).where(Survey.score.is_not(None), Survey.answered_at >= since)
+                .order_by(Survey.answered_at.desc(), Survey.id.desc())))
+            scores = [s.score for s in answered if s.score is not None]
+            distribution = {n: scores.count(n) for n in range(1, 6)}
+            comments = [await self._view(repos, s) for s in answered if s.comment][:LATEST_COMMENTS]
+        return CsatReport(
+            since=since, asked=int(asked), answered=len(scores),
+            average=round(sum(scores) / len(scores), 2) if scores else None, distribution=distribution,
+            by_master=self._ratings(answered, "master_id", {m.id: m.name for m in self.business.masters}),
+            by_service=self._ratings(answered, "service_id", {s.id: s.name for s in self.business.services}),
+            comments=comments)
+
+    @staticmethod
+    def _ratings(answered: list[Survey], attribute: str, names: dict[str, str]) -> list[Rating]:
+        groups: dict[str, list[int]] = {}
+        for survey in answered:
+            key = getattr(survey, attribute)
+            if key is not None and survey.score is not None:
+                groups.setdefault(key, []).append(survey.score)
+        return sorted((Rating(names.get(k, k), len(v), round(sum(v) / len(v), 2)) for k, v in groups.items()),
+                      key=lambda r: (-r.answers, r.title))

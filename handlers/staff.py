@@ -1,0 +1,340 @@
+"""Staff work in the admin chat: /find, /sale, /redeem, /note, and the customer card's buttons.
+
+The same commands anywhere else get "this command is for staff" and do nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.admin_chat import AdminChat
+from bot.business import Business
+from bot.rendering import Renderer
+from bot.services.staff import (
+    CustomerCard,
+    StaffService,
+    UsageError,
+    parse_amount,
+    parse_sale,
+    split_customer,
+)
+from handlers.filters import AnswersPrompt, InAdminChat, StaffButton
+
+T = TypeVar("T")
+STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat")
+
+
+class CardCallback(CallbackData, prefix="card"):
+    action: str  # "show" | "sale" | "redeem" | "note" | "history"
+    customer_id: int
+
+
+class RedeemCallback(CallbackData, prefix="rdm"):
+    code: str
+    customer_id: int
+
+
+class SaleCallback(CallbackData, prefix="sale"):
+    step: str  # "service" | "master" | "cancel"
+    value: str  # a service or master id, or "-" for none
+
+
+class StaffSale(StatesGroup):
+    amount = State()
+    service = State()
+    master = State()
+
+
+class StaffNoteState(StatesGroup):
+    text = State()
+
+
+def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for action in ("sale", "redeem", "note", "history"):
+        builder.button(text=render.label(lang, f"staff_{action}"),
+                       callback_data=CardCallback(action=action, customer_id=card.id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+async def _send_card(message: Message, card: CustomerCard, render: Renderer, lang: str, business: Business) -> None:
+    await message.answer(render.text(lang, "staff_card", card=card, business=business),
+                         reply_markup=card_keyboard(render, lang, card))
+
+
+async def _usage(message: Message, render: Renderer, lang: str, error: UsageError, command: str) -> None:
+    await message.reply(render.text(lang, "staff_usage", command=command, reason=error.reason, **error.details))
+
+
+async def find(message: Message, command: CommandObject, staff_service: StaffService, render: Renderer,
+               staff_lang: str, business: Business) -> None:
+    query = (command.args or "").strip()
+    if not query:
+        await _usage(message, render, staff_lang, UsageError("find_usage"), "find")
+        return
+    found = await staff_service.find(query)
+    if len(found) == 1:
+        await _send_card(message, found[0], render, staff_lang, business)
+    elif not found:
+        await _usage(message, render, staff_lang, UsageError("not_found", query=query), "find")
+    else:
+        builder = InlineKeyboardBuilder()
+        for card in found:
+            builder.button(text=render.label(staff_lang, "staff_pick", card=card),
+                           callback_data=CardCallback(action="show", customer_id=card.id))
+        builder.adjust(1)
+        await message.answer(render.text(staff_lang, "staff_found_many", query=query, cards=found),
+                             reply_markup=builder.as_markup())
+
+
+async def sale(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
+               render: Renderer, staff_lang: str, business: Business) -> None:
+    assert message.from_user is not None
+    try:
+        parsed = parse_sale(command.args or "", business)
+        card = await staff_service.resolve(parsed.customer_query)
+        done = await staff_service.record_sale(
+            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+            card.id, parsed.amount_minor, parsed.service_id, parsed.master_id)
+    except UsageError as error:
+        await _usage(message, render, staff_lang, error, "sale")
+        return
+    await message.answer(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
+                         reply_markup=card_keyboard(render, staff_lang, done.customer))
+
+
+async def redeem(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
+                 render: Renderer, staff_lang: str, business: Business) -> None:
+    assert message.from_user is not None
+    code = (command.args or "").strip()
+    if not code:
+        await _usage(message, render, staff_lang, UsageError("redeem_usage"), "redeem")
+        return
+    result = await staff_service.redeem(
+        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature), code)
+    await message.reply(render.text(staff_lang, "staff_redeem", result=result, business=business))
+
+
+async def note(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
+               render: Renderer, staff_lang: str, business: Business) -> None:
+    assert message.from_user is not None
+    tokens = (command.args or "").split()
+    try:
+        if len(tokens) < 2:
+            raise UsageError("note_usage")
+        query, words = split_customer(tokens)
+        if not words:
+            raise UsageError("note_usage")
+        card = await staff_service.resolve(query)
+        card = await staff_service.add_note(
+            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+            card.id, " ".join(words))
+    except UsageError as error:
+        await _usage(message, render, staff_lang, error, "note")
+        return
+    await message.reply(render.text(staff_lang, "staff_note_done", card=card))
+
+
+async def cancel(message: Message, state: FSMContext, render: Renderer, staff_lang: str) -> None:
+    await state.clear()
+    await message.reply(render.text(staff_lang, "staff_cancelled"))
+
+
+async def chat_id(message: Message, render: Renderer, staff_lang: str, admin_chat: AdminChat) -> None:
+    """Setup help: in any group, tell the owner the id to put into ADMIN_CHAT_ID."""
+    await message.reply(render.text(staff_lang, "staff_chat_id", chat_id=message.chat.id,
+                                    configured=message.chat.id == admin_chat.chat_id))
+
+
+async def staff_only(message: Message, render: Renderer, lang: str) -> None:
+    """A staff command outside the admin chat: say so, do nothing."""
+    await message.answer(render.text(lang, "staff_only"))
+
+
+# ---- the card's buttons ---------------------------------------------------------------------
+
+async def card_button(callback: CallbackQuery, callback_data: CardCallback, state: FSMContext,
+                      staff_service: StaffService, render: Renderer, staff_lang: str, business: Business) -> None:
+    card = await staff_service.card(callback_data.customer_id)
+    if card is None or not isinstance(callback.message, Message):
+        await callback.answer(render.label(staff_lang, "staff_customer_gone"), show_alert=True)
+        return
+    await callback.answer()
+    message, action = callback.message, callback_data.action
+    if action == "show":
+        await _send_card(message, card, render, staff_lang, business)
+    elif action == "history":
+        history = await staff_service.history(card.id)
+        await message.answer(render.text(staff_lang, "staff_history", card=card, history=history, business=business))
+    elif action == "redeem":
+        if not card.coupons:
+            await message.answer(render.text(staff_lang, "staff_no_coupons", card=card))
+            return
+        builder = InlineKeyboardBuilder()
+        for coupon in card.coupons:
+            builder.button(text=render.label(staff_lang, "staff_redeem_coupon", coupon=coupon, business=business),
+                           callback_data=RedeemCallback(code=coupon.code, customer_id=card.id))
+        builder.adjust(1)
+        await message.answer(render.text(staff_lang, "staff_redeem_choose", card=card), reply_markup=builder.as_markup())
+    elif action in ("sale", "note"):
+        # The question mentions the staff member and asks for a reply from them alone, so
+        # their client opens the reply by itself and the answer finds its way to this step.
+        prompt = await message.answer(
+            render.text(staff_lang, f"staff_{action}_ask", card=card, staff=callback.from_user),
+            reply_markup=ForceReply(selective=True))
+        await state.set_state(StaffSale.amount if action == "sale" else StaffNoteState.text)
+        await state.set_data({"customer_id": card.id, "prompt_id": prompt.message_id})
+
+
+async def redeem_button(callback: CallbackQuery, callback_data: RedeemCallback, staff_service: StaffService,
+                        admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
+    result = await staff_service.redeem(admin_chat.staff_of(callback.from_user), callback_data.code,
+                                        customer_id=callback_data.customer_id)
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(staff_lang, "staff_redeem", result=result, business=business))
+
+
+# ---- recording a sale from the card: amount → service → master -----------------------------------
+
+def _choices(render: Renderer, lang: str, step: str, options: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for value, title in options:
+        builder.button(text=title, callback_data=SaleCallback(step=step, value=value))
+    builder.button(text=render.label(lang, "staff_skip"), callback_data=SaleCallback(step=step, value="-"))
+    builder.button(text=render.label(lang, "staff_cancel"), callback_data=SaleCallback(step="cancel", value="-"))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+async def _ask_again(message: Message, state: FSMContext, render: Renderer, lang: str, error: UsageError) -> None:
+    """Explain what was wrong; the explanation becomes the question to reply to."""
+    again = await message.reply(render.text(lang, "staff_usage", command="", reason=error.reason, **error.details),
+                                reply_markup=ForceReply(selective=True))
+    await state.update_data(prompt_id=again.message_id)
+
+
+async def sale_amount(message: Message, state: FSMContext, render: Renderer, staff_lang: str,
+                      business: Business) -> None:
+    try:
+        amount = parse_amount(message.text or "")
+    except UsageError as error:
+        await _ask_again(message, state, render, staff_lang, error)
+        return
+    await state.update_data(amount_minor=amount)
+    await state.set_state(StaffSale.service)
+    options = [(s.id, s.name) for s in business.services]
+    await message.reply(render.text(staff_lang, "staff_sale_ask_service"),
+                        reply_markup=_choices(render, staff_lang, "service", options))
+
+
+async def _chosen(callback: CallbackQuery, value: str, items: Sequence[T], render: Renderer, lang: str) -> tuple[bool, T | None]:
+    """The item a choice button names, or None for "none"; a choice of something that is not
+    (any more) in the business file is answered as a stale button and is not valid."""
+    item = next((i for i in items if getattr(i, "id", None) == value), None)
+    if value != "-" and item is None:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return False, None
+    return True, item
+
+
+async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
+                       staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
+                       business: Business) -> None:
+    valid, service = await _chosen(callback, callback_data.value, business.services, render, staff_lang)
+    if not valid:
+        return
+    await state.update_data(service_id=service.id if service else None)
+    masters = [m for m in business.masters if service is None or not service.masters or m.id in service.masters]
+    if not masters:
+        await _record_sale(callback, state, staff_service, admin_chat, render, staff_lang, business, None)
+        return
+    await state.set_state(StaffSale.master)
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(staff_lang, "staff_sale_ask_master"),
+                                         reply_markup=_choices(render, staff_lang, "master", [(m.id, m.name) for m in masters]))
+
+
+async def sale_master(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
+                      staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
+                      business: Business) -> None:
+    valid, master = await _chosen(callback, callback_data.value, business.masters, render, staff_lang)
+    if not valid:
+        return
+    await _record_sale(callback, state, staff_service, admin_chat, render, staff_lang, business,
+                       master.id if master else None)
+
+
+async def _record_sale(callback: CallbackQuery, state: FSMContext, staff_service: StaffService,
+                       admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business,
+                       master_id: str | None) -> None:
+    data = await state.get_data()
+    await state.clear()
+    await callback.answer()
+    try:
+        done = await staff_service.record_sale(admin_chat.staff_of(callback.from_user), data["customer_id"],
+                                               data["amount_minor"], data.get("service_id"), master_id)
+    except UsageError as error:
+        text = render.text(staff_lang, "staff_usage", command="sale", reason=error.reason, **error.details)
+        if isinstance(callback.message, Message):
+            await callback.message.edit_text(text)
+        return
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
+                                         reply_markup=card_keyboard(render, staff_lang, done.customer))
+
+
+async def sale_cancel(callback: CallbackQuery, state: FSMContext, render: Renderer, staff_lang: str) -> None:
+    await state.clear()
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(staff_lang, "staff_cancelled"))
+
+
+async def note_text(message: Message, state: FSMContext, staff_service: StaffService, admin_chat: AdminChat,
+                    render: Renderer, staff_lang: str) -> None:
+    assert message.from_user is not None
+    data = await state.get_data()
+    try:
+        card = await staff_service.add_note(
+            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+            data["customer_id"], message.text or "")
+    except UsageError as error:
+        await _ask_again(message, state, render, staff_lang, error)
+        return
+    await state.clear()
+    await message.reply(render.text(staff_lang, "staff_note_done", card=card))
+
+
+def create_router() -> Router:
+    router = Router(name="staff")
+    admin = Router(name="staff-admin-chat")
+    admin.message.filter(InAdminChat())
+    admin.callback_query.filter(StaffButton())
+    admin.message.register(find, Command("find"))
+    admin.message.register(sale, Command("sale"))
+    admin.message.register(redeem, Command("redeem"))
+    admin.message.register(note, Command("note"))
+    admin.message.register(cancel, Command("cancel"))
+    admin.callback_query.register(card_button, CardCallback.filter())
+    admin.callback_query.register(redeem_button, RedeemCallback.filter())
+    admin.callback_query.register(sale_cancel, SaleCallback.filter(F.step == "cancel"))
+    admin.callback_query.register(sale_service, StaffSale.service, SaleCallback.filter(F.step == "service"))
+    admin.callback_query.register(sale_master, StaffSale.master, SaleCallback.filter(F.step == "master"))
+    admin.message.register(sale_amount, StaffSale.amount, F.text, AnswersPrompt())
+    admin.message.register(note_text, StaffNoteState.text, F.text, AnswersPrompt())
+    router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))
+    elsewhere = Router(name="staff-commands-elsewhere")
+    elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS))
+    router.include_routers(admin, elsewhere)  # a router tries its sub-routers in this order
+    return router

@@ -1,0 +1,201 @@
+"""Surveys: the customer's score and comment; a low score alerts the staff, who resolve it;
+/complaints and /csat in the admin chat."""
+from __future__ import annotations
+
+import re
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.admin_chat import AdminChat
+from bot.business import Business
+from bot.rendering import Renderer
+from bot.services.care import CareService, Inbound
+from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
+from handlers.filters import InAdminChat, StaffButton
+
+DEFAULT_PERIOD_DAYS = 30
+_PERIOD = re.compile(r"^(\d{1,4})\s*([dwmдннм]?)", re.IGNORECASE)
+
+
+class SurveyCallback(CallbackData, prefix="survey"):
+    id: int
+    score: int
+
+
+class SurveySkip(CallbackData, prefix="survey_skip"):
+    id: int
+
+
+class ComplaintCallback(CallbackData, prefix="complaint"):
+    action: str  # "resolve" | "answer"
+    id: int
+
+
+class SurveyComment(StatesGroup):
+    text = State()
+
+
+def _alert_keyboard(render: Renderer, lang: str, survey: SurveyView) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=render.label(lang, "complaint_answer"), callback_data=ComplaintCallback(action="answer", id=survey.id))
+    if survey.resolved_at is None:
+        builder.button(text=render.label(lang, "complaint_resolve"),
+                       callback_data=ComplaintCallback(action="resolve", id=survey.id))
+    return builder.as_markup()
+
+
+async def _tell_staff(bot: Bot, admin_chat: AdminChat, care: CareService, surveys: SurveyService,
+                      render: Renderer, staff_lang: str, business: Business, survey: SurveyView) -> None:
+    """A low score alerts the admin chat at once (a reply to the alert answers the customer);
+    a happy comment is shared there too. Later, the comment is added to the same alert."""
+    if admin_chat.chat_id is None or survey.tg_user_id is None:
+        return
+    text = render.text(staff_lang, "survey_alert", survey=survey, business=business)
+    if survey.alert_message_id is not None:
+        await bot.edit_message_text(text, chat_id=admin_chat.chat_id, message_id=survey.alert_message_id,
+                                    reply_markup=_alert_keyboard(render, staff_lang, survey) if survey.low else None)
+        return
+    sent = await bot.send_message(admin_chat.chat_id, text,
+                                  reply_markup=_alert_keyboard(render, staff_lang, survey) if survey.low else None)
+    await surveys.set_alert(survey.id, sent.message_id)
+    await care.record_inbound(Inbound(survey.tg_user_id, "survey", survey.comment, (sent.message_id,)))
+
+
+async def score(callback: CallbackQuery, callback_data: SurveyCallback, state: FSMContext, bot: Bot,
+                surveys: SurveyService, admin_chat: AdminChat, care: CareService, render: Renderer, lang: str,
+                staff_lang: str, business: Business) -> None:
+    outcome, survey = await surveys.answer(callback.from_user.id, callback_data.id, callback_data.score)
+    if outcome is not SurveyOutcome.RECORDED or survey is None:
+        label = {SurveyOutcome.ALREADY_ANSWERED: "survey_answered", SurveyOutcome.CLOSED: "survey_closed"}
+        await callback.answer(render.label(lang, label.get(outcome, "stale_button")), show_alert=True)
+        return
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(lang, "survey_scored", survey=survey), reply_markup=None)
+    if survey.low:
+        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, business, survey)
+    builder = InlineKeyboardBuilder()
+    builder.button(text=render.label(lang, "skip_birthday"), callback_data=SurveySkip(id=survey.id))
+    prompt = await bot.send_message(callback.from_user.id, render.text(lang, "survey_ask_comment", survey=survey),
+                                    reply_markup=builder.as_markup())
+    await state.set_state(SurveyComment.text)
+    await state.set_data({"survey_id": survey.id, "prompt_id": prompt.message_id})
+
+
+async def _close(bot: Bot, chat_id: int, state: FSMContext, render: Renderer, lang: str, business: Business,
+                 survey: SurveyView) -> None:
+    await state.clear()
+    markup = None
+    if not survey.low and business.reviews:
+        builder = InlineKeyboardBuilder()
+        for link in business.reviews:
+            builder.button(text=link.title, url=link.url)
+        builder.adjust(1)
+        markup = builder.as_markup()
+    await bot.send_message(chat_id, render.text(lang, "survey_thanks", survey=survey, business=business),
+                           reply_markup=markup)
+
+
+async def comment(message: Message, state: FSMContext, bot: Bot, surveys: SurveyService, admin_chat: AdminChat,
+                  care: CareService, render: Renderer, lang: str, staff_lang: str, business: Business) -> None:
+    assert message.from_user is not None and message.text is not None
+    data = await state.get_data()
+    survey = await surveys.comment(message.from_user.id, int(data["survey_id"]), message.text)
+    if survey is None:
+        await state.clear()
+        return
+    if survey.comment:
+        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, business, survey)
+    await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=data["prompt_id"], reply_markup=None)
+    await _close(bot, message.chat.id, state, render, lang, business, survey)
+
+
+async def comment_expected(message: Message, render: Renderer, lang: str) -> None:
+    await message.answer(render.text(lang, "survey_comment_text"))
+
+
+async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMContext, bot: Bot,
+               surveys: SurveyService, render: Renderer, lang: str, business: Business) -> None:
+    data = await state.get_data()
+    if data.get("survey_id") != callback_data.id:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    survey = await surveys.comment(callback.from_user.id, callback_data.id, "")
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+    if survey is not None:
+        await _close(bot, callback.from_user.id, state, render, lang, business, survey)
+
+
+# ---- the staff's side -----------------------------------------------------------------------
+
+async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCallback, surveys: SurveyService,
+                           admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
+    if callback_data.action == "answer":
+        await callback.answer(render.label(staff_lang, "complaint_how_to_answer"), show_alert=True)
+        return
+    done, survey = await surveys.resolve(admin_chat.staff_of(callback.from_user), callback_data.id)
+    if survey is None:
+        await callback.answer(render.label(staff_lang, "stale_button"), show_alert=True)
+        return
+    if not done:
+        await callback.answer(render.label(staff_lang, "complaint_already", survey=survey), show_alert=True)
+        return
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(render.text(staff_lang, "survey_alert", survey=survey, business=business),
+                                         reply_markup=_alert_keyboard(render, staff_lang, survey))
+
+
+async def complaints(message: Message, surveys: SurveyService, render: Renderer, staff_lang: str,
+                     business: Business) -> None:
+    await message.answer(render.text(staff_lang, "complaints", cases=await surveys.open_complaints(),
+                                     business=business))
+
+
+def period_days(text: str | None) -> int | None:
+    """`/csat 7d`, `2w`, `3m` (30-day months), `90`; None when it does not parse."""
+    if not text:
+        return DEFAULT_PERIOD_DAYS
+    match = _PERIOD.match(text.strip())
+    if not match or match.end() != len(text.strip()):
+        return None
+    number, unit = int(match[1]), match[2].lower()
+    days = number * {"w": 7, "н": 7, "m": 30, "м": 30}.get(unit, 1)
+    return days if 1 <= days <= 3660 else None
+
+
+async def csat(message: Message, command: CommandObject, surveys: SurveyService, render: Renderer,
+               staff_lang: str, business: Business) -> None:
+    days = period_days(command.args)
+    if days is None:
+        await message.reply(render.text(staff_lang, "csat_usage", value=command.args))
+        return
+    await message.answer(render.text(staff_lang, "csat", report=await surveys.csat(days), days=days,
+                                     business=business))
+
+
+def create_router() -> Router:
+    router = Router(name="surveys")
+    customer = Router(name="surveys-customer")
+    customer.message.filter(F.chat.type == ChatType.PRIVATE)
+    customer.callback_query.register(score, SurveyCallback.filter())
+    customer.callback_query.register(skip, SurveyComment.text, SurveySkip.filter())
+    customer.message.register(comment, SurveyComment.text, F.text, ~F.text.startswith("/"))
+    customer.message.register(comment_expected, SurveyComment.text, ~F.text.startswith("/"))
+    staff = Router(name="surveys-staff")
+    staff.message.filter(InAdminChat())
+    staff.callback_query.filter(StaffButton())
+    staff.message.register(complaints, Command("complaints"))
+    staff.message.register(csat, Command("csat"))
+    staff.callback_query.register(complaint_button, ComplaintCallback.filter())
+    router.include_routers(customer, staff)
+    return router

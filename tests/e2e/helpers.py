@@ -1,0 +1,73 @@
+"""Steps a customer takes, and what the database holds afterwards."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.db.models import Consent, Coupon, Customer
+from bot.db.repositories import Database
+from tests.telegram_server import Call, Person
+
+
+async def tap(person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup") -> Call:
+    """Press a button whose handler answers the press and edits its message; return the edit."""
+    await person.press(message, button)
+    await person.next("answerCallbackQuery")
+    return await person.next(edit)
+
+
+async def consent(person: Person, start: str = "/start") -> Call:
+    await person.send(start)
+    await tap(person, await person.reply(), "✅")
+    return await person.reply()  # the phone question
+
+
+async def to_birthday(person: Person, phone: str = "79161234567") -> Call:
+    """Consent and share the phone; return the birthday question."""
+    await consent(person)
+    await person.send_contact(phone)
+    await person.reply()  # "number saved", removes the contact keyboard
+    return await person.reply()
+
+
+async def onboard(person: Person, phone: str = "79161234567", birthday: str | None = "14.03.1990",
+                  start: str = "/start") -> Call:
+    """From /start to the welcome coupon; returns the bot's last message."""
+    await consent(person, start)
+    await person.send_contact(phone)
+    await person.reply()  # "number saved", removes the contact keyboard
+    ask_birthday = await person.reply()
+    if birthday is None:
+        await tap(person, ask_birthday, "Пропустить" if person.language_code == "ru" else "Skip")
+    else:
+        await person.send(birthday)
+    await tap(person, await person.reply(), person.first_name)
+    return await person.reply()
+
+
+async def ask_staff(customer: Person, staff: Person, text: str) -> Call:
+    """The customer writes to the care chat; returns the message as the staff see it."""
+    await customer.send(text)
+    relayed = await staff.reply()
+    await customer.reply()  # "we got your message"
+    return relayed
+
+
+async def customer_of(db: Database, tg_user_id: int) -> Customer | None:
+    async with db.transaction() as repos:
+        return await repos.customers.by_tg_user(tg_user_id)
+
+
+async def count(db: Database, model: type, *where: object) -> int:
+    async with db.transaction() as repos:
+        return int(await repos.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def coupons_of(db: Database, customer_id: int) -> list[Coupon]:
+    async with db.transaction() as repos:
+        return list(await repos.session.scalars(select(Coupon).where(Coupon.customer_id == customer_id)))
+
+
+async def consents_of(db: Database, customer_id: int) -> list[Consent]:
+    async with db.transaction() as repos:
+        query = select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id)
+        return list(await repos.session.scalars(query))

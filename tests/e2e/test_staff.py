@@ -1,0 +1,320 @@
+"""Staff commands and card buttons in the admin chat, and who may use them."""
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import Coupon, Purchase, StaffAction, StaffNote
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import ask_staff, count, coupons_of, customer_of, onboard
+from tests.telegram_server import Call, Person, TelegramServer
+
+
+@pytest.fixture
+def olga(telegram: TelegramServer) -> Person:
+    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+
+
+async def _anna(telegram: TelegramServer, carebot, user_id: int = 5001, phone: str = "79161234567",
+                name: str = "Анна", username: str | None = "anna") -> Coupon:
+    """A customer who finished onboarding; returns their welcome coupon."""
+    person = telegram.user(user_id, name, username=username)
+    await onboard(person, phone=phone)
+    customer = await customer_of(carebot.db, user_id)
+    assert customer
+    return (await coupons_of(carebot.db, customer.id))[0]
+
+
+@pytest.mark.parametrize("query", ["+7 916 123-45-67", "89161234567", "4567", "анна", "АННА", "@Anna", "#1", "code"])
+async def test_find_by_anything_a_person_knows(carebot, telegram: TelegramServer, olga: Person, query: str) -> None:
+    coupon = await _anna(telegram, carebot)
+    await olga.send(f"/find {coupon.code.lower() if query == 'code' else query}")
+    card = await olga.reply()
+    assert "👤 <b>Анна</b> · +79161234567 · @anna · #1" in card.text
+    assert f"<code>{coupon.code}</code> — 10%, до 23.12.2026" in card.text
+    assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
+
+
+async def test_find_nobody_several_and_no_query(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await _anna(telegram, carebot)
+    await _anna(telegram, carebot, 5002, "79031112233", "Анна Петрова", None)
+    await olga.send("/find Ксения")
+    assert "Клиент «Ксения» не найден" in (await olga.reply()).text
+    await olga.send("/find")
+    assert "Кого ищем?" in (await olga.reply()).text
+    await olga.send("/find анна")
+    listing = await olga.reply()
+    assert "нашлось 2" in listing.text
+    assert listing.button_texts == ["Анна · +79161234567 · #1", "Анна Петрова · +79031112233 · #2"]
+    await olga.press(listing, "Петрова")
+    card = await olga.reply()
+    assert "<b>Анна Петрова</b> · +79031112233 · #2" in card.text
+
+
+async def test_sale_by_command(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await _anna(telegram, carebot)
+    await olga.send("/sale +7 916 123 45 67 2000 маникюр Анна")
+    done = await olga.reply()
+    assert "✅ Продажа записана: Анна (#1) — 2\u00a0000\u00a0₽, Маникюр с покрытием, мастер Анна." in done.text
+    assert "Записал(а): Ольга (@olga_admin). Визитов теперь: 1." in done.text
+    async with carebot.db.transaction() as repos:
+        [purchase] = list(await repos.session.scalars(select(Purchase)))
+    assert (purchase.amount_minor, purchase.service_id, purchase.master_id, purchase.staff_id) == (
+        200000, "manicure", "anna", 9001)
+    await olga.send("/sale #1 1500,50")
+    assert "1\u00a0500,50\u00a0₽" in (await olga.reply()).text
+    await olga.send("/find #1")
+    assert "Визитов: 2, последний 23.11.2026 · всего 3\u00a0500,50\u00a0₽" in (await olga.reply()).text
+
+
+@pytest.mark.parametrize(
+    ("command", "answer"),
+    [
+        ("/sale", "Как записать продажу"),
+        ("/sale abc", "Как записать продажу"),
+        ("/sale #1 abc", "«abc» — не сумма"),
+        ("/sale #1 -500", "«-500» — не сумма"),
+        ("/sale #1 0", "«0» — не сумма"),
+        ("/sale #1 1e9", "«1e9» — не сумма"),
+        ("/sale +79990000000 500", "Клиент «+79990000000» не найден"),
+        ("/sale Анна 500", "подходят 2 клиента"),
+        ("/sale #1 500 стрижка", "Услуга «стрижка» не найдена. Есть: Маникюр с покрытием, Педикюр."),
+    ],
+)
+async def test_sale_arguments_that_do_not_parse(
+    carebot, telegram: TelegramServer, olga: Person, command: str, answer: str
+) -> None:
+    await _anna(telegram, carebot)
+    await _anna(telegram, carebot, 5002, "79031112233", "Анна Петрова", None)
+    await olga.send(command)
+    reply = await olga.reply()
+    assert answer in reply.text, reply.text
+    assert "Traceback" not in reply.text
+    assert await count(carebot.db, Purchase) == 0
+
+
+async def test_sale_from_the_card(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await _anna(telegram, carebot)
+    await olga.send("/find 4567")
+    card = await olga.reply()
+    await olga.press(card, "Продажа")
+    prompt = await olga.reply()
+    assert prompt.text.startswith('<a href="tg://user?id=9001">Ольга</a>, какая сумма продажи для Анна (#1)?')
+    assert prompt.markup == {"force_reply": True, "selective": True}
+    await olga.send("полторы тысячи", reply_to=prompt)
+    again = await olga.reply()
+    assert "не сумма" in again.text and again.markup["force_reply"]
+    await olga.send("1 500", reply_to=again)
+    services = await olga.reply()
+    assert services.button_texts == ["Маникюр с покрытием", "Педикюр", "— не указывать", "✖️ Отмена"]
+    await olga.press(services, "Педикюр")
+    masters = await olga.next("editMessageText")
+    assert masters.button_texts == ["Ольга", "— не указывать", "✖️ Отмена"]
+    await olga.press(masters, "Ольга")
+    done = await olga.next("editMessageText")
+    assert "1\u00a0500\u00a0₽, Педикюр, мастер Ольга" in done.text
+    await olga.press(masters, "Ольга")  # the same button again: the sale is already recorded
+    assert "неактуальна" in (await olga.next("answerCallbackQuery")).params["text"]
+    await olga.quiet()
+    assert await count(carebot.db, Purchase) == 1
+
+    await olga.press(card, "Продажа")
+    await olga.reply()
+    await olga.send("700")
+    services = await olga.reply()
+    await olga.press(services, "Отмена")
+    assert "Отменено" in (await olga.next("editMessageText")).text
+    assert await count(carebot.db, Purchase) == 1
+
+
+async def test_redeem_once_with_who_and_when(carebot, telegram: TelegramServer, olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    await olga.send(f"/redeem {coupon.code[:4].lower()}-{coupon.code[4:].lower()}")
+    done = await olga.reply()
+    assert f"✅ Купон <code>{coupon.code}</code> погашен: скидка 10%, клиент Анна (+79161234567)" in done.text
+    carebot.clock.advance(timedelta(minutes=5))
+    misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
+    await misha.send(f"/redeem {coupon.code}")
+    again = await misha.reply()
+    assert f"⛔ Купон <code>{coupon.code}</code> уже использован 23.11.2026 12:00, погасил(а) Ольга (@olga_admin)" \
+        in again.text
+    assert await olga.reply() == again  # Olga sees it in the same chat
+    await olga.send("/redeem NOPE2345")
+    assert "не найден" in (await olga.reply()).text
+    await olga.send("/redeem")
+    assert "Какой купон погасить?" in (await olga.reply()).text
+
+
+async def test_expired_coupon_is_not_redeemed(carebot, telegram: TelegramServer, olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    carebot.clock.advance(timedelta(days=40))
+    await olga.send(f"/redeem {coupon.code}")
+    assert "истёк: он действовал до 23.12.2026" in (await olga.reply()).text
+    assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
+
+
+async def test_two_staff_redeem_at_once_exactly_one_wins(carebot, telegram: TelegramServer, olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
+    await asyncio.gather(olga.send(f"/redeem {coupon.code}"), misha.send(f"/redeem {coupon.code}"))
+    answers = [c.text for c in [await olga.reply(), await olga.reply()]]
+    assert sum("✅" in a for a in answers) == 1 and sum("уже использован" in a for a in answers) == 1
+    assert await count(carebot.db, StaffAction, StaffAction.action == "redeem") == 1
+
+
+async def test_redeem_from_the_card_checks_the_owner(carebot, telegram: TelegramServer, olga: Person) -> None:
+    anna_coupon = await _anna(telegram, carebot)
+    await _anna(telegram, carebot, 5002, "79031112233", "Ксения", None)
+    await olga.send("/find Ксения")
+    card = await olga.reply()
+    await olga.press(card, "Погасить")
+    choose = await olga.reply()
+    assert len(choose.buttons) == 1
+    forged = choose.buttons[0]["callback_data"].split(":")
+    await olga.press_data(choose, f"rdm:{anna_coupon.code}:{forged[2]}")  # Anna's code on Ksenia's card
+    assert "принадлежит другому клиенту" in (await olga.next("editMessageText")).text
+    await olga.press(choose, "10%")
+    assert "✅" in (await olga.next("editMessageText")).text
+    assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 1
+
+
+async def test_notes_and_history(carebot, telegram: TelegramServer, olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    await olga.send("/note +79161234567 любит <кофе> без сахара")
+    assert "Заметка добавлена в карточку Анна (#1)" in (await olga.reply()).text
+    await olga.send("/note 4567")
+    assert "Как добавить заметку" in (await olga.reply()).text
+    await olga.send(f"/redeem {coupon.code}")
+    await olga.reply()
+    await olga.send("/find #1")
+    card = await olga.reply()
+    assert "📝 любит &lt;кофе&gt; без сахара" in card.text
+    await olga.press(card, "Заметка")
+    await olga.reply()
+    await olga.send("аллергия на лак X")
+    await olga.reply()
+    await olga.send("/sale #1 900")
+    await olga.reply()
+    await olga.press(card, "История")
+    history = (await olga.reply()).text
+    lines = [line for line in history.splitlines() if line.startswith("23.11.2026")]
+    assert [re.sub(r"^\S+ \S+ · ", "", line) for line in lines] == [
+        "Ольга (@olga_admin) · продажа 900\u00a0₽",
+        "Ольга (@olga_admin) · заметка: аллергия на лак X",
+        f"Ольга (@olga_admin) · погашен купон {coupon.code}",
+        "Ольга (@olga_admin) · заметка: любит &lt;кофе&gt; без сахара",
+    ]
+    assert await count(carebot.db, StaffNote) == 2
+
+
+async def test_staff_commands_outside_the_admin_chat_do_nothing(carebot, telegram: TelegramServer,
+                                                                 olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    anna = telegram.user(5001)
+    for command in ("/find 4567", f"/redeem {coupon.code}", "/sale #1 100", "/note #1 hi"):
+        await anna.send(command)
+        assert "только в чате администраторов" in (await anna.reply()).text
+    insider = telegram.user(9001, "Ольга")  # a staff member, but in a private chat with the bot
+    await insider.send(f"/redeem {coupon.code}")
+    assert "для сотрудников" in (await insider.reply()).text
+    other_group = telegram.staff(9003, "Чужой", -1009999)
+    await other_group.send(f"/redeem {coupon.code}")
+    assert "для сотрудников" in (await other_group.reply()).text
+    assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
+    assert await count(carebot.db, Purchase) == 0 and await count(carebot.db, StaffNote) == 0
+
+
+@pytest.mark.parametrize("data", ["card:sale:1", "card:history:1", "rdm:{code}:1", "sale:service:manicure"])
+async def test_staff_buttons_forged_in_a_private_chat_are_refused(
+    carebot, telegram: TelegramServer, data: str
+) -> None:
+    coupon = await _anna(telegram, carebot)
+    anna = telegram.user(5001)
+    await anna.send("/mycoupons")
+    message = await anna.reply()
+    await anna.press_data(message, data.format(code=coupon.code))
+    assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
+    await anna.quiet()
+    assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
+
+
+async def test_a_former_member_cannot_press_staff_buttons(carebot, telegram: TelegramServer, olga: Person) -> None:
+    coupon = await _anna(telegram, carebot)
+    await olga.send("/find 4567")
+    card = await olga.reply()
+    await olga.press(card, "Погасить")
+    choose: Call = await olga.reply()
+    leaver = telegram.staff(9004, "Бывший", ADMIN_CHAT)
+    telegram.members[ADMIN_CHAT].discard(9004)  # left the group; an old client still shows the buttons
+    await leaver.press(choose, coupon.code)
+    assert "неактуальна" in (await leaver.next("answerCallbackQuery")).params["text"]
+    await olga.quiet()
+    assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
+
+
+async def test_card_of_an_erased_customer(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await _anna(telegram, carebot)
+    await olga.send("/find 4567")
+    card = await olga.reply()
+    anna = telegram.user(5001)
+    await anna.send("/forget")
+    confirm = await anna.reply()
+    await anna.press(confirm, "Да, удалить")
+    await anna.next("editMessageText")
+    await olga.press(card, "История")
+    assert "данные удалены" in (await olga.next("answerCallbackQuery")).params["text"]
+    await olga.send("/find 4567")
+    assert "не найден" in (await olga.reply()).text
+
+
+async def test_a_reply_to_a_customer_during_a_staff_step_still_reaches_the_customer(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
+    await _anna(telegram, carebot)
+    anna = telegram.user(5001)
+    relayed = await ask_staff(anna, olga, "Можно перенести запись?")
+    await olga.send("/find 4567")
+    card = await olga.reply()
+    await olga.press(card, "Заметка")
+    prompt = await olga.reply()
+    await olga.send("Конечно, на когда?", reply_to=relayed)  # answering the customer, mid-note
+    assert (await anna.next("copyMessage")).message["text"] == "Конечно, на когда?"
+    assert await count(carebot.db, StaffNote) == 0
+    await olga.send("просила перенести", reply_to=prompt)
+    assert "Заметка добавлена" in (await olga.reply()).text
+    assert await count(carebot.db, StaffNote) == 1
+
+
+async def test_an_anonymous_admin_answers_and_acts(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await _anna(telegram, carebot)
+    anna = telegram.user(5001)
+    relayed = await ask_staff(anna, olga, "Вопрос")
+    message = {
+        "message_id": telegram.new_message_id(), "date": 0, "text": "Ответ владельца",
+        "chat": telegram._chat(ADMIN_CHAT), "sender_chat": telegram._chat(ADMIN_CHAT),
+        "author_signature": "Владелец",
+        "from": {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+        "reply_to_message": telegram.messages[(ADMIN_CHAT, relayed.message["message_id"])],
+    }
+    telegram.messages[(ADMIN_CHAT, message["message_id"])] = message
+    await telegram.push({"message": message})
+    assert (await anna.next("copyMessage")).message["text"] == "Ответ владельца"
+    await olga.next("setMessageReaction")  # comes after the reply is recorded
+    async with carebot.db.transaction() as repos:
+        [action] = await repos.audit.of_customer(1, 5)
+    assert (action.action, action.staff_name) == ("reply", "Владелец")
+
+
+async def test_chat_id_helps_the_owner_set_up(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await olga.send("/chatid")
+    assert "все настроено" in (await olga.reply()).text.replace("всё", "все")
+    stranger_group = telegram.staff(9005, "Кто-то", -1005555)
+    await stranger_group.send("/chatid")
+    assert "ADMIN_CHAT_ID=-1005555" in (await stranger_group.reply()).text
+    anna = telegram.user(5009)
+    await anna.send("/chatid")
+    assert "не знакомы" in (await anna.reply()).text  # in a private chat it is just an unknown command

@@ -1,0 +1,138 @@
+"""The outbox policy and the pacer, with fixed clocks."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.business import Marketing
+from bot.db.models import Customer
+from bot.outbox.limits import Pacer
+from bot.outbox.policy import Decision, Policy
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+POLICY = Policy(Marketing(), MOSCOW)
+
+
+def at(text: str) -> datetime:
+    """A Moscow wall-clock moment."""
+    return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
+
+
+def customer(**fields: object) -> Customer:
+    values: dict[str, object] = dict(id=1, tg_user_id=7, marketing_opt_out=False, erased_at=None, blocked_at=None)
+    values.update(fields)
+    return Customer(**values)
+
+
+FAR = at("2027-01-01T00:00")
+
+
+@pytest.mark.parametrize(
+    ("now", "until"),
+    [
+        ("2026-11-23T21:00", "2026-11-24T10:00"),
+        ("2026-11-23T23:59", "2026-11-24T10:00"),
+        ("2026-11-24T03:00", "2026-11-24T10:00"),
+        ("2026-11-24T09:59", "2026-11-24T10:00"),
+        ("2026-11-24T10:00", None),
+        ("2026-11-24T20:59", None),
+    ],
+)
+def test_quiet_hours_in_the_business_time_zone(now: str, until: str | None) -> None:
+    verdict = POLICY.judge(kind="marketing", now=at(now), not_after=FAR, customer=customer())
+    if until is None:
+        assert verdict.decision is Decision.SEND
+    else:
+        assert (verdict.decision, verdict.until, verdict.reason) == (Decision.DEFER, at(until), "quiet_hours")
+
+
+def test_quiet_hours_are_local_whatever_utc_says() -> None:
+    moment = datetime(2026, 11, 23, 18, 30, tzinfo=UTC)  # 21:30 in Moscow
+    assert POLICY.judge(kind="marketing", now=moment, not_after=FAR, customer=customer()).decision is Decision.DEFER
+
+
+def test_service_messages_ignore_quiet_hours_and_caps() -> None:
+    night = at("2026-11-23T23:30")
+    recent = [night - timedelta(days=1), night - timedelta(days=2), night - timedelta(days=3)]
+    verdict = POLICY.judge(kind="service", now=night, not_after=FAR, customer=customer(marketing_opt_out=True),
+                           recent_marketing=recent)
+    assert verdict.decision is Decision.SEND
+
+
+def test_weekly_cap_waits_for_the_oldest_to_leave_the_week() -> None:
+    now = at("2026-11-23T12:00")
+    recent = [at("2026-11-18T12:30"), at("2026-11-20T11:00")]
+    verdict = POLICY.judge(kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent)
+    assert (verdict.decision, verdict.until, verdict.reason) == (Decision.DEFER, at("2026-11-25T12:30"), "weekly_cap")
+    one = POLICY.judge(kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent[:1])
+    assert one.decision is Decision.SEND
+
+
+def test_cap_landing_at_night_waits_for_the_morning() -> None:
+    recent = [at("2026-11-18T22:30"), at("2026-11-20T11:00")]
+    verdict = POLICY.judge(kind="marketing", now=at("2026-11-23T12:00"), not_after=FAR, customer=customer(),
+                           recent_marketing=recent)
+    assert verdict.until == at("2026-11-26T10:00")
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind", "reason"),
+    [
+        ({"marketing_opt_out": True}, "marketing", "opted_out"),
+        ({"erased_at": at("2026-11-01T00:00"), "tg_user_id": None}, "service", "erased"),
+        ({"blocked_at": at("2026-11-01T00:00")}, "service", "blocked"),
+    ],
+)
+def test_who_never_gets_it(fields: dict[str, object], kind: str, reason: str) -> None:
+    verdict = POLICY.judge(kind=kind, now=at("2026-11-23T12:00"), not_after=FAR, customer=customer(**fields))
+    assert (verdict.decision, verdict.reason) == (Decision.SKIP, reason)
+
+
+def test_too_late_is_dropped_not_sent() -> None:
+    verdict = POLICY.judge(kind="service", now=at("2026-11-23T12:00"), not_after=at("2026-11-23T11:59"),
+                           customer=customer())
+    assert (verdict.decision, verdict.reason) == (Decision.EXPIRE, "late")
+    # a greeting that would have to wait past its last moment is dropped as well
+    night = POLICY.judge(kind="marketing", now=at("2026-11-23T22:00"), not_after=at("2026-11-24T00:00"),
+                         customer=customer())
+    assert (night.decision, night.reason) == (Decision.EXPIRE, "quiet_hours")
+
+
+async def test_pacer_spaces_messages_and_chats_and_pauses() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        clock[0] += seconds
+
+    pacer = Pacer(per_second=10, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
+    await pacer.wait_turn(1)
+    await pacer.wait_turn(2)
+    await pacer.wait_turn(3)
+    assert slept == [0.1, 0.1]  # ten a second: a tenth apart
+    await pacer.wait_turn(1)  # the same chat again: a second after its last message
+    assert round(clock[0], 6) == 1.0
+    pacer.pause(5)  # Telegram said "retry after 5"
+    await pacer.wait_turn(4)
+    assert round(clock[0], 6) == 6.0
+
+
+async def test_pacer_does_not_burst_after_a_stall() -> None:
+    """Three waiters whose slots passed while the loop was busy still leave a gap apart."""
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    for chat in range(3):
+        await pacer.wait_turn(chat)
+    clock[0] = 5.0  # the loop stalled; slots 0.1 and 0.2 are long past
+    departures = []
+    for chat in range(3, 6):
+        await pacer.wait_turn(chat)
+        departures.append(round(clock[0], 6))
+    assert departures == [5.0, 5.1, 5.2]
