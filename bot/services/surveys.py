@@ -140,10 +140,12 @@ class SurveyService:
 
     @staticmethod
     async def _asked(repos: Repos, survey: Survey) -> bool:
-        """Only a survey that was really sent can be answered (a forged early tap cannot)."""
+        """Only a survey that was really sent can be answered (a forged early tap cannot).
+        "sending" counts too: the customer can tap the buttons before the sender has recorded
+        Telegram's answer, and that tap is real."""
         state = await repos.session.scalar(select(OutboxMessage.state).where(
             OutboxMessage.key == f"survey:{survey.purchase_id}"))
-        return state == "sent"
+        return state in ("sending", "sent")
 
     async def answer(self, tg_user_id: int, survey_id: int, score: int) -> tuple[SurveyOutcome, SurveyView | None]:
         now = self.clock.now()
