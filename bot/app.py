@@ -29,11 +29,14 @@ from bot.db.repositories import Database
 from bot.events import Events
 from bot.fsm_storage import SqlStorage
 from bot.middlewares import CustomerMiddleware
+from bot.outbox.compose import Composer
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
 from bot.rendering import LANGUAGES, Renderer, pick_language
+from bot.services.booking import BookingService
 from bot.services.care import CareService
 from bot.services.customers import CustomerNotFound, CustomerService
+from bot.services.cycles import CycleService
 from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
@@ -42,7 +45,9 @@ from handlers import all_routers
 log = logging.getLogger("carebot")
 
 PLAN_EVERY = timedelta(minutes=10)
-COMMANDS = ("start", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
+BOOKING_TEMPLATES = ("booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
+                     "booking_reminder", "booking_declined", "booking_cancelled_staff")
+COMMANDS = ("start", "book", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
 
 
 @dataclass
@@ -61,6 +66,8 @@ class App:
     planners: Planners
     sender: OutboxSender
     surveys: SurveyService
+    booking: BookingService
+    cycles: CycleService
     bot: Bot
     dp: Dispatcher
 
@@ -97,7 +104,14 @@ class App:
         events.on_purchase(planners.thanks_after_purchase)
         surveys = SurveyService(db, clock, business, settings.tz, render)
         events.on_purchase(surveys.plan_after_purchase)
-        sender = OutboxSender(db, bot, clock, business, settings.tz, render)
+        booking = BookingService(db, clock, business, settings.tz, render, staff, settings.admin_chat_id)
+        cycles = CycleService(db, clock, business, settings.tz, booking)
+        events.on_purchase(cycles.learn_after_purchase)
+        planners.register("due_offers", cycles.plan_due_offers)
+        planners.register("escalations", booking.escalate_unanswered)
+        composers: dict[str, Composer] = {template: booking.compose for template in BOOKING_TEMPLATES}
+        composers["due_offer"] = cycles.compose_offer
+        sender = OutboxSender(db, bot, clock, business, settings.tz, render, composers=composers)
         dp = Dispatcher(storage=storage, events_isolation=isolation)
         dp.update.outer_middleware(CustomerMiddleware(customers))
         dp.include_routers(*all_routers())
@@ -105,10 +119,10 @@ class App:
         dp.workflow_data.update(
             settings=settings, business=business, clock=clock, render=render, customers=customers,
             staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
-            staff_lang=business.staff_language,
+            staff_lang=business.staff_language, booking=booking, cycles=cycles,
         )
         app = cls(settings, business, clock, db, storage, render, customers, staff, care, events,
-                  admin_chat, planners, sender, surveys, bot, dp)
+                  admin_chat, planners, sender, surveys, booking, cycles, bot, dp)
         dp.startup.register(app._on_startup)
         dp.shutdown.register(app._on_shutdown)
         return app

@@ -127,8 +127,12 @@ class TimeRange(_Strict):
         return cls(start=start, end=end)
 
 
+# Ids travel in button data (64 bytes at most), so they are kept short.
+ShortId = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,16}$")]
+
+
 class Master(_Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    id: ShortId
     name: Annotated[str, Field(min_length=1, max_length=64)]
     hours: dict[str, TimeRange]
     breaks: list[TimeRange] = []
@@ -152,13 +156,35 @@ class Master(_Strict):
 
 
 class Service(_Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    id: ShortId
     name: Annotated[str, Field(min_length=1, max_length=64)]
     duration_minutes: Annotated[int, Field(ge=5, le=24 * 60)]
     price: Annotated[int, Field(ge=0)]
     cycle_days: Annotated[int, Field(ge=1, le=3650)]
     masters: list[str] = []
     survey_delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] | None = None  # else [surveys] delay_hours
+
+
+class Booking(_Strict):
+    """Appointments: the slot grid, the due-offer timing, the master's answer, the reminders."""
+
+    grid_minutes: Annotated[int, Field(ge=5, le=240)] = 30
+    days_ahead: Annotated[int, Field(ge=1, le=90)] = 14  # how far ahead a customer may book
+    offer_slots: Annotated[int, Field(ge=1, le=12)] = 6  # free slots shown in a due-offer
+    # The due-offer goes at this share of the customer's cycle, but 3-5 days before the due date.
+    offer_at_share: Annotated[float, Field(gt=0, lt=1)] = 5 / 6
+    lead_min_days: Annotated[float, Field(ge=0, le=30)] = 3
+    lead_max_days: Annotated[float, Field(ge=0, le=60)] = 5
+    ignored_offers_limit: Annotated[int, Field(ge=1, le=10)] = 2  # then: the sleeping-customer campaign
+    master_answer_hours: Annotated[float, Field(gt=0, le=72)] = 2  # working hours; then the admin chat
+    reminders_hours: list[Annotated[float, Field(gt=0, le=24 * 7)]] = [24, 2]
+    min_notice_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 60  # no booking closer than this
+
+    @model_validator(mode="after")
+    def _lead(self) -> Booking:
+        if self.lead_min_days > self.lead_max_days:
+            raise ValueError("lead_min_days is more than lead_max_days")
+        return self
 
 
 class Care(_Strict):
@@ -178,6 +204,7 @@ class Business(_Strict):
     holidays: list[Holiday] = []
     outbox: Outbox = Outbox()
     surveys: Surveys = Surveys()
+    booking: Booking = Booking()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
@@ -207,6 +234,16 @@ class Business(_Strict):
                 if service_id not in service_ids:
                     raise ValueError(f"holiday {holiday.id!r} names unknown service {service_id!r}")
         return self
+
+    def service(self, service_id: str | None) -> Service | None:
+        return next((s for s in self.services if s.id == service_id), None)
+
+    def master(self, master_id: str | None) -> Master | None:
+        return next((m for m in self.masters if m.id == master_id), None)
+
+    def masters_of(self, service: Service) -> list[Master]:
+        """Who does a service (a service that names nobody is done by every master)."""
+        return [m for m in self.masters if not service.masters or m.id in service.masters]
 
 
 def load_business(path: Path) -> Business:

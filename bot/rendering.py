@@ -46,6 +46,15 @@ def _format_birthday(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
     return f"{text}.{value.year}" if value.year else text
 
 
+_WEEKDAYS = {"ru": ("пн", "вт", "ср", "чт", "пт", "сб", "вс"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+def _format_day(value: date | datetime, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A day as a customer picks it: "ср 25.11" / "Wed 25 Nov"."""
+    weekday = _WEEKDAYS.get(lang, _WEEKDAYS["ru"])[value.weekday()]
+    return f"{weekday} {value:%d.%m}" if lang == "ru" else f"{weekday} {value:%d %b}"
+
+
 class Renderer:
     def __init__(self, tz: tzinfo, directories: list[Path] | None = None) -> None:
         self.tz = tz
@@ -62,6 +71,11 @@ class Renderer:
         self.env.filters["local"] = lambda value: value.astimezone(self.tz)
         self.env.filters["money"] = _format_money
         self.env.filters["datetime"] = lambda value: value.astimezone(self.tz).strftime("%d.%m.%Y %H:%M")
+        self.env.filters["day"] = _format_day
+        self.env.filters["hhmm"] = lambda value: value.astimezone(self.tz).strftime("%H:%M")
+        # a visit's time: "ср 25.11 в 10:00" / "Wed 25 Nov at 10:00", in the business's time zone
+        self.env.filters["when"] = lambda value, lang=DEFAULT_LANGUAGE: "{} {} {:%H:%M}".format(
+            _format_day(value.astimezone(self.tz), lang), "в" if lang == "ru" else "at", value.astimezone(self.tz))
 
     def text(self, lang: str, template: str, /, **context: Any) -> Markup:
         """A message: `templates/<lang>/<name>.html`, rendered and trimmed.

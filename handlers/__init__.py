@@ -5,9 +5,11 @@ gets routers of its own: an aiogram router can belong to one dispatcher only.
 """
 from aiogram import Router
 
-from handlers import care, coupons, fallback, onboarding, profile, staff, surveys
+from handlers import booking, care, coupons, fallback, masters, onboarding, profile, staff, surveys
 
 
 def all_routers() -> list[Router]:
-    # Commands (/profile, /forget, …) work in any state, so their routers go before onboarding.
-    return [m.create_router() for m in (coupons, profile, onboarding, surveys, staff, care, fallback)]
+    # Commands (/profile, /forget, …) work in any state, so their routers go before onboarding;
+    # a master's invite link (/start master_…) too.
+    modules = (coupons, profile, booking, masters, onboarding, surveys, staff, care, fallback)
+    return [m.create_router() for m in modules]

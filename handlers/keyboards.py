@@ -9,7 +9,7 @@ from bot.rendering import Renderer
 
 
 class MenuCallback(CallbackData, prefix="menu"):
-    action: str  # "coupons" | "profile"
+    action: str  # "book" | "coupons" | "profile"
 
 
 class CouponCallback(CallbackData, prefix="coupon"):
@@ -20,6 +20,7 @@ def main_menu(render: Renderer, lang: str, coupon_id: int | None = None) -> Inli
     builder = InlineKeyboardBuilder()
     if coupon_id is not None:
         builder.button(text=render.label(lang, "show_coupon"), callback_data=CouponCallback(id=coupon_id))
+    builder.button(text=render.label(lang, "book"), callback_data=MenuCallback(action="book"))
     builder.button(text=render.label(lang, "my_coupons"), callback_data=MenuCallback(action="coupons"))
     builder.button(text=render.label(lang, "profile"), callback_data=MenuCallback(action="profile"))
     builder.adjust(1)

@@ -29,7 +29,7 @@ from bot.services.staff import (
 from handlers.filters import AnswersPrompt, InAdminChat, StaffButton
 
 T = TypeVar("T")
-STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat")
+STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master")
 
 
 class CardCallback(CallbackData, prefix="card"):
@@ -254,7 +254,7 @@ async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, sta
     if not valid:
         return
     await state.update_data(service_id=service.id if service else None)
-    masters = [m for m in business.masters if service is None or not service.masters or m.id in service.masters]
+    masters = business.masters if service is None else business.masters_of(service)
     if not masters:
         await _record_sale(callback, state, staff_service, admin_chat, render, staff_lang, business, None)
         return

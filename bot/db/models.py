@@ -1,14 +1,16 @@
 """The schema. Alembic migrations under `migrations/` create it; keep both in step."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -251,3 +253,98 @@ class Survey(Base):
     alert_message_id: Mapped[int | None] = mapped_column(Integer)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class MasterAccount(Base):
+    """The Telegram account of a master from the business file: their private chat with the bot
+    is their workplace (booking requests, the day's schedule)."""
+
+    __tablename__ = "master_accounts"
+
+    master_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MasterInvite(Base):
+    """A one-time deep link the owner hands to a master (`/invite_master`)."""
+
+    __tablename__ = "master_invites"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    master_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DayOff(Base):
+    __tablename__ = "days_off"
+
+    master_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    set_by: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Booking(Base):
+    """An appointment: pending until the master accepts, then confirmed, then done or no-show."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    master_id: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # pending | confirmed | declined | cancelled | done | no_show
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    source: Mapped[str] = mapped_column(String(16))  # offer | menu | reschedule
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    answer_due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # then the admin chat is asked
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(500))  # why declined or cancelled
+    customer_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+
+    __table_args__ = (
+        Index("ix_bookings_master_start", "master_id", "starts_at"),
+        Index("ix_bookings_state_start", "state", "starts_at"),
+    )
+
+
+class BookingCell(Base):
+    """One grid cell of a master's time held by a booking. The primary key (master, start) is
+    what makes a double booking impossible in the database itself, on SQLite and PostgreSQL
+    alike: two bookings that overlap share a cell, and the second insert fails."""
+
+    __tablename__ = "booking_cells"
+
+    master_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
+
+
+class Cycle(Base):
+    """A customer's rhythm for one service, learned from their visits, and where the due-offer
+    stands. `round` counts cycles passed without a visit; `offered_round` the last one offered."""
+
+    __tablename__ = "cycles"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    master_id: Mapped[str | None] = mapped_column(String(32))  # their usual master
+    last_purchase_id: Mapped[int] = mapped_column(Integer)
+    last_visit_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    interval_days: Mapped[float] = mapped_column(Float)
+    learned: Mapped[bool] = mapped_column(Boolean, default=False)  # from their own visits
+    # Both empty once the customer ignored enough offers: left for the sleeping-customer campaign.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    offer_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # = due_at once offered
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    offered_round: Mapped[int | None] = mapped_column(Integer)
+    ignored: Mapped[int] = mapped_column(Integer, default=0)

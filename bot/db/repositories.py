@@ -3,18 +3,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.engine import create_sessionmaker
 from bot.db.models import (
+    Booking,
+    BookingCell,
     CareMessage,
     CareTopic,
     Consent,
     Coupon,
     Customer,
+    Cycle,
+    DayOff,
+    MasterAccount,
+    MasterInvite,
     OutboxMessage,
     Purchase,
     StaffAction,
@@ -194,6 +203,25 @@ class OutboxRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def queue(self, *, key: str, kind: str, template: str, not_before: datetime, not_after: datetime,
+                    customer_id: int | None = None, chat_id: int | None = None, data: dict[str, Any] | None = None,
+                    markup: dict[str, Any] | None = None, now: datetime) -> bool:
+        """One message to send later; a key already queued is left as it is (returns False)."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        result = await self.session.execute(insert(OutboxMessage).values(
+            key=key, customer_id=customer_id, chat_id=chat_id, kind=kind, template=template, data=data or {},
+            markup=markup, not_before=not_before, not_after=not_after, due_at=not_before, state="pending",
+            attempts=0, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["key"]))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def skip_pending(self, key_prefix: str, reason: str) -> None:
+        """Drop what is still waiting under a key prefix (the reminders of a cancelled visit)."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.startswith(key_prefix, autoescape=True), OutboxMessage.state == "pending")
+            .values(state="skipped", last_error=reason))
+
     async def claimable(self, now: datetime, orphaned_before: datetime, limit: int) -> list[OutboxMessage]:
         """Due rows, and rows a dead sender left half-done; locked so other senders skip them."""
         query = (
@@ -314,6 +342,107 @@ class CareRepo:
         await self.session.execute(delete(CareTopic).where(CareTopic.tg_user_id == tg_user_id))
 
 
+ACTIVE_BOOKING = ("pending", "confirmed")
+
+
+class BookingRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def held(self, master_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, set[datetime]]:
+        """The grid cells bookings hold, per master, in [start, end)."""
+        query = select(BookingCell.master_id, BookingCell.starts_at).where(
+            BookingCell.master_id.in_(list(master_ids)), BookingCell.starts_at >= start, BookingCell.starts_at < end)
+        held: dict[str, set[datetime]] = {}
+        for master_id, at in await self.session.execute(query):
+            held.setdefault(master_id, set()).add(at)
+        return held
+
+    async def days_off(self, master_ids: Iterable[str], first: date, last: date) -> dict[str, set[date]]:
+        query = select(DayOff.master_id, DayOff.day).where(
+            DayOff.master_id.in_(list(master_ids)), DayOff.day >= first, DayOff.day <= last)
+        off: dict[str, set[date]] = {}
+        for master_id, day in await self.session.execute(query):
+            off.setdefault(master_id, set()).add(day)
+        return off
+
+    async def add(self, booking: Booking, cells: Iterable[datetime]) -> Booking:
+        """Insert a booking and hold its cells; an overlapping booking fails here (IntegrityError)."""
+        self.session.add(booking)
+        await self.session.flush()
+        self.session.add_all(BookingCell(master_id=booking.master_id, starts_at=c, booking_id=booking.id)
+                             for c in cells)
+        await self.session.flush()
+        return booking
+
+    async def release(self, booking_id: int) -> None:
+        await self.session.execute(delete(BookingCell).where(BookingCell.booking_id == booking_id))
+
+    async def get(self, booking_id: int, *, for_update: bool = False) -> Booking | None:
+        return await self.session.get(Booking, booking_id, with_for_update=for_update)
+
+    async def upcoming_of(self, customer_id: int, now: datetime) -> list[Booking]:
+        query = select(Booking).where(Booking.customer_id == customer_id, Booking.state.in_(ACTIVE_BOOKING),
+                                      Booking.starts_at > now).order_by(Booking.starts_at)
+        return list(await self.session.scalars(query))
+
+    async def of_master(self, master_id: str, start: datetime, end: datetime) -> list[Booking]:
+        query = select(Booking).where(Booking.master_id == master_id, Booking.starts_at >= start,
+                                      Booking.starts_at < end,
+                                      Booking.state.in_(("pending", "confirmed", "done", "no_show")))
+        return list(await self.session.scalars(query.order_by(Booking.starts_at)))
+
+    async def unanswered(self, now: datetime) -> list[Booking]:
+        query = select(Booking).where(Booking.state == "pending", Booking.escalated_at.is_(None),
+                                      Booking.answer_due_at <= now)
+        return list(await self.session.scalars(query.order_by(Booking.id).limit(500)))
+
+    async def no_shows(self, customer_id: int) -> int:
+        return int(await self.session.scalar(select(func.count(Booking.id)).where(
+            Booking.customer_id == customer_id, Booking.state == "no_show")) or 0)
+
+    async def account(self, master_id: str) -> MasterAccount | None:
+        return await self.session.get(MasterAccount, master_id)
+
+    async def master_of_user(self, tg_user_id: int) -> str | None:
+        return await self.session.scalar(select(MasterAccount.master_id).where(MasterAccount.tg_user_id == tg_user_id))
+
+    async def bind_master(self, master_id: str, tg_user_id: int, now: datetime) -> None:
+        """The master's account is this Telegram user from now on (a new phone, a new invite)."""
+        await self.session.execute(delete(MasterAccount).where(
+            (MasterAccount.master_id == master_id) | (MasterAccount.tg_user_id == tg_user_id)))
+        self.session.add(MasterAccount(master_id=master_id, tg_user_id=tg_user_id, joined_at=now))
+
+    def add_invite(self, invite: MasterInvite) -> None:
+        self.session.add(invite)
+
+    async def invite(self, token: str) -> MasterInvite | None:
+        return await self.session.get(MasterInvite, token, with_for_update=True)
+
+    async def set_day_off(self, master_id: str, day: date, by: str, now: datetime) -> bool:
+        if await self.session.get(DayOff, (master_id, day)) is not None:
+            return False
+        self.session.add(DayOff(master_id=master_id, day=day, set_by=by, at=now))
+        return True
+
+
+class CycleRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, customer_id: int, service_id: str) -> Cycle | None:
+        return await self.session.get(Cycle, (customer_id, service_id), with_for_update=True)
+
+    def add(self, cycle: Cycle) -> None:
+        self.session.add(cycle)
+
+    async def visits(self, customer_id: int, service_id: str, limit: int) -> list[datetime]:
+        """The latest visits for one service, newest first."""
+        query = (select(Purchase.at).where(Purchase.customer_id == customer_id, Purchase.service_id == service_id)
+                 .order_by(Purchase.at.desc(), Purchase.id.desc()).limit(limit))
+        return list(await self.session.scalars(query))
+
+
 class Repos:
     """The repositories of one transaction."""
 
@@ -329,6 +458,8 @@ class Repos:
         self.care = CareRepo(session)
         self.outbox = OutboxRepo(session)
         self.surveys = SurveyRepo(session)
+        self.bookings = BookingRepo(session)
+        self.cycles = CycleRepo(session)
 
 
 class Database:

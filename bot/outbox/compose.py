@@ -1,6 +1,7 @@
 """Turn an outbox row into the message itself, when it is claimed: personal, rendered once."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,17 @@ from bot.db.models import Coupon, Customer, OutboxMessage
 from bot.db.repositories import Repos
 from bot.rendering import Renderer
 from bot.services.coupons import CouponView, issue_coupon
+
+
+class Obsolete(Exception):
+    """The message no longer makes sense (its visit was cancelled, the customer booked
+    meanwhile): the sender skips it instead of sending."""
+
+
+# Extra context and buttons for some templates, computed at send time (a visit's details,
+# real free slots); registered by the services that own those messages.
+Composer = Callable[[Repos, OutboxMessage, Customer | None, datetime],
+                    Awaitable[tuple[dict[str, Any], dict[str, Any] | None]]]
 
 
 async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo,
@@ -30,7 +42,8 @@ async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, t
 
 
 async def compose(repos: Repos, row: OutboxMessage, customer: Customer | None, business: Business,
-                  tz: ZoneInfo, render: Renderer, now: datetime) -> tuple[str, dict[str, Any] | None]:
+                  tz: ZoneInfo, render: Renderer, now: datetime,
+                  composers: Mapping[str, Composer] | None = None) -> tuple[str, dict[str, Any] | None]:
     lang = customer.language if customer else business.staff_language
     context: dict[str, Any] = {"business": business, "data": row.data or {}, "name": None,
                                "last_service": None, "last_master": None, "coupon": None}
@@ -38,10 +51,14 @@ async def compose(repos: Repos, row: OutboxMessage, customer: Customer | None, b
         context["name"] = customer.name
         last = await repos.outbox.last_purchase(customer.id)
         if last is not None:
-            context["last_service"] = next((s.name for s in business.services if s.id == last.service_id), None)
-            context["last_master"] = next((m.name for m in business.masters if m.id == last.master_id), None)
-    coupon = await _coupon(repos, row, customer, tz, now)
+            context["last_service"] = getattr(business.service(last.service_id), "name", None)
+            context["last_master"] = getattr(business.master(last.master_id), "name", None)
     markup = row.markup  # a planner may have set the buttons itself (a survey's scores)
+    composer = (composers or {}).get(row.template)
+    if composer is not None:
+        extra, markup = await composer(repos, row, customer, now)
+        context.update(extra)
+    coupon = await _coupon(repos, row, customer, tz, now)
     if coupon is not None:
         context["coupon"] = CouponView.of(coupon, tz)
     if coupon is not None and markup is None:

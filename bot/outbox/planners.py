@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,6 +60,11 @@ class Planners:
         self.business = business
         self.tz = tz
         self.policy = Policy(business.marketing, tz)
+        self._more: dict[str, Callable[[], Awaitable[int]]] = {}
+
+    def register(self, name: str, planner: Callable[[], Awaitable[int]]) -> None:
+        """A planner of another service (due-offers, escalations), run with these."""
+        self._more[name] = planner
 
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.tz)
@@ -153,6 +159,8 @@ class Planners:
             "holidays": await self.holidays(),
             "expiry_reminders": await self.expiry_reminders(),
         }
+        for name, planner in self._more.items():
+            planned[name] = await planner()
         if any(planned.values()):
             log.info("planned %s", " ".join(f"{k}={v}" for k, v in planned.items()))
         return planned

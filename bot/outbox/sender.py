@@ -32,7 +32,7 @@ from bot.business import Business
 from bot.clock import Clock
 from bot.db.repositories import Database
 from bot.outbox import MARKETING, SERVICE
-from bot.outbox.compose import compose
+from bot.outbox.compose import Composer, Obsolete, compose
 from bot.outbox.limits import Pacer
 from bot.outbox.policy import CAP_WINDOW, Decision, Policy
 from bot.rendering import Renderer
@@ -74,8 +74,10 @@ class Tally:
 
 class OutboxSender:
     def __init__(self, db: Database, bot: Bot, clock: Clock, business: Business, tz: ZoneInfo,
-                 render: Renderer, *, batch: int | None = None, pacer: Pacer | None = None) -> None:
+                 render: Renderer, *, batch: int | None = None, pacer: Pacer | None = None,
+                 composers: dict[str, Composer] | None = None) -> None:
         self.db = db
+        self.composers: dict[str, Composer] = composers if composers is not None else {}
         self.bot = bot
         self.clock = clock
         self.business = business
@@ -125,8 +127,13 @@ class OutboxSender:
                     tally.skipped += 1
                     continue
                 if row.text is None:
-                    row.text, row.markup = await compose(repos, row, customer, self.business, self.tz,
-                                                         self.render, now)
+                    try:
+                        row.text, row.markup = await compose(repos, row, customer, self.business, self.tz,
+                                                             self.render, now, self.composers)
+                    except Obsolete as reason:
+                        row.state, row.last_error, row.claimed_at, row.claimed_by = "skipped", str(reason), None, None
+                        tally.skipped += 1
+                        continue
                 if row.kind == MARKETING and row.customer_id is not None:
                     recent.setdefault(row.customer_id, []).append(now)  # counts toward the cap at once
                 row.state, row.claimed_at, row.claimed_by = "sending", now, self.worker

@@ -253,28 +253,34 @@ class StaffService:
 
     async def record_sale(self, staff: Staff, customer_id: int, amount_minor: int,
                           service_id: str | None = None, master_id: str | None = None) -> Sale:
+        async with self.db.transaction() as repos:
+            return await self.record_sale_in(repos, staff, customer_id, amount_minor, service_id, master_id)
+
+    async def record_sale_in(self, repos: Repos, staff: Staff, customer_id: int, amount_minor: int,
+                             service_id: str | None = None, master_id: str | None = None) -> Sale:
+        """Record a purchase inside the caller's transaction (a visit marked done records its sale
+        together with the visit's new state, so a double tap cannot record it twice)."""
         if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
             raise UsageError("amount", value=str(amount_minor / 100))
-        service = next((s for s in self.business.services if s.id == service_id), None)
+        service = self.business.service(service_id)
         if service_id is not None and service is None:
             raise UsageError("service", value=service_id, known=[s.name for s in self.business.services])
-        master = next((m for m in self.business.masters if m.id == master_id), None)
+        master = self.business.master(master_id)
         if master_id is not None and master is None:
             raise UsageError("master", value=master_id)
         now = self.clock.now()
-        async with self.db.transaction() as repos:
-            customer = await repos.customers.get(customer_id, for_update=True)
-            if customer is None or customer.erased_at is not None:
-                raise UsageError("not_found", query=f"#{customer_id}")
-            purchase = await repos.purchases.add(Purchase(
-                customer_id=customer.id, amount_minor=amount_minor, service_id=service_id,
-                master_id=master_id, at=now, staff_id=staff.id, staff_name=staff.name))
-            self._audit(repos, staff, "sale", customer.id, amount_minor=amount_minor,
-                        service=service.name if service else None, master=master.name if master else None)
-            await self.events.purchase_recorded(repos, PurchaseRecorded(
-                purchase_id=purchase.id, customer_id=customer.id, amount_minor=amount_minor,
-                service_id=service_id, master_id=master_id, at=now))
-            card = await self._card(repos, customer)
+        customer = await repos.customers.get(customer_id, for_update=True)
+        if customer is None or customer.erased_at is not None:
+            raise UsageError("not_found", query=f"#{customer_id}")
+        purchase = await repos.purchases.add(Purchase(
+            customer_id=customer.id, amount_minor=amount_minor, service_id=service_id,
+            master_id=master_id, at=now, staff_id=staff.id, staff_name=staff.name))
+        self._audit(repos, staff, "sale", customer.id, amount_minor=amount_minor,
+                    service=service.name if service else None, master=master.name if master else None)
+        await self.events.purchase_recorded(repos, PurchaseRecorded(
+            purchase_id=purchase.id, customer_id=customer.id, amount_minor=amount_minor,
+            service_id=service_id, master_id=master_id, at=now))
+        card = await self._card(repos, customer)
         return Sale(purchase.id, card, amount_minor, service, master.name if master else None, staff)
 
     async def redeem(self, staff: Staff, code_text: str, customer_id: int | None = None) -> RedeemResult:

@@ -103,7 +103,7 @@ class SurveyService:
         customer = await repos.customers.get(event.customer_id)
         if recent or customer is None:
             return
-        service = next((s for s in self.business.services if s.id == event.service_id), None)
+        service = self.business.service(event.service_id)
         delay = service.survey_delay_hours if service and service.survey_delay_hours is not None else settings.delay_hours
         planned = self.policy.morning(event.at + timedelta(hours=delay))  # never at night
         closes = planned + timedelta(hours=settings.closes_after_hours)
@@ -125,8 +125,8 @@ class SurveyService:
         return SurveyView(
             id=survey.id, customer_id=customer.id, tg_user_id=customer.tg_user_id, name=customer.name,
             phone=customer.phone,
-            service=next((s.name for s in self.business.services if s.id == survey.service_id), None),
-            master=next((m.name for m in self.business.masters if m.id == survey.master_id), None),
+            service=getattr(self.business.service(survey.service_id), "name", None),
+            master=getattr(self.business.master(survey.master_id), "name", None),
             amount_minor=purchase.amount_minor, bought_at=purchase.at, score=survey.score, comment=survey.comment,
             answered_at=survey.answered_at, alert_message_id=survey.alert_message_id,
             resolved_at=survey.resolved_at, resolved_by=survey.resolved_by)

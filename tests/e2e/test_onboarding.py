@@ -56,7 +56,7 @@ async def test_from_start_to_welcome_coupon(carebot, telegram: TelegramServer) -
     assert code, welcome.text
     assert "Спасибо, Анна!" in welcome.text
     assert "Скидка 10%, действует до 23.12.2026 включительно" in welcome.text
-    assert welcome.button_texts == ["🎟 Показать купон", "🎁 Мои купоны", "👤 Мои данные"]
+    assert welcome.button_texts == ["🎟 Показать купон", "📅 Записаться", "🎁 Мои купоны", "👤 Мои данные"]
 
     customer = await customer_of(carebot.db, 1001)
     assert customer is not None
@@ -128,7 +128,7 @@ async def test_returning_customer_is_greeted_by_name(carebot, telegram: Telegram
     await anna.send("/start")
     hello = await anna.reply()
     assert hello.text.startswith("С возвращением, Анна!")
-    assert hello.button_texts == ["🎁 Мои купоны", "👤 Мои данные"]
+    assert hello.button_texts == ["📅 Записаться", "🎁 Мои купоны", "👤 Мои данные"]
     await anna.send("/start src_vk")
     await anna.reply()
     customer = await customer_of(carebot.db, 1006)
@@ -307,7 +307,7 @@ async def test_second_account_with_the_same_phone_gets_no_second_coupon(carebot,
     twin = telegram.user(1018, "Анна")
     final = await onboard(twin, phone="+7 916 123 45 67")
     assert "уже был выдан" in final.text and not CODE.search(final.text)
-    assert final.button_texts == ["🎁 Мои купоны", "👤 Мои данные"]
+    assert final.button_texts == ["📅 Записаться", "🎁 Мои купоны", "👤 Мои данные"]
     assert await count(carebot.db, Coupon) == 1
     twin_customer = await customer_of(carebot.db, 1018)
     assert twin_customer and twin_customer.onboarded_at and twin_customer.phone == "+79161234567"

@@ -32,7 +32,7 @@ async def test_start_up_line_names_the_bot_and_the_database(
         assert "bot=@carebot_test_bot" in line and f"database={database_url.split('://')[0]}" in line
         commands = [c for c in telegram.calls if c.method == "setMyCommands"]
         assert {c.params.get("language_code") for c in commands} == {None, "en"}
-        assert [x["command"] for x in commands[0].params["commands"]][:3] == ["start", "mycoupons", "profile"]
+        assert [x["command"] for x in commands[0].params["commands"]][:4] == ["start", "book", "mycoupons", "profile"]
     finally:
         await running.stop()
 

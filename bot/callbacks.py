@@ -1,0 +1,52 @@
+"""Callback data of the booking buttons. They live here, not in `handlers/`, because some of
+these buttons are packed by services onto outbox rows (a due-offer's slots, a master's
+accept/decline) and sent later; the handlers unpack the same factories."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiogram.filters.callback_data import CallbackData
+
+
+def to_minutes(moment: datetime) -> int:
+    """A slot's start as whole minutes since the epoch: short enough for button data."""
+    return int(moment.timestamp()) // 60
+
+
+def from_minutes(minutes: int) -> datetime:
+    return datetime.fromtimestamp(minutes * 60, UTC)
+
+
+class SlotCallback(CallbackData, prefix="slot"):
+    """A free time: `pick` asks to confirm (the menu); `book` (confirmed) and `offer` (a slot in
+    a due-offer or after a decline) book at once."""
+
+    action: str  # "pick" | "book" | "offer"
+    service: str
+    master: str
+    at: int  # minutes since the epoch
+    replaces: int = 0  # a booking moved to this time (reschedule)
+
+
+class BookMenu(CallbackData, prefix="bk"):
+    """The customer's own booking: service → master (or any) → day → time."""
+
+    step: str  # "services" | "masters" | "days" | "times"
+    service: str = ""
+    master: str = ""  # "" = any master
+    day: int = 0  # yyyymmdd
+    replaces: int = 0
+
+
+class BookingCallback(CallbackData, prefix="booking"):
+    """An action on one booking, by its master, the staff, or its customer."""
+
+    action: str  # accept | decline | done | no_show | confirm | cancel | cancel_yes | keep | reschedule
+    id: int
+
+
+class CycleCallback(CallbackData, prefix="cycle"):
+    """The customer's answer to a due-offer: not now (postpone to the next cycle)."""
+
+    action: str  # "later"
+    service: str

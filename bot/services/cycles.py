@@ -1,0 +1,202 @@
+"""Cycles: each customer's own rhythm per service, and the due-offer with real free slots.
+
+A purchase updates the customer's cycle for that service (the median of their last intervals
+once there are two, the service's default before). The planner then works set-wise on the
+`cycles` table: rows whose offer moment came are offered (one outbox row per cycle, keyed by
+the last visit and the round), rows whose due date passed roll on to the next cycle, and a
+customer who let `ignored_offers_limit` offers pass is left for the reactivation campaign.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.business import Business
+from bot.callbacks import CycleCallback
+from bot.clock import Clock
+from bot.db.models import Booking, Customer, Cycle, OutboxMessage, UTCDateTime
+from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
+from bot.events import PurchaseRecorded
+from bot.outbox import MARKETING
+from bot.outbox.compose import Obsolete
+from bot.outbox.policy import Policy
+from bot.services.booking import BookingService
+
+log = logging.getLogger("carebot.cycles")
+
+LEARN_FROM_VISITS = 7  # the median of the last six intervals: recent habits, robust to one odd gap
+SAME_VISIT_DAYS = 0.5  # two sales within half a day are one visit, not an interval
+ROLL_BATCH = 1000
+
+_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
+            "due_at", "state", "attempts", "created_at"]
+
+
+def learned_interval(visits: list[datetime], default_days: float) -> tuple[float, bool]:
+    """The customer's usual interval in days from their visits (newest first), and whether it
+    is their own (at least two intervals) rather than the service's default."""
+    intervals = [(a - b).total_seconds() / 86400 for a, b in zip(visits, visits[1:], strict=False)]
+    intervals = [i for i in intervals if i >= SAME_VISIT_DAYS]
+    if len(intervals) >= 2:
+        return float(statistics.median(intervals)), True
+    return float(default_days), False
+
+
+def _upcoming_booking():  # type: ignore[no-untyped-def]
+    return exists().where(Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING))
+
+
+class CycleService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo,
+                 booking: BookingService) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.settings = business.booking
+        self.tz = tz
+        self.booking = booking
+        self.policy = Policy(business.marketing, tz)
+
+    def lead(self, interval_days: float) -> timedelta:
+        """How long before the due date to offer: at `offer_at_share` of the cycle, but within
+        [lead_min_days, lead_max_days] (and never before the first half of a very short cycle)."""
+        lead = interval_days * (1 - self.settings.offer_at_share)
+        lead = min(max(lead, self.settings.lead_min_days), self.settings.lead_max_days, interval_days / 2)
+        return timedelta(days=lead)
+
+    def _schedule(self, cycle: Cycle, due: datetime) -> None:
+        cycle.due_at, cycle.offer_at = due, due - self.lead(cycle.interval_days)
+
+    async def learn_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
+        """Subscribed to purchases: a visit resets that service's cycle from this day."""
+        service = self.business.service(event.service_id)
+        if service is None:
+            return
+        visits = await repos.cycles.visits(event.customer_id, service.id, LEARN_FROM_VISITS)
+        interval, own = learned_interval(visits, service.cycle_days)
+        cycle = await repos.cycles.get(event.customer_id, service.id)
+        if cycle is None:
+            cycle = Cycle(customer_id=event.customer_id, service_id=service.id)
+            repos.cycles.add(cycle)
+        cycle.master_id = event.master_id or cycle.master_id
+        cycle.last_purchase_id, cycle.last_visit_at = event.purchase_id, event.at
+        cycle.interval_days, cycle.learned = interval, own
+        cycle.round, cycle.offered_round, cycle.ignored = 0, None, 0
+        self._schedule(cycle, event.at + timedelta(days=interval))
+
+    # ---- the planner ---------------------------------------------------------------------------
+
+    async def plan_due_offers(self) -> int:
+        await self._roll_passed()
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            dialect = repos.session.get_bind().dialect.name
+            build = func.json_build_object if dialect == "postgresql" else func.json_object
+            ready = and_(Cycle.offer_at <= now, Cycle.due_at > now, Cycle.ignored < self.settings.ignored_offers_limit,
+                         ~_upcoming_booking())
+            key = (literal("due_offer:", String) + cast(Cycle.customer_id, String) + literal(":", String)
+                   + Cycle.service_id + literal(":", String) + cast(Cycle.last_purchase_id, String)
+                   + literal(":", String) + cast(Cycle.round, String))
+            rows = select(
+                key, Cycle.customer_id, literal(None, Integer), literal(MARKETING, String),
+                literal("due_offer", String),
+                # type_coerce, not CAST: SQLite would cast to a number
+                type_coerce(build("service", Cycle.service_id, "master", Cycle.master_id), JSON),
+                literal(now, UTCDateTime), Cycle.due_at, literal(self.policy.morning(now), UTCDateTime),
+                literal("pending", String), literal(0), literal(now, UTCDateTime),
+            ).join(Customer, Customer.id == Cycle.customer_id).where(
+                ready, Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
+                Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            result = await repos.session.execute(
+                insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
+            # Offered: no second offer this round (offer_at moves to the due date, out of the index range).
+            await repos.session.execute(
+                update(Cycle).where(ready, exists().where(OutboxMessage.key == key))
+                .values(offered_round=Cycle.round, offer_at=Cycle.due_at)
+                .execution_options(synchronize_session=False))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _roll_passed(self) -> int:
+        """Cycles whose due date passed without a visit or a booking move on to the next cycle;
+        an offer that went unanswered counts as ignored, and after the limit the customer is left
+        to the sleeping-customer campaign. Only the rows that just passed are touched."""
+        rolled = 0
+        limit = self.settings.ignored_offers_limit
+        while True:
+            now = self.clock.now()
+            async with self.db.transaction() as repos:
+                batch = list(await repos.session.scalars(
+                    select(Cycle).where(Cycle.due_at <= now, ~_upcoming_booking())
+                    .order_by(Cycle.due_at).limit(ROLL_BATCH).with_for_update(skip_locked=True)))
+                for cycle in batch:
+                    assert cycle.due_at is not None
+                    if cycle.offered_round == cycle.round:
+                        cycle.ignored += 1
+                    if cycle.ignored >= limit:
+                        cycle.due_at = cycle.offer_at = None
+                        continue
+                    due = cycle.due_at
+                    while due <= now:  # a bot that was off for weeks catches up in one step
+                        due += timedelta(days=cycle.interval_days)
+                        cycle.round += 1
+                    self._schedule(cycle, due)
+            rolled += len(batch)
+            if len(batch) < ROLL_BATCH:
+                return rolled
+
+    # ---- the customer's answers ----------------------------------------------------------------
+
+    async def postpone(self, tg_user_id: int, service_id: str) -> datetime | None:
+        """"Not now": no more offers this cycle; the next one comes a cycle later."""
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(tg_user_id)
+            cycle = await repos.cycles.get(customer.id, service_id) if customer else None
+            if cycle is None or cycle.due_at is None:
+                return None
+            cycle.round += 1
+            self._schedule(cycle, cycle.due_at + timedelta(days=cycle.interval_days))
+            return cycle.due_at
+
+    async def compose_offer(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
+                            now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The due-offer at the moment it goes: real free slots now, their usual master first."""
+        service = self.business.service(row.data.get("service"))
+        if customer is None or service is None:
+            raise Obsolete("no such service")
+        if await repos.bookings.upcoming_of(customer.id, now):
+            raise Obsolete("booked meanwhile")
+        cycle = await repos.session.get(Cycle, (customer.id, service.id))
+        due = cycle.due_at if cycle and cycle.due_at else now
+        first_day = max(self.booking.finder.local_day(now), self.booking.finder.local_day(due) - timedelta(days=1))
+        slots = await self.booking.offer(repos, service, row.data.get("master"), first_day, self.settings.offer_slots)
+        lang = customer.language
+        markup = {"inline_keyboard": [
+            *self.booking.slot_keyboard(lang, service.id, slots),
+            [self.booking.other_time_button(lang, service.id),
+             {"text": self.booking.render.label(lang, "not_now"),
+              "callback_data": CycleCallback(action="later", service=service.id).pack()}],
+        ]}
+        master = self.business.master(row.data.get("master"))
+        return {"service": service.name, "master": master.name if master else None, "slots": len(slots),
+                "due": due.astimezone(self.tz), "learned": bool(cycle and cycle.learned)}, markup
+

@@ -1,0 +1,260 @@
+"""The customer books a visit: /book or the menu → service → master (or any) → day → time →
+confirm; a slot from a due-offer books at once. Then their visit's buttons: confirm, move, cancel.
+
+Every step edits the same message, and all state travels in the buttons' callback data, so
+a conversation survives a restart and an old message's button is re-checked, never trusted.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.business import Business
+from bot.callbacks import BookingCallback, BookMenu, CycleCallback, SlotCallback, from_minutes
+from bot.rendering import Renderer
+from bot.services.booking import ActOutcome, BookingService, BookOutcome
+from bot.services.customers import CustomerView
+from bot.services.cycles import CycleService
+from handlers.keyboards import MenuCallback
+
+CUSTOMER_ACTIONS = ("confirm", "cancel", "cancel_yes", "keep", "reschedule")
+
+
+def _day_code(day: date) -> int:
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def _day_of(code: int) -> date | None:
+    try:
+        return date(code // 10000, code // 100 % 100, code % 100)
+    except ValueError:
+        return None
+
+
+def _back(render: Renderer, lang: str, target: BookMenu) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=render.label(lang, "back"), callback_data=target.pack())
+
+
+async def _show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(text, reply_markup=markup)
+
+
+def _services_view(render: Renderer, lang: str, business: Business, upcoming: list, replaces: int = 0
+                   ) -> tuple[str, InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    for visit in upcoming:
+        for action in ("reschedule", "cancel"):
+            builder.button(text=render.label(lang, f"visit_{action}_short", booking=visit),
+                           callback_data=BookingCallback(action=action, id=visit.id))
+    for service in business.services:
+        builder.button(text=render.label(lang, "service_button", service=service, business=business),
+                       callback_data=BookMenu(step="masters", service=service.id, replaces=replaces))
+    builder.adjust(*([2] * len(upcoming)), *([1] * len(business.services)))
+    return str(render.text(lang, "booking_services", upcoming=upcoming, business=business)), builder.as_markup()
+
+
+async def book_command(message: Message, customer: CustomerView | None, booking: BookingService,
+                       render: Renderer, lang: str, business: Business) -> None:
+    assert message.from_user is not None
+    if customer is None or not customer.onboarded:
+        await message.answer(render.text(lang, "not_registered"))
+        return
+    text, markup = _services_view(render, lang, business, await booking.upcoming(message.from_user.id))
+    await message.answer(text, reply_markup=markup)
+
+
+async def book_button(callback: CallbackQuery, customer: CustomerView | None, booking: BookingService,
+                      render: Renderer, lang: str, business: Business) -> None:
+    if customer is None or not customer.onboarded:
+        await callback.answer(render.label(lang, "register_first"), show_alert=True)
+        return
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        text, markup = _services_view(render, lang, business, await booking.upcoming(callback.from_user.id))
+        await callback.message.answer(text, reply_markup=markup)
+
+
+async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: CustomerView | None,
+                    booking: BookingService, render: Renderer, lang: str, business: Business) -> None:
+    if customer is None or not customer.onboarded:
+        await callback.answer(render.label(lang, "register_first"), show_alert=True)
+        return
+    data = callback_data
+    service = business.service(data.service)
+    if data.step == "services" or service is None:
+        if data.step != "services":  # a service the business no longer offers
+            await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+            return
+        text, markup = _services_view(render, lang, business, await booking.upcoming(callback.from_user.id),
+                                      data.replaces)
+        await _show(callback, text, markup)
+        return
+    masters = business.masters_of(service)
+    if data.master and business.master(data.master) not in masters:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    if data.step == "masters" and len(masters) > 1:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=render.label(lang, "any_master"),
+                       callback_data=BookMenu(step="days", service=service.id, replaces=data.replaces))
+        for master in masters:
+            builder.button(text=master.name, callback_data=BookMenu(step="days", service=service.id, master=master.id,
+                                                                    replaces=data.replaces))
+        builder.adjust(1)
+        builder.row(_back(render, lang, BookMenu(step="services", replaces=data.replaces)))
+        await _show(callback, str(render.text(lang, "booking_masters", service=service)), builder.as_markup())
+        return
+    master_id = data.master or (masters[0].id if len(masters) == 1 else "")
+    if data.step in ("masters", "days"):
+        days = await booking.days_with_slots(service.id, master_id or None)
+        builder = InlineKeyboardBuilder()
+        for day in days:
+            builder.button(text=render.label(lang, "day_button", day=day),
+                           callback_data=BookMenu(step="times", service=service.id, master=master_id,
+                                                  day=_day_code(day), replaces=data.replaces))
+        builder.adjust(3)
+        builder.row(_back(render, lang, BookMenu(step="masters" if len(masters) > 1 else "services",
+                                                 service=service.id, replaces=data.replaces)))
+        await _show(callback, str(render.text(lang, "booking_days", service=service,
+                                              master=business.master(master_id), days=days)), builder.as_markup())
+        return
+    chosen = _day_of(data.day)
+    if data.step != "times" or chosen is None:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    slots = await booking.slots_on(service.id, master_id or None, chosen)
+    rows = booking.slot_keyboard(lang, service.id, slots, action="pick", replaces=data.replaces,
+                                 show_master=not master_id)
+    markup = InlineKeyboardMarkup.model_validate({"inline_keyboard": rows})
+    markup.inline_keyboard.append([_back(render, lang, BookMenu(step="days", service=service.id, master=master_id,
+                                                                replaces=data.replaces))])
+    await _show(callback, str(render.text(lang, "booking_times", service=service, day=chosen, slots=slots,
+                                          master=business.master(master_id))), markup)
+
+
+async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, booking: BookingService,
+                      render: Renderer, lang: str, business: Business) -> None:
+    data = callback_data
+    service, master = business.service(data.service), business.master(data.master)
+    if service is None or master is None:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    at = from_minutes(data.at)
+    if data.action == "pick":  # the menu asks before booking
+        builder = InlineKeyboardBuilder()
+        builder.button(text=render.label(lang, "booking_confirm"), callback_data=SlotCallback(
+            action="book", service=service.id, master=master.id, at=data.at, replaces=data.replaces))
+        builder.button(text=render.label(lang, "back"), callback_data=BookMenu(
+            step="days", service=service.id, master=master.id, replaces=data.replaces))
+        builder.adjust(1)
+        await _show(callback, str(render.text(lang, "booking_confirm_ask", service=service, master=master, at=at,
+                                              business=business, replaces=data.replaces)), builder.as_markup())
+        return
+    result = await booking.book(callback.from_user.id, service.id, master.id, at,
+                                source="offer" if data.action == "offer" else "menu", replaces=data.replaces)
+    if result.outcome is BookOutcome.BOOKED:
+        await _show(callback, str(render.text(lang, "booking_requested", booking=result.booking)), None)
+        return
+    if result.outcome is BookOutcome.ALREADY:
+        await callback.answer(render.label(lang, "booking_already", booking=result.booking), show_alert=True)
+        return
+    if result.outcome is BookOutcome.NOT_CUSTOMER:
+        await callback.answer(render.label(lang, "register_first"), show_alert=True)
+        return
+    if result.outcome is BookOutcome.INVALID:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    # Taken a moment ago, or too late now: say so and show what is free instead.
+    day = booking.finder.local_day(at)
+    slots = await booking.slots_on(service.id, None, day) or []
+    rows = booking.slot_keyboard(lang, service.id, slots[:12], action="pick", replaces=data.replaces)
+    markup = InlineKeyboardMarkup.model_validate({"inline_keyboard": [
+        *rows, [booking.other_time_button(lang, service.id, data.replaces)]]})
+    await _show(callback, str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)), markup)
+
+
+async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
+                       render: Renderer, lang: str) -> None:
+    """The customer's buttons on their visit: confirm they come, move it, cancel it."""
+    action, user = callback_data.action, callback.from_user.id
+    visit = await booking.customer_view(user, callback_data.id)
+    if visit is None:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    if action == "confirm":
+        result = await booking.confirm_attendance(user, visit.id)
+        if result.outcome is not ActOutcome.DONE:
+            await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
+            return
+        await callback.answer(render.label(lang, "visit_confirmed_popup"))
+        if isinstance(callback.message, Message):
+            await callback.message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
+                InlineKeyboardButton(text=render.label(lang, "visit_reschedule"),
+                                     callback_data=BookingCallback(action="reschedule", id=visit.id).pack()),
+                InlineKeyboardButton(text=render.label(lang, "visit_cancel"),
+                                     callback_data=BookingCallback(action="cancel", id=visit.id).pack())]]))
+        return
+    if not booking.is_active(visit):
+        await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
+        return
+    if action == "cancel":
+        builder = InlineKeyboardBuilder()
+        builder.button(text=render.label(lang, "visit_cancel_yes"), callback_data=BookingCallback(action="cancel_yes", id=visit.id))
+        builder.button(text=render.label(lang, "visit_keep"), callback_data=BookingCallback(action="keep", id=visit.id))
+        await callback.answer()
+        if isinstance(callback.message, Message):
+            await callback.message.answer(render.text(lang, "visit_cancel_ask", booking=visit),
+                                          reply_markup=builder.as_markup())
+    elif action == "keep":
+        await _show(callback, str(render.text(lang, "visit_kept", booking=visit)), None)
+    elif action == "cancel_yes":
+        result = await booking.cancel(user, visit.id)
+        if result.outcome is not ActOutcome.DONE:
+            await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
+            return
+        builder = InlineKeyboardBuilder()
+        builder.button(text=render.label(lang, "book_again"), callback_data=BookMenu(step="masters", service=visit.service_id))
+        await _show(callback, str(render.text(lang, "visit_cancelled", booking=visit)), builder.as_markup())
+    elif action == "reschedule":
+        await callback.answer()
+        days = await booking.days_with_slots(visit.service_id, visit.master_id)
+        builder = InlineKeyboardBuilder()
+        for day in days:
+            builder.button(text=render.label(lang, "day_button", day=day), callback_data=BookMenu(
+                step="times", service=visit.service_id, master=visit.master_id, day=_day_code(day), replaces=visit.id))
+        builder.adjust(3)
+        builder.row(InlineKeyboardButton(text=render.label(lang, "other_master"), callback_data=BookMenu(
+            step="masters", service=visit.service_id, replaces=visit.id).pack()))
+        if isinstance(callback.message, Message):
+            await callback.message.answer(render.text(lang, "visit_reschedule_days", booking=visit, days=days),
+                                          reply_markup=builder.as_markup())
+
+
+async def not_now(callback: CallbackQuery, callback_data: CycleCallback, cycles: CycleService,
+                  render: Renderer, lang: str, business: Business) -> None:
+    next_due = await cycles.postpone(callback.from_user.id, callback_data.service)
+    if next_due is None:
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    await _show(callback, str(render.text(lang, "offer_postponed", service=business.service(callback_data.service))),
+                None)
+
+
+def create_router() -> Router:
+    router = Router(name="booking")
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
+    router.message.register(book_command, Command("book"))
+    router.callback_query.register(book_button, MenuCallback.filter(F.action == "book"))
+    router.callback_query.register(menu_step, BookMenu.filter())
+    router.callback_query.register(slot_tapped, SlotCallback.filter(F.action.in_({"pick", "book", "offer"})))
+    router.callback_query.register(visit_action, BookingCallback.filter(F.action.in_(set(CUSTOMER_ACTIONS))))
+    router.callback_query.register(not_now, CycleCallback.filter(F.action == "later"))
+    return router
