@@ -50,3 +50,4 @@ class CycleCallback(CallbackData, prefix="cycle"):
 
     action: str  # "later"
     service: str
+    round: int  # the cycle's round the offer was for: a second tap, or an old offer, changes nothing

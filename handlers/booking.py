@@ -239,7 +239,7 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
 
 async def not_now(callback: CallbackQuery, callback_data: CycleCallback, cycles: CycleService,
                   render: Renderer, lang: str, business: Business) -> None:
-    next_due = await cycles.postpone(callback.from_user.id, callback_data.service)
+    next_due = await cycles.postpone(callback.from_user.id, callback_data.service, callback_data.round)
     if next_due is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return

@@ -67,7 +67,9 @@ def _find_master(business: Business, text: str) -> Master | None:
 def _actor(callback: CallbackQuery, admin_chat: AdminChat) -> Actor:
     message = callback.message
     staff = isinstance(message, Message) and admin_chat.chat_id is not None and message.chat.id == admin_chat.chat_id
-    return Actor(callback.from_user.id, callback.from_user.full_name, staff=staff)
+    if staff:
+        return Actor(callback.from_user.id, admin_chat.staff_of(callback.from_user).name, staff=True)
+    return Actor(callback.from_user.id, callback.from_user.full_name)
 
 
 async def _refuse(callback: CallbackQuery, result: ActResult, render: Renderer, lang: str) -> bool:

@@ -166,12 +166,13 @@ class CycleService:
 
     # ---- the customer's answers ----------------------------------------------------------------
 
-    async def postpone(self, tg_user_id: int, service_id: str) -> datetime | None:
-        """"Not now": no more offers this cycle; the next one comes a cycle later."""
+    async def postpone(self, tg_user_id: int, service_id: str, round_: int) -> datetime | None:
+        """"Not now" on the offer of this round: no more offers this cycle; the next one comes
+        a cycle later. None when the offer is not the current one (a second tap, an old message)."""
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
             cycle = await repos.cycles.get(customer.id, service_id) if customer else None
-            if cycle is None or cycle.due_at is None:
+            if cycle is None or cycle.due_at is None or cycle.round != round_:
                 return None
             cycle.round += 1
             self._schedule(cycle, cycle.due_at + timedelta(days=cycle.interval_days))
@@ -194,7 +195,8 @@ class CycleService:
             *self.booking.slot_keyboard(lang, service.id, slots),
             [self.booking.other_time_button(lang, service.id),
              {"text": self.booking.render.label(lang, "not_now"),
-              "callback_data": CycleCallback(action="later", service=service.id).pack()}],
+              "callback_data": CycleCallback(action="later", service=service.id,
+                                             round=cycle.round if cycle else 0).pack()}],
         ]}
         master = self.business.master(row.data.get("master"))
         return {"service": service.name, "master": master.name if master else None, "slots": len(slots),

@@ -292,8 +292,10 @@ async def test_not_now_waits_a_cycle_and_a_booking_stops_the_offer(
     customer_id = await _customer(db, clock, business, 11)
     clock.set(moscow(date(2026, 11, 2), "12:00"))
     await staff.record_sale(OLGA_STAFF, customer_id, 200000, "manicure", "anna")  # due 23.11 (21 days)
-    later = await cycles.postpone(11, "manicure")
+    assert await cycles.postpone(11, "manicure", 1) is None  # not the current offer
+    later = await cycles.postpone(11, "manicure", 0)
     assert later == moscow(date(2026, 12, 14), "12:00")
+    assert await cycles.postpone(11, "manicure", 0) is None  # a second tap
     clock.set(moscow(date(2026, 11, 20), "12:00"))
     assert await cycles.plan_due_offers() == 0  # postponed: nothing this cycle
     clock.set(moscow(date(2026, 12, 10), "12:00"))
