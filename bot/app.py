@@ -84,8 +84,8 @@ class App:
             raise
         db = Database(engine)
         render = Renderer(settings.tz)
-        customers = CustomerService(db, clock, business, settings.tz)
         events = Events()
+        customers = CustomerService(db, clock, business, settings.tz, events)
         staff = StaffService(db, clock, business, settings.tz, events)
         care = CareService(db, clock, business)
         storage, isolation = _storage(settings, db)
@@ -107,6 +107,8 @@ class App:
         booking = BookingService(db, clock, business, settings.tz, render, staff, settings.admin_chat_id)
         cycles = CycleService(db, clock, business, settings.tz, booking)
         events.on_purchase(cycles.learn_after_purchase)
+        events.on_erased(booking.cancel_for_erased)
+        events.on_erased(cycles.forget)
         planners.register("due_offers", cycles.plan_due_offers)
         planners.register("escalations", booking.escalate_unanswered)
         composers: dict[str, Composer] = {template: booking.compose for template in BOOKING_TEMPLATES}

@@ -23,12 +23,31 @@ class PurchaseRecorded:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CustomerErased:
+    """`/forget`: subscribers drop what they keep about the customer (their visits ahead are
+    cancelled and the masters told, their cycles forgotten), in the same transaction."""
+
+    customer_id: int
+    at: datetime
+
+
 PurchaseSubscriber = Callable[[Repos, PurchaseRecorded], Awaitable[None]]
+ErasedSubscriber = Callable[[Repos, CustomerErased], Awaitable[None]]
 
 
 class Events:
     def __init__(self) -> None:
         self._purchase: list[PurchaseSubscriber] = []
+        self._erased: list[ErasedSubscriber] = []
+
+    def on_erased(self, subscriber: ErasedSubscriber) -> ErasedSubscriber:
+        self._erased.append(subscriber)
+        return subscriber
+
+    async def customer_erased(self, repos: Repos, event: CustomerErased) -> None:
+        for subscriber in self._erased:
+            await subscriber(repos, event)
 
     def on_purchase(self, subscriber: PurchaseSubscriber) -> PurchaseSubscriber:
         self._purchase.append(subscriber)

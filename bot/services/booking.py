@@ -21,6 +21,7 @@ from bot.callbacks import BookingCallback, BookMenu, SlotCallback, to_minutes
 from bot.clock import Clock
 from bot.db.models import Booking, Customer, MasterInvite, OutboxMessage
 from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
+from bot.events import CustomerErased
 from bot.outbox import SERVICE
 from bot.outbox.compose import Obsolete
 from bot.rendering import Renderer
@@ -412,6 +413,14 @@ class BookingService:
     def is_active(self, visit: BookingView) -> bool:
         """Still ahead and not cancelled: the customer may move or cancel it."""
         return visit.state in ACTIVE_BOOKING and visit.starts_at > self.clock.now()
+
+    async def cancel_for_erased(self, repos: Repos, event: CustomerErased) -> None:
+        """Subscribed to `/forget`: the visits ahead are cancelled and their masters told."""
+        customer = await repos.customers.get(event.customer_id)
+        if customer is None:
+            return
+        for booking in await repos.bookings.upcoming_of(customer.id, event.at):
+            await self._cancel(repos, booking, customer, reason="erased", now=event.at)
 
     async def upcoming(self, tg_user_id: int) -> list[BookingView]:
         async with self.db.transaction() as repos:

@@ -14,6 +14,7 @@ from bot.business import Business
 from bot.clock import Clock, local_today
 from bot.db.models import Customer
 from bot.db.repositories import Database, Repos
+from bot.events import CustomerErased, Events
 from bot.services.birthdays import Birthday
 from bot.services.coupons import CouponView, issue_coupon
 
@@ -93,11 +94,13 @@ def _view(customer: Customer) -> CustomerView:
 
 
 class CustomerService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo) -> None:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo,
+                 events: Events | None = None) -> None:
         self.db = db
         self.clock = clock
         self.business = business
         self.tz = tz
+        self.events = events or Events()
 
     async def find(self, tg_user_id: int) -> CustomerView | None:
         async with self.db.transaction() as repos:
@@ -275,6 +278,7 @@ class CustomerService:
             version = self.business.privacy_version
             repos.consents.record(customer.id, PERSONAL_DATA, False, version, now)
             repos.consents.record(customer.id, MARKETING, False, version, now)
+            await self.events.customer_erased(repos, CustomerErased(customer.id, now))
             return True
 
     def today(self) -> date:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     and_,
     cast,
+    delete,
     exists,
     func,
     literal,
@@ -35,7 +36,7 @@ from bot.callbacks import CycleCallback
 from bot.clock import Clock
 from bot.db.models import Booking, Customer, Cycle, OutboxMessage, UTCDateTime
 from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
-from bot.events import PurchaseRecorded
+from bot.events import CustomerErased, PurchaseRecorded
 from bot.outbox import MARKETING
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
@@ -102,6 +103,10 @@ class CycleService:
         cycle.interval_days, cycle.learned = interval, own
         cycle.round, cycle.offered_round, cycle.ignored = 0, None, 0
         self._schedule(cycle, event.at + timedelta(days=interval))
+
+    async def forget(self, repos: Repos, event: CustomerErased) -> None:
+        """Subscribed to `/forget`: no more due-offers, and their rhythm is not kept."""
+        await repos.session.execute(delete(Cycle).where(Cycle.customer_id == event.customer_id))
 
     # ---- the planner ---------------------------------------------------------------------------
 

@@ -49,6 +49,8 @@ class CustomerCard:
     tg_user_id: int | None
     csat_answers: int = 0
     csat_average: float | None = None
+    no_shows: int = 0
+    next_visit: datetime | None = None
 
 
 class UsageError(ValueError):
@@ -226,6 +228,7 @@ class StaffService:
         coupons = await repos.coupons.active(customer.id, self.clock.now())
         note = await repos.notes.latest(customer.id)
         answers, average = await repos.surveys.rating(customer.id)
+        upcoming = await repos.bookings.upcoming_of(customer.id, self.clock.now())
         return CustomerCard(
             id=customer.id,
             name=customer.name,
@@ -243,6 +246,8 @@ class StaffService:
             tg_user_id=customer.tg_user_id,
             csat_answers=answers,
             csat_average=average,
+            no_shows=await repos.bookings.no_shows(customer.id),
+            next_visit=upcoming[0].starts_at if upcoming else None,
         )
 
     # ---- actions ----------------------------------------------------------------------------

@@ -302,3 +302,31 @@ async def test_not_now_waits_a_cycle_and_a_booking_stops_the_offer(
     made = await booking.book(11, "manicure", "anna", moscow(date(2026, 12, 14), "12:00"), source="menu")
     assert made.outcome is BookOutcome.BOOKED
     assert await cycles.plan_due_offers() == 0  # already booked
+
+
+async def test_the_card_shows_the_next_visit_and_no_shows_and_forget_cancels_visits(
+        db: Database, clock: FixedClock, business: Business, booking: BookingService, cycles: CycleService,
+        staff: StaffService, events: Events) -> None:
+    events.on_erased(booking.cancel_for_erased)
+    events.on_erased(cycles.forget)
+    customers = CustomerService(db, clock, business, MOSCOW, events)
+    clock.set(moscow(MONDAY, "09:00"))
+    customer_id = await _customer(db, clock, business, 11)
+    admin = Actor(-100, "admin", staff=True)
+    first = await booking.book(11, "manicure", "anna", moscow(MONDAY, "10:00"), source="menu")
+    assert first.booking
+    clock.set(moscow(MONDAY, "12:00"))
+    assert (await booking.close(first.booking.id, admin, done=False)).outcome is ActOutcome.DONE
+    await staff.record_sale(OLGA_STAFF, customer_id, 200000, "manicure", "anna")
+    second = await booking.book(11, "manicure", "anna", moscow(MONDAY + timedelta(days=1), "15:00"), source="menu")
+    assert second.booking
+    card = await staff.card(customer_id)
+    assert card and card.no_shows == 1 and card.next_visit == moscow(MONDAY + timedelta(days=1), "15:00")
+
+    assert await customers.forget(11)
+    async with db.transaction() as repos:
+        assert (await repos.bookings.get(second.booking.id)).state == "cancelled"  # type: ignore[union-attr]
+        assert not list(await repos.session.scalars(select(BookingCell).where(
+            BookingCell.booking_id == second.booking.id)))
+        assert await repos.session.get(Cycle, (customer_id, "manicure")) is None
+    assert [r.template for r in await _outbox(db, "booking_cancelled:")] == ["booking_cancelled_staff"]
