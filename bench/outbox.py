@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench._common import line, migrated_sqlite  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import OutboxMessage  # noqa: E402
@@ -165,11 +166,7 @@ async def run_planner(count: int) -> dict[str, float]:
     from bot.outbox.planners import Planners
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "million.sqlite3"
-        url = f"sqlite+aiosqlite:///{path}"
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+        path, url = await migrated_sqlite(folder, "million.sqlite3")
         seeding = time.monotonic()
         seed_customers(path, count)
         seeded = time.monotonic() - seeding
@@ -186,10 +183,6 @@ async def run_planner(count: int) -> dict[str, float]:
         await engine.dispose()
         return {"customers": count, "seed_seconds": round(seeded, 1), "birthday_planner_seconds": round(first, 3),
                 "planned": planned, "second_run_seconds": round(second, 3), "second_run_planned": again}
-
-
-def line(title: str, figures: dict[str, float]) -> None:
-    print(f"{title}: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
 
 
 async def main() -> None:

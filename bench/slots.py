@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import line, migrated_sqlite  # noqa: E402
 from bot.business import Business, load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
-from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.repositories import Database  # noqa: E402
 from bot.events import Events  # noqa: E402
 from bot.rendering import Renderer  # noqa: E402
@@ -95,6 +95,11 @@ def seed_bookings(path: Path, business: Business, count: int) -> int:
     return len(chosen)
 
 
+def booking_service(db: Database, clock: FixedClock, business: Business) -> BookingService:
+    return BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW),
+                          StaffService(db, clock, business, MOSCOW, Events()), None)
+
+
 async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
     """Median milliseconds of `repeat` calls, and the last result."""
     times, result = [], None
@@ -108,16 +113,11 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float,
 async def run_slots(count: int) -> dict[str, Any]:
     business = salon(MASTERS)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "slots.sqlite3"
-        url = f"sqlite+aiosqlite:///{path}"
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+        path, url = await migrated_sqlite(folder, "slots.sqlite3")
         seeded = seed_bookings(path, business, count)
         engine = create_engine(url)
         db, clock = Database(engine), FixedClock(NOW)
-        booking = BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW),
-                                 StaffService(db, clock, business, MOSCOW, Events()), None)
+        booking = booking_service(db, clock, business)
         days_ms, days = await timed(lambda: booking.days_with_slots("manicure", None), 5)
         one_ms, _ = await timed(lambda: booking.days_with_slots("manicure", "m3"), 5)
         day = NOW.astimezone(MOSCOW).date() + timedelta(days=3)
@@ -173,19 +173,13 @@ def _flush(connection: sqlite3.Connection, customers: list[tuple[Any, ...]], cyc
 async def run_planner(count: int) -> dict[str, Any]:
     business = salon(MASTERS)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "cycles.sqlite3"
-        url = f"sqlite+aiosqlite:///{path}"
-        engine = create_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+        path, url = await migrated_sqlite(folder, "cycles.sqlite3")
         seeding = time.monotonic()
         seed_cycles(path, count)
         seeded = time.monotonic() - seeding
         engine = create_engine(url)
         db, clock = Database(engine), FixedClock(NOW)
-        booking = BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW),
-                                 StaffService(db, clock, business, MOSCOW, Events()), None)
-        cycles = CycleService(db, clock, business, MOSCOW, booking)
+        cycles = CycleService(db, clock, business, MOSCOW, booking_service(db, clock, business))
         figures: dict[str, Any] = {"customers": count, "seed_seconds": round(seeded, 1)}
         for label, step in (("first", timedelta(0)), ("10_min_later", timedelta(minutes=10)),
                             ("a_day_later", timedelta(days=1))):
@@ -196,10 +190,6 @@ async def run_planner(count: int) -> dict[str, Any]:
             figures[f"{label}_offers"] = planned
         await engine.dispose()
     return figures
-
-
-def line(title: str, figures: dict[str, Any]) -> None:
-    print(f"{title}: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
 
 
 async def main() -> None:

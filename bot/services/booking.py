@@ -282,11 +282,17 @@ class BookingService:
             booking = await repos.bookings.get(booking_id)
             return await self._view(repos, booking) if booking else None
 
-    async def _may_act(self, repos: Repos, booking: Booking, actor: Actor) -> bool:
-        if actor.staff:
-            return True
-        account = await repos.bookings.account(booking.master_id)
-        return account is not None and account.tg_user_id == actor.tg_user_id
+    async def _acting(self, repos: Repos, booking_id: int, actor: Actor) -> tuple[Booking | None, ActResult]:
+        """The booking a master or the staff act on, locked; or why they cannot (gone, not theirs):
+        a master acts on their own bookings only, the staff on any."""
+        booking = await repos.bookings.get(booking_id, for_update=True)
+        if booking is None:
+            return None, ActResult(ActOutcome.GONE)
+        if not actor.staff:
+            account = await repos.bookings.account(booking.master_id)
+            if account is None or account.tg_user_id != actor.tg_user_id:
+                return None, ActResult(ActOutcome.NOT_YOURS)
+        return booking, ActResult(ActOutcome.DONE)
 
     # ---- the master's answer -----------------------------------------------------------------
 
@@ -296,22 +302,18 @@ class BookingService:
     async def may_decide(self, booking_id: int, actor: Actor) -> ActResult:
         """Whether this person may still answer this request (before asking them for a reason)."""
         async with self.db.transaction() as repos:
-            booking = await repos.bookings.get(booking_id)
+            booking, refused = await self._acting(repos, booking_id, actor)
             if booking is None:
-                return ActResult(ActOutcome.GONE)
-            if not await self._may_act(repos, booking, actor):
-                return ActResult(ActOutcome.NOT_YOURS)
+                return refused
             view = await self._view(repos, booking)
             return ActResult(ActOutcome.DONE if booking.state == "pending" else ActOutcome.ALREADY, view)
 
     async def decide(self, booking_id: int, actor: Actor, *, accept: bool, reason: str | None = None) -> ActResult:
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            booking = await repos.bookings.get(booking_id, for_update=True)
+            booking, refused = await self._acting(repos, booking_id, actor)
             if booking is None:
-                return ActResult(ActOutcome.GONE)
-            if not await self._may_act(repos, booking, actor):
-                return ActResult(ActOutcome.NOT_YOURS)
+                return refused
             if booking.state != "pending":
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
             booking.decided_at, booking.decided_by = now, actor.name
@@ -446,11 +448,9 @@ class BookingService:
         thank-you offer and cycle learning follow; no-show is counted on the customer's card."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            booking = await repos.bookings.get(booking_id, for_update=True)
+            booking, refused = await self._acting(repos, booking_id, actor)
             if booking is None:
-                return ActResult(ActOutcome.GONE)
-            if not await self._may_act(repos, booking, actor):
-                return ActResult(ActOutcome.NOT_YOURS)
+                return refused
             if booking.state not in ACTIVE_BOOKING:
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
             if self.finder.local_day(booking.starts_at) > self.finder.local_day(now):

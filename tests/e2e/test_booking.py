@@ -165,21 +165,27 @@ async def _menu_to_times(person: Person, master: str = "Анна") -> Call:
     return await person.next("editMessageText")
 
 
+async def _book(person: Person, times: Call, time: str) -> tuple[Call, Call]:
+    """Pick a time from the list and confirm; returns the question and the answer."""
+    await person.press(times, time)
+    await person.next("answerCallbackQuery")
+    ask = await person.next("editMessageText")
+    await person.press(ask, "Записаться")
+    await person.next("answerCallbackQuery")
+    return ask, await person.next("editMessageText")
+
+
 async def test_booking_from_the_menu_declined_by_staff_and_by_the_master(
         carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
-    times = await _menu_to_times(anna)  # today is Mon 23.11, 12:00: the first free time is 13:00? no: 14:30
+    times = await _menu_to_times(anna)  # Mon 23.11, 12:00: 13:00 would run into Анна's break, so 14:30
     assert times.text.startswith("пн 23.11, мастер Анна: свободное время")
     assert times.button_texts[0] == "пн 23.11 в 14:30" and times.button_texts[-1] == "← Назад"
-    await anna.press(times, "в 15:00")
-    await anna.next("answerCallbackQuery")
-    ask = await anna.next("editMessageText")
+    ask, requested = await _book(anna, times, "в 15:00")
     assert "Записать вас на «Маникюр с покрытием» (2000 ₽, 90 мин) к мастеру Анна — <b>пн 23.11 в 15:00</b>?" \
         in ask.text
-    await anna.press(ask, "Записаться")
-    await anna.next("answerCallbackQuery")
-    assert (await anna.next("editMessageText")).text.startswith("Заявка отправлена")
+    assert requested.text.startswith("Заявка отправлена")
     notice = await olga.reply()  # Анна has not joined the bot: the admin chat answers for her
     assert "Мастер ещё не подключён к боту" in notice.text
     assert notice.button_texts == ["✅ Принять", "✖️ Отклонить"]
@@ -215,13 +221,7 @@ async def test_an_unanswered_request_goes_to_the_admin_chat(carebot: RunningBot,
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
-    times = await _menu_to_times(anna)
-    await anna.press(times, "в 17:30")
-    await anna.next("answerCallbackQuery")
-    ask = await anna.next("editMessageText")
-    await anna.press(ask, "Записаться")
-    await anna.next("answerCallbackQuery")
-    await anna.next("editMessageText")
+    await _book(anna, await _menu_to_times(anna), "в 17:30")
     request = await master.reply()
     await olga.reply()
     carebot.clock.advance(timedelta(hours=2))
@@ -240,12 +240,7 @@ async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServ
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
-    times = await _menu_to_times(anna)
-    await anna.press(times, "в 16:00")
-    await anna.next("answerCallbackQuery")
-    await anna.press(await anna.next("editMessageText"), "Записаться")
-    await anna.next("answerCallbackQuery")
-    await anna.next("editMessageText")
+    await _book(anna, await _menu_to_times(anna), "в 16:00")
     await master.press(await master.reply(), "Принять")
     await master.next("answerCallbackQuery")
     await master.next("editMessageText")
@@ -258,14 +253,9 @@ async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServ
     assert days.text.startswith("На какой день перенести «Маникюр с покрытием» (сейчас: пн 23.11 в 16:00")
     await anna.press(days, "вт 24.11")
     await anna.next("answerCallbackQuery")
-    times = await anna.next("editMessageText")
-    await anna.press(times, "в 12:00")
-    await anna.next("answerCallbackQuery")
-    ask = await anna.next("editMessageText")
+    ask, requested = await _book(anna, await anna.next("editMessageText"), "в 12:00")
     assert ask.text.startswith("Перенести запись на «Маникюр с покрытием»")
-    await anna.press(ask, "Записаться")
-    await anna.next("answerCallbackQuery")
-    assert "вт 24.11 в 12:00" in (await anna.next("editMessageText")).text
+    assert "вт 24.11 в 12:00" in requested.text
     moved = await master.reply()
     assert moved.text.startswith("✖️ <b>Запись отменена</b> (клиент переносит)\nпн 23.11 в 16:00")
     assert (await master.reply()).text.startswith("🆕 <b>Новая запись</b>\nвт 24.11 в 12:00")
@@ -321,11 +311,7 @@ async def test_bad_taps_and_commands_change_nothing(carebot: RunningBot, telegra
         await anna.press_data(times, forged)
         answer = await anna.next("answerCallbackQuery")
         assert answer.params.get("show_alert"), (forged, answer.params)
-    await anna.press(times, "в 16:00")
-    await anna.next("answerCallbackQuery")
-    await anna.press(await anna.next("editMessageText"), "Записаться")
-    await anna.next("answerCallbackQuery")
-    await anna.next("editMessageText")
+    await _book(anna, times, "в 16:00")
     request = await master.reply()
     await olga.reply()
     await other.send("/today")
