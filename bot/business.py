@@ -37,6 +37,7 @@ class Coupons(_Strict):
     welcome: CouponRule
     birthday: CouponRule | None = None  # the gift in the birthday greeting
     thanks: CouponRule | None = None  # the time-limited offer after a purchase
+    reactivation: CouponRule | None = None  # the offer that wakes up a sleeping customer
 
 
 class Marketing(_Strict):
@@ -187,6 +188,19 @@ class Booking(_Strict):
         return self
 
 
+class Sleeping(_Strict):
+    """A customer sleeps when their time since the last visit exceeds `factor` × their own
+    usual interval; the reactivation planner writes to them once, and once more later."""
+
+    enabled: bool = True
+    factor: Annotated[float, Field(ge=1.1, le=20)] = 2
+    second_after_days: Annotated[int, Field(ge=0, le=365)] = 7  # 0: no second message
+
+
+class Broadcasts(_Strict):
+    regular_visits: Annotated[int, Field(ge=2, le=1000)] = 3  # the "regular" segment: at least this many
+
+
 class Care(_Strict):
     """The care chat: customers write to the bot, staff answer from the admin chat."""
 
@@ -205,6 +219,8 @@ class Business(_Strict):
     outbox: Outbox = Outbox()
     surveys: Surveys = Surveys()
     booking: Booking = Booking()
+    sleeping: Sleeping = Sleeping()
+    broadcasts: Broadcasts = Broadcasts()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""

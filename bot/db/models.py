@@ -348,3 +348,30 @@ class Cycle(Base):
     round: Mapped[int] = mapped_column(Integer, default=0)
     offered_round: Mapped[int | None] = mapped_column(Integer)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
+    # last visit + [sleeping] factor × interval: after this, with no visit since, they sleep
+    sleeps_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class Broadcast(Base):
+    """An owner's message to a segment of customers: what, to whom, when, and how it went.
+    Its deliveries are outbox rows keyed `broadcast:<id>:<customer>`, so a restart in the
+    middle sends nobody a second copy."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # {"kind": "text" | "photo" | "video" | "animation", "html": "...", "file_id": "..."}
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    buttons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # {"text", "url"} | {"text", "book"}
+    coupon: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"percent" | "amount", "last_day": "YYYY-MM-DD"}
+    segment: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # conditions, all must hold
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | sending | done | cancelled
+    recipients: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by: Mapped[str | None] = mapped_column(String(128))
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(Integer)

@@ -103,6 +103,7 @@ class CycleService:
         cycle.interval_days, cycle.learned = interval, own
         cycle.round, cycle.offered_round, cycle.ignored = 0, None, 0
         self._schedule(cycle, event.at + timedelta(days=interval))
+        cycle.sleeps_at = event.at + timedelta(days=interval * self.business.sleeping.factor)
 
     async def forget(self, repos: Repos, event: CustomerErased) -> None:
         """Subscribed to `/forget`: no more due-offers, and their rhythm is not kept."""
