@@ -51,3 +51,18 @@ class CycleCallback(CallbackData, prefix="cycle"):
     action: str  # "later"
     service: str
     round: int  # the cycle's round the offer was for: a second tap, or an old offer, changes nothing
+
+
+class Unsubscribe(CallbackData, prefix="unsub"):
+    """The "unsubscribe" button under every broadcast: the same as /stop."""
+
+
+class BookFromBroadcast(CallbackData, prefix="bcbook"):
+    """A broadcast's "book now" button: opens the booking menu in a new message."""
+
+
+class BroadcastAction(CallbackData, prefix="bc"):
+    """The admin chat's buttons on one broadcast: cancel it, refresh its report."""
+
+    action: str  # "cancel" | "report"
+    id: int

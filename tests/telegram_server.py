@@ -270,7 +270,13 @@ class TelegramServer:
         content = {k: params[k] for k in ("text", "caption") if k in params}
         if method != "sendMessage":
             kind = method.removeprefix("send").lower()
-            content[kind] = params.get(kind, "<file>")
+            sample = MEDIA.get(kind)
+            if isinstance(sample, dict) and "file_id" in sample:  # the file it was given, as Telegram shows it
+                content[kind] = {**sample, "file_id": params.get(kind, sample["file_id"])}
+            elif isinstance(sample, list):
+                content[kind] = [{**size, "file_id": params.get(kind, size["file_id"])} for size in sample]
+            else:
+                content[kind] = sample or params.get(kind, "<file>")
         return self._new_message(params["chat_id"], params, **content)
 
     def _m_copyMessage(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,10 +32,11 @@ async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, t
     rule = (row.data or {}).get("coupon")
     if not rule or customer is None:
         return None
+    last_day = date.fromisoformat(rule["last_day"]) if rule.get("last_day") else None
     coupon = await issue_coupon(repos, customer_id=customer.id, kind=str(rule.get("kind", "gift")),
                                 rule=CouponRule(percent=rule.get("percent"), amount=rule.get("amount"),
-                                                valid_days=rule["valid_days"]),
-                                now=now, tz=tz)
+                                                valid_days=rule.get("valid_days", 1)),
+                                now=now, tz=tz, last_day=last_day)
     coupon.issue_key = row.key
     row.coupon_id = coupon.id
     return coupon

@@ -26,7 +26,7 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramRetryAfter,
 )
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.business import Business
 from bot.clock import Clock
@@ -54,6 +54,7 @@ class Ready:
     markup: dict[str, Any] | None
     customer_id: int | None
     attempts: int
+    media: dict[str, Any] | None = None  # {"kind": "photo" | "video" | "animation", "file_id": ...}
 
 
 @dataclass
@@ -91,6 +92,9 @@ class OutboxSender:
         self.max_attempts = limits.max_attempts
         self.worker = uuid.uuid4().hex[:12]
         self._blocked_chats: set[int] = set()  # 403s seen by this sender: nothing more goes there
+        # Key prefixes cancelled while a batch is in flight (a broadcast's cancel button): checked
+        # before each call, so a cancel stops the sending within one message, not one batch.
+        self.cancelled: set[str] = set()
 
     # ---- claiming ----------------------------------------------------------------------------
 
@@ -137,7 +141,8 @@ class OutboxSender:
                 if row.kind == MARKETING and row.customer_id is not None:
                     recent.setdefault(row.customer_id, []).append(now)  # counts toward the cap at once
                 row.state, row.claimed_at, row.claimed_by = "sending", now, self.worker
-                ready.append(Ready(row.id, row.key, chat_id, row.text, row.markup, row.customer_id, row.attempts))
+                ready.append(Ready(row.id, row.key, chat_id, row.text, row.markup, row.customer_id, row.attempts,
+                                   (row.data or {}).get("media")))
         return ready
 
     # ---- sending -----------------------------------------------------------------------------
@@ -148,9 +153,13 @@ class OutboxSender:
             tally.skipped += 1
             await self._finish(item, "skipped", error="blocked", attempts=item.attempts)
             return
+        if self.cancelled and item.key.startswith(tuple(self.cancelled)):
+            tally.skipped += 1
+            await self._finish(item, "skipped", error="cancelled", attempts=item.attempts)
+            return
         markup = InlineKeyboardMarkup.model_validate(item.markup) if item.markup else None
         try:
-            message = await self.bot.send_message(item.chat_id, item.text, reply_markup=markup)
+            message = await self._deliver(item, markup)
         except TelegramRetryAfter as error:
             self.pacer.pause(error.retry_after)
             tally.throttled += 1
@@ -177,6 +186,18 @@ class OutboxSender:
         else:
             tally.sent += 1
             await self._finish(item, "sent", message_id=message.message_id)
+
+    async def _deliver(self, item: Ready, markup: InlineKeyboardMarkup | None) -> Message:
+        """The API call: a text, or a photo / video / animation with the text as its caption."""
+        media = item.media
+        if not media:
+            return await self.bot.send_message(item.chat_id, item.text, reply_markup=markup)
+        kind, file_id = media["kind"], media["file_id"]
+        if kind == "photo":
+            return await self.bot.send_photo(item.chat_id, file_id, caption=item.text, reply_markup=markup)
+        if kind == "video":
+            return await self.bot.send_video(item.chat_id, file_id, caption=item.text, reply_markup=markup)
+        return await self.bot.send_animation(item.chat_id, file_id, caption=item.text, reply_markup=markup)
 
     async def _finish(self, item: Ready, state: str, *, error: str | None = None, message_id: int | None = None,
                       attempts: int | None = None) -> None:

@@ -57,9 +57,11 @@ class CouponView:
 
 
 async def issue_coupon(
-    repos: Repos, *, customer_id: int | None, kind: str, rule: CouponRule, now: datetime, tz: tzinfo
+    repos: Repos, *, customer_id: int | None, kind: str, rule: CouponRule, now: datetime, tz: tzinfo,
+    last_day: date | None = None,
 ) -> Coupon:
-    """Create a coupon with a fresh code (a clash is retried, it is never sequential)."""
+    """Create a coupon with a fresh code (a clash is retried, it is never sequential); valid
+    `rule.valid_days`, or through `last_day` when a date was promised (a broadcast's offer)."""
     for _ in range(10):
         code = generate_code()
         if not await repos.coupons.code_exists(code):
@@ -74,6 +76,7 @@ async def issue_coupon(
             percent=rule.percent,
             amount=rule.amount,
             issued_at=now,
-            expires_at=expiry(now, rule.valid_days, tz),
+            expires_at=expiry(now, rule.valid_days, tz) if last_day is None
+            else datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz),
         )
     )

@@ -47,12 +47,18 @@ def _last_visit() -> Any:
     return select(func.max(Purchase.at)).where(Purchase.customer_id == Customer.id).scalar_subquery()
 
 
+def latest_visit() -> Any:
+    """The customer's latest visit among their cycles (by purchase, so one visit of two
+    services recorded at the same moment is still one)."""
+    return select(func.max(Cycle.last_purchase_id)).where(Cycle.customer_id == Customer.id).scalar_subquery()
+
+
 def sleeping(now: datetime) -> ColumnElement[bool]:
     """Their latest cycle's sleep moment passed (no visit since: a visit moves it), and no
     visit is booked ahead."""
-    latest = select(func.max(Cycle.last_visit_at)).where(Cycle.customer_id == Customer.id).scalar_subquery()
     return and_(
-        exists().where(Cycle.customer_id == Customer.id, Cycle.last_visit_at == latest, Cycle.sleeps_at <= now),
+        exists().where(Cycle.customer_id == Customer.id, Cycle.last_purchase_id == latest_visit(),
+                       Cycle.sleeps_at <= now),
         ~exists().where(Booking.customer_id == Customer.id, Booking.state.in_(ACTIVE_BOOKING)),
     )
 

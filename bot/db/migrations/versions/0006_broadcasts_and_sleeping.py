@@ -4,10 +4,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-24 08:39:32.690406
 """
-from alembic import op
 import sqlalchemy as sa
-import bot.db.models
+from alembic import op
 
+import bot.db.models
 
 revision = '0006'
 down_revision = '0005'

@@ -1,0 +1,262 @@
+"""Broadcasts: an owner's message to a segment, queued into the outbox, watched, reported.
+
+Queueing is one INSERT … SELECT of outbox rows keyed `broadcast:<id>:<customer>` with "on
+conflict do nothing": a restart in the middle, or queueing twice, sends nobody a second copy.
+Delivery is the outbox sender's (limits, quiet hours, the weekly cap, opt-out); each message
+carries an "unsubscribe" button. Cancelling skips what is still waiting and tells the running
+sender, which checks before every call.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+from sqlalchemy import JSON, Integer, String, and_, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.business import Business
+from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
+from bot.clock import Clock
+from bot.db.models import Booking, Broadcast, Coupon, Customer, OutboxMessage, UTCDateTime
+from bot.db.repositories import Database, Repos
+from bot.outbox import MARKETING, SERVICE
+from bot.outbox.compose import Obsolete
+from bot.outbox.policy import Policy
+from bot.rendering import Renderer
+from bot.services.segments import Condition, Segments
+
+log = logging.getLogger("carebot.broadcasts")
+
+STALE_AFTER = timedelta(days=3)  # a broadcast that could not go out in three days is not sent
+BOOKINGS_WINDOW = timedelta(days=7)  # a recipient's booking within a week counts for the broadcast
+_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
+            "due_at", "state", "attempts", "created_at"]
+
+
+def prefix(broadcast_id: int) -> str:
+    return f"broadcast:{broadcast_id}:"
+
+
+def _rows_of(broadcast_id: int) -> Any:
+    """Its outbox rows, as a range of the unique key's index (not a LIKE scan)."""
+    start = prefix(broadcast_id)
+    return and_(OutboxMessage.key >= start, OutboxMessage.key < start[:-1] + ";")
+
+
+@dataclass
+class Progress:
+    id: int
+    state: str
+    recipients: int
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    skipped: int = 0
+    waiting: int = 0  # pending or being sent
+    starts_at: datetime | None = None
+    expected_end: datetime | None = None
+    redeemed: int = 0  # coupons of this broadcast redeemed so far
+    bookings: int = 0  # bookings its recipients made within a week of receiving it
+    by: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "cancelled")
+
+
+class BroadcastService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer,
+                 admin_chat_id: int | None, cancelled: set[str] | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.tz = tz
+        self.render = render
+        self.admin_chat_id = admin_chat_id
+        self.segments = Segments(business, tz)
+        self.policy = Policy(business.marketing, tz)
+        self.cancelled = cancelled if cancelled is not None else set()
+
+    # ---- before sending ------------------------------------------------------------------------
+
+    async def count(self, conditions: list[Condition]) -> int:
+        async with self.db.transaction() as repos:
+            query = select(func.count(Customer.id)).where(self.segments.where(conditions, self.clock.now()))
+            return int(await repos.session.scalar(query) or 0)
+
+    def waits_until(self, starts_at: datetime) -> datetime | None:
+        """When a broadcast starting then would really start, if quiet hours hold it back."""
+        return self.policy.quiet_until(max(starts_at, self.clock.now()))
+
+    async def create(self, *, by: str, content: dict[str, Any], buttons: list[dict[str, Any]],
+                     coupon: dict[str, Any] | None, conditions: list[Condition], starts_at: datetime | None,
+                     progress_chat_id: int | None = None) -> int:
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            broadcast = Broadcast(created_by=by, created_at=now, content=content, buttons=buttons, coupon=coupon,
+                                  segment=[c.as_json() for c in conditions], starts_at=starts_at or now,
+                                  state="scheduled", progress_chat_id=progress_chat_id)
+            repos.session.add(broadcast)
+            await repos.session.flush()
+            return broadcast.id
+
+    async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int) -> None:
+        async with self.db.transaction() as repos:
+            broadcast = await repos.session.get(Broadcast, broadcast_id)
+            if broadcast is not None:
+                broadcast.progress_chat_id, broadcast.progress_message_id = chat_id, message_id
+
+    # ---- queueing ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _coupon_data(coupon: dict[str, Any] | None) -> dict[str, Any]:
+        """A coupon unique to each recipient, made when their message goes, valid through the day promised."""
+        if not coupon:
+            return {}
+        return {"coupon": {"kind": "broadcast", "percent": coupon.get("percent"), "amount": coupon.get("amount"),
+                           "last_day": coupon["last_day"]}}
+
+    async def queue_due(self) -> int:
+        """Scheduled broadcasts whose time came: one outbox row per recipient, set-wise."""
+        now = self.clock.now()
+        queued = 0
+        async with self.db.transaction() as repos:
+            due = list(await repos.session.scalars(
+                select(Broadcast).where(Broadcast.state == "scheduled", Broadcast.starts_at <= now)
+                .with_for_update(skip_locked=True)))
+            for broadcast in due:
+                not_after = now + STALE_AFTER
+                if broadcast.coupon:  # nothing after the coupon's last day
+                    last_day = date.fromisoformat(broadcast.coupon["last_day"])
+                    not_after = min(not_after, datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=self.tz))
+                data = {"broadcast_id": broadcast.id, **self._coupon_data(broadcast.coupon)}
+                if broadcast.content.get("kind", "text") != "text":
+                    data["media"] = {"kind": broadcast.content["kind"], "file_id": broadcast.content["file_id"]}
+                key = literal(prefix(broadcast.id), String) + cast(Customer.id, String)
+                rows = select(
+                    key, Customer.id, literal(None, Integer), literal(MARKETING, String), literal("broadcast", String),
+                    literal(data, JSON), literal(now, UTCDateTime), literal(not_after, UTCDateTime),
+                    literal(self.policy.morning(now), UTCDateTime), literal("pending", String), literal(0),
+                    literal(now, UTCDateTime),
+                ).where(self.segments.where([Condition.of(c) for c in broadcast.segment], now))
+                insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+                result = await repos.session.execute(
+                    insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
+                broadcast.recipients = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                broadcast.state, broadcast.queued_at = "sending", now
+                queued += broadcast.recipients
+                log.info("broadcast queued id=%s recipients=%s", broadcast.id, broadcast.recipients)
+        return queued
+
+    # ---- while sending -----------------------------------------------------------------------------
+
+    async def cancel(self, broadcast_id: int, by: str) -> bool:
+        """Stop it: what waits is skipped, and the running sender skips its claimed rows too."""
+        self.cancelled.add(prefix(broadcast_id))
+        async with self.db.transaction() as repos:
+            broadcast = await repos.session.get(Broadcast, broadcast_id, with_for_update=True)
+            if broadcast is None or broadcast.state not in ("scheduled", "sending"):
+                return False
+            broadcast.state, broadcast.cancelled_by, broadcast.finished_at = "cancelled", by, self.clock.now()
+            await repos.session.execute(
+                update(OutboxMessage).where(_rows_of(broadcast_id), OutboxMessage.state == "pending")
+                .values(state="skipped", last_error="cancelled").execution_options(synchronize_session=False))
+            return True
+
+    async def _progress(self, repos: Repos, broadcast: Broadcast) -> Progress:
+        rows = await repos.session.execute(
+            select(OutboxMessage.state, func.substr(OutboxMessage.last_error, 1, 3), func.count())
+            .where(_rows_of(broadcast.id)).group_by(OutboxMessage.state, func.substr(OutboxMessage.last_error, 1, 3)))
+        progress = Progress(broadcast.id, broadcast.state, broadcast.recipients or 0, starts_at=broadcast.starts_at)
+        for state, error, n in rows:
+            if state == "sent":
+                progress.sent += n
+            elif state in ("pending", "sending"):
+                progress.waiting += n
+            elif (state == "failed" and error == "403") or (state == "skipped" and error == "blo"):
+                progress.blocked += n
+            elif state == "failed":
+                progress.failed += n
+            else:  # skipped (opted out meanwhile, cancelled) or expired
+                progress.skipped += n
+        if progress.waiting:
+            start = max(self.clock.now(), self.policy.morning(self.clock.now()))
+            progress.expected_end = start + timedelta(
+                seconds=progress.waiting / self.business.outbox.messages_per_second)
+        progress.redeemed = int(await repos.session.scalar(
+            select(func.count(Coupon.id)).where(Coupon.issue_key >= prefix(broadcast.id),
+                                                Coupon.issue_key < prefix(broadcast.id)[:-1] + ";",
+                                                Coupon.redeemed_at.is_not(None))) or 0)
+        if broadcast.queued_at is not None:
+            progress.bookings = await self._bookings_after(repos, broadcast.id, broadcast.queued_at)
+        return progress
+
+    @staticmethod
+    async def _bookings_after(repos: Repos, broadcast_id: int, queued_at: datetime) -> int:
+        """Bookings its recipients made within a week of receiving it (compared here rather than
+        in SQL: date arithmetic differs between SQLite and PostgreSQL; the bookings are few)."""
+        pairs = await repos.session.execute(
+            select(Booking.created_at, OutboxMessage.sent_at).join(OutboxMessage, and_(
+                OutboxMessage.customer_id == Booking.customer_id, _rows_of(broadcast_id),
+                OutboxMessage.state == "sent")).where(Booking.created_at >= queued_at))
+        return sum(1 for created, sent_at in pairs if sent_at and sent_at <= created <= sent_at + BOOKINGS_WINDOW)
+
+    async def progress(self, broadcast_id: int) -> Progress | None:
+        async with self.db.transaction() as repos:
+            broadcast = await repos.session.get(Broadcast, broadcast_id)
+            return await self._progress(repos, broadcast) if broadcast else None
+
+    async def watch(self) -> list[tuple[Progress, int, int]]:
+        """For the progress message: every broadcast being sent (and its message), and those
+        that just finished, marked done and reported to the admin chat through the outbox."""
+        now = self.clock.now()
+        watched = []
+        async with self.db.transaction() as repos:
+            sending = list(await repos.session.scalars(select(Broadcast).where(Broadcast.state == "sending")))
+            for broadcast in sending:
+                progress = await self._progress(repos, broadcast)
+                if not progress.waiting:
+                    broadcast.state, broadcast.finished_at = "done", now
+                    progress.state = "done"
+                    if broadcast.progress_chat_id is not None:
+                        await repos.outbox.queue(
+                            key=f"broadcast_report:{broadcast.id}", kind=SERVICE, template="broadcast_report",
+                            chat_id=broadcast.progress_chat_id, data={"broadcast_id": broadcast.id},
+                            not_before=now, not_after=now + timedelta(days=2), now=now)
+                if broadcast.progress_chat_id is not None and broadcast.progress_message_id is not None:
+                    watched.append((progress, broadcast.progress_chat_id, broadcast.progress_message_id))
+        return watched
+
+    # ---- composing ---------------------------------------------------------------------------------
+
+    async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
+                      now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        broadcast = await repos.session.get(Broadcast, int(row.data["broadcast_id"]))
+        if broadcast is None or broadcast.state == "cancelled":
+            raise Obsolete("broadcast cancelled")
+        if row.template == "broadcast_report":
+            progress = await self._progress(repos, broadcast)
+            return {"progress": progress}, self.report_keyboard(broadcast.id)
+        lang = customer.language if customer else self.business.staff_language
+        return {"content": Markup(broadcast.content.get("html", ""))}, self.keyboard(broadcast.buttons, lang)
+
+    def keyboard(self, buttons: list[dict[str, Any]], lang: str) -> dict[str, Any]:
+        """The owner's buttons, then "unsubscribe" (plain JSON, as stored and as previewed)."""
+        rows: list[list[dict[str, Any]]] = []
+        for button in buttons:
+            if button.get("book"):
+                rows.append([{"text": self.render.label(lang, "book"), "callback_data": BookFromBroadcast().pack()}])
+            else:
+                rows.append([{"text": button["text"], "url": button["url"]}])
+        rows.append([{"text": self.render.label(lang, "unsubscribe"), "callback_data": Unsubscribe().pack()}])
+        return {"inline_keyboard": rows}
+
+    def report_keyboard(self, broadcast_id: int) -> dict[str, Any]:
+        lang = self.business.staff_language
+        return {"inline_keyboard": [[{"text": self.render.label(lang, "broadcast_refresh"),
+                                      "callback_data": BroadcastAction(action="report", id=broadcast_id).pack()}]]}

@@ -1,0 +1,132 @@
+"""Sleeping customers: detected from their own rhythm, woken with a time-limited offer.
+
+A customer sleeps when the time since their last visit exceeds `[sleeping] factor` × their
+usual interval for that visit's service (learned, or the service's cycle), with nothing
+booked. The planner writes to them once per sleep (keyed by their last visit) with the
+reactivation coupon, once more `second_after_days` later if they still sleep, and then leaves
+them alone. Both planner steps are set-wise INSERT … SELECT, like every planner.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import JSON, Integer, String, and_, cast, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.business import Business
+from bot.callbacks import BookFromBroadcast
+from bot.clock import Clock
+from bot.db.models import Booking, Customer, Cycle, OutboxMessage, Purchase, UTCDateTime
+from bot.db.repositories import Database, Repos
+from bot.outbox import MARKETING
+from bot.outbox.policy import Policy
+from bot.rendering import Renderer
+from bot.services.segments import latest_visit, reachable, sleeping
+
+log = logging.getLogger("carebot.sleeping")
+
+_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
+            "due_at", "state", "attempts", "created_at"]
+FIRST, SECOND = "reactivation", "reactivation_second"
+OFFER_DAYS_WITHOUT_COUPON = 14  # how long a wake-up counts when the business gives no coupon
+
+
+@dataclass(frozen=True)
+class SleepStats:
+    asleep: int
+    contacted: int
+    woke: int
+
+    @property
+    def share(self) -> float | None:
+        return round(100 * self.woke / self.contacted, 1) if self.contacted else None
+
+
+def _key(step: int) -> Any:
+    return (literal("reactivation:", String) + cast(Cycle.customer_id, String) + literal(":", String)
+            + cast(Cycle.last_purchase_id, String) + literal(f":{step}", String))
+
+
+class SleepingService:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.settings = business.sleeping
+        self.tz = tz
+        self.render = render
+        self.policy = Policy(business.marketing, tz)
+
+    def _offer_days(self) -> int:
+        rule = self.business.coupons.reactivation
+        return rule.valid_days if rule else OFFER_DAYS_WITHOUT_COUPON
+
+    async def plan(self) -> int:
+        """Planner: the first message to the newly asleep, the second to those still asleep."""
+        if not self.settings.enabled:
+            return 0
+        now = self.clock.now()
+        rule = self.business.coupons.reactivation
+        coupon = ({"coupon": {"kind": "reactivation", "percent": rule.percent, "amount": rule.amount,
+                              "valid_days": rule.valid_days}} if rule else {})
+        planned = 0
+        async with self.db.transaction() as repos:
+            insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            steps: list[tuple[int, str, dict[str, Any], Any]] = [(1, FIRST, coupon, None)]
+            if self.settings.second_after_days:
+                first = OutboxMessage.__table__.alias("first_message")
+                steps.append((2, SECOND, {}, and_(
+                    first.c.key == _key(1), first.c.state == "sent",
+                    first.c.sent_at <= now - timedelta(days=self.settings.second_after_days))))
+            for step, template, data, condition in steps:
+                rows = select(
+                    _key(step), Cycle.customer_id, literal(None, Integer), literal(MARKETING, String),
+                    literal(template, String), literal(data, JSON), literal(now, UTCDateTime),
+                    literal(now + timedelta(days=3), UTCDateTime), literal(self.policy.morning(now), UTCDateTime),
+                    literal("pending", String), literal(0), literal(now, UTCDateTime),
+                ).join(Customer, Customer.id == Cycle.customer_id).where(
+                    Cycle.sleeps_at <= now, Cycle.last_purchase_id == latest_visit(), reachable(), sleeping(now))
+                if condition is not None:
+                    rows = rows.join(first, condition)
+                result = await repos.session.execute(
+                    insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
+                planned += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return planned
+
+    async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
+                      now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A "book" button under the wake-up message (and the coupon's, when there is one)."""
+        lang = customer.language if customer else self.business.staff_language
+        rows = [[{"text": self.render.label(lang, "book"), "callback_data": BookFromBroadcast().pack()}]]
+        if (row.data or {}).get("coupon"):
+            rows.append([{"text": self.render.label(lang, "my_coupons"), "callback_data": "menu:coupons"}])
+        return {}, {"inline_keyboard": rows}
+
+    async def stats(self) -> SleepStats:
+        """For /sleeping: asleep now; contacted (first messages delivered); woken up (booked or
+        bought within the offer's days after it)."""
+        now = self.clock.now()
+        window = timedelta(days=self._offer_days())
+        async with self.db.transaction() as repos:
+            asleep = int(await repos.session.scalar(
+                select(func.count(Customer.id)).where(Customer.erased_at.is_(None), sleeping(now))) or 0)
+            first = and_(OutboxMessage.key >= "reactivation:", OutboxMessage.key < "reactivation;",
+                         OutboxMessage.key.endswith(":1"), OutboxMessage.state == "sent")
+            contacted = dict((await repos.session.execute(
+                select(OutboxMessage.key, OutboxMessage.sent_at).where(first))).all())
+            since = min(contacted.values(), default=now)
+            events = [*(await repos.session.execute(
+                select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since))).all(),
+                *(await repos.session.execute(
+                    select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since))).all()]
+        sent_at: dict[int, list[datetime]] = {}
+        for key, at in contacted.items():
+            sent_at.setdefault(int(key.split(":")[1]), []).append(at)
+        woke = {(customer_id, at) for customer_id, moment in events for at in sent_at.get(customer_id, [])
+                if at <= moment <= at + window}
+        return SleepStats(asleep=asleep, contacted=len(contacted), woke=len(woke))
