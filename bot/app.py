@@ -14,6 +14,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
@@ -34,17 +35,21 @@ from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
 from bot.rendering import LANGUAGES, Renderer, pick_language
 from bot.services.booking import BookingService
+from bot.services.broadcasts import BroadcastService
 from bot.services.care import CareService
 from bot.services.customers import CustomerNotFound, CustomerService
 from bot.services.cycles import CycleService
+from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import all_routers
+from handlers.broadcasts import progress_keyboard
 
 log = logging.getLogger("carebot")
 
 PLAN_EVERY = timedelta(minutes=10)
+WATCH_EVERY = timedelta(seconds=2)
 BOOKING_TEMPLATES = ("booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
                      "booking_reminder", "booking_declined", "booking_cancelled_staff")
 COMMANDS = ("start", "book", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
@@ -68,6 +73,8 @@ class App:
     surveys: SurveyService
     booking: BookingService
     cycles: CycleService
+    broadcasts: BroadcastService
+    sleeping: SleepingService
     bot: Bot
     dp: Dispatcher
 
@@ -113,7 +120,14 @@ class App:
         planners.register("escalations", booking.escalate_unanswered)
         composers: dict[str, Composer] = {template: booking.compose for template in BOOKING_TEMPLATES}
         composers["due_offer"] = cycles.compose_offer
+        sleeping = SleepingService(db, clock, business, settings.tz, render)
+        planners.register("reactivation", sleeping.plan)
+        composers.update(reactivation=sleeping.compose, reactivation_second=sleeping.compose)
         sender = OutboxSender(db, bot, clock, business, settings.tz, render, composers=composers)
+        broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
+                                      cancelled=sender.cancelled)
+        planners.register("broadcasts", broadcasts.queue_due)
+        composers.update(broadcast=broadcasts.compose, broadcast_report=broadcasts.compose)
         dp = Dispatcher(storage=storage, events_isolation=isolation)
         dp.update.outer_middleware(CustomerMiddleware(customers))
         dp.include_routers(*all_routers())
@@ -121,10 +135,11 @@ class App:
         dp.workflow_data.update(
             settings=settings, business=business, clock=clock, render=render, customers=customers,
             staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
-            staff_lang=business.staff_language, booking=booking, cycles=cycles,
+            staff_lang=business.staff_language, booking=booking, cycles=cycles, broadcasts=broadcasts,
+            sleeping=sleeping,
         )
         app = cls(settings, business, clock, db, storage, render, customers, staff, care, events,
-                  admin_chat, planners, sender, surveys, booking, cycles, bot, dp)
+                  admin_chat, planners, sender, surveys, booking, cycles, broadcasts, sleeping, bot, dp)
         dp.startup.register(app._on_startup)
         dp.shutdown.register(app._on_shutdown)
         return app
@@ -138,6 +153,7 @@ class App:
                                 max_instances=1, coalesce=True)
         self._scheduler.start()
         self._first_plan = asyncio.create_task(self._plan(), name="planners-at-start")
+        self._watching = asyncio.create_task(self._watch_broadcasts(self._stop_sending), name="broadcasts")
 
     async def stop_background(self) -> None:
         """Stop planning and let the sender finish the batch in flight (a few seconds at most)."""
@@ -150,6 +166,7 @@ class App:
         with suppress(asyncio.CancelledError):
             await self._first_plan
         await self._sending
+        await self._watching
 
     async def _plan(self) -> None:
         try:
@@ -157,10 +174,35 @@ class App:
         except Exception:
             log.exception("planners failed; they run again at the next interval")
 
+    async def _watch_broadcasts(self, stop: asyncio.Event) -> None:
+        """Start broadcasts whose time came at once (not at the next planner run), and keep each
+        one's progress message in the admin chat up to date. These are edits of the staff's own
+        message, every WATCH_EVERY at most, not messages to anyone: they bypass the outbox."""
+        shown: dict[int, str] = {}
+        while not stop.is_set():
+            try:
+                await self.broadcasts.queue_due()
+                for progress, chat_id, message_id in await self.broadcasts.watch():
+                    text = str(self.render.text(self.business.staff_language, "broadcast_progress",
+                                                progress=progress, scheduled=False,
+                                                waits_until=self.broadcasts.waits_until(self.clock.now())))
+                    if shown.get(progress.id) != text:
+                        shown[progress.id] = text
+                        with suppress(TelegramBadRequest):  # the message was deleted meanwhile
+                            await self.bot.edit_message_text(
+                                text, chat_id=chat_id, message_id=message_id,
+                                reply_markup=progress_keyboard(self.render, self.business.staff_language, progress))
+            except Exception:
+                log.exception("broadcast watch failed; retrying shortly")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_EVERY.total_seconds())
+
     async def tick(self) -> dict[str, Any]:
         """`carebot tick`: every planner once as of the clock's now, then deliver what is due."""
         planned = await self.planners.run_all()
         delivered = await self.sender.drain()
+        await self.broadcasts.watch()  # finished broadcasts are marked done and reported
+        delivered.add(await self.sender.drain())
         return {**planned, **{f"outbox_{k}": v for k, v in vars(delivered).items()}}
 
     async def _on_shutdown(self) -> None:

@@ -5,11 +5,22 @@ gets routers of its own: an aiogram router can belong to one dispatcher only.
 """
 from aiogram import Router
 
-from handlers import booking, care, coupons, fallback, masters, onboarding, profile, staff, surveys
+from handlers import (
+    booking,
+    broadcasts,
+    care,
+    coupons,
+    fallback,
+    masters,
+    onboarding,
+    profile,
+    staff,
+    surveys,
+)
 
 
 def all_routers() -> list[Router]:
     # Commands (/profile, /forget, …) work in any state, so their routers go before onboarding;
     # a master's invite link (/start master_…) too.
-    modules = (coupons, profile, booking, masters, onboarding, surveys, staff, care, fallback)
+    modules = (coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback)
     return [m.create_router() for m in modules]

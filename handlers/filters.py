@@ -51,3 +51,10 @@ class AnswersPrompt(BaseFilter):
         if replied is not None and replied.message_id == prompt:
             return True
         return replied is None and not message.is_topic_message
+
+
+class NotCommand(BaseFilter):
+    """Anything but a /command (a wizard's answer must not swallow /cancel or /find)."""
+
+    async def __call__(self, message: Message) -> bool:
+        return not (message.text or "").startswith("/")

@@ -6,7 +6,6 @@ the staff in the admin chat (a request nobody answered is escalated there).
 """
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 from aiogram import Bot, F, Router
@@ -23,40 +22,16 @@ from bot.business import Business, Master
 from bot.callbacks import BookingCallback
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
+from bot.services.days import parse_day
 from handlers.filters import InAdminChat, StaffButton
 
 MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")
 MASTER_COMMANDS = ("today", "tomorrow", "dayoff")
 INVITE_PREFIX = "master_"
-_DAY = re.compile(r"^(\d{1,2})[./](\d{1,2})(?:[./](\d{2}|\d{4}))?$")
-_ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
 class DeclineReason(StatesGroup):
     text = State()
-
-
-def parse_day(text: str, today: date) -> date | None:
-    """A day as people type it: 25.11, 25.11.2026, 2026-11-25, "завтра"/"tomorrow"; without a
-    year, the next such day from today. None when it is not a date, or is in the past."""
-    value = text.strip().lower()
-    if value in ("сегодня", "today"):
-        return today
-    if value in ("завтра", "tomorrow"):
-        return today + timedelta(days=1)
-    try:
-        if match := _ISO_DAY.match(value):
-            day = date(int(match[1]), int(match[2]), int(match[3]))
-        elif match := _DAY.match(value):
-            year = int(match[3]) + (2000 if match[3] and len(match[3]) == 2 else 0) if match[3] else today.year
-            day = date(year, int(match[2]), int(match[1]))
-            if not match[3] and day < today:
-                day = date(year + 1, day.month, day.day)
-        else:
-            return None
-    except ValueError:
-        return None
-    return day if day >= today else None
 
 
 def _find_master(business: Business, text: str) -> Master | None:

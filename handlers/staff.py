@@ -29,7 +29,8 @@ from bot.services.staff import (
 from handlers.filters import AnswersPrompt, InAdminChat, StaffButton
 
 T = TypeVar("T")
-STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master")
+STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master", "broadcast",
+                  "sleeping")
 
 
 class CardCallback(CallbackData, prefix="card"):

@@ -89,6 +89,9 @@ class BroadcastService:
             query = select(func.count(Customer.id)).where(self.segments.where(conditions, self.clock.now()))
             return int(await repos.session.scalar(query) or 0)
 
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
     def waits_until(self, starts_at: datetime) -> datetime | None:
         """When a broadcast starting then would really start, if quiet hours hold it back."""
         return self.policy.quiet_until(max(starts_at, self.clock.now()))

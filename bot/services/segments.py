@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, func, select, true
+from sqlalchemy.orm import aliased
 
 from bot.business import Business
 from bot.db.models import Booking, Customer, Cycle, Purchase
@@ -50,15 +51,17 @@ def _last_visit() -> Any:
 def latest_visit() -> Any:
     """The customer's latest visit among their cycles (by purchase, so one visit of two
     services recorded at the same moment is still one)."""
-    return select(func.max(Cycle.last_purchase_id)).where(Cycle.customer_id == Customer.id).scalar_subquery()
+    other = aliased(Cycle)  # its own name: the callers' queries have Cycle in them already
+    return select(func.max(other.last_purchase_id)).where(other.customer_id == Customer.id).scalar_subquery()
 
 
 def sleeping(now: datetime) -> ColumnElement[bool]:
     """Their latest cycle's sleep moment passed (no visit since: a visit moves it), and no
     visit is booked ahead."""
+    cycle = aliased(Cycle)
     return and_(
-        exists().where(Cycle.customer_id == Customer.id, Cycle.last_purchase_id == latest_visit(),
-                       Cycle.sleeps_at <= now),
+        exists().where(cycle.customer_id == Customer.id, cycle.last_purchase_id == latest_visit(),
+                       cycle.sleeps_at <= now),
         ~exists().where(Booking.customer_id == Customer.id, Booking.state.in_(ACTIVE_BOOKING)),
     )
 

@@ -117,8 +117,9 @@ class SleepingService:
                 select(func.count(Customer.id)).where(Customer.erased_at.is_(None), sleeping(now))) or 0)
             first = and_(OutboxMessage.key >= "reactivation:", OutboxMessage.key < "reactivation;",
                          OutboxMessage.key.endswith(":1"), OutboxMessage.state == "sent")
-            contacted = dict((await repos.session.execute(
-                select(OutboxMessage.key, OutboxMessage.sent_at).where(first))).all())
+            contacted: dict[str, datetime] = {
+                key: at for key, at in await repos.session.execute(
+                    select(OutboxMessage.key, OutboxMessage.sent_at).where(first)) if at is not None}
             since = min(contacted.values(), default=now)
             events = [*(await repos.session.execute(
                 select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since))).all(),

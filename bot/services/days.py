@@ -1,0 +1,47 @@
+"""Days and times as staff and masters type them (a day off, a broadcast's schedule, a coupon's last day)."""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, tzinfo
+
+_DAY = re.compile(r"^(\d{1,2})[./](\d{1,2})(?:[./](\d{2}|\d{4}))?$")
+_ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_TIME = re.compile(r"^(\d{1,2})[:.](\d{2})$")
+
+
+def parse_day(text: str, today: date, *, past: bool = False) -> date | None:
+    """A day as people type it: 25.11, 25.11.2026, 2026-11-25, "завтра"/"tomorrow". Without a
+    year: the next such day from today (with `past`, the last one up to today). None when it is
+    not a date, or is on the wrong side of today."""
+    value = text.strip().lower()
+    if value in ("сегодня", "today"):
+        return today
+    if value in ("завтра", "tomorrow"):
+        return today + timedelta(days=1)
+    try:
+        if match := _ISO_DAY.match(value):
+            day = date(int(match[1]), int(match[2]), int(match[3]))
+        elif match := _DAY.match(value):
+            year = int(match[3]) + (2000 if match[3] and len(match[3]) == 2 else 0) if match[3] else today.year
+            day = date(year, int(match[2]), int(match[1]))
+            if not match[3] and not past and day < today:
+                day = date(year + 1, day.month, day.day)
+            elif not match[3] and past and day > today:
+                day = date(year - 1, day.month, day.day)
+        else:
+            return None
+    except ValueError:
+        return None
+    return day if (day <= today if past else day >= today) else None
+
+
+def parse_moment(text: str, today: date, tz: tzinfo) -> datetime | None:
+    """A day and a time, "25.12 10:00" or "завтра 9:30", in the business's time zone."""
+    parts = text.strip().split()
+    if len(parts) != 2 or not (match := _TIME.match(parts[1])):
+        return None
+    day = parse_day(parts[0], today)
+    hours, minutes = int(match[1]), int(match[2])
+    if day is None or hours > 23 or minutes > 59:
+        return None
+    return datetime.combine(day, time(hours, minutes)).replace(tzinfo=tz)
