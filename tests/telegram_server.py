@@ -426,10 +426,13 @@ class Person:
         self.server.messages[(self.chat_id, message["message_id"])] = message
         return message
 
-    async def send(self, text: str, *, reply_to: Call | None = None, thread_id: int | None = None) -> int:
+    async def send(self, text: str, *, reply_to: Call | None = None, thread_id: int | None = None,
+                   entities: list[dict[str, Any]] | None = None) -> int:
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if entities:
+            content["entities"] = entities
         return await self.server.push({"message": self._message(reply_to, thread_id, **content)})
 
     async def send_media(self, kind: str, caption: str | None = None, *, reply_to: Call | None = None,

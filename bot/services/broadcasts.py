@@ -15,7 +15,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import JSON, Integer, String, and_, cast, func, literal, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    and_,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -172,9 +183,12 @@ class BroadcastService:
             return True
 
     async def _progress(self, repos: Repos, broadcast: Broadcast) -> Progress:
+        # the error's first three characters tell a block ("403", "blocked") from other failures;
+        # literal positions, so PostgreSQL sees the same expression in SELECT and GROUP BY
+        error = func.substr(OutboxMessage.last_error, literal_column("1"), literal_column("3"))
         rows = await repos.session.execute(
-            select(OutboxMessage.state, func.substr(OutboxMessage.last_error, 1, 3), func.count())
-            .where(_rows_of(broadcast.id)).group_by(OutboxMessage.state, func.substr(OutboxMessage.last_error, 1, 3)))
+            select(OutboxMessage.state, error, func.count()).where(_rows_of(broadcast.id))
+            .group_by(OutboxMessage.state, error))
         progress = Progress(broadcast.id, broadcast.state, broadcast.recipients or 0, starts_at=broadcast.starts_at)
         for state, error, n in rows:
             if state == "sent":

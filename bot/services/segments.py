@@ -52,7 +52,8 @@ def latest_visit() -> Any:
     """The customer's latest visit among their cycles (by purchase, so one visit of two
     services recorded at the same moment is still one)."""
     other = aliased(Cycle)  # its own name: the callers' queries have Cycle in them already
-    return select(func.max(other.last_purchase_id)).where(other.customer_id == Customer.id).scalar_subquery()
+    return (select(func.max(other.last_purchase_id)).where(other.customer_id == Customer.id)
+            .correlate(Customer).scalar_subquery())
 
 
 def sleeping(now: datetime) -> ColumnElement[bool]:
