@@ -184,7 +184,7 @@ class App:
                 await self.broadcasts.queue_due()
                 for progress, chat_id, message_id in await self.broadcasts.watch():
                     text = str(self.render.text(self.business.staff_language, "broadcast_progress",
-                                                progress=progress, scheduled=False,
+                                                progress=progress, scheduled=False, cancelled_by=None,
                                                 waits_until=self.broadcasts.waits_until(self.clock.now())))
                     if shown.get(progress.id) != text:
                         shown[progress.id] = text

@@ -194,7 +194,7 @@ def _segment_keyboard(render: Renderer, lang: str, count: int, picking: str = ""
     if picking and business is not None:  # which service or master
         options = business.services if picking == "service" else business.masters
         for option in options:
-            builder.button(text=option.name, callback_data=WizardCallback(action="pick", value=f"{picking}:{option.id}"))
+            builder.button(text=option.name, callback_data=WizardCallback(action="pick", value=f"{picking}.{option.id}"))
         builder.button(text=render.label(lang, "back"), callback_data=WizardCallback(action="back"))
         builder.adjust(1)
         return builder.as_markup()
@@ -246,8 +246,8 @@ async def segment_chosen(callback: CallbackQuery, callback_data: WizardCallback,
         return
     if action == "seg" and value in SIMPLE_SEGMENTS:
         await state.update_data(segment=_with(_conditions(data), Condition(value)))
-    elif action == "pick" and ":" in value:
-        kind, item = value.split(":", 1)
+    elif action == "pick" and "." in value:
+        kind, item = value.split(".", 1)
         known = broadcasts.business.service(item) if kind == "service" else broadcasts.business.master(item)
         if kind in ("service", "master") and known is not None:
             await state.update_data(segment=_with(_conditions(data), Condition(kind, item)))
@@ -329,7 +329,7 @@ async def _launch(message: Message, state: FSMContext, broadcasts: BroadcastServ
     progress = Progress(broadcast_id, "scheduled", await broadcasts.count(_conditions(data)), starts_at=starts_at)
     sent = await message.answer(
         render.text(lang, "broadcast_progress", progress=progress, waits_until=broadcasts.waits_until(
-            starts_at or broadcasts.clock.now()), scheduled=starts_at is not None),
+            starts_at or broadcasts.clock.now()), scheduled=starts_at is not None, cancelled_by=None),
         reply_markup=progress_keyboard(render, lang, progress))
     await broadcasts.set_progress_message(broadcast_id, sent.chat.id, sent.message_id)
 

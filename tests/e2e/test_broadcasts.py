@@ -1,0 +1,226 @@
+"""Broadcasts and sleeping customers, end to end: the wizard step by step, the preview, the
+progress message and report, stopping, quiet hours, a restart mid-way, unsubscribing, and the
+reactivation of a customer who stopped coming."""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.services.segments import Condition
+from bot.services.staff import Staff
+from tests.conftest import ADMIN_CHAT, RunningBot
+from tests.e2e.helpers import customer_of, onboard
+from tests.telegram_server import Call, Person, TelegramServer
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+CODE = re.compile(r"<code>([A-Z0-9]{8})</code>")
+
+
+@pytest.fixture
+def olga(telegram: TelegramServer) -> Person:
+    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+
+
+async def _bought(carebot: RunningBot, tg_user_id: int, service: str, day: date) -> None:
+    """A past visit (its thank-you and survey expired long ago)."""
+    assert carebot.app is not None
+    customer = await customer_of(carebot.db, tg_user_id)
+    assert customer is not None
+    now = carebot.clock.now()
+    carebot.clock.set(datetime(day.year, day.month, day.day, 12, tzinfo=MOSCOW))
+    await carebot.app.staff.record_sale(Staff(1, "Ольга"), customer.id, 200000, service, "olga")
+    carebot.clock.set(now)
+
+
+async def _call(telegram: TelegramServer, wanted: Callable[[Call], bool], timeout: float = 15) -> Call:
+    """The first call the bot made (or makes within the timeout) that matches."""
+    await telegram.wait_for(lambda: any(wanted(c) for c in telegram.calls), timeout)
+    return next(c for c in telegram.calls if wanted(c))
+
+
+async def _answer(olga: Person, prompt: Call, text: str, **kwargs: object) -> Call:
+    await olga.send(text, reply_to=prompt, **kwargs)  # type: ignore[arg-type]
+    return await olga.reply()
+
+
+async def _tap(person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup") -> Call:
+    await person.press(message, button)
+    await person.next("answerCallbackQuery")
+    return await person.next(edit)
+
+
+async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: RunningBot, telegram: TelegramServer,
+                                                                  olga: Person) -> None:
+    anna, boris = telegram.user(6001), telegram.user(6002, "Борис")
+    await onboard(anna)
+    await onboard(boris, phone="79161234568")
+    await _bought(carebot, 6001, "manicure", date(2026, 11, 10))
+    await _bought(carebot, 6002, "pedicure", date(2026, 11, 12))
+
+    await olga.send("/broadcast")
+    ask = await olga.reply()
+    assert ask.text.startswith("📣 <b>Новая рассылка</b>") and ask.markup == {"force_reply": True, "selective": True}
+    ask_buttons = await _answer(olga, ask, "Скидки к Новому году!", entities=[{"type": "bold", "offset": 0, "length": 6}])
+    assert ask_buttons.button_texts == ["📅 Кнопка «Записаться»", "Без кнопок", "✖️ Отмена"]
+    bad = await _answer(olga, ask_buttons, "просто текст")
+    assert bad.text.startswith("Не получилось разобрать кнопки")
+    ask_coupon = await _answer(olga, bad, "Наш сайт | https://example.ru\nзаписаться")
+    assert ask_coupon.button_texts == ["Без купона", "✖️ Отмена"]
+    bad = await _answer(olga, ask_coupon, "10% до 31.02")
+    assert bad.text.startswith("Не понял купон")
+    segment = await _answer(olga, bad, "10% до 31.12")
+    assert "• все, кто согласился на рассылки" in segment.text and "Получателей сейчас: <b>2</b>" in segment.text
+    services = await _tap(olga, segment, "По услуге", "editMessageText")
+    assert services.button_texts == ["Маникюр с покрытием", "Педикюр", "← Назад"]
+    chosen = await _tap(olga, services, "Маникюр", "editMessageText")
+    assert "• были на «Маникюр с покрытием»" in chosen.text and "Получателей сейчас: <b>1</b>" in chosen.text
+    assert chosen.button(" получателей")["text"] == "✅ Готово: 1 получателей"
+
+    await _tap(olga, chosen, "Готово")
+    preview = await olga.reply()
+    assert preview.text.startswith("<b>Скидки</b> к Новому году!")
+    assert "по купону <code>ABCD2345</code>, действует до 31.12.2026 включительно" in preview.text
+    assert [(b["text"], b.get("url")) for b in preview.buttons] == [
+        ("Наш сайт", "https://example.ru"), ("📅 Записаться", None), ("🔕 Отписаться от рассылки", None)]
+    summary = await olga.reply()
+    assert "Получателей: <b>1</b> (были на «Маникюр с покрытием»)" in summary.text
+    assert "тихие часы" not in summary.text
+    assert summary.button_texts == ["🚀 Отправить сейчас", "🕐 Запланировать", "✖️ Отмена"]
+    await _tap(olga, summary, "Отправить сейчас")
+    progress = await olga.reply()
+    assert progress.text.startswith("📣 <b>Рассылка №1</b>") and progress.button_texts == ["⏹ Остановить рассылку"]
+
+    got = await anna.reply(timeout=15)
+    code = CODE.search(got.text)
+    assert got.text.startswith("<b>Скидки</b> к Новому году!") and code and code[1] != "ABCD2345"
+    assert got.button_texts == ["Наш сайт", "📅 Записаться", "🔕 Отписаться от рассылки"]
+    report = await _call(telegram, lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT
+                         and c.text.startswith("📊"))
+    assert "Получателей: 1\nДоставлено: 1\nЗаблокировали бота: 0" in report.text
+    done = await _call(telegram, lambda c: c.method == "editMessageText" and "завершена" in c.text
+                       and c.params["message_id"] == progress.message["message_id"])
+    assert "Доставлено: 1" in done.text and not done.markup
+    await boris.quiet(0.3)
+
+    await olga.send(f"/redeem {code[1]}")
+    await _call(telegram, lambda c: c.chat_id == ADMIN_CHAT and "Купон погашен" in c.text
+                or (c.chat_id == ADMIN_CHAT and code[1] in c.text and c.method == "sendMessage"))
+    olga._cursor = len(olga._mine())
+    updated = await _tap(olga, report, "Обновить", "editMessageText")
+    assert "Погашено купонов из рассылки: 1" in updated.text
+
+    await anna.press(got, "Отписаться")
+    assert "Вы отписались" in (await anna.next("answerCallbackQuery")).params["text"]
+    assert "больше не будем присылать акции" in (await anna.reply()).text
+    assert carebot.app is not None
+    assert await carebot.app.broadcasts.count([Condition("all")]) == 1  # only Борис now
+    await anna.press(got, "Записаться")  # the broadcast's booking button opens the booking menu
+    await anna.next("answerCallbackQuery")
+    assert (await anna.reply()).text == "На что хотите записаться?"
+
+
+async def test_quiet_hours_hold_it_and_stop_cancels_it(carebot: RunningBot, telegram: TelegramServer,
+                                                       olga: Person) -> None:
+    anna = telegram.user(6001)
+    await onboard(anna)
+    carebot.clock.set(datetime(2026, 11, 23, 22, 0, tzinfo=MOSCOW))
+    await olga.send("/broadcast")
+    ask_buttons = await _answer(olga, await olga.reply(), "Завтра скидки!")
+    await _tap(olga, ask_buttons, "Без кнопок")
+    ask_coupon = await olga.reply()
+    await _tap(olga, ask_coupon, "Без купона")
+    segment = await olga.reply()
+    await _tap(olga, segment, "Готово")
+    await olga.reply()  # the preview
+    summary = await olga.reply()
+    assert "🌙 Сейчас тихие часы: если отправить сейчас, рассылка начнётся в 10:00." in summary.text
+    await _tap(olga, summary, "Отправить сейчас")
+    progress = await olga.reply()
+    waiting = await _call(telegram, lambda c: c.method == "editMessageText" and "продолжим в 10:00" in c.text)
+    assert "осталось: 1" in waiting.text
+    await olga.press(progress, "Остановить")  # the progress message is being edited meanwhile
+    stopped = await _call(telegram, lambda c: c.method == "editMessageText" and "Остановил(а)" in c.text)
+    assert "⏹ Остановил(а): Ольга (@olga_admin)" in stopped.text and not stopped.markup
+    await olga.press(progress, "Остановить")  # again: it is not running
+    assert "уже закончилась или отменена" in (await _call(
+        telegram, lambda c: c.method == "answerCallbackQuery" and "отменена" in str(c.params.get("text")))).params["text"]
+    carebot.clock.set(datetime(2026, 11, 24, 10, 30, tzinfo=MOSCOW))
+    await anna.quiet(1.5)
+
+
+async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(carebot: RunningBot, telegram: TelegramServer,
+                                                                  olga: Person) -> None:
+    anna = telegram.user(6001)
+    await onboard(anna)
+    await anna.send("/broadcast")
+    assert "для сотрудников" in (await anna.reply()).text
+    await olga.send("/broadcast")
+    ask = await olga.reply()
+    await olga.send_media("sticker", reply_to=ask)
+    again = await olga.reply()
+    assert again.text.startswith("Такое разослать не получится")
+    ask_buttons = await _answer(olga, again, "Текст")
+    await olga.press(ask_buttons, "Отмена")
+    await olga.next("answerCallbackQuery")
+    assert (await olga.next("editMessageText")).text == "Рассылка отменена, ничего не отправлено."
+    await olga.press(ask_buttons, "Без кнопок")  # a button of the cancelled wizard
+    assert (await olga.next("answerCallbackQuery")).params.get("show_alert")
+    await olga.send("/find 4567")  # staff commands work again at once
+    assert "Анна" in (await olga.reply()).text
+    await anna.quiet(0.3)
+
+
+async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, telegram: TelegramServer) -> None:
+    assert carebot.app is not None
+    customers = carebot.app.customers
+    people = range(7000, 7120)
+    for tg in people:
+        await customers.consent(tg, name=f"Клиент {tg}", username=None, language="ru", source=None)
+        await customers.set_phone(tg, f"+7916{tg:07d}")
+        await customers.finish_onboarding(tg)
+    broadcast_id = await carebot.app.broadcasts.create(
+        by="Ольга", content={"kind": "text", "html": "Акция недели"}, buttons=[], coupon=None,
+        conditions=[Condition("all")], starts_at=None, progress_chat_id=ADMIN_CHAT)
+
+    def delivered() -> Counter[int]:
+        return Counter(c.chat_id for c in telegram.calls
+                       if c.method == "sendMessage" and c.text == "Акция недели" and c.chat_id in people)
+
+    await telegram.wait_for(lambda: len(delivered()) >= 20, 15)
+    await carebot.restart()  # mid-way: the rest goes after the restart
+    assert len(delivered()) < len(people)
+    await telegram.wait_for(lambda: len(delivered()) == len(people), 30)
+    assert set(delivered().values()) == {1}
+    for _ in range(50):  # the last answers are being recorded
+        progress = await carebot.app.broadcasts.progress(broadcast_id)  # type: ignore[union-attr]
+        if progress and not progress.waiting:
+            break
+        await asyncio.sleep(0.1)
+    assert progress and progress.sent == len(people) and progress.recipients == len(people)
+
+
+async def test_a_sleeping_customer_is_woken_once(carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
+    anna = telegram.user(6001)
+    await onboard(anna)
+    await _bought(carebot, 6001, "manicure", date(2026, 8, 1))  # 21-day cycle, asleep after 42 days
+    assert carebot.app is not None
+    assert (await carebot.app.planners.run_all())["reactivation"] == 1
+    wake = await anna.reply(timeout=15)
+    assert wake.text.startswith("Анна, здравствуйте! Давно вас не видели на «Маникюр с покрытием»")
+    assert "скидка 15%" in wake.text and wake.button_texts == ["📅 Записаться", "🎁 Мои купоны"]
+    assert (await carebot.app.planners.run_all())["reactivation"] == 0
+    await olga.send("/sleeping")
+    stats = await olga.reply()
+    assert "Спят сейчас: 1\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 0 — 0.0%" in stats.text
+    await _bought(carebot, 6001, "manicure", date(2026, 11, 23))
+    await olga.send("/sleeping")
+    assert "Спят сейчас: 0\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 1 — 100.0%" \
+        in (await olga.reply()).text
+    carebot.clock.set(datetime(2026, 12, 1, 9, tzinfo=UTC))
+    assert (await carebot.app.planners.run_all())["reactivation"] == 0  # awake: no second message
