@@ -31,7 +31,7 @@ from bot.services.days import parse_day, parse_moment
 from bot.services.segments import Condition
 from bot.services.sleeping import SleepingService
 from handlers.booking import book_button
-from handlers.filters import AnswersPrompt, InAdminChat, NotCommand, StaffButton
+from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
 
 MAX_TEXT, MAX_CAPTION, MAX_BUTTONS = 3500, 900, 5  # room left for the coupon line
 _BUTTON = re.compile(r"^(.{1,40}?)\s*[|—-]\s*(https?://\S+)$")
@@ -418,9 +418,7 @@ async def unsubscribe(callback: CallbackQuery, customers: CustomerService, rende
 
 def create_router() -> Router:
     router = Router(name="broadcasts")
-    admin = Router(name="broadcasts-admin-chat")
-    admin.message.filter(InAdminChat())
-    admin.callback_query.filter(StaffButton())
+    admin = admin_chat_router("broadcasts-admin-chat")
     admin.message.register(start, Command("broadcast"))
     # /cancel and the other staff commands go on working in the middle of the wizard
     admin.message.filter(or_f(NotCommand(), Command("broadcast", "sleeping")))

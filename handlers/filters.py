@@ -1,6 +1,7 @@
 """Filters that tell staff from customers."""
 from __future__ import annotations
 
+from aiogram import Router
 from aiogram.filters import BaseFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -58,3 +59,12 @@ class NotCommand(BaseFilter):
 
     async def __call__(self, message: Message) -> bool:
         return not (message.text or "").startswith("/")
+
+
+def admin_chat_router(name: str) -> Router:
+    """A router for the admin chat only: messages written there, buttons pressed there by
+    current members (a forged staff button anywhere else falls through to "not for you")."""
+    router = Router(name=name)
+    router.message.filter(InAdminChat())
+    router.callback_query.filter(StaffButton())
+    return router

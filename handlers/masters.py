@@ -23,7 +23,7 @@ from bot.callbacks import BookingCallback
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
-from handlers.filters import InAdminChat, StaffButton
+from handlers.filters import admin_chat_router
 
 MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")
 MASTER_COMMANDS = ("today", "tomorrow", "dayoff")
@@ -225,9 +225,7 @@ def create_router() -> Router:
     router = Router(name="masters")
     router.message.register(join, CommandStart(deep_link=True, magic=F.args.startswith(INVITE_PREFIX)),
                             F.chat.type == ChatType.PRIVATE)
-    admin = Router(name="masters-admin-chat")
-    admin.message.filter(InAdminChat())
-    admin.callback_query.filter(StaffButton())
+    admin = admin_chat_router("masters-admin-chat")
     admin.message.register(invite, Command("invite_master"))
     private = Router(name="masters-private")
     private.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)

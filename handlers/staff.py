@@ -26,7 +26,7 @@ from bot.services.staff import (
     parse_sale,
     split_customer,
 )
-from handlers.filters import AnswersPrompt, InAdminChat, StaffButton
+from handlers.filters import AnswersPrompt, admin_chat_router
 
 T = TypeVar("T")
 STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master", "broadcast",
@@ -319,9 +319,7 @@ async def note_text(message: Message, state: FSMContext, staff_service: StaffSer
 
 def create_router() -> Router:
     router = Router(name="staff")
-    admin = Router(name="staff-admin-chat")
-    admin.message.filter(InAdminChat())
-    admin.callback_query.filter(StaffButton())
+    admin = admin_chat_router("staff-admin-chat")
     admin.message.register(find, Command("find"))
     admin.message.register(sale, Command("sale"))
     admin.message.register(redeem, Command("redeem"))

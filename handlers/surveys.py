@@ -18,7 +18,7 @@ from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.care import CareService, Inbound
 from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
-from handlers.filters import InAdminChat, StaffButton
+from handlers.filters import admin_chat_router
 
 DEFAULT_PERIOD_DAYS = 30
 _PERIOD = re.compile(r"^(\d{1,4})\s*([dwmдннм]?)", re.IGNORECASE)
@@ -191,9 +191,7 @@ def create_router() -> Router:
     customer.callback_query.register(skip, SurveyComment.text, SurveySkip.filter())
     customer.message.register(comment, SurveyComment.text, F.text, ~F.text.startswith("/"))
     customer.message.register(comment_expected, SurveyComment.text, ~F.text.startswith("/"))
-    staff = Router(name="surveys-staff")
-    staff.message.filter(InAdminChat())
-    staff.callback_query.filter(StaffButton())
+    staff = admin_chat_router("surveys-staff")
     staff.message.register(complaints, Command("complaints"))
     staff.message.register(csat, Command("csat"))
     staff.callback_query.register(complaint_button, ComplaintCallback.filter())

@@ -6,7 +6,17 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    Select,
+    String,
+    delete,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -29,6 +39,7 @@ from bot.db.models import (
     StaffAction,
     StaffNote,
     Survey,
+    UTCDateTime,
     WelcomeClaim,
 )
 
@@ -199,9 +210,36 @@ class PurchaseRepo:
         return int(row[0]), int(row[1]), row[2]
 
 
+_PLANNED = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
+            "due_at", "state", "attempts", "created_at"]
+
+
+def planned_rows(key: Any, customer_id: Any, *, kind: str, template: str, data: Any, not_before: Any,
+                 not_after: Any, due_at: datetime, now: datetime, coupon_id: Any = None) -> Select[Any]:
+    """The outbox rows a planner writes, one per row of a query: add joins and conditions to
+    say for whom, then give it to `OutboxRepo.plan`. Values are literals, or columns of that
+    query (a coupon's expiry as the row's deadline)."""
+    def moment(value: Any) -> Any:
+        return literal(value, UTCDateTime) if isinstance(value, datetime) else value
+
+    return select(
+        key, customer_id, literal(None, Integer) if coupon_id is None else coupon_id, literal(kind, String),
+        literal(template, String), literal(data, JSON) if isinstance(data, dict) else data,
+        moment(not_before), moment(not_after), moment(due_at), literal("pending", String), literal(0),
+        literal(now, UTCDateTime))
+
+
 class OutboxRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def plan(self, rows: Select[Any]) -> int:
+        """INSERT … SELECT … ON CONFLICT (key) DO NOTHING: a planner run twice, or in two
+        processes at once, adds nothing twice. Returns how many rows were new."""
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        result = await self.session.execute(
+            insert(OutboxMessage).from_select(_PLANNED, rows).on_conflict_do_nothing(index_elements=["key"]))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def queue(self, *, key: str, kind: str, template: str, not_before: datetime, not_after: datetime,
                     customer_id: int | None = None, chat_id: int | None = None, data: dict[str, Any] | None = None,

@@ -13,23 +13,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Integer, String, and_, cast, exists, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import String, and_, cast, exists, literal, or_
 from sqlalchemy.sql import Select
 
 from bot.business import Business, CouponRule
 from bot.clock import Clock
-from bot.db.models import Coupon, Customer, OutboxMessage, Purchase, UTCDateTime
-from bot.db.repositories import Database, Repos
+from bot.db.models import Coupon, Customer, Purchase
+from bot.db.repositories import Database, Repos, planned_rows
 from bot.events import PurchaseRecorded
 from bot.outbox import MARKETING
 from bot.outbox.policy import Policy
 
 log = logging.getLogger("carebot.planners")
 
-_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
-            "due_at", "state", "attempts", "created_at"]
 
 
 def _coupon_data(rule: CouponRule | None, kind: str, **extra: Any) -> dict[str, Any]:
@@ -69,25 +65,14 @@ class Planners:
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.tz)
 
-    async def _insert(self, repos: Repos, rows: Select[Any]) -> int:
-        """INSERT … SELECT … ON CONFLICT (key) DO NOTHING; returns how many rows were new."""
-        insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(
-            index_elements=["key"])
-        result = await repos.session.execute(statement)
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
     def _rows(self, key_prefix: str, key_suffix: str, template: str, data: dict[str, Any],
               not_before: datetime, not_after: datetime, id_column: Any = Customer.id,
               customer_column: Any = Customer.id) -> Select[Any]:
         now = self.clock.now()
         due = self.policy.morning(max(not_before, now))
         key = literal(key_prefix, String) + cast(id_column, String) + literal(key_suffix, String)
-        return select(
-            key, customer_column, literal(None, Integer), literal(MARKETING, String), literal(template, String), literal(data, JSON),
-            literal(not_before, UTCDateTime), literal(not_after, UTCDateTime), literal(due, UTCDateTime),
-            literal("pending", String), literal(0), literal(now, UTCDateTime),
-        )
+        return planned_rows(key, customer_column, kind=MARKETING, template=template, data=data,
+                            not_before=not_before, not_after=not_after, due_at=due, now=now)
 
     async def birthdays(self) -> int:
         """Greet on the birthday's morning (29 February on the 28th in common years); the day
@@ -99,13 +84,13 @@ class Planners:
             for day in (today, today - timedelta(days=1)):
                 rows = self._rows("birthday:", f":{day.year}", "birthday_greeting", _coupon_data(rule, "birthday"),
                                   self.policy.morning(self._start_of(day)), self._start_of(day + timedelta(days=2)))
-                planned += await self._insert(repos, rows.where(_born_on(day), _reachable()))
+                planned += await repos.outbox.plan(rows.where(_born_on(day), _reachable()))
             ahead = self.business.birthday.remind_days_before
             if ahead:
                 day = today + timedelta(days=ahead)
                 rows = self._rows("birthday_soon:", f":{day.year}", "birthday_soon", {"days": ahead},
                                   self.policy.morning(self._start_of(today)), self._start_of(day))
-                planned += await self._insert(repos, rows.where(_born_on(day), _reachable()))
+                planned += await repos.outbox.plan(rows.where(_born_on(day), _reachable()))
         return planned
 
     async def holidays(self) -> int:
@@ -122,36 +107,31 @@ class Planners:
                 if holiday.audience:
                     query = query.where(exists().where(Purchase.customer_id == Customer.id,
                                                        Purchase.service_id.in_(holiday.audience)))
-                planned += await self._insert(repos, query)
+                planned += await repos.outbox.plan(query)
         return planned
 
     async def expiry_reminders(self) -> int:
         """One reminder a day before an unused coupon expires (not for one given in the last day)."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            rows = select(
-                literal("expiry:", String) + cast(Coupon.id, String), Coupon.customer_id, Coupon.id,
-                literal(MARKETING, String),
-                literal("coupon_expiring", String), literal({}, JSON), literal(now, UTCDateTime), Coupon.expires_at,
-                literal(self.policy.morning(now), UTCDateTime), literal("pending", String), literal(0),
-                literal(now, UTCDateTime),
+            rows = planned_rows(
+                literal("expiry:", String) + cast(Coupon.id, String), Coupon.customer_id, coupon_id=Coupon.id,
+                kind=MARKETING, template="coupon_expiring", data={}, not_before=now, not_after=Coupon.expires_at,
+                due_at=self.policy.morning(now), now=now,
             ).join(Customer, Customer.id == Coupon.customer_id).where(
                 _reachable(), Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None),
                 Coupon.expires_at > now, Coupon.expires_at <= now + timedelta(days=1),
                 Coupon.issued_at <= now - timedelta(days=1),
             )
-            return await self._insert(repos, rows)
+            return await repos.outbox.plan(rows)
 
     async def thanks_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
         """Subscribed to purchases: a thank-you with a time-limited offer, some hours later."""
         not_before = event.at + timedelta(hours=self.business.thanks.delay_hours)
-        insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await repos.session.execute(insert(OutboxMessage).values(
+        await repos.outbox.queue(
             key=f"thanks:{event.purchase_id}", customer_id=event.customer_id, kind=MARKETING,
             template="thanks_offer", data=_coupon_data(self.business.coupons.thanks, "thanks"),
-            not_before=not_before, not_after=not_before + timedelta(days=2), due_at=not_before,
-            state="pending", attempts=0, created_at=event.at,
-        ).on_conflict_do_nothing(index_elements=["key"]))
+            not_before=not_before, not_after=not_before + timedelta(days=2), now=event.at)
 
     async def run_all(self) -> dict[str, int]:
         planned = {

@@ -16,8 +16,6 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import (
-    JSON,
-    Integer,
     String,
     and_,
     cast,
@@ -27,14 +25,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.business import Business
 from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
 from bot.clock import Clock
-from bot.db.models import Booking, Broadcast, Coupon, Customer, OutboxMessage, UTCDateTime
-from bot.db.repositories import Database, Repos
+from bot.db.models import Booking, Broadcast, Coupon, Customer, OutboxMessage
+from bot.db.repositories import Database, Repos, planned_rows
 from bot.outbox import MARKETING, SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
@@ -45,8 +41,6 @@ log = logging.getLogger("carebot.broadcasts")
 
 STALE_AFTER = timedelta(days=3)  # a broadcast that could not go out in three days is not sent
 BOOKINGS_WINDOW = timedelta(days=7)  # a recipient's booking within a week counts for the broadcast
-_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
-            "due_at", "state", "attempts", "created_at"]
 
 
 def prefix(broadcast_id: int) -> str:
@@ -152,16 +146,11 @@ class BroadcastService:
                 if broadcast.content.get("kind", "text") != "text":
                     data["media"] = {"kind": broadcast.content["kind"], "file_id": broadcast.content["file_id"]}
                 key = literal(prefix(broadcast.id), String) + cast(Customer.id, String)
-                rows = select(
-                    key, Customer.id, literal(None, Integer), literal(MARKETING, String), literal("broadcast", String),
-                    literal(data, JSON), literal(now, UTCDateTime), literal(not_after, UTCDateTime),
-                    literal(self.policy.morning(now), UTCDateTime), literal("pending", String), literal(0),
-                    literal(now, UTCDateTime),
+                rows = planned_rows(
+                    key, Customer.id, kind=MARKETING, template="broadcast", data=data, not_before=now,
+                    not_after=not_after, due_at=self.policy.morning(now), now=now,
                 ).where(self.segments.where([Condition.of(c) for c in broadcast.segment], now))
-                insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-                result = await repos.session.execute(
-                    insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
-                broadcast.recipients = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                broadcast.recipients = await repos.outbox.plan(rows)
                 broadcast.state, broadcast.queued_at = "sending", now
                 queued += broadcast.recipients
                 log.info("broadcast queued id=%s recipients=%s", broadcast.id, broadcast.recipients)

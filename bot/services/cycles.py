@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
-    Integer,
     String,
     and_,
     cast,
@@ -28,14 +27,12 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.business import Business
 from bot.callbacks import CycleCallback
 from bot.clock import Clock
-from bot.db.models import Booking, Customer, Cycle, OutboxMessage, UTCDateTime
-from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
+from bot.db.models import Booking, Customer, Cycle, OutboxMessage
+from bot.db.repositories import ACTIVE_BOOKING, Database, Repos, planned_rows
 from bot.events import CustomerErased, PurchaseRecorded
 from bot.outbox import MARKETING
 from bot.outbox.compose import Obsolete
@@ -48,8 +45,6 @@ LEARN_FROM_VISITS = 7  # the median of the last six intervals: recent habits, ro
 SAME_VISIT_DAYS = 0.5  # two sales within half a day are one visit, not an interval
 ROLL_BATCH = 1000
 
-_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
-            "due_at", "state", "attempts", "created_at"]
 
 
 def learned_interval(visits: list[datetime], default_days: float) -> tuple[float, bool]:
@@ -122,25 +117,21 @@ class CycleService:
             key = (literal("due_offer:", String) + cast(Cycle.customer_id, String) + literal(":", String)
                    + Cycle.service_id + literal(":", String) + cast(Cycle.last_purchase_id, String)
                    + literal(":", String) + cast(Cycle.round, String))
-            rows = select(
-                key, Cycle.customer_id, literal(None, Integer), literal(MARKETING, String),
-                literal("due_offer", String),
+            rows = planned_rows(
+                key, Cycle.customer_id, kind=MARKETING, template="due_offer",
                 # type_coerce, not CAST: SQLite would cast to a number
-                type_coerce(build("service", Cycle.service_id, "master", Cycle.master_id), JSON),
-                literal(now, UTCDateTime), Cycle.due_at, literal(self.policy.morning(now), UTCDateTime),
-                literal("pending", String), literal(0), literal(now, UTCDateTime),
+                data=type_coerce(build("service", Cycle.service_id, "master", Cycle.master_id), JSON),
+                not_before=now, not_after=Cycle.due_at, due_at=self.policy.morning(now), now=now,
             ).join(Customer, Customer.id == Cycle.customer_id).where(
                 ready, Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
                 Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            result = await repos.session.execute(
-                insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
+            planned = await repos.outbox.plan(rows)
             # Offered: no second offer this round (offer_at moves to the due date, out of the index range).
             await repos.session.execute(
                 update(Cycle).where(ready, exists().where(OutboxMessage.key == key))
                 .values(offered_round=Cycle.round, offer_at=Cycle.due_at)
                 .execution_options(synchronize_session=False))
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+            return planned
 
     async def _roll_passed(self) -> int:
         """Cycles whose due date passed without a visit or a booking move on to the next cycle;

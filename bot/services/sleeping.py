@@ -14,15 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import JSON, Integer, String, and_, cast, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import String, and_, cast, func, literal, select
 
 from bot.business import Business
 from bot.callbacks import BookFromBroadcast
 from bot.clock import Clock
-from bot.db.models import Booking, Customer, Cycle, OutboxMessage, Purchase, UTCDateTime
-from bot.db.repositories import Database, Repos
+from bot.db.models import Booking, Customer, Cycle, OutboxMessage, Purchase
+from bot.db.repositories import Database, Repos, planned_rows
 from bot.outbox import MARKETING
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
@@ -30,8 +28,6 @@ from bot.services.segments import latest_visit, reachable, sleeping
 
 log = logging.getLogger("carebot.sleeping")
 
-_COLUMNS = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
-            "due_at", "state", "attempts", "created_at"]
 FIRST, SECOND = "reactivation", "reactivation_second"
 OFFER_DAYS_WITHOUT_COUPON = 14  # how long a wake-up counts when the business gives no coupon
 
@@ -76,7 +72,6 @@ class SleepingService:
                               "valid_days": rule.valid_days}} if rule else {})
         planned = 0
         async with self.db.transaction() as repos:
-            insert = pg_insert if repos.session.get_bind().dialect.name == "postgresql" else sqlite_insert
             steps: list[tuple[int, str, dict[str, Any], Any]] = [(1, FIRST, coupon, None)]
             if self.settings.second_after_days:
                 first = OutboxMessage.__table__.alias("first_message")
@@ -84,18 +79,14 @@ class SleepingService:
                     first.c.key == _key(1), first.c.state == "sent",
                     first.c.sent_at <= now - timedelta(days=self.settings.second_after_days))))
             for step, template, data, condition in steps:
-                rows = select(
-                    _key(step), Cycle.customer_id, literal(None, Integer), literal(MARKETING, String),
-                    literal(template, String), literal(data, JSON), literal(now, UTCDateTime),
-                    literal(now + timedelta(days=3), UTCDateTime), literal(self.policy.morning(now), UTCDateTime),
-                    literal("pending", String), literal(0), literal(now, UTCDateTime),
+                rows = planned_rows(
+                    _key(step), Cycle.customer_id, kind=MARKETING, template=template, data=data, not_before=now,
+                    not_after=now + timedelta(days=3), due_at=self.policy.morning(now), now=now,
                 ).join(Customer, Customer.id == Cycle.customer_id).where(
                     Cycle.sleeps_at <= now, Cycle.last_purchase_id == latest_visit(), reachable(), sleeping(now))
                 if condition is not None:
                     rows = rows.join(first, condition)
-                result = await repos.session.execute(
-                    insert(OutboxMessage).from_select(_COLUMNS, rows).on_conflict_do_nothing(index_elements=["key"]))
-                planned += int(result.rowcount or 0)  # type: ignore[attr-defined]
+                planned += await repos.outbox.plan(rows)
         return planned
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,

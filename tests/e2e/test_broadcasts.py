@@ -224,3 +224,32 @@ async def test_a_sleeping_customer_is_woken_once(carebot: RunningBot, telegram: 
         in (await olga.reply()).text
     carebot.clock.set(datetime(2026, 12, 1, 9, tzinfo=UTC))
     assert (await carebot.app.planners.run_all())["reactivation"] == 0  # awake: no second message
+
+
+async def test_stopping_in_the_middle_sends_nothing_more(carebot: RunningBot, telegram: TelegramServer) -> None:
+    """Stopped while a batch is in flight: the sender skips the rest of its batch too."""
+    assert carebot.app is not None
+    people = range(7000, 7120)
+    for tg in people:
+        await carebot.app.customers.consent(tg, name=f"Клиент {tg}", username=None, language="ru", source=None)
+        await carebot.app.customers.finish_onboarding(tg)
+    broadcast_id = await carebot.app.broadcasts.create(
+        by="Ольга", content={"kind": "text", "html": "Акция дня"}, buttons=[], coupon=None,
+        conditions=[Condition("all")], starts_at=None)
+
+    def delivered() -> Counter[int]:
+        return Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage" and c.text == "Акция дня")
+
+    await telegram.wait_for(lambda: len(delivered()) >= 10, 15)
+    assert await carebot.app.broadcasts.cancel(broadcast_id, "Ольга")
+    for _ in range(50):  # until the sender has put down what it held
+        progress = await carebot.app.broadcasts.progress(broadcast_id)
+        if progress and not progress.waiting:
+            break
+        await asyncio.sleep(0.1)
+    assert progress and progress.state == "cancelled"
+    sent = len(delivered())
+    assert sent < len(people) and set(delivered().values()) == {1}
+    assert progress.sent == sent and progress.skipped == len(people) - sent
+    await asyncio.sleep(0.5)
+    assert len(delivered()) == sent

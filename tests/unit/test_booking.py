@@ -100,16 +100,6 @@ def test_the_offer_comes_at_five_sixths_but_three_to_five_days_ahead(
 # ---- services over the database ---------------------------------------------------------------
 
 @pytest.fixture
-def events() -> Events:
-    return Events()
-
-
-@pytest.fixture
-def staff(db: Database, clock: FixedClock, business: Business, events: Events) -> StaffService:
-    return StaffService(db, clock, business, MOSCOW, events)
-
-
-@pytest.fixture
 def booking(db: Database, clock: FixedClock, business: Business, staff: StaffService) -> BookingService:
     return BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW), staff, admin_chat_id=-100)
 

@@ -33,16 +33,6 @@ def noon(day: date) -> datetime:
 
 
 @pytest.fixture
-def events() -> Events:
-    return Events()
-
-
-@pytest.fixture
-def staff(db: Database, clock: FixedClock, business: Business, events: Events) -> StaffService:
-    return StaffService(db, clock, business, MOSCOW, events)
-
-
-@pytest.fixture
 def customers(db: Database, clock: FixedClock, business: Business) -> CustomerService:
     return CustomerService(db, clock, business, MOSCOW)
 

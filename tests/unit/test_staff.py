@@ -60,16 +60,6 @@ def test_sale_commands(business: Business) -> None:
         assert caught.value.reason == reason
 
 
-@pytest.fixture
-def events() -> Events:
-    return Events()
-
-
-@pytest.fixture
-def staff(db: Database, clock: FixedClock, business: Business, events: Events) -> StaffService:
-    return StaffService(db, clock, business, MOSCOW, events)
-
-
 async def _customer(db: Database, clock: FixedClock, business: Business, tg: int = 7, phone: str = "+79161234567") -> int:
     customers = CustomerService(db, clock, business, MOSCOW)
     view = await customers.consent(tg, name="Анна", username="anna", language="ru", source=None)
