@@ -61,6 +61,10 @@ class AdminChat:
     def topics_changed(self) -> None:
         self._forum = None
 
+    def is_here(self, chat_id: int) -> bool:
+        """Whether a chat is the admin chat (never, while ADMIN_CHAT_ID is not set)."""
+        return self.chat_id is not None and chat_id == self.chat_id
+
     def staff_of(self, user: User, sender_chat: Chat | None = None, signature: str | None = None) -> Staff:
         """The staff member behind a message; an anonymous admin is named by their signature."""
         if sender_chat is not None and sender_chat.id == self.chat_id:

@@ -13,7 +13,7 @@ class InAdminChat(BaseFilter):
     """A message written in the admin chat (only its members can write there)."""
 
     async def __call__(self, message: Message, admin_chat: AdminChat) -> bool:
-        return admin_chat.chat_id is not None and message.chat.id == admin_chat.chat_id
+        return admin_chat.is_here(message.chat.id)
 
 
 class StaffButton(BaseFilter):
@@ -24,7 +24,7 @@ class StaffButton(BaseFilter):
 
     async def __call__(self, callback: CallbackQuery, admin_chat: AdminChat) -> bool:
         message = callback.message
-        if message is None or admin_chat.chat_id is None or message.chat.id != admin_chat.chat_id:
+        if message is None or not admin_chat.is_here(message.chat.id):
             return False
         return await admin_chat.is_member(callback.from_user.id)
 

@@ -23,6 +23,7 @@ from bot.callbacks import BookingCallback
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
+from bot.services.staff import find_master
 from handlers.filters import admin_chat_router
 
 MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")
@@ -34,15 +35,9 @@ class DeclineReason(StatesGroup):
     text = State()
 
 
-def _find_master(business: Business, text: str) -> Master | None:
-    wanted = text.strip().casefold()
-    return next((m for m in business.masters if wanted in (m.id, m.name.casefold())), None)
-
-
 def _actor(callback: CallbackQuery, admin_chat: AdminChat) -> Actor:
     message = callback.message
-    staff = isinstance(message, Message) and admin_chat.chat_id is not None and message.chat.id == admin_chat.chat_id
-    if staff:
+    if isinstance(message, Message) and admin_chat.is_here(message.chat.id):
         return Actor(callback.from_user.id, admin_chat.staff_of(callback.from_user).name, staff=True)
     return Actor(callback.from_user.id, callback.from_user.full_name)
 
@@ -63,7 +58,7 @@ async def _refuse(callback: CallbackQuery, result: ActResult, render: Renderer, 
 async def invite(message: Message, command: CommandObject, bot: Bot, booking: BookingService, admin_chat: AdminChat,
                  render: Renderer, staff_lang: str, business: Business) -> None:
     assert message.from_user is not None
-    master = _find_master(business, command.args or "")
+    master = business.master(find_master(business, command.args or ""))
     if master is None:
         await message.reply(render.text(staff_lang, "master_invite_usage", business=business))
         return
@@ -160,7 +155,7 @@ async def _whose_day(message: Message, booking: BookingService, admin_chat: Admi
                      business: Business) -> list[Master] | None:
     """The master's own bookings in their chat; every master's in the admin chat."""
     assert message.from_user is not None
-    if admin_chat.chat_id is not None and message.chat.id == admin_chat.chat_id:
+    if admin_chat.is_here(message.chat.id):
         return list(business.masters)
     if message.chat.type != ChatType.PRIVATE:
         return None
@@ -202,9 +197,9 @@ async def day_off(message: Message, command: CommandObject, booking: BookingServ
     """/dayoff 25.11 (a master, for themselves) or /dayoff anna 25.11 (staff, in the admin chat)."""
     assert message.from_user is not None
     args = (command.args or "").split()
-    in_admin = admin_chat.chat_id is not None and message.chat.id == admin_chat.chat_id
+    in_admin = admin_chat.is_here(message.chat.id)
     if in_admin:
-        master = _find_master(business, " ".join(args[:-1])) if len(args) >= 2 else None
+        master = business.master(find_master(business, " ".join(args[:-1]))) if len(args) >= 2 else None
         by = admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature).name
     else:
         master = await booking.master_of(message.from_user.id) if message.chat.type == ChatType.PRIVATE else None

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     delete,
     func,
     literal,
@@ -208,6 +209,12 @@ class PurchaseRepo:
                    func.max(Purchase.at)).where(Purchase.customer_id == customer_id)
         )).one()
         return int(row[0]), int(row[1]), row[2]
+
+
+def key_prefix(column: Any, prefix: str) -> Any:
+    """`column` starts with `prefix`, as a range the column's index serves (a LIKE would not,
+    on PostgreSQL without a pattern index): from the prefix up to the next string after it."""
+    return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
 _PLANNED = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",

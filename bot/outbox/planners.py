@@ -28,14 +28,14 @@ log = logging.getLogger("carebot.planners")
 
 
 
-def _coupon_data(rule: CouponRule | None, kind: str, **extra: Any) -> dict[str, Any]:
+def coupon_data(rule: CouponRule | None, kind: str, **extra: Any) -> dict[str, Any]:
     data = dict(extra)
     if rule is not None:
         data["coupon"] = {"kind": kind, "percent": rule.percent, "amount": rule.amount, "valid_days": rule.valid_days}
     return data
 
 
-def _reachable():  # type: ignore[no-untyped-def]
+def reachable():  # type: ignore[no-untyped-def]
     """Customers an offer may be planned for (the sender checks again when sending)."""
     return and_(Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
                 Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
@@ -82,15 +82,15 @@ class Planners:
         planned = 0
         async with self.db.transaction() as repos:
             for day in (today, today - timedelta(days=1)):
-                rows = self._rows("birthday:", f":{day.year}", "birthday_greeting", _coupon_data(rule, "birthday"),
+                rows = self._rows("birthday:", f":{day.year}", "birthday_greeting", coupon_data(rule, "birthday"),
                                   self.policy.morning(self._start_of(day)), self._start_of(day + timedelta(days=2)))
-                planned += await repos.outbox.plan(rows.where(_born_on(day), _reachable()))
+                planned += await repos.outbox.plan(rows.where(_born_on(day), reachable()))
             ahead = self.business.birthday.remind_days_before
             if ahead:
                 day = today + timedelta(days=ahead)
                 rows = self._rows("birthday_soon:", f":{day.year}", "birthday_soon", {"days": ahead},
                                   self.policy.morning(self._start_of(today)), self._start_of(day))
-                planned += await repos.outbox.plan(rows.where(_born_on(day), _reachable()))
+                planned += await repos.outbox.plan(rows.where(_born_on(day), reachable()))
         return planned
 
     async def holidays(self) -> int:
@@ -101,9 +101,9 @@ class Planners:
                 if holiday.date != today.strftime("%m-%d"):
                     continue
                 rows = self._rows(f"holiday:{holiday.id}:{today.year}:", "", holiday.template,
-                                  _coupon_data(holiday.coupon, "holiday", title=holiday.title),
+                                  coupon_data(holiday.coupon, "holiday", title=holiday.title),
                                   self.policy.morning(self._start_of(today)), self._start_of(today + timedelta(days=1)))
-                query = rows.where(_reachable())
+                query = rows.where(reachable())
                 if holiday.audience:
                     query = query.where(exists().where(Purchase.customer_id == Customer.id,
                                                        Purchase.service_id.in_(holiday.audience)))
@@ -119,7 +119,7 @@ class Planners:
                 kind=MARKETING, template="coupon_expiring", data={}, not_before=now, not_after=Coupon.expires_at,
                 due_at=self.policy.morning(now), now=now,
             ).join(Customer, Customer.id == Coupon.customer_id).where(
-                _reachable(), Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None),
+                reachable(), Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None),
                 Coupon.expires_at > now, Coupon.expires_at <= now + timedelta(days=1),
                 Coupon.issued_at <= now - timedelta(days=1),
             )
@@ -130,7 +130,7 @@ class Planners:
         not_before = event.at + timedelta(hours=self.business.thanks.delay_hours)
         await repos.outbox.queue(
             key=f"thanks:{event.purchase_id}", customer_id=event.customer_id, kind=MARKETING,
-            template="thanks_offer", data=_coupon_data(self.business.coupons.thanks, "thanks"),
+            template="thanks_offer", data=coupon_data(self.business.coupons.thanks, "thanks"),
             not_before=not_before, not_after=not_before + timedelta(days=2), now=event.at)
 
     async def run_all(self) -> dict[str, int]:

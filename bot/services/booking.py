@@ -7,7 +7,6 @@ Every notice (to the master, the admin chat, the customer) goes through the outb
 from __future__ import annotations
 
 import enum
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,8 +26,6 @@ from bot.outbox.compose import Obsolete
 from bot.rendering import Renderer
 from bot.services.slots import Slot, SlotFinder, cells, spread
 from bot.services.staff import Staff, StaffService
-
-log = logging.getLogger("carebot.booking")
 
 INVITE_DAYS = 7
 

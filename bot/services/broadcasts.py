@@ -9,7 +9,7 @@ sender, which checks before every call.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from bot.business import Business
 from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
 from bot.clock import Clock
 from bot.db.models import Booking, Broadcast, Coupon, Customer, OutboxMessage
-from bot.db.repositories import Database, Repos, planned_rows
+from bot.db.repositories import Database, Repos, key_prefix, planned_rows
 from bot.outbox import MARKETING, SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
@@ -48,9 +48,7 @@ def prefix(broadcast_id: int) -> str:
 
 
 def _rows_of(broadcast_id: int) -> Any:
-    """Its outbox rows, as a range of the unique key's index (not a LIKE scan)."""
-    start = prefix(broadcast_id)
-    return and_(OutboxMessage.key >= start, OutboxMessage.key < start[:-1] + ";")
+    return key_prefix(OutboxMessage.key, prefix(broadcast_id))
 
 
 @dataclass
@@ -67,7 +65,6 @@ class Progress:
     expected_end: datetime | None = None
     redeemed: int = 0  # coupons of this broadcast redeemed so far
     bookings: int = 0  # bookings its recipients made within a week of receiving it
-    by: dict[str, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -195,8 +192,7 @@ class BroadcastService:
             progress.expected_end = start + timedelta(
                 seconds=progress.waiting / self.business.outbox.messages_per_second)
         progress.redeemed = int(await repos.session.scalar(
-            select(func.count(Coupon.id)).where(Coupon.issue_key >= prefix(broadcast.id),
-                                                Coupon.issue_key < prefix(broadcast.id)[:-1] + ";",
+            select(func.count(Coupon.id)).where(key_prefix(Coupon.issue_key, prefix(broadcast.id)),
                                                 Coupon.redeemed_at.is_not(None))) or 0)
         if broadcast.queued_at is not None:
             progress.bookings = await self._bookings_after(repos, broadcast.id, broadcast.queued_at)

@@ -8,7 +8,6 @@ customer who let `ignored_offers_limit` offers pass is left for the reactivation
 """
 from __future__ import annotations
 
-import logging
 import statistics
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,15 +35,13 @@ from bot.db.repositories import ACTIVE_BOOKING, Database, Repos, planned_rows
 from bot.events import CustomerErased, PurchaseRecorded
 from bot.outbox import MARKETING
 from bot.outbox.compose import Obsolete
+from bot.outbox.planners import reachable
 from bot.outbox.policy import Policy
 from bot.services.booking import BookingService
-
-log = logging.getLogger("carebot.cycles")
 
 LEARN_FROM_VISITS = 7  # the median of the last six intervals: recent habits, robust to one odd gap
 SAME_VISIT_DAYS = 0.5  # two sales within half a day are one visit, not an interval
 ROLL_BATCH = 1000
-
 
 
 def learned_interval(visits: list[datetime], default_days: float) -> tuple[float, bool]:
@@ -122,9 +119,7 @@ class CycleService:
                 # type_coerce, not CAST: SQLite would cast to a number
                 data=type_coerce(build("service", Cycle.service_id, "master", Cycle.master_id), JSON),
                 not_before=now, not_after=Cycle.due_at, due_at=self.policy.morning(now), now=now,
-            ).join(Customer, Customer.id == Cycle.customer_id).where(
-                ready, Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
-                Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
+            ).join(Customer, Customer.id == Cycle.customer_id).where(ready, reachable())
             planned = await repos.outbox.plan(rows)
             # Offered: no second offer this round (offer_at moves to the due date, out of the index range).
             await repos.session.execute(

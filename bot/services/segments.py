@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from bot.business import Business
 from bot.db.models import Booking, Customer, Cycle, Purchase
 from bot.db.repositories import ACTIVE_BOOKING
+from bot.outbox.planners import reachable as may_get_offers
 
 KINDS = ("all", "new", "regular", "service", "master", "visited_before", "visited_after", "birthday_month",
          "sleeping")
@@ -35,9 +36,8 @@ class Condition:
 
 
 def reachable() -> ColumnElement[bool]:
-    """Who may get marketing at all: consented, still known, not opted out, not blocking us."""
-    return and_(Customer.onboarded_at.is_not(None), Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
-                Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
+    """Who a broadcast may go to: onboarded, and whom any offer may be planned for."""
+    return and_(Customer.onboarded_at.is_not(None), may_get_offers())
 
 
 def _purchases() -> Any:

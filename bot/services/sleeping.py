@@ -8,7 +8,6 @@ them alone. Both planner steps are set-wise INSERT … SELECT, like every planne
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +19,12 @@ from bot.business import Business
 from bot.callbacks import BookFromBroadcast
 from bot.clock import Clock
 from bot.db.models import Booking, Customer, Cycle, OutboxMessage, Purchase
-from bot.db.repositories import Database, Repos, planned_rows
+from bot.db.repositories import Database, Repos, key_prefix, planned_rows
 from bot.outbox import MARKETING
+from bot.outbox.planners import coupon_data
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
 from bot.services.segments import latest_visit, reachable, sleeping
-
-log = logging.getLogger("carebot.sleeping")
 
 FIRST, SECOND = "reactivation", "reactivation_second"
 OFFER_DAYS_WITHOUT_COUPON = 14  # how long a wake-up counts when the business gives no coupon
@@ -67,9 +65,7 @@ class SleepingService:
         if not self.settings.enabled:
             return 0
         now = self.clock.now()
-        rule = self.business.coupons.reactivation
-        coupon = ({"coupon": {"kind": "reactivation", "percent": rule.percent, "amount": rule.amount,
-                              "valid_days": rule.valid_days}} if rule else {})
+        coupon = coupon_data(self.business.coupons.reactivation, "reactivation")
         planned = 0
         async with self.db.transaction() as repos:
             steps: list[tuple[int, str, dict[str, Any], Any]] = [(1, FIRST, coupon, None)]
@@ -106,8 +102,8 @@ class SleepingService:
         async with self.db.transaction() as repos:
             asleep = int(await repos.session.scalar(
                 select(func.count(Customer.id)).where(Customer.erased_at.is_(None), sleeping(now))) or 0)
-            first = and_(OutboxMessage.key >= "reactivation:", OutboxMessage.key < "reactivation;",
-                         OutboxMessage.key.endswith(":1"), OutboxMessage.state == "sent")
+            first = and_(key_prefix(OutboxMessage.key, "reactivation:"), OutboxMessage.key.endswith(":1"),
+                         OutboxMessage.state == "sent")
             contacted: dict[str, datetime] = {
                 key: at for key, at in await repos.session.execute(
                     select(OutboxMessage.key, OutboxMessage.sent_at).where(first)) if at is not None}
