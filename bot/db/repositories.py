@@ -260,11 +260,15 @@ class OutboxRepo:
         ).on_conflict_do_nothing(index_elements=["key"]))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def skip_pending(self, key_prefix: str, reason: str) -> None:
-        """Drop what is still waiting under a key prefix (the reminders of a cancelled visit)."""
+    async def skip_pending(self, reason: str, *, keys: Iterable[str] = (), prefix: str | None = None) -> None:
+        """Drop what is still waiting: these keys exactly, and those under a prefix (the reminders
+        of a cancelled visit, `reminder:<booking>:`). A key is never taken as a prefix, or
+        `booking_request:1` would also drop `booking_request:12`."""
+        which = OutboxMessage.key.in_(list(keys))
+        if prefix is not None:
+            which = which | key_prefix(OutboxMessage.key, prefix)
         await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.key.startswith(key_prefix, autoescape=True), OutboxMessage.state == "pending")
+            update(OutboxMessage).where(which, OutboxMessage.state == "pending")
             .values(state="skipped", last_error=reason))
 
     async def claimable(self, now: datetime, orphaned_before: datetime, limit: int) -> list[OutboxMessage]:

@@ -314,7 +314,7 @@ class BookingService:
             if booking.state != "pending":
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
             booking.decided_at, booking.decided_by = now, actor.name
-            await repos.outbox.skip_pending(f"booking_escalated:{booking.id}", "answered")
+            await repos.outbox.skip_pending("answered", keys=[f"booking_escalated:{booking.id}"])
             if accept:
                 booking.state = "confirmed"
                 await repos.outbox.queue(key=f"booking_confirmed:{booking.id}", kind=SERVICE,
@@ -398,9 +398,9 @@ class BookingService:
         """Free the slot, drop the reminders, and tell the master (and the admin chat)."""
         booking.state, booking.reason, booking.decided_at = "cancelled", reason, now
         await repos.bookings.release(booking.id)
-        for prefix in (f"reminder:{booking.id}:", f"booking_request:{booking.id}", f"booking_confirmed:{booking.id}",
-                       f"booking_escalated:{booking.id}"):
-            await repos.outbox.skip_pending(prefix, "cancelled")
+        await repos.outbox.skip_pending(
+            "cancelled", prefix=f"reminder:{booking.id}:",
+            keys=[f"{kind}:{booking.id}" for kind in ("booking_request", "booking_confirmed", "booking_escalated")])
         account = await repos.bookings.account(booking.master_id)
         chats = ([account.tg_user_id] if account else []) + ([self.admin_chat_id] if self.admin_chat_id else [])
         for chat_id in dict.fromkeys(chats):
@@ -453,7 +453,7 @@ class BookingService:
             if self.finder.local_day(booking.starts_at) > self.finder.local_day(now):
                 return ActResult(ActOutcome.TOO_EARLY, await self._view(repos, booking))
             booking.decided_by = booking.decided_by or actor.name
-            await repos.outbox.skip_pending(f"reminder:{booking.id}:", "visit closed")
+            await repos.outbox.skip_pending("visit closed", prefix=f"reminder:{booking.id}:")
             if done:
                 service = self.business.service(booking.service_id)
                 sale = await self.staff.record_sale_in(

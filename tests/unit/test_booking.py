@@ -320,3 +320,16 @@ async def test_the_card_shows_the_next_visit_and_no_shows_and_forget_cancels_vis
             BookingCell.booking_id == second.booking.id)))
         assert await repos.session.get(Cycle, (customer_id, "manicure")) is None
     assert [r.template for r in await _outbox(db, "booking_cancelled:")] == ["booking_cancelled_staff"]
+
+
+async def test_skipping_one_visits_messages_leaves_another_visits_alone(db: Database, clock: FixedClock) -> None:
+    """Visit 1's keys are not a prefix of visit 12's."""
+    now = clock.now()
+    async with db.transaction() as repos:
+        for key in ("booking_request:1", "booking_request:12", "reminder:1:24h", "reminder:12:24h"):
+            await repos.outbox.queue(key=key, kind="service", template="booking_request", chat_id=5,
+                                     not_before=now, not_after=now + timedelta(days=1), now=now)
+        await repos.outbox.skip_pending("cancelled", keys=["booking_request:1"], prefix="reminder:1:")
+    states = {r.key: r.state for r in await _outbox(db, "")}
+    assert states == {"booking_request:1": "skipped", "booking_request:12": "pending",
+                      "reminder:1:24h": "skipped", "reminder:12:24h": "pending"}
