@@ -28,7 +28,7 @@ from bot.rendering import Renderer
 from bot.services.broadcasts import BroadcastService, Progress
 from bot.services.customers import CustomerService
 from bot.services.days import parse_day, parse_moment
-from bot.services.segments import Condition
+from bot.services.segments import KINDS, Condition
 from bot.services.sleeping import SleepingService
 from handlers.booking import book_button
 from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
@@ -198,8 +198,7 @@ def _segment_keyboard(render: Renderer, lang: str, count: int, picking: str = ""
         builder.button(text=render.label(lang, "back"), callback_data=WizardCallback(action="back"))
         builder.adjust(1)
         return builder.as_markup()
-    for kind in ("all", "new", "regular", "service", "master", "visited_before", "visited_after",
-                 "birthday_month", "sleeping"):
+    for kind in KINDS:
         builder.button(text=render.label(lang, f"segment_{kind}"), callback_data=WizardCallback(action="seg", value=kind))
     builder.button(text=render.label(lang, "segment_done", count=count), callback_data=WizardCallback(action="done"))
     builder.button(text=render.label(lang, "staff_cancel"), callback_data=WizardCallback(action="cancel"))
@@ -319,8 +318,8 @@ def progress_keyboard(render: Renderer, lang: str, progress: Progress) -> Inline
     return builder.as_markup()
 
 
-async def _launch(message: Message, state: FSMContext, broadcasts: BroadcastService, admin_chat: AdminChat,
-                  render: Renderer, lang: str, starts_at: Any, by: str) -> None:
+async def _launch(message: Message, state: FSMContext, broadcasts: BroadcastService, render: Renderer, lang: str,
+                  starts_at: Any, by: str) -> None:
     data = await state.get_data()
     await state.clear()
     broadcast_id = await broadcasts.create(
@@ -344,7 +343,7 @@ async def confirm(callback: CallbackQuery, callback_data: WizardCallback, state:
         await state.set_state(BroadcastWizard.schedule)
         await _ask(callback.message, state, str(render.text(staff_lang, "broadcast_ask_schedule")))
         return
-    await _launch(callback.message, state, broadcasts, admin_chat, render, staff_lang, None,
+    await _launch(callback.message, state, broadcasts, render, staff_lang, None,
                   admin_chat.staff_of(callback.from_user).name)
 
 
@@ -356,7 +355,7 @@ async def schedule_typed(message: Message, state: FSMContext, broadcasts: Broadc
     if moment is None or moment <= now:
         await _ask(message, state, str(render.text(staff_lang, "broadcast_bad_schedule")))
         return
-    await _launch(message, state, broadcasts, admin_chat, render, staff_lang, moment,
+    await _launch(message, state, broadcasts, render, staff_lang, moment,
                   admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature).name)
 
 
