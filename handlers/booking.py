@@ -36,6 +36,17 @@ def _day_of(code: int) -> date | None:
         return None
 
 
+def _days_keyboard(render: Renderer, lang: str, days: list[date], service_id: str, master_id: str,
+                   replaces: int) -> InlineKeyboardBuilder:
+    """The days that have free time, three a row; each opens that day's times."""
+    builder = InlineKeyboardBuilder()
+    for day in days:
+        builder.button(text=render.label(lang, "day_button", day=day), callback_data=BookMenu(
+            step="times", service=service_id, master=master_id, day=_day_code(day), replaces=replaces))
+    builder.adjust(3)
+    return builder
+
+
 def _back(render: Renderer, lang: str, target: BookMenu) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=render.label(lang, "back"), callback_data=target.pack())
 
@@ -114,12 +125,7 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
     master_id = data.master or (masters[0].id if len(masters) == 1 else "")
     if data.step in ("masters", "days"):
         days = await booking.days_with_slots(service.id, master_id or None)
-        builder = InlineKeyboardBuilder()
-        for day in days:
-            builder.button(text=render.label(lang, "day_button", day=day),
-                           callback_data=BookMenu(step="times", service=service.id, master=master_id,
-                                                  day=_day_code(day), replaces=data.replaces))
-        builder.adjust(3)
+        builder = _days_keyboard(render, lang, days, service.id, master_id, data.replaces)
         builder.row(_back(render, lang, BookMenu(step="masters" if len(masters) > 1 else "services",
                                                  service=service.id, replaces=data.replaces)))
         await _show(callback, str(render.text(lang, "booking_days", service=service,
@@ -225,11 +231,7 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
     elif action == "reschedule":
         await callback.answer()
         days = await booking.days_with_slots(visit.service_id, visit.master_id)
-        builder = InlineKeyboardBuilder()
-        for day in days:
-            builder.button(text=render.label(lang, "day_button", day=day), callback_data=BookMenu(
-                step="times", service=visit.service_id, master=visit.master_id, day=_day_code(day), replaces=visit.id))
-        builder.adjust(3)
+        builder = _days_keyboard(render, lang, days, visit.service_id, visit.master_id, visit.id)
         builder.row(InlineKeyboardButton(text=render.label(lang, "other_master"), callback_data=BookMenu(
             step="masters", service=visit.service_id, replaces=visit.id).pack()))
         if isinstance(callback.message, Message):
