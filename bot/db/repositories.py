@@ -290,9 +290,11 @@ class OutboxRepo:
         return await self.session.get(OutboxMessage, row_id)
 
     async def recent_marketing(self, customer_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
-        query = select(OutboxMessage.customer_id, OutboxMessage.sent_at).where(
+        # Rows being sent count too: the sender claims its next batch before the last one is out.
+        at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
+        query = select(OutboxMessage.customer_id, at).where(
             OutboxMessage.customer_id.in_(list(customer_ids)), OutboxMessage.kind == "marketing",
-            OutboxMessage.state == "sent", OutboxMessage.sent_at >= since)
+            OutboxMessage.state.in_(("sent", "sending")), at >= since)
         recent: dict[int, list[datetime]] = {}
         for customer_id, sent_at in await self.session.execute(query):
             if customer_id is not None and sent_at is not None:

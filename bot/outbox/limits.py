@@ -41,11 +41,15 @@ class Pacer:
             await self._sleep(slot - now)
         # A busy machine may wake several waiters late and at once; space the real departures
         # as well, so a stall of the event loop never turns into a burst (and a 429).
+        # The spacing counts from when the last one was due to leave, not from when it did: a
+        # sleep wakes a millisecond or so late, and counting from the wake-up would lose that
+        # on every message (about 3% of the rate at 29/s). After a stall it counts from now.
         async with self._departures:
-            wait = self._last_departure + self.gap - self.now()
+            due = self._last_departure + self.gap
+            wait = due - self.now()
             if wait > 0:
                 await self._sleep(wait)
-            self._last_departure = self.now()
+            self._last_departure = max(due, self.now() - self.gap / 2)
 
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": nothing goes out before then."""

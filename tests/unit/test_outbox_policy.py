@@ -136,3 +136,20 @@ async def test_pacer_does_not_burst_after_a_stall() -> None:
         await pacer.wait_turn(chat)
         departures.append(round(clock[0], 6))
     assert departures == [5.0, 5.1, 5.2]
+
+
+async def test_pacer_keeps_its_rate_when_sleeps_wake_late() -> None:
+    """Every sleep overshoots by 2 ms (a busy loop): 100 messages at 10/s still take ~9.9 s,
+    and no two leave closer than half a gap."""
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds + 0.002
+
+    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    departures = []
+    for chat in range(100):
+        await pacer.wait_turn(chat)
+        departures.append(clock[0])
+    assert departures[-1] - departures[0] < 99 * 0.1 + 0.01  # counting from wake-ups: 10.3 s
+    assert min(b - a for a, b in zip(departures, departures[1:], strict=False)) >= 0.05
