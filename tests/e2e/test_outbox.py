@@ -375,3 +375,29 @@ async def test_your_birthday_is_coming(telegram: TelegramServer, database_url: s
         assert (await app.tick())["birthdays"] == 0
     finally:
         await app.close()
+
+
+async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
+    app: App, telegram: TelegramServer, clock: FixedClock, business: Business
+) -> None:
+    """Claiming and rendering while the pacer still has work keeps the rate (bench/broadcast.py)."""
+    now = clock.now()
+    async with app.db.transaction() as repos:
+        for n in range(40):
+            repos.session.add(OutboxMessage(
+                key=f"test:{n}", chat_id=10_000 + n, kind="service", template="forget_cancelled", data={},
+                not_before=now, not_after=now + timedelta(hours=1), due_at=now, state="pending", attempts=0,
+                created_at=now))
+    fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 100})})
+    sender = OutboxSender(app.db, app.bot, clock, fast, MOSCOW, app.render, batch=10)
+    delivered_at_claim: list[int] = []
+    claim = sender._claim
+
+    async def counting_claim(tally: Tally) -> list:
+        delivered_at_claim.append(len([c for c in telegram.calls if c.method == "sendMessage"]))
+        return await claim(tally)
+
+    sender._claim = counting_claim  # type: ignore[method-assign]
+    assert (await sender.drain()).sent == 40
+    assert delivered_at_claim[0] == 0 and 0 < delivered_at_claim[1] < 10, delivered_at_claim
+    assert Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage") == Counter(range(10_000, 10_040))
