@@ -284,7 +284,7 @@ def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
         )
         return redis_storage, redis_storage.create_isolation()
     # One lock per chat: two fast taps of the same person are handled one after the other.
-    return SqlStorage(db.sessions), SimpleEventIsolation()
+    return SqlStorage(db), SimpleEventIsolation()
 
 
 async def _on_error(event: ErrorEvent, render: Renderer, **data: Any) -> None:

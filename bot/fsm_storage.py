@@ -21,25 +21,25 @@ from aiogram.fsm.storage.base import (
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.db.models import FsmRecord
+from bot.db.repositories import Database
 
 
 class SqlStorage(BaseStorage):
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], key_builder: KeyBuilder | None = None
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, db: Database, key_builder: KeyBuilder | None = None) -> None:
+        self.db = db
         self.key_builder = key_builder or DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
 
-    async def _load(self, key: StorageKey) -> FsmRecord | None:
-        async with self.sessions() as session:
-            return await session.get(FsmRecord, self.key_builder.build(key))
+    async def _load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
+        async with self.db.reading() as repos:
+            record = await repos.session.get(FsmRecord, self.key_builder.build(key))
+            return (record.state, dict(record.data or {})) if record else (None, {})
 
     async def _save(self, key: StorageKey, **values: Any) -> None:
         built = self.key_builder.build(key)
-        async with self.sessions.begin() as session:
+        async with self.db.transaction() as repos:
+            session = repos.session
             record = await session.get(FsmRecord, built, with_for_update=True)
             state = values.get("state", record.state if record else None)
             data = values.get("data", record.data if record else {})
@@ -59,8 +59,8 @@ class SqlStorage(BaseStorage):
         await self._save(key, state=state.state if isinstance(state, State) else state)
 
     async def get_state(self, key: StorageKey) -> str | None:
-        record = await self._load(key)
-        return record.state if record else None
+        state, _ = await self._load(key)
+        return state
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         if not isinstance(data, dict):
@@ -69,12 +69,12 @@ class SqlStorage(BaseStorage):
         await self._save(key, data=dict(data))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        record = await self._load(key)
-        return dict(record.data) if record and record.data else {}
+        _, data = await self._load(key)
+        return data
 
     async def close(self) -> None:
         """The engine is disposed by the app that owns it."""
 
     async def count(self) -> int:
-        async with self.sessions() as session:
-            return len((await session.scalars(select(FsmRecord.key))).all())
+        async with self.db.reading() as repos:
+            return len((await repos.session.scalars(select(FsmRecord.key))).all())

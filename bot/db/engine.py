@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 from bot import PROJECT_ROOT
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READING = "carebot_reading"  # execution option of the read-only sessions
 
 
 def resolve_url(url: str) -> str:
@@ -59,7 +60,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads (`Database.reading`) begin deferred: in WAL they see a snapshot and wait for no one.
+        reading = connection.get_execution_options().get(READING, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,6 +1,7 @@
 """Repositories: the only place that knows SQL. Services get them from `Database.transaction()`."""
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -22,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bot.db.engine import create_sessionmaker
+from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, create_sessionmaker
 from bot.db.models import (
     Booking,
     BookingCell,
@@ -514,12 +515,48 @@ class Repos:
 
 
 class Database:
+    """Units of work. On SQLite, which has one writer at a time, this process's writers queue
+    on an asyncio lock, first come first served, before they take SQLite's write lock: left to
+    SQLite's busy handler (which polls with growing sleeps), thirty writers a second beside a
+    long one can starve one of them past the busy timeout. Other processes (the CLI) still
+    meet the busy timeout. Reads that need no lock use `reading()`.
+    """
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = create_sessionmaker(engine)
+        self._readers = create_sessionmaker(engine.execution_options(**{READING: True}))
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._writer = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repos]:
         """One unit of work: commits on success, rolls back on any exception."""
-        async with self.sessions.begin() as session:
-            yield Repos(session)
+        if not self._sqlite:
+            async with self.sessions.begin() as session:
+                yield Repos(session)
+            return
+        if self._writer.locked() and self._holder is asyncio.current_task():
+            raise RuntimeError("a transaction inside a transaction would wait for itself")
+        try:
+            await asyncio.wait_for(self._writer.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+        except TimeoutError:
+            raise TimeoutError("the database stayed busy; try again") from None
+        self._holder = asyncio.current_task()
+        try:
+            async with self.sessions.begin() as session:
+                yield Repos(session)
+        finally:
+            self._holder = None
+            self._writer.release()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Repos]:
+        """Reads only (counts, lists, progress): a snapshot that neither takes nor waits for the
+        write lock; it is rolled back at the end, so a write made here by mistake is lost."""
+        async with self._readers() as session:
+            try:
+                yield Repos(session)
+            finally:
+                await session.rollback()

@@ -87,7 +87,7 @@ class BroadcastService:
     # ---- before sending ------------------------------------------------------------------------
 
     async def count(self, conditions: list[Condition]) -> int:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             query = select(func.count(Customer.id)).where(self.segments.where(conditions, self.clock.now()))
             return int(await repos.session.scalar(query) or 0)
 
@@ -209,30 +209,36 @@ class BroadcastService:
         return sum(1 for created, sent_at in pairs if sent_at and sent_at <= created <= sent_at + BOOKINGS_WINDOW)
 
     async def progress(self, broadcast_id: int) -> Progress | None:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             broadcast = await repos.session.get(Broadcast, broadcast_id)
             return await self._progress(repos, broadcast) if broadcast else None
 
     async def watch(self) -> list[tuple[Progress, int, int]]:
         """For the progress message: every broadcast being sent (and its message), and those
-        that just finished, marked done and reported to the admin chat through the outbox."""
+        that just finished, marked done and reported to the admin chat through the outbox.
+        Counted in a read, which waits for no writer: this runs every two seconds beside the sender."""
         now = self.clock.now()
-        watched = []
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             sending = list(await repos.session.scalars(select(Broadcast).where(Broadcast.state == "sending")))
-            for broadcast in sending:
-                progress = await self._progress(repos, broadcast)
-                if not progress.waiting:
+            found = [(await self._progress(repos, b), b.progress_chat_id, b.progress_message_id) for b in sending]
+        finished = [progress.id for progress, _, _ in found if not progress.waiting]
+        if finished:
+            async with self.db.transaction() as repos:
+                for broadcast_id in finished:
+                    broadcast = await repos.session.get(Broadcast, broadcast_id)
+                    if broadcast is None or broadcast.state != "sending":
+                        continue  # cancelled meanwhile
                     broadcast.state, broadcast.finished_at = "done", now
-                    progress.state = "done"
                     if broadcast.progress_chat_id is not None:
                         await repos.outbox.queue(
                             key=f"broadcast_report:{broadcast.id}", kind=SERVICE, template="broadcast_report",
                             chat_id=broadcast.progress_chat_id, data={"broadcast_id": broadcast.id},
                             not_before=now, not_after=now + timedelta(days=2), now=now)
-                if broadcast.progress_chat_id is not None and broadcast.progress_message_id is not None:
-                    watched.append((progress, broadcast.progress_chat_id, broadcast.progress_message_id))
-        return watched
+        for progress, _, _ in found:
+            if progress.id in finished:
+                progress.state = "done"
+        return [(progress, chat_id, message_id) for progress, chat_id, message_id in found
+                if chat_id is not None and message_id is not None]
 
     # ---- composing ---------------------------------------------------------------------------------
 

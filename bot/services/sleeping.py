@@ -99,7 +99,7 @@ class SleepingService:
         bought within the offer's days after it)."""
         now = self.clock.now()
         window = timedelta(days=self._offer_days())
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             asleep = int(await repos.session.scalar(
                 select(func.count(Customer.id)).where(Customer.erased_at.is_(None), sleeping(now))) or 0)
             first = and_(key_prefix(OutboxMessage.key, "reactivation:"), OutboxMessage.key.endswith(":1"),

@@ -157,11 +157,11 @@ def test_logs_are_one_line_and_hide_phones_and_dates() -> None:
 
 async def test_fsm_state_survives_a_new_storage(db: Database) -> None:
     key = StorageKey(bot_id=1, chat_id=7, user_id=7)
-    storage = SqlStorage(db.sessions)
+    storage = SqlStorage(db)
     await storage.set_state(key, "Onboarding:phone")
     await storage.set_data(key, {"source": "vk"})
     assert await storage.update_data(key, {"step": 2}) == {"source": "vk", "step": 2}
-    reopened = SqlStorage(db.sessions)
+    reopened = SqlStorage(db)
     assert await reopened.get_state(key) == "Onboarding:phone"
     assert await reopened.get_data(key) == {"source": "vk", "step": 2}
     await reopened.set_state(key, None)
@@ -178,3 +178,46 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db: Database, backend
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 10_000
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+
+
+async def test_writers_take_turns_in_order_and_readers_wait_for_none(db: Database, backend: str) -> None:
+    """Sixty writers beside one slow writer all get their turn, first come first served (on SQLite
+    they queue in the process; SQLite's busy handler alone starved some of them past its
+    timeout under the sender's load), and a read beside the slow writer sees the last commit."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from bot.db.models import Customer
+
+    async def add(n: int, order: list[int], hold: float = 0.0) -> None:
+        async with db.transaction() as repos:
+            repos.session.add(Customer(tg_user_id=1000 + n, name=f"Клиент {n}", language="ru",
+                                          created_at=datetime(2026, 11, 24, tzinfo=UTC)))
+            await repos.session.flush()  # the write lock is ours from here
+            order.append(n)
+            await asyncio.sleep(hold)
+
+    order: list[int] = []
+    slow = asyncio.create_task(add(0, order, hold=0.5))
+    await asyncio.sleep(0.1)  # the slow writer holds the write lock now
+    async with db.reading() as repos:  # does not wait for it
+        assert await repos.session.scalar(select(func.count(Customer.id))) == 0
+    assert not slow.done()
+    await asyncio.gather(slow, *(add(n, order) for n in range(1, 61)))
+    async with db.reading() as repos:
+        assert await repos.session.scalar(select(func.count(Customer.id))) == 61
+    if backend == "sqlite":
+        assert order == list(range(61))
+
+
+async def test_a_transaction_inside_a_transaction_is_refused_at_once(db: Database, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("on PostgreSQL it is simply a second connection")
+    async with db.transaction():
+        with pytest.raises(RuntimeError, match="inside a transaction"):
+            async with db.transaction():
+                pass
+    async with db.transaction():  # and the lock was let go
+        pass
