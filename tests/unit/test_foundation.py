@@ -115,6 +115,36 @@ def test_cli_migrate_creates_the_database(tmp_path: Path) -> None:
     assert "database is up to date" in result.stderr
 
 
+def test_head_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from bot.db.migrate import MIGRATIONS, head
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_alembic_is_loaded_only_when_the_database_is_behind(tmp_path: Path) -> None:
+    """A start on an up-to-date database leaves alembic (about 12 MB) unloaded."""
+    script = (
+        "import asyncio, sys\n"
+        "from bot.db.engine import create_engine\n"
+        "from bot.db.migrate import current, head, upgrade\n"
+        "async def main():\n"
+        f"    engine = create_engine('sqlite+aiosqlite:///{tmp_path}/carebot.sqlite3')\n"
+        "    before = await current(engine)\n"
+        "    await upgrade(engine)\n"
+        "    print(before, await current(engine) == head(), 'alembic' in sys.modules)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n")
+    runs = [subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           check=True, timeout=60).stdout.split() for _ in range(2)]
+    assert runs[0] == ["None", "True", "True"]  # a new database: migrated by alembic
+    assert runs[1][1:] == ["True", "False"]  # up to date: nothing loaded
+
+
 def test_templates_escape_customer_text_but_not_labels() -> None:
     render = Renderer(ZoneInfo("Europe/Moscow"))
     text = render.text("ru", "returning", name="<b>Ann</b> & Co", business=load_business(
