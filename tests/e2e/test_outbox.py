@@ -310,15 +310,20 @@ async def test_the_running_bot_sends_on_its_own(carebot, telegram: TelegramServe
     assert thanks.text.startswith("Анна, спасибо, что были у нас!")
 
 
-async def test_two_senders_at_once_send_nothing_twice(app: App, telegram: TelegramServer, clock: FixedClock,
-                                                      business: Business) -> None:
+async def due_service_rows(app: App, clock: FixedClock, count: int) -> None:
+    """`count` service messages due now, to chats 10000, 10001, ..."""
     now = clock.now()
     async with app.db.transaction() as repos:
-        for n in range(120):
+        for n in range(count):
             repos.session.add(OutboxMessage(
                 key=f"test:{n}", chat_id=10_000 + n, kind="service", template="forget_cancelled", data={},
                 not_before=now, not_after=now + timedelta(hours=1), due_at=now, state="pending", attempts=0,
                 created_at=now))
+
+
+async def test_two_senders_at_once_send_nothing_twice(app: App, telegram: TelegramServer, clock: FixedClock,
+                                                      business: Business) -> None:
+    await due_service_rows(app, clock, 120)
     fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 500})})
     senders = [OutboxSender(app.db, app.bot, clock, fast, MOSCOW, app.render, batch=20) for _ in range(3)]
     tallies = await asyncio.gather(*(s.drain() for s in senders))
@@ -381,13 +386,7 @@ async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
     app: App, telegram: TelegramServer, clock: FixedClock, business: Business
 ) -> None:
     """Claiming and rendering while the pacer still has work keeps the rate (bench/broadcast.py)."""
-    now = clock.now()
-    async with app.db.transaction() as repos:
-        for n in range(40):
-            repos.session.add(OutboxMessage(
-                key=f"test:{n}", chat_id=10_000 + n, kind="service", template="forget_cancelled", data={},
-                not_before=now, not_after=now + timedelta(hours=1), due_at=now, state="pending", attempts=0,
-                created_at=now))
+    await due_service_rows(app, clock, 40)
     fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 100})})
     sender = OutboxSender(app.db, app.bot, clock, fast, MOSCOW, app.render, batch=10)
     delivered_at_claim: list[int] = []
