@@ -8,6 +8,7 @@ what earns a 429.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
@@ -24,6 +25,7 @@ class Pacer:
         self._lock = asyncio.Lock()
         self._departures = asyncio.Lock()
         self._last_departure = float("-inf")
+        self._second: deque[float] = deque(maxlen=max(1, int(per_second)))  # the latest departures
 
     def now(self) -> float:
         return self._timer() if self._timer else asyncio.get_running_loop().time()
@@ -44,12 +46,17 @@ class Pacer:
         # The spacing counts from when the last one was due to leave, not from when it did: a
         # sleep wakes a millisecond or so late, and counting from the wake-up would lose that
         # on every message (about 3% of the rate at 29/s). After a stall it counts from now.
+        # And never more than `per_second` in any one second, the way Telegram counts: the
+        # spacing alone lets one more through when a late message is followed by an on-time one.
         async with self._departures:
             due = self._last_departure + self.gap
+            if len(self._second) == self._second.maxlen:
+                due = max(due, self._second[0] + 1.0)
             wait = due - self.now()
             if wait > 0:
                 await self._sleep(wait)
             self._last_departure = max(due, self.now() - self.gap / 2)
+            self._second.append(self.now())
 
     def pause(self, seconds: float) -> None:
         """Telegram said "retry after": nothing goes out before then."""

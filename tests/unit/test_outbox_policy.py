@@ -151,5 +151,26 @@ async def test_pacer_keeps_its_rate_when_sleeps_wake_late() -> None:
     for chat in range(100):
         await pacer.wait_turn(chat)
         departures.append(clock[0])
-    assert departures[-1] - departures[0] < 99 * 0.1 + 0.01  # counting from wake-ups: 10.3 s
+    assert departures[-1] - departures[0] < 99 * 0.1 + 0.05  # counting from wake-ups: 10.1 s
     assert min(b - a for a, b in zip(departures, departures[1:], strict=False)) >= 0.05
+
+
+async def test_pacer_never_lets_more_than_the_rate_into_one_second() -> None:
+    """Sleeps that wake late by anything up to 40 ms, at random: in no one-second window do
+    more than ten of 300 messages leave, and the rate stays near ten a second."""
+    import random
+
+    clock = [0.0]
+    jitter = random.Random(7)
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += seconds + jitter.uniform(0, 0.04)
+
+    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    departures = []
+    for chat in range(300):
+        await pacer.wait_turn(chat)
+        departures.append(clock[0])
+    busiest = max(sum(1 for t in departures if start <= t < start + 1.0) for start in departures)
+    assert busiest <= 10
+    assert departures[-1] - departures[0] < 299 * 0.1 * 1.05
