@@ -27,14 +27,14 @@ def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
-async def _bought(carebot: RunningBot, tg_user_id: int, service: str, day: date) -> None:
+async def _bought(carebot: RunningBot, tg_user_id: int, service: str, day: date, master: str = "olga") -> None:
     """A past visit (its thank-you and survey expired long ago)."""
     assert carebot.app is not None
     customer = await customer_of(carebot.db, tg_user_id)
     assert customer is not None
     now = carebot.clock.now()
     carebot.clock.set(datetime(day.year, day.month, day.day, 12, tzinfo=MOSCOW))
-    await carebot.app.staff.record_sale(Staff(1, "Ольга"), customer.id, 200000, service, "olga")
+    await carebot.app.staff.record_sale(Staff(1, "Ольга"), customer.id, 200000, service, master)
     carebot.clock.set(now)
 
 
@@ -174,6 +174,62 @@ async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(carebot: Runni
     await olga.send("/find 4567")  # staff commands work again at once
     assert "Анна" in (await olga.reply()).text
     await anna.quiet(0.3)
+
+
+async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
+        carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
+    anna, boris, vera = telegram.user(6001), telegram.user(6002, "Борис"), telegram.user(6003, "Вера")
+    for person, phone in ((anna, "79161234567"), (boris, "79161234568"), (vera, "79161234569")):
+        await onboard(person, phone=phone)
+    await _bought(carebot, 6001, "manicure", date(2026, 10, 1), master="anna")
+    await _bought(carebot, 6002, "manicure", date(2026, 10, 2), master="olga")
+    await _bought(carebot, 6003, "pedicure", date(2026, 11, 20), master="anna")
+
+    await olga.send("/broadcast")
+    await olga.send_media("photo", "Соскучились? Новогодний дизайн уже здесь", reply_to=await olga.reply())
+    await _tap(olga, ask_buttons := await olga.reply(), "Без кнопок")
+    assert ask_buttons.button_texts[0] == "📅 Кнопка «Записаться»"
+    await _tap(olga, await olga.reply(), "Без купона")
+    segment = await olga.reply()
+    assert "Получателей сейчас: <b>3</b>" in segment.text
+    masters = await _tap(olga, segment, "По мастеру", "editMessageText")
+    assert masters.button_texts == ["Анна", "Ольга", "← Назад"] and "Выберите мастера" in masters.text
+    by_anna = await _tap(olga, masters, "Анна", "editMessageText")
+    assert "• были у мастера Анна" in by_anna.text and "Получателей сейчас: <b>2</b>" in by_anna.text
+    await olga.press(by_anna, "Были до даты")
+    await olga.next("answerCallbackQuery")
+    ask_date = await olga.reply()
+    assert "последний визит был <b>до</b> какой даты" in ask_date.text
+    bad = await _answer(olga, ask_date, "32.10")
+    assert bad.text.startswith("Не понял дату (или она в будущем)")
+    lapsed = await _answer(olga, bad, "01.11")
+    assert "• были у мастера Анна\n• последний визит до 01.11.2026" in lapsed.text
+    assert "Получателей сейчас: <b>1</b>" in lapsed.text
+
+    await _tap(olga, lapsed, "Готово")
+    preview = await olga.next("sendPhoto")
+    assert preview.params["photo"] == "photo-1" and preview.text == "Соскучились? Новогодний дизайн уже здесь"
+    assert preview.button_texts == ["🔕 Отписаться от рассылки"]
+    summary = await olga.reply()
+    await _tap(olga, summary, "Запланировать")
+    ask_when = await olga.reply()
+    assert ask_when.text.startswith("Когда отправить?")
+    past = await _answer(olga, ask_when, "23.11 11:00")  # an hour ago
+    assert past.text.startswith("Не понял время (или оно уже прошло)")
+    progress = await _answer(olga, past, "завтра 11:30")
+    assert progress.text.startswith("📣 <b>Рассылка №1</b>: запланирована на 24.11")
+    assert progress.button_texts == ["⏹ Остановить рассылку"]
+    await anna.quiet(2.5)  # the broadcast watch ran at least once: not yet
+
+    carebot.clock.set(datetime(2026, 11, 24, 11, 31, tzinfo=MOSCOW))
+    got = await anna.next("sendPhoto", timeout=15)
+    assert got.params["photo"] == "photo-1" and got.text == "Соскучились? Новогодний дизайн уже здесь"
+    assert got.button_texts == ["🔕 Отписаться от рассылки"]
+    report = await _call(telegram, lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT
+                         and c.text.startswith("📊"))
+    assert "Получателей: 1\nДоставлено: 1" in report.text
+    await boris.quiet(0.3)
+    await vera.quiet(0)
 
 
 async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, telegram: TelegramServer) -> None:
