@@ -17,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -225,13 +226,14 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    text: Mapped[str | None] = mapped_column(String(4096))
+    text: Mapped[str | None] = mapped_column(Text)
     markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     message_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),)
+    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),
+                      Index("ix_outbox_kind_state_due", "kind", "state", "due_at"))
 
 
 class Survey(Base):
