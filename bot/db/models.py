@@ -251,7 +251,7 @@ class Survey(Base):
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     score: Mapped[int | None] = mapped_column(SmallInteger)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    comment: Mapped[str | None] = mapped_column(String(2000))
+    comment: Mapped[str | None] = mapped_column(Text)  # whole, as the customer wrote it
     alert_message_id: Mapped[int | None] = mapped_column(Integer)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resolved_by: Mapped[str | None] = mapped_column(String(128))
