@@ -29,6 +29,7 @@ from bot.db.migrate import upgrade
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.fsm_storage import SqlStorage
+from bot.keys import load_secret_key
 from bot.middlewares import CustomerMiddleware
 from bot.outbox.compose import Composer
 from bot.outbox.planners import Planners
@@ -92,7 +93,9 @@ class App:
         db = Database(engine)
         render = Renderer(settings.tz)
         events = Events()
-        customers = CustomerService(db, clock, business, settings.tz, events)
+        secret = load_secret_key(settings)  # SECRET_KEY, or the key file beside the database
+        customers = CustomerService(db, clock, business, settings.tz, events, secret_key=secret.value)
+        await customers.rekey_welcome_claims(new_key=secret.created)
         staff = StaffService(db, clock, business, settings.tz, events)
         care = CareService(db, clock, business)
         storage, isolation = _storage(settings, db)

@@ -27,12 +27,23 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     business_file: Path = Path("data/business.toml")
     webhook_secret: SecretStr | None = Field(default=None)
+    # Keys the welcome-claim fingerprints (bot/keys.py); unset: a key file beside the database.
+    secret_key: SecretStr | None = Field(default=None)
 
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
         if not _TOKEN.match(value.get_secret_value().strip()):
             raise ValueError("does not look like a token from @BotFather (123456:ABC…)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must be at least 16 characters (for example the output of `openssl rand -hex 32`)")
         return SecretStr(value.get_secret_value().strip())
 
     @field_validator("telegram_api_url")

@@ -113,6 +113,8 @@ def make_settings(telegram: TelegramServer, database_url: str, **overrides: obje
         redis_url=None,
         business_file=BUSINESS_FILE,
     )
+    if database_url.startswith("postgresql"):  # its key file would go to ./data, shared by every run
+        values["secret_key"] = "carebot-tests-secret-key"
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

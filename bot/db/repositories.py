@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, create_sessionmaker
+from bot.db.erasure import ErasureRepo
 from bot.db.models import (
     Booking,
     BookingCell,
@@ -192,6 +193,23 @@ class WelcomeClaimRepo:
             WelcomeClaim(fingerprint=fp, coupon_id=coupon_id, claimed_at=at) for fp in fingerprints
         )
         await self.session.flush()
+
+
+    async def unkeyed(self, after: str, limit: int) -> list[str]:
+        """Fingerprints from before they were keyed (SHA-256 hex, all below "g"; keyed ones start
+        with "k1:"), in order from `after`: a range of the primary key, quick when there are none."""
+        query = (select(WelcomeClaim.fingerprint)
+                 .where(WelcomeClaim.fingerprint > after, WelcomeClaim.fingerprint < "g")
+                 .order_by(WelcomeClaim.fingerprint).limit(limit))
+        return list(await self.session.scalars(query))
+
+    async def any_keyed(self) -> bool:
+        query = select(WelcomeClaim.fingerprint).where(WelcomeClaim.fingerprint >= "k").limit(1)
+        return (await self.session.scalar(query)) is not None
+
+    async def rekey(self, old: str, new: str) -> None:
+        await self.session.execute(update(WelcomeClaim).where(WelcomeClaim.fingerprint == old)
+                                   .values(fingerprint=new).execution_options(synchronize_session=False))
 
 
 class PurchaseRepo:
@@ -512,6 +530,7 @@ class Repos:
         self.surveys = SurveyRepo(session)
         self.bookings = BookingRepo(session)
         self.cycles = CycleRepo(session)
+        self.erasure = ErasureRepo(session)
 
 
 class Database:

@@ -1,7 +1,11 @@
 """Customers: onboarding for a welcome coupon, profile, marketing opt-out, and erasure."""
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import logging
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,20 +26,41 @@ PERSONAL_DATA = "personal_data"
 MARKETING = "marketing"
 WELCOME = "welcome"
 MAX_NAME_LENGTH = 64
+KEYED_PREFIX = "k1:"  # fingerprints keyed with the secret key; plain SHA-256 hex came before
+_UNKEYED = re.compile(r"[0-9a-f]{64}")
+REKEY_BATCH = 1000
+
+log = logging.getLogger("carebot")
 
 
 class CustomerNotFound(LookupError):
     """The customer is gone (erased) or never consented: the caller starts over."""
 
 
-def welcome_fingerprints(tg_user_id: int, phone: str | None) -> list[str]:
-    """Hashes that say "this account / this phone already got a welcome coupon".
+def welcome_key(secret_key: bytes) -> bytes:
+    """The key of welcome-claim fingerprints, derived from the secret key for this use only."""
+    return hmac.new(secret_key, b"carebot welcome-claim fingerprints", hashlib.sha256).digest()
+
+
+def keyed_fingerprint(key: bytes, unkeyed: str) -> str:
+    """A keyed fingerprint from the plain SHA-256 hex that carebot stored before it had a key.
+
+    Keying the old hash (rather than the phone) lets stored rows be re-keyed without knowing
+    the phones. Without the key a phone cannot be tested against it: there are only about
+    10^10 mobile numbers, so a plain hash of one is reversed in seconds.
+    """
+    digest = hmac.new(key, unkeyed.encode(), hashlib.sha256).digest()
+    return KEYED_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def welcome_fingerprints(key: bytes, tg_user_id: int, phone: str | None) -> list[str]:
+    """Fingerprints that say "this account / this phone already got a welcome coupon".
 
     They outlive `/forget` on purpose so erasure cannot be used to farm coupons; they are
-    one-way hashes, not the number itself.
+    keyed hashes (HMAC-SHA256 with a key kept outside the database), not the number itself.
     """
     values = [f"tg:{tg_user_id}"] + ([f"phone:{phone}"] if phone else [])
-    return [hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest() for v in values]
+    return [keyed_fingerprint(key, hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest()) for v in values]
 
 
 def clean_name(text: str) -> str | None:
@@ -95,12 +120,37 @@ def _view(customer: Customer) -> CustomerView:
 
 class CustomerService:
     def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo,
-                 events: Events | None = None) -> None:
+                 events: Events | None = None, *, secret_key: bytes) -> None:
         self.db = db
         self.clock = clock
         self.business = business
         self.tz = tz
         self.events = events or Events()
+        self._welcome_key = welcome_key(secret_key)
+
+    async def rekey_welcome_claims(self, *, new_key: bool = False) -> int:
+        """Start-up: fingerprints stored as plain SHA-256 (before keys) become keyed ones, so
+        the database no longer holds hashes a phone can be guessed from. Idempotent: keyed
+        rows are never touched again. Returns how many rows were re-keyed."""
+        if new_key:
+            async with self.db.reading() as repos:
+                if await repos.welcome_claims.any_keyed():
+                    log.warning("a new key file was made, but the welcome claims were keyed with another key: "
+                                "restore the old key file, or customers who got a welcome coupon can get another")
+        rekeyed, after = 0, ""
+        while True:
+            async with self.db.transaction() as repos:
+                batch = await repos.welcome_claims.unkeyed(after, REKEY_BATCH)
+                for fingerprint in batch:
+                    if _UNKEYED.fullmatch(fingerprint):
+                        await repos.welcome_claims.rekey(fingerprint, keyed_fingerprint(self._welcome_key, fingerprint))
+                        rekeyed += 1
+            if len(batch) < REKEY_BATCH:
+                break
+            after = batch[-1]
+        if rekeyed:
+            log.info("welcome claims keyed with the secret key rows=%s", rekeyed)
+        return rekeyed
 
     async def find(self, tg_user_id: int) -> CustomerView | None:
         async with self.db.transaction() as repos:
@@ -193,7 +243,7 @@ class CustomerService:
             own = await repos.coupons.of_kind(customer.id, WELCOME)
             if own is not None:
                 return WelcomeResult(WelcomeOutcome.ALREADY_YOURS, CouponView.of(own, self.tz))
-            fingerprints = welcome_fingerprints(tg_user_id, customer.phone)
+            fingerprints = welcome_fingerprints(self._welcome_key, tg_user_id, customer.phone)
             if await repos.welcome_claims.claimed(fingerprints):
                 return WelcomeResult(WelcomeOutcome.CLAIMED_ELSEWHERE, None)
             coupon = await issue_coupon(
@@ -260,7 +310,8 @@ class CustomerService:
             return True
 
     async def forget(self, tg_user_id: int) -> bool:
-        """Erase personal data; keep an anonymous row so the business's totals still add up."""
+        """Erase personal data, every copy of it (bot/db/erasure.py); keep an anonymous row, the
+        purchases and the coupons so the business's totals still add up."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
@@ -279,6 +330,8 @@ class CustomerService:
             repos.consents.record(customer.id, PERSONAL_DATA, False, version, now)
             repos.consents.record(customer.id, MARKETING, False, version, now)
             await self.events.customer_erased(repos, CustomerErased(customer.id, now))
+            # Last, so what the subscribers just wrote (a cancelled visit's notices) is covered too.
+            await repos.erasure.erase(customer.id, tg_user_id)
             return True
 
     def today(self) -> date:

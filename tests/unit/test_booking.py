@@ -113,7 +113,7 @@ def cycles(db: Database, clock: FixedClock, business: Business, booking: Booking
 
 
 async def _customer(db: Database, clock: FixedClock, business: Business, tg: int) -> int:
-    customers = CustomerService(db, clock, business, MOSCOW)
+    customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     view = await customers.consent(tg, name=f"Клиент {tg}", username=None, language="ru", source=None)
     await customers.set_phone(tg, f"+7916{tg:07d}")
     await customers.finish_onboarding(tg)
@@ -299,7 +299,7 @@ async def test_the_card_shows_the_next_visit_and_no_shows_and_forget_cancels_vis
         staff: StaffService, events: Events) -> None:
     events.on_erased(booking.cancel_for_erased)
     events.on_erased(cycles.forget)
-    customers = CustomerService(db, clock, business, MOSCOW, events)
+    customers = CustomerService(db, clock, business, MOSCOW, events, secret_key=b"test-secret-key")
     clock.set(moscow(MONDAY, "09:00"))
     customer_id = await _customer(db, clock, business, 11)
     admin = Actor(-100, "admin", staff=True)

@@ -34,7 +34,7 @@ def noon(day: date) -> datetime:
 
 @pytest.fixture
 def customers(db: Database, clock: FixedClock, business: Business) -> CustomerService:
-    return CustomerService(db, clock, business, MOSCOW)
+    return CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
 
 
 @pytest.fixture

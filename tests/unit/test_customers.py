@@ -19,7 +19,7 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 @pytest.fixture
 def service(db: Database, clock: FixedClock, business: Business) -> CustomerService:
-    return CustomerService(db, clock, business, MOSCOW)
+    return CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
 
 
 async def _onboarded(service: CustomerService, tg_user_id: int, phone: str = "+79161234567"):  # type: ignore[no-untyped-def]
@@ -69,7 +69,7 @@ async def test_concurrent_finishes_give_one_coupon(service: CustomerService, db:
                                                    business: Business, clock: FixedClock) -> None:
     """Two accounts with one phone finish at the same instant, through two services (two
     processes would look the same to the database): exactly one coupon."""
-    twin = CustomerService(db, clock, business, MOSCOW)
+    twin = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     for tg in (7, 8):
         await service.consent(tg, name="Анна", username=None, language="ru", source=None)
         await service.set_phone(tg, "+79161234567")

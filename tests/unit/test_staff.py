@@ -61,7 +61,7 @@ def test_sale_commands(business: Business) -> None:
 
 
 async def _customer(db: Database, clock: FixedClock, business: Business, tg: int = 7, phone: str = "+79161234567") -> int:
-    customers = CustomerService(db, clock, business, MOSCOW)
+    customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     view = await customers.consent(tg, name="Анна", username="anna", language="ru", source=None)
     await customers.set_phone(tg, phone)
     await customers.finish_onboarding(tg)
