@@ -5,7 +5,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.admin_chat import AdminChat
 from bot.business import Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.db.engine import create_engine
+from bot.db.guard import FileGuard
 from bot.db.migrate import upgrade
 from bot.db.repositories import Database
 from bot.events import Events
@@ -32,6 +33,7 @@ from bot.fsm_storage import SqlStorage
 from bot.keys import load_secret_key
 from bot.middlewares import CustomerMiddleware
 from bot.outbox.compose import Composer
+from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
 from bot.rendering import LANGUAGES, Renderer, pick_language
@@ -45,12 +47,16 @@ from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import all_routers
+from handlers.api_wait import ApiWait
 from handlers.broadcasts import progress_keyboard
+from handlers.care import CareRelay
+from handlers.delivery import TelegramLimits
 
 log = logging.getLogger("carebot")
 
 PLAN_EVERY = timedelta(minutes=10)
 WATCH_EVERY = timedelta(seconds=2)
+GUARD_EVERY = timedelta(seconds=2)
 BOOKING_TEMPLATES = ("booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
                      "booking_reminder", "booking_declined", "booking_cancelled_staff")
 COMMANDS = ("start", "book", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
@@ -78,6 +84,8 @@ class App:
     sleeping: SleepingService
     bot: Bot
     dp: Dispatcher
+    fault: str | None = field(default=None, init=False)  # why the bot stopped on its own (database file)
+    _webhook_stop: asyncio.Event | None = field(default=None, init=False)
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None) -> App:
@@ -99,11 +107,17 @@ class App:
         staff = StaffService(db, clock, business, settings.tz, events)
         care = CareService(db, clock, business)
         storage, isolation = _storage(settings, db)
-        session = (
-            AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+        session = (  # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
+            AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=settings.telegram_timeout)
             if settings.telegram_api_url
-            else AiohttpSession()
+            else AiohttpSession(timeout=settings.telegram_timeout)
         )
+        # One budget for every message, replies and outbox alike (bot/outbox/limits.py); outermost,
+        # so the middlewares after it time the HTTP call, not the wait for a turn.
+        limiter = Limiter(business.outbox.messages_per_second, business.outbox.seconds_per_chat,
+                          business.outbox.group_per_minute)
+        session.middleware(TelegramLimits(limiter))
+        session.middleware(ApiWait(settings.telegram_api_url or "https://api.telegram.org", settings.telegram_timeout))
         bot = Bot(
             token=settings.bot_token.get_secret_value(),
             session=session,
@@ -126,7 +140,8 @@ class App:
         sleeping = SleepingService(db, clock, business, settings.tz, render)
         planners.register("reactivation", sleeping.plan)
         composers.update(reactivation=sleeping.compose, reactivation_second=sleeping.compose)
-        sender = OutboxSender(db, bot, clock, business, settings.tz, render, composers=composers)
+        sender = OutboxSender(db, bot, clock, business, settings.tz, render, composers=composers, limiter=limiter)
+        CareRelay(bot, admin_chat, care, staff, render, business).register(sender)
         broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
                                       cancelled=sender.cancelled)
         planners.register("broadcasts", broadcasts.queue_due)
@@ -139,7 +154,7 @@ class App:
             settings=settings, business=business, clock=clock, render=render, customers=customers,
             staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
             staff_lang=business.staff_language, booking=booking, cycles=cycles, broadcasts=broadcasts,
-            sleeping=sleeping,
+            sleeping=sleeping, sender=sender,
         )
         app = cls(settings, business, clock, db, storage, render, customers, staff, care, events,
                   admin_chat, planners, sender, surveys, booking, cycles, broadcasts, sleeping, bot, dp)
@@ -157,6 +172,7 @@ class App:
         self._scheduler.start()
         self._first_plan = asyncio.create_task(self._plan(), name="planners-at-start")
         self._watching = asyncio.create_task(self._watch_broadcasts(self._stop_sending), name="broadcasts")
+        self._guarding = asyncio.create_task(self._guard_database(self._stop_sending), name="database-guard")
 
     async def stop_background(self) -> None:
         """Stop planning and let the sender finish the batch in flight (a few seconds at most)."""
@@ -170,6 +186,29 @@ class App:
             await self._first_plan
         await self._sending
         await self._watching
+        await self._guarding
+
+    async def _guard_database(self, stop: asyncio.Event) -> None:
+        """SQLite: a database file deleted, replaced or turned read-only under the running bot is
+        said once, and the bot stops (no more updates taken, nothing more written into a file that
+        is gone at the next restart); `carebot run` then exits 1 naming it."""
+        guard = FileGuard.watch(self.db.engine)
+        while guard is not None and not stop.is_set():
+            problem = guard.problem()
+            if problem:
+                self.fault = f"the database file {guard.path} {problem}"
+                log.error("%s: stopping, nothing more is taken or written; restore it and start again", self.fault)
+                if self._webhook_stop is not None:
+                    self._webhook_stop.set()
+                else:
+                    self._halting = asyncio.create_task(self._stop_polling(), name="stop-on-database-fault")
+                return
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), GUARD_EVERY.total_seconds())
+
+    async def _stop_polling(self) -> None:
+        with suppress(RuntimeError):  # not polling (tests driving start_background themselves)
+            await self.dp.stop_polling()
 
     async def _plan(self) -> None:
         try:
@@ -203,10 +242,18 @@ class App:
     async def tick(self) -> dict[str, Any]:
         """`carebot tick`: every planner once as of the clock's now, then deliver what is due."""
         planned = await self.planners.run_all()
+        due = await self._due_ids()
         delivered = await self.sender.drain()
         await self.broadcasts.watch()  # finished broadcasts are marked done and reported
+        due |= await self._due_ids()
         delivered.add(await self.sender.drain())
-        return {**planned, **{f"outbox_{k}": v for k, v in vars(delivered).items()}}
+        async with self.db.reading() as repos:  # why what was due did not go: one line each in the CLI
+            reasons = await repos.outbox.reasons(sorted(due))
+        return {**planned, **{f"outbox_{k}": v for k, v in vars(delivered).items()}, "outbox_reasons": reasons}
+
+    async def _due_ids(self) -> set[int]:
+        async with self.db.reading() as repos:
+            return set(await repos.outbox.due_ids(self.clock.now()))
 
     async def _on_shutdown(self) -> None:
         await self.stop_background()
@@ -221,13 +268,12 @@ class App:
                 scope=BotCommandScopeAllPrivateChats(),
                 language_code=None if lang == "ru" else lang,
             )
-        log.info(
-            "carebot started bot=@%s bot_id=%s database=%s fsm=%s business=%r",
+        log.info(  # the one line at start-up (README): the rest of it is DEBUG
+            "carebot started bot=@%s bot_id=%s database=%s fsm=%s business=%r admin_chat=%s",
             me.username, me.id, self.settings.database_label(),
             "redis" if self.settings.redis_url else "database", self.business.name,
+            self.settings.admin_chat_id or "unset (staff features are off until ADMIN_CHAT_ID is set)",
         )
-        if self.settings.admin_chat_id is None:
-            log.warning("ADMIN_CHAT_ID is not set: staff features are off until it is")
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         try:
@@ -259,6 +305,7 @@ class App:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with suppress(NotImplementedError):
                     loop.add_signal_handler(sig, stop.set)
+        self._webhook_stop = stop  # the database guard stops the webhook with it
         try:
             await web.TCPSite(runner, host, port).start()
             # Only now that we listen may Telegram start posting updates.

@@ -104,6 +104,7 @@ class Outbox(_Strict):
 
     messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 29
     seconds_per_chat: Annotated[float, Field(ge=0, le=60)] = 1.0
+    group_per_minute: Annotated[int, Field(ge=2, le=60)] = 20  # Telegram: 20 a minute into one group
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     # A row a sender claimed but did not finish (the process died) is taken up again after this.
     lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60

@@ -2,12 +2,20 @@
 
 In a group with topics each customer gets a topic of their own (their whole history in one
 thread); otherwise each message arrives with a short card, and staff answer by replying to it.
+
+Both directions are stored first and sent by the outbox sender (`CareRelay` below is how it
+sends them): the handlers only take the message, so nothing a customer or staff member wrote is
+lost to Telegram's limits or faults, and a customer's flood reaches the staff chat coalesced.
 """
 from __future__ import annotations
 
 import html
 import logging
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType, ContentType, ParseMode
@@ -17,20 +25,25 @@ from aiogram.types import Message, ReactionTypeEmoji
 
 from bot.admin_chat import AdminChat
 from bot.business import Business
+from bot.db.repositories import Repos
+from bot.outbox import SERVICE
+from bot.outbox.sender import Done, OutboxSender, Ready
 from bot.rendering import Renderer
-from bot.services.care import CareService, Inbound
+from bot.services.care import INBOUND, REPLY, Author, CareService, Incoming, StaffReply
 from bot.services.customers import CustomerView
 from bot.services.staff import StaffService
+from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, card_messages, fit_card, split_html, truncate_html
 from handlers.filters import InAdminChat, StaffAuthor
 
 log = logging.getLogger("carebot.care")
 
 CAPTIONED = {ContentType.PHOTO, ContentType.VIDEO, ContentType.DOCUMENT, ContentType.AUDIO,
              ContentType.ANIMATION, ContentType.VOICE}
-TEXT_LIMIT, CAPTION_LIMIT = 4096, 1024
 # A word joiner after "@", "/" and "#" at a word's start: Telegram then sees no mention, command
 # or hashtag in what a customer wrote, so their text cannot ping or command anyone in the group.
 _ACTIVE = re.compile(r"(^|(?<=\s))([@/#])")
+TOPIC_NAME_LIMIT = 128
+NOTICE_KEEPS = timedelta(days=7)
 
 
 def inert(text: str) -> str:
@@ -38,83 +51,34 @@ def inert(text: str) -> str:
     return _ACTIVE.sub("\\1\\2\u2060", html.escape(text, quote=False))
 
 
-async def _topic(bot: Bot, admin_chat: AdminChat, care: CareService, header: str, topic_name: str,
-                 tg_user_id: int) -> int | None:
-    """The customer's topic, opened with their card on first contact; None without topics."""
-    assert admin_chat.chat_id is not None
-    if not await admin_chat.is_forum():
-        return None
-    thread_id = await care.topic(tg_user_id, admin_chat.chat_id)
-    if thread_id is not None:
-        return thread_id
-    try:
-        topic = await bot.create_forum_topic(admin_chat.chat_id, topic_name[:128])
-    except (TelegramBadRequest, TelegramForbiddenError) as error:
-        log.warning("cannot open a topic, falling back to plain messages error=%s", error)
-        return None
-    await care.save_topic(tg_user_id, admin_chat.chat_id, topic.message_thread_id)
-    await bot.send_message(admin_chat.chat_id, header, message_thread_id=topic.message_thread_id)
-    return topic.message_thread_id
+def _kind(message: Message) -> str:
+    """"text", "photo", …: what the message carries, as plain text for the database."""
+    return str(getattr(message.content_type, "value", message.content_type))
 
 
-async def _relay(bot: Bot, message: Message, chat_id: int, thread_id: int | None, header: str | None) -> list[int]:
-    """Put one customer message into the admin chat; returns the admin-chat message ids."""
-    prefix = f"{header}\n\n" if header else ""
-    if message.text is not None and len(prefix) + len(message.text) <= TEXT_LIMIT:
-        sent = await bot.send_message(chat_id, prefix + inert(message.text), message_thread_id=thread_id)
-        return [sent.message_id]
-    caption = prefix + inert(message.caption) if message.caption else (header or None)
-    if message.content_type in CAPTIONED and (caption is None or len(caption) <= CAPTION_LIMIT):
-        copied = await bot.copy_message(chat_id, message.chat.id, message.message_id, message_thread_id=thread_id,
-                                        caption=caption, parse_mode=ParseMode.HTML)
-        return [copied.message_id]
-    ids = []
-    if header:
-        ids.append((await bot.send_message(chat_id, header, message_thread_id=thread_id)).message_id)
-    if message.text is not None:  # too long to go with the card: send it after it, still inert
-        ids.append((await bot.send_message(chat_id, inert(message.text)[:TEXT_LIMIT],
-                                           message_thread_id=thread_id)).message_id)
-    else:
-        caption = inert(message.caption)[:CAPTION_LIMIT] if message.caption else None
-        copied = await bot.copy_message(chat_id, message.chat.id, message.message_id, message_thread_id=thread_id,
-                                        caption=caption, parse_mode=ParseMode.HTML if caption else None)
-        ids.append(copied.message_id)
-    return ids
+# ---- the customer's side: take the message, the sender relays it ------------------------------
 
-
-async def from_customer(message: Message, bot: Bot, admin_chat: AdminChat, care: CareService,
-                        staff_service: StaffService, customer: CustomerView | None, render: Renderer, lang: str,
-                        staff_lang: str, business: Business) -> None:
-    assert message.from_user is not None
+async def from_customer(message: Message, admin_chat: AdminChat, care: CareService, sender: OutboxSender,
+                        customer: CustomerView | None, render: Renderer, lang: str, business: Business) -> None:
     user = message.from_user
+    if user is None:
+        return
     if admin_chat.chat_id is None:
         log.warning("a customer wrote, but ADMIN_CHAT_ID is not set user_id=%s", user.id)
         await message.answer(render.text(lang, "care_unavailable", business=business))
         return
-    acknowledge = await care.should_acknowledge(user.id)
-    card = await staff_service.card(customer.id) if customer else None
-    header = render.text(staff_lang, "care_card", card=card, user=user, business=business)
-    topic_name = render.label(staff_lang, "care_topic", card=card, user=user)
-    thread_id = await _topic(bot, admin_chat, care, header, topic_name, user.id)
-    try:
-        ids = await _relay(bot, message, admin_chat.chat_id, thread_id, None if thread_id else header)
-    except TelegramBadRequest as error:
-        if thread_id is None:
-            raise
-        # The topic was deleted or closed by staff: open a new one and try once more.
-        log.warning("customer topic is gone, opening a new one error=%s", error)
-        await care.drop_topic(user.id)
-        admin_chat.topics_changed()
-        thread_id = await _topic(bot, admin_chat, care, header, topic_name, user.id)
-        ids = await _relay(bot, message, admin_chat.chat_id, thread_id, None if thread_id else header)
-    await care.record_inbound(Inbound(user.id, str(message.content_type), message.text or message.caption, tuple(ids)))
+    author = Author(user.id, user.first_name, user.last_name, user.username)
+    acknowledge = await care.take_incoming(
+        Incoming(author, message.message_id, _kind(message), message.text or message.caption),
+        admin_chat.chat_id)
+    sender.wake()
     if acknowledge:
         await message.answer(render.text(lang, "care_received", registered=bool(customer and customer.onboarded)))
 
 
-async def from_staff(message: Message, bot: Bot, admin_chat: AdminChat, care: CareService,
-                     staff_service: StaffService, render: Renderer, staff_lang: str, business: Business) -> None:
-    """A staff message in a customer's topic, or a reply to a customer's message: deliver it."""
+async def from_staff(message: Message, admin_chat: AdminChat, care: CareService, sender: OutboxSender,
+                     business: Business) -> None:
+    """A staff message in a customer's topic, or a reply to a customer's message: send it on."""
     assert admin_chat.chat_id is not None and message.from_user is not None
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     thread_id = message.message_thread_id if message.is_topic_message else None
@@ -123,31 +87,182 @@ async def from_staff(message: Message, bot: Bot, admin_chat: AdminChat, care: Ca
         return  # staff talking among themselves
     staff = admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature)
     signer = message.author_signature if message.sender_chat else message.from_user.first_name
-    signature = f"\n\n— {html.escape(signer or '')}" if business.care.sign_replies and signer else ""
-    try:
-        if signature and message.text is not None:
-            await bot.send_message(recipient, message.html_text + signature)
-        elif signature and message.content_type in CAPTIONED:
-            await bot.copy_message(recipient, message.chat.id, message.message_id,
-                                   caption=(message.html_text if message.caption else "") + signature,
-                                   parse_mode=ParseMode.HTML)
-        else:
-            await bot.copy_message(recipient, message.chat.id, message.message_id)
-    except TelegramForbiddenError:
-        await care.mark_blocked(recipient)
-        await message.reply(render.text(staff_lang, "care_blocked"))
-        return
-    except TelegramBadRequest as error:
-        log.warning("staff reply not delivered user_id=%s error=%s", recipient, error.message)
-        await message.reply(render.text(staff_lang, "care_failed", reason=error.message))
-        return
-    customer_id = await care.record_outbound(recipient, staff.id, message.message_id, str(message.content_type),
-                                             message.text or message.caption)
-    await staff_service.record_reply(staff, customer_id, str(message.content_type))
-    try:
-        await bot.set_message_reaction(admin_chat.chat_id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
-    except TelegramBadRequest:
-        pass  # reactions may be off in the group; the reply was delivered all the same
+    signature = f"\n\n— {html.escape(signer or '')}" if business.care.sign_replies and signer else None
+    formatted = message.html_text if (message.text is not None or message.caption) else None
+    await care.take_reply(StaffReply(
+        recipient=recipient, staff_id=staff.id, staff_name=staff.name, chat_id=admin_chat.chat_id,
+        message_id=message.message_id, thread_id=thread_id, kind=_kind(message),
+        text=message.text or message.caption, html=formatted if signature else None, signature=signature))
+    sender.wake()
+
+
+# ---- how the sender delivers them ----------------------------------------------------------------
+
+@dataclass
+class Post:
+    """One message in the staff chat: a text, or a copy of what the customer sent."""
+
+    text: str | None = None
+    copy_of: int | None = None  # the customer's message id, copied from their chat
+    caption: str | None = None
+    rows: list[int] = field(default_factory=list)  # outbox rows done once this is out
+    care_ids: list[int] = field(default_factory=list)  # stored messages this post shows
+
+
+def plan_posts(parts: Sequence[tuple[int, dict[str, Any]]], header: str | None) -> list[Post]:
+    """A lane's waiting messages as few staff-chat posts as Telegram's limits allow: texts run
+    together (each on its own paragraph, whole, split only past 4,096 units), media copied with
+    their caption; the card (`header`, None in a customer's topic) on the first post, shortened
+    before any of the customer's words would be."""
+    posts: list[Post] = []
+    texts: list[str] = []
+    rows: list[int] = []
+    care_ids: list[int] = []
+
+    def flush() -> None:
+        nonlocal header
+        if not texts:
+            return
+        body = "\n\n".join(texts)
+        bodies = card_messages(header, body, TEXT_LIMIT) if header else split_html(body, TEXT_LIMIT)
+        header = None
+        for n, text in enumerate(bodies):
+            posts.append(Post(text=text, rows=list(rows) if n == len(bodies) - 1 else [], care_ids=list(care_ids)))
+        texts.clear()
+        rows.clear()
+        care_ids.clear()
+
+    for row_id, data in parts:
+        words = data.get("text")
+        if data.get("kind") == ContentType.TEXT and words:
+            texts.append(inert(words))
+            rows.append(row_id)
+            care_ids.append(data["care_id"])
+            continue
+        flush()
+        caption = inert(words) if words else None
+        if data.get("kind") in CAPTIONED:
+            if header:
+                caption = fit_card(header, caption, CAPTION_LIMIT) if caption else truncate_html(header, CAPTION_LIMIT)
+                header = None
+            posts.append(Post(copy_of=data["message_id"], caption=caption, rows=[row_id], care_ids=[data["care_id"]]))
+            continue
+        if header:  # a sticker, a location: no caption, the card goes first
+            posts.append(Post(text=truncate_html(header, TEXT_LIMIT), care_ids=[data["care_id"]]))
+            header = None
+        posts.append(Post(copy_of=data["message_id"], rows=[row_id], care_ids=[data["care_id"]]))
+    flush()
+    return posts
+
+
+class CareRelay:
+    """Delivers the care chat's outbox rows: a customer's messages into the staff chat (their
+    topic, or with their card), a staff reply back to the customer."""
+
+    def __init__(self, bot: Bot, admin_chat: AdminChat, care: CareService, staff: StaffService,
+                 render: Renderer, business: Business) -> None:
+        self.bot = bot
+        self.admin_chat = admin_chat
+        self.care = care
+        self.staff = staff
+        self.render = render
+        self.business = business
+        self.lang = business.staff_language
+
+    def register(self, sender: OutboxSender) -> None:
+        sender.deliverers.update({INBOUND: self.deliver_incoming, REPLY: self.deliver_reply})
+        sender.lanes.update({INBOUND: lambda row: f"in:{row.data['from_chat_id']}",
+                             REPLY: lambda row: f"out:{row.chat_id}"})
+        sender.on_failure[REPLY] = self.reply_failed
+
+    # -- customer → staff
+
+    async def deliver_incoming(self, item: Ready, done: Done) -> None:
+        parts = item.parts or ((item.id, item.data),)
+        first = parts[0][1]
+        author = Author(**first["author"])
+        card = await self.staff.card(item.customer_id) if item.customer_id else None
+        header = str(self.render.text(self.lang, "care_card", card=card, user=author, business=self.business))
+        topic_name = self.render.label(self.lang, "care_topic", card=card, user=author)
+        thread_id = await self._topic(header, topic_name, author.id)
+        posts = plan_posts(parts, None if thread_id else header)
+        for post in posts:
+            try:
+                message_id = await self._post(item.chat_id, author.id, post, thread_id)
+            except TelegramBadRequest as error:
+                if thread_id is None or "thread" not in error.message.lower():
+                    raise
+                # The topic was deleted or closed by staff: open a new one and go on there.
+                log.warning("customer topic is gone, opening a new one error=%s", error.message)
+                await self.care.drop_topic(author.id)
+                self.admin_chat.topics_changed()
+                thread_id = await self._topic(header, topic_name, author.id)
+                message_id = await self._post(item.chat_id, author.id, post, thread_id)
+            await self.care.relayed(post.care_ids, message_id)
+            if post.rows:
+                await done(post.rows, message_id)
+
+    async def _post(self, chat_id: int, from_chat_id: int, post: Post, thread_id: int | None) -> int:
+        if post.text is not None:
+            return (await self.bot.send_message(chat_id, post.text, message_thread_id=thread_id)).message_id
+        assert post.copy_of is not None
+        copied = await self.bot.copy_message(chat_id, from_chat_id, post.copy_of, message_thread_id=thread_id,
+                                             caption=post.caption, parse_mode=ParseMode.HTML if post.caption else None)
+        return copied.message_id
+
+    async def _topic(self, header: str, topic_name: str, tg_user_id: int) -> int | None:
+        """The customer's topic, opened with their card on first contact; None without topics."""
+        chat_id = self.admin_chat.chat_id
+        if chat_id is None or not await self.admin_chat.is_forum():
+            return None
+        thread_id = await self.care.topic(tg_user_id, chat_id)
+        if thread_id is not None:
+            return thread_id
+        try:
+            topic = await self.bot.create_forum_topic(chat_id, topic_name[:TOPIC_NAME_LIMIT])
+        except (TelegramBadRequest, TelegramForbiddenError) as error:
+            log.warning("cannot open a topic, falling back to plain messages error=%s", error)
+            return None
+        await self.care.save_topic(tg_user_id, chat_id, topic.message_thread_id)
+        await self.bot.send_message(chat_id, truncate_html(header, TEXT_LIMIT), message_thread_id=topic.message_thread_id)
+        return topic.message_thread_id
+
+    # -- staff → customer
+
+    async def deliver_reply(self, item: Ready, done: Done) -> None:
+        for row_id, data in item.parts or ((item.id, item.data),):
+            reply = StaffReply(**data)
+            if reply.signature and reply.html is not None and reply.kind == ContentType.TEXT:
+                texts = split_html(reply.html + reply.signature, TEXT_LIMIT)
+                for text in texts[:-1]:
+                    await self.bot.send_message(reply.recipient, text)
+                sent = (await self.bot.send_message(reply.recipient, texts[-1])).message_id
+            elif reply.signature and reply.kind in CAPTIONED:
+                caption = (reply.html or "") + reply.signature
+                if len(split_html(caption, CAPTION_LIMIT)) > 1:  # the signature does not fit: the words do
+                    caption = reply.html or ""
+                sent = (await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id,
+                                                    caption=caption, parse_mode=ParseMode.HTML)).message_id
+            else:
+                sent = (await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id)).message_id
+            await done([row_id], sent)
+            try:
+                await self.bot.set_message_reaction(reply.chat_id, reply.message_id, [ReactionTypeEmoji(emoji="👍")])
+            except TelegramBadRequest:
+                pass  # reactions may be off in the group; the reply was delivered all the same
+
+    async def reply_failed(self, repos: Repos, item: Ready, row_ids: list[int], reason: str) -> None:
+        """A staff reply that will never reach the customer: the staff are told why, under it."""
+        now = self.care.clock.now()
+        for row_id, data in item.parts or ((item.id, item.data),):
+            if row_id not in row_ids:
+                continue
+            reply = StaffReply(**data)
+            template = {"blocked": "care_blocked", "erased": "care_erased"}.get(reason, "care_failed")
+            await repos.outbox.queue(
+                key=f"care_failed:{reply.chat_id}:{reply.message_id}", kind=SERVICE, template=template,
+                not_before=now, not_after=now + NOTICE_KEEPS, chat_id=reply.chat_id,
+                data={"reason": reason, "reply_to": reply.message_id, "thread_id": reply.thread_id}, now=now)
 
 
 def create_router() -> Router:

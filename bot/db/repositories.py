@@ -65,6 +65,11 @@ class CustomerRepo:
     def add(self, customer: Customer) -> None:
         self.session.add(customer)
 
+    async def by_ids(self, customer_ids: Iterable[int]) -> dict[int, Customer]:
+        """Many customers in one query (the sender's batch), by id."""
+        query = select(Customer).where(Customer.id.in_(list(customer_ids)))
+        return {c.id: c for c in await self.session.scalars(query)}
+
     def _known(self):  # type: ignore[no-untyped-def]
         return select(Customer).where(Customer.erased_at.is_(None))
 
@@ -194,7 +199,6 @@ class WelcomeClaimRepo:
         )
         await self.session.flush()
 
-
     async def unkeyed(self, after: str, limit: int) -> list[str]:
         """Fingerprints from before they were keyed (SHA-256 hex, all below "g"; keyed ones start
         with "k1:"), in order from `after`: a range of the primary key, quick when there are none."""
@@ -290,8 +294,10 @@ class OutboxRepo:
             update(OutboxMessage).where(which, OutboxMessage.state == "pending")
             .values(state="skipped", last_error=reason))
 
-    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int) -> list[OutboxMessage]:
-        """Due rows, and rows a dead sender left half-done; locked so other senders skip them."""
+    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int,
+                        kinds: tuple[str, ...] = ()) -> list[OutboxMessage]:
+        """Due rows, and rows a dead sender left half-done; locked so other senders skip them.
+        With `kinds`, only those (relays and service notices are claimed before the bulk)."""
         query = (
             select(OutboxMessage)
             .where(
@@ -301,12 +307,18 @@ class OutboxRepo:
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(limit)
         )
+        if kinds:
+            query = query.where(OutboxMessage.kind.in_(kinds))
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
 
     async def get(self, row_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, row_id)
+
+    async def get_many(self, row_ids: Iterable[int]) -> list[OutboxMessage]:
+        query = select(OutboxMessage).where(OutboxMessage.id.in_(list(row_ids))).order_by(OutboxMessage.id)
+        return list(await self.session.scalars(query))
 
     async def recent_marketing(self, customer_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
         # Rows being sent count too: the sender claims its next batch before the last one is out.
@@ -331,6 +343,25 @@ class OutboxRepo:
                  .group_by(OutboxMessage.kind, OutboxMessage.state)
                  .order_by(OutboxMessage.kind, OutboxMessage.state))
         return [(k, s, int(n)) for k, s, n in await self.session.execute(query)]
+
+    async def due_ids(self, now: datetime) -> list[int]:
+        """The rows a drain now would take up (`carebot tick` asks afterwards why some did not go)."""
+        query = select(OutboxMessage.id).where(
+            OutboxMessage.state.in_(("pending", "sending")), OutboxMessage.due_at <= now)
+        return list(await self.session.scalars(query))
+
+    async def reasons(self, ids: Iterable[int]) -> dict[str, int]:
+        """Why these rows are not sent: their `last_error`, with how many share it."""
+        wanted = list(ids)
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 5000):  # under every driver's limit on bound parameters
+            query = (select(OutboxMessage.last_error, func.count())
+                     .where(OutboxMessage.id.in_(wanted[start:start + 5000]), OutboxMessage.state != "sent",
+                            OutboxMessage.last_error.is_not(None))
+                     .group_by(OutboxMessage.last_error))
+            for reason, count in await self.session.execute(query):
+                found[reason] = found.get(reason, 0) + int(count)
+        return found
 
     async def last_purchase(self, customer_id: int) -> Purchase | None:
         query = select(Purchase).where(Purchase.customer_id == customer_id).order_by(Purchase.at.desc(), Purchase.id.desc())
@@ -379,6 +410,17 @@ class CareRepo:
 
     def add(self, message: CareMessage) -> None:
         self.session.add(message)
+
+    async def link(self, care_ids: list[int], admin_message_id: int, now: datetime) -> None:
+        """Point stored customer messages at the staff-chat post that shows them; a second post
+        of the same messages (a long text in parts) gets a row of its own for the routing."""
+        rows = list(await self.session.scalars(select(CareMessage).where(CareMessage.id.in_(care_ids))))
+        for row in rows:
+            if row.admin_message_id is None:
+                row.admin_message_id = admin_message_id
+            elif row.admin_message_id != admin_message_id:
+                self.session.add(CareMessage(tg_user_id=row.tg_user_id, customer_id=row.customer_id, direction="in",
+                                             admin_message_id=admin_message_id, kind="part", text=None, at=now))
 
     async def user_of_admin_message(self, admin_message_id: int) -> int | None:
         query = select(CareMessage.tg_user_id).where(CareMessage.admin_message_id == admin_message_id)

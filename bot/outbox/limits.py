@@ -1,44 +1,181 @@
-"""Pacing for the sender: a global rate and a minimum gap per chat.
+"""Telegram's limits for every message the bot sends: one budget for replies, relays and the outbox.
 
-Hand-written because it is a few lines that must honour Telegram's `retry_after` by pausing
-everything: the rate-limit libraries on PyPI (aiolimiter and friends) have no "pause all
-until" and count in windows that let a burst through at the window's edge, which is exactly
-what earns a 429.
+Telegram allows a bot about 30 messages a second in all, about one a second into one private
+chat (short bursts pass), and 20 a minute into one group; a 429 says how long one chat must
+wait (`retry_after`). Every API call goes through `Limiter` (an aiogram request middleware in
+`handlers/delivery.py` asks it), so an answer to a customer, a relay into the staff chat and a
+broadcast share one budget, and a group's 429 pauses that group only.
+
+Who goes first: a person waiting for an answer (`INTERACTIVE`), then what people wrote to each
+other and service notices (`RELAY`), then the outbox's bulk (`BULK`, broadcasts and offers),
+which yields a share of the global rate while interactive traffic is about.
+
+Hand-written because it is a few lines that must honour `retry_after` per chat and count the way
+Telegram does: the rate-limit libraries on PyPI (aiolimiter and friends) have no per-key pause
+and count in windows that let a burst through at the window's edge, which is exactly what earns
+a 429.
 """
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+GROUP_WINDOW = 60.0  # Telegram counts a group's messages per minute
+GROUP_BURST = 5  # relays into a group go at once up to this many a minute, then spread out
+RECENT_INTERACTIVE = 2.0  # bulk leaves room for answers this long after the last one
 
 
-class Pacer:
-    def __init__(self, per_second: float, per_chat_seconds: float,
+class Priority(IntEnum):
+    INTERACTIVE = 0  # an answer to someone who is waiting for it
+    RELAY = 1  # a customer's or staff member's words, a service notice
+    BULK = 2  # broadcasts and offers: they yield
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How the API calls made in this context are sent (a context variable, so the request
+    middleware knows a broadcast from an answer without every call site saying so)."""
+
+    priority: Priority = Priority.INTERACTIVE
+    # 5xx, network faults and a short retry_after are retried right here; the outbox sender
+    # turns this off for its bulk rows and reschedules them in the database instead.
+    retry_in_process: bool = True
+    # Checked when the turn comes: False withdraws the message (a broadcast stopped meanwhile).
+    still_wanted: Callable[[], bool] | None = None
+    # The outbox sender took the turn of this one-call message itself: the middleware does not
+    # wait again (it does for a retry).
+    paced: bool = False
+
+
+DELIVERY: ContextVar[Delivery] = ContextVar("carebot_delivery", default=Delivery())
+
+
+def is_group(chat_id: int) -> bool:
+    return chat_id < 0
+
+
+@dataclass
+class _Chat:
+    sent: list[float] = field(default_factory=list)  # departures (and reserved turns), sorted
+    paused_until: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # FIFO among non-interactive senders
+
+
+class Limiter:
+    def __init__(self, per_second: float, per_chat_seconds: float = 1.0, group_per_minute: int = 20, *,
+                 private_burst: int = 10, group_reserve: int = 4,
                  timer: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.gap = 1.0 / per_second
+        self.per_second = max(1, int(per_second))
         self.per_chat = per_chat_seconds
+        self.group_per_minute = group_per_minute
+        self.private_burst = max(1, private_burst)
+        # A staff member's /find must not wait behind a customer's flood: relays and notices
+        # leave this many of a group's 20 a minute to interactive answers.
+        self.group_reserve = min(group_reserve, group_per_minute - 1)
         self._timer = timer
         self._sleep = sleep
+        self._chats: dict[int, _Chat] = {}
         self._next_slot = 0.0
-        self._chat_next: dict[int, float] = {}
-        self._lock = asyncio.Lock()
+        self._paused_until = 0.0  # a 429 that named no chat
         self._departures = asyncio.Lock()
         self._last_departure = float("-inf")
-        self._second: deque[float] = deque(maxlen=max(1, int(per_second)))  # the latest departures
+        self._second: deque[float] = deque(maxlen=self.per_second)  # the latest departures
+        self._last_interactive = float("-inf")
+        self._calls = 0
 
     def now(self) -> float:
         return self._timer() if self._timer else asyncio.get_running_loop().time()
 
-    async def wait_turn(self, chat_id: int) -> None:
-        """Wait until one more message may go, globally and to this chat; take that slot."""
-        async with self._lock:
+    # ---- what Telegram said ------------------------------------------------------------------
+
+    def pause(self, chat_id: int | None, seconds: float) -> None:
+        """Telegram said "retry after" for this chat: nothing more goes there before then."""
+        until = self.now() + seconds
+        if chat_id is None:
+            self._paused_until = max(self._paused_until, until)
+            return
+        chat = self._chat(chat_id)
+        chat.paused_until = max(chat.paused_until, until)
+
+    def paused_for(self, chat_id: int) -> float:
+        """Seconds until this chat may be written to again (0 when it may now)."""
+        chat = self._chats.get(chat_id)
+        until = max(self._paused_until, chat.paused_until if chat else 0.0)
+        return max(0.0, until - self.now())
+
+    async def wait_unpaused(self, chat_id: int) -> None:
+        """For calls that are not new messages (edits, look-ups): only a 429's pause applies."""
+        while (wait := self.paused_for(chat_id)) > 0:
+            await self._sleep(wait)
+
+    # ---- taking a turn -----------------------------------------------------------------------
+
+    async def wait_turn(self, chat_id: int, priority: Priority = Priority.BULK) -> None:
+        """Wait until one more message may go into this chat and globally; take that turn."""
+        chat = self._chat(chat_id)
+        if priority is Priority.INTERACTIVE:
+            reserved = await self._chat_turn(chat, chat_id, priority)
+            self._last_interactive = self.now()
+            await self._interactive_departure()
+        else:
+            async with chat.lock:  # first come, first served within one chat: order is kept
+                reserved = await self._chat_turn(chat, chat_id, priority)
+            await self._bulk_departure(priority)
+        # The chat's window counts when the message really left, not when its turn was reserved.
+        departed = self.now()
+        if reserved != departed and reserved in chat.sent:
+            chat.sent.remove(reserved)
+            bisect.insort(chat.sent, departed)
+        self._prune()
+
+    async def _chat_turn(self, chat: _Chat, chat_id: int, priority: Priority) -> float:
+        while True:
             now = self.now()
-            slot = max(now, self._next_slot, self._chat_next.get(chat_id, 0.0))
-            self._next_slot = slot + self.gap
-            self._chat_next[chat_id] = slot + self.per_chat
-            if len(self._chat_next) > 100_000:  # forget chats long past their gap
-                self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+            ready = self._chat_ready(chat, chat_id, priority, now)
+            if ready <= now:
+                bisect.insort(chat.sent, now)
+                return now
+            await self._sleep(ready - now)
+
+    def _chat_ready(self, chat: _Chat, chat_id: int, priority: Priority, now: float) -> float:
+        ready = max(chat.paused_until, self._paused_until)
+        sent = chat.sent
+        if is_group(chat_id):
+            window = [t for t in sent if t > now - GROUP_WINDOW]
+            cap = self.group_per_minute - (0 if priority is Priority.INTERACTIVE else self.group_reserve)
+            if len(window) >= cap:
+                ready = max(ready, window[-cap] + GROUP_WINDOW)
+            if priority is not Priority.INTERACTIVE and len(window) >= GROUP_BURST:
+                # past a short burst, spread out: a flood then coalesces instead of using up the minute
+                ready = max(ready, window[-1] + GROUP_WINDOW / self.group_per_minute)
+        elif sent:
+            if priority is Priority.BULK:
+                ready = max(ready, sent[-1] + self.per_chat)
+            elif len(sent) >= self.private_burst:  # a short burst, about one a second on average
+                ready = max(ready, sent[-self.private_burst] + self.private_burst * self.per_chat)
+        return ready
+
+    async def _interactive_departure(self) -> None:
+        """An answer leaves as soon as the last second has room: no spacing, no queue."""
+        while True:
+            now = self.now()
+            if len(self._second) < self.per_second or self._second[0] + 1.0 <= now:
+                self._second.append(now)
+                return
+            await self._sleep(self._second[0] + 1.0 - now)
+
+    async def _bulk_departure(self, priority: Priority) -> None:
+        """Evenly spaced departures at the global rate, in the order turns were taken."""
+        now = self.now()
+        slot = max(now, self._next_slot)
+        self._next_slot = slot + self.gap
         if slot > now:
             await self._sleep(slot - now)
         # A busy machine may wake several waiters late and at once; space the real departures
@@ -46,18 +183,41 @@ class Pacer:
         # The spacing counts from when the last one was due to leave, not from when it did: a
         # sleep wakes a millisecond or so late, and counting from the wake-up would lose that
         # on every message (about 3% of the rate at 29/s). After a stall it counts from now.
-        # And never more than `per_second` in any one second, the way Telegram counts: the
-        # spacing alone lets one more through when a late message is followed by an on-time one.
+        # And never more than `per_second` in any one second, the way Telegram counts; while
+        # answers are being given, bulk leaves them a tenth of that second.
         async with self._departures:
-            due = self._last_departure + self.gap
-            if len(self._second) == self._second.maxlen:
-                due = max(due, self._second[0] + 1.0)
-            wait = due - self.now()
-            if wait > 0:
+            while True:
+                due = self._last_departure + self.gap
+                room = self.per_second
+                if priority is Priority.BULK and self.now() - self._last_interactive < RECENT_INTERACTIVE:
+                    room = max(1, self.per_second - max(1, self.per_second // 10))
+                recent = [t for t in self._second if t > self.now() - 1.0]
+                if len(recent) >= room:
+                    due = max(due, recent[-room] + 1.0)
+                wait = due - self.now()
+                if wait <= 0:
+                    break
                 await self._sleep(wait)
             self._last_departure = max(due, self.now() - self.gap / 2)
             self._second.append(self.now())
 
-    def pause(self, seconds: float) -> None:
-        """Telegram said "retry after": nothing goes out before then."""
-        self._next_slot = max(self._next_slot, self.now() + seconds)
+    # ---- bookkeeping -------------------------------------------------------------------------
+
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat()
+        return chat
+
+    def _prune(self) -> None:
+        """Forget chats whose last message and pause are past every window (a 100,000-customer
+        broadcast must not keep 100,000 records)."""
+        self._calls += 1
+        if self._calls % 1000:
+            return
+        horizon = self.now() - GROUP_WINDOW
+        self._chats = {cid: c for cid, c in self._chats.items()
+                       if c.paused_until > horizon + GROUP_WINDOW or (c.sent and c.sent[-1] > horizon)
+                       or c.lock.locked()}
+        for chat in self._chats.values():
+            del chat.sent[:bisect.bisect_right(chat.sent, horizon)]

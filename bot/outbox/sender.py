@@ -6,6 +6,12 @@ process killed at any instant leaves at most the rows whose API call was in flig
 those were claimed, maybe delivered, not yet marked, and are sent again once their claim
 lease runs out. That is the duplicate bound: the number of calls in flight at the kill,
 at most `messages_per_second × API latency` (about 30 × 0.2 s ≈ 6). Nothing is lost.
+
+Relays (what a customer wrote, for the staff chat; a staff reply, for the customer) are rows
+too, written before anything is sent. They are claimed before everything else, one *lane*
+(a customer's words, a customer's replies) at a time so their order is kept, and the rows of
+one lane that are due together go as one group: a customer's flood reaches the staff chat as
+a few coalesced posts, never one post per message.
 """
 from __future__ import annotations
 
@@ -13,27 +19,24 @@ import asyncio
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-)
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.repositories import Database
-from bot.outbox import MARKETING, SERVICE
+from bot.db.models import OutboxMessage
+from bot.db.repositories import Database, Repos
+from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
-from bot.outbox.limits import Pacer
+from bot.outbox.errors import Withdrawn, describe, is_transient
+from bot.outbox.limits import DELIVERY, Delivery, Limiter, Priority
 from bot.outbox.policy import CAP_WINDOW, Decision, Policy
 from bot.rendering import Renderer
 
@@ -41,11 +44,12 @@ log = logging.getLogger("carebot.outbox")
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
+RELAYS_PER_CLAIM = 500
 
 
 @dataclass(frozen=True)
 class Ready:
-    """A claimed row, rendered and ready for its API call."""
+    """A claimed row (or a lane's group of rows), rendered and ready for its API calls."""
 
     id: int
     key: str
@@ -55,6 +59,26 @@ class Ready:
     customer_id: int | None
     attempts: int
     media: dict[str, Any] | None = None  # {"kind": "photo" | "video" | "animation", "file_id": ...}
+    template: str = ""
+    kind: str = SERVICE
+    data: dict[str, Any] = field(default_factory=dict)
+    # A lane's group: (row id, row data) of every row, in the order they were written.
+    parts: tuple[tuple[int, dict[str, Any]], ...] = ()
+    lane: str | None = None
+
+    @property
+    def row_ids(self) -> list[int]:
+        return [row_id for row_id, _ in self.parts] or [self.id]
+
+
+# Marks rows delivered as soon as their message is out: (row ids, the message's id).
+Done = Callable[[list[int], int | None], Awaitable[None]]
+# Sends a group of rows its own way (a relay: cards, topics, coalescing) and calls `done` after each post.
+Deliverer = Callable[[Ready, Done], Awaitable[None]]
+# Told, inside the transaction that marks rows failed or skipped, why they will never go.
+FailureHook = Callable[[Repos, Ready, list[int], str], Awaitable[None]]
+# Which lane a relay row belongs to, from its data; rows of one lane go in order, one group at a time.
+LaneOf = Callable[[OutboxMessage], str]
 
 
 @dataclass
@@ -75,10 +99,13 @@ class Tally:
 
 class OutboxSender:
     def __init__(self, db: Database, bot: Bot, clock: Clock, business: Business, tz: ZoneInfo,
-                 render: Renderer, *, batch: int | None = None, pacer: Pacer | None = None,
+                 render: Renderer, *, batch: int | None = None, limiter: Limiter | None = None,
                  composers: dict[str, Composer] | None = None) -> None:
         self.db = db
         self.composers: dict[str, Composer] = composers if composers is not None else {}
+        self.deliverers: dict[str, Deliverer] = {}
+        self.lanes: dict[str, LaneOf] = {}
+        self.on_failure: dict[str, FailureHook] = {}
         self.bot = bot
         self.clock = clock
         self.business = business
@@ -86,15 +113,24 @@ class OutboxSender:
         self.render = render
         self.policy = Policy(business.marketing, tz)
         limits = business.outbox
-        self.pacer = pacer or Pacer(limits.messages_per_second, limits.seconds_per_chat)
+        self.limiter = limiter or Limiter(limits.messages_per_second, limits.seconds_per_chat,
+                                          limits.group_per_minute)
         self.batch = batch or max(1, int(limits.messages_per_second * 2))
         self.lease = timedelta(seconds=limits.lease_seconds)
         self.max_attempts = limits.max_attempts
         self.worker = uuid.uuid4().hex[:12]
-        self._blocked_chats: set[int] = set()  # 403s seen by this sender: nothing more goes there
+        # 403s met in the batch in flight: the rest of that batch skips the chat. Forgotten as
+        # soon as the customer is reachable again (they wrote to the bot: the database says so).
+        self._blocked_chats: set[int] = set()
+        self._busy_lanes: set[str] = set()
+        self._wake = asyncio.Event()
         # Key prefixes cancelled while a batch is in flight (a broadcast's cancel button): checked
         # before each call, so a cancel stops the sending within one message, not one batch.
         self.cancelled: set[str] = set()
+
+    def wake(self) -> None:
+        """Something was just queued for at once (a relay, a staff reply): claim it now."""
+        self._wake.set()
 
     # ---- claiming ----------------------------------------------------------------------------
 
@@ -102,12 +138,27 @@ class OutboxSender:
         now = self.clock.now()
         ready: list[Ready] = []
         async with self.db.transaction() as repos:
-            rows = await repos.outbox.claimable(now, now - self.lease, self.batch)
+            # What people wrote and service notices first, then the bulk, in due order.
+            first = await repos.outbox.claimable(now, now - self.lease, RELAYS_PER_CLAIM, kinds=(RELAY, SERVICE))
+            rest = await repos.outbox.claimable(now, now - self.lease, self.batch)
+            seen: set[int] = set()
+            rows = [r for r in first + rest if not (r.id in seen or seen.add(r.id))]  # type: ignore[func-returns-value]
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}
             recent = await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW) if customer_ids else {}
+            customers = await repos.customers.by_ids(customer_ids) if customer_ids else {}
+            groups: dict[str, list[tuple[OutboxMessage, int]]] = {}
             for row in rows:
-                customer = await repos.customers.get(row.customer_id) if row.customer_id else None
-                if row.state == "sending":
+                customer = customers.get(row.customer_id) if row.customer_id else None
+                if customer is not None and customer.blocked_at is None and customer.tg_user_id is not None:
+                    self._blocked_chats.discard(customer.tg_user_id)
+                lane = self.lanes[row.template](row) if row.template in self.lanes else None
+                if lane is not None and lane in self._busy_lanes:
+                    continue  # an earlier group of this lane is still going out: keep the order
+                if row.kind == RELAY:
+                    # What someone wrote: only its customer's erasure stops it (or a week gone by).
+                    verdict = self.policy.judge(kind=SERVICE, now=now, not_after=row.not_after,
+                                                customer=customer if customer and customer.erased_at else None)
+                elif row.state == "sending":
                     # Taken up from a sender that died mid-way: it was judged then, and may even
                     # have gone out, so only an erased or blocked customer stops it now.
                     verdict = self.policy.judge(kind=SERVICE, now=now, not_after=now, customer=customer)
@@ -122,6 +173,7 @@ class OutboxSender:
                     row.state = "skipped" if verdict.decision is Decision.SKIP else "expired"
                     row.last_error, row.claimed_at, row.claimed_by = verdict.reason, None, None
                     await repos.coupons.void_issued_for(row.key, now)
+                    await self._failed_hook(repos, _ready_of(row, 0), [row.id], str(verdict.reason))
                     tally.skipped += verdict.decision is Decision.SKIP
                     tally.expired += verdict.decision is Decision.EXPIRE
                     continue
@@ -130,7 +182,7 @@ class OutboxSender:
                     row.state, row.last_error = "skipped", "erased"
                     tally.skipped += 1
                     continue
-                if row.text is None:
+                if row.text is None and row.template not in self.deliverers:
                     try:
                         row.text, row.markup = await compose(repos, row, customer, self.business, self.tz,
                                                              self.render, now, self.composers)
@@ -141,119 +193,170 @@ class OutboxSender:
                 if row.kind == MARKETING and row.customer_id is not None:
                     recent.setdefault(row.customer_id, []).append(now)  # counts toward the cap at once
                 row.state, row.claimed_at, row.claimed_by = "sending", now, self.worker
-                ready.append(Ready(row.id, row.key, chat_id, row.text, row.markup, row.customer_id, row.attempts,
-                                   (row.data or {}).get("media")))
+                if lane is not None:
+                    groups.setdefault(lane, []).append((row, chat_id))
+                else:
+                    ready.append(_ready_of(row, chat_id))
+            for lane, members in groups.items():
+                head, chat_id = members[0]
+                parts = tuple((row.id, dict(row.data or {})) for row, _ in members)
+                ready.append(_ready_of(head, chat_id, parts=parts, lane=lane))
+                self._busy_lanes.add(lane)
         return ready
 
     # ---- sending -----------------------------------------------------------------------------
 
     async def _send_one(self, item: Ready, tally: Tally) -> None:
-        await self.pacer.wait_turn(item.chat_id)
-        if item.chat_id in self._blocked_chats:  # an earlier message of this batch met a 403
-            tally.skipped += 1
-            await self._finish(item, "skipped", error="blocked", attempts=item.attempts)
-            return
-        if self.cancelled and item.key.startswith(tuple(self.cancelled)):
-            tally.skipped += 1
-            await self._finish(item, "skipped", error="cancelled", attempts=item.attempts)
-            return
-        markup = InlineKeyboardMarkup.model_validate(item.markup) if item.markup else None
+        remaining = list(item.row_ids)
+
+        async def done(row_ids: list[int], message_id: int | None) -> None:
+            await self._mark_sent(row_ids, message_id)
+            tally.sent += len(row_ids)
+            for row_id in row_ids:
+                if row_id in remaining:
+                    remaining.remove(row_id)
+
+        relay = item.kind == RELAY
+        deliverer = self.deliverers.get(item.template)
+        delivery = Delivery(priority=Priority.RELAY if item.kind != MARKETING else Priority.BULK,
+                            retry_in_process=relay, paced=deliverer is None)
+        token = DELIVERY.set(delivery)
         try:
-            message = await self._deliver(item, markup)
+            if deliverer is None:
+                await self.limiter.wait_turn(item.chat_id, delivery.priority)
+                if item.chat_id in self._blocked_chats:  # an earlier message of this batch met a 403
+                    tally.skipped += 1
+                    await self._finish(item, remaining, "skipped", error="blocked", count_attempt=False)
+                    return
+                if self.cancelled and item.key.startswith(tuple(self.cancelled)):
+                    raise Withdrawn(item.key)
+                message = await self._deliver(item)
+                await done(remaining, message.message_id)
+            else:
+                await deliverer(item, done)
+        except Withdrawn:
+            tally.skipped += len(remaining)
+            await self._finish(item, remaining, "skipped", error="cancelled", count_attempt=False)
         except TelegramRetryAfter as error:
-            self.pacer.pause(error.retry_after)
+            # The middleware paused this chat (only this chat) for as long as Telegram asked.
             tally.throttled += 1
-            await self._again(item, timedelta(seconds=error.retry_after), f"429 retry after {error.retry_after}s",
-                              count_attempt=False)
+            await self._again(item, remaining, timedelta(seconds=error.retry_after),
+                              f"429 retry after {error.retry_after}s", count_attempt=False)
         except TelegramForbiddenError as error:
             tally.blocked += 1
             self._blocked_chats.add(item.chat_id)
-            await self._blocked(item, error.message)
-        except TelegramBadRequest as error:
-            tally.failed += 1
-            await self._finish(item, "failed", error=f"400 {error.message}")
-        except (TelegramNetworkError, TelegramAPIError, TimeoutError) as error:
-            # 5xx and network trouble: exponential backoff with jitter, up to max_attempts
+            await self._blocked(item, remaining, describe(error))
+        except Exception as error:
+            if not is_transient(error):  # a bad request, a wrong token, a conflict: never retried
+                tally.failed += 1
+                await self._finish(item, remaining, "failed", error=describe(error))
+                return
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 tally.failed += 1
-                await self._finish(item, "failed", error=f"gave up: {error}"[:300], attempts=attempts)
+                await self._finish(item, remaining, "failed", error=f"gave up: {describe(error)}"[:300])
             else:
                 tally.retried += 1
                 delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
-                await self._again(item, timedelta(seconds=delay * random.uniform(0.5, 1.5)),
-                                  f"{type(error).__name__}: {error}"[:300])
-        else:
-            tally.sent += 1
-            await self._finish(item, "sent", message_id=message.message_id)
+                await self._again(item, remaining, timedelta(seconds=delay * random.uniform(0.5, 1.5)),
+                                  describe(error))
+        finally:
+            DELIVERY.reset(token)
+            if item.lane is not None:
+                self._busy_lanes.discard(item.lane)
+                self.wake()  # the lane's next rows may be waiting
 
-    async def _deliver(self, item: Ready, markup: InlineKeyboardMarkup | None) -> Message:
-        """The API call: a text, or a photo / video / animation with the text as its caption."""
+    async def _deliver(self, item: Ready) -> Message:
+        """The API call: a text, or a photo / video / animation with the text as its caption; a
+        staff notice may answer a message (`reply_to`) or go into a topic (`thread_id`)."""
+        markup = InlineKeyboardMarkup.model_validate(item.markup) if item.markup else None
+        where: dict[str, Any] = {}
+        if item.data.get("thread_id"):
+            where["message_thread_id"] = item.data["thread_id"]
+        if item.data.get("reply_to"):
+            where["reply_parameters"] = ReplyParameters(message_id=item.data["reply_to"],
+                                                        allow_sending_without_reply=True)
         media = item.media
         if not media:
-            return await self.bot.send_message(item.chat_id, item.text, reply_markup=markup)
+            return await self.bot.send_message(item.chat_id, item.text, reply_markup=markup, **where)
         kind, file_id = media["kind"], media["file_id"]
         if kind == "photo":
-            return await self.bot.send_photo(item.chat_id, file_id, caption=item.text, reply_markup=markup)
+            return await self.bot.send_photo(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
         if kind == "video":
-            return await self.bot.send_video(item.chat_id, file_id, caption=item.text, reply_markup=markup)
-        return await self.bot.send_animation(item.chat_id, file_id, caption=item.text, reply_markup=markup)
+            return await self.bot.send_video(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
+        return await self.bot.send_animation(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
 
-    async def _finish(self, item: Ready, state: str, *, error: str | None = None, message_id: int | None = None,
-                      attempts: int | None = None) -> None:
+    async def _mark_sent(self, row_ids: list[int], message_id: int | None) -> None:
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            row = await repos.outbox.get(item.id)
-            if row is None:
-                return
-            row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
-            row.attempts = attempts if attempts is not None else row.attempts + 1
-            if state == "sent":
+            for row in await repos.outbox.get_many(row_ids):
+                row.state, row.last_error, row.claimed_at, row.claimed_by = "sent", None, None, None
+                row.attempts += 1
                 row.sent_at, row.message_id = now, message_id
-            else:
-                await repos.coupons.void_issued_for(row.key, now)
-        if state == "failed":
-            log.warning("outbox message failed key=%s error=%s", item.key, error)
 
-    async def _again(self, item: Ready, delay: timedelta, error: str, count_attempt: bool = True) -> None:
-        async with self.db.transaction() as repos:
-            row = await repos.outbox.get(item.id)
-            if row is None:
-                return
-            row.state, row.claimed_at, row.claimed_by = "pending", None, None
-            row.due_at = self.clock.now() + delay
-            row.last_error = error
-            row.attempts += 1 if count_attempt else 0
-
-    async def _blocked(self, item: Ready, error: str) -> None:
-        """403: the customer blocked the bot. Mark them; nothing more is sent or queued for them."""
+    async def _finish(self, item: Ready, row_ids: list[int], state: str, *, error: str | None = None,
+                      count_attempt: bool = True) -> None:
+        if not row_ids:
+            return
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            row = await repos.outbox.get(item.id)
-            if row is not None:
-                row.state, row.last_error, row.claimed_at, row.claimed_by = "failed", f"403 {error}"[:300], None, None
+            for row in await repos.outbox.get_many(row_ids):
+                row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
+                row.attempts += 1 if count_attempt else 0
+                await repos.coupons.void_issued_for(row.key, now)
+            await self._failed_hook(repos, item, row_ids, error or state)
+        if state == "failed":
+            log.warning("outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error)
+
+    async def _failed_hook(self, repos: Repos, item: Ready, row_ids: list[int], reason: str) -> None:
+        hook = self.on_failure.get(item.template)
+        if hook is not None:
+            await hook(repos, item, row_ids, reason)
+
+    async def _again(self, item: Ready, row_ids: list[int], delay: timedelta, error: str,
+                     count_attempt: bool = True) -> None:
+        async with self.db.transaction() as repos:
+            for row in await repos.outbox.get_many(row_ids):
+                row.state, row.claimed_at, row.claimed_by = "pending", None, None
+                row.due_at = self.clock.now() + delay
+                row.last_error = error
+                row.attempts += 1 if count_attempt else 0
+
+    async def _blocked(self, item: Ready, row_ids: list[int], error: str) -> None:
+        """403: a customer blocked the bot (mark them; nothing more is sent or queued for them),
+        or the bot is no longer in a group (the rows fail; no customer is blamed)."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            for row in await repos.outbox.get_many(row_ids):
+                row.state, row.last_error, row.claimed_at, row.claimed_by = "failed", error[:300], None, None
                 row.attempts += 1
                 await repos.coupons.void_issued_for(row.key, now)
-            if item.customer_id is not None:
-                customer = await repos.customers.get(item.customer_id, for_update=True)
-                if customer is not None and customer.blocked_at is None:
+            await self._failed_hook(repos, item, row_ids, "blocked")
+            if item.customer_id is None or item.chat_id < 0:
+                return
+            customer = await repos.customers.get(item.customer_id, for_update=True)
+            if customer is not None and customer.tg_user_id == item.chat_id:
+                if customer.blocked_at is None:
                     customer.blocked_at = now
                 await repos.outbox.skip_pending_of(item.customer_id, "blocked")
 
     # ---- loops -------------------------------------------------------------------------------
 
     async def _pump(self, stop: asyncio.Event | None, idle_seconds: float = 1.0) -> Tally:
-        """Keep the pacer fed: the next batch is claimed while the last half of this one is still
-        going out, so claiming and rendering never leave a gap in the sending (claiming one batch
-        and waiting for all of it cost about a tenth of the rate). With no `stop` it returns once
-        nothing is due and nothing is in flight (`drain`); with one it idles and goes on until set.
+        """Keep the limiter fed: the next batch is claimed while the last half of this one is
+        still going out, so claiming and rendering never leave a gap in the sending (claiming one
+        batch and waiting for all of it cost about a tenth of the rate). A `wake()` (a relay was
+        queued) claims at once. With no `stop` it returns once nothing is due and nothing is in
+        flight (`drain`); with one it idles and goes on until set.
         """
         total = Tally()
         in_flight: set[asyncio.Task[None]] = set()
+        woken: asyncio.Task[bool] | None = None
         try:
             while stop is None or not stop.is_set():
                 claimed = 0
                 if len(in_flight) <= self.batch // 2:
+                    self._wake.clear()
                     try:
                         ready = await self._claim(total)
                     except Exception:
@@ -264,16 +367,27 @@ class OutboxSender:
                     claimed = len(ready)
                     in_flight.update(asyncio.create_task(self._send_one(item, total)) for item in ready)
                 if in_flight:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    waits = set(in_flight)
+                    if len(in_flight) <= self.batch // 2:  # room for more: a wake-up claims at once
+                        if woken is None or woken.done():
+                            woken = asyncio.create_task(self._wake.wait())
+                        waits.add(woken)
+                    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    done.discard(woken)  # type: ignore[arg-type]
+                    in_flight -= done
                     self._check(done, stop is None)
                 elif stop is None:
+                    if self._wake.is_set():
+                        continue
                     return total
                 elif not claimed:
-                    try:
-                        await asyncio.wait_for(stop.wait(), idle_seconds)
-                    except TimeoutError:
-                        pass
+                    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+                    await asyncio.wait(waits, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    for task in waits:
+                        task.cancel()
         finally:
+            if woken is not None:
+                woken.cancel()
             if in_flight:  # stopping: what is claimed goes out (or is marked) before we return
                 done, _ = await asyncio.wait(in_flight)
                 self._check(done, False)
@@ -297,3 +411,10 @@ class OutboxSender:
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         """The long-running sender of `carebot run`; stops when `stop` is set, after what it has claimed."""
         await self._pump(stop, idle_seconds)
+
+
+def _ready_of(row: OutboxMessage, chat_id: int, *, parts: tuple[tuple[int, dict[str, Any]], ...] = (),
+              lane: str | None = None) -> Ready:
+    data = dict(row.data or {})
+    return Ready(row.id, row.key, chat_id, row.text or "", row.markup, row.customer_id, row.attempts,
+                 data.get("media"), row.template, row.kind, data, parts, lane)

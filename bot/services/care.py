@@ -2,15 +2,59 @@
 staff reply finds its way back, and when to tell a customer their message arrived."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import CareMessage, CareTopic
+from bot.db.models import CareMessage, CareTopic, StaffAction
 from bot.db.repositories import Database
+from bot.outbox import RELAY
 
 MAX_STORED_TEXT = 4096
+RELAY_KEEPS = timedelta(days=7)  # a relay Telegram refused for a week is given up (and staff told)
+INBOUND, REPLY = "care_in", "care_out"  # the outbox templates of the two directions
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote a customer message, as the staff card shows a stranger (no consent yet)."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}" if self.last_name else self.first_name
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A customer's message, stored before it is relayed to the staff chat."""
+
+    author: Author
+    message_id: int  # in the customer's private chat (copied from there)
+    kind: str  # text, photo, voice, …
+    text: str | None  # the text or caption, as written
+
+
+@dataclass(frozen=True)
+class StaffReply:
+    """A staff member's answer, stored before it is sent to the customer."""
+
+    recipient: int  # the customer's Telegram id
+    staff_id: int
+    staff_name: str
+    chat_id: int  # the admin chat
+    message_id: int  # the staff message (copied from there)
+    thread_id: int | None
+    kind: str
+    text: str | None  # plain, for the history
+    html: str | None  # the formatted text, when it is re-sent with a signature
+    signature: str | None
 
 
 @dataclass(frozen=True)
@@ -44,6 +88,53 @@ class CareService:
                     tg_user_id=inbound.tg_user_id, customer_id=customer.id if customer else None,
                     direction="in", admin_message_id=admin_message_id, kind=inbound.kind,
                     text=(inbound.text or None) and inbound.text[:MAX_STORED_TEXT], at=self.clock.now()))
+
+    async def take_incoming(self, incoming: Incoming, admin_chat_id: int) -> bool:
+        """Store a customer's message and queue its relay to the staff chat, in one transaction:
+        nothing they wrote is lost, whatever Telegram does next. Returns whether to tell them
+        "we got it" (the first message after a quiet spell)."""
+        now = self.clock.now()
+        author = incoming.author
+        async with self.db.transaction() as repos:
+            last = await repos.care.last_inbound_at(author.id)
+            customer = await repos.customers.by_tg_user(author.id)
+            message = CareMessage(tg_user_id=author.id, customer_id=customer.id if customer else None,
+                                  direction="in", admin_message_id=None, kind=incoming.kind,
+                                  text=(incoming.text or None) and incoming.text[:MAX_STORED_TEXT], at=now)
+            repos.care.add(message)
+            await repos.session.flush()
+            data: dict[str, Any] = {"care_id": message.id, "from_chat_id": author.id,
+                                    "message_id": incoming.message_id, "kind": incoming.kind,
+                                    "text": incoming.text, "author": asdict(author)}
+            await repos.outbox.queue(key=f"{INBOUND}:{author.id}:{incoming.message_id}", kind=RELAY,
+                                     template=INBOUND, not_before=now, not_after=now + RELAY_KEEPS,
+                                     customer_id=customer.id if customer else None, chat_id=admin_chat_id,
+                                     data=data, now=now)
+        quiet = timedelta(minutes=self.business.care.acknowledge_after_minutes)
+        return last is None or now - last >= quiet
+
+    async def relayed(self, care_ids: list[int], admin_message_id: int) -> None:
+        """The staff chat shows these customer messages as `admin_message_id`: a reply to it
+        finds its way back to the customer."""
+        async with self.db.transaction() as repos:
+            await repos.care.link(care_ids, admin_message_id, self.clock.now())
+
+    async def take_reply(self, reply: StaffReply) -> None:
+        """Store a staff reply and queue it for the customer, in one transaction."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.by_tg_user(reply.recipient)
+            repos.care.add(CareMessage(
+                tg_user_id=reply.recipient, customer_id=customer.id if customer else None, direction="out",
+                admin_message_id=reply.message_id, kind=reply.kind,
+                text=(reply.text or None) and reply.text[:MAX_STORED_TEXT], staff_id=reply.staff_id, at=now))
+            repos.audit.record(StaffAction(at=now, staff_id=reply.staff_id, staff_name=reply.staff_name,
+                                           action="reply", customer_id=customer.id if customer else None,
+                                           details={"kind": reply.kind}))
+            await repos.outbox.queue(key=f"{REPLY}:{reply.chat_id}:{reply.message_id}", kind=RELAY, template=REPLY,
+                                     not_before=now, not_after=now + RELAY_KEEPS,
+                                     customer_id=customer.id if customer else None, chat_id=reply.recipient,
+                                     data=asdict(reply), now=now)
 
     async def record_outbound(self, tg_user_id: int, staff_id: int, admin_message_id: int, kind: str,
                               text: str | None) -> int | None:

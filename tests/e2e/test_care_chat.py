@@ -109,7 +109,8 @@ async def test_customer_who_blocked_the_bot(carebot, telegram: TelegramServer, o
     assert warning.params["reply_parameters"]["message_id"] or warning.params.get("reply_to_message_id")
     customer = await customer_of(carebot.db, anna.id)
     assert customer and customer.blocked_at is not None
-    assert await count(carebot.db, CareMessage, CareMessage.direction == "out") == 0
+    # What the staff member wrote is kept all the same (stored before it was sent).
+    assert await count(carebot.db, CareMessage, CareMessage.direction == "out") == 1
 
     telegram.blocked.discard(anna.id)  # they unblocked and wrote again
     await anna.send("Я снова тут")

@@ -8,7 +8,7 @@ import pytest
 
 from bot.business import Marketing
 from bot.db.models import Customer
-from bot.outbox.limits import Pacer
+from bot.outbox.limits import Limiter, Priority
 from bot.outbox.policy import Decision, Policy
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -108,14 +108,16 @@ async def test_pacer_spaces_messages_and_chats_and_pauses() -> None:
         slept.append(round(seconds, 6))
         clock[0] += seconds
 
-    pacer = Pacer(per_second=10, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
+    pacer = Limiter(per_second=10, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
     await pacer.wait_turn(1)
     await pacer.wait_turn(2)
     await pacer.wait_turn(3)
     assert slept == [0.1, 0.1]  # ten a second: a tenth apart
     await pacer.wait_turn(1)  # the same chat again: a second after its last message
     assert round(clock[0], 6) == 1.0
-    pacer.pause(5)  # Telegram said "retry after 5"
+    pacer.pause(4, 5)  # Telegram said "retry after 5" for chat 4: only chat 4 waits
+    await pacer.wait_turn(5)
+    assert round(clock[0], 6) == 1.1
     await pacer.wait_turn(4)
     assert round(clock[0], 6) == 6.0
 
@@ -127,7 +129,7 @@ async def test_pacer_does_not_burst_after_a_stall() -> None:
     async def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     for chat in range(3):
         await pacer.wait_turn(chat)
     clock[0] = 5.0  # the loop stalled; slots 0.1 and 0.2 are long past
@@ -146,7 +148,7 @@ async def test_pacer_keeps_its_rate_when_sleeps_wake_late() -> None:
     async def sleep(seconds: float) -> None:
         clock[0] += seconds + 0.002
 
-    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     departures = []
     for chat in range(100):
         await pacer.wait_turn(chat)
@@ -166,7 +168,7 @@ async def test_pacer_never_lets_more_than_the_rate_into_one_second() -> None:
     async def sleep(seconds: float) -> None:
         clock[0] += seconds + jitter.uniform(0, 0.04)
 
-    pacer = Pacer(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     departures = []
     for chat in range(300):
         await pacer.wait_turn(chat)
@@ -174,3 +176,73 @@ async def test_pacer_never_lets_more_than_the_rate_into_one_second() -> None:
     busiest = max(sum(1 for t in departures if start <= t < start + 1.0) for start in departures)
     assert busiest <= 10
     assert departures[-1] - departures[0] < 299 * 0.1 * 1.05
+
+
+def fake_time() -> tuple[list[float], object]:
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    return clock, sleep
+
+
+async def test_a_group_gets_at_most_twenty_a_minute_and_answers_keep_their_reserve() -> None:
+    """Relays into the staff group go at once up to five, then spread (one every 3 s), and stop
+    at 16 a minute; an interactive answer (a staff member's /find) still finds room among the 20."""
+    clock, sleep = fake_time()
+    limiter = Limiter(per_second=30, per_chat_seconds=1.0, group_per_minute=20, group_reserve=4,
+                      timer=lambda: clock[0], sleep=sleep)
+    group = -100
+    departures = []
+    for _ in range(16):
+        await limiter.wait_turn(group, Priority.RELAY)
+        departures.append(round(clock[0], 3))
+    assert departures[4] < 0.2  # the global spacing only
+    gaps = [round(b - a, 3) for a, b in zip(departures[4:], departures[5:], strict=False)]
+    assert gaps == [3.0] * 11
+    before = clock[0]
+    await limiter.wait_turn(group, Priority.INTERACTIVE)  # the reserve: at once
+    assert clock[0] - before < 0.1
+    await limiter.wait_turn(group, Priority.RELAY)  # the 17th relay waits for the window
+    assert 60.0 <= clock[0] - departures[0] < 60.1
+    times = [t for t in limiter._chats[group].sent if t > clock[0] - 60]
+    assert len(times) <= 20
+
+
+async def test_a_private_chat_allows_a_short_burst_of_answers_then_one_a_second() -> None:
+    clock, sleep = fake_time()
+    limiter = Limiter(per_second=30, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
+    for _ in range(10):
+        await limiter.wait_turn(7, Priority.INTERACTIVE)
+    assert clock[0] < 0.4  # the steps of a conversation go at once
+    await limiter.wait_turn(7, Priority.INTERACTIVE)
+    assert round(clock[0], 3) == 10.0  # and on average no more than one a second
+
+
+async def test_bulk_yields_to_answers() -> None:
+    """While answers are being given, the outbox leaves them a tenth of each second."""
+    clock, sleep = fake_time()
+    limiter = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    await limiter.wait_turn(1, Priority.INTERACTIVE)
+    bulk = []
+    for chat in range(100, 130):
+        await limiter.wait_turn(chat, Priority.BULK)
+        bulk.append(clock[0])
+    # for two seconds after the answer, no second holds more than nine bulk messages
+    busiest = max(sum(1 for t in bulk if start <= t < start + 1.0) for start in bulk if start + 1.0 <= 2.0)
+    assert busiest <= 9
+    assert len(bulk) == 30 and bulk[-1] < 3.5  # and the bulk still goes at about the rate
+
+
+async def test_a_pause_is_per_chat() -> None:
+    """A 429 from the staff group (retry after 30) holds back nothing sent to customers."""
+    clock, sleep = fake_time()
+    limiter = Limiter(per_second=30, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
+    limiter.pause(-100, 30)
+    for chat in range(1, 31):
+        await limiter.wait_turn(chat, Priority.BULK)
+    assert clock[0] < 1.5
+    assert limiter.paused_for(-100) > 28
+    await limiter.wait_turn(-100, Priority.RELAY)
+    assert round(clock[0], 3) == 30.0

@@ -1,0 +1,80 @@
+"""Every Bot API call the bot makes passes here: Telegram's limits, `retry_after` and transient
+faults are handled in one place, for an answer in a handler as for the outbox sender.
+
+An aiogram request middleware (`bot.session.middleware(...)`), the hook aiogram gives for
+exactly this; the budget itself is `bot.outbox.limits.Limiter`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+
+from bot.outbox.errors import Withdrawn, is_transient
+from bot.outbox.limits import DELIVERY, Limiter, Priority
+
+log = logging.getLogger("carebot.delivery")
+
+# Calls that put a new message into a chat: these count toward Telegram's per-chat limits.
+NEW_MESSAGE_METHODS = frozenset({
+    "sendMessage", "sendPhoto", "sendVideo", "sendAnimation", "sendDocument", "sendVoice", "sendAudio",
+    "sendSticker", "sendVideoNote", "sendLocation", "sendContact", "sendMediaGroup", "sendInvoice",
+    "sendPoll", "sendDice", "sendVenue", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
+})
+# A 429 longer than this is not waited out inside the call (a person is waiting, or the call
+# holds a claimed outbox row): the caller gets the error and decides.
+MAX_WAIT_SECONDS = {Priority.INTERACTIVE: 30.0, Priority.RELAY: 120.0, Priority.BULK: 0.0}
+MAX_ATTEMPTS = 5  # then the caller hears of it (the outbox sender reschedules; a handler logs)
+# Calls into no chat that are still worth a retry here (a button press waits for its answer).
+UNCHATTED_RETRIED = frozenset({"answerCallbackQuery"})
+BACKOFF_BASE_SECONDS = 0.5
+
+
+class TelegramLimits(BaseRequestMiddleware):
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+        delivery = DELIVERY.get()
+        chat: Any = getattr(method, "chat_id", None)
+        chat_id = chat if isinstance(chat, int) else None
+        counted = method.__api_method__ in NEW_MESSAGE_METHODS
+        if chat_id is None and method.__api_method__ not in UNCHATTED_RETRIED:
+            return await make_request(bot, method)  # polling, getMe, webhooks: their callers decide
+        attempt = 0
+        while True:
+            if delivery.paced and attempt == 0:
+                pass  # the outbox sender took this message's turn itself (and checked it is still wanted)
+            elif chat_id is not None:
+                if counted:
+                    await self.limiter.wait_turn(chat_id, delivery.priority)
+                else:
+                    await self.limiter.wait_unpaused(chat_id)
+            if delivery.still_wanted is not None and not delivery.still_wanted():
+                raise Withdrawn(method.__api_method__)
+            try:
+                return await make_request(bot, method)
+            except TelegramRetryAfter as error:
+                self.limiter.pause(chat_id, error.retry_after)
+                attempt += 1
+                if (not delivery.retry_in_process or error.retry_after > MAX_WAIT_SECONDS[delivery.priority]
+                        or attempt > MAX_ATTEMPTS):
+                    raise
+                log.info("telegram asked to wait method=%s chat_id=%s retry_after=%s",
+                         method.__api_method__, chat_id, error.retry_after)
+            except Exception as error:
+                attempt += 1
+                if not (delivery.retry_in_process and is_transient(error)) or attempt > MAX_ATTEMPTS:
+                    raise
+                delay = BACKOFF_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+                log.info("telegram call failed, retrying method=%s chat_id=%s attempt=%s error=%s",
+                         method.__api_method__, chat_id, attempt, type(error).__name__)
+                await asyncio.sleep(delay)
