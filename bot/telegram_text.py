@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from html import escape
+from typing import TypeVar
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -30,6 +33,7 @@ _TOKEN = re.compile(
 )
 
 _TEXT, _OPEN, _CLOSE, _VOID = 0, 1, 2, 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,20 +306,74 @@ def fit_card(card_html: str, body_html: str, limit: int = TEXT_LIMIT,
 
 
 def card_messages(card_html: str, body_html: str, limit: int = TEXT_LIMIT,
-                  separator: str = "\n\n") -> list[str]:
+                  separator: str = "\n\n", card_room: int | None = None) -> list[str]:
     """A card and a body as few messages as possible: one (`fit_card`) when the body fits, else the
-    card with the beginning of the body, then the rest of the body. Never drops a word of the body;
-    the card is shortened to at most half a message when the body needs more than one."""
+    card with the beginning of the body, then the rest of the body. Never drops a word of the body.
+
+    When the body needs more than one message the card is shortened to `card_room` units with
+    the separator (default: half a message) and, given `card_room`, the body's parts do not
+    depend on the card: a message edited later with a changed card (a complaint resolved) still
+    holds the same words as before, and the following messages need no edit.
+    """
     if not visible(body_html).strip():
         return [truncate_html(card_html, limit)] if visible(card_html).strip() else []
     joined = fit_card(card_html, body_html, limit, separator)
     if joined is not None:
         return [joined]
-    card = truncate_html(card_html, limit // 2 - visible_len(separator))
-    first = limit - visible_len(card) - visible_len(separator)
+    room = limit // 2 if card_room is None else card_room
+    card = truncate_html(card_html, max(room - visible_len(separator), 0))
+    first = limit - (room if card_room is not None else visible_len(card) + visible_len(separator))
     parts = _split(body_html, limit, first)
+    if not visible(card).strip():
+        return [part for part in parts if part]
     if parts and parts[0]:
         parts[0] = f"{card}{separator}{parts[0]}"
     else:
         parts[:1] = [card]
     return parts
+
+
+def truncate_text(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Plain text (a name, a note, a button label) cut to `limit` UTF-16 units with `ellipsis`,
+    between whole characters and emoji sequences; unchanged when it fits."""
+    if utf16_len(text) <= limit:
+        return text
+    return visible(truncate_html(escape(text, quote=False), limit, escape(ellipsis, quote=False)))
+
+
+def shorten_fields(render: Callable[[T], str], value: T, fields: Sequence[str],
+                   limit: int = TEXT_LIMIT) -> str:
+    """`render(value)` within `limit` visible units: the plain-text `fields` of the dataclass
+    `value` (free text such as a note or a name, most expendable first) are shortened one after
+    another by what is over; if that is not enough, the rendered text itself is truncated.
+    Templates escape the fields, so a field's length is what it adds to the visible length."""
+    text = render(value)
+    for name in fields:
+        over = visible_len(text) - limit
+        if over <= 0:
+            return text
+        current = getattr(value, name)
+        if not current:
+            continue
+        value = replace(value, **{name: truncate_text(current, max(utf16_len(current) - over, 1))})
+        text = render(value)
+    return truncate_html(text, limit)
+
+
+def fit_shortened(render: Callable[[int | None], str], longest: int, limit: int = TEXT_LIMIT) -> str:
+    """A message listing several free texts (comments, notes), each cut to the same number of
+    units, as many as let the whole fit: `render(cap)` renders with every free text cut to `cap`
+    units (`truncate_text`), `render(None)` whole; `longest` is the longest text's length."""
+    text = render(None)
+    if visible_len(text) <= limit:
+        return text
+    low, high = 1, max(longest - 1, 1)  # the largest cap that fits lies in [low, high]
+    if visible_len(render(low)) > limit:
+        return truncate_html(render(low), limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if visible_len(render(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return render(low)

@@ -22,10 +22,13 @@ from bot.services.staff import (
     CustomerCard,
     StaffService,
     UsageError,
+    card_text,
+    history_text,
     parse_amount,
     parse_sale,
     split_customer,
 )
+from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.filters import AnswersPrompt, admin_chat_router
 
 T = TypeVar("T")
@@ -68,12 +71,13 @@ def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyb
 
 
 async def _send_card(message: Message, card: CustomerCard, render: Renderer, lang: str, business: Business) -> None:
-    await message.answer(render.text(lang, "staff_card", card=card, business=business),
-                         reply_markup=card_keyboard(render, lang, card))
+    await message.answer(card_text(render, lang, card, business), reply_markup=card_keyboard(render, lang, card))
 
 
 async def _usage(message: Message, render: Renderer, lang: str, error: UsageError, command: str) -> None:
-    await message.reply(render.text(lang, "staff_usage", command=command, reason=error.reason, **error.details))
+    # it quotes what was typed: a long query is cut, not the reason the answer is lost
+    await message.reply(truncate_html(render.text(lang, "staff_usage", command=command, reason=error.reason,
+                                                  **error.details), TEXT_LIMIT))
 
 
 async def find(message: Message, command: CommandObject, staff_service: StaffService, render: Renderer,
@@ -175,7 +179,7 @@ async def card_button(callback: CallbackQuery, callback_data: CardCallback, stat
         await _send_card(message, card, render, staff_lang, business)
     elif action == "history":
         history = await staff_service.history(card.id)
-        await message.answer(render.text(staff_lang, "staff_history", card=card, history=history, business=business))
+        await message.answer(history_text(render, staff_lang, card, history, business))
     elif action == "redeem":
         if not card.coupons:
             await message.answer(render.text(staff_lang, "staff_no_coupons", card=card))
@@ -219,8 +223,8 @@ def _choices(render: Renderer, lang: str, step: str, options: list[tuple[str, st
 
 async def _ask_again(message: Message, state: FSMContext, render: Renderer, lang: str, error: UsageError) -> None:
     """Explain what was wrong; the explanation becomes the question to reply to."""
-    again = await message.reply(render.text(lang, "staff_usage", command="", reason=error.reason, **error.details),
-                                reply_markup=ForceReply(selective=True))
+    text = render.text(lang, "staff_usage", command="", reason=error.reason, **error.details)
+    again = await message.reply(truncate_html(text, TEXT_LIMIT), reply_markup=ForceReply(selective=True))
     await state.update_data(prompt_id=again.message_id)
 
 

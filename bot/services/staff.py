@@ -3,7 +3,7 @@ note. Every action is audited with who did it and when."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -15,8 +15,10 @@ from bot.clock import Clock
 from bot.db.models import Coupon, Customer, Purchase, StaffAction, StaffNote
 from bot.db.repositories import Database, Repos
 from bot.events import Events, PurchaseRecorded
+from bot.rendering import Renderer
 from bot.services.coupons import CODE_ALPHABET, CODE_LENGTH, CouponView, normalize_code
 from bot.services.phones import normalize_phone
+from bot.telegram_text import fit_shortened, shorten_fields, truncate_text
 
 MAX_AMOUNT_MINOR = 100_000_000 * 100  # a hundred million: anything above is a typo
 MAX_NOTE = 2000
@@ -97,6 +99,28 @@ class HistoryEntry:
     staff_name: str
     action: str
     details: dict[str, Any] = field(default_factory=dict)
+
+
+# free text on a card, most expendable first: what staff typed, then what the customer did
+CARD_FREE_TEXT = ("last_note", "source", "name", "username")
+
+
+def card_text(render: Renderer, lang: str, card: CustomerCard, business: Business) -> str:
+    """The customer card as one message that always fits: a long note or name is shortened
+    (with "…"), never the reason the card cannot be shown."""
+    return shorten_fields(lambda c: render.text(lang, "staff_card", card=c, business=business), card, CARD_FREE_TEXT)
+
+
+def history_text(render: Renderer, lang: str, card: CustomerCard, history: list[HistoryEntry],
+                 business: Business) -> str:
+    """A customer's history in one message: long notes in it are cut, all to the same length."""
+    def shown(cap: int | None) -> str:
+        entries = history if cap is None else [
+            replace(e, details={**e.details, "text": truncate_text(str(e.details["text"]), cap)})
+            if e.details.get("text") else e for e in history]
+        return render.text(lang, "staff_history", card=card, history=entries, business=business)
+    longest = max((len(str(e.details.get("text") or "")) * 2 for e in history), default=0)
+    return fit_shortened(shown, longest)
 
 
 def parse_amount(text: str) -> int:

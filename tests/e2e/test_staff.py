@@ -4,11 +4,13 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from html import escape
 
 import pytest
 from sqlalchemy import select
 
 from bot.db.models import Coupon, Purchase, StaffAction, StaffNote
+from bot.telegram_text import TEXT_LIMIT, visible_len
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, count, coupons_of, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
@@ -318,3 +320,31 @@ async def test_chat_id_helps_the_owner_set_up(carebot, telegram: TelegramServer,
     anna = telegram.user(5009)
     await anna.send("/chatid")
     assert "не знакомы" in (await anna.reply()).text  # in a private chat it is just an unknown command
+
+
+LONG_NAME = "Анастасия-Виктория 🌸 Константинопольская-Преображенская 💅💅💅💅💅💅💅💅"
+LONG_NOTE = "<лак> & " + ("💅" * 196 + " &") * 10  # 1,988 characters, 3,948 units as Telegram counts
+
+
+async def test_a_long_note_on_a_long_name_never_breaks_the_card(carebot, telegram: TelegramServer,
+                                                                olga: Person) -> None:
+    """Seen: one long note with emoji made every later /find of that customer "message is too long"."""
+    assert len(LONG_NAME) == 64 and len(LONG_NOTE) <= 2000
+    await _anna(telegram, carebot, name=LONG_NAME)
+    for n in range(3):
+        await olga.send(f"/note #1 {n} {LONG_NOTE}")
+        assert "Заметка добавлена" in (await olga.reply()).text
+    await olga.send("/find #1")
+    card = await olga.reply()
+    assert card.method == "sendMessage" and visible_len(card.text) <= TEXT_LIMIT
+    assert f"👤 <b>{escape(LONG_NAME)}</b> · +79161234567 · @anna · #1" in card.text  # the name whole
+    assert f"📝 2 {escape(LONG_NOTE[:100])}" in card.text and "…" in card.text  # the note shortened
+    assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
+    await olga.press(card, "История")
+    history = await olga.reply()
+    assert visible_len(history.text) <= TEXT_LIMIT
+    notes = [line.split(" · ", 2)[-1] for line in history.text.splitlines() if " · заметка: " in line]
+    assert len(notes) == 3
+    assert all(note.startswith(f"заметка: {n} &lt;лак&gt; &amp; 💅💅") for n, note in zip((2, 1, 0), notes))
+    assert all(note.endswith("…") and len(note) > 500 for note in notes)  # each shortened, alike
+    assert not telegram.refused

@@ -7,14 +7,19 @@ from html import escape
 
 import pytest
 
+from dataclasses import dataclass
+
 from bot.telegram_text import (
     CALLBACK_DATA_BYTES,
     CAPTION_LIMIT,
     TEXT_LIMIT,
     card_messages,
     fit_card,
+    fit_shortened,
+    shorten_fields,
     split_html,
     truncate_html,
+    truncate_text,
     utf16_len,
     visible,
     visible_len,
@@ -198,6 +203,54 @@ def test_card_messages() -> None:
     long_card = "<b>" + "c" * 500 + "</b>"
     parts = card_messages(long_card, body, 100)
     assert visible_len(parts[0]) <= 100 and visible(parts[0]).startswith("c" * 47 + "…\n\nword")  # half a message
+
+
+def test_card_messages_with_a_fixed_card_room_split_the_body_alike() -> None:
+    body = "word " * 60
+    short = card_messages("<b>A</b>", body, 100, card_room=30)
+    long = card_messages("<b>" + "B" * 80 + "</b> resolved", body, 100, card_room=30)
+    assert [p.split("\n\n", 1)[1] for p in short[:1]] == [p.split("\n\n", 1)[1] for p in long[:1]]
+    assert short[1:] == long[1:] and all(visible_len(p) <= 100 for p in short + long)
+    assert long[0].startswith("<b>" + "B" * 27 + "…</b>\n\n")  # 28 units + the separator
+
+
+def test_truncate_text() -> None:
+    assert truncate_text("Анна", 10) == "Анна"
+    assert truncate_text("Tom & <Jerry>", 8) == "Tom & <…"  # plain text in, plain text out
+    assert truncate_text(FAMILY + "ab", 12) == FAMILY + "…"
+    assert truncate_text("😀😀", 3) == "😀…"
+
+
+@dataclass(frozen=True)
+class _Card:
+    name: str
+    note: str
+
+
+def test_shorten_fields_shortens_the_most_expendable_first() -> None:
+    def render(card: _Card) -> str:
+        return f"<b>{escape(card.name)}</b>\n📝 {escape(card.note)}"
+
+    card = _Card("Анна & Co", "😀" * 100)
+    assert shorten_fields(render, card, ("note", "name"), 300) == render(card)
+    text = shorten_fields(render, card, ("note", "name"), 60)
+    assert visible_len(text) <= 60 and text.startswith("<b>Анна &amp; Co</b>\n📝 😀") and text.endswith("…")
+    text = shorten_fields(render, _Card("Я" * 50, "x"), ("note", "name"), 30)
+    assert visible_len(text) <= 30 and text.startswith("<b>ЯЯЯ") and "…</b>" in text
+    assert visible_len(shorten_fields(render, card, (), 10)) <= 10  # at worst the whole is cut
+
+
+def test_fit_shortened_gives_every_text_the_same_cap() -> None:
+    notes = ["a" * 50, "b" * 10, "c" * 200]
+
+    def render(cap: int | None) -> str:
+        return "\n".join(f"• {escape(n if cap is None else truncate_text(n, cap))}" for n in notes)
+
+    assert fit_shortened(render, 200, 1000) == render(None)
+    text = fit_shortened(render, 200, 100)
+    assert visible_len(text) <= 100 and text.splitlines() == ["• " + "a" * 40 + "…", "• " + "b" * 10,
+                                                               "• " + "c" * 40 + "…"]
+    assert visible_len(fit_shortened(render, 200, 5)) <= 5
 
 
 # -- properties over random HTML ----------------------------------------------------------------
