@@ -10,7 +10,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin_chat import AdminChat
@@ -52,20 +52,25 @@ def _alert_keyboard(render: Renderer, lang: str, survey: SurveyView) -> InlineKe
 
 
 async def _tell_staff(bot: Bot, admin_chat: AdminChat, care: CareService, surveys: SurveyService,
-                      render: Renderer, staff_lang: str, business: Business, survey: SurveyView) -> None:
+                      render: Renderer, staff_lang: str, survey: SurveyView) -> None:
     """A low score alerts the admin chat at once (a reply to the alert answers the customer);
-    a happy comment is shared there too. Later, the comment is added to the same alert."""
+    a happy comment is shared there too. Later, the comment is added to the same alert; a
+    comment longer than one message goes on in replies to it (replies to those answer too)."""
     if admin_chat.chat_id is None or survey.tg_user_id is None:
         return
-    text = render.text(staff_lang, "survey_alert", survey=survey, business=business)
+    first, *rest = surveys.alert_texts(survey, staff_lang)
+    markup = _alert_keyboard(render, staff_lang, survey) if survey.low else None
     if survey.alert_message_id is not None:
-        await bot.edit_message_text(text, chat_id=admin_chat.chat_id, message_id=survey.alert_message_id,
-                                    reply_markup=_alert_keyboard(render, staff_lang, survey) if survey.low else None)
-        return
-    sent = await bot.send_message(admin_chat.chat_id, text,
-                                  reply_markup=_alert_keyboard(render, staff_lang, survey) if survey.low else None)
-    await surveys.set_alert(survey.id, sent.message_id)
-    await care.record_inbound(Inbound(survey.tg_user_id, "survey", survey.comment, (sent.message_id,)))
+        alert_id = survey.alert_message_id
+        await bot.edit_message_text(first, chat_id=admin_chat.chat_id, message_id=alert_id, reply_markup=markup)
+    else:
+        alert_id = (await bot.send_message(admin_chat.chat_id, first, reply_markup=markup)).message_id
+        await surveys.set_alert(survey.id, alert_id)
+        await care.record_inbound(Inbound(survey.tg_user_id, "survey", survey.comment, (alert_id,)))
+    more = [(await bot.send_message(admin_chat.chat_id, text, reply_parameters=ReplyParameters(
+        message_id=alert_id, allow_sending_without_reply=True))).message_id for text in rest]
+    if more:
+        await care.record_inbound(Inbound(survey.tg_user_id, "survey", None, tuple(more)))
 
 
 async def score(callback: CallbackQuery, callback_data: SurveyCallback, state: FSMContext, bot: Bot,
@@ -80,7 +85,7 @@ async def score(callback: CallbackQuery, callback_data: SurveyCallback, state: F
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(lang, "survey_scored", survey=survey), reply_markup=None)
     if survey.low:
-        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, business, survey)
+        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
     builder = InlineKeyboardBuilder()
     builder.button(text=render.label(lang, "skip_birthday"), callback_data=SurveySkip(id=survey.id))
     prompt = await bot.send_message(callback.from_user.id, render.text(lang, "survey_ask_comment", survey=survey),
@@ -112,7 +117,7 @@ async def comment(message: Message, state: FSMContext, bot: Bot, surveys: Survey
         await state.clear()
         return
     if survey.comment:
-        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, business, survey)
+        await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
     await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=data["prompt_id"], reply_markup=None)
     await _close(bot, message.chat.id, state, render, lang, business, survey)
 
@@ -138,7 +143,7 @@ async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMCon
 # ---- the staff's side -----------------------------------------------------------------------
 
 async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCallback, surveys: SurveyService,
-                           admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
+                           admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
     if callback_data.action == "answer":
         await callback.answer(render.label(staff_lang, "complaint_how_to_answer"), show_alert=True)
         return
@@ -151,14 +156,12 @@ async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCall
         return
     await callback.answer()
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(render.text(staff_lang, "survey_alert", survey=survey, business=business),
+        await callback.message.edit_text(surveys.alert_texts(survey, staff_lang)[0],
                                          reply_markup=_alert_keyboard(render, staff_lang, survey))
 
 
-async def complaints(message: Message, surveys: SurveyService, render: Renderer, staff_lang: str,
-                     business: Business) -> None:
-    await message.answer(render.text(staff_lang, "complaints", cases=await surveys.open_complaints(),
-                                     business=business))
+async def complaints(message: Message, surveys: SurveyService, staff_lang: str) -> None:
+    await message.answer(surveys.complaints_text(staff_lang, await surveys.open_complaints()))
 
 
 def period_days(text: str | None) -> int | None:
@@ -174,13 +177,12 @@ def period_days(text: str | None) -> int | None:
 
 
 async def csat(message: Message, command: CommandObject, surveys: SurveyService, render: Renderer,
-               staff_lang: str, business: Business) -> None:
+               staff_lang: str) -> None:
     days = period_days(command.args)
     if days is None:
         await message.reply(render.text(staff_lang, "csat_usage", value=command.args))
         return
-    await message.answer(render.text(staff_lang, "csat", report=await surveys.csat(days), days=days,
-                                     business=business))
+    await message.answer(surveys.csat_text(staff_lang, await surveys.csat(days), days))
 
 
 def create_router() -> Router:

@@ -1,7 +1,7 @@
 """After-purchase satisfaction surveys: hear every unhappy customer before the internet does."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -17,10 +17,12 @@ from bot.outbox import MARKETING, SERVICE
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
 from bot.services.staff import Staff
+from bot.telegram_text import TEXT_LIMIT, card_messages, fit_shortened, truncate_text
 
 LOW = 3  # a score of 1-3 alerts the staff
-MAX_COMMENT = 2000
+MAX_COMMENT = TEXT_LIMIT  # all a customer can write in one message: kept whole, never cut
 LATEST_COMMENTS = 5
+ALERT_CARD_ROOM = 1024  # a comment too long for one message leaves the alert's card this much
 
 
 class SurveyOutcome(StrEnum):
@@ -81,6 +83,16 @@ def score_keyboard(survey_id: int, render: Renderer, lang: str) -> dict[str, obj
     return {"inline_keyboard": [[
         {"text": render.label(lang, f"score_{n}"), "callback_data": f"survey:{survey_id}:{n}"} for n in range(1, 6)
     ]]}
+
+
+def _cut_comments(surveys: list[SurveyView], cap: int | None) -> list[SurveyView]:
+    if cap is None:
+        return surveys
+    return [replace(s, comment=truncate_text(s.comment, cap)) if s.comment else s for s in surveys]
+
+
+def _longest(surveys: list[SurveyView]) -> int:
+    return max((2 * len(s.comment) for s in surveys if s.comment), default=0)
 
 
 class SurveyService:
@@ -167,6 +179,24 @@ class SurveyService:
                 return None
             survey.comment = " ".join(text.split())[:MAX_COMMENT] or None
             return await self._view(repos, survey)
+
+    def alert_texts(self, survey: SurveyView, lang: str) -> list[str]:
+        """The staff alert: the card and the whole comment in one message, the card shortened if
+        need be; a comment longer than a message goes on in the messages after it. The comment's
+        parts do not depend on the card, so resolving (which edits the first message) keeps them."""
+        card = self.render.text(lang, "survey_alert", survey=survey, business=self.business)
+        body = self.render.text(lang, "survey_alert_comment", comment=survey.comment) if survey.comment else ""
+        return card_messages(card, body, card_room=ALERT_CARD_ROOM)
+
+    def complaints_text(self, lang: str, cases: list[SurveyView]) -> str:
+        """Open complaints in one message: long comments cut, all to the same length."""
+        return fit_shortened(lambda cap: self.render.text(
+            lang, "complaints", cases=_cut_comments(cases, cap), business=self.business), _longest(cases))
+
+    def csat_text(self, lang: str, report: CsatReport, days: int) -> str:
+        return fit_shortened(lambda cap: self.render.text(
+            lang, "csat", report=replace(report, comments=_cut_comments(report.comments, cap)), days=days,
+            business=self.business), _longest(report.comments))
 
     async def set_alert(self, survey_id: int, message_id: int) -> None:
         async with self.db.transaction() as repos:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from html import escape
 
 import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import OutboxMessage, Survey
 from bot.services.staff import Staff
+from bot.telegram_text import TEXT_LIMIT, utf16_len, visible, visible_len
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Call, Person, TelegramServer
@@ -224,3 +226,81 @@ async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> 
     carebot.clock.advance(timedelta(days=10))
     await olga.send("/csat 7d")
     assert "Ответов пока нет" in (await olga.reply()).text
+
+
+LONG_COMMENT = " ".join(f"{n}{'😡' * (n % 3 == 0)} Покрытие & <лак> скололось." for n in range(160))[:4000]
+
+
+async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: str) -> tuple[Person, Call]:
+    """A customer gave a 1 and wrote `comment`; returns them and the alert as first sent."""
+    anna = telegram.user(6001)
+    await onboard(anna)
+    await olga.send("/sale 4567 2000 маникюр анна")
+    await olga.reply()
+    await anna.quiet(0.3)
+    carebot.clock.advance(timedelta(hours=3))
+    offers = [await anna.reply(timeout=15) for _ in range(2)]  # a thank-you offer and the survey
+    [survey] = [m for m in offers if "survey:" in str(m.markup)]
+    await anna.press(survey, "1")
+    await anna.next("answerCallbackQuery")
+    await anna.next("editMessageText")
+    alert = await olga.reply()
+    await anna.reply()  # what could we do better?
+    await anna.send(comment)
+    return anna, alert
+
+
+async def test_a_long_comment_reaches_the_alert_whole(carebot, telegram: TelegramServer, olga: Person) -> None:
+    """Seen: a 4,000-character comment was cut to 2,000 characters, and with the card it was over
+    Telegram's 4,096 units: the alert was never updated. Now the card is shortened instead."""
+    assert len(LONG_COMMENT) == 4000 and 4000 < utf16_len(LONG_COMMENT) <= TEXT_LIMIT  # one message
+    anna, alert = await _complained(carebot, telegram, olga, LONG_COMMENT)
+    updated = await olga.next("editMessageText")
+    assert visible_len(updated.text) <= TEXT_LIMIT
+    assert updated.text.startswith("⚠️ <b>Оценка 1 из 5</b> — Анна") and "…" in updated.text
+    assert f"Комментарий: «{escape(LONG_COMMENT)}»" in updated.text
+    assert updated.button_texts == ["💬 Ответить клиенту", "✅ Решено"]
+    await anna.next("editMessageReplyMarkup")
+    assert "Мы разберёмся и свяжемся с вами" in (await anna.reply()).text
+    async with carebot.db.transaction() as repos:
+        assert (await repos.session.scalar(select(Survey.comment))) == LONG_COMMENT
+    await olga.quiet()
+    assert not [call for call in telegram.refused if call.chat_id == ADMIN_CHAT]
+
+
+async def test_a_comment_longer_than_a_message_goes_on_in_a_reply(carebot, telegram: TelegramServer,
+                                                                  olga: Person) -> None:
+    """The comment alone is more than the alert can hold: the alert carries the beginning, the
+    rest follows in a reply to it; resolving keeps the words; /complaints shortens it to fit."""
+    comment = ("Всё плохо 😡 & <лак> " * 300)[:3900]
+    assert 4096 - 16 < utf16_len(comment) <= TEXT_LIMIT  # a message, but not with "Комментарий: «»"
+    anna, alert = await _complained(carebot, telegram, olga, comment)
+    updated = await olga.next("editMessageText")
+    rest = await olga.reply()
+    assert rest.params["reply_parameters"]["message_id"] == alert.message["message_id"]
+    assert all(visible_len(part.text) <= TEXT_LIMIT for part in (updated, rest))
+    assert updated.text.startswith("⚠️ <b>Оценка 1 из 5</b> — Анна · +79161234567 · #1")
+    shown = visible(updated.text).split("Комментарий: «", 1)[1] + " " + visible(rest.text)
+    assert " ".join(shown.split()) == " ".join(comment.split()) + "»"  # every word, in order
+    assert updated.button_texts == ["💬 Ответить клиенту", "✅ Решено"]
+    await anna.next("editMessageReplyMarkup")
+    assert "Мы разберёмся и свяжемся с вами" in (await anna.reply()).text
+
+    await olga.send("Анна, извините, перезвоню!", reply_to=rest)  # a reply to the rest answers too
+    assert (await anna.next("copyMessage")).message["text"] == "Анна, извините, перезвоню!"
+    await olga.press(updated, "Решено")
+    await olga.next("answerCallbackQuery")
+    resolved = await olga.next("editMessageText")
+    assert "✅ Решено: Ольга" in resolved.text
+    assert resolved.text.split("Комментарий: «")[1] == updated.text.split("Комментарий: «")[1]
+
+    async with carebot.db.transaction() as repos:  # open again, to be listed
+        (await repos.session.get(Survey, 1)).resolved_at = None  # type: ignore[union-attr]
+    await olga.send("/complaints")
+    listing = await olga.reply()
+    assert visible_len(listing.text) <= TEXT_LIMIT and "Открытые жалобы: 1" in listing.text
+    assert f"«{escape(comment[:500])}" in listing.text and "…»" in listing.text
+    await olga.send("/csat")
+    report = await olga.reply()
+    assert visible_len(report.text) <= TEXT_LIMIT and "Последние комментарии" in report.text
+    assert not [call for call in telegram.refused if call.chat_id == ADMIN_CHAT]
