@@ -30,10 +30,11 @@ from bot.services.customers import CustomerService
 from bot.services.days import parse_day, parse_moment
 from bot.services.segments import KINDS, Condition
 from bot.services.sleeping import SleepingService
+from bot.telegram_text import visible_len
 from handlers.booking import book_button
 from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
 
-MAX_TEXT, MAX_CAPTION, MAX_BUTTONS = 3500, 900, 5  # room left for the coupon line
+MAX_BUTTONS = 5
 _BUTTON = re.compile(r"^(.{1,40}?)\s*[|—-]\s*(https?://\S+)$")
 _COUPON = re.compile(r"^(\d{1,6})\s*(%|₽|р\.?|руб\w*|rub)?\s+(?:до|until|till|to)\s+(\S+)$", re.IGNORECASE)
 SIMPLE_SEGMENTS = ("all", "new", "regular", "birthday_month", "sleeping")
@@ -95,10 +96,12 @@ def _content_of(message: Message) -> dict[str, Any] | None:
     return None
 
 
-async def content(message: Message, state: FSMContext, render: Renderer, staff_lang: str) -> None:
+async def content(message: Message, state: FSMContext, broadcasts: BroadcastService, render: Renderer,
+                  staff_lang: str) -> None:
     found = _content_of(message)
-    limit = MAX_TEXT if found and found["kind"] == "text" else MAX_CAPTION
-    if found is None or len(found["html"]) > limit or (found["kind"] == "text" and not found["html"].strip()):
+    # measured as Telegram does (UTF-16 units of the text shown), with room for a coupon line
+    limit = broadcasts.content_limit(found["kind"] if found else "text")
+    if found is None or visible_len(found["html"]) > limit or (found["kind"] == "text" and not found["html"].strip()):
         await _ask(message, state, str(render.text(staff_lang, "broadcast_bad_content", found=found, limit=limit)))
         return
     await state.update_data(content=found)

@@ -34,8 +34,9 @@ from bot.db.repositories import Database, Repos, key_prefix, planned_rows
 from bot.outbox import MARKETING, SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
-from bot.rendering import Renderer
+from bot.rendering import LANGUAGES, Renderer
 from bot.services.segments import Condition, Segments
+from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
 
 log = logging.getLogger("carebot.broadcasts")
 
@@ -69,6 +70,14 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.state in ("done", "cancelled")
+
+
+@dataclass(frozen=True)
+class _WidestCoupon:
+    valid_until: date
+    code: str = "ABCD2345"
+    percent: int | None = None
+    amount: int = 999_999  # the wizard takes up to six digits
 
 
 class BroadcastService:
@@ -241,6 +250,15 @@ class BroadcastService:
                 if chat_id is not None and message_id is not None]
 
     # ---- composing ---------------------------------------------------------------------------------
+
+    def content_limit(self, kind: str) -> int:
+        """How long the owner's text (or caption) may be, in Telegram's units, so that it still
+        fits with the longest coupon line in any language: the coupon is chosen after the text."""
+        limit = TEXT_LIMIT if kind == "text" else CAPTION_LIMIT
+        widest = _WidestCoupon(date(2026, 12, 31))  # the longest date in any language's format
+        gift = max(visible_len(self.render.text(lang, "broadcast", content=Markup("x"), coupon=widest,
+                                                business=self.business)) - 1 for lang in LANGUAGES)
+        return limit - gift
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
                       now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
