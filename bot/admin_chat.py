@@ -17,6 +17,8 @@ log = logging.getLogger("carebot.admin_chat")
 MEMBER_STATUSES = {ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
 # Telegram's stand-in author for anonymous group admins.
 ANONYMOUS_ADMIN_ID = 1087968824
+# Telegram's service account: the author of a linked channel's posts forwarded into its group.
+TELEGRAM_SERVICE_ID = 777000
 
 
 class AdminChat:

@@ -12,6 +12,7 @@ from handlers import (
     coupons,
     fallback,
     masters,
+    nobody,
     onboarding,
     profile,
     staff,
@@ -20,7 +21,7 @@ from handlers import (
 
 
 def all_routers() -> list[Router]:
-    # Commands (/profile, /forget, …) work in any state, so their routers go before onboarding;
-    # a master's invite link (/start master_…) too.
-    modules = (coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback)
+    # Messages no person wrote are dropped first. Commands (/profile, /forget, …) work in any
+    # state, so their routers go before onboarding; a master's invite link (/start master_…) too.
+    modules = (nobody, coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback)
     return [m.create_router() for m in modules]

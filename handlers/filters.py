@@ -6,7 +6,7 @@ from aiogram.filters import BaseFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.admin_chat import ANONYMOUS_ADMIN_ID, AdminChat
+from bot.admin_chat import ANONYMOUS_ADMIN_ID, TELEGRAM_SERVICE_ID, AdminChat
 
 
 class InAdminChat(BaseFilter):
@@ -29,14 +29,35 @@ class StaffButton(BaseFilter):
         return await admin_chat.is_member(callback.from_user.id)
 
 
+def from_a_person(message: Message) -> bool:
+    """Whether a person wrote this: not a channel's post (automatic forward from a linked channel,
+    a message "as a channel"), not Telegram's service account, not authorless. An anonymous admin
+    (posting as the group itself) is a person."""
+    user = message.from_user
+    if user is None or user.id == TELEGRAM_SERVICE_ID or message.is_automatic_forward:
+        return False
+    return message.sender_chat is None or message.sender_chat.id == message.chat.id
+
+
 class StaffAuthor(BaseFilter):
-    """Written by a person on the staff: a member, or an anonymous admin of the group."""
+    """Written in the admin chat by the staff, checked as strictly as a button press: a current
+    member (asked of Telegram, remembered for a minute), or an anonymous admin of the group.
+
+    Not staff, whatever they write: a non-member (a linked discussion group lets anyone
+    comment), someone who left, a linked channel's post, a message "as a channel", a bot.
+    """
 
     async def __call__(self, message: Message, admin_chat: AdminChat) -> bool:
-        if message.sender_chat is not None:
-            return message.sender_chat.id == admin_chat.chat_id and bool(
-                message.from_user and message.from_user.id == ANONYMOUS_ADMIN_ID)
-        return message.from_user is not None and not message.from_user.is_bot
+        if not admin_chat.is_here(message.chat.id) or not from_a_person(message):
+            return False
+        user = message.from_user
+        assert user is not None  # from_a_person
+        if message.sender_chat is not None:  # posted as the group: only its admins can
+            return user.id == ANONYMOUS_ADMIN_ID
+        if user.is_bot:
+            return False
+        return await admin_chat.is_member(user.id)
+
 
 
 class AnswersPrompt(BaseFilter):
@@ -62,9 +83,10 @@ class NotCommand(BaseFilter):
 
 
 def admin_chat_router(name: str) -> Router:
-    """A router for the admin chat only: messages written there, buttons pressed there by
-    current members (a forged staff button anywhere else falls through to "not for you")."""
+    """A router for the staff in the admin chat only: messages written there and buttons pressed
+    there by its current members (anything else falls through: "this is for staff" to a command,
+    "not for you" to a forged button, silence to chatter)."""
     router = Router(name=name)
-    router.message.filter(InAdminChat())
+    router.message.filter(StaffAuthor())
     router.callback_query.filter(StaffButton())
     return router

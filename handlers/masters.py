@@ -24,7 +24,7 @@ from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
 from bot.services.staff import find_master
-from handlers.filters import admin_chat_router
+from handlers.filters import InAdminChat, admin_chat_router
 
 MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")
 MASTER_COMMANDS = ("today", "tomorrow", "dayoff")
@@ -222,6 +222,8 @@ def create_router() -> Router:
                             F.chat.type == ChatType.PRIVATE)
     admin = admin_chat_router("masters-admin-chat")
     admin.message.register(invite, Command("invite_master"))
+    admin.message.register(day_command, Command("today", "tomorrow"))
+    admin.message.register(day_off, Command("dayoff"))
     private = Router(name="masters-private")
     private.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
     private.message.register(decline_reason, DeclineReason.text, F.text, F.chat.type == ChatType.PRIVATE)
@@ -230,6 +232,8 @@ def create_router() -> Router:
         part.callback_query.register(decline, BookingCallback.filter(F.action.in_({"decline", "decline_now"})))
         part.callback_query.register(close_visit, BookingCallback.filter(F.action.in_({"done", "no_show"})))
     router.include_routers(admin, private)
-    router.message.register(day_command, Command("today", "tomorrow"))
-    router.message.register(day_off, Command("dayoff"))
+    # A master's own chat (and any other chat, to say "for masters"); in the admin chat only the
+    # staff, through `admin` (a router's own handlers are tried before its sub-routers').
+    router.message.register(day_command, Command("today", "tomorrow"), ~InAdminChat())
+    router.message.register(day_off, Command("dayoff"), ~InAdminChat())
     return router

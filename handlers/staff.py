@@ -30,6 +30,7 @@ from bot.services.staff import (
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.filters import AnswersPrompt, admin_chat_router
+from handlers.masters import MASTER_COMMANDS
 
 T = TypeVar("T")
 STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master", "broadcast",
@@ -160,9 +161,13 @@ async def chat_id(message: Message, render: Renderer, staff_lang: str, admin_cha
                                     configured=message.chat.id == admin_chat.chat_id))
 
 
-async def staff_only(message: Message, render: Renderer, lang: str) -> None:
-    """A staff command outside the admin chat: say so, do nothing."""
-    await message.answer(render.text(lang, "staff_only"))
+async def staff_only(message: Message, render: Renderer, lang: str, staff_lang: str, admin_chat: AdminChat) -> None:
+    """A staff command outside the admin chat, or in it from someone who is not staff (not a
+    member: a linked discussion group lets anyone write): say so in one line, do nothing."""
+    if admin_chat.is_here(message.chat.id):
+        await message.reply(render.text(staff_lang, "staff_only", in_admin_chat=True))
+        return
+    await message.answer(render.text(lang, "staff_only", in_admin_chat=False))
 
 
 # ---- the card's buttons ---------------------------------------------------------------------
@@ -338,6 +343,6 @@ def create_router() -> Router:
     admin.message.register(note_text, StaffNoteState.text, F.text, AnswersPrompt())
     router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))
     elsewhere = Router(name="staff-commands-elsewhere")
-    elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS))
+    elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS, *MASTER_COMMANDS))
     router.include_routers(admin, elsewhere)  # a router tries its sub-routers in this order
     return router
