@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent, User
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, Chat, ErrorEvent, User
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.admin_chat import AdminChat
@@ -338,12 +338,17 @@ def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
 
 
 async def _on_error(event: ErrorEvent, render: Renderer, **data: Any) -> None:
-    """Log with context and answer the person politely; never show them a traceback."""
+    """Log with context and answer politely where it happened (the staff group for a staff
+    command, never a staff member's private chat, which they may never have opened); never
+    show anyone a traceback."""
     update = event.update
     user: User | None = data.get("event_from_user")
-    lang = data.get("lang") or pick_language(user.language_code if user else None)
+    chat: Chat | None = data.get("event_chat")
+    in_group = chat is not None and chat.type != "private"
+    lang = (data.get("staff_lang") if in_group else data.get("lang")) or pick_language(
+        user.language_code if user else None)
     state: FSMContext | None = data.get("state")
-    chat_id = user.id if user else None
+    chat_id = chat.id if chat is not None else (user.id if user else None)
     if isinstance(event.exception, CustomerNotFound):
         # The customer vanished under a running conversation (erased elsewhere): start over.
         log.info("conversation lost its customer update_id=%s user_id=%s", update.update_id, chat_id)
@@ -360,7 +365,8 @@ async def _on_error(event: ErrorEvent, render: Renderer, **data: Any) -> None:
     bot: Bot | None = data.get("bot")
     if bot is None or chat_id is None:
         return
+    thread_id = update.message.message_thread_id if update.message and update.message.is_topic_message else None
     with suppress(Exception):
         if update.callback_query:
             await update.callback_query.answer()
-        await bot.send_message(chat_id, render.text(lang, template))
+        await bot.send_message(chat_id, render.text(lang, template), message_thread_id=thread_id)

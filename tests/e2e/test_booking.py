@@ -122,9 +122,9 @@ async def test_due_offer_booked_accepted_reminded_and_closed(carebot: RunningBot
     assert "уже закрыли: визит состоялся" in (await master.next("answerCallbackQuery")).params["text"]
     assert await count(carebot.db, Purchase) == 4
 
-    carebot.clock.advance(timedelta(hours=3))  # the sale brings the thank-you offer and the survey
-    assert "спасибо, что были у нас" in (await anna.reply(timeout=15)).text
+    carebot.clock.advance(timedelta(hours=3))  # the sale brings the survey (service, first) and the offer
     assert "как вам визит к мастеру Анна" in (await anna.reply(timeout=15)).text
+    assert "спасибо, что были у нас" in (await anna.reply(timeout=15)).text
 
 
 async def test_not_now_postpones_to_the_next_cycle(carebot: RunningBot, telegram: TelegramServer) -> None:
