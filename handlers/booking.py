@@ -32,7 +32,7 @@ def _day_code(day: date) -> int:
 def _day_of(code: int) -> date | None:
     try:
         return date(code // 10000, code // 100 % 100, code % 100)
-    except ValueError:
+    except (ValueError, OverflowError):  # forged: no such day
         return None
 
 
@@ -149,10 +149,10 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
                       render: Renderer, lang: str, business: Business) -> None:
     data = callback_data
     service, master = business.service(data.service), business.master(data.master)
-    if service is None or master is None:
+    at = from_minutes(data.at)  # None: forged, no slot is ever at such a time
+    if service is None or master is None or at is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    at = from_minutes(data.at)
     if data.action == "pick":  # the menu asks before booking
         builder = InlineKeyboardBuilder()
         builder.button(text=render.label(lang, "booking_confirm"), callback_data=SlotCallback(

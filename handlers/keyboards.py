@@ -5,6 +5,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import Number
 from bot.rendering import Renderer
 
 
@@ -13,7 +14,7 @@ class MenuCallback(CallbackData, prefix="menu"):
 
 
 class CouponCallback(CallbackData, prefix="coupon"):
-    id: int
+    id: Number
 
 
 def main_menu(render: Renderer, lang: str, coupon_id: int | None = None) -> InlineKeyboardMarkup:

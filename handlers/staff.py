@@ -17,6 +17,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin_chat import AdminChat
 from bot.business import Business
+from bot.callbacks import Number
 from bot.rendering import Renderer
 from bot.services.staff import (
     CustomerCard,
@@ -39,12 +40,12 @@ STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csa
 
 class CardCallback(CallbackData, prefix="card"):
     action: str  # "show" | "sale" | "redeem" | "note" | "history"
-    customer_id: int
+    customer_id: Number
 
 
 class RedeemCallback(CallbackData, prefix="rdm"):
     code: str
-    customer_id: int
+    customer_id: Number
 
 
 class SaleCallback(CallbackData, prefix="sale"):

@@ -15,6 +15,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.admin_chat import AdminChat
 from bot.business import Business
+from bot.callbacks import Number
 from bot.rendering import Renderer
 from bot.services.care import CareService, Inbound
 from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
@@ -25,17 +26,17 @@ _PERIOD = re.compile(r"^(\d{1,4})\s*([dwmдннм]?)", re.IGNORECASE)
 
 
 class SurveyCallback(CallbackData, prefix="survey"):
-    id: int
-    score: int
+    id: Number
+    score: Number
 
 
 class SurveySkip(CallbackData, prefix="survey_skip"):
-    id: int
+    id: Number
 
 
 class ComplaintCallback(CallbackData, prefix="complaint"):
     action: str  # "resolve" | "answer"
-    id: int
+    id: Number
 
 
 class SurveyComment(StatesGroup):

@@ -87,6 +87,8 @@ def parse_birthday(text: str, today: date) -> Birthday:
         raise InvalidBirthday(BirthdayError.FORMAT)
     if not 1 <= month <= 12:
         raise InvalidBirthday(BirthdayError.NO_SUCH_DATE)
+    if year is not None and year < today.year - MAX_AGE_YEARS - 1:  # 0000 too: no such year in a date
+        raise InvalidBirthday(BirthdayError.TOO_OLD)
     leap_probe = year if year is not None else 2000  # without a year, 29.02 is a real birthday
     if not 1 <= day <= calendar.monthrange(leap_probe, month)[1]:
         raise InvalidBirthday(BirthdayError.NO_SUCH_DATE)

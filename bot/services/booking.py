@@ -458,7 +458,8 @@ class BookingService:
                 service = self.business.service(booking.service_id)
                 sale = await self.staff.record_sale_in(
                     repos, Staff(actor.tg_user_id, actor.name), booking.customer_id,
-                    (service.price if service else 0) * 100 or 1, booking.service_id, booking.master_id)
+                    (service.price if service else 0) * 100 or 1, booking.service_id, booking.master_id,
+                    as_booked=True)
                 booking.state, booking.purchase_id = "done", sale.purchase_id
             else:
                 booking.state = "no_show"

@@ -63,12 +63,22 @@ def welcome_fingerprints(key: bytes, tg_user_id: int, phone: str | None) -> list
     return [keyed_fingerprint(key, hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest()) for v in values]
 
 
+# Invisible characters that belong inside a name: the zero-width non-joiner and joiner (Persian
+# and Indic spelling, emoji families). Variation selectors are marks, not format characters.
+_JOINERS = "\u200c\u200d"
+
+
 def clean_name(text: str) -> str | None:
-    """A name as the customer typed it, tidied; None when it cannot be a name."""
-    name = " ".join(text.split())
+    """A name as the customer typed it, tidied; None when it cannot be a name.
+
+    Joiners are kept inside words (dropped at their edges, where they join nothing); any other
+    control or format character is refused: bidi overrides and isolates, zero-width spaces, soft
+    hyphens, tag characters and the like make a name look unlike what it is.
+    """
+    name = " ".join(word.strip(_JOINERS) for word in text.split() if word.strip(_JOINERS))
     if not name or len(name) > MAX_NAME_LENGTH or name.startswith("/"):
         return None
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") for c in name):
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") and c not in _JOINERS for c in name):
         return None
     return name
 

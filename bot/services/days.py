@@ -7,12 +7,15 @@ from datetime import date, datetime, time, timedelta, tzinfo
 _DAY = re.compile(r"^(\d{1,2})[./](\d{1,2})(?:[./](\d{2}|\d{4}))?$")
 _ISO_DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _TIME = re.compile(r"^(\d{1,2})[:.](\d{2})$")
+# Further from today than this is a typo (31.12.9999), not a plan: a day off, a coupon's last
+# day or a broadcast's start lies within two years; a "visited before" date within a century.
+YEARS_AHEAD, YEARS_BACK = 2, 100
 
 
 def parse_day(text: str, today: date, *, past: bool = False) -> date | None:
     """A day as people type it: 25.11, 25.11.2026, 2026-11-25, "завтра"/"tomorrow". Without a
     year: the next such day from today (with `past`, the last one up to today). None when it is
-    not a date, or is on the wrong side of today."""
+    not a date, is on the wrong side of today, or further from it than YEARS_AHEAD (YEARS_BACK)."""
     value = text.strip().lower()
     if value in ("сегодня", "today"):
         return today
@@ -32,7 +35,14 @@ def parse_day(text: str, today: date, *, past: bool = False) -> date | None:
             return None
     except ValueError:
         return None
-    return day if (day <= today if past else day >= today) else None
+    if past:
+        return day if _years_later(today, -YEARS_BACK) <= day <= today else None
+    return day if today <= day <= _years_later(today, YEARS_AHEAD) else None
+
+
+def _years_later(today: date, years: int) -> date:
+    """The same day `years` later (earlier, when negative); 29 February becomes the 28th."""
+    return today.replace(year=today.year + years, day=min(today.day, 28) if today.month == 2 else today.day)
 
 
 def parse_moment(text: str, today: date, tz: tzinfo) -> datetime | None:

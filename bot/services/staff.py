@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.business import Business, Service
+from bot.business import Business, Master, Service
 from bot.clock import Clock
 from bot.db.models import Coupon, Customer, Purchase, StaffAction, StaffNote
 from bot.db.repositories import Database, Repos
@@ -172,6 +172,16 @@ def find_master(business: Business, text: str) -> str | None:
     return next((m.id for m in business.masters if wanted in (m.id, m.name.casefold())), None)
 
 
+def check_master_does(business: Business, service: Service | None, master: Master | None) -> None:
+    """UsageError("master_service") naming who does the service, when the master does not."""
+    if service is None or master is None:
+        return
+    doers = business.masters_of(service)
+    if master not in doers:
+        raise UsageError("master_service", value=master.name, service=service.name,
+                         masters=[m.name for m in doers])
+
+
 def parse_sale(args: str, business: Business) -> SaleCommand:
     """`<customer> <amount> [service] [master]`, e.g. `+79161234567 1500 маникюр Анна`."""
     tokens = args.split()
@@ -192,6 +202,7 @@ def parse_sale(args: str, business: Business) -> SaleCommand:
                 raise
             if words[:-1]:
                 service_id = find_service(business, " ".join(words[:-1])).id
+    check_master_does(business, business.service(service_id), business.master(master_id))
     return SaleCommand(customer, amount, service_id, master_id)
 
 
@@ -286,9 +297,14 @@ class StaffService:
             return await self.record_sale_in(repos, staff, customer_id, amount_minor, service_id, master_id)
 
     async def record_sale_in(self, repos: Repos, staff: Staff, customer_id: int, amount_minor: int,
-                             service_id: str | None = None, master_id: str | None = None) -> Sale:
+                             service_id: str | None = None, master_id: str | None = None, *,
+                             as_booked: bool = False) -> Sale:
         """Record a purchase inside the caller's transaction (a visit marked done records its sale
-        together with the visit's new state, so a double tap cannot record it twice)."""
+        together with the visit's new state, so a double tap cannot record it twice).
+
+        The master must do the service, as the business file says; a visit closed `as_booked`
+        was checked when it was booked and is recorded as it happened, even if the file changed
+        since."""
         if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
             raise UsageError("amount", value=str(amount_minor / 100))
         service = self.business.service(service_id)
@@ -297,6 +313,8 @@ class StaffService:
         master = self.business.master(master_id)
         if master_id is not None and master is None:
             raise UsageError("master", value=master_id)
+        if not as_booked:
+            check_master_does(self.business, service, master)
         now = self.clock.now()
         customer = await repos.customers.get(customer_id, for_update=True)
         if customer is None or customer.erased_at is not None:

@@ -183,7 +183,7 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
         await onboard(person, phone=phone)
     await _bought(carebot, 6001, "manicure", date(2026, 10, 1), master="anna")
     await _bought(carebot, 6002, "manicure", date(2026, 10, 2), master="olga")
-    await _bought(carebot, 6003, "pedicure", date(2026, 11, 20), master="anna")
+    await _bought(carebot, 6003, "manicure", date(2026, 11, 20), master="anna")
 
     await olga.send("/broadcast")
     await olga.send_media("photo", "Соскучились? Новогодний дизайн уже здесь", reply_to=await olga.reply())
