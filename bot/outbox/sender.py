@@ -44,7 +44,6 @@ log = logging.getLogger("carebot.outbox")
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
-RELAYS_PER_CLAIM = 500
 
 
 @dataclass(frozen=True)
@@ -139,8 +138,9 @@ class OutboxSender:
         ready: list[Ready] = []
         async with self.db.transaction() as repos:
             # What people wrote and service notices first, then the bulk, in due order.
-            first = await repos.outbox.claimable(now, now - self.lease, RELAYS_PER_CLAIM, kinds=(RELAY, SERVICE))
-            rest = await repos.outbox.claimable(now, now - self.lease, self.batch)
+            first = await repos.outbox.claimable(now, now - self.lease, self.batch, kinds=(RELAY, SERVICE))
+            rest = await repos.outbox.claimable(now, now - self.lease, self.batch - len(first)) \
+                if len(first) < self.batch else []
             seen: set[int] = set()
             rows = [r for r in first + rest if not (r.id in seen or seen.add(r.id))]  # type: ignore[func-returns-value]
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}

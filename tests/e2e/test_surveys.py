@@ -30,9 +30,10 @@ async def _surveyed(carebot, telegram: TelegramServer, olga: Person, user_id: in
     await olga.reply()
     await anna.quiet(0.3)
     carebot.clock.advance(timedelta(hours=3))
-    thanks = await anna.reply(timeout=15)  # the thank-you offer comes first, then the survey
+    survey = await anna.reply(timeout=15)  # the survey (a service message) first, then the offer
+    thanks = await anna.reply(timeout=15)
     assert "спасибо, что были у нас" in thanks.text
-    return anna, await anna.reply(timeout=15)
+    return anna, survey
 
 
 async def test_survey_after_the_delay_and_a_happy_answer(carebot, telegram: TelegramServer, olga: Person) -> None:
