@@ -4,6 +4,12 @@ Written by hand: no maintained library provides a Bot API server a real bot can 
 (aiogram's own tests replace the session with a mock instead), and we want the bot's real
 HTTP client, serialisation and polling loop under test. It implements only the methods
 carebot calls and answers anything else with 400 so a new call is noticed at once.
+
+It is as strict as Telegram where a bot can get things wrong unnoticed in the happy path:
+lengths in UTF-16 code units after HTML parsing (and HTML Telegram cannot parse), callback
+data in bytes, 20 new messages a minute per group (on by default), and 429s, 5xx, latency or
+a server that never answers when a test asks for them. Every refusal is recorded
+(`refused`), so a test can assert that the bot kept to the limits.
 """
 from __future__ import annotations
 
@@ -11,15 +17,29 @@ import asyncio
 import collections
 import itertools
 import json
+import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Carebot", "username": "carebot_test_bot"}
+# The fake senders Telegram puts in `from` when a message is sent on behalf of a chat:
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}  # automatic forwards
+LINKED_CHANNEL = -1009876543210
+
+# Telegram's limits (core.telegram.org/bots/api, /bots/faq "broadcasting").
+TEXT_LIMIT = 4096  # UTF-16 code units of a message text, after entity parsing
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64  # bytes, UTF-8
+CALLBACK_ANSWER_LIMIT = 200  # answerCallbackQuery text
+GROUP_PER_MINUTE = 20
 
 _JSON_PARAMS = {
     "reply_markup", "entities", "allowed_updates", "commands", "scope", "link_preview_options",
@@ -29,6 +49,8 @@ _INT_PARAMS = {"chat_id", "message_id", "offset", "limit", "timeout", "from_chat
                "message_thread_id", "reply_to_message_id"}
 _SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendVideo", "sendSticker",
                  "sendAudio", "sendAnimation", "sendLocation"}
+# Methods that post a new message into a chat: Telegram's flood limits count these.
+_CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage"}
 # What a message carries, as opposed to where it is: copied by copyMessage.
 _CONTENT = {"text", "entities", "caption", "caption_entities", "photo", "voice", "video", "document",
             "sticker", "audio", "animation", "location", "video_note", "contact"}
@@ -56,6 +78,193 @@ class BadRequest(Exception):
     """What the test server answers with 400, as Telegram would."""
 
 
+# ---- text as Telegram measures it ---------------------------------------------------------
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit of every Telegram text limit and entity offset."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+_HTML_TAGS = {"a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
+              "tg-emoji", "code", "pre", "blockquote"}
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+_SPACE = " \t\r\n\v\f"
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def _html_entity(text: str, start: int) -> tuple[str, int] | None:
+    """The character an entity at `start` (an '&') stands for and where it ends, or None when
+    it is no entity: Telegram then keeps the '&' as a literal character (TDLib parse_html)."""
+    end, value = start + 1, 0
+    if text[end:end + 1] == "#":
+        end += 1
+        if text[end:end + 1] == "x":
+            end += 1
+            while end < len(text) and text[end] in _HEX:
+                value = value * 16 + int(text[end], 16)
+                end += 1
+        else:
+            while end < len(text) and text[end].isascii() and text[end].isdigit():
+                value = value * 10 + int(text[end])
+                end += 1
+        if value == 0 or value >= 0x10FFFF or end - start >= 10:
+            return None
+        char = chr(value)
+    else:
+        while end < len(text) and text[end] in _ASCII_LETTERS:
+            end += 1
+        named = _NAMED_ENTITIES.get(text[start + 1:end])
+        if named is None:
+            return None
+        char = named
+    if text[end:end + 1] == ";":
+        end += 1
+    return char, end
+
+
+def parse_html(text: str) -> str:
+    """The text a chat shows for `text` sent with parse_mode HTML: tags removed, entities decoded.
+
+    Raises BadRequest with Telegram's "can't parse entities: …" for what it refuses: an unknown
+    tag, a bare '<', unclosed or unmatched tags, a span without class="tg-spoiler". Follows
+    TDLib's parse_html (td/telegram/MessageEntity.cpp); offsets in messages are UTF-8 bytes.
+    """
+    out: list[str] = []
+    open_tags: list[tuple[str, str, int]] = []  # tag, argument, length of `out` when it opened
+    n, i = len(text), 0
+
+    def fail(message: str) -> BadRequest:
+        return BadRequest(f"can't parse entities: {message}")
+
+    def at(pos: int) -> int:
+        return len(text[:pos].encode())
+
+    while i < n:
+        char = text[i]
+        if char == "&":
+            decoded = _html_entity(text, i)
+            if decoded is not None:
+                out.append(decoded[0])
+                i = decoded[1]
+                continue
+        if char != "<":
+            out.append(char)
+            i += 1
+            continue
+        begin, i = i, i + 1
+        if text[i:i + 1] != "/":  # a start tag
+            while i < n and text[i] not in _SPACE and text[i] != ">":
+                i += 1
+            if i >= n:
+                raise fail(f"Unclosed start tag at byte offset {at(begin)}")
+            tag = text[begin + 1:i].lower()
+            if tag not in _HTML_TAGS:
+                raise fail(f'Unsupported start tag "{tag}" at byte offset {at(begin)}')
+            argument = ""
+            while i < n and text[i] != ">":
+                while i < n and text[i] in _SPACE:
+                    i += 1
+                if i < n and text[i] == ">":
+                    break
+                name_start = i
+                while i < n and text[i] not in _SPACE and text[i] not in "=>/\"'":
+                    i += 1
+                name = text[name_start:i]
+                if not name:
+                    raise fail(f'Empty attribute name in the tag "{tag}" at byte offset {at(begin)}')
+                while i < n and text[i] in _SPACE:
+                    i += 1
+                if i >= n:
+                    raise fail(f'Unclosed start tag "{tag}" at byte offset {at(begin)}')
+                if text[i] != "=":
+                    if tag == "blockquote" and name == "expandable":
+                        argument = "1"
+                    continue
+                i += 1
+                while i < n and text[i] in _SPACE:
+                    i += 1
+                if i >= n:
+                    raise fail(f'Unclosed start tag "{tag}" at byte offset {at(begin)}')
+                if text[i] not in "\"'":
+                    token_start = i
+                    while i < n and text[i] in _TOKEN:
+                        i += 1
+                    value = text[token_start:i].lower()
+                    if i < n and text[i] not in _SPACE and text[i] != ">":
+                        raise fail(f"Unexpected end of name token at byte offset {at(token_start)}")
+                else:
+                    quote, i = text[i], i + 1
+                    chars: list[str] = []
+                    while i < n and text[i] != quote:
+                        decoded = _html_entity(text, i) if text[i] == "&" else None
+                        if decoded is not None:
+                            chars.append(decoded[0])
+                            i = decoded[1]
+                        else:
+                            chars.append(text[i])
+                            i += 1
+                    value = "".join(chars)
+                    if i < n:
+                        i += 1
+                if i >= n:
+                    raise fail(f"Unclosed start tag at byte offset {at(begin)}")
+                if (tag, name) in {("a", "href"), ("tg-emoji", "emoji-id")}:
+                    argument = value
+                elif tag == "code" and name == "class" and value.startswith("language-"):
+                    argument = value.removeprefix("language-")
+                elif tag == "span" and name == "class" and value.startswith("tg-"):
+                    argument = value.removeprefix("tg-")
+                elif tag == "blockquote" and name == "expandable":
+                    argument = "1"
+            if tag == "span" and argument != "spoiler":
+                raise fail(f'Tag "span" must have class "tg-spoiler" at byte offset {at(begin)}')
+            open_tags.append((tag, argument, len(out)))
+            i += 1  # past '>'
+        else:  # an end tag
+            if not open_tags:
+                raise fail(f"Unexpected end tag at byte offset {at(begin)}")
+            i += 1
+            name_start = i
+            while i < n and text[i] not in _SPACE and text[i] != ">":
+                i += 1
+            end_tag = text[name_start:i].lower()
+            while i < n and text[i] in _SPACE:
+                i += 1
+            if i >= n or text[i] != ">":
+                raise fail(f"Unclosed end tag at byte offset {at(begin)}")
+            tag, argument, opened_at = open_tags[-1]
+            if end_tag and end_tag != tag:
+                raise fail(f'Unmatched end tag at byte offset {at(begin)}, expected "</{tag}>", found "</{end_tag}>"')
+            if tag == "tg-emoji" and len(out) > opened_at and not (argument.isdigit() and int(argument)):
+                raise fail("Invalid custom emoji identifier specified")
+            open_tags.pop()
+            i += 1
+    if open_tags:
+        raise fail(f"Can't find end tag corresponding to start tag {open_tags[-1][0]}")
+    shown = "".join(out)
+    if any("\ud800" <= c <= "\udfff" for c in shown):
+        raise fail("Text contains invalid Unicode characters after decoding HTML entities, "
+                   "check for unmatched surrogate code units")
+    return shown
+
+
+def visible_text(text: str, parse_mode: str | None) -> str:
+    """What the chat shows for `text` (entities given as a parameter leave the text as it is;
+    parse_mode, when present, wins over them, as in the Bot API server)."""
+    mode = (parse_mode or "").lower()
+    if mode in ("", "none"):
+        return text
+    if mode == "html":
+        return parse_html(text)
+    if mode in ("markdown", "markdownv2"):
+        raise BadRequest(f"test server: parse_mode {parse_mode} not supported (carebot sends HTML)")
+    raise BadRequest("unsupported parse_mode")
+
+
+# ---- what the bot's calls were --------------------------------------------------------------
+
 @dataclass
 class Call:
     """One request the bot made, with its parsed parameters."""
@@ -66,6 +275,13 @@ class Call:
     user_id: int | None = None  # for answerCallbackQuery: who pressed the button
     result: Any = None
     at: float = field(default_factory=time.monotonic)  # when the server received it
+    error_code: int | None = None  # when refused: 400, 403, 429, 500, 502
+    description: str | None = None  # when refused, Telegram's words
+    retry_after: int | None = None  # with a 429
+
+    @property
+    def ok(self) -> bool:
+        return self.error_code is None
 
     @property
     def message(self) -> dict[str, Any]:
@@ -100,23 +316,45 @@ class Call:
         return found[0]
 
 
+class _Refusal(Exception):
+    """An error answer decided before the method runs."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+
 @dataclass
 class TelegramServer:
     token: str
     calls: list[Call] = field(default_factory=list)
-    blocked: set[int] = field(default_factory=set)
+    blocked: set[int] = field(default_factory=set)  # chats whose sends answer 403
     url: str = ""
+    # Telegram's limits and faults; each can also be set on a running server.
+    group_per_minute: int | None = GROUP_PER_MINUTE  # new messages per group (chat id < 0) per 60 s; None: off
+    rate_limit: int | None = None  # sends per second across all chats; beyond it 429
+    fail_ratio: float = 0.0  # share of sends answered with 500
+    fail_every: int | None = None  # every Nth send answers 500, then 502, alternately
+    latency: float = 0.0  # seconds before answering any method but getUpdates (after it took effect)
+    hang: bool = False  # accept requests and never answer them (getUpdates too)
+    require_started: bool = False  # sends to a private chat whose person never wrote answer 403
+    clock: Callable[[], float] = time.monotonic  # for the rate windows; a test may move it
 
     def __post_init__(self) -> None:
-        # Telegram's limits, when a test or a benchmark wants them enforced:
-        self.rate_limit: int | None = None  # sends per second across all chats; beyond it 429
-        self.fail_ratio = 0.0  # share of sends answered with 500
         self.scripted: list[tuple[int, str, int | None]] = []  # (code, description, retry_after) for the next sends
         self.throttled = 0  # 429s answered
+        self.throttled_per_chat: collections.Counter[int] = collections.Counter()
+        self._throttles: dict[int, list[int]] = {}  # chat id → retry_after of its next 429s
         self._recent_sends: collections.deque[float] = collections.deque()
+        self._group_sends: dict[int, collections.deque[float]] = {}
+        self._sends_seen = 0
         self._random = random.Random(7)
         self.forum_chats: set[int] = set()  # groups with topics
         self.members: dict[int, set[int]] = {}  # group id → member user ids
+        self.statuses: dict[int, dict[int, str]] = {}  # group id → user id → "administrator" or "creator"
+        self.anonymous_admins: dict[int, set[int]] = {}  # group id → admins who post as the group
+        self.channels: dict[int, str] = {LINKED_CHANNEL: "Канал салона"}  # channel id → title
+        self.started: set[int] = set()  # users who wrote to the bot in private
         self.topics: dict[int, dict[int, str]] = {}  # group id → thread id → name
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -125,6 +363,7 @@ class TelegramServer:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # what each chat shows now
         self._callback_authors: dict[str, int] = {}
         self.delivered = 0  # highest update_id handed to the bot
+        self.hung = 0  # requests left unanswered while `hang` was on
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -142,63 +381,160 @@ class TelegramServer:
         if self._runner:
             await self._runner.cleanup()
 
+    # ---- what tests arrange and read ----------------------------------------------------------
+
+    def throttle(self, chat_id: int, retry_after: int, times: int = 1) -> None:
+        """The next `times` sends into `chat_id` answer 429 with this retry_after; other chats don't."""
+        self._throttles.setdefault(chat_id, []).extend([retry_after] * times)
+
+    def sent_to(self, chat_id: int) -> list[Call]:
+        """Messages the bot made appear in `chat_id` (sends, copies, forwards that succeeded)."""
+        return [c for c in self.calls if c.chat_id == chat_id and c.method in _CREATING and c.ok]
+
+    @property
+    def refused(self) -> list[Call]:
+        """Every call answered with an error (see Call.error_code, .description, .retry_after)."""
+        return [c for c in self.calls if not c.ok]
+
     # ---- the bot's side -------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.hang:
+            self.hung += 1
+            await asyncio.Event().wait()  # until the client gives up or the server stops
         if request.match_info["token"] != self.token:
-            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+            return self._error(401, "Unauthorized")
         method = request.match_info["method"]
         params = await self._params(request)
         if method == "getUpdates":
             return self._ok(await self._get_updates(params))
-        handler = getattr(self, f"_m_{method}", None)
-        if handler is None and method not in _SEND_METHODS:
-            return web.json_response(
-                {"ok": False, "error_code": 400, "description": f"test server: {method} not supported"},
-                status=400,
-            )
-        chat_id = params.get("chat_id") if isinstance(params.get("chat_id"), int) else None
-        author = self._callback_authors.get(str(params.get("callback_query_id")))
-        if method in _SEND_METHODS or method == "copyMessage":
-            refusal = self._limits()
-            if refusal is not None:
-                await self._record(Call(method, params, chat_id, author))
-                return refusal
-        if chat_id in self.blocked:
-            await self._record(Call(method, params, chat_id, author))
-            return self._error(403, "Forbidden: bot was blocked by the user")
-        try:
-            result = handler(params) if handler else self._send(method, params)
-        except BadRequest as error:
-            await self._record(Call(method, params, chat_id, author))
-            return self._error(400, f"Bad Request: {error}")
-        await self._record(Call(method, params, chat_id, author, result))
-        return self._ok(result)
+        response = await self._answer(method, params)
+        if self.latency:
+            await asyncio.sleep(self.latency)  # it took effect; the answer is late (a kill now repeats it)
+        return response
 
-    def _limits(self) -> web.Response | None:
-        """429 beyond the rate (sliding one-second window), scripted errors, random 500s."""
+    async def _answer(self, method: str, params: dict[str, Any]) -> web.Response:
+        handler = getattr(self, f"_m_{method}", None)
+        chat_id = params.get("chat_id") if isinstance(params.get("chat_id"), int) else None
+        call = Call(method, params, chat_id, self._callback_authors.get(str(params.get("callback_query_id"))))
+        if handler is None and method not in _SEND_METHODS:
+            return await self._refuse(call, 400, f"test server: {method} not supported")
+        # Everything here up to the record is synchronous: no other request runs in between,
+        # so a limit checked is a limit kept.
+        try:
+            self._validate(method, params)
+            if method in _CREATING:
+                self._limits(chat_id)
+            if chat_id in self.blocked:
+                raise _Refusal(403, "Forbidden: bot was blocked by the user" if chat_id > 0
+                               else "Forbidden: bot was kicked from the supergroup chat")
+            if (self.require_started and chat_id is not None and chat_id > 0 and method in _CREATING
+                    and chat_id not in self.started):
+                raise _Refusal(403, "Forbidden: bot can't initiate conversation with a user")
+            call.result = handler(params) if handler else self._send(method, params)
+        except BadRequest as error:
+            return await self._refuse(call, 400, f"Bad Request: {error}")
+        except _Refusal as refusal:
+            return await self._refuse(call, refusal.code, refusal.description, refusal.retry_after)
+        if method in _CREATING and chat_id is not None and chat_id < 0:
+            self._group_sends.setdefault(chat_id, collections.deque()).append(self.clock())
+        await self._record(call)
+        return self._ok(call.result)
+
+    async def _refuse(self, call: Call, code: int, description: str, retry_after: int | None = None) -> web.Response:
+        call.error_code, call.description, call.retry_after = code, description, retry_after
+        if code == 429:
+            self.throttled += 1
+            if call.chat_id is not None:
+                self.throttled_per_chat[call.chat_id] += 1
+        await self._record(call)
+        return self._error(code, description, retry_after)
+
+    def _limits(self, chat_id: int | None) -> None:
+        """Scripted errors, per-chat 429s, the global rate (sliding second), the group limit
+        (sliding minute), and injected 5xx, in that order; raises the refusal."""
         if self.scripted:
             code, description, retry_after = self.scripted.pop(0)
-            if code == 429:
-                self.throttled += 1
-            return self._error(code, description, retry_after)
-        now = time.monotonic()
+            raise _Refusal(code, description, retry_after)
+        queued = self._throttles.get(chat_id) if chat_id is not None else None
+        if queued:
+            retry_after = queued.pop(0)
+            raise _Refusal(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        now = self.clock()
         while self._recent_sends and now - self._recent_sends[0] >= 1.0:
             self._recent_sends.popleft()
         if self.rate_limit is not None and len(self._recent_sends) >= self.rate_limit:
-            self.throttled += 1
-            return self._error(429, "Too Many Requests: retry after 1", 1)
+            raise _Refusal(429, "Too Many Requests: retry after 1", 1)
+        if self.group_per_minute is not None and chat_id is not None and chat_id < 0:
+            window = self._group_sends.setdefault(chat_id, collections.deque())
+            while window and now - window[0] >= 60.0:
+                window.popleft()
+            if len(window) >= self.group_per_minute:
+                retry_after = max(1, math.ceil(window[0] + 60.0 - now))
+                raise _Refusal(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        self._sends_seen += 1
+        if self.fail_every and self._sends_seen % self.fail_every == 0:
+            if (self._sends_seen // self.fail_every) % 2:
+                raise _Refusal(500, "Internal Server Error")
+            raise _Refusal(502, "Bad Gateway")
         if self.fail_ratio and self._random.random() < self.fail_ratio:
-            return self._error(500, "Internal Server Error")
+            raise _Refusal(500, "Internal Server Error")
         self._recent_sends.append(now)
-        return None
+
+    # ---- what Telegram refuses before sending anything ----------------------------------------
+
+    def _validate(self, method: str, params: dict[str, Any]) -> None:
+        if method in ("sendMessage", "editMessageText"):
+            self._check_text(params, "text", TEXT_LIMIT)
+        elif method in _SEND_METHODS or method in ("copyMessage", "editMessageCaption"):
+            self._check_text(params, "caption", CAPTION_LIMIT)
+        elif method == "answerCallbackQuery":
+            if utf16_len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
+                raise BadRequest("MESSAGE_TOO_LONG")
+        self._check_markup(params.get("reply_markup"))
+
+    @staticmethod
+    def _check_text(params: dict[str, Any], key: str, limit: int) -> None:
+        """Without parse_mode the text is measured as sent (entities given as a parameter change
+        nothing that is counted); with HTML, what remains after parsing."""
+        raw = params.get(key)
+        if key == "text" and not raw:
+            raise BadRequest("message text is empty")
+        if raw is None or raw == "":
+            return  # no caption
+        shown = visible_text(str(raw), params.get("parse_mode")).strip()
+        if key == "text" and not shown:
+            raise BadRequest("message text is empty")
+        if utf16_len(shown) > limit:
+            raise BadRequest("message is too long" if key == "text" else "message caption is too long")
+
+    @staticmethod
+    def _check_markup(markup: Any) -> None:
+        if not isinstance(markup, dict):
+            return
+        for row in markup.get("inline_keyboard") or []:
+            for button in row:
+                if not str(button.get("text") or ""):
+                    raise BadRequest("BUTTON_TEXT_INVALID")
+                data = button.get("callback_data")
+                if data is not None and len(str(data).encode()) > CALLBACK_DATA_LIMIT:
+                    raise BadRequest("BUTTON_DATA_INVALID")
+                actions = {k for k, v in button.items() if k != "text" and v not in (None, "")}
+                if not actions:
+                    raise BadRequest("can't parse inline keyboard button: Text buttons are not allowed in the "
+                                     "inline keyboard")
+        for row in markup.get("keyboard") or []:
+            for button in row:
+                text = button if isinstance(button, str) else button.get("text")
+                if not text:
+                    raise BadRequest("BUTTON_TEXT_INVALID")
 
     @staticmethod
     def _error(code: int, description: str, retry_after: int | None = None) -> web.Response:
+        body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
         if retry_after is not None:
-            return web.json_response({"ok": False, "error_code": code, "description": description,
-                                      "parameters": {"retry_after": retry_after}}, status=code)
-        return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
+            body["parameters"] = {"retry_after": retry_after}
+        return web.json_response(body, status=code)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -244,6 +580,8 @@ class TelegramServer:
     def _chat(self, chat_id: int) -> dict[str, Any]:
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": "someone"}
+        if chat_id in self.channels:
+            return {"id": chat_id, "type": "channel", "title": self.channels[chat_id]}
         return {"id": chat_id, "type": "supergroup", "title": "Staff", "is_forum": chat_id in self.forum_chats}
 
     def _new_message(self, chat_id: int, params: dict[str, Any], **content: Any) -> dict[str, Any]:
@@ -261,7 +599,7 @@ class TelegramServer:
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
-        if params.get("reply_markup", {}).get("inline_keyboard"):
+        if (params.get("reply_markup") or {}).get("inline_keyboard"):
             message["reply_markup"] = params["reply_markup"]
         self.messages[(chat_id, message["message_id"])] = message
         return message
@@ -291,6 +629,16 @@ class TelegramServer:
         copied = self._new_message(params["chat_id"], params, **content)
         return copied  # Telegram answers with {"message_id": …} only; the extra keys are for tests
 
+    def _m_forwardMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        source = self.messages.get((params["from_chat_id"], params["message_id"]))
+        if source is None:
+            raise BadRequest("message to forward not found")
+        content = {k: v for k, v in source.items() if k in _CONTENT}
+        origin: dict[str, Any] = {"type": "hidden_user", "sender_user_name": "someone", "date": source["date"]}
+        if "from" in source:
+            origin = {"type": "user", "sender_user": source["from"], "date": source["date"]}
+        return self._new_message(params["chat_id"], params, forward_origin=origin, **content)
+
     def _m_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id = params["chat_id"]
         if chat_id not in self.forum_chats:
@@ -311,20 +659,44 @@ class TelegramServer:
                                         "gifts_from_channels": False}}
 
     def _m_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
-        user_id = params["user_id"]
-        member = user_id in self.members.get(params["chat_id"], set())
-        return {"status": "member" if member else "left",
-                "user": {"id": user_id, "is_bot": False, "first_name": "someone"}}
+        chat_id, user_id = params["chat_id"], params["user_id"]
+        user = {"id": user_id, "is_bot": False, "first_name": "someone"}
+        if user_id not in self.members.get(chat_id, set()):
+            return {"status": "left", "user": user}
+        status = self.statuses.get(chat_id, {}).get(user_id, "member")
+        anonymous = user_id in self.anonymous_admins.get(chat_id, set())
+        if status == "creator":
+            return {"status": "creator", "user": user, "is_anonymous": anonymous}
+        if status == "administrator":
+            rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                      "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
+                      "can_edit_stories", "can_delete_stories", "can_send_welcome_messages", "can_pin_messages",
+                      "can_manage_topics")
+            return {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": anonymous,
+                    **{right: True for right in rights}}
+        return {"status": "member", "user": user}
 
     def _m_setMessageReaction(self, params: dict[str, Any]) -> bool:
         return True
 
     def _edit(self, params: dict[str, Any], **changes: Any) -> dict[str, Any]:
-        message = self.messages[(params["chat_id"], params["message_id"])]
-        message.update(changes)
+        message = self.messages.get((params.get("chat_id"), params.get("message_id")))
+        if message is None:
+            raise BadRequest("message to edit not found")
+        if message.get("from") != BOT_USER:
+            raise BadRequest("message can't be edited")
         markup = params.get("reply_markup")
-        if markup and markup.get("inline_keyboard"):
-            message["reply_markup"] = markup
+        new_markup = markup if markup and markup.get("inline_keyboard") else None
+        if all(message.get(k) == v for k, v in changes.items()) and message.get("reply_markup") == new_markup:
+            raise BadRequest("message is not modified: specified new message content and reply markup are "
+                             "exactly the same as a current content and reply markup of the message")
+        for key, value in changes.items():
+            if value is None:
+                message.pop(key, None)
+            else:
+                message[key] = value
+        if new_markup:
+            message["reply_markup"] = new_markup
         else:
             message.pop("reply_markup", None)
         message["edit_date"] = int(time.time())
@@ -334,7 +706,14 @@ class TelegramServer:
         return BOT_USER
 
     def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "text" not in self.messages.get((params.get("chat_id"), params.get("message_id")), {"text": ""}):
+            raise BadRequest("there is no text in the message to edit")  # a photo, a voice…: edit its caption
         return self._edit(params, text=params["text"])
+
+    def _m_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
+        if "text" in self.messages.get((params.get("chat_id"), params.get("message_id")), {}):
+            raise BadRequest("there is no caption in the message to edit")
+        return self._edit(params, caption=params.get("caption") or None)
 
     def _m_editMessageReplyMarkup(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._edit(params)
@@ -354,6 +733,9 @@ class TelegramServer:
     # ---- the people's side ----------------------------------------------------------------
 
     async def push(self, update: dict[str, Any]) -> int:
+        message = update.get("message")
+        if message and message.get("chat", {}).get("type") == "private":
+            self.started.add(message["chat"]["id"])
         async with self._changed:
             update["update_id"] = next(self._update_ids)
             self._updates.append(update)
@@ -364,10 +746,24 @@ class TelegramServer:
              username: str | None = None, last_name: str | None = None) -> Person:
         return Person(self, user_id, first_name, language_code, username, last_name)
 
-    def staff(self, user_id: int, first_name: str, chat_id: int, *, username: str | None = None) -> Person:
-        """A member of the group `chat_id`, writing there."""
+    def staff(self, user_id: int, first_name: str, chat_id: int, *, username: str | None = None,
+              status: str = "member", anonymous: bool = False) -> Person:
+        """A member of the group `chat_id`, writing there; `status` "administrator" or "creator"
+        makes getChatMember say so, and `anonymous` makes them an admin who posts as the group."""
         self.members.setdefault(chat_id, set()).add(user_id)
+        if status != "member":
+            self.statuses.setdefault(chat_id, {})[user_id] = status
+        if anonymous:
+            self.anonymous_admins.setdefault(chat_id, set()).add(user_id)
         return Person(self, user_id, first_name, "ru", username, None, chat_id=chat_id)
+
+    async def channel_post(self, channel_id: int, text: str, *, title: str | None = None) -> int:
+        """A post in a channel: a `channel_post` update, sender_chat the channel, no `from`."""
+        self.channels.setdefault(channel_id, title or "Канал")
+        post = {"message_id": self.new_message_id(), "date": int(time.time()), "chat": self._chat(channel_id),
+                "sender_chat": self._chat(channel_id), "text": text}
+        self.messages[(channel_id, post["message_id"])] = post
+        return await self.push({"channel_post": post})
 
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
         self.topics.get(chat_id, {}).pop(thread_id, None)
@@ -426,14 +822,57 @@ class Person:
         self.server.messages[(self.chat_id, message["message_id"])] = message
         return message
 
-    async def send(self, text: str, *, reply_to: Call | None = None, thread_id: int | None = None,
-                   entities: list[dict[str, Any]] | None = None) -> int:
+    @staticmethod
+    def _text(text: str, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
-            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])}]
         if entities:
             content["entities"] = entities
-        return await self.server.push({"message": self._message(reply_to, thread_id, **content)})
+        return content
+
+    async def send(self, text: str, *, reply_to: Call | None = None, thread_id: int | None = None,
+                   entities: list[dict[str, Any]] | None = None) -> int:
+        return await self.server.push({"message": self._message(reply_to, thread_id, **self._text(text, entities))})
+
+    async def send_as_group(self, text: str, *, signature: str | None = None, reply_to: Call | None = None,
+                            thread_id: int | None = None) -> int:
+        """An anonymous admin's message in this person's group: sent on behalf of the group itself
+        (sender_chat the group, from GroupAnonymousBot, the admin's custom title as signature)."""
+        assert self.chat_id < 0, "only in a group"
+        message = self._message(reply_to, thread_id, **self._text(text))
+        message["from"] = GROUP_ANONYMOUS_BOT
+        message["sender_chat"] = self.server._chat(self.chat_id)
+        if signature:
+            message["author_signature"] = signature
+        return await self.server.push({"message": message})
+
+    async def send_as_channel(self, text: str, *, channel_id: int = LINKED_CHANNEL, title: str | None = None,
+                              automatic_forward: bool = True, reply_to: Call | None = None) -> int:
+        """A message in this person's group on behalf of a channel: the linked channel's post forwarded
+        there automatically (from Telegram 777000, is_automatic_forward), or, with
+        automatic_forward=False, someone writing "as the channel" (from Channel_Bot)."""
+        assert self.chat_id < 0, "only in a group"
+        if title:
+            self.server.channels[channel_id] = title
+        self.server.channels.setdefault(channel_id, "Канал")
+        channel = self.server._chat(channel_id)
+        message = self._message(reply_to, None, **self._text(text))
+        message["sender_chat"] = channel
+        if automatic_forward:
+            message["from"] = TELEGRAM_SERVICE
+            message["is_automatic_forward"] = True
+            message["forward_origin"] = {"type": "channel", "chat": channel, "message_id": self.server.new_message_id(),
+                                         "date": message["date"]}
+        else:
+            message["from"] = CHANNEL_BOT
+        return await self.server.push({"message": message})
+
+    async def send_without_from(self, text: str, *, reply_to: Call | None = None) -> int:
+        """A message in this person's chat with no `from` at all (as channel posts come)."""
+        message = self._message(reply_to, None, **self._text(text))
+        del message["from"]
+        return await self.server.push({"message": message})
 
     async def send_media(self, kind: str, caption: str | None = None, *, reply_to: Call | None = None,
                          thread_id: int | None = None) -> int:
@@ -471,9 +910,10 @@ class Person:
         }})
 
     def _mine(self) -> list[Call]:
-        """Calls into this person's chat, and answers to the buttons they pressed."""
-        return [c for c in self.server.calls
-                if (c.chat_id == self.chat_id and c.method != "answerCallbackQuery") or c.user_id == self.id]
+        """Calls into this person's chat, and answers to the buttons they pressed; a call Telegram
+        refused (a 429, a 500) is nothing the person ever saw."""
+        return [c for c in self.server.calls if c.ok and (
+            (c.chat_id == self.chat_id and c.method != "answerCallbackQuery") or c.user_id == self.id)]
 
     async def next(self, method: str | None = None, timeout: float = 10.0) -> Call:
         """The next call the bot made concerning this person (optionally of one method)."""
