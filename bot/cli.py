@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -13,10 +14,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from bot.app import App
+
 log = logging.getLogger("carebot")
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+REDIS_TIMEOUT_SECONDS = 3.0
+
+
+class Unreachable(Exception):
+    """Something the bot needs did not answer at start-up (or went away): one line, exit 1."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,12 +57,61 @@ async def _tick(settings: Settings, now: datetime | None) -> None:
     from bot.app import App
     from bot.clock import FixedClock
 
+    await _reach_redis(settings)
     app = await App.create(settings, clock=FixedClock(now) if now else None)
     try:
         result = await app.tick()
     finally:
         await app.close()
+    reasons = result.pop("outbox_reasons", {})
     print(" ".join(f"{k}={v}" for k, v in result.items()))
+    for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+        print(f"outbox reason={_quoted(reason)} count={count}")
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+async def _reach_redis(settings: Settings) -> None:
+    """PING the Redis of REDIS_URL, so a wrong host is one line at start-up, not the first
+    customer's "something went wrong"."""
+    if not settings.redis_url:
+        return
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                socket_timeout=REDIS_TIMEOUT_SECONDS)
+    except ValueError as error:
+        raise ConfigError(f"setting REDIS_URL is malformed: {error}") from None
+    try:
+        await asyncio.wait_for(client.ping(), REDIS_TIMEOUT_SECONDS)
+    except (RedisError, OSError, TimeoutError) as error:
+        reason = str(error).splitlines()[0] if str(error) else f"no answer within {REDIS_TIMEOUT_SECONDS:g} s"
+        raise Unreachable(f"cannot reach Redis (REDIS_URL): {reason}") from None
+    finally:
+        await client.aclose()
+
+
+async def _reach_api(app: App, settings: Settings) -> None:
+    """getMe, bounded by TELEGRAM_TIMEOUT: a wrong token, an unreachable or a silent API fails
+    here in one line (ApiWait has logged what we wait for after a couple of seconds)."""
+    try:
+        await asyncio.wait_for(app.bot.get_me(), settings.telegram_timeout + 1)
+    except TimeoutError:
+        raise _silent(settings, "getMe") from None
+    except TelegramNetworkError as error:
+        if "timeout" in str(error).lower():
+            raise _silent(settings, "getMe") from None
+        raise
+
+
+def _silent(settings: Settings, method: str) -> Unreachable:
+    where = settings.telegram_api_url or "https://api.telegram.org"
+    return Unreachable(f"the Bot API at {where} did not answer {method} within {settings.telegram_timeout:g} s "
+                       "(TELEGRAM_TIMEOUT): check TELEGRAM_API_URL and the network")
 
 
 async def _outbox(settings: Settings) -> None:
@@ -90,9 +148,10 @@ async def _migrate(settings: Settings) -> None:
 async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
     from bot.app import App
 
+    await _reach_redis(settings)
     app = await App.create(settings)
     try:
-        await app.bot.get_me()  # a wrong token or unreachable API fails here, in one line
+        await _reach_api(app, settings)
     except BaseException:
         await app.close()
         raise
@@ -103,6 +162,8 @@ async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
         await app.run_webhook(webhook, host or "0.0.0.0", int(port))
     else:
         await app.run_polling()
+    if app.fault:
+        raise Unreachable(f"stopped: {app.fault}; restore it and start again")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"carebot: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except Unreachable as error:
+        print(f"carebot: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except TelegramUnauthorizedError:
         print("carebot: Telegram refused BOT_TOKEN (Unauthorized): copy it again from @BotFather",
               file=sys.stderr)
@@ -128,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     except TelegramNetworkError as error:
         where = "TELEGRAM_API_URL" if settings.telegram_api_url else "api.telegram.org"
         reason = str(error).removeprefix("HTTP Client says - ")
-        print(f"carebot: cannot reach the Bot API ({where}): {reason}", file=sys.stderr)
+        if "timeout" in reason.lower():  # a call after getMe (setMyCommands) met a silent server
+            reason = str(_silent(settings, error.method.__api_method__))
+            print(f"carebot: {reason}", file=sys.stderr)
+        else:
+            print(f"carebot: cannot reach the Bot API ({where}): {reason}", file=sys.stderr)
         return EXIT_FAILURE
     except (OperationalError, DBAPIError, OSError) as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]

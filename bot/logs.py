@@ -7,7 +7,8 @@ import sys
 
 # "+7 916 123-45-67", "+79161234567", "8 (916) 123 45 67"; bare ids (user 123456789) stay.
 _PHONE = re.compile(r"(?:\+\d|\b[78](?=[\s(\-]))[\d\s()\-]{8,}\d|\b[78]\d{10}\b")
-_DATE = re.compile(r"\b\d{1,4}[./-]\d{1,2}(?:[./-]\d{2,4})?\b")
+# Not inside a dotted run of numbers: an IP address (127.0.0.1) stays readable.
+_DATE = re.compile(r"(?<!\d\.)\b\d{1,4}[./-]\d{1,2}(?:[./-]\d{2,4})?\b(?!\.\d)")
 
 
 def redact(text: str) -> str:
@@ -33,6 +34,21 @@ class LogfmtFormatter(logging.Formatter):
         return f'"{value}"' if (" " in value or "=" in value or not value) else value
 
 
+# aiogram's routine polling lines; the bot's own "carebot started" says what they would.
+_ROUTINE = ("Start polling", "Run polling for bot", "Polling stopped")
+
+
+class _Routine(logging.Filter):
+    """Demote aiogram's routine polling lines to DEBUG, so start-up is one line at INFO;
+    its failures ("Failed to fetch updates") and recoveries stay as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(_ROUTINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
@@ -41,3 +57,7 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # "Added job", "Scheduler started": shown only when debugging
+    logging.getLogger("apscheduler").setLevel(level if level <= logging.DEBUG else logging.WARNING)
+    dispatcher = logging.getLogger("aiogram.dispatcher")
+    dispatcher.filters[:] = [f for f in dispatcher.filters if not isinstance(f, _Routine)] + [_Routine()]

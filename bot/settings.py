@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/carebot.sqlite3"
 _TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+# The README's and .env.example's token ("paste-your-token-from-BotFather") and the earlier ones
+# ("123456789:your-token"): words a real, random token does not contain.
+_PLACEHOLDER = re.compile(r"your-token|botfather", re.IGNORECASE)
+_REPLACE_TOKEN = "replace the example token with yours from @BotFather"
 
 
 class ConfigError(Exception):
@@ -29,13 +33,35 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(default=None)
     # Keys the welcome-claim fingerprints (bot/keys.py); unset: a key file beside the database.
     secret_key: SecretStr | None = Field(default=None)
+    # Seconds one Bot API call may take before it is given up (getUpdates gets its long-poll on top).
+    telegram_timeout: float = Field(default=15.0, gt=0, le=600)
 
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
-        if not _TOKEN.match(value.get_secret_value().strip()):
-            raise ValueError("does not look like a token from @BotFather (123456:ABC…)")
-        return SecretStr(value.get_secret_value().strip())
+        token = value.get_secret_value().strip()
+        if _PLACEHOLDER.search(token):
+            raise ValueError(f"it is the example; {_REPLACE_TOKEN}")
+        if not _TOKEN.match(token):
+            raise ValueError(f"a token looks like 123456789:AAH…; {_REPLACE_TOKEN}")
+        return SecretStr(token)
+
+    @field_validator("admin_chat_id")
+    @classmethod
+    def _admin_chat(cls, value: int | None) -> int | None:
+        if value is not None and value >= 0:
+            raise ValueError("a group's id is negative (like -1001234567890): send /chatid in the staff group "
+                             "and use the number it answers")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^(rediss?|unix)://\S+$", value.strip()):
+            raise ValueError("must start with redis://, rediss:// or unix:// (like redis://127.0.0.1:6379/0)")
+        return value.strip()
 
     @field_validator("secret_key")
     @classmethod
