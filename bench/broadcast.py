@@ -1,8 +1,10 @@
 """Broadcast benchmark: prints figures, asserts nothing (these machines are shared and noisy).
 
-    python bench/broadcast.py [--customers 100000]
+    python bench/broadcast.py [--customers 100000] [--database-url URL]
 
-A broadcast to every customer of a seeded SQLite base, sent by the real app (`App`, in its
+A broadcast to every customer of a seeded base (a new SQLite file by default;
+`--database-url postgresql+asyncpg://…` on PostgreSQL, whose public schema is dropped and
+recreated: a scratch database), sent by the real app (`App`, in its
 own process, so its memory is its own) to a local Bot API test server that allows 30 sends/s
 and answers 429 with retry_after beyond that. Prints the time to queue, the achieved rate
 (goal ≥ 28/s), 429s (goal 0), duplicates (goal 0) and the bot process's peak memory (goal
@@ -21,7 +23,6 @@ import asyncio
 import gc
 import os
 import resource
-import sqlite3
 import sys
 import tempfile
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import line, migrated_sqlite  # noqa: E402
+from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
 from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-broadcast"
@@ -45,20 +46,18 @@ def business_file(folder: Path) -> Path:
     return path
 
 
-def seed(path: Path, count: int) -> None:
-    now = datetime.now(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    connection = sqlite3.connect(path)
-    connection.executemany(
-        "INSERT INTO customers (tg_user_id, name, language, phone, marketing_opt_out, created_at, onboarded_at) "
-        "VALUES (?,?,?,?,?,?,?)",
+async def seed(seeder: Seeder, count: int) -> None:
+    now = seeder.stamp(datetime.now(UTC))
+    await seeder.insert(
+        "customers", ("tg_user_id", "name", "language", "phone", "marketing_opt_out", "created_at", "onboarded_at"),
         ((2_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now) for n in range(count)))
-    connection.commit()
-    connection.close()
+    await seeder.close()
 
 
 async def worker(url: str, api: str, business: str, report: str) -> None:
     """The bot's process: create the broadcast, queue it, send it all, write its own figures."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business)
+    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
+                      SECRET_KEY="bench-secret-key-not-for-production")
     from bot.app import App
     from bot.services.segments import Condition
     from bot.settings import load_settings
@@ -83,10 +82,10 @@ async def worker(url: str, api: str, business: str, report: str) -> None:
         await app.close()
 
 
-async def run(count: int) -> dict[str, float]:
+async def run(count: int, database_url: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
-        path, url = await migrated_sqlite(folder, "broadcast.sqlite3")
-        seed(path, count)
+        url, seeder = await migrated(folder, "broadcast.sqlite3", database_url)
+        await seed(seeder, count)
         # The test server keeps every call (100,000 of them by the end), and a full collection of
         # the cyclic GC over them stalls its event loop for 100-300 ms: the sends that queued up
         # meanwhile were then stamped together and counted as a burst the bot never made (a
@@ -125,8 +124,9 @@ async def run(count: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=100_000)
+    database_argument(parser)
     args = parser.parse_args()
-    line("broadcast", await run(args.customers))
+    line("broadcast", await run(args.customers, args.database_url))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """Outbox benchmark: prints figures, asserts nothing (these machines are shared and noisy).
 
-    python bench/outbox.py [--messages 10000] [--customers 1000000]
+    python bench/outbox.py [--messages 10000] [--customers 1000000] [--database-url URL]
 
 1. Queues N messages to N chats and delivers them with the real sender (`App`, in a separate
    process) to a local Bot API test server that allows 30 sends/s (429 + retry_after beyond)
    and fails 1% of calls with 500. Prints the achieved rate, 429s, duplicates and losses.
 2. The same, with the sender killed (SIGKILL) at a random moment and started again.
-3. The birthday planner's time over 1,000,000 customers in SQLite.
+3. The birthday planner's time over 1,000,000 customers.
+
+SQLite by default (a new file per run); `--database-url postgresql+asyncpg://…` runs all three
+on PostgreSQL (its public schema is dropped and recreated: a scratch database).
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import asyncio
 import os
 import random
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._common import line, migrated_sqlite  # noqa: E402
+from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import OutboxMessage  # noqa: E402
@@ -71,7 +73,8 @@ async def states(url: str) -> Counter[str]:
 
 async def worker(url: str, api: str, business: str) -> None:
     """The sender process: deliver until nothing is pending or sending."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business)
+    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
+                      SECRET_KEY="bench-secret-key-not-for-production")
     from bot.app import App
     from bot.settings import load_settings
 
@@ -110,9 +113,10 @@ def report(server: TelegramServer, count: int, started: float, finished: float, 
     }
 
 
-async def run_delivery(count: int, kill: bool) -> dict[str, float]:
+async def run_delivery(count: int, kill: bool, database_url: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{folder}/bench.sqlite3"
+        url, seeder = await migrated(folder, "bench.sqlite3", database_url)
+        await seeder.close()
         await queue(url, count)
         server = TelegramServer(TOKEN)
         server.rate_limit, server.fail_ratio = 30, 0.01
@@ -135,10 +139,9 @@ async def run_delivery(count: int, kill: bool) -> dict[str, float]:
         return {**report(server, count, started, finished, left), **extra}
 
 
-def seed_customers(path: Path, count: int) -> None:
-    """A million customers with random birthdays, written straight through sqlite3 (fast)."""
-    connection = sqlite3.connect(path)
-    now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+async def seed_customers(seeder: Seeder, count: int) -> None:
+    """A million customers with random birthdays, written straight through the driver (fast)."""
+    now = seeder.stamp(datetime.now(UTC))
     rng = random.Random(1)
     rows = []
     for n in range(count):
@@ -146,19 +149,17 @@ def seed_customers(path: Path, count: int) -> None:
         rows.append((1_000_000 + n, f"Клиент {n}", f"клиент {n}", "ru", f"+7916{n:07d}", born.day, born.month,
                      born.year, False, now, now))
         if len(rows) == 50_000:
-            connection.executemany(_INSERT, rows)
+            await seeder.insert("customers", _COLUMNS, rows)
             rows.clear()
-    connection.executemany(_INSERT, rows)
-    connection.commit()
-    connection.execute("ANALYZE")
-    connection.close()
+    await seeder.insert("customers", _COLUMNS, rows)
+    await seeder.close()
 
 
-_INSERT = ("INSERT INTO customers (tg_user_id, name, name_folded, language, phone, birth_day, birth_month, "
-           "birth_year, marketing_opt_out, created_at, onboarded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+_COLUMNS = ("tg_user_id", "name", "name_folded", "language", "phone", "birth_day", "birth_month", "birth_year",
+            "marketing_opt_out", "created_at", "onboarded_at")
 
 
-async def run_planner(count: int) -> dict[str, float]:
+async def run_planner(count: int, database_url: str | None) -> dict[str, float]:
     from zoneinfo import ZoneInfo
 
     from bot.business import load_business
@@ -166,9 +167,9 @@ async def run_planner(count: int) -> dict[str, float]:
     from bot.outbox.planners import Planners
 
     with tempfile.TemporaryDirectory() as folder:
-        path, url = await migrated_sqlite(folder, "million.sqlite3")
+        url, seeder = await migrated(folder, "million.sqlite3", database_url)
         seeding = time.monotonic()
-        seed_customers(path, count)
+        await seed_customers(seeder, count)
         seeded = time.monotonic() - seeding
         engine = create_engine(url)
         clock = FixedClock(datetime(2027, 3, 14, 7, 0, tzinfo=UTC))
@@ -189,10 +190,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    database_argument(parser)
     args = parser.parse_args()
-    line("delivery", await run_delivery(args.messages, kill=False))
-    line("delivery with kill -9", await run_delivery(args.messages, kill=True))
-    line("planner", await run_planner(args.customers))
+    line("delivery", await run_delivery(args.messages, kill=False, database_url=args.database_url))
+    line("delivery with kill -9", await run_delivery(args.messages, kill=True, database_url=args.database_url))
+    line("planner", await run_planner(args.customers, args.database_url))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
 """Booking benchmark: prints figures, asserts nothing (these machines are shared and noisy).
 
-    python bench/slots.py [--bookings 10000] [--customers 1000000]
+    python bench/slots.py [--bookings 10000] [--customers 1000000] [--database-url URL]
 
-1. Slot search for 20 masters over 30 days with 10,000 existing bookings (SQLite): the days
-   with free time for "any master", one day's times, and a due-offer's six slots.
-2. The due-offer planner over 1,000,000 customers with a learned cycle (SQLite): the first
-   run, a run 10 minutes later (the steady state: it runs every 10 minutes), and a run a day
-   later (a day's offers, and the cycles whose due date passed rolled on).
+1. Slot search for 20 masters over 30 days with 10,000 existing bookings: the days with free
+   time for "any master", one day's times, and a due-offer's six slots.
+2. The due-offer planner over 1,000,000 customers with a learned cycle: the first run, a run
+   10 minutes later (the steady state: it runs every 10 minutes), and a run a day later (a
+   day's offers, and the cycles whose due date passed rolled on).
+
+SQLite by default (a new file per run); `--database-url postgresql+asyncpg://…` runs both on
+PostgreSQL (its public schema is dropped and recreated: a scratch database).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import random
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -27,7 +29,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import line, migrated_sqlite  # noqa: E402
+from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
 from bot.business import Business, load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
@@ -43,11 +45,6 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 10:00 in Moscow
 MASTERS = 20
 DAYS = 30
-
-
-def stamp(moment: datetime) -> str:
-    """How SQLAlchemy stores a UTC datetime in SQLite (always with microseconds)."""
-    return moment.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def salon(masters: int) -> Business:
@@ -69,7 +66,7 @@ def salon(masters: int) -> Business:
     return Business.model_validate(base)
 
 
-def seed_bookings(path: Path, business: Business, count: int) -> int:
+async def seed_bookings(seeder: Seeder, business: Business, count: int) -> int:
     """`count` 30-minute bookings at random free cells of the masters' next 30 days."""
     booking = BookingService(None, FixedClock(NOW), business, MOSCOW, None, None, None)  # type: ignore[arg-type]
     express = business.service("express")
@@ -78,20 +75,19 @@ def seed_bookings(path: Path, business: Business, count: int) -> int:
             for start in booking.finder.starts(m, express, NOW.astimezone(MOSCOW).date() + timedelta(days=d))]
     rng = random.Random(7)
     chosen = rng.sample(free, min(count, len(free)))
-    connection = sqlite3.connect(path)
-    connection.execute("INSERT INTO customers (id, language, marketing_opt_out, created_at) VALUES (1, 'ru', 0, ?)",
-                       (stamp(NOW),))
-    for n, (master_id, start) in enumerate(chosen, start=1):
-        connection.execute(
-            "INSERT INTO bookings (id, customer_id, service_id, master_id, starts_at, ends_at, state, source, "
-            "created_at, answer_due_at) VALUES (?, 1, 'express', ?, ?, ?, 'confirmed', 'menu', ?, ?)",
-            (n, master_id, stamp(start), stamp(start + timedelta(minutes=30)), stamp(NOW), stamp(NOW)))
-        for cell in cells(start, 30, business.booking.grid_minutes):
-            connection.execute("INSERT INTO booking_cells (master_id, starts_at, booking_id) VALUES (?, ?, ?)",
-                               (master_id, stamp(cell), n))
-    connection.commit()
-    connection.execute("ANALYZE")
-    connection.close()
+    stamp = seeder.stamp
+    await seeder.insert("customers", ("id", "language", "marketing_opt_out", "created_at"),
+                        [(1, "ru", False, stamp(NOW))])
+    await seeder.insert(
+        "bookings", ("id", "customer_id", "service_id", "master_id", "starts_at", "ends_at", "state", "source",
+                     "created_at", "answer_due_at"),
+        [(n, 1, "express", master_id, stamp(start), stamp(start + timedelta(minutes=30)), "confirmed", "menu",
+          stamp(NOW), stamp(NOW)) for n, (master_id, start) in enumerate(chosen, start=1)])
+    await seeder.insert(
+        "booking_cells", ("master_id", "starts_at", "booking_id"),
+        [(master_id, stamp(cell), n) for n, (master_id, start) in enumerate(chosen, start=1)
+         for cell in cells(start, 30, business.booking.grid_minutes)])
+    await seeder.close()
     return len(chosen)
 
 
@@ -110,11 +106,11 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float,
     return round(statistics.median(times), 1), result
 
 
-async def run_slots(count: int) -> dict[str, Any]:
+async def run_slots(count: int, database_url: str | None) -> dict[str, Any]:
     business = salon(MASTERS)
     with tempfile.TemporaryDirectory() as folder:
-        path, url = await migrated_sqlite(folder, "slots.sqlite3")
-        seeded = seed_bookings(path, business, count)
+        url, seeder = await migrated(folder, "slots.sqlite3", database_url)
+        seeded = await seed_bookings(seeder, business, count)
         engine = create_engine(url)
         db, clock = Database(engine), FixedClock(NOW)
         booking = booking_service(db, clock, business)
@@ -135,10 +131,10 @@ async def run_slots(count: int) -> dict[str, Any]:
             "times_that_day": len(times), "due_offer_6_slots_ms": offer_ms, "offered": len(offered)}
 
 
-def seed_cycles(path: Path, count: int) -> None:
+async def seed_cycles(seeder: Seeder, count: int) -> None:
     """`count` customers, each with a manicure cycle: due dates spread over the next 40 days;
     one in ten already left to the reactivation campaign (no due date)."""
-    connection = sqlite3.connect(path)
+    stamp = seeder.stamp
     rng = random.Random(3)
     created = stamp(NOW - timedelta(days=200))
     customers, cycles = [], []
@@ -152,30 +148,27 @@ def seed_cycles(path: Path, count: int) -> None:
                        None if asleep else stamp(due), None if asleep else stamp(due - lead), 0, None,
                        2 if asleep else 0))
         if len(customers) == 50_000:
-            _flush(connection, customers, cycles)
-    _flush(connection, customers, cycles)
-    connection.commit()
-    connection.execute("ANALYZE")
-    connection.close()
+            await _flush(seeder, customers, cycles)
+    await _flush(seeder, customers, cycles)
+    await seeder.close()
 
 
-def _flush(connection: sqlite3.Connection, customers: list[tuple[Any, ...]], cycles: list[tuple[Any, ...]]) -> None:
-    connection.executemany(
-        "INSERT INTO customers (id, tg_user_id, name, language, phone, marketing_opt_out, created_at, onboarded_at) "
-        "VALUES (?,?,?,?,?,?,?,?)", customers)
-    connection.executemany(
-        "INSERT INTO cycles (customer_id, service_id, master_id, last_purchase_id, last_visit_at, interval_days, "
-        "learned, due_at, offer_at, round, offered_round, ignored) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", cycles)
+async def _flush(seeder: Seeder, customers: list[tuple[Any, ...]], cycles: list[tuple[Any, ...]]) -> None:
+    await seeder.insert("customers", ("id", "tg_user_id", "name", "language", "phone", "marketing_opt_out",
+                                      "created_at", "onboarded_at"), customers)
+    await seeder.insert("cycles", ("customer_id", "service_id", "master_id", "last_purchase_id", "last_visit_at",
+                                   "interval_days", "learned", "due_at", "offer_at", "round", "offered_round",
+                                   "ignored"), cycles)
     customers.clear()
     cycles.clear()
 
 
-async def run_planner(count: int) -> dict[str, Any]:
+async def run_planner(count: int, database_url: str | None) -> dict[str, Any]:
     business = salon(MASTERS)
     with tempfile.TemporaryDirectory() as folder:
-        path, url = await migrated_sqlite(folder, "cycles.sqlite3")
+        url, seeder = await migrated(folder, "cycles.sqlite3", database_url)
         seeding = time.monotonic()
-        seed_cycles(path, count)
+        await seed_cycles(seeder, count)
         seeded = time.monotonic() - seeding
         engine = create_engine(url)
         db, clock = Database(engine), FixedClock(NOW)
@@ -196,9 +189,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bookings", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    database_argument(parser)
     args = parser.parse_args()
-    line("slot search", await run_slots(args.bookings))
-    line("due-offer planner", await run_planner(args.customers))
+    line("slot search", await run_slots(args.bookings, args.database_url))
+    line("due-offer planner", await run_planner(args.customers, args.database_url))
 
 
 if __name__ == "__main__":
