@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -575,12 +577,48 @@ class Repos:
         self.erasure = ErasureRepo(session)
 
 
+class WriterQueue:
+    """An asyncio lock whose waiters go first come first served, except that an urgent one (the
+    outcome of a message just sent) goes before every ordinary one (a claim of the next batch):
+    a sent message whose outcome waits behind claims is one a crash would send twice."""
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def locked(self) -> bool:
+        return self._locked
+
+    async def acquire(self, urgent: bool = False) -> None:
+        if not self._locked and not self._waiting:
+            self._locked = True
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (0 if urgent else 1, next(self._order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # it was ours just as the wait was given up: pass it on
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._locked = False
+
+
 class Database:
     """Units of work. On SQLite, which has one writer at a time, this process's writers queue
-    on an asyncio lock, first come first served, before they take SQLite's write lock: left to
-    SQLite's busy handler (which polls with growing sleeps), thirty writers a second beside a
-    long one can starve one of them past the busy timeout. Other processes (the CLI) still
-    meet the busy timeout. Reads that need no lock use `reading()`.
+    in the process (`WriterQueue`: first come first served, a sent message's outcome first)
+    before they take SQLite's write lock: left to SQLite's busy handler (which polls with growing
+    sleeps), thirty writers a second beside a long one can starve one of them past the busy
+    timeout. Other processes (the CLI) still meet the busy timeout. Reads that need no lock use
+    `reading()`.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -588,12 +626,13 @@ class Database:
         self.sessions = create_sessionmaker(engine)
         self._readers = create_sessionmaker(engine.execution_options(**{READING: True}))
         self._sqlite = engine.dialect.name == "sqlite"
-        self._writer = asyncio.Lock()
+        self._writer = WriterQueue()
         self._holder: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Repos]:
-        """One unit of work: commits on success, rolls back on any exception."""
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[Repos]:
+        """One unit of work: commits on success, rolls back on any exception. `urgent` goes
+        before the other writers waiting (the outcome of an API call just made)."""
         if not self._sqlite:
             async with self.sessions.begin() as session:
                 yield Repos(session)
@@ -601,7 +640,7 @@ class Database:
         if self._writer.locked() and self._holder is asyncio.current_task():
             raise RuntimeError("a transaction inside a transaction would wait for itself")
         try:
-            await asyncio.wait_for(self._writer.acquire(), SQLITE_BUSY_TIMEOUT_MS / 1000)
+            await asyncio.wait_for(self._writer.acquire(urgent), SQLITE_BUSY_TIMEOUT_MS / 1000)
         except TimeoutError:
             raise TimeoutError("the database stayed busy; try again") from None
         self._holder = asyncio.current_task()

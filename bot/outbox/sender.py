@@ -288,7 +288,7 @@ class OutboxSender:
 
     async def _mark_sent(self, row_ids: list[int], message_id: int | None) -> None:
         now = self.clock.now()
-        async with self.db.transaction() as repos:
+        async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
                 row.state, row.last_error, row.claimed_at, row.claimed_by = "sent", None, None, None
                 row.attempts += 1
@@ -299,7 +299,7 @@ class OutboxSender:
         if not row_ids:
             return
         now = self.clock.now()
-        async with self.db.transaction() as repos:
+        async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
                 row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
                 row.attempts += 1 if count_attempt else 0
@@ -315,7 +315,7 @@ class OutboxSender:
 
     async def _again(self, item: Ready, row_ids: list[int], delay: timedelta, error: str,
                      count_attempt: bool = True) -> None:
-        async with self.db.transaction() as repos:
+        async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
                 row.state, row.claimed_at, row.claimed_by = "pending", None, None
                 row.due_at = self.clock.now() + delay
@@ -326,7 +326,7 @@ class OutboxSender:
         """403: a customer blocked the bot (mark them; nothing more is sent or queued for them),
         or the bot is no longer in a group (the rows fail; no customer is blamed)."""
         now = self.clock.now()
-        async with self.db.transaction() as repos:
+        async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
                 row.state, row.last_error, row.claimed_at, row.claimed_by = "failed", error[:300], None, None
                 row.attempts += 1

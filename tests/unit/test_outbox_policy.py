@@ -246,3 +246,29 @@ async def test_a_pause_is_per_chat() -> None:
     assert limiter.paused_for(-100) > 28
     await limiter.wait_turn(-100, Priority.RELAY)
     assert round(clock[0], 3) == 30.0
+
+
+async def test_the_outcome_of_a_sent_message_is_written_before_the_next_claim() -> None:
+    """SQLite's writers queue in the process; an urgent one (a message's outcome) jumps the queue,
+    so a crash finds as few sent-but-unmarked rows as possible."""
+    import asyncio
+
+    from bot.db.repositories import WriterQueue
+
+    queue = WriterQueue()
+    order: list[str] = []
+    await queue.acquire()
+
+    async def writer(name: str, urgent: bool) -> None:
+        await queue.acquire(urgent)
+        order.append(name)
+        queue.release()
+
+    tasks = [asyncio.create_task(writer("claim 1", False)), asyncio.create_task(writer("claim 2", False))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(writer("sent", True)))
+    await asyncio.sleep(0)
+    queue.release()
+    await asyncio.gather(*tasks)
+    assert order == ["sent", "claim 1", "claim 2"]
+    assert not queue.locked()
