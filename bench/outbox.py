@@ -1,11 +1,15 @@
 """Outbox benchmark: prints figures, asserts nothing (these machines are shared and noisy).
 
     python bench/outbox.py [--messages 10000] [--customers 1000000] [--database-url URL]
+    python bench/outbox.py --latency 0.25 [--kills 3] [--messages 3000]
 
 1. Queues N messages to N chats and delivers them with the real sender (`App`, in a separate
    process) to a local Bot API test server that allows 30 sends/s (429 + retry_after beyond)
    and fails 1% of calls with 500. Prints the achieved rate, 429s, duplicates and losses.
-2. The same, with the sender killed (SIGKILL) at a random moment and started again.
+2. The same, with the sender killed (SIGKILL) at a random moment and started again. With
+   `--latency`, only this, `--kills` times, the server answering each call that much later
+   (the message is delivered at once; the answer is late): the duplicates are the calls in
+   flight and the outcomes not yet written at the kill.
 3. The birthday planner's time over 1,000,000 customers.
 
 SQLite by default (a new file per run); `--database-url postgresql+asyncpg://…` runs all three
@@ -113,13 +117,13 @@ def report(server: TelegramServer, count: int, started: float, finished: float, 
     }
 
 
-async def run_delivery(count: int, kill: bool, database_url: str | None) -> dict[str, float]:
+async def run_delivery(count: int, kill: bool, database_url: str | None, latency: float = 0.0) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         url, seeder = await migrated(folder, "bench.sqlite3", database_url)
         await seeder.close()
         await queue(url, count)
         server = TelegramServer(TOKEN)
-        server.rate_limit, server.fail_ratio = 30, 0.01
+        server.rate_limit, server.fail_ratio, server.latency = 30, 0.01, latency
         await server.start()
         business = business_file(Path(folder))
         started = time.monotonic()
@@ -190,8 +194,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds the test server takes to answer each call; with it only the kill run, --kills times")
+    parser.add_argument("--kills", type=int, default=3)
     database_argument(parser)
     args = parser.parse_args()
+    if args.latency:  # the API answering slowly: more calls in flight when the process is killed
+        for _ in range(args.kills):
+            line(f"delivery with kill -9 at {args.latency} s API latency",
+                 await run_delivery(args.messages, kill=True, database_url=args.database_url, latency=args.latency))
+        return
     line("delivery", await run_delivery(args.messages, kill=False, database_url=args.database_url))
     line("delivery with kill -9", await run_delivery(args.messages, kill=True, database_url=args.database_url))
     line("planner", await run_planner(args.customers, args.database_url))

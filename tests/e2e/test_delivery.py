@@ -213,3 +213,18 @@ async def test_errors_that_never_pass_are_not_retried(app: App, telegram: Telegr
     assert (tally.failed, tally.retried, notice.state, notice.attempts) == (1, 0, "failed", 1)
     assert notice.last_error and notice.last_error.startswith(str(code))
     assert len([c for c in telegram.calls if c.chat_id == 10_001]) == 1
+
+
+async def test_a_staff_command_that_fails_is_answered_in_the_group(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
+    """Before: the "something went wrong" went to the staff member's private chat (a 403 when
+    they never started the bot). Now it is answered where it was asked, and logged with context."""
+    async def broken(query: str) -> list:  # type: ignore[type-arg]
+        raise RuntimeError("the database went away")
+
+    carebot.app.staff.find = broken  # type: ignore[method-assign]
+    await olga.send("/find 4567")
+    answer = await olga.reply(timeout=15)
+    assert "пошло не так" in answer.text.lower()
+    assert not telegram.sent_to(olga.id)
