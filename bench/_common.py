@@ -91,5 +91,14 @@ async def migrated(folder: str, name: str, database_url: str | None) -> tuple[st
     return url, Seeder(url)
 
 
+def business_file(folder: Path) -> Path:
+    """The test business with quiet hours moved to 04:00-04:01, so a run that crosses the evening
+    is not held until the morning (the policy itself is tested elsewhere)."""
+    text = (Path(__file__).resolve().parent.parent / "tests" / "data" / "business.toml").read_text()
+    path = folder / "business.toml"
+    path.write_text(text.replace('quiet_hours = "21:00-10:00"', 'quiet_hours = "04:00-04:01"'))
+    return path
+
+
 def line(title: str, figures: dict[str, Any]) -> None:
     print(f"{title}: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)

@@ -33,17 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
+from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
 from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-broadcast"
-
-
-def business_file(folder: Path) -> Path:
-    text = (ROOT / "tests" / "data" / "business.toml").read_text()
-    path = folder / "business.toml"
-    path.write_text(text.replace('quiet_hours = "21:00-10:00"', 'quiet_hours = "04:00-04:01"'))
-    return path
 
 
 async def seed(seeder: Seeder, count: int) -> None:

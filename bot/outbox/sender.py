@@ -141,8 +141,7 @@ class OutboxSender:
             first = await repos.outbox.claimable(now, now - self.lease, self.batch, kinds=(RELAY, SERVICE))
             rest = await repos.outbox.claimable(now, now - self.lease, self.batch - len(first)) \
                 if len(first) < self.batch else []
-            seen: set[int] = set()
-            rows = [r for r in first + rest if not (r.id in seen or seen.add(r.id))]  # type: ignore[func-returns-value]
+            rows = list({r.id: r for r in first + rest}.values())  # the bulk query may find them again
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}
             recent = await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW) if customer_ids else {}
             customers = await repos.customers.by_ids(customer_ids) if customer_ids else {}
