@@ -37,6 +37,7 @@ TOKEN = "123456:BENCH-token-for-carebot-interactive"
 ADMIN_CHAT = -1001234567890
 RECIPIENTS_FROM = 2_000_000
 RECEIVED = "Спасибо! Мы получили"
+ANSWER_GIVE_UP_SECONDS = 60
 
 
 async def seed(seeder: Seeder, recipients: int, customers: int) -> None:
@@ -64,7 +65,7 @@ async def worker(url: str, api: str, business: str) -> None:
 
 
 async def customer(server: TelegramServer, tg_id: int, rounds: int, latencies: list[float],
-                   written: list[str]) -> None:
+                   written: list[str], unanswered: list[int]) -> None:
     person = server.user(tg_id, f"Гость {tg_id}")
     for n in range(rounds):
         asked = time.monotonic()
@@ -73,6 +74,9 @@ async def customer(server: TelegramServer, tg_id: int, rounds: int, latencies: l
             answers = [c for c in server.sent_to(tg_id) if c.at >= asked and not c.text.startswith(RECEIVED)]
             if answers:
                 latencies.append(answers[0].at - asked)
+                break
+            if time.monotonic() - asked > ANSWER_GIVE_UP_SECONDS:
+                unanswered.append(tg_id)
                 break
             await asyncio.sleep(0.01)
         await asyncio.sleep(random.uniform(0.5, 2.0))
@@ -103,7 +107,9 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
         started = time.monotonic()
         latencies: list[float] = []
         written: list[str] = []
-        await asyncio.gather(*(customer(server, 1 + n, rounds, latencies, written) for n in range(customers)))
+        unanswered: list[int] = []
+        await asyncio.gather(*(customer(server, 1 + n, rounds, latencies, written, unanswered)
+                               for n in range(customers)))
         talked = time.monotonic() - started
 
         def staff_text() -> str:
@@ -112,6 +118,9 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
         deadline = time.monotonic() + 900
         while any(words not in staff_text() for words in written) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
+            if int(time.monotonic() - started) % 15 == 0:  # a sign of life on stderr
+                print(f"{time.monotonic() - started:.0f} s: relays {sum(w in staff_text() for w in written)}"
+                      f"/{len(written)}, staff posts {len(server.sent_to(ADMIN_CHAT))}", file=sys.stderr)
         relays_done = time.monotonic() - started
         broadcast = sorted(c.at for c in server.calls if c.ok and c.chat_id and c.chat_id >= RECIPIENTS_FROM)
         while len(broadcast) < recipients and time.monotonic() < deadline:
@@ -125,6 +134,7 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
             "recipients": recipients,
             "customers": customers,
             "answers": len(latencies),
+            "unanswered": len(unanswered),
             "answer_p50_s": round(statistics.median(latencies), 3) if latencies else "nan",
             "answer_p95_s": round(percentile(latencies, 0.95), 3),
             "answer_max_s": round(max(latencies), 3) if latencies else "nan",

@@ -171,8 +171,7 @@ class CareRelay:
 
     def register(self, sender: OutboxSender) -> None:
         sender.deliverers.update({INBOUND: self.deliver_incoming, REPLY: self.deliver_reply})
-        sender.lanes.update({INBOUND: lambda row: f"in:{row.data['from_chat_id']}",
-                             REPLY: lambda row: f"out:{row.chat_id}"})
+        sender.laned.update({INBOUND, REPLY})  # keys `care_in:<customer>:…`, `care_out:<customer>:…`
         sender.on_failure[REPLY] = self.reply_failed
 
     # -- customer → staff

@@ -296,21 +296,26 @@ class OutboxRepo:
             update(OutboxMessage).where(which, OutboxMessage.state == "pending")
             .values(state="skipped", last_error=reason))
 
-    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int,
-                        kinds: tuple[str, ...] = ()) -> list[OutboxMessage]:
-        """Due rows, and rows a dead sender left half-done; locked so other senders skip them.
-        With `kinds`, only those (relays and service notices are claimed before the bulk)."""
+    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int, *, worker: str,
+                        kinds: tuple[str, ...] = (), busy: Iterable[str] = ()) -> list[OutboxMessage]:
+        """Due rows, and rows a dead sender left half-done (not this `worker`'s: its own claims are
+        in its hands, however long they wait for their turn); locked so other senders skip them.
+        With `kinds`, only those (relays and service notices are claimed before the bulk); keys
+        under a `busy` prefix are left (a lane whose earlier rows are still going out)."""
         query = (
             select(OutboxMessage)
             .where(
                 ((OutboxMessage.state == "pending") & (OutboxMessage.due_at <= now))
-                | ((OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < orphaned_before))
+                | ((OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < orphaned_before)
+                   & (OutboxMessage.claimed_by != worker))
             )
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(limit)
         )
         if kinds:
             query = query.where(OutboxMessage.kind.in_(kinds))
+        for prefix in busy:
+            query = query.where(~key_prefix(OutboxMessage.key, prefix))
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))

@@ -76,8 +76,6 @@ Done = Callable[[list[int], int | None], Awaitable[None]]
 Deliverer = Callable[[Ready, Done], Awaitable[None]]
 # Told, inside the transaction that marks rows failed or skipped, why they will never go.
 FailureHook = Callable[[Repos, Ready, list[int], str], Awaitable[None]]
-# Which lane a relay row belongs to, from its data; rows of one lane go in order, one group at a time.
-LaneOf = Callable[[OutboxMessage], str]
 
 
 @dataclass
@@ -103,7 +101,9 @@ class OutboxSender:
         self.db = db
         self.composers: dict[str, Composer] = composers if composers is not None else {}
         self.deliverers: dict[str, Deliverer] = {}
-        self.lanes: dict[str, LaneOf] = {}
+        # Templates whose rows go in lanes: the key up to its last ":" (`care_in:<customer>:`), in
+        # order, the rows of one lane due together as one group.
+        self.laned: set[str] = set()
         self.on_failure: dict[str, FailureHook] = {}
         self.bot = bot
         self.clock = clock
@@ -138,9 +138,11 @@ class OutboxSender:
         ready: list[Ready] = []
         async with self.db.transaction() as repos:
             # What people wrote and service notices first, then the bulk, in due order.
-            first = await repos.outbox.claimable(now, now - self.lease, self.batch, kinds=(RELAY, SERVICE))
-            rest = await repos.outbox.claimable(now, now - self.lease, self.batch - len(first)) \
-                if len(first) < self.batch else []
+            orphaned, busy = now - self.lease, sorted(self._busy_lanes)
+            first = await repos.outbox.claimable(now, orphaned, self.batch, worker=self.worker,
+                                                 kinds=(RELAY, SERVICE), busy=busy)
+            rest = await repos.outbox.claimable(now, orphaned, self.batch - len(first), worker=self.worker,
+                                                busy=busy) if len(first) < self.batch else []
             rows = list({r.id: r for r in first + rest}.values())  # the bulk query may find them again
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}
             recent = await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW) if customer_ids else {}
@@ -150,9 +152,7 @@ class OutboxSender:
                 customer = customers.get(row.customer_id) if row.customer_id else None
                 if customer is not None and customer.blocked_at is None and customer.tg_user_id is not None:
                     self._blocked_chats.discard(customer.tg_user_id)
-                lane = self.lanes[row.template](row) if row.template in self.lanes else None
-                if lane is not None and lane in self._busy_lanes:
-                    continue  # an earlier group of this lane is still going out: keep the order
+                lane = row.key.rsplit(":", 1)[0] + ":" if row.template in self.laned else None
                 if row.kind == RELAY:
                     # What someone wrote: only its customer's erasure stops it (or a week gone by).
                     verdict = self.policy.judge(kind=SERVICE, now=now, not_after=row.not_after,

@@ -131,7 +131,7 @@ class CareService:
             repos.audit.record(StaffAction(at=now, staff_id=reply.staff_id, staff_name=reply.staff_name,
                                            action="reply", customer_id=customer.id if customer else None,
                                            details={"kind": reply.kind}))
-            await repos.outbox.queue(key=f"{REPLY}:{reply.chat_id}:{reply.message_id}", kind=RELAY, template=REPLY,
+            await repos.outbox.queue(key=f"{REPLY}:{reply.recipient}:{reply.message_id}", kind=RELAY, template=REPLY,
                                      not_before=now, not_after=now + RELAY_KEEPS,
                                      customer_id=customer.id if customer else None, chat_id=reply.recipient,
                                      data=asdict(reply), now=now)
@@ -149,7 +149,7 @@ class CareService:
 
     async def recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
         """Whose conversation a staff message belongs to: by its topic, else by what it replies to."""
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             if thread_id is not None:
                 user = await repos.care.user_of_topic(chat_id, thread_id)
                 if user is not None:
@@ -159,7 +159,7 @@ class CareService:
             return None
 
     async def topic(self, tg_user_id: int, chat_id: int) -> int | None:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             topic = await repos.care.topic(tg_user_id, chat_id)
             return topic.thread_id if topic else None
 

@@ -163,7 +163,7 @@ class CustomerService:
         return rekeyed
 
     async def find(self, tg_user_id: int) -> CustomerView | None:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
             return _view(customer) if customer else None
 
@@ -268,7 +268,7 @@ class CustomerService:
             return WelcomeResult(WelcomeOutcome.ISSUED, CouponView.of(coupon, self.tz))
 
     async def active_coupons(self, tg_user_id: int) -> list[CouponView]:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
             if customer is None:
                 return []
@@ -277,7 +277,7 @@ class CustomerService:
 
     async def coupon(self, tg_user_id: int, coupon_id: int) -> CouponView | None:
         """The customer's own coupon by id; None for someone else's or an unknown id."""
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
             coupon = await repos.coupons.get(coupon_id)
             if customer is None or coupon is None or coupon.customer_id != customer.id:
@@ -285,7 +285,7 @@ class CustomerService:
             return CouponView.of(coupon, self.tz)
 
     async def profile(self, tg_user_id: int) -> Profile | None:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
             if customer is None:
                 return None

@@ -239,7 +239,7 @@ class StaffService:
         return []
 
     async def find(self, query: str) -> list[CustomerCard]:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             return [await self._card(repos, c) for c in await self._search(repos, query)]
 
     async def resolve(self, query: str) -> CustomerCard:
@@ -252,7 +252,7 @@ class StaffService:
         return found[0]
 
     async def card(self, customer_id: int) -> CustomerCard | None:
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customer = await repos.customers.get(customer_id)
             if customer is None or customer.erased_at is not None:
                 return None
