@@ -38,6 +38,7 @@ ADMIN_CHAT = -1001234567890
 RECIPIENTS_FROM = 2_000_000
 RECEIVED = "Спасибо! Мы получили"
 ANSWER_GIVE_UP_SECONDS = 60
+START_SPREAD_SECONDS = 10.0
 
 
 async def seed(seeder: Seeder, recipients: int, customers: int) -> None:
@@ -67,23 +68,27 @@ async def worker(url: str, api: str, business: str) -> None:
 async def customer(server: TelegramServer, tg_id: int, rounds: int, latencies: list[float],
                    written: list[str], unanswered: list[int]) -> None:
     person = server.user(tg_id, f"Гость {tg_id}")
+    await asyncio.sleep(random.uniform(0, START_SPREAD_SECONDS))  # people do not all come in the same instant
     for n in range(rounds):
         asked = time.monotonic()
+        seen = len(server.calls)  # read only what came since: this process is the test server too
         await person.send("/mycoupons")
         while True:  # the answer: the first message to them after the command that is not "we got it"
-            answers = [c for c in server.sent_to(tg_id) if c.at >= asked and not c.text.startswith(RECEIVED)]
+            fresh, seen = server.calls[seen:], len(server.calls)
+            answers = [c for c in fresh if c.chat_id == tg_id and c.ok and c.method == "sendMessage"
+                       and not c.text.startswith(RECEIVED)]
             if answers:
                 latencies.append(answers[0].at - asked)
                 break
             if time.monotonic() - asked > ANSWER_GIVE_UP_SECONDS:
                 unanswered.append(tg_id)
                 break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(random.uniform(0.5, 2.0))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(random.uniform(1.0, 4.0))
         words = f"вопрос-{tg_id}-{n}"
         written.append(words)
         await person.send(f"{words}: а можно перенести на пятницу? 🙏")
-        await asyncio.sleep(random.uniform(0.5, 2.0))
+        await asyncio.sleep(random.uniform(1.0, 4.0))
 
 
 def percentile(values: list[float], share: float) -> float:

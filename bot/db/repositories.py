@@ -297,11 +297,13 @@ class OutboxRepo:
             .values(state="skipped", last_error=reason))
 
     async def claimable(self, now: datetime, orphaned_before: datetime, limit: int, *, worker: str,
-                        kinds: tuple[str, ...] = (), busy: Iterable[str] = ()) -> list[OutboxMessage]:
+                        kinds: tuple[str, ...] = (), busy: Iterable[str] = (),
+                        busy_chats: Iterable[int] = ()) -> list[OutboxMessage]:
         """Due rows, and rows a dead sender left half-done (not this `worker`'s: its own claims are
         in its hands, however long they wait for their turn); locked so other senders skip them.
         With `kinds`, only those (relays and service notices are claimed before the bulk); keys
-        under a `busy` prefix are left (a lane whose earlier rows are still going out)."""
+        under a `busy` prefix are left (a lane whose earlier rows are still going out), and so are
+        rows into `busy_chats` (a group that has a message of ours on its way)."""
         query = (
             select(OutboxMessage)
             .where(
@@ -316,6 +318,8 @@ class OutboxRepo:
             query = query.where(OutboxMessage.kind.in_(kinds))
         for prefix in busy:
             query = query.where(~key_prefix(OutboxMessage.key, prefix))
+        if busy_chats := list(busy_chats):
+            query = query.where(OutboxMessage.chat_id.is_(None) | OutboxMessage.chat_id.not_in(busy_chats))
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))

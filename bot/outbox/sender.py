@@ -36,7 +36,7 @@ from bot.db.repositories import Database, Repos
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
 from bot.outbox.errors import Withdrawn, describe, is_transient
-from bot.outbox.limits import DELIVERY, Delivery, Limiter, Priority
+from bot.outbox.limits import DELIVERY, Delivery, Limiter, Priority, is_group
 from bot.outbox.policy import CAP_WINDOW, Decision, Policy
 from bot.rendering import Renderer
 
@@ -122,6 +122,7 @@ class OutboxSender:
         # soon as the customer is reachable again (they wrote to the bot: the database says so).
         self._blocked_chats: set[int] = set()
         self._busy_lanes: set[str] = set()
+        self._busy_groups: set[int] = set()  # groups with a message of ours on its way
         self._wake = asyncio.Event()
         # Key prefixes cancelled while a batch is in flight (a broadcast's cancel button): checked
         # before each call, so a cancel stops the sending within one message, not one batch.
@@ -138,21 +139,28 @@ class OutboxSender:
         ready: list[Ready] = []
         async with self.db.transaction() as repos:
             # What people wrote and service notices first, then the bulk, in due order.
-            orphaned, busy = now - self.lease, sorted(self._busy_lanes)
+            orphaned, busy, groups_busy = now - self.lease, sorted(self._busy_lanes), sorted(self._busy_groups)
             first = await repos.outbox.claimable(now, orphaned, self.batch, worker=self.worker,
-                                                 kinds=(RELAY, SERVICE), busy=busy)
+                                                 kinds=(RELAY, SERVICE), busy=busy, busy_chats=groups_busy)
             rest = await repos.outbox.claimable(now, orphaned, self.batch - len(first), worker=self.worker,
-                                                busy=busy) if len(first) < self.batch else []
+                                                busy=busy, busy_chats=groups_busy) if len(first) < self.batch else []
             rows = list({r.id: r for r in first + rest}.values())  # the bulk query may find them again
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}
             recent = await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW) if customer_ids else {}
             customers = await repos.customers.by_ids(customer_ids) if customer_ids else {}
             groups: dict[str, list[tuple[OutboxMessage, int]]] = {}
+            group_taken: dict[int, str] = {}  # group chat → the lane (or row) that has it in this claim
             for row in rows:
+                lane = row.key.rsplit(":", 1)[0] + ":" if row.template in self.laned else None
+                if row.chat_id is not None and is_group(row.chat_id):
+                    # One post at a time into a group (20 a minute): what waits behind it stays
+                    # pending, coalesces, and holds no place among the batch in flight.
+                    holder = group_taken.setdefault(row.chat_id, lane or f"row:{row.id}")
+                    if holder != (lane or f"row:{row.id}"):
+                        continue
                 customer = customers.get(row.customer_id) if row.customer_id else None
                 if customer is not None and customer.blocked_at is None and customer.tg_user_id is not None:
                     self._blocked_chats.discard(customer.tg_user_id)
-                lane = row.key.rsplit(":", 1)[0] + ":" if row.template in self.laned else None
                 if row.kind == RELAY:
                     # What someone wrote: only its customer's erasure stops it (or a week gone by).
                     verdict = self.policy.judge(kind=SERVICE, now=now, not_after=row.not_after,
@@ -201,6 +209,7 @@ class OutboxSender:
                 parts = tuple((row.id, dict(row.data or {})) for row, _ in members)
                 ready.append(_ready_of(head, chat_id, parts=parts, lane=lane))
                 self._busy_lanes.add(lane)
+        self._busy_groups.update(item.chat_id for item in ready if is_group(item.chat_id))
         return ready
 
     # ---- sending -----------------------------------------------------------------------------
@@ -261,9 +270,10 @@ class OutboxSender:
                                   describe(error))
         finally:
             DELIVERY.reset(token)
-            if item.lane is not None:
-                self._busy_lanes.discard(item.lane)
-                self.wake()  # the lane's next rows may be waiting
+            if item.lane is not None or is_group(item.chat_id):
+                self._busy_lanes.discard(item.lane)  # type: ignore[arg-type]
+                self._busy_groups.discard(item.chat_id)
+                self.wake()  # the lane's or the group's next rows may be waiting
 
     async def _deliver(self, item: Ready) -> Message:
         """The API call: a text, or a photo / video / animation with the text as its caption; a
