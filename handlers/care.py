@@ -205,8 +205,19 @@ class CareRelay:
         if post.text is not None:
             return (await self.bot.send_message(chat_id, post.text, message_thread_id=thread_id)).message_id
         assert post.copy_of is not None
-        copied = await self.bot.copy_message(chat_id, from_chat_id, post.copy_of, message_thread_id=thread_id,
-                                             caption=post.caption, parse_mode=ParseMode.HTML if post.caption else None)
+        try:
+            copied = await self.bot.copy_message(chat_id, from_chat_id, post.copy_of, message_thread_id=thread_id,
+                                                 caption=post.caption,
+                                                 parse_mode=ParseMode.HTML if post.caption else None)
+        except TelegramBadRequest as error:
+            if "thread" in error.message.lower():
+                raise
+            # Something Telegram will not copy (a poll, a message the customer deleted meanwhile):
+            # the staff still learn that they wrote, and what it said.
+            log.warning("customer message not copied, posting a note error=%s", error.message)
+            note = self.render.text(self.lang, "care_not_copied", caption=post.caption)
+            return (await self.bot.send_message(chat_id, truncate_html(str(note), TEXT_LIMIT),
+                                                message_thread_id=thread_id)).message_id
         return copied.message_id
 
     async def _topic(self, header: str, topic_name: str, tg_user_id: int) -> int | None:

@@ -228,3 +228,18 @@ async def test_a_staff_command_that_fails_is_answered_in_the_group(
     answer = await olga.reply(timeout=15)
     assert "пошло не так" in answer.text.lower()
     assert not telegram.sent_to(olga.id)
+
+
+async def test_what_telegram_will_not_copy_still_reaches_staff(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna = telegram.user(4006)
+    await onboard(anna)
+    from tests.telegram_server import MEDIA
+
+    # A photo the customer deletes before the bot copies it: Telegram answers 400.
+    message = anna._message(photo=MEDIA["photo"], caption="вот такой цвет хочу")
+    del telegram.messages[(anna.id, message["message_id"])]
+    await telegram.push({"message": message})
+    note = await olga.reply(timeout=15)
+    assert "не даёт переслать" in note.text and "вот такой цвет хочу" in note.text and "Анна" in note.text
