@@ -1,4 +1,4 @@
-"""The outbox policy and the pacer, with fixed clocks."""
+"""The outbox policy and the limiter, with fixed clocks."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -100,7 +100,7 @@ def test_too_late_is_dropped_not_sent() -> None:
     assert (night.decision, night.reason) == (Decision.EXPIRE, "quiet_hours")
 
 
-async def test_pacer_spaces_messages_and_chats_and_pauses() -> None:
+async def test_limiter_spaces_messages_and_chats_and_pauses() -> None:
     clock = [0.0]
     slept: list[float] = []
 
@@ -108,39 +108,39 @@ async def test_pacer_spaces_messages_and_chats_and_pauses() -> None:
         slept.append(round(seconds, 6))
         clock[0] += seconds
 
-    pacer = Limiter(per_second=10, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
-    await pacer.wait_turn(1)
-    await pacer.wait_turn(2)
-    await pacer.wait_turn(3)
+    limiter = Limiter(per_second=10, per_chat_seconds=1.0, timer=lambda: clock[0], sleep=sleep)
+    await limiter.wait_turn(1)
+    await limiter.wait_turn(2)
+    await limiter.wait_turn(3)
     assert slept == [0.1, 0.1]  # ten a second: a tenth apart
-    await pacer.wait_turn(1)  # the same chat again: a second after its last message
+    await limiter.wait_turn(1)  # the same chat again: a second after its last message
     assert round(clock[0], 6) == 1.0
-    pacer.pause(4, 5)  # Telegram said "retry after 5" for chat 4: only chat 4 waits
-    await pacer.wait_turn(5)
+    limiter.pause(4, 5)  # Telegram said "retry after 5" for chat 4: only chat 4 waits
+    await limiter.wait_turn(5)
     assert round(clock[0], 6) == 1.1
-    await pacer.wait_turn(4)
+    await limiter.wait_turn(4)
     assert round(clock[0], 6) == 6.0
 
 
-async def test_pacer_does_not_burst_after_a_stall() -> None:
+async def test_limiter_does_not_burst_after_a_stall() -> None:
     """Three waiters whose slots passed while the loop was busy still leave a gap apart."""
     clock = [0.0]
 
     async def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    limiter = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     for chat in range(3):
-        await pacer.wait_turn(chat)
+        await limiter.wait_turn(chat)
     clock[0] = 5.0  # the loop stalled; slots 0.1 and 0.2 are long past
     departures = []
     for chat in range(3, 6):
-        await pacer.wait_turn(chat)
+        await limiter.wait_turn(chat)
         departures.append(round(clock[0], 6))
     assert departures == [5.0, 5.1, 5.2]
 
 
-async def test_pacer_keeps_its_rate_when_sleeps_wake_late() -> None:
+async def test_limiter_keeps_its_rate_when_sleeps_wake_late() -> None:
     """Every sleep overshoots by 2 ms (a busy loop): 100 messages at 10/s still take ~9.9 s,
     and no two leave closer than half a gap."""
     clock = [0.0]
@@ -148,16 +148,16 @@ async def test_pacer_keeps_its_rate_when_sleeps_wake_late() -> None:
     async def sleep(seconds: float) -> None:
         clock[0] += seconds + 0.002
 
-    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    limiter = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     departures = []
     for chat in range(100):
-        await pacer.wait_turn(chat)
+        await limiter.wait_turn(chat)
         departures.append(clock[0])
     assert departures[-1] - departures[0] < 99 * 0.1 + 0.05  # counting from wake-ups: 10.1 s
     assert min(b - a for a, b in zip(departures, departures[1:], strict=False)) >= 0.05
 
 
-async def test_pacer_never_lets_more_than_the_rate_into_one_second() -> None:
+async def test_limiter_never_lets_more_than_the_rate_into_one_second() -> None:
     """Sleeps that wake late by anything up to 40 ms, at random: in no one-second window do
     more than ten of 300 messages leave, and the rate stays near ten a second."""
     import random
@@ -168,10 +168,10 @@ async def test_pacer_never_lets_more_than_the_rate_into_one_second() -> None:
     async def sleep(seconds: float) -> None:
         clock[0] += seconds + jitter.uniform(0, 0.04)
 
-    pacer = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
+    limiter = Limiter(per_second=10, per_chat_seconds=0, timer=lambda: clock[0], sleep=sleep)
     departures = []
     for chat in range(300):
-        await pacer.wait_turn(chat)
+        await limiter.wait_turn(chat)
         departures.append(clock[0])
     busiest = max(sum(1 for t in departures if start <= t < start + 1.0) for start in departures)
     assert busiest <= 10
