@@ -19,11 +19,9 @@ from aiogram.fsm.storage.base import (
     StorageKey,
 )
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.db.models import FsmRecord
-from bot.db.repositories import Database
+from bot.db.repositories import Database, dialect_insert
 
 
 class SqlStorage(BaseStorage):
@@ -46,9 +44,7 @@ class SqlStorage(BaseStorage):
             if state is None and not data:
                 await session.execute(delete(FsmRecord).where(FsmRecord.key == built))
                 return
-            dialect = session.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            statement = insert(FsmRecord).values(key=built, state=state, data=data)
+            statement = dialect_insert(session)(FsmRecord).values(key=built, state=state, data=data)
             await session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[FsmRecord.key], set_={"state": state, "data": data}

@@ -236,6 +236,12 @@ class PurchaseRepo:
         return int(row[0]), int(row[1]), row[2]
 
 
+def dialect_insert(session: AsyncSession) -> Any:
+    """`INSERT … ON CONFLICT` as the session's database spells it (PostgreSQL's or SQLite's
+    insert construct: SQLAlchemy's generic one has no `on_conflict_*`)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def key_prefix(column: Any, prefix: str) -> Any:
     """`column` starts with `prefix`, as a range the column's index serves (a LIKE would not,
     on PostgreSQL without a pattern index): from the prefix up to the next string after it."""
@@ -268,17 +274,15 @@ class OutboxRepo:
     async def plan(self, rows: Select[Any]) -> int:
         """INSERT … SELECT … ON CONFLICT (key) DO NOTHING: a planner run twice, or in two
         processes at once, adds nothing twice. Returns how many rows were new."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         result = await self.session.execute(
-            insert(OutboxMessage).from_select(_PLANNED, rows).on_conflict_do_nothing(index_elements=["key"]))
+            dialect_insert(self.session)(OutboxMessage).from_select(_PLANNED, rows).on_conflict_do_nothing(index_elements=["key"]))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def queue(self, *, key: str, kind: str, template: str, not_before: datetime, not_after: datetime,
                     customer_id: int | None = None, chat_id: int | None = None, data: dict[str, Any] | None = None,
                     markup: dict[str, Any] | None = None, now: datetime) -> bool:
         """One message to send later; a key already queued is left as it is (returns False)."""
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        result = await self.session.execute(insert(OutboxMessage).values(
+        result = await self.session.execute(dialect_insert(self.session)(OutboxMessage).values(
             key=key, customer_id=customer_id, chat_id=chat_id, kind=kind, template=template, data=data or {},
             markup=markup, not_before=not_before, not_after=not_after, due_at=not_before, state="pending",
             attempts=0, created_at=now,
