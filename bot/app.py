@@ -12,7 +12,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.context import FSMContext
@@ -107,11 +107,9 @@ class App:
         staff = StaffService(db, clock, business, settings.tz, events)
         care = CareService(db, clock, business)
         storage, isolation = _storage(settings, db)
-        session = (  # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
-            AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url), timeout=settings.telegram_timeout)
-            if settings.telegram_api_url
-            else AiohttpSession(timeout=settings.telegram_timeout)
-        )
+        api = TelegramAPIServer.from_base(settings.telegram_api_url) if settings.telegram_api_url else PRODUCTION
+        # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
+        session = AiohttpSession(api=api, timeout=settings.telegram_timeout)
         # One budget for every message, replies and outbox alike (bot/outbox/limits.py); outermost,
         # so the middlewares after it time the HTTP call, not the wait for a turn.
         limiter = Limiter(business.outbox.messages_per_second, business.outbox.seconds_per_chat,

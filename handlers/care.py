@@ -32,7 +32,15 @@ from bot.rendering import Renderer
 from bot.services.care import INBOUND, REPLY, Author, CareService, Incoming, StaffReply
 from bot.services.customers import CustomerView
 from bot.services.staff import StaffService
-from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, card_messages, fit_card, split_html, truncate_html
+from bot.telegram_text import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    card_messages,
+    fit_card,
+    split_html,
+    truncate_html,
+    visible_len,
+)
 from handlers.filters import InAdminChat, StaffAuthor
 
 log = logging.getLogger("carebot.care")
@@ -249,7 +257,7 @@ class CareRelay:
                 sent = (await self.bot.send_message(reply.recipient, texts[-1])).message_id
             elif reply.signature and reply.kind in CAPTIONED:
                 caption = (reply.html or "") + reply.signature
-                if len(split_html(caption, CAPTION_LIMIT)) > 1:  # the signature does not fit: the words do
+                if visible_len(caption) > CAPTION_LIMIT:  # the signature does not fit: the words do
                     caption = reply.html or ""
                 sent = (await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id,
                                                     caption=caption, parse_mode=ParseMode.HTML)).message_id

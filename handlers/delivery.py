@@ -51,9 +51,9 @@ class TelegramLimits(BaseRequestMiddleware):
             return await make_request(bot, method)  # polling, getMe, webhooks: their callers decide
         attempt = 0
         while True:
-            if delivery.paced and attempt == 0:
-                pass  # the outbox sender took this message's turn itself (and checked it is still wanted)
-            elif chat_id is not None:
+            # The outbox sender takes the first turn of its one-call messages itself (and checks
+            # they are still wanted); a retry waits here like any other call.
+            if chat_id is not None and not (delivery.paced and attempt == 0):
                 if counted:
                     await self.limiter.wait_turn(chat_id, delivery.priority)
                 else:

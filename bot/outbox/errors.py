@@ -2,7 +2,21 @@
 middleware and the outbox sender, so both retry the same things)."""
 from __future__ import annotations
 
-from aiogram.exceptions import TelegramEntityTooLarge, TelegramNetworkError, TelegramServerError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+
+_CODES = ((TelegramBadRequest, 400), (TelegramUnauthorizedError, 401), (TelegramForbiddenError, 403),
+          (TelegramNotFound, 404), (TelegramConflictError, 409), (TelegramRetryAfter, 429),
+          (TelegramServerError, 500))
 
 
 class Withdrawn(Exception):
@@ -18,8 +32,6 @@ def is_transient(error: BaseException) -> bool:
 
 def describe(error: BaseException) -> str:
     """One short line for `last_error` and the logs: the code Telegram gave and its words."""
-    code = {"TelegramBadRequest": 400, "TelegramUnauthorizedError": 401, "TelegramForbiddenError": 403,
-            "TelegramNotFound": 404, "TelegramConflictError": 409, "TelegramRetryAfter": 429,
-            "TelegramServerError": 500}.get(type(error).__name__)
+    code = next((code for kind, code in _CODES if isinstance(error, kind)), None)
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     return (f"{code} {message}" if code else f"{type(error).__name__}: {message}")[:300]

@@ -155,8 +155,8 @@ class OutboxSender:
                 if row.chat_id is not None and is_group(row.chat_id):
                     # One post at a time into a group (20 a minute): what waits behind it stays
                     # pending, coalesces, and holds no place among the batch in flight.
-                    holder = group_taken.setdefault(row.chat_id, lane or f"row:{row.id}")
-                    if holder != (lane or f"row:{row.id}"):
+                    own = lane or f"row:{row.id}"
+                    if group_taken.setdefault(row.chat_id, own) != own:
                         continue
                 customer = customers.get(row.customer_id) if row.customer_id else None
                 if customer is not None and customer.blocked_at is None and customer.tg_user_id is not None:
@@ -270,8 +270,9 @@ class OutboxSender:
                                   describe(error))
         finally:
             DELIVERY.reset(token)
+            if item.lane is not None:
+                self._busy_lanes.discard(item.lane)
             if item.lane is not None or is_group(item.chat_id):
-                self._busy_lanes.discard(item.lane)  # type: ignore[arg-type]
                 self._busy_groups.discard(item.chat_id)
                 self.wake()  # the lane's or the group's next rows may be waiting
 
@@ -307,15 +308,21 @@ class OutboxSender:
                       count_attempt: bool = True) -> None:
         if not row_ids:
             return
-        now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
-            for row in await repos.outbox.get_many(row_ids):
-                row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
-                row.attempts += 1 if count_attempt else 0
-                await repos.coupons.void_issued_for(row.key, now)
-            await self._failed_hook(repos, item, row_ids, error or state)
+            await self._close(repos, item, row_ids, state, error, count_attempt)
         if state == "failed":
             log.warning("outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error)
+
+    async def _close(self, repos: Repos, item: Ready, row_ids: list[int], state: str, error: str | None,
+                     count_attempt: bool = True, reason: str | None = None) -> None:
+        """Rows that will never go (failed, skipped): their coupons are voided, and the template's
+        failure hook is told why."""
+        now = self.clock.now()
+        for row in await repos.outbox.get_many(row_ids):
+            row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
+            row.attempts += 1 if count_attempt else 0
+            await repos.coupons.void_issued_for(row.key, now)
+        await self._failed_hook(repos, item, row_ids, reason or error or state)
 
     async def _failed_hook(self, repos: Repos, item: Ready, row_ids: list[int], reason: str) -> None:
         hook = self.on_failure.get(item.template)
@@ -336,12 +343,8 @@ class OutboxSender:
         or the bot is no longer in a group (the rows fail; no customer is blamed)."""
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
-            for row in await repos.outbox.get_many(row_ids):
-                row.state, row.last_error, row.claimed_at, row.claimed_by = "failed", error[:300], None, None
-                row.attempts += 1
-                await repos.coupons.void_issued_for(row.key, now)
-            await self._failed_hook(repos, item, row_ids, "blocked")
-            if item.customer_id is None or item.chat_id < 0:
+            await self._close(repos, item, row_ids, "failed", error[:300], reason="blocked")
+            if item.customer_id is None or is_group(item.chat_id):
                 return
             customer = await repos.customers.get(item.customer_id, for_update=True)
             if customer is not None and customer.tg_user_id == item.chat_id:

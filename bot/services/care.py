@@ -13,8 +13,13 @@ from bot.db.repositories import Database
 from bot.outbox import RELAY
 
 MAX_STORED_TEXT = 4096
-RELAY_KEEPS = timedelta(days=7)  # a relay Telegram refused for a week is given up (and staff told)
+RELAY_KEEPS = timedelta(days=7)  # a relay Telegram refused for a week is given up
 INBOUND, REPLY = "care_in", "care_out"  # the outbox templates of the two directions
+
+
+def _stored(text: str | None) -> str | None:
+    """What the care history keeps of a message's text (an empty one is no text)."""
+    return (text or None) and text[:MAX_STORED_TEXT]
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,6 @@ class CareService:
         self.clock = clock
         self.business = business
 
-    async def should_acknowledge(self, tg_user_id: int) -> bool:
-        """Say "we got it" on the first message after a quiet spell, not on every message."""
-        async with self.db.transaction() as repos:
-            last = await repos.care.last_inbound_at(tg_user_id)
-        quiet = timedelta(minutes=self.business.care.acknowledge_after_minutes)
-        return last is None or self.clock.now() - last >= quiet
-
     async def record_inbound(self, inbound: Inbound) -> None:
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(inbound.tg_user_id)
@@ -87,7 +85,7 @@ class CareService:
                 repos.care.add(CareMessage(
                     tg_user_id=inbound.tg_user_id, customer_id=customer.id if customer else None,
                     direction="in", admin_message_id=admin_message_id, kind=inbound.kind,
-                    text=(inbound.text or None) and inbound.text[:MAX_STORED_TEXT], at=self.clock.now()))
+                    text=_stored(inbound.text), at=self.clock.now()))
 
     async def take_incoming(self, incoming: Incoming, admin_chat_id: int) -> bool:
         """Store a customer's message and queue its relay to the staff chat, in one transaction:
@@ -100,7 +98,7 @@ class CareService:
             customer = await repos.customers.by_tg_user(author.id)
             message = CareMessage(tg_user_id=author.id, customer_id=customer.id if customer else None,
                                   direction="in", admin_message_id=None, kind=incoming.kind,
-                                  text=(incoming.text or None) and incoming.text[:MAX_STORED_TEXT], at=now)
+                                  text=_stored(incoming.text), at=now)
             repos.care.add(message)
             await repos.session.flush()
             data: dict[str, Any] = {"care_id": message.id, "from_chat_id": author.id,
@@ -127,7 +125,7 @@ class CareService:
             repos.care.add(CareMessage(
                 tg_user_id=reply.recipient, customer_id=customer.id if customer else None, direction="out",
                 admin_message_id=reply.message_id, kind=reply.kind,
-                text=(reply.text or None) and reply.text[:MAX_STORED_TEXT], staff_id=reply.staff_id, at=now))
+                text=_stored(reply.text), staff_id=reply.staff_id, at=now))
             repos.audit.record(StaffAction(at=now, staff_id=reply.staff_id, staff_name=reply.staff_name,
                                            action="reply", customer_id=customer.id if customer else None,
                                            details={"kind": reply.kind}))
@@ -135,17 +133,6 @@ class CareService:
                                      not_before=now, not_after=now + RELAY_KEEPS,
                                      customer_id=customer.id if customer else None, chat_id=reply.recipient,
                                      data=asdict(reply), now=now)
-
-    async def record_outbound(self, tg_user_id: int, staff_id: int, admin_message_id: int, kind: str,
-                              text: str | None) -> int | None:
-        """Store a delivered staff reply; returns the customer's id (None for a stranger)."""
-        async with self.db.transaction() as repos:
-            customer = await repos.customers.by_tg_user(tg_user_id)
-            repos.care.add(CareMessage(
-                tg_user_id=tg_user_id, customer_id=customer.id if customer else None, direction="out",
-                admin_message_id=admin_message_id, kind=kind,
-                text=(text or None) and text[:MAX_STORED_TEXT], staff_id=staff_id, at=self.clock.now()))
-            return customer.id if customer else None
 
     async def recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
         """Whose conversation a staff message belongs to: by its topic, else by what it replies to."""
@@ -171,9 +158,3 @@ class CareService:
     async def drop_topic(self, tg_user_id: int) -> None:
         async with self.db.transaction() as repos:
             await repos.care.drop_topic(tg_user_id)
-
-    async def mark_blocked(self, tg_user_id: int) -> None:
-        async with self.db.transaction() as repos:
-            customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
-            if customer is not None and customer.blocked_at is None:
-                customer.blocked_at = self.clock.now()

@@ -374,10 +374,6 @@ class StaffService:
             self._audit(repos, staff, "note", customer.id, text=note)
             return await self._card(repos, customer)
 
-    async def record_reply(self, staff: Staff, customer_id: int | None, kind: str) -> None:
-        async with self.db.transaction() as repos:
-            self._audit(repos, staff, "reply", customer_id, kind=kind)
-
     async def history(self, customer_id: int) -> list[HistoryEntry]:
         async with self.db.transaction() as repos:
             actions = await repos.audit.of_customer(customer_id, HISTORY_LIMIT)

@@ -31,7 +31,7 @@ from bot.keys import KEY_FILE_NAME, key_file_path, load_secret_key
 from bot.outbox.compose import compose
 from bot.rendering import Renderer
 from bot.services.booking import Actor, BookingService
-from bot.services.care import CareService, Inbound
+from bot.services.care import CareService, Inbound, StaffReply
 from bot.services.customers import (
     CustomerService,
     WelcomeOutcome,
@@ -120,7 +120,8 @@ async def test_care_chat_texts_go(db: Database, customers: CustomerService, cloc
     await _onboard(customers, TG)
     await _onboard(customers, OTHER_TG, name="Другая", phone="+79035556677")
     await care.record_inbound(Inbound(TG, "text", "я беременна, можно ли гель-лак?", (101,)))
-    await care.record_outbound(TG, 1, 102, "text", "Зульфия, можно")
+    await care.take_reply(StaffReply(recipient=TG, staff_id=1, staff_name="Ольга", chat_id=-100, message_id=102,
+                                     thread_id=None, kind="text", text="Зульфия, можно", html=None, signature=None))
     await care.record_inbound(Inbound(OTHER_TG, "text", "другой вопрос", (103,)))
     assert await customers.forget(TG)
     assert [m.text for m in await _all(db, CareMessage)] == ["другой вопрос"]
