@@ -31,7 +31,7 @@ from bot.db.repositories import Database
 from bot.events import Events
 from bot.fsm_storage import SqlStorage
 from bot.keys import load_secret_key
-from bot.middlewares import CustomerMiddleware
+from handlers.middlewares import CustomerMiddleware
 from bot.outbox.compose import Composer
 from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
