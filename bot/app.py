@@ -21,7 +21,6 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, Chat, ErrorEvent, User
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.admin_chat import AdminChat
 from bot.business import Business, load_business
 from bot.clock import Clock, SystemClock
 from bot.db.engine import create_engine
@@ -31,7 +30,6 @@ from bot.db.repositories import Database
 from bot.events import Events
 from bot.fsm_storage import SqlStorage
 from bot.keys import load_secret_key
-from handlers.middlewares import CustomerMiddleware
 from bot.outbox.compose import Composer
 from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
@@ -47,10 +45,12 @@ from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import all_routers
+from handlers.admin_chat import AdminChat
 from handlers.api_wait import ApiWait
 from handlers.broadcasts import progress_keyboard
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
+from handlers.middlewares import CustomerMiddleware
 
 log = logging.getLogger("carebot")
 

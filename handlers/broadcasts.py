@@ -21,7 +21,6 @@ from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Messa
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from markupsafe import Markup
 
-from bot.admin_chat import AdminChat
 from bot.business import Business
 from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
 from bot.rendering import Renderer
@@ -31,6 +30,7 @@ from bot.services.days import parse_day, parse_moment
 from bot.services.segments import KINDS, Condition
 from bot.services.sleeping import SleepingService
 from bot.telegram_text import visible_len
+from handlers.admin_chat import AdminChat
 from handlers.booking import book_button
 from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
 

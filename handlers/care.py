@@ -23,7 +23,6 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import StateFilter
 from aiogram.types import Message, ReactionTypeEmoji
 
-from bot.admin_chat import AdminChat
 from bot.business import Business
 from bot.db.repositories import Repos
 from bot.outbox import SERVICE
@@ -41,6 +40,7 @@ from bot.telegram_text import (
     truncate_html,
     visible_len,
 )
+from handlers.admin_chat import AdminChat
 from handlers.filters import InAdminChat, StaffAuthor
 
 log = logging.getLogger("carebot.care")

@@ -6,7 +6,7 @@ from aiogram.filters import BaseFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from bot.admin_chat import ANONYMOUS_ADMIN_ID, TELEGRAM_SERVICE_ID, AdminChat
+from handlers.admin_chat import ANONYMOUS_ADMIN_ID, TELEGRAM_SERVICE_ID, AdminChat
 
 
 class InAdminChat(BaseFilter):

@@ -17,13 +17,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.deep_linking import create_start_link
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.admin_chat import AdminChat
 from bot.business import Business, Master
 from bot.callbacks import BookingCallback
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
 from bot.services.staff import find_master
+from handlers.admin_chat import AdminChat
 from handlers.filters import InAdminChat, admin_chat_router
 
 MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")

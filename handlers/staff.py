@@ -15,7 +15,6 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.admin_chat import AdminChat
 from bot.business import Business
 from bot.callbacks import Number
 from bot.rendering import Renderer
@@ -30,6 +29,7 @@ from bot.services.staff import (
     split_customer,
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
+from handlers.admin_chat import AdminChat
 from handlers.filters import AnswersPrompt, admin_chat_router
 from handlers.masters import MASTER_COMMANDS
 

@@ -13,12 +13,12 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.admin_chat import AdminChat
 from bot.business import Business
 from bot.callbacks import Number
 from bot.rendering import Renderer
 from bot.services.care import CareService, Inbound
 from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
+from handlers.admin_chat import AdminChat
 from handlers.filters import admin_chat_router
 
 DEFAULT_PERIOD_DAYS = 30
