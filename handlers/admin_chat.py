@@ -5,16 +5,18 @@ import logging
 from datetime import timedelta
 
 from aiogram import Bot
-from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
-from aiogram.types import Chat, User
+from aiogram.types import Chat, ChatMemberMember, User
+from aiogram.utils.chat_member import ADMINS
 
 from bot.clock import Clock
 from bot.services.staff import Staff
 
 log = logging.getLogger("carebot.admin_chat")
 
-MEMBER_STATUSES = {ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
+# The owner, the admins and plain members are staff; a restricted member is not (aiogram's
+# `chat_member.MEMBERS` would count them).
+STAFF_MEMBERS = (*ADMINS, ChatMemberMember)
 # Telegram's stand-in author for anonymous group admins.
 ANONYMOUS_ADMIN_ID = 1087968824
 # Telegram's service account: the author of a linked channel's posts forwarded into its group.
@@ -41,7 +43,7 @@ class AdminChat:
             return cached[0]
         try:
             member = await self.bot.get_chat_member(self.chat_id, user_id)
-            verdict = member.status in MEMBER_STATUSES
+            verdict = isinstance(member, STAFF_MEMBERS)
         except TelegramAPIError as error:
             log.warning("cannot check staff membership user_id=%s error=%s", user_id, error)
             verdict = False
