@@ -28,7 +28,6 @@ from bot.db.guard import FileGuard
 from bot.db.migrate import upgrade
 from bot.db.repositories import Database
 from bot.events import Events
-from bot.fsm_storage import SqlStorage
 from bot.keys import load_secret_key
 from bot.outbox.compose import Composer
 from bot.outbox.limits import Limiter
@@ -50,6 +49,7 @@ from handlers.api_wait import ApiWait
 from handlers.broadcasts import progress_keyboard
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
+from handlers.fsm_storage import SqlStorage
 from handlers.middlewares import CustomerMiddleware
 
 log = logging.getLogger("carebot")

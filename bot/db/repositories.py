@@ -37,6 +37,7 @@ from bot.db.models import (
     Customer,
     Cycle,
     DayOff,
+    FsmRecord,
     MasterAccount,
     MasterInvite,
     OutboxMessage,
@@ -570,6 +571,33 @@ class CycleRepo:
         return list(await self.session.scalars(query))
 
 
+class FsmRepo:
+    """Conversation state (the edge's aiogram storage keeps it here): a key, a state, its data."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, key: str) -> tuple[str | None, dict[str, Any]]:
+        record = await self.session.get(FsmRecord, key)
+        return (record.state, dict(record.data or {})) if record else (None, {})
+
+    async def save(self, key: str, **values: Any) -> None:
+        """Set `state` and/or `data` (what is not given is kept); no state and no data is no row."""
+        record = await self.session.get(FsmRecord, key, with_for_update=True)
+        state = values.get("state", record.state if record else None)
+        data = values.get("data", record.data if record else {})
+        if state is None and not data:
+            await self.session.execute(delete(FsmRecord).where(FsmRecord.key == key))
+            return
+        statement = dialect_insert(self.session)(FsmRecord).values(key=key, state=state, data=data)
+        await self.session.execute(
+            statement.on_conflict_do_update(index_elements=[FsmRecord.key], set_={"state": state, "data": data})
+        )
+
+    async def count(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(FsmRecord)) or 0)
+
+
 class Repos:
     """The repositories of one transaction."""
 
@@ -588,6 +616,7 @@ class Repos:
         self.bookings = BookingRepo(session)
         self.cycles = CycleRepo(session)
         self.erasure = ErasureRepo(session)
+        self.fsm = FsmRepo(session)
 
 
 class WriterQueue:

@@ -14,10 +14,10 @@ from aiogram.fsm.storage.base import StorageKey
 from bot import PROJECT_ROOT
 from bot.business import load_business
 from bot.db.repositories import Database
-from bot.fsm_storage import SqlStorage
 from bot.logs import LogfmtFormatter, redact
 from bot.rendering import Renderer, pick_language
 from bot.settings import ConfigError, load_settings
+from handlers.fsm_storage import SqlStorage
 
 TOKEN = "123456:TEST-token-for-carebot-end-to-end"
 

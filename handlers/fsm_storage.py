@@ -2,7 +2,8 @@
 
 aiogram ships memory, Redis and Mongo storages but none for SQL; by default carebot has no
 Redis, and a conversation must survive a restart, so this small BaseStorage keeps state in
-the `fsm_states` table. With REDIS_URL set, aiogram's own RedisStorage is used instead.
+the `fsm_states` table (its SQL is `repos.fsm`, in the core). With REDIS_URL set, aiogram's own
+RedisStorage is used instead.
 """
 from __future__ import annotations
 
@@ -18,10 +19,8 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
-from sqlalchemy import delete, select
 
-from bot.db.models import FsmRecord
-from bot.db.repositories import Database, dialect_insert
+from bot.db.repositories import Database
 
 
 class SqlStorage(BaseStorage):
@@ -31,25 +30,11 @@ class SqlStorage(BaseStorage):
 
     async def _load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
         async with self.db.reading() as repos:
-            record = await repos.session.get(FsmRecord, self.key_builder.build(key))
-            return (record.state, dict(record.data or {})) if record else (None, {})
+            return await repos.fsm.get(self.key_builder.build(key))
 
     async def _save(self, key: StorageKey, **values: Any) -> None:
-        built = self.key_builder.build(key)
         async with self.db.transaction() as repos:
-            session = repos.session
-            record = await session.get(FsmRecord, built, with_for_update=True)
-            state = values.get("state", record.state if record else None)
-            data = values.get("data", record.data if record else {})
-            if state is None and not data:
-                await session.execute(delete(FsmRecord).where(FsmRecord.key == built))
-                return
-            statement = dialect_insert(session)(FsmRecord).values(key=built, state=state, data=data)
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[FsmRecord.key], set_={"state": state, "data": data}
-                )
-            )
+            await repos.fsm.save(self.key_builder.build(key), **values)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._save(key, state=state.state if isinstance(state, State) else state)
@@ -73,4 +58,4 @@ class SqlStorage(BaseStorage):
 
     async def count(self) -> int:
         async with self.db.reading() as repos:
-            return len((await repos.session.scalars(select(FsmRecord.key))).all())
+            return await repos.fsm.count()
