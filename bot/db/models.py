@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -21,6 +23,77 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+# States and kinds: the values the database accepts (CHECK constraints, migration 0009) and
+# templates compare with. StrEnums, so each is equal to its string and renders as it.
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a sender, its API call may be in flight
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # will never go: opted out, erased, blocked, cancelled, obsolete
+    EXPIRED = "expired"  # too late to be worth sending
+
+
+OUTBOX_WAITING = (OutboxState.PENDING, OutboxState.SENDING)
+
+
+class OutboxKind(StrEnum):
+    SERVICE = "service"
+    MARKETING = "marketing"
+    RELAY = "relay"  # what a customer or staff member wrote, relayed to the other side
+
+
+class OutboxError(StrEnum):
+    """Why a row will never go, as a code (`error_code`; `last_error` keeps the words)."""
+
+    BLOCKED = "blocked"  # the customer blocked the bot (Telegram's 403, or known before sending)
+    ERASED = "erased"
+    OPTED_OUT = "opted_out"
+    NO_MARKETING = "no_marketing"
+    LATE = "late"  # expired: its moment passed (quiet hours or the weekly cap held it too long)
+    CANCELLED = "cancelled"  # withdrawn (a broadcast stopped, a visit cancelled)
+    OBSOLETE = "obsolete"  # it no longer made sense when its turn came
+    REFUSED = "refused"  # Telegram refused it (a bad request, a wrong token): never retried
+    GAVE_UP = "gave_up"  # transient errors, retried until the attempts ran out
+
+
+class BookingState(StrEnum):
+    PENDING = "pending"  # waiting for the master to accept
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    NO_SHOW = "no_show"
+
+
+ACTIVE_BOOKING = (BookingState.PENDING, BookingState.CONFIRMED)
+
+
+class BookingSource(StrEnum):
+    OFFER = "offer"
+    MENU = "menu"
+    RESCHEDULE = "reschedule"
+
+
+class BroadcastState(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class CareDirection(StrEnum):
+    IN = "in"  # from the customer
+    OUT = "out"  # from the staff
+
+
+def one_of(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:
+    """A CHECK constraint's condition: `column` holds one of the enum's values."""
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return f"{column} IN ({allowed})" + (f" OR {column} IS NULL" if nullable else "")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -189,6 +262,8 @@ class CareMessage(Base):
     staff_id: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    __table_args__ = (CheckConstraint(one_of("direction", CareDirection), name="direction"),)
+
 
 class CareTopic(Base):
     """The forum topic of one customer in the admin chat, when the group has topics."""
@@ -224,6 +299,7 @@ class OutboxMessage(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(300))
+    error_code: Mapped[str | None] = mapped_column(String(16))  # OutboxError: why it will never go
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     text: Mapped[str | None] = mapped_column(Text)
@@ -233,7 +309,10 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),
-                      Index("ix_outbox_kind_state_due", "kind", "state", "due_at"))
+                      Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
+                      CheckConstraint(one_of("state", OutboxState), name="state"),
+                      CheckConstraint(one_of("kind", OutboxKind), name="kind"),
+                      CheckConstraint(one_of("error_code", OutboxError, nullable=True), name="error_code"))
 
 
 class Survey(Base):
@@ -316,6 +395,8 @@ class Booking(Base):
     __table_args__ = (
         Index("ix_bookings_master_start", "master_id", "starts_at"),
         Index("ix_bookings_state_start", "state", "starts_at"),
+        CheckConstraint(one_of("state", BookingState), name="state"),
+        CheckConstraint(one_of("source", BookingSource), name="source"),
     )
 
 
@@ -377,3 +458,5 @@ class Broadcast(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(128))
     progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     progress_message_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint(one_of("state", BroadcastState), name="state"),)
