@@ -51,6 +51,7 @@ from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
 from handlers.middlewares import CustomerMiddleware
+from handlers.outbox_client import TelegramTransport
 
 log = logging.getLogger("carebot")
 
@@ -138,7 +139,8 @@ class App:
         sleeping = SleepingService(db, clock, business, settings.tz, render)
         planners.register("reactivation", sleeping.plan)
         composers.update(reactivation=sleeping.compose, reactivation_second=sleeping.compose)
-        sender = OutboxSender(db, bot, clock, business, settings.tz, render, composers=composers, limiter=limiter)
+        sender = OutboxSender(db, TelegramTransport(bot), clock, business, settings.tz, render, composers=composers,
+                              limiter=limiter)
         CareRelay(bot, admin_chat, care, staff, render, business).register(sender)
         broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
                                       cancelled=sender.cancelled)

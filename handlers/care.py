@@ -42,6 +42,7 @@ from bot.telegram_text import (
 )
 from handlers.admin_chat import AdminChat
 from handlers.filters import InAdminChat, StaffAuthor
+from handlers.outbox_client import deliverer
 
 log = logging.getLogger("carebot.care")
 
@@ -178,7 +179,8 @@ class CareRelay:
         self.lang = business.staff_language
 
     def register(self, sender: OutboxSender) -> None:
-        sender.deliverers.update({INBOUND: self.deliver_incoming, REPLY: self.deliver_reply})
+        # aiogram's errors leave the relays as the core's (a 403 blocks, a 429 waits, a 5xx retries)
+        sender.deliverers.update({INBOUND: deliverer(self.deliver_incoming), REPLY: deliverer(self.deliver_reply)})
         sender.laned.update({INBOUND, REPLY})  # keys `care_in:<customer>:…`, `care_out:<customer>:…`
         sender.on_failure[REPLY] = self.reply_failed
 

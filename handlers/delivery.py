@@ -17,8 +17,9 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from bot.outbox.errors import Withdrawn, is_transient
+from bot.outbox.errors import Withdrawn
 from bot.outbox.limits import DELIVERY, Limiter, Priority
+from handlers.outbox_client import is_transient
 
 log = logging.getLogger("carebot.delivery")
 

@@ -22,12 +22,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
-
-from aiogram import Bot
-from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
-from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.business import Business
 from bot.clock import Clock
@@ -35,7 +31,7 @@ from bot.db.models import OutboxMessage
 from bot.db.repositories import Database, Repos
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
-from bot.outbox.errors import Withdrawn, describe, is_transient
+from bot.outbox.errors import Blocked, RetryAfter, Withdrawn, describe, is_transient
 from bot.outbox.limits import DELIVERY, Delivery, Limiter, Priority, is_group
 from bot.outbox.policy import CAP_WINDOW, Decision, Policy
 from bot.rendering import Renderer
@@ -70,9 +66,19 @@ class Ready:
         return [row_id for row_id, _ in self.parts] or [self.id]
 
 
+class Transport(Protocol):
+    """The messenger's side of a row (the Telegram edge's `handlers.outbox_client.TelegramTransport`)."""
+
+    async def send(self, item: Ready) -> int:
+        """One row's API call; the new message's id. Raises `bot.outbox.errors`' kinds (Blocked,
+        RetryAfter, Transient, Refused) or Withdrawn."""
+        ...
+
+
 # Marks rows delivered as soon as their message is out: (row ids, the message's id).
 Done = Callable[[list[int], int | None], Awaitable[None]]
-# Sends a group of rows its own way (a relay: cards, topics, coalescing) and calls `done` after each post.
+# Sends a group of rows its own way (a relay: cards, topics, coalescing) and calls `done` after each post;
+# raises `bot.outbox.errors`' kinds, like a Transport.
 Deliverer = Callable[[Ready, Done], Awaitable[None]]
 # Told, inside the transaction that marks rows failed or skipped, why they will never go.
 FailureHook = Callable[[Repos, Ready, list[int], str], Awaitable[None]]
@@ -95,7 +101,7 @@ class Tally:
 
 
 class OutboxSender:
-    def __init__(self, db: Database, bot: Bot, clock: Clock, business: Business, tz: ZoneInfo,
+    def __init__(self, db: Database, transport: Transport, clock: Clock, business: Business, tz: ZoneInfo,
                  render: Renderer, *, batch: int | None = None, limiter: Limiter | None = None,
                  composers: dict[str, Composer] | None = None) -> None:
         self.db = db
@@ -105,7 +111,7 @@ class OutboxSender:
         # order, the rows of one lane due together as one group.
         self.laned: set[str] = set()
         self.on_failure: dict[str, FailureHook] = {}
-        self.bot = bot
+        self.transport = transport
         self.clock = clock
         self.business = business
         self.tz = tz
@@ -238,19 +244,17 @@ class OutboxSender:
                     return
                 if self.cancelled and item.key.startswith(tuple(self.cancelled)):
                     raise Withdrawn(item.key)
-                message = await self._deliver(item)
-                await done(remaining, message.message_id)
+                await done(remaining, await self.transport.send(item))
             else:
                 await deliverer(item, done)
         except Withdrawn:
             tally.skipped += len(remaining)
             await self._finish(item, remaining, "skipped", error="cancelled", count_attempt=False)
-        except TelegramRetryAfter as error:
+        except RetryAfter as error:
             # The middleware paused this chat (only this chat) for as long as Telegram asked.
             tally.throttled += 1
-            await self._again(item, remaining, timedelta(seconds=error.retry_after),
-                              f"429 retry after {error.retry_after}s", count_attempt=False)
-        except TelegramForbiddenError as error:
+            await self._again(item, remaining, timedelta(seconds=error.seconds), str(error), count_attempt=False)
+        except Blocked as error:
             tally.blocked += 1
             self._blocked_chats.add(item.chat_id)
             await self._blocked(item, remaining, describe(error))
@@ -275,26 +279,6 @@ class OutboxSender:
             if item.lane is not None or is_group(item.chat_id):
                 self._busy_groups.discard(item.chat_id)
                 self.wake()  # the lane's or the group's next rows may be waiting
-
-    async def _deliver(self, item: Ready) -> Message:
-        """The API call: a text, or a photo / video / animation with the text as its caption; a
-        staff notice may answer a message (`reply_to`) or go into a topic (`thread_id`)."""
-        markup = InlineKeyboardMarkup.model_validate(item.markup) if item.markup else None
-        where: dict[str, Any] = {}
-        if item.data.get("thread_id"):
-            where["message_thread_id"] = item.data["thread_id"]
-        if item.data.get("reply_to"):
-            where["reply_parameters"] = ReplyParameters(message_id=item.data["reply_to"],
-                                                        allow_sending_without_reply=True)
-        media = item.media
-        if not media:
-            return await self.bot.send_message(item.chat_id, item.text, reply_markup=markup, **where)
-        kind, file_id = media["kind"], media["file_id"]
-        if kind == "photo":
-            return await self.bot.send_photo(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
-        if kind == "video":
-            return await self.bot.send_video(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
-        return await self.bot.send_animation(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
 
     async def _mark_sent(self, row_ids: list[int], message_id: int | None) -> None:
         now = self.clock.now()

@@ -328,7 +328,7 @@ async def test_two_senders_at_once_send_nothing_twice(app: App, telegram: Telegr
                                                       business: Business) -> None:
     await due_service_rows(app, clock, 120)
     fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 500})})
-    senders = [OutboxSender(app.db, app.bot, clock, fast, MOSCOW, app.render, batch=20) for _ in range(3)]
+    senders = [OutboxSender(app.db, app.sender.transport, clock, fast, MOSCOW, app.render, batch=20) for _ in range(3)]
     tallies = await asyncio.gather(*(s.drain() for s in senders))
     assert sum(t.sent for t in tallies) == 120
     per_chat = Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage")
@@ -391,7 +391,7 @@ async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
     """Claiming and rendering while the pacer still has work keeps the rate (bench/broadcast.py)."""
     await due_service_rows(app, clock, 40)
     fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 100})})
-    sender = OutboxSender(app.db, app.bot, clock, fast, MOSCOW, app.render, batch=10)
+    sender = OutboxSender(app.db, app.sender.transport, clock, fast, MOSCOW, app.render, batch=10)
     delivered_at_claim: list[int] = []
     claim = sender._claim
 
