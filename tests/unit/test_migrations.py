@@ -45,8 +45,8 @@ OLD_ROWS = [  # (key, state, last_error) as 0008 left them, and the code 0009 gi
 ]
 
 
-async def test_every_migration_up_and_down_and_0009_backfills(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_every_migration_up_and_down_and_0009_backfills(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_alembic, "upgrade", "0008")
