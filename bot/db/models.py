@@ -24,7 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
 # States and kinds: the values the database accepts (CHECK constraints, migration 0009) and
 # templates compare with. StrEnums, so each is equal to its string and renders as it.
 

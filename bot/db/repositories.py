@@ -6,7 +6,8 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    cast,
     delete,
     func,
     literal,
@@ -28,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.models import (
+    ACTIVE_BOOKING,
     Booking,
     BookingCell,
+    BookingState,
     CareMessage,
     CareTopic,
     Consent,
@@ -41,6 +45,7 @@ from bot.db.models import (
     MasterAccount,
     MasterInvite,
     OutboxMessage,
+    OutboxState,
     Purchase,
     StaffAction,
     StaffNote,
@@ -95,6 +100,60 @@ class CustomerRepo:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def card_facts(self, customer_ids: Iterable[int], now: datetime) -> dict[int, CardFacts]:
+        """What a staff card shows of each customer besides the customer row and coupons, for any
+        number of customers in one query (a correlated subquery per fact, each served by an index
+        on `customer_id`): a search's ten cards cost what one does, whatever their histories."""
+        def of(model: Any) -> Any:
+            return model.customer_id == Customer.id
+
+        def fact(column: Any, *where: Any) -> Any:
+            return select(column).where(*where).correlate(Customer).scalar_subquery()
+
+        answered = (of(Survey), Survey.score.is_not(None))
+        query = select(
+            Customer.id,
+            fact(func.count(Purchase.id), of(Purchase)),
+            fact(func.coalesce(func.sum(Purchase.amount_minor), 0), of(Purchase)),
+            fact(func.max(Purchase.at), of(Purchase)),
+            select(StaffNote.text).where(of(StaffNote)).order_by(StaffNote.id.desc()).limit(1)
+            .correlate(Customer).scalar_subquery(),
+            fact(func.count(Survey.score), *answered),
+            fact(func.avg(Survey.score), *answered),
+            fact(func.count(Booking.id), of(Booking), Booking.state == BookingState.NO_SHOW),
+            fact(func.min(Booking.starts_at), of(Booking), Booking.state.in_(ACTIVE_BOOKING), Booking.starts_at > now),
+        ).where(Customer.id.in_(list(customer_ids)))
+        found: dict[int, CardFacts] = {}
+        for row in await self.session.execute(query):
+            customer_id, visits, spent, last_visit, note, answers, average, no_shows, next_visit = row
+            found[customer_id] = CardFacts(
+                visits=int(visits), spent_minor=int(spent), last_visit=_utc(last_visit), last_note=note,
+                csat_answers=int(answers), csat_average=round(float(average), 1) if average is not None else None,
+                no_shows=int(no_shows), next_visit=_utc(next_visit))
+        return found
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    visits: int
+    spent_minor: int
+    last_visit: datetime | None
+    last_note: str | None
+    csat_answers: int
+    csat_average: float | None
+    no_shows: int
+    next_visit: datetime | None
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A moment from an aggregate, which SQLAlchemy does not pass through the column's type
+    (SQLite gives text, PostgreSQL a naive datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ConsentRepo:
@@ -162,6 +221,23 @@ class CouponRepo:
         query = select(Coupon).where(Coupon.customer_id == customer_id, Coupon.kind == kind)
         return (await self.session.scalars(query.order_by(Coupon.id).limit(1))).one_or_none()
 
+    async def active_of(self, customer_ids: Iterable[int], now: datetime) -> dict[int, list[Coupon]]:
+        """The coupons each of these customers can still use, in one query."""
+        query = (
+            select(Coupon)
+            .where(
+                Coupon.customer_id.in_(list(customer_ids)),
+                Coupon.redeemed_at.is_(None),
+                Coupon.voided_at.is_(None),
+                Coupon.expires_at > now,
+            )
+            .order_by(Coupon.expires_at, Coupon.id)
+        )
+        found: dict[int, list[Coupon]] = {}
+        for coupon in await self.session.scalars(query):
+            found.setdefault(coupon.customer_id or 0, []).append(coupon)
+        return found
+
     async def active(self, customer_id: int, now: datetime) -> list[Coupon]:
         query = (
             select(Coupon)
@@ -227,6 +303,9 @@ class PurchaseRepo:
         self.session.add(purchase)
         await self.session.flush()
         return purchase
+
+    async def by_ids(self, purchase_ids: Iterable[int]) -> dict[int, Purchase]:
+        return {p.id: p for p in await self.session.scalars(select(Purchase).where(Purchase.id.in_(list(purchase_ids))))}
 
     async def summary(self, customer_id: int) -> tuple[int, int, datetime | None]:
         """Visits, total spent (minor units) and the last visit of one customer."""
@@ -332,6 +411,9 @@ class OutboxRepo:
     async def get(self, row_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, row_id)
 
+    async def state_of(self, key: str) -> str | None:
+        return await self.session.scalar(select(OutboxMessage.state).where(OutboxMessage.key == key))
+
     async def get_many(self, row_ids: Iterable[int]) -> list[OutboxMessage]:
         query = select(OutboxMessage).where(OutboxMessage.id.in_(list(row_ids))).order_by(OutboxMessage.id)
         return list(await self.session.scalars(query))
@@ -393,6 +475,36 @@ class SurveyRepo:
         row = (await self.session.execute(select(func.count(Survey.score), func.avg(Survey.score)).where(
             Survey.customer_id == customer_id, Survey.score.is_not(None)))).one()
         return int(row[0]), (round(float(row[1]), 1) if row[1] is not None else None)
+
+    async def planned_since(self, customer_id: int, since: datetime) -> int:
+        return int(await self.session.scalar(select(func.count(Survey.id)).where(
+            Survey.customer_id == customer_id, Survey.planned_at > since)) or 0)
+
+    async def add(self, survey: Survey) -> Survey:
+        self.session.add(survey)
+        await self.session.flush()
+        return survey
+
+    async def get(self, survey_id: int, *, for_update: bool = False) -> Survey | None:
+        return await self.session.get(Survey, survey_id, with_for_update=for_update)
+
+    async def open_complaints(self, low: int) -> list[Survey]:
+        """Answered with a score of `low` or less and not resolved yet, the latest first."""
+        query = (select(Survey).where(Survey.score <= low, Survey.resolved_at.is_(None))
+                 .order_by(Survey.answered_at.desc()))
+        return list(await self.session.scalars(query))
+
+    async def answered_since(self, since: datetime) -> list[Survey]:
+        query = (select(Survey).where(Survey.score.is_not(None), Survey.answered_at >= since)
+                 .order_by(Survey.answered_at.desc(), Survey.id.desc()))
+        return list(await self.session.scalars(query))
+
+    async def asked_since(self, since: datetime) -> int:
+        """Surveys whose question reached the customer since then."""
+        asked_key = literal("survey:", String) + cast(Survey.purchase_id, String)
+        return int(await self.session.scalar(
+            select(func.count(Survey.id)).join(OutboxMessage, OutboxMessage.key == asked_key)
+            .where(OutboxMessage.state == OutboxState.SENT, OutboxMessage.sent_at >= since)) or 0)
 
 
 class StaffNoteRepo:
@@ -470,8 +582,6 @@ class CareRepo:
         await self.session.execute(delete(CareTopic).where(CareTopic.tg_user_id == tg_user_id))
 
 
-ACTIVE_BOOKING = ("pending", "confirmed")
-
 
 class BookingRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -514,10 +624,11 @@ class BookingRepo:
                                       Booking.starts_at > now).order_by(Booking.starts_at)
         return list(await self.session.scalars(query))
 
-    async def of_master(self, master_id: str, start: datetime, end: datetime) -> list[Booking]:
-        query = select(Booking).where(Booking.master_id == master_id, Booking.starts_at >= start,
-                                      Booking.starts_at < end,
-                                      Booking.state.in_(("pending", "confirmed", "done", "no_show")))
+    async def of_masters(self, master_ids: Iterable[str], start: datetime, end: datetime) -> list[Booking]:
+        """The visits of these masters in [start, end), not declined or cancelled."""
+        query = select(Booking).where(Booking.master_id.in_(list(master_ids)), Booking.starts_at >= start,
+                                      Booking.starts_at < end, Booking.state.in_((
+                                          *ACTIVE_BOOKING, BookingState.DONE, BookingState.NO_SHOW)))
         return list(await self.session.scalars(query.order_by(Booking.starts_at)))
 
     async def unanswered(self, now: datetime) -> list[Booking]:

@@ -262,7 +262,19 @@ class BookingService:
         ]]}
 
     async def _view(self, repos: Repos, booking: Booking) -> BookingView:
-        customer = await repos.customers.get(booking.customer_id)
+        return (await self._views(repos, [booking]))[0]
+
+    async def _views(self, repos: Repos, bookings: list[Booking]) -> list[BookingView]:
+        """Views of these bookings with their customers, in one query however many they are."""
+        ids = {b.customer_id for b in bookings}
+        if len(ids) == 1:  # one customer: often in the session already, at no query
+            (only,) = ids
+            customers = {c.id: c for c in [await repos.customers.get(only)] if c is not None}
+        else:
+            customers = await repos.customers.by_ids(ids) if ids else {}
+        return [self._view_of(b, customers.get(b.customer_id)) for b in bookings]
+
+    def _view_of(self, booking: Booking, customer: Customer | None) -> BookingView:
         service, master = self.business.service(booking.service_id), self.business.master(booking.master_id)
         return BookingView(
             id=booking.id, state=booking.state, customer_id=booking.customer_id,
@@ -426,7 +438,7 @@ class BookingService:
             customer = await repos.customers.by_tg_user(tg_user_id)
             if customer is None:
                 return []
-            return [await self._view(repos, b) for b in await repos.bookings.upcoming_of(customer.id, self.clock.now())]
+            return await self._views(repos, await repos.bookings.upcoming_of(customer.id, self.clock.now()))
 
     # ---- the master's day ----------------------------------------------------------------------
 
@@ -437,8 +449,8 @@ class BookingService:
     async def schedule(self, master_ids: list[str], day: date) -> list[BookingView]:
         start, end = self.finder.day_bounds(day)
         async with self.db.transaction() as repos:
-            found = [b for m in master_ids for b in await repos.bookings.of_master(m, start, end)]
-            return [await self._view(repos, b) for b in sorted(found, key=lambda b: (b.starts_at, b.master_id))]
+            found = await repos.bookings.of_masters(master_ids, start, end)
+            return await self._views(repos, sorted(found, key=lambda b: (b.starts_at, b.master_id)))
 
     async def close(self, booking_id: int, actor: Actor, *, done: bool) -> ActResult:
         """After the visit: done records the sale (price from the service), so the survey, the
@@ -495,8 +507,8 @@ class BookingService:
         start, end = self.finder.day_bounds(day)
         async with self.db.transaction() as repos:
             added = await repos.bookings.set_day_off(master_id, day, by, self.clock.now())
-            booked = [b for b in await repos.bookings.of_master(master_id, start, end) if b.state in ACTIVE_BOOKING]
-            return added, [await self._view(repos, b) for b in booked]
+            booked = [b for b in await repos.bookings.of_masters([master_id], start, end) if b.state in ACTIVE_BOOKING]
+            return added, await self._views(repos, booked)
 
     # ---- composing the outbox messages about bookings ----------------------------------------
 

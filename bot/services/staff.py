@@ -240,7 +240,7 @@ class StaffService:
 
     async def find(self, query: str) -> list[CustomerCard]:
         async with self.db.reading() as repos:
-            return [await self._card(repos, c) for c in await self._search(repos, query)]
+            return await self._cards(repos, await self._search(repos, query))
 
     async def resolve(self, query: str) -> CustomerCard:
         """Exactly one customer for `query`, or UsageError("not_found" | "ambiguous")."""
@@ -259,31 +259,37 @@ class StaffService:
             return await self._card(repos, customer)
 
     async def _card(self, repos: Repos, customer: Customer) -> CustomerCard:
-        visits, spent, last_visit = await repos.purchases.summary(customer.id)
-        coupons = await repos.coupons.active(customer.id, self.clock.now())
-        note = await repos.notes.latest(customer.id)
-        answers, average = await repos.surveys.rating(customer.id)
-        upcoming = await repos.bookings.upcoming_of(customer.id, self.clock.now())
-        return CustomerCard(
+        return (await self._cards(repos, [customer]))[0]
+
+    async def _cards(self, repos: Repos, customers: list[Customer]) -> list[CustomerCard]:
+        """The cards of these customers in two queries, however many they are and however long
+        their histories (a search shows up to ten)."""
+        if not customers:
+            return []
+        now = self.clock.now()
+        ids = [c.id for c in customers]
+        facts = await repos.customers.card_facts(ids, now)
+        coupons = await repos.coupons.active_of(ids, now)
+        return [CustomerCard(
             id=customer.id,
             name=customer.name,
             phone=customer.phone,
             username=customer.username,
             source=customer.source,
-            visits=visits,
-            spent_minor=spent,
-            last_visit=last_visit,
-            coupons=[CouponView.of(c, self.tz) for c in coupons],
-            last_note=note.text if note else None,
+            visits=facts[customer.id].visits,
+            spent_minor=facts[customer.id].spent_minor,
+            last_visit=facts[customer.id].last_visit,
+            coupons=[CouponView.of(c, self.tz) for c in coupons.get(customer.id, [])],
+            last_note=facts[customer.id].last_note,
             blocked=customer.blocked_at is not None,
             marketing=not customer.marketing_opt_out,
             registered=customer.onboarded_at is not None,
             tg_user_id=customer.tg_user_id,
-            csat_answers=answers,
-            csat_average=average,
-            no_shows=await repos.bookings.no_shows(customer.id),
-            next_visit=upcoming[0].starts_at if upcoming else None,
-        )
+            csat_answers=facts[customer.id].csat_answers,
+            csat_average=facts[customer.id].csat_average,
+            no_shows=facts[customer.id].no_shows,
+            next_visit=facts[customer.id].next_visit,
+        ) for customer in customers]
 
     # ---- actions ----------------------------------------------------------------------------
 

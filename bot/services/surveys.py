@@ -6,11 +6,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, func, literal, select
-
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import OutboxMessage, Purchase, Survey
+from bot.db.models import Customer, OutboxMessage, OutboxState, Purchase, Survey
 from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
 from bot.outbox import MARKETING, SERVICE
@@ -110,8 +108,7 @@ class SurveyService:
         if not settings.enabled:
             return
         since = event.at - timedelta(days=settings.every_days)
-        recent = await repos.session.scalar(select(func.count(Survey.id)).where(
-            Survey.customer_id == event.customer_id, Survey.planned_at > since))
+        recent = await repos.surveys.planned_since(event.customer_id, since)
         customer = await repos.customers.get(event.customer_id)
         if recent or customer is None:
             return
@@ -131,9 +128,17 @@ class SurveyService:
             state="pending", attempts=0, created_at=event.at))
 
     async def _view(self, repos: Repos, survey: Survey) -> SurveyView:
-        customer = await repos.customers.get(survey.customer_id)
-        purchase = await repos.session.get(Purchase, survey.purchase_id)
-        assert customer is not None and purchase is not None
+        return (await self._views(repos, [survey]))[0]
+
+    async def _views(self, repos: Repos, surveys: list[Survey]) -> list[SurveyView]:
+        """Views of these surveys with their customers and purchases: two queries, however many."""
+        if not surveys:
+            return []
+        customers = await repos.customers.by_ids({s.customer_id for s in surveys})
+        purchases = await repos.purchases.by_ids({s.purchase_id for s in surveys})
+        return [self._view_of(s, customers[s.customer_id], purchases[s.purchase_id]) for s in surveys]
+
+    def _view_of(self, survey: Survey, customer: Customer, purchase: Purchase) -> SurveyView:
         return SurveyView(
             id=survey.id, customer_id=customer.id, tg_user_id=customer.tg_user_id, name=customer.name,
             phone=customer.phone,
@@ -145,7 +150,7 @@ class SurveyService:
 
     async def _own(self, repos: Repos, tg_user_id: int, survey_id: int) -> Survey | None:
         customer = await repos.customers.by_tg_user(tg_user_id)
-        survey = await repos.session.get(Survey, survey_id, with_for_update=True)
+        survey = await repos.surveys.get(survey_id, for_update=True)
         if customer is None or survey is None or survey.customer_id != customer.id:
             return None
         return survey
@@ -155,9 +160,8 @@ class SurveyService:
         """Only a survey that was really sent can be answered (a forged early tap cannot).
         "sending" counts too: the customer can tap the buttons before the sender has recorded
         Telegram's answer, and that tap is real."""
-        state = await repos.session.scalar(select(OutboxMessage.state).where(
-            OutboxMessage.key == f"survey:{survey.purchase_id}"))
-        return state in ("sending", "sent")
+        state = await repos.outbox.state_of(f"survey:{survey.purchase_id}")
+        return state in (OutboxState.SENDING, OutboxState.SENT)
 
     async def answer(self, tg_user_id: int, survey_id: int, score: int) -> tuple[SurveyOutcome, SurveyView | None]:
         now = self.clock.now()
@@ -200,14 +204,14 @@ class SurveyService:
 
     async def set_alert(self, survey_id: int, message_id: int) -> None:
         async with self.db.transaction() as repos:
-            survey = await repos.session.get(Survey, survey_id)
+            survey = await repos.surveys.get(survey_id)
             if survey is not None:
                 survey.alert_message_id = message_id
 
     async def resolve(self, staff: Staff, survey_id: int) -> tuple[bool, SurveyView | None]:
         """Mark a complaint resolved; False when it already was (the view says by whom)."""
         async with self.db.transaction() as repos:
-            survey = await repos.session.get(Survey, survey_id, with_for_update=True)
+            survey = await repos.surveys.get(survey_id, for_update=True)
             if survey is None or survey.score is None or survey.score > LOW:
                 return False, None
             if survey.resolved_at is not None:
@@ -217,24 +221,17 @@ class SurveyService:
 
     async def open_complaints(self) -> list[SurveyView]:
         async with self.db.transaction() as repos:
-            query = (select(Survey).where(Survey.score <= LOW, Survey.resolved_at.is_(None))
-                     .order_by(Survey.answered_at.desc()))
-            return [await self._view(repos, s) for s in await repos.session.scalars(query)]
+            return await self._views(repos, await repos.surveys.open_complaints(LOW))
 
     async def csat(self, days: int) -> CsatReport:
         """Surveys asked in the last `days` days: who answered, how, per master and service."""
         since = self.clock.now() - timedelta(days=days)
         async with self.db.transaction() as repos:
-            asked_key = literal("survey:", String) + cast(Survey.purchase_id, String)
-            asked = await repos.session.scalar(
-                select(func.count(Survey.id)).join(OutboxMessage, OutboxMessage.key == asked_key)
-                .where(OutboxMessage.state == "sent", OutboxMessage.sent_at >= since)) or 0
-            answered = list(await repos.session.scalars(
-                select(Survey).where(Survey.score.is_not(None), Survey.answered_at >= since)
-                .order_by(Survey.answered_at.desc(), Survey.id.desc())))
+            asked = await repos.surveys.asked_since(since)
+            answered = await repos.surveys.answered_since(since)
             scores = [s.score for s in answered if s.score is not None]
             distribution = {n: scores.count(n) for n in range(1, 6)}
-            comments = [await self._view(repos, s) for s in answered if s.comment][:LATEST_COMMENTS]
+            comments = await self._views(repos, [s for s in answered if s.comment][:LATEST_COMMENTS])
         return CsatReport(
             since=since, asked=int(asked), answered=len(scores),
             average=round(sum(scores) / len(scores), 2) if scores else None, distribution=distribution,
