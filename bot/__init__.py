@@ -1,8 +1,7 @@
-"""carebot: a Telegram bot that turns one-time buyers into repeat customers."""
-from pathlib import Path
+"""carebot: a Telegram bot that turns one-time buyers into repeat customers.
 
-from bot import lazy_types
-
-lazy_types.install()  # before anything imports aiogram: see bot/lazy_types.py
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+Importing the package changes nothing outside it: the lazy build of aiogram's types
+(bot/lazy_types.py) is installed by the process's entry point (`carebot`, bot/cli.py main).
+What the package ships (templates, the example business file, migrations) is found with
+importlib.resources, never through a source checkout.
+"""

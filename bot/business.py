@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import tomllib
 from datetime import time
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -261,6 +262,12 @@ class Business(_Strict):
     def masters_of(self, service: Service) -> list[Master]:
         """Who does a service (a service that names nobody is done by every master)."""
         return [m for m in self.masters if not service.masters or m.id in service.masters]
+
+
+def bundled_example() -> Path:
+    """The commented example business file the package ships (data/business.toml in the source
+    tree), used when the folder the bot runs in has none and BUSINESS_FILE is unset."""
+    return Path(str(resources.files("bot.data") / "business.toml"))  # pip installs packages as files
 
 
 def load_business(path: Path) -> Business:

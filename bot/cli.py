@@ -8,9 +8,9 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bot import lazy_types
 from bot.logs import setup_logging
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -98,6 +98,8 @@ async def _reach_redis(settings: Settings) -> None:
 async def _reach_api(app: App, settings: Settings) -> None:
     """getMe, bounded by TELEGRAM_TIMEOUT: a wrong token, an unreachable or a silent API fails
     here in one line (ApiWait has logged what we wait for after a couple of seconds)."""
+    from aiogram.exceptions import TelegramNetworkError
+
     try:
         await asyncio.wait_for(app.bot.get_me(), settings.telegram_timeout + 1)
     except TimeoutError:
@@ -167,6 +169,9 @@ async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    lazy_types.install()  # the process's entry point: before anything imports aiogram (bot/lazy_types.py)
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
     args = _parser().parse_args(argv)
     setup_logging()
     try:

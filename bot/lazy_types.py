@@ -10,7 +10,9 @@ keeps the namespace that aiogram hands over and builds each type with it on firs
 pydantic calls `model_rebuild` itself when a deferred model is first validated or dumped.
 Typing and behaviour are unchanged; the whole test suite runs with it.
 
-It must be installed before aiogram is imported: `bot/__init__.py` does that.
+It must be installed before aiogram is imported, and only by the process that runs the bot:
+`carebot` (bot/cli.py main) and the test suite (tests/__init__.py) do that; `import bot` does not
+(a library must not patch pydantic for its host: tests/unit/test_lazy_types.py pins it).
 """
 from __future__ import annotations
 

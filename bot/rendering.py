@@ -2,23 +2,46 @@
 
 `*.html` templates are messages (escaped: a customer named `<b>Ann</b>` is shown as typed);
 `*.txt` templates hold plain labels (buttons, pop-up answers), which Telegram never parses.
-A file of the same name under `data/templates/` overrides the bundled one.
+A file of the same name under `data/templates/` of the folder the bot runs in overrides the
+bundled one (the package's `bot.templates`, templates/ in the source tree).
+Dates, weekdays, money and plurals are Babel's (CLDR), by the template's language.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, tzinfo
+from decimal import Decimal
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from babel import Locale
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
 from markupsafe import Markup
-
-from bot import PROJECT_ROOT
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
-BUNDLED = PROJECT_ROOT / "templates"
-OVERRIDES = PROJECT_ROOT / "data" / "templates"
+BUNDLED = "bot.templates"  # the package that ships templates/<language>/ (pyproject.toml)
+OVERRIDES = Path("data") / "templates"  # the owner's own words, under the folder the bot runs in
+_LOCALES = {lang: Locale.parse(lang) for lang in LANGUAGES}
+# Babel patterns, one per language: what the texts have always shown ("ср 25.11" / "Wed 25 Nov").
+_DATE = {"ru": "dd.MM.y", "en": "dd MMM y"}
+_DAY = {"ru": "EEE dd.MM", "en": "EEE dd MMM"}
+_WHEN = {"ru": "EEE dd.MM 'в' HH:mm", "en": "EEE dd MMM 'at' HH:mm"}
+_DATETIME = "dd.MM.y HH:mm"  # the same in both languages (staff read it beside other numbers)
 
 
 def pick_language(telegram_code: str | None) -> str:
@@ -28,17 +51,45 @@ def pick_language(telegram_code: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def _format_date(value: date | datetime, lang: str = DEFAULT_LANGUAGE) -> str:
-    return value.strftime("%d.%m.%Y") if lang == "ru" else value.strftime("%d %b %Y")
+def _lang(context: Context, lang: str | None) -> str:
+    """The language asked for, else the one of the template being rendered (`en/…`, also inside
+    an imported macro), else the context's `lang`."""
+    if lang in _LOCALES:
+        return lang
+    folder = (context.name or "").split("/", 1)[0]
+    if folder in _LOCALES:
+        return folder
+    found = context.get("lang")
+    return found if found in _LOCALES else DEFAULT_LANGUAGE
 
 
-def _format_money(minor: int, currency: str = "") -> str:
-    """1500 ₽, 1 500,50 ₽: spaces between thousands, kopecks only when there are any."""
-    whole, cents = divmod(int(minor), 100)
-    text = f"{whole:,}".replace(",", "\u00a0")
-    if cents:
-        text += f",{cents:02d}"
-    return f"{text}\u00a0{currency}".strip()
+@pass_context
+def _format_date(context: Context, value: date | datetime, lang: str | None = None) -> str:
+    """25.11.2026 / 25 Nov 2026."""
+    lang = _lang(context, lang)
+    return format_date(value, _DATE[lang], locale=_LOCALES[lang])
+
+
+@pass_context
+def _format_money(context: Context, minor: int, currency: str = "", lang: str | None = None) -> str:
+    """1 500 ₽, 1 500,50 ₽ (1,500.50 ₽ in English): the locale's digit groups and decimal sign,
+    kopecks only when there are any, the business's own currency sign (free text, not an ISO code)
+    after a non-breaking space."""
+    amount = Decimal(int(minor)).scaleb(-2)
+    text = format_decimal(amount, "#,##0.00" if minor % 100 else "#,##0", locale=_LOCALES[_lang(context, lang)])
+    return f"{text}\u00a0{currency}" if currency else text
+
+
+@pass_context
+def _plural(context: Context, count: int, lang: str | None = None, **forms: str) -> str:
+    """The word for a count by the language's plural rules (Babel/CLDR): in Russian
+    `n | plural(one="день", few="дня", many="дней")`, in English `n | plural(one="day", other="days")`.
+    A form not given falls back to `other`, then `many`."""
+    form = _LOCALES[_lang(context, lang)].plural_form(abs(count))
+    for name in (form, "other", "many"):
+        if name in forms:
+            return forms[name]
+    raise ValueError(f"plural: no form {form!r} among {sorted(forms)}")
 
 
 def _format_birthday(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
@@ -46,20 +97,37 @@ def _format_birthday(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
     return f"{text}.{value.year}" if value.year else text
 
 
-_WEEKDAYS = {"ru": ("пн", "вт", "ср", "чт", "пт", "сб", "вс"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
-
-
 def _format_day(value: date | datetime, lang: str = DEFAULT_LANGUAGE) -> str:
     """A day as a customer picks it: "ср 25.11" / "Wed 25 Nov"."""
-    weekday = _WEEKDAYS.get(lang, _WEEKDAYS["ru"])[value.weekday()]
-    return f"{weekday} {value:%d.%m}" if lang == "ru" else f"{weekday} {value:%d %b}"
+    lang = lang if lang in _LOCALES else DEFAULT_LANGUAGE
+    return format_date(value, _DAY[lang], locale=_LOCALES[lang])
+
+
+class _Bundled(BaseLoader):
+    """The templates the package ships, through importlib.resources (an installed wheel, or the
+    source tree in an editable install)."""
+
+    def __init__(self, root: Traversable) -> None:
+        self.root = root
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+        resource = self.root
+        for part in template.split("/"):
+            resource = resource / part
+        if not resource.is_file():
+            raise TemplateNotFound(template)
+        return resource.read_text(encoding="utf-8"), str(resource), lambda: True
 
 
 class Renderer:
     def __init__(self, tz: tzinfo, directories: list[Path] | None = None) -> None:
+        """Templates from `directories` (tests), or the owner's `data/templates/` of the folder
+        the bot runs in over the bundled ones."""
         self.tz = tz
+        loader: BaseLoader = FileSystemLoader([str(d) for d in directories]) if directories else ChoiceLoader(
+            [FileSystemLoader(str(Path.cwd() / OVERRIDES)), _Bundled(resources.files(BUNDLED))])
         self.env = Environment(
-            loader=FileSystemLoader([str(d) for d in (directories or [OVERRIDES, BUNDLED])]),
+            loader=loader,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -70,12 +138,18 @@ class Renderer:
         self.env.filters["birthday"] = _format_birthday
         self.env.filters["local"] = lambda value: value.astimezone(self.tz)
         self.env.filters["money"] = _format_money
-        self.env.filters["datetime"] = lambda value: value.astimezone(self.tz).strftime("%d.%m.%Y %H:%M")
+        self.env.filters["plural"] = _plural
+        self.env.filters["datetime"] = lambda value: format_datetime(value.astimezone(self.tz), _DATETIME,
+                                                                     locale=_LOCALES[DEFAULT_LANGUAGE])
         self.env.filters["day"] = _format_day
-        self.env.filters["hhmm"] = lambda value: value.astimezone(self.tz).strftime("%H:%M")
-        # a visit's time: "ср 25.11 в 10:00" / "Wed 25 Nov at 10:00", in the business's time zone
-        self.env.filters["when"] = lambda value, lang=DEFAULT_LANGUAGE: "{} {} {:%H:%M}".format(
-            _format_day(value.astimezone(self.tz), lang), "в" if lang == "ru" else "at", value.astimezone(self.tz))
+        self.env.filters["hhmm"] = lambda value: format_datetime(value.astimezone(self.tz), "HH:mm",
+                                                                 locale=_LOCALES[DEFAULT_LANGUAGE])
+        self.env.filters["when"] = self._when
+
+    def _when(self, value: datetime, lang: str = DEFAULT_LANGUAGE) -> str:
+        """A visit's time: "ср 25.11 в 10:00" / "Wed 25 Nov at 10:00", in the business's time zone."""
+        lang = lang if lang in _LOCALES else DEFAULT_LANGUAGE
+        return format_datetime(value.astimezone(self.tz), _WHEN[lang], locale=_LOCALES[lang])
 
     def text(self, lang: str, template: str, /, **context: Any) -> Markup:
         """A message: `templates/<lang>/<name>.html`, rendered and trimmed.

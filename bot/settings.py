@@ -1,14 +1,17 @@
 """Settings from the environment and `.env`, exactly as DESIGN.md names them."""
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Relative paths are the folder the bot runs in: its database, business file and templates.
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/carebot.sqlite3"
+DEFAULT_BUSINESS_FILE = Path("data/business.toml")
 _TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 # The README's and .env.example's token ("paste-your-token-from-BotFather") and the earlier ones
 # ("123456789:your-token"): words a real, random token does not contain.
@@ -29,7 +32,8 @@ class Settings(BaseSettings):
     admin_chat_id: int | None = None
     timezone: str = "Europe/Moscow"
     redis_url: str | None = None
-    business_file: Path = Path("data/business.toml")
+    # Unset and no data/business.toml here: the commented example the package ships.
+    business_file: Path = DEFAULT_BUSINESS_FILE
     webhook_secret: SecretStr | None = Field(default=None)
     # Keys the welcome-claim fingerprints (bot/keys.py); unset: a key file beside the database.
     secret_key: SecretStr | None = Field(default=None)
@@ -96,6 +100,17 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r} (for example Europe/Moscow)") from None
         return value
+
+    @model_validator(mode="after")
+    def _example_business(self) -> Settings:
+        if "business_file" not in self.model_fields_set and not self.business_file.exists():
+            from bot.business import bundled_example
+
+            self.business_file = bundled_example()
+            logging.getLogger("carebot").warning(
+                "no %s here: running with the example business; copy it there and describe yours "
+                "(or set BUSINESS_FILE) example=%s", DEFAULT_BUSINESS_FILE, self.business_file)
+        return self
 
     @property
     def tz(self) -> ZoneInfo:

@@ -13,20 +13,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot import PROJECT_ROOT
-
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READING = "carebot_reading"  # execution option of the read-only sessions
 
 
 def resolve_url(url: str) -> str:
-    """Put a relative SQLite path under the project root and create its folder."""
+    """Put a relative SQLite path under the folder the bot runs in and create its folder."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return url
     path = Path(parsed.database)
     if not path.is_absolute():
-        path = PROJECT_ROOT / path
+        path = Path.cwd() / path
     path.parent.mkdir(parents=True, exist_ok=True)
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 

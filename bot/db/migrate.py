@@ -5,18 +5,21 @@ about 12 MB for good, and on every start but the first after an update there is 
 """
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Alembic's package-resource form: found with importlib.resources, in a wheel as in the source tree.
+MIGRATIONS = "bot.db:migrations"
 
 
 def head() -> str:
     """The newest revision: our revisions are numbered like their files (0001_initial.py is '0001')."""
-    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    versions = resources.files("bot.db") / "migrations" / "versions"
+    return max(item.name.split("_", 1)[0] for item in versions.iterdir()
+               if item.name[:1].isdigit() and "_" in item.name and item.name.endswith(".py"))
 
 
 async def current(engine: AsyncEngine) -> str | None:
@@ -39,7 +42,7 @@ async def upgrade(engine: AsyncEngine) -> None:
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("script_location", MIGRATIONS)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot import PROJECT_ROOT
 from bot.db.engine import create_engine
 from bot.db.guard import FileGuard
 from bot.settings import ConfigError, load_settings
+from tests import PROJECT_ROOT
 
 TOKEN = "123456:TEST-token-for-carebot-end-to-end"
 SETTINGS = ("BOT_TOKEN", "DATABASE_URL", "BUSINESS_FILE", "TIMEZONE", "ADMIN_CHAT_ID", "REDIS_URL",
@@ -110,3 +110,23 @@ async def test_file_guard_sees_the_file_replaced_made_read_only_or_refusing_writ
     path.unlink()
     assert other.problem() == "was deleted"
     assert FileGuard.watch(create_engine("postgresql+asyncpg://postgres@127.0.0.1:5432/test")) is None
+
+
+@pytest.mark.parametrize("token", [TOKEN, "123:" + "A" * 20, "123456789:AAH-_x" + "y" * 30, "12:" + "A" * 30,
+                                   "123456:short", "123456:" + "A" * 19 + " ", "abc:" + "A" * 30, "123456" + "A" * 30,
+                                   "123456:" + "A b" * 10, ":" + "A" * 30])
+def test_every_token_settings_accept_is_one_aiogram_accepts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            token: str) -> None:
+    """The settings check (the core, no aiogram) is stricter than aiogram's validate_token, which
+    `Bot()` runs in the composition root: a token that passes start-up never fails there."""
+    from aiogram.utils.token import TokenValidationError, validate_token
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        accepted = load_settings(bot_token=token).bot_token.get_secret_value()
+    except ConfigError:
+        return
+    try:
+        validate_token(accepted)
+    except TokenValidationError:
+        pytest.fail(f"settings accept {token!r}, aiogram does not")

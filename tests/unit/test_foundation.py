@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
-from bot import PROJECT_ROOT
 from bot.business import load_business
 from bot.db.repositories import Database
 from bot.logs import LogfmtFormatter, redact
 from bot.rendering import Renderer, pick_language
 from bot.settings import ConfigError, load_settings
 from handlers.fsm_storage import SqlStorage
+from tests import PROJECT_ROOT
 
 TOKEN = "123456:TEST-token-for-carebot-end-to-end"
 

@@ -1,14 +1,18 @@
 """aiogram's types are built on first use (bot/lazy_types.py), and every one of them can be."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-from bot import PROJECT_ROOT
+from tests import PROJECT_ROOT
 
 SCRIPT = """
 import inspect
-import bot.app  # installs the lazy build before aiogram is imported, as `carebot run` does
+from bot import lazy_types
+lazy_types.install()  # before aiogram is imported, as `carebot` does
+import bot.app
 import aiogram.methods, aiogram.types
 from pydantic import BaseModel
 
@@ -33,3 +37,24 @@ def test_aiogram_types_wait_until_used_and_all_of_them_build() -> None:
     total, built_at_start = map(int, counts.split())
     assert total > 500 and built_at_start < total // 3, counts  # aiogram alone builds all of them
     assert unbuilt == "0" and text == "привет"
+
+
+PINNED = """
+import os, sys
+from pydantic import BaseModel
+original = BaseModel.model_rebuild.__func__
+import bot, bot.app, bot.cli, bot.rendering, bot.settings  # the package imported as a library
+print(BaseModel.model_rebuild.__func__ is original)
+os.environ.pop("BOT_TOKEN", None)
+from bot.cli import main
+print(main(["outbox"]))  # the entry point: installs it first, then stops (no BOT_TOKEN)
+print(BaseModel.model_rebuild.__func__ is original)
+"""
+
+
+def test_only_the_entry_point_patches_pydantic(tmp_path: Path) -> None:
+    """`import bot` leaves pydantic as it found it; `carebot` (bot.cli.main) installs the lazy build."""
+    env = {k: v for k, v in os.environ.items() if k != "BOT_TOKEN"}
+    result = subprocess.run([sys.executable, "-c", PINNED], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, check=False, env=env)
+    assert result.stdout.split() == ["True", "2", "False"], result.stderr
