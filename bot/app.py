@@ -15,10 +15,9 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, Chat, ErrorEvent, User
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.business import Business, load_business
@@ -33,11 +32,11 @@ from bot.outbox.compose import Composer
 from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
-from bot.rendering import LANGUAGES, Renderer, pick_language
+from bot.rendering import LANGUAGES, Renderer
 from bot.services.booking import BookingService
 from bot.services.broadcasts import BroadcastService
 from bot.services.care import CareService
-from bot.services.customers import CustomerNotFound, CustomerService
+from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
@@ -149,7 +148,6 @@ class App:
         dp = Dispatcher(storage=storage, events_isolation=isolation)
         dp.update.outer_middleware(CustomerMiddleware(customers))
         dp.include_routers(*all_routers())
-        dp.errors.register(_on_error)
         dp.workflow_data.update(
             settings=settings, business=business, clock=clock, render=render, customers=customers,
             staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
@@ -336,37 +334,3 @@ def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
     # One lock per chat: two fast taps of the same person are handled one after the other.
     return SqlStorage(db), SimpleEventIsolation()
 
-
-async def _on_error(event: ErrorEvent, render: Renderer, **data: Any) -> None:
-    """Log with context and answer politely where it happened (the staff group for a staff
-    command, never a staff member's private chat, which they may never have opened); never
-    show anyone a traceback."""
-    update = event.update
-    user: User | None = data.get("event_from_user")
-    chat: Chat | None = data.get("event_chat")
-    in_group = chat is not None and chat.type != "private"
-    lang = (data.get("staff_lang") if in_group else data.get("lang")) or pick_language(
-        user.language_code if user else None)
-    state: FSMContext | None = data.get("state")
-    chat_id = chat.id if chat is not None else (user.id if user else None)
-    if isinstance(event.exception, CustomerNotFound):
-        # The customer vanished under a running conversation (erased elsewhere): start over.
-        log.info("conversation lost its customer update_id=%s user_id=%s", update.update_id, chat_id)
-        if state is not None:
-            await state.clear()
-        template = "start_again"
-    else:
-        log.error(
-            "update failed update_id=%s user_id=%s event=%s error=%s",
-            update.update_id, chat_id, update.event_type, type(event.exception).__name__,
-            exc_info=event.exception,
-        )
-        template = "error"
-    bot: Bot | None = data.get("bot")
-    if bot is None or chat_id is None:
-        return
-    thread_id = update.message.message_thread_id if update.message and update.message.is_topic_message else None
-    with suppress(Exception):
-        if update.callback_query:
-            await update.callback_query.answer()
-        await bot.send_message(chat_id, render.text(lang, template), message_thread_id=thread_id)

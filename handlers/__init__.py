@@ -10,6 +10,7 @@ from handlers import (
     broadcasts,
     care,
     coupons,
+    errors,
     fallback,
     masters,
     nobody,
@@ -23,5 +24,8 @@ from handlers import (
 def all_routers() -> list[Router]:
     # Messages no person wrote are dropped first. Commands (/profile, /forget, …) work in any
     # state, so their routers go before onboarding; a master's invite link (/start master_…) too.
-    modules = (nobody, coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback)
+    # A failed update is answered by the first error handler whose exception type matches, in the
+    # same order: the staff's usage errors in `staff`, the rest in `errors`, last.
+    modules = (nobody, coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback,
+               errors)
     return [m.create_router() for m in modules]

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, ErrorEvent, ForceReply, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
@@ -106,15 +106,11 @@ async def find(message: Message, command: CommandObject, staff_service: StaffSer
 async def sale(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
                render: Renderer, staff_lang: str, business: Business) -> None:
     assert message.from_user is not None
-    try:
-        parsed = parse_sale(command.args or "", business)
-        card = await staff_service.resolve(parsed.customer_query)
-        done = await staff_service.record_sale(
-            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-            card.id, parsed.amount_minor, parsed.service_id, parsed.master_id)
-    except UsageError as error:
-        await _usage(message, render, staff_lang, error, "sale")
-        return
+    parsed = parse_sale(command.args or "", business)  # a UsageError is answered by `usage_error`
+    card = await staff_service.resolve(parsed.customer_query)
+    done = await staff_service.record_sale(
+        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+        card.id, parsed.amount_minor, parsed.service_id, parsed.master_id)
     await message.answer(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
                          reply_markup=card_keyboard(render, staff_lang, done.customer))
 
@@ -135,19 +131,15 @@ async def note(message: Message, command: CommandObject, staff_service: StaffSer
                render: Renderer, staff_lang: str, business: Business) -> None:
     assert message.from_user is not None
     tokens = (command.args or "").split()
-    try:
-        if len(tokens) < 2:
-            raise UsageError("note_usage")
-        query, words = split_customer(tokens)
-        if not words:
-            raise UsageError("note_usage")
-        card = await staff_service.resolve(query)
-        card = await staff_service.add_note(
-            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-            card.id, " ".join(words))
-    except UsageError as error:
-        await _usage(message, render, staff_lang, error, "note")
-        return
+    if len(tokens) < 2:
+        raise UsageError("note_usage")
+    query, words = split_customer(tokens)
+    if not words:
+        raise UsageError("note_usage")
+    card = await staff_service.resolve(query)
+    card = await staff_service.add_note(
+        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+        card.id, " ".join(words))
     await message.reply(render.text(staff_lang, "staff_note_done", card=card))
 
 
@@ -236,11 +228,7 @@ async def _ask_again(message: Message, state: FSMContext, render: Renderer, lang
 
 async def sale_amount(message: Message, state: FSMContext, render: Renderer, staff_lang: str,
                       business: Business) -> None:
-    try:
-        amount = parse_amount(message.text or "")
-    except UsageError as error:
-        await _ask_again(message, state, render, staff_lang, error)
-        return
+    amount = parse_amount(message.text or "")  # not an amount: asked again (`usage_error`)
     await state.update_data(amount_minor=amount)
     await state.set_state(StaffSale.service)
     options = [(s.id, s.name) for s in business.services]
@@ -292,14 +280,8 @@ async def _record_sale(callback: CallbackQuery, state: FSMContext, staff_service
     data = await state.get_data()
     await state.clear()
     await callback.answer()
-    try:
-        done = await staff_service.record_sale(admin_chat.staff_of(callback.from_user), data["customer_id"],
-                                               data["amount_minor"], data.get("service_id"), master_id)
-    except UsageError as error:
-        text = render.text(staff_lang, "staff_usage", command="sale", reason=error.reason, **error.details)
-        if isinstance(callback.message, Message):
-            await callback.message.edit_text(text)
-        return
+    done = await staff_service.record_sale(admin_chat.staff_of(callback.from_user), data["customer_id"],
+                                           data["amount_minor"], data.get("service_id"), master_id)
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
                                          reply_markup=card_keyboard(render, staff_lang, done.customer))
@@ -316,19 +298,46 @@ async def note_text(message: Message, state: FSMContext, staff_service: StaffSer
                     render: Renderer, staff_lang: str) -> None:
     assert message.from_user is not None
     data = await state.get_data()
-    try:
-        card = await staff_service.add_note(
-            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-            data["customer_id"], message.text or "")
-    except UsageError as error:
-        await _ask_again(message, state, render, staff_lang, error)
-        return
+    card = await staff_service.add_note(
+        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+        data["customer_id"], message.text or "")
     await state.clear()
     await message.reply(render.text(staff_lang, "staff_note_done", card=card))
 
 
+# Staff conversations whose question is asked again when the answer does not parse.
+PROMPTS = (StaffSale.amount.state, StaffNoteState.text.state)
+
+
+def _command(message: Message) -> str:
+    text = message.text or ""
+    return (text[1:].split() or [""])[0].split("@")[0] if text.startswith("/") else ""
+
+
+async def usage_error(event: ErrorEvent, render: Renderer, staff_lang: str, state: FSMContext | None = None) -> None:
+    """What a staff member typed does not parse (a UsageError from any staff handler, aiogram's
+    error handler instead of a try/except in each): a command is answered under it; an answer to
+    the sale's or the note's question is asked again, the explanation becoming the question; the
+    sale's last button says it in its message."""
+    error, callback, message = event.exception, event.update.callback_query, event.update.message
+    assert isinstance(error, UsageError)
+    if callback is not None:
+        if isinstance(callback.message, Message):
+            await callback.message.edit_text(render.text(staff_lang, "staff_usage", command="sale", reason=error.reason,
+                                                         **error.details))
+        return
+    if message is None:
+        return
+    command = _command(message)
+    if state is not None and command not in STAFF_COMMANDS and await state.get_state() in PROMPTS:
+        await _ask_again(message, state, render, staff_lang, error)
+    else:
+        await _usage(message, render, staff_lang, error, command)
+
+
 def create_router() -> Router:
     router = Router(name="staff")
+    router.errors.register(usage_error, ExceptionTypeFilter(UsageError))
     admin = admin_chat_router("staff-admin-chat")
     admin.message.register(find, Command("find"))
     admin.message.register(sale, Command("sale"))
