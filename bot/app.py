@@ -331,6 +331,8 @@ def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
             settings.redis_url, key_builder=DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
         )
         return redis_storage, redis_storage.create_isolation()
-    # One lock per chat: two fast taps of the same person are handled one after the other.
-    return SqlStorage(db), SimpleEventIsolation()
+    # One lock per chat: two fast taps of the same person are handled one after the other; inside
+    # it, the conversation is read once and written once per update (handlers/fsm_storage.py).
+    storage = SqlStorage(db)
+    return storage, storage.isolation(SimpleEventIsolation())
 

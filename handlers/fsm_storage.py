@@ -4,15 +4,27 @@ aiogram ships memory, Redis and Mongo storages but none for SQL; by default care
 Redis, and a conversation must survive a restart, so this small BaseStorage keeps state in
 the `fsm_states` table (its SQL is `repos.fsm`, in the core). With REDIS_URL set, aiogram's own
 RedisStorage is used instead.
+
+Within one update (aiogram's event isolation lock, which `isolation()` wraps) the state of that
+update's conversation is read once and kept: `get_state` at the start and the handler's
+`get_data` cost one read, no write lock. What the handler sets is written once, at the end (still
+inside the lock, so the next update of the same chat sees it), or carried by the handler's own
+next write transaction (`bot.db.repositories.ALONG`); nothing is written when nothing changed
+(`state.clear()` of a chat without state). Outside an update (tests, other chats' state) every
+call goes straight to the database, as before.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import (
+    BaseEventIsolation,
     BaseStorage,
     DefaultKeyBuilder,
     KeyBuilder,
@@ -20,7 +32,27 @@ from aiogram.fsm.storage.base import (
     StorageKey,
 )
 
-from bot.db.repositories import Database
+from bot.db.repositories import ALONG, Database, Repos
+
+
+@dataclass
+class _Unit:
+    """One update's conversation: as stored, and as its handler left it."""
+
+    key: str
+    known: bool = False  # read (or written) in this update
+    stored: tuple[str | None, dict[str, Any]] = (None, {})
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def pending(self) -> bool:
+        return self.known and (self.state, self.data) != self.stored
+
+    def saved(self) -> None:
+        self.stored = (self.state, dict(self.data))
+
+
+_UNIT: ContextVar[_Unit | None] = ContextVar("carebot_fsm_unit", default=None)
 
 
 class SqlStorage(BaseStorage):
@@ -28,13 +60,63 @@ class SqlStorage(BaseStorage):
         self.db = db
         self.key_builder = key_builder or DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
 
+    def isolation(self, inner: BaseEventIsolation) -> BaseEventIsolation:
+        """`inner` (one lock per chat), each update inside it being one unit of this storage."""
+        return _UnitIsolation(self, inner)
+
+    def _unit(self, built: str) -> _Unit | None:
+        unit = _UNIT.get()
+        return unit if unit is not None and unit.key == built else None
+
     async def _load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
+        built = self.key_builder.build(key)
+        unit = self._unit(built)
+        if unit is not None and unit.known:
+            return unit.state, dict(unit.data)
         async with self.db.reading() as repos:
-            return await repos.fsm.get(self.key_builder.build(key))
+            state, data = await repos.fsm.get(built)
+        if unit is not None:
+            unit.known, unit.stored, unit.state, unit.data = True, (state, dict(data)), state, dict(data)
+        return state, data
 
     async def _save(self, key: StorageKey, **values: Any) -> None:
-        async with self.db.transaction() as repos:
-            await repos.fsm.save(self.key_builder.build(key), **values)
+        built = self.key_builder.build(key)
+        unit = self._unit(built)
+        if unit is None:
+            async with self.db.transaction() as repos:
+                await repos.fsm.save(built, **values)
+            return
+        if not unit.known:
+            await self._load(key)
+        unit.state = values.get("state", unit.state)
+        unit.data = dict(values.get("data", unit.data))
+
+    async def _along(self, repos: Repos) -> Callable[[], None] | None:
+        """Written by the update's own write transaction, just before it commits."""
+        unit = _UNIT.get()
+        if unit is None or not unit.pending():
+            return None
+        await repos.fsm.save(unit.key, state=unit.state, data=dict(unit.data))
+        state, data = unit.state, dict(unit.data)
+
+        def committed() -> None:
+            unit.stored = (state, data)
+
+        return committed
+
+    @asynccontextmanager
+    async def unit(self, key: StorageKey) -> AsyncIterator[None]:
+        """One update of this conversation: its state read once, its changes written once."""
+        unit = _Unit(self.key_builder.build(key))
+        token, along = _UNIT.set(unit), ALONG.set(self._along)
+        try:
+            yield
+        finally:
+            ALONG.reset(along)
+            _UNIT.reset(token)
+            if unit.pending():
+                async with self.db.transaction() as repos:
+                    await repos.fsm.save(unit.key, state=unit.state, data=dict(unit.data))
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._save(key, state=state.state if isinstance(state, State) else state)
@@ -59,3 +141,17 @@ class SqlStorage(BaseStorage):
     async def count(self) -> int:
         async with self.db.reading() as repos:
             return await repos.fsm.count()
+
+
+class _UnitIsolation(BaseEventIsolation):
+    def __init__(self, storage: SqlStorage, inner: BaseEventIsolation) -> None:
+        self.storage = storage
+        self.inner = inner
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        async with self.inner.lock(key), self.storage.unit(key):
+            yield
+
+    async def close(self) -> None:
+        await self.inner.close()

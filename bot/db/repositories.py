@@ -4,8 +4,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -382,12 +383,13 @@ class OutboxRepo:
 
     async def claimable(self, now: datetime, orphaned_before: datetime, limit: int, *, worker: str,
                         kinds: tuple[str, ...] = (), busy: Iterable[str] = (),
-                        busy_chats: Iterable[int] = ()) -> list[OutboxMessage]:
+                        busy_chats: Iterable[int] = (), lock: bool = True) -> list[OutboxMessage]:
         """Due rows, and rows a dead sender left half-done (not this `worker`'s: its own claims are
         in its hands, however long they wait for their turn); locked so other senders skip them.
         With `kinds`, only those (relays and service notices are claimed before the bulk); keys
         under a `busy` prefix are left (a lane whose earlier rows are still going out), and so are
-        rows into `busy_chats` (a group that has a message of ours on its way)."""
+        rows into `busy_chats` (a group that has a message of ours on its way). `lock=False`
+        only looks (a read that takes no lock, whether anything is due)."""
         query = (
             select(OutboxMessage)
             .where(
@@ -404,7 +406,7 @@ class OutboxRepo:
             query = query.where(~key_prefix(OutboxMessage.key, prefix))
         if busy_chats := list(busy_chats):
             query = query.where(OutboxMessage.chat_id.is_(None) | OutboxMessage.chat_id.not_in(busy_chats))
-        if self.session.get_bind().dialect.name == "postgresql":
+        if lock and self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
 
@@ -694,9 +696,12 @@ class FsmRepo:
 
     async def save(self, key: str, **values: Any) -> None:
         """Set `state` and/or `data` (what is not given is kept); no state and no data is no row."""
-        record = await self.session.get(FsmRecord, key, with_for_update=True)
-        state = values.get("state", record.state if record else None)
-        data = values.get("data", record.data if record else {})
+        if "state" in values and "data" in values:  # both given: nothing to read first
+            state, data = values["state"], values["data"]
+        else:
+            record = await self.session.get(FsmRecord, key, with_for_update=True)
+            state = values.get("state", record.state if record else None)
+            data = values.get("data", record.data if record else {})
         if state is None and not data:
             await self.session.execute(delete(FsmRecord).where(FsmRecord.key == key))
             return
@@ -765,6 +770,15 @@ class WriterQueue:
         self._locked = False
 
 
+# Writes that ride along with the next write transaction of this context (the conversation state
+# an update's handler set, which then costs no transaction of its own): called with that
+# transaction's repos just before its commit; returns what to call once it is committed (or None
+# when it wrote nothing). A transaction that fails takes them with it: they ride again with the
+# next one, or are written on their own at the end of the update.
+ALONG: ContextVar[Callable[[Repos], Awaitable[Callable[[], None] | None]] | None] = ContextVar(
+    "carebot_along", default=None)
+
+
 class Database:
     """Units of work. On SQLite, which has one writer at a time, this process's writers queue
     in the process (`WriterQueue`: first come first served, a sent message's outcome first)
@@ -787,8 +801,8 @@ class Database:
         """One unit of work: commits on success, rolls back on any exception. `urgent` goes
         before the other writers waiting (the outcome of an API call just made)."""
         if not self._sqlite:
-            async with self.sessions.begin() as session:
-                yield Repos(session)
+            async with self._begin() as repos:
+                yield repos
             return
         if self._writer.locked() and self._holder is asyncio.current_task():
             raise RuntimeError("a transaction inside a transaction would wait for itself")
@@ -798,11 +812,23 @@ class Database:
             raise TimeoutError("the database stayed busy; try again") from None
         self._holder = asyncio.current_task()
         try:
-            async with self.sessions.begin() as session:
-                yield Repos(session)
+            async with self._begin() as repos:
+                yield repos
         finally:
             self._holder = None
             self._writer.release()
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[Repos]:
+        """The session of one write transaction; what rides along (`ALONG`) is written into it
+        just before the commit, and told once it is committed."""
+        along = ALONG.get()
+        async with self.sessions.begin() as session:
+            repos = Repos(session)
+            yield repos
+            committed = await along(repos) if along is not None else None
+        if committed is not None:
+            committed()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Repos]:

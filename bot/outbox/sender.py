@@ -143,9 +143,13 @@ class OutboxSender:
     async def _claim(self, tally: Tally) -> list[Ready]:
         now = self.clock.now()
         ready: list[Ready] = []
+        orphaned, busy, groups_busy = now - self.lease, sorted(self._busy_lanes), sorted(self._busy_groups)
+        async with self.db.reading() as repos:  # nothing due (an idle bot): no write lock taken
+            if not await repos.outbox.claimable(now, orphaned, 1, worker=self.worker, busy=busy,
+                                                busy_chats=groups_busy, lock=False):
+                return ready
         async with self.db.transaction() as repos:
             # What people wrote and service notices first, then the bulk, in due order.
-            orphaned, busy, groups_busy = now - self.lease, sorted(self._busy_lanes), sorted(self._busy_groups)
             first = await repos.outbox.claimable(now, orphaned, self.batch, worker=self.worker,
                                                  kinds=(RELAY, SERVICE), busy=busy, busy_chats=groups_busy)
             rest = await repos.outbox.claimable(now, orphaned, self.batch - len(first), worker=self.worker,

@@ -139,6 +139,10 @@ class BroadcastService:
         """Scheduled broadcasts whose time came: one outbox row per recipient, set-wise."""
         now = self.clock.now()
         queued = 0
+        async with self.db.reading() as repos:  # asked every two seconds: nothing due takes no write lock
+            if await repos.session.scalar(select(Broadcast.id).where(
+                    Broadcast.state == "scheduled", Broadcast.starts_at <= now).limit(1)) is None:
+                return queued
         async with self.db.transaction() as repos:
             due = list(await repos.session.scalars(
                 select(Broadcast).where(Broadcast.state == "scheduled", Broadcast.starts_at <= now)

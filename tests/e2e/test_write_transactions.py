@@ -1,0 +1,92 @@
+"""Write transactions per customer message and while idle, pinned (counts, not timings): on SQLite
+each one waits for the one writer, so a read that took the write lock, or a handler that writes
+three times, is what made 200 customers at once wait seconds (issue 15; bench/transactions.py
+prints them all, bench/updates.py the speed)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import ADMIN_CHAT, RunningBot
+from tests.e2e.helpers import onboard
+from tests.telegram_server import Person, TelegramServer
+from tests.transactions import UPDATE, TransactionCounter
+
+
+@pytest.fixture
+async def counter(carebot: RunningBot) -> AsyncIterator[TransactionCounter]:
+    counter = TransactionCounter(carebot.db.engine)
+    yield counter
+    counter.close()
+
+
+async def handled(carebot: RunningBot, telegram: TelegramServer, update_id: int) -> None:
+    """The bot took this update and every update it took is handled (its handler returned)."""
+    assert carebot.app is not None
+    deadline = time.monotonic() + 10
+
+    def taken() -> bool:  # the bot asked for the updates after it: its handling has begun
+        return telegram.delivered >= update_id and all(u["update_id"] > update_id for u in telegram._updates)
+
+    while not taken() or carebot.app.dp._handle_update_tasks:
+        assert time.monotonic() < deadline, "the update was not handled in 10 s"
+        await asyncio.sleep(0.01)
+
+
+async def writes_of(carebot: RunningBot, telegram: TelegramServer, counter: TransactionCounter,
+                    person: Person, text: str) -> int:
+    """The write transactions made while handling this one message."""
+    await handled(carebot, telegram, 0)  # the ones before are over
+    counter.reset()
+    await handled(carebot, telegram, await person.send(text))
+    return counter.writes[UPDATE]
+
+
+async def test_write_transactions_per_customer_message(carebot: RunningBot, telegram: TelegramServer,
+                                                       counter: TransactionCounter) -> None:
+    anna = telegram.user(6001)
+    counter.reset()
+    # A newcomer's /start: the conversation state is stored once (state and data together); the
+    # reads of the state and of the customer take no write lock.
+    assert await writes_of(carebot, telegram, counter, anna, "/start") == 1
+    assert (await anna.reply()).button_texts[0].startswith("✅")
+    await onboard(telegram.user(6002))
+    olga = telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+    anna = telegram.user(6002)
+    assert await writes_of(carebot, telegram, counter, anna, "/profile") == 0
+    await anna.reply()
+    assert await writes_of(carebot, telegram, counter, anna, "/mycoupons") == 0
+    await anna.reply()
+    assert await writes_of(carebot, telegram, counter, anna, "/start") == 0  # returning: nothing changes
+    await anna.reply()
+    # A care-chat message: stored with its relay queued, in one transaction.
+    assert await writes_of(carebot, telegram, counter, anna, "а можно перенести на пятницу?") == 1
+    await anna.reply()
+    await olga.reply()
+    # A survey tap: the answer, and the question for a comment (its state) after it.
+    await olga.send("/sale 4567 2000 маникюр анна")
+    await olga.reply()
+    carebot.clock.advance(timedelta(hours=3))
+    survey = await anna.reply(timeout=15)
+    await anna.reply(timeout=15)  # the thank-you offer
+    await handled(carebot, telegram, 0)
+    counter.reset()
+    await handled(carebot, telegram, await anna.press(survey, "5"))
+    assert counter.writes[UPDATE] <= 2
+    await anna.next("editMessageText")
+
+
+async def test_an_idle_bot_writes_nothing(carebot: RunningBot, telegram: TelegramServer,
+                                          counter: TransactionCounter) -> None:
+    """The outbox sender (every second) and the broadcast watcher (every two) only read when
+    nothing is due."""
+    await telegram.wait_for(lambda: any(c.method == "setMyCommands" for c in telegram.calls))
+    await asyncio.sleep(0.5)  # the planners' first run at start-up
+    counter.reset()
+    await asyncio.sleep(2.5)
+    assert sum(counter.writes.values()) == 0, counter.writes
+    assert counter.reads["OutboxSender.run"] >= 2  # it did look
