@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.business import Business, load_business
@@ -147,6 +148,9 @@ class App:
         composers.update(broadcast=broadcasts.compose, broadcast_report=broadcasts.compose)
         dp = Dispatcher(storage=storage, events_isolation=isolation)
         dp.update.outer_middleware(CustomerMiddleware(customers))
+        # Every button press answered at once, before its handler (aiogram's own middleware); a
+        # handler that shows an alert or answers after its edits says so with its callback_answer flag.
+        dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
         dp.include_routers(*all_routers())
         dp.workflow_data.update(
             settings=settings, business=business, clock=clock, render=render, customers=customers,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from aiogram import F, Router
+from aiogram import F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -81,6 +81,7 @@ async def book_command(message: Message, customer: CustomerView | None, booking:
     await message.answer(text, reply_markup=markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def book_button(callback: CallbackQuery, customer: CustomerView | None, booking: BookingService,
                       render: Renderer, lang: str, business: Business) -> None:
     if customer is None or not customer.onboarded:
@@ -92,6 +93,7 @@ async def book_button(callback: CallbackQuery, customer: CustomerView | None, bo
         await callback.message.answer(text, reply_markup=markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: CustomerView | None,
                     booking: BookingService, render: Renderer, lang: str, business: Business) -> None:
     if customer is None or not customer.onboarded:
@@ -145,6 +147,7 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
                                           master=business.master(master_id))), markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, booking: BookingService,
                       render: Renderer, lang: str, business: Business) -> None:
     data = callback_data
@@ -186,6 +189,7 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
     await _show(callback, str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)), markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
                        render: Renderer, lang: str) -> None:
     """The customer's buttons on their visit: confirm they come, move it, cancel it."""
@@ -239,6 +243,7 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
                                           reply_markup=builder.as_markup())
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def not_now(callback: CallbackQuery, callback_data: CycleCallback, cycles: CycleService,
                   render: Renderer, lang: str, business: Business) -> None:
     next_due = await cycles.postpone(callback.from_user.id, callback_data.service, callback_data.round)

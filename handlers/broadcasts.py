@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command, StateFilter, or_f
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from markupsafe import Markup
 
@@ -147,7 +148,6 @@ async def buttons_typed(message: Message, state: FSMContext, render: Renderer, s
 
 async def buttons_chosen(callback: CallbackQuery, callback_data: WizardCallback, state: FSMContext,
                          render: Renderer, staff_lang: str) -> None:
-    await callback.answer()
     await state.update_data(buttons=[{"book": True}] if callback_data.action == "book" else [])
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
@@ -178,7 +178,6 @@ async def coupon_typed(message: Message, state: FSMContext, broadcasts: Broadcas
 
 async def no_coupon(callback: CallbackQuery, state: FSMContext, broadcasts: BroadcastService, render: Renderer,
                     staff_lang: str) -> None:
-    await callback.answer()
     await state.update_data(coupon=None)
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
@@ -233,7 +232,6 @@ def _with(conditions: list[Condition], new: Condition) -> list[dict[str, str]]:
 
 async def segment_chosen(callback: CallbackQuery, callback_data: WizardCallback, state: FSMContext,
                          broadcasts: BroadcastService, render: Renderer, staff_lang: str) -> None:
-    await callback.answer()
     if not isinstance(callback.message, Message):
         return
     data = await state.get_data()
@@ -289,6 +287,7 @@ async def preview(bot: Bot, chat_id: int, data: dict[str, Any], broadcasts: Broa
         await bot.send_animation(chat_id, data["content"]["file_id"], caption=text, reply_markup=markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def segment_done(callback: CallbackQuery, state: FSMContext, bot: Bot, broadcasts: BroadcastService,
                        render: Renderer, staff_lang: str) -> None:
     data = await state.get_data()
@@ -338,7 +337,6 @@ async def _launch(message: Message, state: FSMContext, broadcasts: BroadcastServ
 
 async def confirm(callback: CallbackQuery, callback_data: WizardCallback, state: FSMContext,
                   broadcasts: BroadcastService, admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
-    await callback.answer()
     if not isinstance(callback.message, Message):
         return
     await callback.message.edit_reply_markup(reply_markup=None)
@@ -364,18 +362,19 @@ async def schedule_typed(message: Message, state: FSMContext, broadcasts: Broadc
 
 async def wizard_cancel(callback: CallbackQuery, state: FSMContext, render: Renderer, staff_lang: str) -> None:
     await state.clear()
-    await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "broadcast_wizard_cancelled"), reply_markup=None)
 
 
-async def wizard_stale(callback: CallbackQuery, render: Renderer, staff_lang: str) -> None:
+@flags.callback_answer(pre=False)  # answered after it, with the alert it sets
+async def wizard_stale(callback_answer: CallbackAnswer, render: Renderer, staff_lang: str) -> None:
     """A wizard button from another step, an old wizard or another staff member's wizard."""
-    await callback.answer(render.label(staff_lang, "stale_button"), show_alert=True)
+    callback_answer.text, callback_answer.show_alert = render.label(staff_lang, "stale_button"), True
 
 
 # ---- a running broadcast ------------------------------------------------------------------------
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def stop_broadcast(callback: CallbackQuery, callback_data: BroadcastAction, broadcasts: BroadcastService,
                          admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
     by = admin_chat.staff_of(callback.from_user).name
@@ -390,6 +389,7 @@ async def stop_broadcast(callback: CallbackQuery, callback_data: BroadcastAction
                                          reply_markup=None)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def refresh_report(callback: CallbackQuery, callback_data: BroadcastAction, broadcasts: BroadcastService,
                          render: Renderer, staff_lang: str) -> None:
     progress = await broadcasts.progress(callback_data.id)
@@ -411,6 +411,7 @@ async def sleeping_stats(message: Message, sleeping: SleepingService, render: Re
 
 # ---- the customer's buttons under a broadcast ---------------------------------------------------
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def unsubscribe(callback: CallbackQuery, customers: CustomerService, render: Renderer, lang: str) -> None:
     changed = await customers.set_marketing(callback.from_user.id, False)
     await callback.answer(render.label(lang, "unsubscribed"), show_alert=True)

@@ -1,7 +1,7 @@
 """A customer's coupons: /mycoupons, the menu button, and "show coupon" buttons."""
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
@@ -26,11 +26,11 @@ async def my_coupons(message: Message, customers: CustomerService, render: Rende
 
 async def my_coupons_button(callback: CallbackQuery, customers: CustomerService, render: Renderer,
                             lang: str, business: Business) -> None:
-    await callback.answer()
     if isinstance(callback.message, Message):
         await _send_coupons(callback.message, callback.from_user.id, customers, render, lang, business)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def show_coupon(callback: CallbackQuery, callback_data: CouponCallback, customers: CustomerService,
                       render: Renderer, lang: str, business: Business) -> None:
     coupon = await customers.coupon(callback.from_user.id, callback_data.id)

@@ -2,18 +2,20 @@
 writes goes to the care chat)."""
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import F, Router, flags
 from aiogram.enums import ChatType
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
+from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.rendering import Renderer
 from bot.services.customers import CustomerView
 from handlers.keyboards import main_menu
 
 
-async def stale_button(callback: CallbackQuery, render: Renderer, lang: str) -> None:
+@flags.callback_answer(pre=False)  # answered after it, with the alert it sets
+async def stale_button(callback_answer: CallbackAnswer, render: Renderer, lang: str) -> None:
     """A button from an old message, or callback data we never made: answer, change nothing."""
-    await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+    callback_answer.text, callback_answer.show_alert = render.label(lang, "stale_button"), True
 
 
 async def unexpected_message(message: Message, customer: CustomerView | None, render: Renderer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -81,6 +81,7 @@ def _decided_text(render: Renderer, lang: str, visit: BookingView | None) -> str
     return str(render.text(lang, "booking_decided", booking=visit))
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def accept(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
                  admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
     result = await booking.decide(callback_data.id, _actor(callback, admin_chat), accept=True)
@@ -91,6 +92,7 @@ async def accept(callback: CallbackQuery, callback_data: BookingCallback, bookin
         await callback.message.edit_text(_decided_text(render, staff_lang, result.booking), reply_markup=None)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def decline(callback: CallbackQuery, callback_data: BookingCallback, state: FSMContext, booking: BookingService,
                   admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
     """In the master's chat, ask for a reason the customer will see (or none); in the admin
@@ -175,6 +177,7 @@ async def day_command(message: Message, command: CommandObject, booking: Booking
     await message.answer(text, reply_markup=markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def close_visit(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
                       admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
     actor = _actor(callback, admin_chat)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from aiogram import F, Router
+from aiogram import F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.filters.callback_data import CallbackData
@@ -141,11 +141,11 @@ async def start(
 
 
 async def privacy(callback: CallbackQuery, render: Renderer, lang: str, business: Business) -> None:
-    await callback.answer()
     if callback.message:
         await callback.message.answer(render.text(lang, "privacy", business=business))
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def consent_given(
     callback: CallbackQuery, state: FSMContext, customers: CustomerService, render: Renderer, lang: str
 ) -> None:
@@ -216,7 +216,6 @@ async def birthday_skipped(
 ) -> None:
     await customers.set_birthday(callback.from_user.id, None)
     await state.set_state(Onboarding.name)
-    await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
         await ask_name(callback.message, render, lang, customer.name)
@@ -230,7 +229,6 @@ async def name_kept(
     callback: CallbackQuery, state: FSMContext, customers: CustomerService, render: Renderer, lang: str,
     business: Business,
 ) -> None:
-    await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
         await _finish(callback.message, callback.from_user.id, state, customers, render, lang, business)

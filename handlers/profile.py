@@ -32,7 +32,6 @@ async def profile(message: Message, customers: CustomerService, render: Renderer
 
 async def profile_button(callback: CallbackQuery, customers: CustomerService, render: Renderer,
                          lang: str) -> None:
-    await callback.answer()
     if isinstance(callback.message, Message):
         await _send_profile(callback.message, callback.from_user.id, customers, render, lang)
 
@@ -66,15 +65,12 @@ async def forget(message: Message, customer: CustomerView | None, render: Render
 async def forget_answer(callback: CallbackQuery, callback_data: ForgetCallback, state: FSMContext,
                         customers: CustomerService, render: Renderer, lang: str) -> None:
     if not isinstance(callback.message, Message):
-        await callback.answer()
         return
     if not callback_data.confirm:
-        await callback.answer()
         await callback.message.edit_text(render.text(lang, "forget_cancelled"))
         return
     erased = await customers.forget(callback.from_user.id)
     await state.clear()
-    await callback.answer()
     await callback.message.edit_text(render.text(lang, "forget_done" if erased else "not_registered"))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from aiogram import F, Router
+from aiogram import F, Router, flags
 from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -165,6 +165,7 @@ async def staff_only(message: Message, render: Renderer, lang: str, staff_lang: 
 
 # ---- the card's buttons ---------------------------------------------------------------------
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def card_button(callback: CallbackQuery, callback_data: CardCallback, state: FSMContext,
                       staff_service: StaffService, render: Renderer, staff_lang: str, business: Business) -> None:
     card = await staff_service.card(callback_data.customer_id)
@@ -202,7 +203,6 @@ async def redeem_button(callback: CallbackQuery, callback_data: RedeemCallback, 
                         admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
     result = await staff_service.redeem(admin_chat.staff_of(callback.from_user), callback_data.code,
                                         customer_id=callback_data.customer_id)
-    await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "staff_redeem", result=result, business=business))
 
@@ -246,6 +246,7 @@ async def _chosen(callback: CallbackQuery, value: str, items: Sequence[T], rende
     return True, item
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
                        staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
                        business: Business) -> None:
@@ -264,6 +265,7 @@ async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, sta
                                          reply_markup=_choices(render, staff_lang, "master", [(m.id, m.name) for m in masters]))
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def sale_master(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
                       staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
                       business: Business) -> None:
@@ -289,7 +291,6 @@ async def _record_sale(callback: CallbackQuery, state: FSMContext, staff_service
 
 async def sale_cancel(callback: CallbackQuery, state: FSMContext, render: Renderer, staff_lang: str) -> None:
     await state.clear()
-    await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "staff_cancelled"))
 

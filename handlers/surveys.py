@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
@@ -74,6 +74,7 @@ async def _tell_staff(bot: Bot, admin_chat: AdminChat, care: CareService, survey
         await care.record_inbound(Inbound(survey.tg_user_id, "survey", None, tuple(more)))
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def score(callback: CallbackQuery, callback_data: SurveyCallback, state: FSMContext, bot: Bot,
                 surveys: SurveyService, admin_chat: AdminChat, care: CareService, render: Renderer, lang: str,
                 staff_lang: str, business: Business) -> None:
@@ -127,6 +128,7 @@ async def comment_expected(message: Message, render: Renderer, lang: str) -> Non
     await message.answer(render.text(lang, "survey_comment_text"))
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMContext, bot: Bot,
                surveys: SurveyService, render: Renderer, lang: str, business: Business) -> None:
     data = await state.get_data()
@@ -143,6 +145,7 @@ async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMCon
 
 # ---- the staff's side -----------------------------------------------------------------------
 
+@flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCallback, surveys: SurveyService,
                            admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
     if callback_data.action == "answer":

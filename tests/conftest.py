@@ -13,13 +13,13 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot.app import App
 from bot.business import Business, load_business
 from bot.clock import FixedClock
 from bot.db.engine import create_engine
 from bot.db.migrate import upgrade
 from bot.db.repositories import Database
 from bot.settings import Settings
+from tests.harness import InProcessBot, RunningBot
 from tests.telegram_server import TelegramServer
 
 TOKEN = "123456:TEST-token-for-carebot-end-to-end"
@@ -47,12 +47,24 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
+class SqliteDatabases:
+    """A migrated database file, copied for each test."""
+
+    def __init__(self, template: Path) -> None:
+        self.template = template
+
+    def copy(self, folder: Path) -> str:
+        path = folder / "carebot.sqlite3"
+        shutil.copy(self.template, path)
+        return f"sqlite+aiosqlite:///{path}"
+
+
 @pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
     path = tmp_path_factory.mktemp("template") / "carebot.sqlite3"
     asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))  # disposed: the WAL is checkpointed into the file
     assert not path.with_name(path.name + "-wal").exists()
-    return path
+    return SqliteDatabases(path)
 
 
 class PostgresDatabases:
@@ -145,25 +157,24 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_template(request: pytest.FixtureRequest) -> Path | PostgresDatabases:
+def database_template(request: pytest.FixtureRequest) -> SqliteDatabases | PostgresDatabases:
     """Built on first use (outside the test's event loop, so a backend never asked for costs nothing)."""
     return request.getfixturevalue("sqlite_template" if request.param == "sqlite" else "postgres_databases")
 
 
 @pytest.fixture
-async def database_url(database_template: Path | PostgresDatabases, tmp_path: Path) -> str:
+async def database_url(database_template: SqliteDatabases | PostgresDatabases, tmp_path: Path) -> str:
     """A database at the current head, empty, this test's own."""
-    if isinstance(database_template, Path):
-        path = tmp_path / "carebot.sqlite3"
-        shutil.copy(database_template, path)
-        return f"sqlite+aiosqlite:///{path}"
+    if isinstance(database_template, SqliteDatabases):
+        return database_template.copy(tmp_path)
     return await database_template.empty()
 
 
 @pytest.fixture
-async def empty_database_url(database_template: Path | PostgresDatabases, tmp_path: Path) -> AsyncIterator[str]:
+async def empty_database_url(database_template: SqliteDatabases | PostgresDatabases,
+                             tmp_path: Path) -> AsyncIterator[str]:
     """A database with no schema at all (for the migrations themselves)."""
-    if isinstance(database_template, Path):
+    if isinstance(database_template, SqliteDatabases):
         yield f"sqlite+aiosqlite:///{tmp_path}/empty.sqlite3"
         return
     url = await database_template.create("empty")
@@ -202,36 +213,6 @@ async def telegram() -> AsyncIterator[TelegramServer]:
     await server.stop()
 
 
-class RunningBot:
-    """The real app polling the test server; can be stopped and started again (a restart)."""
-
-    def __init__(self, settings: Settings, clock: FixedClock) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.app: App | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.app = await App.create(self.settings, clock=self.clock)
-        self._task = asyncio.create_task(self.app.run_polling(handle_signals=False))
-
-    async def stop(self) -> None:
-        if self.app and self._task and not self._task.done():
-            await self.app.dp.stop_polling()
-        if self._task:
-            await self._task
-        self._task = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    @property
-    def db(self) -> Database:
-        assert self.app is not None
-        return self.app.db
-
-
 def make_settings(telegram: TelegramServer, database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
         bot_token=TOKEN,
@@ -248,9 +229,18 @@ def make_settings(telegram: TelegramServer, database_url: str, **overrides: obje
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "in_process: `carebot` is the app without HTTP and polling "
+                                       "(tests/harness.py InProcessBot), for plain dialogue tests")
+
+
 @pytest.fixture
-async def carebot(telegram: TelegramServer, database_url: str, clock: FixedClock) -> AsyncIterator[RunningBot]:
-    running = RunningBot(make_settings(telegram, database_url), clock)
+async def carebot(request: pytest.FixtureRequest, telegram: TelegramServer, database_url: str,
+                  clock: FixedClock) -> AsyncIterator[RunningBot]:
+    """The bot as `carebot run` runs it, polling the test server; in a test marked `in_process`,
+    the same app fed in-process (tests/harness.py). Either way `Person.quiet()` waits until it is idle."""
+    kind = InProcessBot if request.node.get_closest_marker("in_process") else RunningBot
+    running = kind(make_settings(telegram, database_url), clock, telegram)
     await running.start()
     yield running
     await running.stop()

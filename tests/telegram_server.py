@@ -21,7 +21,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,6 +278,7 @@ class Call:
     error_code: int | None = None  # when refused: 400, 403, 429, 500, 502
     description: str | None = None  # when refused, Telegram's words
     retry_after: int | None = None  # with a 429
+    template: str | None = None  # the template (or label key) that rendered `text`, when known
 
     @property
     def ok(self) -> bool:
@@ -364,6 +365,12 @@ class TelegramServer:
         self._callback_authors: dict[str, int] = {}
         self.delivered = 0  # highest update_id handed to the bot
         self.hung = 0  # requests left unanswered while `hang` was on
+        self.pushed = 0  # highest update_id pushed
+        # The in-process harness (tests/harness.py) sets these: `feed` takes each update at once
+        # instead of getUpdates, `settle` returns once the bot is idle (Person.quiet).
+        self.feed: Callable[[dict[str, Any]], None] | None = None
+        self.settle: Callable[[], Awaitable[None]] | None = None
+        self.templates: dict[str, str] = {}  # rendered text → template name, when the harness records it
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -403,17 +410,25 @@ class TelegramServer:
             self.hung += 1
             await asyncio.Event().wait()  # until the client gives up or the server stops
         if request.match_info["token"] != self.token:
-            return self._error(401, "Unauthorized")
+            status, body = self._error(401, "Unauthorized")
+            return web.json_response(body, status=status)
         method = request.match_info["method"]
         params = await self._params(request)
         if method == "getUpdates":
-            return self._ok(await self._get_updates(params))
-        response = await self._answer(method, params)
+            return web.json_response(self._ok(await self._get_updates(params))[1])
+        status, body = await self.call(method, params)
+        return web.json_response(body, status=status)
+
+    async def call(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One Bot API call with its parameters as the server reads them (`decode`): the HTTP
+        status and the JSON body Telegram would answer with. The in-process harness
+        (tests/harness.py) calls this directly instead of going over HTTP."""
+        answer = await self._answer(method, params)
         if self.latency:
             await asyncio.sleep(self.latency)  # it took effect; the answer is late (a kill now repeats it)
-        return response
+        return answer
 
-    async def _answer(self, method: str, params: dict[str, Any]) -> web.Response:
+    async def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         handler = getattr(self, f"_m_{method}", None)
         chat_id = params.get("chat_id") if isinstance(params.get("chat_id"), int) else None
         call = Call(method, params, chat_id, self._callback_authors.get(str(params.get("callback_query_id"))))
@@ -441,7 +456,8 @@ class TelegramServer:
         await self._record(call)
         return self._ok(call.result)
 
-    async def _refuse(self, call: Call, code: int, description: str, retry_after: int | None = None) -> web.Response:
+    async def _refuse(self, call: Call, code: int, description: str,
+                      retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
         call.error_code, call.description, call.retry_after = code, description, retry_after
         if code == 429:
             self.throttled += 1
@@ -530,18 +546,23 @@ class TelegramServer:
                     raise BadRequest("BUTTON_TEXT_INVALID")
 
     @staticmethod
-    def _error(code: int, description: str, retry_after: int | None = None) -> web.Response:
+    def _error(code: int, description: str, retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
-        return web.json_response(body, status=code)
+        return code, body
 
-    @staticmethod
-    async def _params(request: web.Request) -> dict[str, Any]:
+    @classmethod
+    async def _params(cls, request: web.Request) -> dict[str, Any]:
         if request.content_type == "application/json":
             raw: dict[str, Any] = await request.json()
         else:
             raw = dict((await request.post()).items())
+        return cls.decode(raw)
+
+    @staticmethod
+    def decode(raw: dict[str, Any]) -> dict[str, Any]:
+        """Form fields as a bot sends them (JSON-encoded objects, numbers as text) → parameters."""
         params: dict[str, Any] = {}
         for key, value in raw.items():
             if isinstance(value, str) and key in _JSON_PARAMS:
@@ -554,10 +575,12 @@ class TelegramServer:
         return params
 
     @staticmethod
-    def _ok(result: Any) -> web.Response:
-        return web.json_response({"ok": True, "result": result})
+    def _ok(result: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {"ok": True, "result": result}
 
     async def _record(self, call: Call) -> None:
+        if call.text:
+            call.template = self.templates.get(call.text.strip())
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
@@ -737,8 +760,12 @@ class TelegramServer:
         if message and message.get("chat", {}).get("type") == "private":
             self.started.add(message["chat"]["id"])
         async with self._changed:
-            update["update_id"] = next(self._update_ids)
-            self._updates.append(update)
+            update["update_id"] = self.pushed = next(self._update_ids)
+            if self.feed is not None:
+                self.delivered = self.pushed
+                self.feed(update)
+            else:
+                self._updates.append(update)
             self._changed.notify_all()
         return update["update_id"]
 
@@ -938,8 +965,13 @@ class Person:
     async def reply(self, timeout: float = 10.0) -> Call:
         return await self.next("sendMessage", timeout)
 
-    async def quiet(self, seconds: float = 0.3) -> None:
-        """Assert the bot sends this person nothing more (for a short while)."""
-        await asyncio.sleep(seconds)
+    async def quiet(self, seconds: float | None = None) -> None:
+        """Assert the bot sends this person nothing more: once the bot is idle (every update
+        handled, no call in flight, nothing due in the outbox: `TelegramServer.settle`), or, with
+        `seconds`, after that much real time (for what must not come before a delay is over)."""
+        if seconds is None and self.server.settle is not None:
+            await self.server.settle()
+        else:
+            await asyncio.sleep(0.3 if seconds is None else seconds)
         extra = [c for c in self._mine()[self._cursor:] if c.method not in _LOOKUPS]
         assert not extra, f"unexpected calls: {[(c.method, c.text or c.params) for c in extra]}"
