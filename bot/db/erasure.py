@@ -18,14 +18,24 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, delete, literal, null, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Booking, FsmRecord, OutboxMessage, StaffAction, StaffNote, Survey
+from bot.db.models import (
+    OUTBOX_WAITING,
+    Booking,
+    FsmRecord,
+    OutboxError,
+    OutboxMessage,
+    OutboxState,
+    StaffAction,
+    StaffNote,
+    Survey,
+)
 
 ERASED = "erased"
 # A visit's reason as the bot writes it (kept: it names nobody); anything else was typed by a person.
 SYSTEM_REASONS = ("rescheduled", "customer", "erased")
 # Audit details that are amounts, codes or names from the business file, never free text.
 KEPT_DETAILS = frozenset({"amount_minor", "service", "master", "code", "kind"})
-WAITING = ("pending", "sending")
+WAITING = OUTBOX_WAITING
 # Keys of an outbox row's data that hold a Telegram account: a relay of their words (from a
 # time before they consented, too), a staff reply to them.
 ACCOUNT_KEYS = ("tg_user_id", "from_chat_id", "recipient")
@@ -90,7 +100,8 @@ class ErasureRepo:
         for ids in _chunks(scrub):
             await self.session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids), waiting)
-                .values(state="skipped", last_error=ERASED, claimed_at=None, claimed_by=None)
+                .values(state=OutboxState.SKIPPED, last_error=ERASED, error_code=OutboxError.ERASED, claimed_at=None,
+                        claimed_by=None)
                 .execution_options(synchronize_session=False))
             await self.session.execute(
                 update(OutboxMessage).where(OutboxMessage.id.in_(ids), OutboxMessage.chat_id == tg_user_id)

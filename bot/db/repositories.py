@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     cast,
     delete,
+    exists,
     func,
     literal,
     select,
@@ -35,6 +36,8 @@ from bot.db.models import (
     Booking,
     BookingCell,
     BookingState,
+    Broadcast,
+    BroadcastState,
     CareMessage,
     CareTopic,
     Consent,
@@ -45,6 +48,7 @@ from bot.db.models import (
     FsmRecord,
     MasterAccount,
     MasterInvite,
+    OutboxError,
     OutboxMessage,
     OutboxState,
     Purchase,
@@ -101,6 +105,10 @@ class CustomerRepo:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def count_in(self, segment: Any) -> int:
+        """How many customers a condition of `bot.db.queries` holds for."""
+        return int(await self.session.scalar(select(func.count(Customer.id)).where(segment)) or 0)
 
     async def card_facts(self, customer_ids: Iterable[int], now: datetime) -> dict[int, CardFacts]:
         """What a staff card shows of each customer besides the customer row and coupons, for any
@@ -190,6 +198,10 @@ class CouponRepo:
 
     async def get(self, coupon_id: int) -> Coupon | None:
         return await self.session.get(Coupon, coupon_id)
+
+    async def reload(self, coupon: Coupon) -> None:
+        """Read the coupon again (after an UPDATE that bypassed it, as `redeem` does)."""
+        await self.session.refresh(coupon)
 
     async def by_issue_key(self, key: str) -> Coupon | None:
         return (await self.session.scalars(select(Coupon).where(Coupon.issue_key == key))).one_or_none()
@@ -305,6 +317,11 @@ class PurchaseRepo:
         await self.session.flush()
         return purchase
 
+    async def made_since(self, since: datetime) -> list[tuple[int, datetime]]:
+        """(customer, when) of every purchase since then."""
+        return [(c, at) for c, at in await self.session.execute(
+            select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since))]
+
     async def by_ids(self, purchase_ids: Iterable[int]) -> dict[int, Purchase]:
         return {p.id: p for p in await self.session.scalars(select(Purchase).where(Purchase.id.in_(list(purchase_ids))))}
 
@@ -378,8 +395,9 @@ class OutboxRepo:
         if prefix is not None:
             which = which | key_prefix(OutboxMessage.key, prefix)
         await self.session.execute(
-            update(OutboxMessage).where(which, OutboxMessage.state == "pending")
-            .values(state="skipped", last_error=reason))
+            update(OutboxMessage).where(which, OutboxMessage.state == OutboxState.PENDING)
+            .values(state=OutboxState.SKIPPED, last_error=reason, error_code=OutboxError.CANCELLED)
+            .execution_options(synchronize_session=False))
 
     async def claimable(self, now: datetime, orphaned_before: datetime, limit: int, *, worker: str,
                         kinds: tuple[str, ...] = (), busy: Iterable[str] = (),
@@ -413,6 +431,13 @@ class OutboxRepo:
     async def get(self, row_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, row_id)
 
+    async def sent_under(self, prefix: str, suffix: str = "") -> dict[str, datetime]:
+        """Keys under a prefix (and ending so) of the rows sent, with when they were sent."""
+        query = select(OutboxMessage.key, OutboxMessage.sent_at).where(
+            key_prefix(OutboxMessage.key, prefix), OutboxMessage.key.endswith(suffix),
+            OutboxMessage.state == OutboxState.SENT)
+        return {key: at for key, at in await self.session.execute(query) if at is not None}
+
     async def state_of(self, key: str) -> str | None:
         return await self.session.scalar(select(OutboxMessage.state).where(OutboxMessage.key == key))
 
@@ -432,11 +457,11 @@ class OutboxRepo:
                 recent.setdefault(customer_id, []).append(sent_at)
         return recent
 
-    async def skip_pending_of(self, customer_id: int, reason: str) -> None:
+    async def skip_pending_of(self, customer_id: int, reason: OutboxError) -> None:
         await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.state == "pending")
-            .values(state="skipped", last_error=reason))
+            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.state == OutboxState.PENDING)
+            .values(state=OutboxState.SKIPPED, last_error=reason, error_code=reason))
 
     async def counts(self) -> list[tuple[str, str, int]]:
         query = (select(OutboxMessage.kind, OutboxMessage.state, func.count())
@@ -541,6 +566,12 @@ class CareRepo:
     def add(self, message: CareMessage) -> None:
         self.session.add(message)
 
+    async def store(self, message: CareMessage) -> CareMessage:
+        """Add and write it now (its id is needed at once)."""
+        self.session.add(message)
+        await self.session.flush()
+        return message
+
     async def link(self, care_ids: list[int], admin_message_id: int, now: datetime) -> None:
         """Point stored customer messages at the staff-chat post that shows them; a second post
         of the same messages (a long text in parts) gets a row of its own for the routing."""
@@ -638,6 +669,11 @@ class BookingRepo:
                                       Booking.answer_due_at <= now)
         return list(await self.session.scalars(query.order_by(Booking.id).limit(500)))
 
+    async def made_since(self, since: datetime) -> list[tuple[int, datetime]]:
+        """(customer, when booked) of every booking made since then."""
+        return [(c, at) for c, at in await self.session.execute(
+            select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since))]
+
     async def no_shows(self, customer_id: int) -> int:
         return int(await self.session.scalar(select(func.count(Booking.id)).where(
             Booking.customer_id == customer_id, Booking.state == "no_show")) or 0)
@@ -667,12 +703,79 @@ class BookingRepo:
         return True
 
 
+class BroadcastRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, broadcast: Broadcast) -> Broadcast:
+        self.session.add(broadcast)
+        await self.session.flush()
+        return broadcast
+
+    async def get(self, broadcast_id: int, *, for_update: bool = False) -> Broadcast | None:
+        return await self.session.get(Broadcast, broadcast_id, with_for_update=for_update)
+
+    async def any_due(self, now: datetime) -> bool:
+        """Whether a scheduled broadcast's time came (a cheap look before taking the write lock)."""
+        return await self.session.scalar(select(Broadcast.id).where(
+            Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now).limit(1)) is not None
+
+    async def due(self, now: datetime) -> list[Broadcast]:
+        """Scheduled broadcasts whose time came, locked (another process queues the others)."""
+        return list(await self.session.scalars(
+            select(Broadcast).where(Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now)
+            .with_for_update(skip_locked=True)))
+
+    async def sending(self) -> list[Broadcast]:
+        return list(await self.session.scalars(select(Broadcast).where(Broadcast.state == BroadcastState.SENDING)))
+
+    async def outcomes(self, key_prefix_: str) -> list[tuple[str, str | None, int]]:
+        """How its outbox rows (keys under the prefix) stand: (state, error code, how many)."""
+        rows = await self.session.execute(
+            select(OutboxMessage.state, OutboxMessage.error_code, func.count())
+            .where(key_prefix(OutboxMessage.key, key_prefix_))
+            .group_by(OutboxMessage.state, OutboxMessage.error_code))
+        return [(state, code, int(n)) for state, code, n in rows]
+
+    async def redeemed(self, key_prefix_: str) -> int:
+        """Coupons given by its messages and redeemed so far."""
+        return int(await self.session.scalar(
+            select(func.count(Coupon.id)).where(key_prefix(Coupon.issue_key, key_prefix_),
+                                                Coupon.redeemed_at.is_not(None))) or 0)
+
+    async def bookings_after(self, key_prefix_: str, since: datetime) -> list[tuple[datetime, datetime | None]]:
+        """(booked at, their message sent at) for each booking its recipients made since then."""
+        pairs = await self.session.execute(
+            select(Booking.created_at, OutboxMessage.sent_at).join(OutboxMessage, and_(
+                OutboxMessage.customer_id == Booking.customer_id, key_prefix(OutboxMessage.key, key_prefix_),
+                OutboxMessage.state == OutboxState.SENT)).where(Booking.created_at >= since))
+        return [(created, sent_at) for created, sent_at in pairs]
+
+
 class CycleRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, customer_id: int, service_id: str) -> Cycle | None:
-        return await self.session.get(Cycle, (customer_id, service_id), with_for_update=True)
+    async def get(self, customer_id: int, service_id: str, *, for_update: bool = True) -> Cycle | None:
+        return await self.session.get(Cycle, (customer_id, service_id), with_for_update=for_update)
+
+    async def forget(self, customer_id: int) -> None:
+        await self.session.execute(delete(Cycle).where(Cycle.customer_id == customer_id))
+
+    async def passed(self, now: datetime, limit: int) -> list[Cycle]:
+        """Cycles whose due date passed with nothing booked, the oldest first, locked (another
+        process takes the others)."""
+        return list(await self.session.scalars(
+            select(Cycle).where(Cycle.due_at <= now, ~exists().where(
+                Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING)))
+            .order_by(Cycle.due_at).limit(limit).with_for_update(skip_locked=True)))
+
+    async def mark_offered(self, ready: Any, offered: Any) -> None:
+        """Offered: no second offer this round (offer_at moves to the due date, out of the
+        planner's index range). `ready` and `offered` are conditions of `bot.db.queries`."""
+        await self.session.execute(
+            update(Cycle).where(ready, offered).values(offered_round=Cycle.round, offer_at=Cycle.due_at)
+            .execution_options(synchronize_session=False))
 
     def add(self, cycle: Cycle) -> None:
         self.session.add(cycle)
@@ -731,6 +834,7 @@ class Repos:
         self.surveys = SurveyRepo(session)
         self.bookings = BookingRepo(session)
         self.cycles = CycleRepo(session)
+        self.broadcasts = BroadcastRepo(session)
         self.erasure = ErasureRepo(session)
         self.fsm = FsmRepo(session)
 

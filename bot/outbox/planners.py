@@ -6,20 +6,16 @@ every customer), and leave rendering and coupons to the moment a row is sent.
 """
 from __future__ import annotations
 
-import calendar
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, exists, literal, or_
-from sqlalchemy.sql import Select
-
 from bot.business import Business, CouponRule
-from bot.clock import Clock
-from bot.db.models import Coupon, Customer, Purchase
-from bot.db.repositories import Database, Repos, planned_rows
+from bot.clock import Clock, local_today
+from bot.db import queries
+from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
 from bot.outbox import MARKETING
 from bot.outbox.policy import Policy
@@ -33,20 +29,6 @@ def coupon_data(rule: CouponRule | None, kind: str, **extra: Any) -> dict[str, A
     if rule is not None:
         data["coupon"] = {"kind": kind, "percent": rule.percent, "amount": rule.amount, "valid_days": rule.valid_days}
     return data
-
-
-def reachable():  # type: ignore[no-untyped-def]
-    """Customers an offer may be planned for (the sender checks again when sending)."""
-    return and_(Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
-                Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
-
-
-def _born_on(day: date):  # type: ignore[no-untyped-def]
-    """Customers whose birthday falls on `day`: 29 February ones on the 28th in common years."""
-    matches = and_(Customer.birth_month == day.month, Customer.birth_day == day.day)
-    if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
-        matches = or_(matches, and_(Customer.birth_month == 2, Customer.birth_day == 29))
-    return matches
 
 
 class Planners:
@@ -66,35 +48,32 @@ class Planners:
         return datetime.combine(day, time(0), tzinfo=self.tz)
 
     def _rows(self, key_prefix: str, key_suffix: str, template: str, data: dict[str, Any],
-              not_before: datetime, not_after: datetime, id_column: Any = Customer.id,
-              customer_column: Any = Customer.id) -> Select[Any]:
+              not_before: datetime, not_after: datetime) -> Any:
         now = self.clock.now()
-        due = self.policy.morning(max(not_before, now))
-        key = literal(key_prefix, String) + cast(id_column, String) + literal(key_suffix, String)
-        return planned_rows(key, customer_column, kind=MARKETING, template=template, data=data,
-                            not_before=not_before, not_after=not_after, due_at=due, now=now)
+        return queries.customer_rows(key_prefix, key_suffix, template=template, data=data, not_before=not_before,
+                                     not_after=not_after, due_at=self.policy.morning(max(not_before, now)), now=now)
 
     async def birthdays(self) -> int:
         """Greet on the birthday's morning (29 February on the 28th in common years); the day
         after still catches up if the bot was down, and the key keeps it to one per year."""
-        today = self.clock.now().astimezone(self.tz).date()
+        today = local_today(self.clock, self.tz)
         rule = self.business.coupons.birthday
         planned = 0
         async with self.db.transaction() as repos:
             for day in (today, today - timedelta(days=1)):
                 rows = self._rows("birthday:", f":{day.year}", "birthday_greeting", coupon_data(rule, "birthday"),
                                   self.policy.morning(self._start_of(day)), self._start_of(day + timedelta(days=2)))
-                planned += await repos.outbox.plan(rows.where(_born_on(day), reachable()))
+                planned += await repos.outbox.plan(rows.where(queries.born_on(day), queries.may_get_offers()))
             ahead = self.business.birthday.remind_days_before
             if ahead:
                 day = today + timedelta(days=ahead)
                 rows = self._rows("birthday_soon:", f":{day.year}", "birthday_soon", {"days": ahead},
                                   self.policy.morning(self._start_of(today)), self._start_of(day))
-                planned += await repos.outbox.plan(rows.where(_born_on(day), reachable()))
+                planned += await repos.outbox.plan(rows.where(queries.born_on(day), queries.may_get_offers()))
         return planned
 
     async def holidays(self) -> int:
-        today = self.clock.now().astimezone(self.tz).date()
+        today = local_today(self.clock, self.tz)
         planned = 0
         async with self.db.transaction() as repos:
             for holiday in self.business.holidays:
@@ -103,10 +82,9 @@ class Planners:
                 rows = self._rows(f"holiday:{holiday.id}:{today.year}:", "", holiday.template,
                                   coupon_data(holiday.coupon, "holiday", title=holiday.title),
                                   self.policy.morning(self._start_of(today)), self._start_of(today + timedelta(days=1)))
-                query = rows.where(reachable())
+                query = rows.where(queries.may_get_offers())
                 if holiday.audience:
-                    query = query.where(exists().where(Purchase.customer_id == Customer.id,
-                                                       Purchase.service_id.in_(holiday.audience)))
+                    query = query.where(queries.bought_any(holiday.audience))
                 planned += await repos.outbox.plan(query)
         return planned
 
@@ -114,15 +92,9 @@ class Planners:
         """One reminder a day before an unused coupon expires (not for one given in the last day)."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            rows = planned_rows(
-                literal("expiry:", String) + cast(Coupon.id, String), Coupon.customer_id, coupon_id=Coupon.id,
-                kind=MARKETING, template="coupon_expiring", data={}, not_before=now, not_after=Coupon.expires_at,
-                due_at=self.policy.morning(now), now=now,
-            ).join(Customer, Customer.id == Coupon.customer_id).where(
-                reachable(), Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None),
-                Coupon.expires_at > now, Coupon.expires_at <= now + timedelta(days=1),
-                Coupon.issued_at <= now - timedelta(days=1),
-            )
+            rows = queries.expiry_reminder_rows(now=now, due_at=self.policy.morning(now), window_start=now,
+                                                window_end=now + timedelta(days=1),
+                                                issued_before=now - timedelta(days=1))
             return await repos.outbox.plan(rows)
 
     async def thanks_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:

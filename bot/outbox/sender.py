@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import OutboxMessage
+from bot.db.models import OutboxError, OutboxMessage, OutboxState
 from bot.db.repositories import Database, Repos
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
@@ -187,8 +187,10 @@ class OutboxSender:
                     tally.deferred += 1
                     continue
                 if verdict.decision in (Decision.SKIP, Decision.EXPIRE):
-                    row.state = "skipped" if verdict.decision is Decision.SKIP else "expired"
+                    row.state = OutboxState.SKIPPED if verdict.decision is Decision.SKIP else OutboxState.EXPIRED
                     row.last_error, row.claimed_at, row.claimed_by = verdict.reason, None, None
+                    row.error_code = OutboxError.LATE if verdict.decision is Decision.EXPIRE \
+                        else OutboxError(str(verdict.reason))
                     await repos.coupons.void_issued_for(row.key, now)
                     await self._failed_hook(repos, _ready_of(row, 0), [row.id], str(verdict.reason))
                     tally.skipped += verdict.decision is Decision.SKIP
@@ -196,7 +198,7 @@ class OutboxSender:
                     continue
                 chat_id = row.chat_id or (customer.tg_user_id if customer else None)
                 if chat_id is None:
-                    row.state, row.last_error = "skipped", "erased"
+                    row.state, row.last_error, row.error_code = OutboxState.SKIPPED, "erased", OutboxError.ERASED
                     tally.skipped += 1
                     continue
                 if row.text is None and row.template not in self.deliverers:
@@ -205,6 +207,7 @@ class OutboxSender:
                                                              self.render, now, self.composers)
                     except Obsolete as reason:
                         row.state, row.last_error, row.claimed_at, row.claimed_by = "skipped", str(reason), None, None
+                        row.error_code = OutboxError.OBSOLETE
                         tally.skipped += 1
                         continue
                 if row.kind == MARKETING and row.customer_id is not None:
@@ -244,7 +247,8 @@ class OutboxSender:
                 await self.limiter.wait_turn(item.chat_id, delivery.priority)
                 if item.chat_id in self._blocked_chats:  # an earlier message of this batch met a 403
                     tally.skipped += 1
-                    await self._finish(item, remaining, "skipped", error="blocked", count_attempt=False)
+                    await self._finish(item, remaining, "skipped", error="blocked", count_attempt=False,
+                                       code=OutboxError.BLOCKED)
                     return
                 if self.cancelled and item.key.startswith(tuple(self.cancelled)):
                     raise Withdrawn(item.key)
@@ -253,7 +257,8 @@ class OutboxSender:
                 await deliverer(item, done)
         except Withdrawn:
             tally.skipped += len(remaining)
-            await self._finish(item, remaining, "skipped", error="cancelled", count_attempt=False)
+            await self._finish(item, remaining, "skipped", error="cancelled", count_attempt=False,
+                               code=OutboxError.CANCELLED)
         except RetryAfter as error:
             # The middleware paused this chat (only this chat) for as long as Telegram asked.
             tally.throttled += 1
@@ -265,12 +270,13 @@ class OutboxSender:
         except Exception as error:
             if not is_transient(error):  # a bad request, a wrong token, a conflict: never retried
                 tally.failed += 1
-                await self._finish(item, remaining, "failed", error=describe(error))
+                await self._finish(item, remaining, "failed", error=describe(error), code=OutboxError.REFUSED)
                 return
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 tally.failed += 1
-                await self._finish(item, remaining, "failed", error=f"gave up: {describe(error)}"[:300])
+                await self._finish(item, remaining, "failed", error=f"gave up: {describe(error)}"[:300],
+                                   code=OutboxError.GAVE_UP)
             else:
                 tally.retried += 1
                 delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
@@ -293,21 +299,22 @@ class OutboxSender:
                 row.sent_at, row.message_id = now, message_id
 
     async def _finish(self, item: Ready, row_ids: list[int], state: str, *, error: str | None = None,
-                      count_attempt: bool = True) -> None:
+                      count_attempt: bool = True, code: OutboxError | None = None) -> None:
         if not row_ids:
             return
         async with self.db.transaction(urgent=True) as repos:
-            await self._close(repos, item, row_ids, state, error, count_attempt)
+            await self._close(repos, item, row_ids, state, error, count_attempt, code=code)
         if state == "failed":
             log.warning("outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error)
 
     async def _close(self, repos: Repos, item: Ready, row_ids: list[int], state: str, error: str | None,
-                     count_attempt: bool = True, reason: str | None = None) -> None:
-        """Rows that will never go (failed, skipped): their coupons are voided, and the template's
-        failure hook is told why."""
+                     count_attempt: bool = True, reason: str | None = None, code: OutboxError | None = None) -> None:
+        """Rows that will never go (failed, skipped): why in words (`error`) and as a code, their
+        coupons voided, and the template's failure hook told why."""
         now = self.clock.now()
         for row in await repos.outbox.get_many(row_ids):
             row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
+            row.error_code = code
             row.attempts += 1 if count_attempt else 0
             await repos.coupons.void_issued_for(row.key, now)
         await self._failed_hook(repos, item, row_ids, reason or error or state)
@@ -331,14 +338,14 @@ class OutboxSender:
         or the bot is no longer in a group (the rows fail; no customer is blamed)."""
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
-            await self._close(repos, item, row_ids, "failed", error[:300], reason="blocked")
+            await self._close(repos, item, row_ids, "failed", error[:300], reason="blocked", code=OutboxError.BLOCKED)
             if item.customer_id is None or is_group(item.chat_id):
                 return
             customer = await repos.customers.get(item.customer_id, for_update=True)
             if customer is not None and customer.tg_user_id == item.chat_id:
                 if customer.blocked_at is None:
                     customer.blocked_at = now
-                await repos.outbox.skip_pending_of(item.customer_id, "blocked")
+                await repos.outbox.skip_pending_of(item.customer_id, OutboxError.BLOCKED)
 
     # ---- loops -------------------------------------------------------------------------------
 

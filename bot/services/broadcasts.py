@@ -15,23 +15,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from sqlalchemy import (
-    String,
-    and_,
-    cast,
-    func,
-    literal,
-    literal_column,
-    select,
-    update,
-)
 
 from bot.business import Business
 from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
-from bot.clock import Clock
-from bot.db.models import Booking, Broadcast, Coupon, Customer, OutboxMessage
-from bot.db.repositories import Database, Repos, key_prefix, planned_rows
-from bot.outbox import MARKETING, SERVICE
+from bot.clock import Clock, local_today
+from bot.db import queries
+from bot.db.models import (
+    OUTBOX_WAITING,
+    Broadcast,
+    BroadcastState,
+    Customer,
+    OutboxError,
+    OutboxMessage,
+    OutboxState,
+)
+from bot.db.repositories import Database, Repos
+from bot.outbox import SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
 from bot.rendering import LANGUAGES, Renderer
@@ -46,10 +45,6 @@ BOOKINGS_WINDOW = timedelta(days=7)  # a recipient's booking within a week count
 
 def prefix(broadcast_id: int) -> str:
     return f"broadcast:{broadcast_id}:"
-
-
-def _rows_of(broadcast_id: int) -> Any:
-    return key_prefix(OutboxMessage.key, prefix(broadcast_id))
 
 
 @dataclass
@@ -69,7 +64,7 @@ class Progress:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "cancelled")
+        return self.state in (BroadcastState.DONE, BroadcastState.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -97,11 +92,10 @@ class BroadcastService:
 
     async def count(self, conditions: list[Condition]) -> int:
         async with self.db.reading() as repos:
-            query = select(func.count(Customer.id)).where(self.segments.where(conditions, self.clock.now()))
-            return int(await repos.session.scalar(query) or 0)
+            return await repos.customers.count_in(self.segments.where(conditions, self.clock.now()))
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return local_today(self.clock, self.tz)
 
     def waits_until(self, starts_at: datetime) -> datetime | None:
         """When a broadcast starting then would really start, if quiet hours hold it back."""
@@ -114,14 +108,12 @@ class BroadcastService:
         async with self.db.transaction() as repos:
             broadcast = Broadcast(created_by=by, created_at=now, content=content, buttons=buttons, coupon=coupon,
                                   segment=[c.as_json() for c in conditions], starts_at=starts_at or now,
-                                  state="scheduled", progress_chat_id=progress_chat_id)
-            repos.session.add(broadcast)
-            await repos.session.flush()
-            return broadcast.id
+                                  state=BroadcastState.SCHEDULED, progress_chat_id=progress_chat_id)
+            return (await repos.broadcasts.add(broadcast)).id
 
     async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int) -> None:
         async with self.db.transaction() as repos:
-            broadcast = await repos.session.get(Broadcast, broadcast_id)
+            broadcast = await repos.broadcasts.get(broadcast_id)
             if broadcast is not None:
                 broadcast.progress_chat_id, broadcast.progress_message_id = chat_id, message_id
 
@@ -144,10 +136,7 @@ class BroadcastService:
                     Broadcast.state == "scheduled", Broadcast.starts_at <= now).limit(1)) is None:
                 return queued
         async with self.db.transaction() as repos:
-            due = list(await repos.session.scalars(
-                select(Broadcast).where(Broadcast.state == "scheduled", Broadcast.starts_at <= now)
-                .with_for_update(skip_locked=True)))
-            for broadcast in due:
+            for broadcast in await repos.broadcasts.due(now):
                 not_after = now + STALE_AFTER
                 if broadcast.coupon:  # nothing after the coupon's last day
                     last_day = date.fromisoformat(broadcast.coupon["last_day"])
@@ -155,13 +144,11 @@ class BroadcastService:
                 data = {"broadcast_id": broadcast.id, **self._coupon_data(broadcast.coupon)}
                 if broadcast.content.get("kind", "text") != "text":
                     data["media"] = {"kind": broadcast.content["kind"], "file_id": broadcast.content["file_id"]}
-                key = literal(prefix(broadcast.id), String) + cast(Customer.id, String)
-                rows = planned_rows(
-                    key, Customer.id, kind=MARKETING, template="broadcast", data=data, not_before=now,
-                    not_after=not_after, due_at=self.policy.morning(now), now=now,
-                ).where(self.segments.where([Condition.of(c) for c in broadcast.segment], now))
+                rows = queries.broadcast_rows(
+                    prefix(broadcast.id), data=data, now=now, not_after=not_after, due_at=self.policy.morning(now),
+                    segment=self.segments.where([Condition.of(c) for c in broadcast.segment], now))
                 broadcast.recipients = await repos.outbox.plan(rows)
-                broadcast.state, broadcast.queued_at = "sending", now
+                broadcast.state, broadcast.queued_at = BroadcastState.SENDING, now
                 queued += broadcast.recipients
                 log.info("broadcast queued id=%s recipients=%s", broadcast.id, broadcast.recipients)
         return queued
@@ -172,31 +159,23 @@ class BroadcastService:
         """Stop it: what waits is skipped, and the running sender skips its claimed rows too."""
         self.cancelled.add(prefix(broadcast_id))
         async with self.db.transaction() as repos:
-            broadcast = await repos.session.get(Broadcast, broadcast_id, with_for_update=True)
-            if broadcast is None or broadcast.state not in ("scheduled", "sending"):
+            broadcast = await repos.broadcasts.get(broadcast_id, for_update=True)
+            if broadcast is None or broadcast.state not in (BroadcastState.SCHEDULED, BroadcastState.SENDING):
                 return False
-            broadcast.state, broadcast.cancelled_by, broadcast.finished_at = "cancelled", by, self.clock.now()
-            await repos.session.execute(
-                update(OutboxMessage).where(_rows_of(broadcast_id), OutboxMessage.state == "pending")
-                .values(state="skipped", last_error="cancelled").execution_options(synchronize_session=False))
+            broadcast.state, broadcast.cancelled_by, broadcast.finished_at = BroadcastState.CANCELLED, by, self.clock.now()
+            await repos.outbox.skip_pending("cancelled", prefix=prefix(broadcast_id))
             return True
 
     async def _progress(self, repos: Repos, broadcast: Broadcast) -> Progress:
-        # the error's first three characters tell a block ("403", "blocked") from other failures;
-        # literal positions, so PostgreSQL sees the same expression in SELECT and GROUP BY
-        error = func.substr(OutboxMessage.last_error, literal_column("1"), literal_column("3"))
-        rows = await repos.session.execute(
-            select(OutboxMessage.state, error, func.count()).where(_rows_of(broadcast.id))
-            .group_by(OutboxMessage.state, error))
         progress = Progress(broadcast.id, broadcast.state, broadcast.recipients or 0, starts_at=broadcast.starts_at)
-        for state, error, n in rows:
-            if state == "sent":
+        for state, code, n in await repos.broadcasts.outcomes(prefix(broadcast.id)):
+            if state == OutboxState.SENT:
                 progress.sent += n
-            elif state in ("pending", "sending"):
+            elif state in OUTBOX_WAITING:
                 progress.waiting += n
-            elif (state == "failed" and error == "403") or (state == "skipped" and error == "blo"):
+            elif code == OutboxError.BLOCKED:  # a 403, or known blocked before it was sent
                 progress.blocked += n
-            elif state == "failed":
+            elif state == OutboxState.FAILED:
                 progress.failed += n
             else:  # skipped (opted out meanwhile, cancelled) or expired
                 progress.skipped += n
@@ -204,9 +183,7 @@ class BroadcastService:
             start = max(self.clock.now(), self.policy.morning(self.clock.now()))
             progress.expected_end = start + timedelta(
                 seconds=progress.waiting / self.business.outbox.messages_per_second)
-        progress.redeemed = int(await repos.session.scalar(
-            select(func.count(Coupon.id)).where(key_prefix(Coupon.issue_key, prefix(broadcast.id)),
-                                                Coupon.redeemed_at.is_not(None))) or 0)
+        progress.redeemed = await repos.broadcasts.redeemed(prefix(broadcast.id))
         if broadcast.queued_at is not None:
             progress.bookings = await self._bookings_after(repos, broadcast.id, broadcast.queued_at)
         return progress
@@ -215,15 +192,12 @@ class BroadcastService:
     async def _bookings_after(repos: Repos, broadcast_id: int, queued_at: datetime) -> int:
         """Bookings its recipients made within a week of receiving it (compared here rather than
         in SQL: date arithmetic differs between SQLite and PostgreSQL; the bookings are few)."""
-        pairs = await repos.session.execute(
-            select(Booking.created_at, OutboxMessage.sent_at).join(OutboxMessage, and_(
-                OutboxMessage.customer_id == Booking.customer_id, _rows_of(broadcast_id),
-                OutboxMessage.state == "sent")).where(Booking.created_at >= queued_at))
+        pairs = await repos.broadcasts.bookings_after(prefix(broadcast_id), queued_at)
         return sum(1 for created, sent_at in pairs if sent_at and sent_at <= created <= sent_at + BOOKINGS_WINDOW)
 
     async def progress(self, broadcast_id: int) -> Progress | None:
         async with self.db.reading() as repos:
-            broadcast = await repos.session.get(Broadcast, broadcast_id)
+            broadcast = await repos.broadcasts.get(broadcast_id)
             return await self._progress(repos, broadcast) if broadcast else None
 
     async def watch(self) -> list[tuple[Progress, int, int]]:
@@ -232,16 +206,16 @@ class BroadcastService:
         Counted in a read, which waits for no writer: this runs every two seconds beside the sender."""
         now = self.clock.now()
         async with self.db.reading() as repos:
-            sending = list(await repos.session.scalars(select(Broadcast).where(Broadcast.state == "sending")))
+            sending = await repos.broadcasts.sending()
             found = [(await self._progress(repos, b), b.progress_chat_id, b.progress_message_id) for b in sending]
         finished = [progress.id for progress, _, _ in found if not progress.waiting]
         if finished:
             async with self.db.transaction() as repos:
                 for broadcast_id in finished:
-                    broadcast = await repos.session.get(Broadcast, broadcast_id)
-                    if broadcast is None or broadcast.state != "sending":
+                    broadcast = await repos.broadcasts.get(broadcast_id)
+                    if broadcast is None or broadcast.state != BroadcastState.SENDING:
                         continue  # cancelled meanwhile
-                    broadcast.state, broadcast.finished_at = "done", now
+                    broadcast.state, broadcast.finished_at = BroadcastState.DONE, now
                     if broadcast.progress_chat_id is not None:
                         await repos.outbox.queue(
                             key=f"broadcast_report:{broadcast.id}", kind=SERVICE, template="broadcast_report",
@@ -249,7 +223,7 @@ class BroadcastService:
                             not_before=now, not_after=now + timedelta(days=2), now=now)
         for progress, _, _ in found:
             if progress.id in finished:
-                progress.state = "done"
+                progress.state = BroadcastState.DONE
         return [(progress, chat_id, message_id) for progress, chat_id, message_id in found
                 if chat_id is not None and message_id is not None]
 
@@ -266,8 +240,8 @@ class BroadcastService:
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
                       now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        broadcast = await repos.session.get(Broadcast, int(row.data["broadcast_id"]))
-        if broadcast is None or broadcast.state == "cancelled":
+        broadcast = await repos.broadcasts.get(int(row.data["broadcast_id"]))
+        if broadcast is None or broadcast.state == BroadcastState.CANCELLED:
             raise Obsolete("broadcast cancelled")
         if row.template == "broadcast_report":
             progress = await self._progress(repos, broadcast)

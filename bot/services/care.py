@@ -99,8 +99,7 @@ class CareService:
             message = CareMessage(tg_user_id=author.id, customer_id=customer.id if customer else None,
                                   direction="in", admin_message_id=None, kind=incoming.kind,
                                   text=_stored(incoming.text), at=now)
-            repos.care.add(message)
-            await repos.session.flush()
+            await repos.care.store(message)
             data: dict[str, Any] = {"care_id": message.id, "from_chat_id": author.id,
                                     "message_id": incoming.message_id, "kind": incoming.kind,
                                     "text": incoming.text, "author": asdict(author)}

@@ -13,29 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    JSON,
-    String,
-    and_,
-    cast,
-    delete,
-    exists,
-    func,
-    literal,
-    select,
-    type_coerce,
-    update,
-)
-
 from bot.business import Business
 from bot.callbacks import CycleCallback
 from bot.clock import Clock
-from bot.db.models import Booking, Customer, Cycle, OutboxMessage
-from bot.db.repositories import ACTIVE_BOOKING, Database, Repos, planned_rows
+from bot.db import queries
+from bot.db.models import Customer, Cycle, OutboxMessage
+from bot.db.repositories import Database, Repos
 from bot.events import CustomerErased, PurchaseRecorded
-from bot.outbox import MARKETING
 from bot.outbox.compose import Obsolete
-from bot.outbox.planners import reachable
 from bot.outbox.policy import Policy
 from bot.services.booking import BookingService
 
@@ -52,10 +37,6 @@ def learned_interval(visits: list[datetime], default_days: float) -> tuple[float
     if len(intervals) >= 2:
         return float(statistics.median(intervals)), True
     return float(default_days), False
-
-
-def _upcoming_booking():  # type: ignore[no-untyped-def]
-    return exists().where(Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING))
 
 
 class CycleService:
@@ -99,7 +80,7 @@ class CycleService:
 
     async def forget(self, repos: Repos, event: CustomerErased) -> None:
         """Subscribed to `/forget`: no more due-offers, and their rhythm is not kept."""
-        await repos.session.execute(delete(Cycle).where(Cycle.customer_id == event.customer_id))
+        await repos.cycles.forget(event.customer_id)
 
     # ---- the planner ---------------------------------------------------------------------------
 
@@ -107,25 +88,10 @@ class CycleService:
         await self._roll_passed()
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            dialect = repos.session.get_bind().dialect.name
-            build = func.json_build_object if dialect == "postgresql" else func.json_object
-            ready = and_(Cycle.offer_at <= now, Cycle.due_at > now, Cycle.ignored < self.settings.ignored_offers_limit,
-                         ~_upcoming_booking())
-            key = (literal("due_offer:", String) + cast(Cycle.customer_id, String) + literal(":", String)
-                   + Cycle.service_id + literal(":", String) + cast(Cycle.last_purchase_id, String)
-                   + literal(":", String) + cast(Cycle.round, String))
-            rows = planned_rows(
-                key, Cycle.customer_id, kind=MARKETING, template="due_offer",
-                # type_coerce, not CAST: SQLite would cast to a number
-                data=type_coerce(build("service", Cycle.service_id, "master", Cycle.master_id), JSON),
-                not_before=now, not_after=Cycle.due_at, due_at=self.policy.morning(now), now=now,
-            ).join(Customer, Customer.id == Cycle.customer_id).where(ready, reachable())
-            planned = await repos.outbox.plan(rows)
-            # Offered: no second offer this round (offer_at moves to the due date, out of the index range).
-            await repos.session.execute(
-                update(Cycle).where(ready, exists().where(OutboxMessage.key == key))
-                .values(offered_round=Cycle.round, offer_at=Cycle.due_at)
-                .execution_options(synchronize_session=False))
+            limit = self.settings.ignored_offers_limit
+            planned = await repos.outbox.plan(
+                queries.due_offer_rows(now=now, due_at=self.policy.morning(now), ignored_limit=limit))
+            await repos.cycles.mark_offered(queries.offer_ready(now, limit), queries.offered())
             return planned
 
     async def _roll_passed(self) -> int:
@@ -137,9 +103,7 @@ class CycleService:
         while True:
             now = self.clock.now()
             async with self.db.transaction() as repos:
-                batch = list(await repos.session.scalars(
-                    select(Cycle).where(Cycle.due_at <= now, ~_upcoming_booking())
-                    .order_by(Cycle.due_at).limit(ROLL_BATCH).with_for_update(skip_locked=True)))
+                batch = await repos.cycles.passed(now, ROLL_BATCH)
                 for cycle in batch:
                     assert cycle.due_at is not None
                     if cycle.offered_round == cycle.round:
@@ -178,7 +142,7 @@ class CycleService:
             raise Obsolete("no such service")
         if await repos.bookings.upcoming_of(customer.id, now):
             raise Obsolete("booked meanwhile")
-        cycle = await repos.session.get(Cycle, (customer.id, service.id))
+        cycle = await repos.cycles.get(customer.id, service.id, for_update=False)
         due = cycle.due_at if cycle and cycle.due_at else now
         first_day = max(self.booking.finder.local_day(now), self.booking.finder.local_day(due) - timedelta(days=1))
         slots = await self.booking.offer(repos, service, row.data.get("master"), first_day, self.settings.offer_slots)

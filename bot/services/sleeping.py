@@ -13,18 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, cast, func, literal, select
-
 from bot.business import Business
 from bot.callbacks import BookFromBroadcast
 from bot.clock import Clock
-from bot.db.models import Booking, Customer, Cycle, OutboxMessage, Purchase
-from bot.db.repositories import Database, Repos, key_prefix, planned_rows
-from bot.outbox import MARKETING
+from bot.db import queries
+from bot.db.models import Customer, OutboxMessage
+from bot.db.repositories import Database, Repos
 from bot.outbox.planners import coupon_data
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
-from bot.services.segments import latest_visit, reachable, sleeping
 
 FIRST, SECOND = "reactivation", "reactivation_second"
 OFFER_DAYS_WITHOUT_COUPON = 14  # how long a wake-up counts when the business gives no coupon
@@ -39,11 +36,6 @@ class SleepStats:
     @property
     def share(self) -> float | None:
         return round(100 * self.woke / self.contacted, 1) if self.contacted else None
-
-
-def _key(step: int) -> Any:
-    return (literal("reactivation:", String) + cast(Cycle.customer_id, String) + literal(":", String)
-            + cast(Cycle.last_purchase_id, String) + literal(f":{step}", String))
 
 
 class SleepingService:
@@ -68,21 +60,13 @@ class SleepingService:
         coupon = coupon_data(self.business.coupons.reactivation, "reactivation")
         planned = 0
         async with self.db.transaction() as repos:
-            steps: list[tuple[int, str, dict[str, Any], Any]] = [(1, FIRST, coupon, None)]
+            steps: list[tuple[int, str, dict[str, Any], datetime | None]] = [(1, FIRST, coupon, None)]
             if self.settings.second_after_days:
-                first = OutboxMessage.__table__.alias("first_message")
-                steps.append((2, SECOND, {}, and_(
-                    first.c.key == _key(1), first.c.state == "sent",
-                    first.c.sent_at <= now - timedelta(days=self.settings.second_after_days))))
-            for step, template, data, condition in steps:
-                rows = planned_rows(
-                    _key(step), Cycle.customer_id, kind=MARKETING, template=template, data=data, not_before=now,
-                    not_after=now + timedelta(days=3), due_at=self.policy.morning(now), now=now,
-                ).join(Customer, Customer.id == Cycle.customer_id).where(
-                    Cycle.sleeps_at <= now, Cycle.last_purchase_id == latest_visit(), reachable(), sleeping(now))
-                if condition is not None:
-                    rows = rows.join(first, condition)
-                planned += await repos.outbox.plan(rows)
+                steps.append((2, SECOND, {}, now - timedelta(days=self.settings.second_after_days)))
+            for step, template, data, first_sent_before in steps:
+                planned += await repos.outbox.plan(queries.reactivation_rows(
+                    step, template=template, data=data, now=now, not_after=now + timedelta(days=3),
+                    due_at=self.policy.morning(now), first_sent_before=first_sent_before))
         return planned
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
@@ -100,18 +84,10 @@ class SleepingService:
         now = self.clock.now()
         window = timedelta(days=self._offer_days())
         async with self.db.reading() as repos:
-            asleep = int(await repos.session.scalar(
-                select(func.count(Customer.id)).where(Customer.erased_at.is_(None), sleeping(now))) or 0)
-            first = and_(key_prefix(OutboxMessage.key, "reactivation:"), OutboxMessage.key.endswith(":1"),
-                         OutboxMessage.state == "sent")
-            contacted: dict[str, datetime] = {
-                key: at for key, at in await repos.session.execute(
-                    select(OutboxMessage.key, OutboxMessage.sent_at).where(first)) if at is not None}
+            asleep = await repos.customers.count_in(queries.all_of(queries.known(), queries.sleeping(now)))
+            contacted = await repos.outbox.sent_under("reactivation:", ":1")  # the first messages
             since = min(contacted.values(), default=now)
-            events = [*(await repos.session.execute(
-                select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since))).all(),
-                *(await repos.session.execute(
-                    select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since))).all()]
+            events = [*await repos.purchases.made_since(since), *await repos.bookings.made_since(since)]
         sent_at: dict[int, list[datetime]] = {}
         for key, at in contacted.items():
             sent_at.setdefault(int(key.split(":")[1]), []).append(at)

@@ -347,7 +347,7 @@ class StaffService:
             if customer_id is not None and coupon.customer_id not in (None, customer_id):
                 return RedeemResult(RedeemOutcome.OTHER_CUSTOMER, code)
             redeemed = await repos.coupons.redeem(coupon.id, now, staff.id, staff.name)
-            await repos.session.refresh(coupon)
+            await repos.coupons.reload(coupon)
             owner = await repos.customers.get(coupon.customer_id) if coupon.customer_id else None
             card = await self._card(repos, owner) if owner and owner.erased_at is None else None
             view = CouponView.of(coupon, self.tz)

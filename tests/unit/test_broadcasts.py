@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from bot.business import Business
 from bot.clock import FixedClock
-from bot.db.models import Broadcast, OutboxMessage
+from bot.db.models import Broadcast, OutboxError, OutboxMessage
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.rendering import Renderer
@@ -198,3 +198,23 @@ async def test_a_customer_who_comes_back_within_the_offer_woke_up(base: dict[str
         keys = list(await repos.session.scalars(select(OutboxMessage.key).where(
             OutboxMessage.customer_id == base["asleep"], OutboxMessage.key.startswith("reactivation:"))))
     assert len(keys) == 1  # awake: no second message
+
+
+async def test_progress_tells_a_block_by_its_code_not_its_words(base: dict[str, int], broadcasts: BroadcastService,
+                                                                db: Database) -> None:
+    """A block is what the sender coded as one, whatever the words (a deliverer's own, or a
+    Bot API that words its 403 otherwise); a failure whose words begin with "403" is not one."""
+    broadcast_id = await broadcasts.create(by="Ольга", content={"kind": "text", "html": "Привет"}, buttons=[],
+                                           coupon=None, conditions=[], starts_at=None)
+    assert await broadcasts.queue_due() == 4
+    outcomes = [("failed", "Forbidden: bot was blocked by the user", OutboxError.BLOCKED),
+                ("skipped", "customer blocked the bot", OutboxError.BLOCKED),
+                ("failed", "403 and something else entirely", OutboxError.REFUSED),
+                ("sent", None, None)]
+    rows = await _rows(db, broadcast_id)
+    async with db.transaction() as repos:
+        for row, (state, error, code) in zip(rows, outcomes, strict=True):
+            await repos.session.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(
+                state=state, last_error=error, error_code=code))
+    progress = await broadcasts.progress(broadcast_id)
+    assert progress and (progress.blocked, progress.failed, progress.sent, progress.waiting) == (2, 1, 1, 0)
