@@ -132,8 +132,7 @@ class BroadcastService:
         now = self.clock.now()
         queued = 0
         async with self.db.reading() as repos:  # asked every two seconds: nothing due takes no write lock
-            if await repos.session.scalar(select(Broadcast.id).where(
-                    Broadcast.state == "scheduled", Broadcast.starts_at <= now).limit(1)) is None:
+            if not await repos.broadcasts.any_due(now):
                 return queued
         async with self.db.transaction() as repos:
             for broadcast in await repos.broadcasts.due(now):
