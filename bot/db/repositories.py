@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Integer,
     Select,
     String,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    null,
     select,
     update,
 )
@@ -346,23 +348,24 @@ def key_prefix(column: Any, prefix: str) -> Any:
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
-_PLANNED = ["key", "customer_id", "coupon_id", "kind", "template", "data", "not_before", "not_after",
-            "due_at", "state", "attempts", "created_at"]
+_PLANNED = ["key", "customer_id", "coupon_id", "chat_id", "kind", "template", "data", "markup", "not_before",
+            "not_after", "due_at", "state", "attempts", "created_at"]
 
 
 def planned_rows(key: Any, customer_id: Any, *, kind: str, template: str, data: Any, not_before: Any,
-                 not_after: Any, due_at: datetime, now: datetime, coupon_id: Any = None) -> Select[Any]:
-    """The outbox rows a planner writes, one per row of a query: add joins and conditions to
-    say for whom, then give it to `OutboxRepo.plan`. Values are literals, or columns of that
-    query (a coupon's expiry as the row's deadline)."""
+                 not_after: Any, due_at: datetime, now: datetime, coupon_id: Any = None, chat_id: int | None = None,
+                 markup: dict[str, Any] | None = None) -> Select[Any]:
+    """The outbox rows to write, one per row of a query: add joins and conditions to say for
+    whom, then give it to `OutboxRepo.plan` (the one way a row is written; `queue` is one row of
+    literals). Values are literals, or columns of that query (a coupon's expiry as the row's deadline)."""
     def moment(value: Any) -> Any:
         return literal(value, UTCDateTime) if isinstance(value, datetime) else value
 
     return select(
-        key, customer_id, literal(None, Integer) if coupon_id is None else coupon_id, literal(kind, String),
-        literal(template, String), literal(data, JSON) if isinstance(data, dict) else data,
-        moment(not_before), moment(not_after), moment(due_at), literal("pending", String), literal(0),
-        literal(now, UTCDateTime))
+        key, customer_id, literal(None, Integer) if coupon_id is None else coupon_id, literal(chat_id, BigInteger),
+        literal(kind, String), literal(template, String), literal(data, JSON) if isinstance(data, dict) else data,
+        cast(null(), JSON) if markup is None else literal(markup, JSON), moment(not_before), moment(not_after),
+        moment(due_at), literal(OutboxState.PENDING, String), literal(0), literal(now, UTCDateTime))
 
 
 class OutboxRepo:
@@ -380,12 +383,10 @@ class OutboxRepo:
                     customer_id: int | None = None, chat_id: int | None = None, data: dict[str, Any] | None = None,
                     markup: dict[str, Any] | None = None, now: datetime) -> bool:
         """One message to send later; a key already queued is left as it is (returns False)."""
-        result = await self.session.execute(dialect_insert(self.session)(OutboxMessage).values(
-            key=key, customer_id=customer_id, chat_id=chat_id, kind=kind, template=template, data=data or {},
-            markup=markup, not_before=not_before, not_after=not_after, due_at=not_before, state="pending",
-            attempts=0, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["key"]))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self.plan(planned_rows(
+            literal(key, String), literal(customer_id, Integer), kind=kind, template=template, data=data or {},
+            not_before=not_before, not_after=not_after, due_at=not_before, now=now, chat_id=chat_id,
+            markup=markup)) == 1
 
     async def skip_pending(self, reason: str, *, keys: Iterable[str] = (), prefix: str | None = None) -> None:
         """Drop what is still waiting: these keys exactly, and those under a prefix (the reminders

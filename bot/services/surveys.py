@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import Customer, OutboxMessage, OutboxState, Purchase, Survey
+from bot.db.models import Customer, OutboxState, Purchase, Survey
 from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
 from bot.outbox import MARKETING, SERVICE
@@ -118,14 +118,12 @@ class SurveyService:
         closes = planned + timedelta(hours=settings.closes_after_hours)
         survey = Survey(purchase_id=event.purchase_id, customer_id=event.customer_id, service_id=event.service_id,
                         master_id=event.master_id, planned_at=planned, closes_at=closes)
-        repos.session.add(survey)
-        await repos.session.flush()
-        repos.session.add(OutboxMessage(
+        await repos.surveys.add(survey)
+        await repos.outbox.queue(
             key=f"survey:{event.purchase_id}", customer_id=event.customer_id,
             kind=MARKETING if settings.marketing else SERVICE, template="survey_question",
             data={"survey_id": survey.id}, markup=score_keyboard(survey.id, self.render, customer.language),
-            not_before=planned, not_after=min(closes, planned + timedelta(hours=24)), due_at=planned,
-            state="pending", attempts=0, created_at=event.at))
+            not_before=planned, not_after=min(closes, planned + timedelta(hours=24)), now=event.at)
 
     async def _view(self, repos: Repos, survey: Survey) -> SurveyView:
         return (await self._views(repos, [survey]))[0]
