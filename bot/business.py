@@ -1,6 +1,7 @@
 """The business description the owner edits (`BUSINESS_FILE`, TOML), validated on start-up."""
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from datetime import time
@@ -272,6 +273,10 @@ def bundled_example() -> Path:
 
 def load_business(path: Path) -> Business:
     """Read and validate the business file; any fault becomes one line naming the field."""
+    if path == bundled_example():
+        logging.getLogger("carebot").warning(
+            "no data/business.toml here: running with the example business; copy it there and describe "
+            "yours (or set BUSINESS_FILE) example=%s", path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

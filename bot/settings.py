@@ -1,7 +1,6 @@
 """Settings from the environment and `.env`, exactly as DESIGN.md names them."""
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,10 +105,7 @@ class Settings(BaseSettings):
         if "business_file" not in self.model_fields_set and not self.business_file.exists():
             from bot.business import bundled_example
 
-            self.business_file = bundled_example()
-            logging.getLogger("carebot").warning(
-                "no %s here: running with the example business; copy it there and describe yours "
-                "(or set BUSINESS_FILE) example=%s", DEFAULT_BUSINESS_FILE, self.business_file)
+            self.business_file = bundled_example()  # load_business says so when it reads it
         return self
 
     @property
