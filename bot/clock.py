@@ -33,5 +33,11 @@ class FixedClock:
         self._moment += delta
 
 
+def local_day(moment: datetime, tz: tzinfo) -> date:
+    """The business's calendar day a moment falls on."""
+    return moment.astimezone(tz).date()
+
+
 def local_today(clock: Clock, tz: tzinfo) -> date:
-    return clock.now().astimezone(tz).date()
+    """Today in the business's time zone: the one way every service and planner asks."""
+    return local_day(clock.now(), tz)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.business import WEEKDAYS, Business, Master, Service
 from bot.callbacks import BookingCallback, BookMenu, SlotCallback, to_minutes
-from bot.clock import Clock
+from bot.clock import Clock, local_today
 from bot.db.models import Booking, Customer, MasterInvite, OutboxMessage
 from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
 from bot.events import CustomerErased
@@ -122,8 +122,7 @@ class BookingService:
         return [m for m in masters if m.id == master_id] if master_id else masters
 
     def bookable_days(self) -> list[date]:
-        today = self.finder.local_day(self.clock.now())
-        return self._days(today, self.settings.days_ahead)
+        return self._days(self.today(), self.settings.days_ahead)
 
     async def days_with_slots(self, service_id: str, master_id: str | None) -> list[date]:
         service = self.business.service(service_id)
@@ -306,7 +305,7 @@ class BookingService:
     # ---- the master's answer -----------------------------------------------------------------
 
     def today(self) -> date:
-        return self.finder.local_day(self.clock.now())
+        return local_today(self.clock, self.tz)
 
     async def may_decide(self, booking_id: int, actor: Actor) -> ActResult:
         """Whether this person may still answer this request (before asking them for a reason)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot.business import CouponRule
+from bot.clock import local_day
 from bot.db.models import Coupon
 from bot.db.repositories import Repos
 
@@ -25,12 +26,12 @@ def normalize_code(text: str) -> str:
 
 def expiry(issued_at: datetime, valid_days: int, tz: tzinfo) -> datetime:
     """Valid through the whole last local day: `valid_days` full days after today."""
-    last_day = issued_at.astimezone(tz).date() + timedelta(days=valid_days)
+    last_day = local_day(issued_at, tz) + timedelta(days=valid_days)
     return datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz)
 
 
 def last_valid_day(coupon: Coupon, tz: tzinfo) -> date:
-    return (coupon.expires_at.astimezone(tz) - timedelta(microseconds=1)).date()
+    return local_day(coupon.expires_at - timedelta(microseconds=1), tz)
 
 
 @dataclass(frozen=True)

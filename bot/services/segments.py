@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
+from bot.clock import local_day
 from bot.db import queries
 
 KINDS = ("all", "new", "regular", "service", "master", "visited_before", "visited_after", "birthday_month",
@@ -61,7 +62,7 @@ class Segments:
         if kind == "visited_after":
             return queries.last_visit_since(self._day_start(value))
         if kind == "birthday_month":
-            return queries.born_in_month(now.astimezone(self.tz).month)
+            return queries.born_in_month(local_day(now, self.tz).month)
         if kind == "sleeping":
             return queries.sleeping(now)
         raise ValueError(f"unknown condition {kind!r}")

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.business import WEEKDAYS, Business, Master, Service
+from bot.clock import local_day
 
 
 @dataclass(frozen=True, order=True)
@@ -39,7 +40,7 @@ class SlotFinder:
         self.grid = business.booking.grid_minutes
 
     def local_day(self, moment: datetime) -> date:
-        return moment.astimezone(self.tz).date()
+        return local_day(moment, self.tz)
 
     def at(self, day: date, minute_of_day: int) -> datetime:
         # Wall-clock minutes, so a day with a clock change still lands on the local grid.
@@ -103,7 +104,7 @@ def spread(slots: list[Slot], limit: int, per_day: int = 2, tz: ZoneInfo | None 
     an evening rather than 10:00 and 10:30): what a customer choosing a time wants to see."""
     by_day: dict[date, list[Slot]] = {}
     for slot in slots:
-        by_day.setdefault(slot.starts_at.astimezone(tz or UTC).date(), []).append(slot)
+        by_day.setdefault(local_day(slot.starts_at, tz or UTC), []).append(slot)
     picked: list[Slot] = []
     for day_slots in by_day.values():
         if len(day_slots) <= per_day:
