@@ -367,7 +367,8 @@ async def wizard_cancel(callback: CallbackQuery, state: FSMContext, render: Rend
 
 
 @flags.callback_answer(pre=False)  # answered after it, with the alert it sets
-async def wizard_stale(callback_answer: CallbackAnswer, render: Renderer, staff_lang: str) -> None:
+async def wizard_stale(callback: CallbackQuery, callback_answer: CallbackAnswer, render: Renderer,
+                       staff_lang: str) -> None:
     """A wizard button from another step, an old wizard or another staff member's wizard."""
     callback_answer.text, callback_answer.show_alert = render.label(staff_lang, "stale_button"), True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router, flags
 from aiogram.enums import ChatType
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 
 from bot.rendering import Renderer
@@ -13,7 +13,7 @@ from handlers.keyboards import main_menu
 
 
 @flags.callback_answer(pre=False)  # answered after it, with the alert it sets
-async def stale_button(callback_answer: CallbackAnswer, render: Renderer, lang: str) -> None:
+async def stale_button(callback: CallbackQuery, callback_answer: CallbackAnswer, render: Renderer, lang: str) -> None:
     """A button from an old message, or callback data we never made: answer, change nothing."""
     callback_answer.text, callback_answer.show_alert = render.label(lang, "stale_button"), True
 

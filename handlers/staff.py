@@ -228,7 +228,11 @@ async def _ask_again(message: Message, state: FSMContext, render: Renderer, lang
 
 async def sale_amount(message: Message, state: FSMContext, render: Renderer, staff_lang: str,
                       business: Business) -> None:
-    amount = parse_amount(message.text or "")  # not an amount: asked again (`usage_error`)
+    try:
+        amount = parse_amount(message.text or "")
+    except UsageError as error:  # asked here, not by `usage_error`: see there
+        await _ask_again(message, state, render, staff_lang, error)
+        return
     await state.update_data(amount_minor=amount)
     await state.set_state(StaffSale.service)
     options = [(s.id, s.name) for s in business.services]
@@ -299,41 +303,31 @@ async def note_text(message: Message, state: FSMContext, staff_service: StaffSer
                     render: Renderer, staff_lang: str) -> None:
     assert message.from_user is not None
     data = await state.get_data()
-    card = await staff_service.add_note(
-        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-        data["customer_id"], message.text or "")
+    try:
+        card = await staff_service.add_note(
+            admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
+            data["customer_id"], message.text or "")
+    except UsageError as error:  # asked here, not by `usage_error`: see there
+        await _ask_again(message, state, render, staff_lang, error)
+        return
     await state.clear()
     await message.reply(render.text(staff_lang, "staff_note_done", card=card))
 
 
-# Staff conversations whose question is asked again when the answer does not parse.
-PROMPTS = (StaffSale.amount.state, StaffNoteState.text.state)
-
-
-def _command(message: Message) -> str:
-    text = message.text or ""
-    return (text[1:].split() or [""])[0].split("@")[0] if text.startswith("/") else ""
-
-
-async def usage_error(event: ErrorEvent, render: Renderer, staff_lang: str, state: FSMContext | None = None) -> None:
-    """What a staff member typed does not parse (a UsageError from any staff handler, aiogram's
-    error handler instead of a try/except in each): a command is answered under it; an answer to
-    the sale's or the note's question is asked again, the explanation becoming the question; the
-    sale's last button says it in its message."""
+async def usage_error(event: ErrorEvent, render: Renderer, staff_lang: str) -> None:
+    """A staff command's arguments do not parse (a UsageError from a staff handler; aiogram's
+    error handler instead of a try/except in each): answered under the command, or in the message
+    of the sale's last button. Not a question of a staff conversation (amount, note): an error
+    handler runs after the chat's lock is released, so asking again there, which moves the
+    conversation, would race the staff member's next answer; those handlers ask again themselves."""
     error, callback, message = event.exception, event.update.callback_query, event.update.message
     assert isinstance(error, UsageError)
     if callback is not None:
         if isinstance(callback.message, Message):
             await callback.message.edit_text(render.text(staff_lang, "staff_usage", command="sale", reason=error.reason,
                                                          **error.details))
-        return
-    if message is None:
-        return
-    command = _command(message)
-    if state is not None and command not in STAFF_COMMANDS and await state.get_state() in PROMPTS:
-        await _ask_again(message, state, render, staff_lang, error)
-    else:
-        await _usage(message, render, staff_lang, error, command)
+    elif message is not None:
+        await _usage(message, render, staff_lang, error, "")
 
 
 def create_router() -> Router:

@@ -46,3 +46,10 @@ def test_an_alert_set_for_the_middleware_goes_after_the_handler() -> None:
     for handler in callback_handlers():
         if "callback_answer" in inspect.signature(handler.callback).parameters:
             assert (handler.flags.get("callback_answer") or {}).get("pre") is False, handler.callback.__name__
+
+
+def test_the_press_is_the_first_argument() -> None:
+    """aiogram passes the event positionally: a handler's first parameter is the press."""
+    for handler in callback_handlers():
+        first = next(iter(inspect.signature(handler.callback).parameters))
+        assert first == "callback", handler.callback.__name__
