@@ -232,6 +232,8 @@ def make_settings(telegram: TelegramServer, database_url: str, **overrides: obje
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "in_process: `carebot` is the app without HTTP and polling "
                                        "(tests/harness.py InProcessBot), for plain dialogue tests")
+    config.addinivalue_line("markers", "http: `carebot` polls the test server over HTTP even in a module "
+                                       "marked in_process (restarts, pacing)")
 
 
 @pytest.fixture
@@ -239,7 +241,8 @@ async def carebot(request: pytest.FixtureRequest, telegram: TelegramServer, data
                   clock: FixedClock) -> AsyncIterator[RunningBot]:
     """The bot as `carebot run` runs it, polling the test server; in a test marked `in_process`,
     the same app fed in-process (tests/harness.py). Either way `Person.quiet()` waits until it is idle."""
-    kind = InProcessBot if request.node.get_closest_marker("in_process") else RunningBot
+    in_process = request.node.get_closest_marker("in_process") and not request.node.get_closest_marker("http")
+    kind = InProcessBot if in_process else RunningBot
     running = kind(make_settings(telegram, database_url), clock, telegram)
     await running.start()
     yield running

@@ -14,6 +14,8 @@ from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import count, customer_of, onboard, to_birthday
 from tests.telegram_server import Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 
 @pytest.fixture
 def olga(telegram: TelegramServer) -> Person:
@@ -122,7 +124,7 @@ async def test_a_message_without_an_author_is_ignored(
     if text.startswith("/"):
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     await telegram.push({"message": message})
-    await olga.quiet(0.5)
+    await olga.quiet()
     assert [c for c in telegram.calls if c.method == "sendMessage"] == []
     assert not failed(errors)
 

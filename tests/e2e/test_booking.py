@@ -16,6 +16,8 @@ from tests.conftest import ADMIN_CHAT, RunningBot
 from tests.e2e.helpers import count, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 LINK = re.compile(r"https://t\.me/carebot_test_bot\?start=(master_[\w-]+)")
 

@@ -3,7 +3,6 @@ progress message and report, stopping, quiet hours, a restart mid-way, unsubscri
 reactivation of a customer who stopped coming."""
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -106,7 +105,7 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: Runni
     done = await _call(telegram, lambda c: c.method == "editMessageText" and "завершена" in c.text
                        and c.params["message_id"] == progress.message["message_id"])
     assert "Доставлено: 1" in done.text and not done.markup
-    await boris.quiet(0.3)
+    await boris.quiet()
 
     await olga.send(f"/redeem {code[1]}")
     await _call(telegram, lambda c: c.chat_id == ADMIN_CHAT and "Купон погашен" in c.text
@@ -173,7 +172,7 @@ async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(carebot: Runni
     assert (await olga.next("answerCallbackQuery")).params.get("show_alert")
     await olga.send("/find 4567")  # staff commands work again at once
     assert "Анна" in (await olga.reply()).text
-    await anna.quiet(0.3)
+    await anna.quiet()
 
 
 async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
@@ -228,8 +227,8 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
     report = await _call(telegram, lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT
                          and c.text.startswith("📊"))
     assert "Получателей: 1\nДоставлено: 1" in report.text
-    await boris.quiet(0.3)
-    await vera.quiet(0)
+    await boris.quiet()
+    await vera.quiet()
 
 
 async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, telegram: TelegramServer) -> None:
@@ -253,11 +252,9 @@ async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, t
     assert len(delivered()) < len(people)
     await telegram.wait_for(lambda: len(delivered()) == len(people), 30)
     assert set(delivered().values()) == {1}
-    for _ in range(50):  # the last answers are being recorded
-        progress = await carebot.app.broadcasts.progress(broadcast_id)  # type: ignore[union-attr]
-        if progress and not progress.waiting:
-            break
-        await asyncio.sleep(0.1)
+    await carebot.settle()  # the last answers are recorded
+    progress = await carebot.app.broadcasts.progress(broadcast_id)  # type: ignore[union-attr]
+    assert progress and not progress.waiting
     assert progress and progress.sent == len(people) and progress.recipients == len(people)
 
 
@@ -298,14 +295,12 @@ async def test_stopping_in_the_middle_sends_nothing_more(carebot: RunningBot, te
 
     await telegram.wait_for(lambda: len(delivered()) >= 10, 15)
     assert await carebot.app.broadcasts.cancel(broadcast_id, "Ольга")
-    for _ in range(50):  # until the sender has put down what it held
-        progress = await carebot.app.broadcasts.progress(broadcast_id)
-        if progress and not progress.waiting:
-            break
-        await asyncio.sleep(0.1)
+    await carebot.settle()  # the sender has put down what it held and finds nothing more due
+    progress = await carebot.app.broadcasts.progress(broadcast_id)
+    assert progress and not progress.waiting
     assert progress and progress.state == "cancelled"
     sent = len(delivered())
     assert sent < len(people) and set(delivered().values()) == {1}
     assert progress.sent == sent and progress.skipped == len(people) - sent
-    await asyncio.sleep(0.5)
+    await carebot.settle()
     assert len(delivered()) == sent

@@ -12,6 +12,8 @@ from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, RunningBot, make_settings
 from tests.e2e.helpers import ask_staff, count, customer_of, onboard
 from tests.telegram_server import Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 WJ = "\u2060"  # the word joiner that keeps customer text from mentioning or commanding
 
 
@@ -182,7 +184,7 @@ async def test_replies_signed_when_the_business_wants(
 ) -> None:
     business = tmp_path / "business.toml"
     business.write_text(BUSINESS_FILE.read_text().replace("sign_replies = false", "sign_replies = true"))
-    running = RunningBot(make_settings(telegram, database_url, business_file=business), clock)
+    running = RunningBot(make_settings(telegram, database_url, business_file=business), clock, telegram)
     await running.start()
     try:
         anna = telegram.user(4009)
@@ -201,7 +203,7 @@ async def test_replies_signed_when_the_business_wants(
 async def test_without_an_admin_chat_the_customer_is_told_how_to_reach_us(
     telegram: TelegramServer, database_url: str, clock: FixedClock
 ) -> None:
-    running = RunningBot(make_settings(telegram, database_url, admin_chat_id=None), clock)
+    running = RunningBot(make_settings(telegram, database_url, admin_chat_id=None), clock, telegram)
     await running.start()
     try:
         anna = telegram.user(4010)

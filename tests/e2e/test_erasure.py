@@ -16,6 +16,8 @@ from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, coupons_of, customer_of, onboard, tap
 from tests.telegram_server import Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 USER_ID = 987654321  # distinctive: no id, amount or time contains it
 NAME, USERNAME = "Евлампия", "evlampia_q"
 WORDS = "у меня аллергия на шеллак Кодиак, я беременна"
@@ -64,7 +66,7 @@ async def test_forget_leaves_no_copy_anywhere(carebot, telegram: TelegramServer,
     await olga.send(f"/sale #{found.id} 2000 маникюр анна")
     assert "Продажа записана" in (await olga.reply()).text
 
-    await customer.quiet(0.3)
+    await customer.quiet()
     carebot.clock.advance(timedelta(hours=3))  # the thank-you offer, then the survey
     both = [await customer.reply(timeout=15), await customer.reply(timeout=15)]
     [survey] = [m for m in both if "как вам визит" in m.text]

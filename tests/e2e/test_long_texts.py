@@ -11,6 +11,8 @@ from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Call, Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 
 @pytest.fixture
 def olga(telegram: TelegramServer) -> Person:

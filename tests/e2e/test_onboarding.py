@@ -19,6 +19,8 @@ from tests.e2e.helpers import (
 )
 from tests.telegram_server import TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 CODE = re.compile(rf"<code>([{CODE_ALPHABET}]{{{CODE_LENGTH}}})</code>")
 
 
@@ -324,6 +326,7 @@ async def test_forget_and_start_again_gets_no_second_coupon(carebot, telegram: T
     assert await count(carebot.db, Coupon, Coupon.voided_at.is_(None)) == 0
 
 
+@pytest.mark.http
 async def test_restart_in_the_middle_of_onboarding(carebot, telegram: TelegramServer) -> None:
     anna = telegram.user(1020)
     await to_birthday(anna)
@@ -357,7 +360,7 @@ async def test_group_messages_are_not_answered_as_a_customer(carebot, telegram: 
     }})
     anna = telegram.user(1022)
     await telegram.wait_for(lambda: telegram.delivered >= 1)
-    await anna.quiet(0.5)
+    await anna.quiet()
     assert not [c for c in telegram.calls if c.chat_id == -1009999]
     assert await count(carebot.db, Customer) == 0
 

@@ -304,7 +304,7 @@ async def test_the_running_bot_sends_on_its_own(carebot, telegram: TelegramServe
     await onboard(anna)
     await olga.send("/sale 4567 1500")
     await olga.reply()
-    await anna.quiet(1.5)  # not before the delay
+    await anna.quiet()  # not before the delay
     carebot.clock.advance(timedelta(hours=3))
     # The background sender wakes up by itself: the survey (a service message goes before
     # marketing), then the thank-you offer.

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from bot.db.models import Consent, Coupon
 from tests.e2e.helpers import (
     consents_of,
@@ -13,6 +15,8 @@ from tests.e2e.helpers import (
     tap,
 )
 from tests.telegram_server import TelegramServer
+
+pytestmark = pytest.mark.in_process
 
 
 async def test_my_coupons_lists_active_coupons_with_expiry(carebot, telegram: TelegramServer) -> None:

@@ -14,6 +14,8 @@ from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, count, coupons_of, customer_of, onboard
 from tests.telegram_server import Person, TelegramServer
 
+pytestmark = pytest.mark.in_process
+
 ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
@@ -110,7 +112,7 @@ async def test_a_channel_post_is_not_staff(
     }[author]
     for command in ("/sale #1 500", f"/redeem {code}", "/note #1 hi", "/dayoff Анна 25.11", "/invite_master Анна"):
         await push_in_admin_chat(telegram, command, **fields)
-    await olga.quiet(0.5)  # silence: there is no person to answer
+    await olga.quiet()  # silence: there is no person to answer
     await _nothing_recorded(carebot)
     assert not [r for r in caplog.records if "update failed" in r.getMessage()]
     await olga.send("/find 4567")  # and the staff go on working

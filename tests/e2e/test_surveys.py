@@ -1,7 +1,6 @@
 """The after-purchase survey, end to end: sale → survey → score → comment → alert → resolve."""
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from html import escape
 
@@ -14,6 +13,8 @@ from bot.telegram_text import TEXT_LIMIT, utf16_len, visible, visible_len
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Call, Person, TelegramServer
+
+pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ async def _surveyed(carebot, telegram: TelegramServer, olga: Person, user_id: in
     await onboard(anna)
     await olga.send(sale)
     await olga.reply()
-    await anna.quiet(0.3)
+    await anna.quiet()
     carebot.clock.advance(timedelta(hours=3))
     survey = await anna.reply(timeout=15)  # the survey (a service message) first, then the offer
     thanks = await anna.reply(timeout=15)
@@ -173,7 +174,7 @@ async def test_one_survey_per_fortnight_and_night_waits(carebot, telegram: Teleg
     await olga.reply()
     carebot.clock.advance(timedelta(hours=3))
     assert "спасибо, что были у нас" in (await anna.reply(timeout=15)).text
-    await anna.quiet(1.5)  # no second survey within 14 days
+    await anna.quiet()  # no second survey within 14 days
     async with carebot.db.transaction() as repos:
         assert len(list(await repos.session.scalars(select(Survey)))) == 1
     staff = carebot.app.staff
@@ -200,13 +201,10 @@ async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> 
         await app.staff.record_sale(Staff(9001, "Ольга"), view.id, 100000, service, master)
     carebot.clock.advance(timedelta(hours=22))  # 10:00 next day: past every delay (pedicure: 20 h)
     await app.tick()
-    for _ in range(100):  # the running bot's own sender may still be marking its batch
-        async with app.db.transaction() as repos:
-            waiting = await repos.session.scalar(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.template == "survey_question", OutboxMessage.state != "sent"))
-        if not waiting:
-            break
-        await asyncio.sleep(0.1)
+    await carebot.settle()  # the running bot's own sender may still be marking its batch
+    async with app.db.transaction() as repos:
+        assert not await repos.session.scalar(select(func.count()).select_from(OutboxMessage).where(
+            OutboxMessage.template == "survey_question", OutboxMessage.state != "sent"))
     async with app.db.transaction() as repos:
         surveys = list(await repos.session.scalars(select(Survey).order_by(Survey.id)))
     for survey, (_, _, score) in zip(surveys, plan, strict=True):
@@ -238,7 +236,7 @@ async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: 
     await onboard(anna)
     await olga.send("/sale 4567 2000 маникюр анна")
     await olga.reply()
-    await anna.quiet(0.3)
+    await anna.quiet()
     carebot.clock.advance(timedelta(hours=3))
     offers = [await anna.reply(timeout=15) for _ in range(2)]  # a thank-you offer and the survey
     [survey] = [m for m in offers if "survey:" in str(m.markup)]
