@@ -32,6 +32,8 @@ from jinja2 import (
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from bot.db.models import BookingState, BroadcastState
+
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "ru"
 BUNDLED = "bot.templates"  # the package that ships templates/<language>/ (pyproject.toml)
@@ -145,6 +147,9 @@ class Renderer:
         self.env.filters["hhmm"] = lambda value: format_datetime(value.astimezone(self.tz), "HH:mm",
                                                                  locale=_LOCALES[DEFAULT_LANGUAGE])
         self.env.filters["when"] = self._when
+        # states compared by name in templates (`booking.state == BookingState.CONFIRMED`): the
+        # same values the database checks; owner overrides comparing with strings still work
+        self.env.globals.update(BookingState=BookingState, BroadcastState=BroadcastState)
 
     def _when(self, value: datetime, lang: str = DEFAULT_LANGUAGE) -> str:
         """A visit's time: "ср 25.11 в 10:00" / "Wed 25 Nov at 10:00", in the business's time zone."""

@@ -35,11 +35,13 @@ from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
+    OUTBOX_WAITING,
     Booking,
     BookingCell,
     BookingState,
     Broadcast,
     BroadcastState,
+    CareDirection,
     CareMessage,
     CareTopic,
     Consent,
@@ -51,6 +53,7 @@ from bot.db.models import (
     MasterAccount,
     MasterInvite,
     OutboxError,
+    OutboxKind,
     OutboxMessage,
     OutboxState,
     Purchase,
@@ -412,8 +415,8 @@ class OutboxRepo:
         query = (
             select(OutboxMessage)
             .where(
-                ((OutboxMessage.state == "pending") & (OutboxMessage.due_at <= now))
-                | ((OutboxMessage.state == "sending") & (OutboxMessage.claimed_at < orphaned_before)
+                ((OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.due_at <= now))
+                | ((OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.claimed_at < orphaned_before)
                    & (OutboxMessage.claimed_by != worker))
             )
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
@@ -450,8 +453,8 @@ class OutboxRepo:
         # Rows being sent count too: the sender claims its next batch before the last one is out.
         at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
         query = select(OutboxMessage.customer_id, at).where(
-            OutboxMessage.customer_id.in_(list(customer_ids)), OutboxMessage.kind == "marketing",
-            OutboxMessage.state.in_(("sent", "sending")), at >= since)
+            OutboxMessage.customer_id.in_(list(customer_ids)), OutboxMessage.kind == OutboxKind.MARKETING,
+            OutboxMessage.state.in_((OutboxState.SENT, OutboxState.SENDING)), at >= since)
         recent: dict[int, list[datetime]] = {}
         for customer_id, sent_at in await self.session.execute(query):
             if customer_id is not None and sent_at is not None:
@@ -473,7 +476,7 @@ class OutboxRepo:
     async def due_ids(self, now: datetime) -> list[int]:
         """The rows a drain now would take up (`carebot tick` asks afterwards why some did not go)."""
         query = select(OutboxMessage.id).where(
-            OutboxMessage.state.in_(("pending", "sending")), OutboxMessage.due_at <= now)
+            OutboxMessage.state.in_(OUTBOX_WAITING), OutboxMessage.due_at <= now)
         return list(await self.session.scalars(query))
 
     async def reasons(self, ids: Iterable[int]) -> dict[str, int]:
@@ -482,7 +485,7 @@ class OutboxRepo:
         found: dict[str, int] = {}
         for start in range(0, len(wanted), 5000):  # under every driver's limit on bound parameters
             query = (select(OutboxMessage.last_error, func.count())
-                     .where(OutboxMessage.id.in_(wanted[start:start + 5000]), OutboxMessage.state != "sent",
+                     .where(OutboxMessage.id.in_(wanted[start:start + 5000]), OutboxMessage.state != OutboxState.SENT,
                             OutboxMessage.last_error.is_not(None))
                      .group_by(OutboxMessage.last_error))
             for reason, count in await self.session.execute(query):
@@ -581,7 +584,7 @@ class CareRepo:
             if row.admin_message_id is None:
                 row.admin_message_id = admin_message_id
             elif row.admin_message_id != admin_message_id:
-                self.session.add(CareMessage(tg_user_id=row.tg_user_id, customer_id=row.customer_id, direction="in",
+                self.session.add(CareMessage(tg_user_id=row.tg_user_id, customer_id=row.customer_id, direction=CareDirection.IN,
                                              admin_message_id=admin_message_id, kind="part", text=None, at=now))
 
     async def user_of_admin_message(self, admin_message_id: int) -> int | None:
@@ -666,7 +669,7 @@ class BookingRepo:
         return list(await self.session.scalars(query.order_by(Booking.starts_at)))
 
     async def unanswered(self, now: datetime) -> list[Booking]:
-        query = select(Booking).where(Booking.state == "pending", Booking.escalated_at.is_(None),
+        query = select(Booking).where(Booking.state == BookingState.PENDING, Booking.escalated_at.is_(None),
                                       Booking.answer_due_at <= now)
         return list(await self.session.scalars(query.order_by(Booking.id).limit(500)))
 
@@ -677,7 +680,7 @@ class BookingRepo:
 
     async def no_shows(self, customer_id: int) -> int:
         return int(await self.session.scalar(select(func.count(Booking.id)).where(
-            Booking.customer_id == customer_id, Booking.state == "no_show")) or 0)
+            Booking.customer_id == customer_id, Booking.state == BookingState.NO_SHOW)) or 0)
 
     async def account(self, master_id: str) -> MasterAccount | None:
         return await self.session.get(MasterAccount, master_id)

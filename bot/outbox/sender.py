@@ -175,7 +175,7 @@ class OutboxSender:
                     # What someone wrote: only its customer's erasure stops it (or a week gone by).
                     verdict = self.policy.judge(kind=SERVICE, now=now, not_after=row.not_after,
                                                 customer=customer if customer and customer.erased_at else None)
-                elif row.state == "sending":
+                elif row.state == OutboxState.SENDING:
                     # Taken up from a sender that died mid-way: it was judged then, and may even
                     # have gone out, so only an erased or blocked customer stops it now.
                     verdict = self.policy.judge(kind=SERVICE, now=now, not_after=now, customer=customer)
@@ -206,13 +206,13 @@ class OutboxSender:
                         row.text, row.markup = await compose(repos, row, customer, self.business, self.tz,
                                                              self.render, now, self.composers)
                     except Obsolete as reason:
-                        row.state, row.last_error, row.claimed_at, row.claimed_by = "skipped", str(reason), None, None
+                        row.state, row.last_error, row.claimed_at, row.claimed_by = OutboxState.SKIPPED, str(reason), None, None
                         row.error_code = OutboxError.OBSOLETE
                         tally.skipped += 1
                         continue
                 if row.kind == MARKETING and row.customer_id is not None:
                     recent.setdefault(row.customer_id, []).append(now)  # counts toward the cap at once
-                row.state, row.claimed_at, row.claimed_by = "sending", now, self.worker
+                row.state, row.claimed_at, row.claimed_by = OutboxState.SENDING, now, self.worker
                 if lane is not None:
                     groups.setdefault(lane, []).append((row, chat_id))
                 else:
@@ -247,7 +247,7 @@ class OutboxSender:
                 await self.limiter.wait_turn(item.chat_id, delivery.priority)
                 if item.chat_id in self._blocked_chats:  # an earlier message of this batch met a 403
                     tally.skipped += 1
-                    await self._finish(item, remaining, "skipped", error="blocked", count_attempt=False,
+                    await self._finish(item, remaining, OutboxState.SKIPPED, error="blocked", count_attempt=False,
                                        code=OutboxError.BLOCKED)
                     return
                 if self.cancelled and item.key.startswith(tuple(self.cancelled)):
@@ -257,7 +257,7 @@ class OutboxSender:
                 await deliverer(item, done)
         except Withdrawn:
             tally.skipped += len(remaining)
-            await self._finish(item, remaining, "skipped", error="cancelled", count_attempt=False,
+            await self._finish(item, remaining, OutboxState.SKIPPED, error="cancelled", count_attempt=False,
                                code=OutboxError.CANCELLED)
         except RetryAfter as error:
             # The middleware paused this chat (only this chat) for as long as Telegram asked.
@@ -270,12 +270,12 @@ class OutboxSender:
         except Exception as error:
             if not is_transient(error):  # a bad request, a wrong token, a conflict: never retried
                 tally.failed += 1
-                await self._finish(item, remaining, "failed", error=describe(error), code=OutboxError.REFUSED)
+                await self._finish(item, remaining, OutboxState.FAILED, error=describe(error), code=OutboxError.REFUSED)
                 return
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 tally.failed += 1
-                await self._finish(item, remaining, "failed", error=f"gave up: {describe(error)}"[:300],
+                await self._finish(item, remaining, OutboxState.FAILED, error=f"gave up: {describe(error)}"[:300],
                                    code=OutboxError.GAVE_UP)
             else:
                 tally.retried += 1
@@ -294,20 +294,20 @@ class OutboxSender:
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
-                row.state, row.last_error, row.claimed_at, row.claimed_by = "sent", None, None, None
+                row.state, row.last_error, row.claimed_at, row.claimed_by = OutboxState.SENT, None, None, None
                 row.attempts += 1
                 row.sent_at, row.message_id = now, message_id
 
-    async def _finish(self, item: Ready, row_ids: list[int], state: str, *, error: str | None = None,
+    async def _finish(self, item: Ready, row_ids: list[int], state: OutboxState, *, error: str | None = None,
                       count_attempt: bool = True, code: OutboxError | None = None) -> None:
         if not row_ids:
             return
         async with self.db.transaction(urgent=True) as repos:
             await self._close(repos, item, row_ids, state, error, count_attempt, code=code)
-        if state == "failed":
+        if state == OutboxState.FAILED:
             log.warning("outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error)
 
-    async def _close(self, repos: Repos, item: Ready, row_ids: list[int], state: str, error: str | None,
+    async def _close(self, repos: Repos, item: Ready, row_ids: list[int], state: OutboxState, error: str | None,
                      count_attempt: bool = True, reason: str | None = None, code: OutboxError | None = None) -> None:
         """Rows that will never go (failed, skipped): why in words (`error`) and as a code, their
         coupons voided, and the template's failure hook told why."""
@@ -328,7 +328,7 @@ class OutboxSender:
                      count_attempt: bool = True) -> None:
         async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
-                row.state, row.claimed_at, row.claimed_by = "pending", None, None
+                row.state, row.claimed_at, row.claimed_by = OutboxState.PENDING, None, None
                 row.due_at = self.clock.now() + delay
                 row.last_error = error
                 row.attempts += 1 if count_attempt else 0
@@ -338,7 +338,8 @@ class OutboxSender:
         or the bot is no longer in a group (the rows fail; no customer is blamed)."""
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
-            await self._close(repos, item, row_ids, "failed", error[:300], reason="blocked", code=OutboxError.BLOCKED)
+            await self._close(repos, item, row_ids, OutboxState.FAILED, error[:300], reason="blocked",
+                              code=OutboxError.BLOCKED)
             if item.customer_id is None or is_group(item.chat_id):
                 return
             customer = await repos.customers.get(item.customer_id, for_update=True)

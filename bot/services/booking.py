@@ -18,7 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from bot.business import WEEKDAYS, Business, Master, Service
 from bot.callbacks import BookingCallback, BookMenu, SlotCallback, to_minutes
 from bot.clock import Clock, local_today
-from bot.db.models import Booking, Customer, MasterInvite, OutboxMessage
+from bot.db.models import (
+    Booking,
+    BookingSource,
+    BookingState,
+    Customer,
+    MasterInvite,
+    OutboxMessage,
+)
 from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
 from bot.events import CustomerErased
 from bot.outbox import SERVICE
@@ -205,8 +212,8 @@ class BookingService:
                     await self._cancel(repos, old, customer, reason="rescheduled", now=now)
                 booking = await repos.bookings.add(Booking(
                     customer_id=customer.id, service_id=service.id, master_id=master.id, starts_at=starts_at,
-                    ends_at=starts_at + timedelta(minutes=service.duration_minutes), state="pending",
-                    source="reschedule" if old else source, created_at=now,
+                    ends_at=starts_at + timedelta(minutes=service.duration_minutes), state=BookingState.PENDING,
+                    source=BookingSource.RESCHEDULE if old else source, created_at=now,
                     answer_due_at=await self._answer_due(repos, master, now, starts_at),
                 ), cells(starts_at, service.duration_minutes, self.finder.grid))
                 view = await self._view(repos, booking)
@@ -314,7 +321,7 @@ class BookingService:
             if booking is None:
                 return refused
             view = await self._view(repos, booking)
-            return ActResult(ActOutcome.DONE if booking.state == "pending" else ActOutcome.ALREADY, view)
+            return ActResult(ActOutcome.DONE if booking.state == BookingState.PENDING else ActOutcome.ALREADY, view)
 
     async def decide(self, booking_id: int, actor: Actor, *, accept: bool, reason: str | None = None) -> ActResult:
         now = self.clock.now()
@@ -322,19 +329,19 @@ class BookingService:
             booking, refused = await self._acting(repos, booking_id, actor)
             if booking is None:
                 return refused
-            if booking.state != "pending":
+            if booking.state != BookingState.PENDING:
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
             booking.decided_at, booking.decided_by = now, actor.name
             await repos.outbox.skip_pending("answered", keys=[f"booking_escalated:{booking.id}"])
             if accept:
-                booking.state = "confirmed"
+                booking.state = BookingState.CONFIRMED
                 await repos.outbox.queue(key=f"booking_confirmed:{booking.id}", kind=SERVICE,
                                          template="booking_confirmed", customer_id=booking.customer_id,
                                          data={"booking_id": booking.id, "buttons": "visit"},
                                          not_before=now, not_after=booking.starts_at, now=now)
                 await self._plan_reminders(repos, booking, now)
             else:
-                booking.state, booking.reason = "declined", (reason or "").strip()[:500] or None
+                booking.state, booking.reason = BookingState.DECLINED, (reason or "").strip()[:500] or None
                 await repos.bookings.release(booking.id)
                 await repos.outbox.queue(key=f"booking_declined:{booking.id}", kind=SERVICE,
                                          template="booking_declined", customer_id=booking.customer_id,
@@ -389,7 +396,7 @@ class BookingService:
             booking, _ = await self._customer_booking(repos, booking_id, tg_user_id)
             if booking is None:
                 return ActResult(ActOutcome.NOT_YOURS)
-            if booking.state != "confirmed" or booking.starts_at <= now:
+            if booking.state != BookingState.CONFIRMED or booking.starts_at <= now:
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
             booking.customer_confirmed_at = booking.customer_confirmed_at or now
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
@@ -407,7 +414,7 @@ class BookingService:
 
     async def _cancel(self, repos: Repos, booking: Booking, customer: Customer, *, reason: str, now: datetime) -> None:
         """Free the slot, drop the reminders, and tell the master (and the admin chat)."""
-        booking.state, booking.reason, booking.decided_at = "cancelled", reason, now
+        booking.state, booking.reason, booking.decided_at = BookingState.CANCELLED, reason, now
         await repos.bookings.release(booking.id)
         await repos.outbox.skip_pending(
             "cancelled", prefix=f"reminder:{booking.id}:",
@@ -471,9 +478,9 @@ class BookingService:
                     repos, Staff(actor.tg_user_id, actor.name), booking.customer_id,
                     (service.price if service else 0) * 100 or 1, booking.service_id, booking.master_id,
                     as_booked=True)
-                booking.state, booking.purchase_id = "done", sale.purchase_id
+                booking.state, booking.purchase_id = BookingState.DONE, sale.purchase_id
             else:
-                booking.state = "no_show"
+                booking.state = BookingState.NO_SHOW
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
 
     # ---- masters and their days off ----------------------------------------------------------
@@ -519,10 +526,10 @@ class BookingService:
         if booking is None:
             raise Obsolete("booking gone")
         view = await self._view(repos, booking)
-        wanted = {"booking_request": ("pending",), "booking_escalated": ("pending",),
-                  "booking_confirmed": ("confirmed",), "booking_reminder": ("confirmed",),
-                  "booking_declined": ("declined",)}.get(row.template)
-        if wanted and booking.state not in wanted:
+        wanted = {"booking_request": BookingState.PENDING, "booking_escalated": BookingState.PENDING,
+                  "booking_confirmed": BookingState.CONFIRMED, "booking_reminder": BookingState.CONFIRMED,
+                  "booking_declined": BookingState.DECLINED}.get(row.template)
+        if wanted and booking.state != wanted:
             raise Obsolete(f"booking is {booking.state}")
         markup = row.markup
         lang = customer.language if customer else self.business.staff_language

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import CareMessage, CareTopic, StaffAction
+from bot.db.models import CareDirection, CareMessage, CareTopic, StaffAction
 from bot.db.repositories import Database
 from bot.outbox import RELAY
 
@@ -84,7 +84,7 @@ class CareService:
             for admin_message_id in inbound.admin_message_ids or (None,):
                 repos.care.add(CareMessage(
                     tg_user_id=inbound.tg_user_id, customer_id=customer.id if customer else None,
-                    direction="in", admin_message_id=admin_message_id, kind=inbound.kind,
+                    direction=CareDirection.IN, admin_message_id=admin_message_id, kind=inbound.kind,
                     text=_stored(inbound.text), at=self.clock.now()))
 
     async def take_incoming(self, incoming: Incoming, admin_chat_id: int) -> bool:
@@ -97,7 +97,7 @@ class CareService:
             last = await repos.care.last_inbound_at(author.id)
             customer = await repos.customers.by_tg_user(author.id)
             message = CareMessage(tg_user_id=author.id, customer_id=customer.id if customer else None,
-                                  direction="in", admin_message_id=None, kind=incoming.kind,
+                                  direction=CareDirection.IN, admin_message_id=None, kind=incoming.kind,
                                   text=_stored(incoming.text), at=now)
             await repos.care.store(message)
             data: dict[str, Any] = {"care_id": message.id, "from_chat_id": author.id,
@@ -122,7 +122,7 @@ class CareService:
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(reply.recipient)
             repos.care.add(CareMessage(
-                tg_user_id=reply.recipient, customer_id=customer.id if customer else None, direction="out",
+                tg_user_id=reply.recipient, customer_id=customer.id if customer else None, direction=CareDirection.OUT,
                 admin_message_id=reply.message_id, kind=reply.kind,
                 text=_stored(reply.text), staff_id=reply.staff_id, at=now))
             repos.audit.record(StaffAction(at=now, staff_id=reply.staff_id, staff_name=reply.staff_name,
