@@ -32,7 +32,7 @@ async def test_customer_message_reaches_staff_with_a_card_and_the_reply_comes_ba
     assert "💬 <b>Анна</b> · +79161234567 · @anna · #1" in relayed.text
     assert "Визитов: 0 · купонов: 1" in relayed.text
     assert relayed.text.endswith("Здравствуйте! Можно записаться на завтра?")
-    assert "Мы получили ваше сообщение" in (await anna.reply()).text
+    assert (await anna.reply()).template == "care_received"
 
     await anna.send("В любое время после обеда")
     assert (await olga.reply()).text.endswith("В любое время после обеда")
@@ -51,7 +51,7 @@ async def test_customer_message_reaches_staff_with_a_card_and_the_reply_comes_ba
     carebot.clock.advance(timedelta(minutes=31))
     await anna.send("Спасибо!")
     await olga.reply()
-    assert "Мы получили" in (await anna.reply()).text  # after a quiet spell, acknowledged again
+    assert (await anna.reply()).template == "care_received"  # after a quiet spell, acknowledged again
 
 
 @pytest.mark.parametrize("kind", ["photo", "voice", "video", "document", "audio", "animation", "sticker",
@@ -127,7 +127,7 @@ async def test_a_stranger_can_ask_before_registering(carebot, telegram: Telegram
     relayed = await olga.reply()
     assert "💬 <b>Пётр</b> · @petr · ещё не знакомы" in relayed.text
     ack = await guest.reply()
-    assert "Мы получили" in ack.text and "/start" in ack.text
+    assert ack.template == "care_received" and "/start" in ack.text
     await olga.send("Да, с 10 до 16", reply_to=relayed)
     assert (await guest.next("copyMessage")).message["text"] == "Да, с 10 до 16"
     assert await customer_of(carebot.db, guest.id) is None
