@@ -8,17 +8,20 @@ server, with the tests' fixed clock, in this process. For each step: the writes 
 while handling the update (`update`) and, apart, those of the background tasks in the same span
 (the sender relaying or delivering, the broadcast watcher, …; the span ends once the bot has
 been quiet for a second). Counted by an engine event (tests/transactions.py), so every
-transaction is seen, whoever opens it.
+transaction is seen, whoever opens it. On SQLite also `trips`: the update's calls into
+aiosqlite's thread (each a round trip through the event loop: what an update costs there).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,9 +30,24 @@ from bench._common import database_argument, migrated  # noqa: E402
 from tests.conftest import ADMIN_CHAT, NOW, TOKEN, RunningBot, make_settings  # noqa: E402
 from tests.e2e.helpers import tap  # noqa: E402
 from tests.telegram_server import TelegramServer  # noqa: E402
-from tests.transactions import UPDATE, TransactionCounter  # noqa: E402
+from tests.transactions import UPDATE, TransactionCounter, origin  # noqa: E402
 
 QUIET_SECONDS = 1.0
+TRIPS: collections.Counter[str] = collections.Counter()  # SQLite: calls into aiosqlite's thread, by origin
+
+
+def count_trips() -> None:
+    """Each call aiosqlite makes into its connection's thread (a cursor, an execute, a fetch, a
+    commit) is a round trip through the event loop: on SQLite, the work an update costs."""
+    import aiosqlite.core
+
+    run = aiosqlite.core.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        TRIPS[origin()] += 1
+        return await run(self, fn, *args, **kwargs)
+
+    aiosqlite.core.Connection._execute = counted  # type: ignore[method-assign]
 
 
 async def quiet(server: TelegramServer) -> None:
@@ -43,10 +61,12 @@ async def quiet(server: TelegramServer) -> None:
 
 def show(step: str, counter: TransactionCounter) -> None:
     writes, reads = counter.take()
+    trips = TRIPS.get(UPDATE, 0)
+    TRIPS.clear()
     background = {k: v for k, v in writes.items() if k != UPDATE}
     print(f"{step:<34} writes: update={writes.get(UPDATE, 0):<3} background={sum(background.values()):<3} "
           f"reads: update={reads.get(UPDATE, 0):<3} background={sum(v for k, v in reads.items() if k != UPDATE):<3} "
-          f"{' '.join(f'{k}={v}' for k, v in sorted(background.items()))}", flush=True)
+          f"trips: update={trips:<3} {' '.join(f'{k}={v}' for k, v in sorted(background.items()))}", flush=True)
 
 
 async def run(idle_seconds: float, database_url: str | None) -> None:
@@ -62,6 +82,7 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
         await bot.start()
         assert bot.app is not None
         counter = TransactionCounter(bot.app.db.engine)
+        count_trips()
         try:
             await server.wait_for(lambda: any(c.method == "setMyCommands" for c in server.calls))
             await quiet(server)

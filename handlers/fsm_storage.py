@@ -15,6 +15,8 @@ call goes straight to the database, as before.
 """
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -59,6 +61,7 @@ class SqlStorage(BaseStorage):
     def __init__(self, db: Database, key_builder: KeyBuilder | None = None) -> None:
         self.db = db
         self.key_builder = key_builder or DefaultKeyBuilder(with_bot_id=True, with_destiny=True)
+        self._writes = _GroupCommit(db)
 
     def isolation(self, inner: BaseEventIsolation) -> BaseEventIsolation:
         """`inner` (one lock per chat), each update inside it being one unit of this storage."""
@@ -73,7 +76,7 @@ class SqlStorage(BaseStorage):
         unit = self._unit(built)
         if unit is not None and unit.known:
             return unit.state, dict(unit.data)
-        async with self.db.reading() as repos:
+        async with self.db.reading(snapshot=False) as repos:
             state, data = await repos.fsm.get(built)
         if unit is not None:
             unit.known, unit.stored, unit.state, unit.data = True, (state, dict(data)), state, dict(data)
@@ -115,8 +118,7 @@ class SqlStorage(BaseStorage):
             ALONG.reset(along)
             _UNIT.reset(token)
             if unit.pending():
-                async with self.db.transaction() as repos:
-                    await repos.fsm.save(unit.key, state=unit.state, data=dict(unit.data))
+                await self._writes.save(unit.key, unit.state, dict(unit.data))
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._save(key, state=state.state if isinstance(state, State) else state)
@@ -141,6 +143,45 @@ class SqlStorage(BaseStorage):
     async def count(self) -> int:
         async with self.db.reading() as repos:
             return await repos.fsm.count()
+
+
+class _GroupCommit:
+    """The updates' own writes of their state, many in one transaction: those that come while one
+    is being written wait and go together in the next (200 people tapping at once cost a few
+    transactions, not 200 turns of the one SQLite writer). Each caller returns once its write
+    is committed, so the next update of that chat sees it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._waiting: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        self._told: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def save(self, key: str, state: str | None, data: dict[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = (state, data)
+        self._told.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
+        await asyncio.shield(done)
+
+    async def _write(self) -> None:
+        while self._waiting:
+            values, told = self._waiting, self._told
+            self._waiting, self._told = {}, []
+            try:
+                async with self.db.transaction() as repos:
+                    await repos.fsm.save_many(values)
+            except BaseException as error:
+                for done in told:
+                    if not done.done():
+                        done.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                for done in told:
+                    if not done.done():
+                        done.set_result(None)
 
 
 class _UnitIsolation(BaseEventIsolation):

@@ -12,13 +12,17 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db.engine import READING
+from handlers.fsm_storage import _UNIT
 
 UPDATE = "update"  # aiogram's handling of one update (Dispatcher._process_update / feed_update)
 
 
 def origin() -> str:
-    """Who is running now: "update" for a handler (and its middlewares), else the background
+    """Who is running now: "update" for a handler (and its middlewares, and the group commit of
+    the updates' conversation state), else the background
     task's coroutine (`OutboxSender._send_one`, `App._watch_broadcasts`, …)."""
+    if _UNIT.get() is not None:  # inside the handling of an update of a conversation
+        return UPDATE
     try:
         task = asyncio.current_task()
     except RuntimeError:
@@ -26,7 +30,8 @@ def origin() -> str:
     if task is None:
         return "outside"
     name = getattr(task.get_coro(), "__qualname__", task.get_name())
-    return UPDATE if name.startswith("Dispatcher.") else name
+    # The updates' conversation state is written by one task for all of them (a group commit).
+    return UPDATE if name.startswith(("Dispatcher.", "_GroupCommit.")) else name
 
 
 class TransactionCounter:

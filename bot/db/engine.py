@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.util import await_
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READING = "carebot_reading"  # execution option of the read-only sessions
+STATEMENT = "statement"  # READING's value for reads of one statement: no BEGIN, the statement is the snapshot
 
 
 def resolve_url(url: str) -> str:
@@ -32,7 +34,11 @@ def resolve_url(url: str) -> str:
 def create_engine(url: str) -> AsyncEngine:
     url = resolve_url(url)
     # hide_parameters: SQL errors must never carry a phone or birthday into the log.
-    engine = create_async_engine(url, hide_parameters=True, pool_pre_ping=True)
+    # A SQLite file has no connection to lose: no ping (a round trip to its thread) per checkout.
+    sqlite = make_url(url).get_backend_name() == "sqlite"
+    # Nor a ROLLBACK on return when none is open (below): each is a round trip to the driver's thread.
+    engine = create_async_engine(url, hide_parameters=True, pool_pre_ping=not sqlite,
+                                 **({"pool_reset_on_return": None} if sqlite else {}))
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
     return engine
@@ -56,11 +62,22 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+        # pool_reset_on_return=None: a connection comes back to the pool with its transaction
+        # rolled back here only if one is still open (the driver knows without asking its thread).
+        if state.asyncio_safe and not state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
         # Reads (`Database.reading`) begin deferred: in WAL they see a snapshot and wait for no one.
+        # A read of one statement needs no BEGIN at all (three round trips to the driver's thread).
         reading = connection.get_execution_options().get(READING, False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+        if reading != STATEMENT:
+            # Straight to aiosqlite: one round trip to its thread, where SQLAlchemy's cursor takes three.
+            driver = connection.connection.driver_connection
+            await_(driver.execute("BEGIN" if reading else "BEGIN IMMEDIATE"))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, create_sessionmaker
+from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
@@ -817,6 +817,19 @@ class FsmRepo:
             statement.on_conflict_do_update(index_elements=[FsmRecord.key], set_={"state": state, "data": data})
         )
 
+    async def save_many(self, values: dict[str, tuple[str | None, dict[str, Any]]]) -> None:
+        """Many conversations' state and data at once (key → (state, data)), in two statements."""
+        gone = [key for key, (state, data) in values.items() if state is None and not data]
+        kept = [{"key": key, "state": state, "data": data} for key, (state, data) in values.items()
+                if key not in gone]
+        if gone:
+            await self.session.execute(delete(FsmRecord).where(FsmRecord.key.in_(gone)))
+        if kept:
+            statement = dialect_insert(self.session)(FsmRecord)
+            await self.session.execute(statement.on_conflict_do_update(
+                index_elements=[FsmRecord.key],
+                set_={"state": statement.excluded.state, "data": statement.excluded.data}), kept)
+
     async def count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(FsmRecord)) or 0)
 
@@ -901,6 +914,10 @@ class Database:
         self.sessions = create_sessionmaker(engine)
         self._readers = create_sessionmaker(engine.execution_options(**{READING: True}))
         self._sqlite = engine.dialect.name == "sqlite"
+        # One statement, its own snapshot: no BEGIN and no ROLLBACK to wait for (SQLite: in
+        # autocommit; PostgreSQL: AUTOCOMMIT).
+        self._statement_readers = create_sessionmaker(engine.execution_options(
+            **{READING: STATEMENT}, **({} if self._sqlite else {"isolation_level": "AUTOCOMMIT"})))
         self._writer = WriterQueue()
         self._holder: asyncio.Task[Any] | None = None
 
@@ -939,10 +956,13 @@ class Database:
             committed()
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[Repos]:
+    async def reading(self, *, snapshot: bool = True) -> AsyncIterator[Repos]:
         """Reads only (counts, lists, progress): a snapshot that neither takes nor waits for the
-        write lock; it is rolled back at the end, so a write made here by mistake is lost."""
-        async with self._readers() as session:
+        write lock; it is rolled back at the end, so a write made here by mistake is lost.
+        `snapshot=False` for a read of one statement (the hot reads of every update), which is
+        consistent by itself: no transaction is begun around it (so nothing may be written there:
+        it would stay)."""
+        async with (self._readers if snapshot else self._statement_readers)() as session:
             try:
                 yield Repos(session)
             finally:

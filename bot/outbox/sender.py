@@ -144,7 +144,7 @@ class OutboxSender:
         now = self.clock.now()
         ready: list[Ready] = []
         orphaned, busy, groups_busy = now - self.lease, sorted(self._busy_lanes), sorted(self._busy_groups)
-        async with self.db.reading() as repos:  # nothing due (an idle bot): no write lock taken
+        async with self.db.reading(snapshot=False) as repos:  # nothing due (an idle bot): no write lock taken
             if not await repos.outbox.claimable(now, orphaned, 1, worker=self.worker, busy=busy,
                                                 busy_chats=groups_busy, lock=False):
                 return ready

@@ -131,7 +131,7 @@ class BroadcastService:
         """Scheduled broadcasts whose time came: one outbox row per recipient, set-wise."""
         now = self.clock.now()
         queued = 0
-        async with self.db.reading() as repos:  # asked every two seconds: nothing due takes no write lock
+        async with self.db.reading(snapshot=False) as repos:  # every two seconds: nothing due takes no write lock
             if not await repos.broadcasts.any_due(now):
                 return queued
         async with self.db.transaction() as repos:

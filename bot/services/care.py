@@ -93,10 +93,14 @@ class CareService:
         "we got it" (the first message after a quiet spell)."""
         now = self.clock.now()
         author = incoming.author
-        async with self.db.transaction() as repos:
+        # Read before the write lock is taken: it is held only for the two inserts. (Two messages
+        # of one chat are handled one after the other, so `last` cannot go stale in between.)
+        async with self.db.reading() as repos:
             last = await repos.care.last_inbound_at(author.id)
             customer = await repos.customers.by_tg_user(author.id)
-            message = CareMessage(tg_user_id=author.id, customer_id=customer.id if customer else None,
+            customer_id = customer.id if customer else None
+        async with self.db.transaction() as repos:
+            message = CareMessage(tg_user_id=author.id, customer_id=customer_id,
                                   direction=CareDirection.IN, admin_message_id=None, kind=incoming.kind,
                                   text=_stored(incoming.text), at=now)
             await repos.care.store(message)
@@ -105,7 +109,7 @@ class CareService:
                                     "text": incoming.text, "author": asdict(author)}
             await repos.outbox.queue(key=f"{INBOUND}:{author.id}:{incoming.message_id}", kind=RELAY,
                                      template=INBOUND, not_before=now, not_after=now + RELAY_KEEPS,
-                                     customer_id=customer.id if customer else None, chat_id=admin_chat_id,
+                                     customer_id=customer_id, chat_id=admin_chat_id,
                                      data=data, now=now)
         quiet = timedelta(minutes=self.business.care.acknowledge_after_minutes)
         return last is None or now - last >= quiet

@@ -163,7 +163,7 @@ class CustomerService:
         return rekeyed
 
     async def find(self, tg_user_id: int) -> CustomerView | None:
-        async with self.db.reading() as repos:
+        async with self.db.reading(snapshot=False) as repos:  # every update asks: one statement
             customer = await repos.customers.by_tg_user(tg_user_id)
             return _view(customer) if customer else None
 
