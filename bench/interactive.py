@@ -107,8 +107,7 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
         process = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--worker", url, server.url, str(business_file(Path(folder))),
             cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        while not any(c.method == "setMyCommands" for c in server.calls):  # the bot is up
-            await asyncio.sleep(0.05)
+        await server.wait_for(lambda: any(c.method == "setMyCommands" for c in server.calls), 120)  # the bot is up
         started = time.monotonic()
         latencies: list[float] = []
         written: list[str] = []

@@ -197,7 +197,7 @@ async def run(customers: int, rounds: int, database_url: str | None, profile: st
             for n in range(rounds + 1):  # round 0 warms both up (first use of each type, connections)
                 for scenario in ("start", "care"):
                     figures: dict[str, dict[str, Any]] = {}
-                    for name, process in processes.items():
+                    for name in processes:
                         # the other bot is stopped meanwhile: the two do not share the CPU
                         other = processes["carebot" if name == "bare" else "bare"]
                         other.send_signal(signal.SIGSTOP)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -226,7 +226,7 @@ def make_settings(telegram: TelegramServer, database_url: str, **overrides: obje
     if database_url.startswith("postgresql"):  # its key file would go to ./data, shared by every run
         values["secret_key"] = "carebot-tests-secret-key"
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile, Update
 
 from bot.app import App
-from bot.clock import Clock
+from bot.clock import FixedClock
 from bot.db.repositories import Database
 from bot.settings import Settings
 from tests.telegram_server import TelegramServer
@@ -232,7 +232,7 @@ class Probe:
 class RunningBot:
     """The real app polling the test server; can be stopped and started again (a restart)."""
 
-    def __init__(self, settings: Settings, clock: Clock, server: TelegramServer | None = None) -> None:
+    def __init__(self, settings: Settings, clock: FixedClock, server: TelegramServer | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.server = server
@@ -281,7 +281,7 @@ class RunningBot:
 class InProcessBot(RunningBot):
     """The same app without HTTP or polling: see the module's docstring."""
 
-    def __init__(self, settings: Settings, clock: Clock, server: TelegramServer) -> None:
+    def __init__(self, settings: Settings, clock: FixedClock, server: TelegramServer) -> None:
         super().__init__(settings, clock, server)
         self.time = VirtualTime()
         self._updates: set[asyncio.Task[Any]] = set()

@@ -361,7 +361,7 @@ class TelegramServer:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._changed = asyncio.Condition()
-        self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # what each chat shows now
+        self.messages: dict[tuple[Any, Any], dict[str, Any]] = {}  # (chat id, message id) → what the chat shows now
         self._callback_authors: dict[str, int] = {}
         self.delivered = 0  # highest update_id handed to the bot
         self.hung = 0  # requests left unanswered while `hang` was on
@@ -628,7 +628,7 @@ class TelegramServer:
         return message
 
     def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        content = {k: params[k] for k in ("text", "caption") if k in params}
+        content: dict[str, Any] = {k: params[k] for k in ("text", "caption") if k in params}
         if method != "sendMessage":
             kind = method.removeprefix("send").lower()
             sample = MEDIA.get(kind)

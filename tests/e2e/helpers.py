@@ -1,6 +1,8 @@
 """Steps a customer takes, and what the database holds afterwards."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from bot.db.models import Consent, Coupon, Customer
@@ -57,9 +59,16 @@ async def customer_of(db: Database, tg_user_id: int) -> Customer | None:
         return await repos.customers.by_tg_user(tg_user_id)
 
 
-async def count(db: Database, model: type, *where: object) -> int:
+async def customer_id_of(db: Database, tg_user_id: int) -> int:
+    customer = await customer_of(db, tg_user_id)
+    assert customer is not None, f"no customer {tg_user_id}"
+    return customer.id
+
+
+async def count(db: Database, model: type, *where: Any) -> int:
     async with db.transaction() as repos:
-        return int(await repos.session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+        query = select(func.count()).select_from(model).where(*where)
+        return int(await repos.session.scalar(query) or 0)
 
 
 async def coupons_of(db: Database, customer_id: int) -> list[Coupon]:

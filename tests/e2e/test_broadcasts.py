@@ -244,7 +244,7 @@ async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, t
         conditions=[Condition("all")], starts_at=None, progress_chat_id=ADMIN_CHAT)
 
     def delivered() -> Counter[int]:
-        return Counter(c.chat_id for c in telegram.calls
+        return Counter(c.chat_id or 0 for c in telegram.calls
                        if c.method == "sendMessage" and c.text == "Акция недели" and c.chat_id in people)
 
     await telegram.wait_for(lambda: len(delivered()) >= 20, 15)
@@ -291,7 +291,7 @@ async def test_stopping_in_the_middle_sends_nothing_more(carebot: RunningBot, te
         conditions=[Condition("all")], starts_at=None)
 
     def delivered() -> Counter[int]:
-        return Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage" and c.text == "Акция дня")
+        return Counter(c.chat_id or 0 for c in telegram.calls if c.method == "sendMessage" and c.text == "Акция дня")
 
     await telegram.wait_for(lambda: len(delivered()) >= 10, 15)
     assert await carebot.app.broadcasts.cancel(broadcast_id, "Ольга")

@@ -12,6 +12,7 @@ from tests.e2e.helpers import (
     consents_of,
     count,
     coupons_of,
+    customer_id_of,
     customer_of,
     onboard,
     tap,
@@ -282,7 +283,7 @@ async def test_someone_elses_coupon_button_is_refused(carebot, telegram: Telegra
     anna, olga = telegram.user(1014), telegram.user(1015, "Ольга")
     await onboard(anna)
     welcome = await onboard(olga, phone="79161112233")
-    anna_coupon = (await coupons_of(carebot.db, (await customer_of(carebot.db, 1014)).id))[0]
+    anna_coupon = (await coupons_of(carebot.db, await customer_id_of(carebot.db, 1014)))[0]
     await olga.press_data(welcome, f"coupon:{anna_coupon.id}")
     answer = await olga.next("answerCallbackQuery")
     assert "Такого купона у вас нет" in answer.params["text"]

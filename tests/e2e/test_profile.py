@@ -10,6 +10,7 @@ from tests.e2e.helpers import (
     consents_of,
     count,
     coupons_of,
+    customer_id_of,
     customer_of,
     onboard,
     tap,
@@ -24,7 +25,7 @@ async def test_my_coupons_lists_active_coupons_with_expiry(carebot, telegram: Te
     welcome = await onboard(anna)
     await anna.send("/mycoupons")
     listing = await anna.reply()
-    [coupon] = await coupons_of(carebot.db, (await customer_of(carebot.db, 2001)).id)
+    [coupon] = await coupons_of(carebot.db, await customer_id_of(carebot.db, 2001))
     assert f"<code>{coupon.code}</code> — скидка 10%, до 23.12.2026" in listing.text
 
     await anna.press(welcome, "Мои купоны")
@@ -85,7 +86,7 @@ async def test_stop_and_resume_marketing(carebot, telegram: TelegramServer) -> N
 async def test_forget_asks_first_then_erases(carebot, telegram: TelegramServer) -> None:
     anna = telegram.user(2005, username="anna_k")
     await onboard(anna)
-    customer_id = (await customer_of(carebot.db, 2005)).id
+    customer_id = await customer_id_of(carebot.db, 2005)
 
     await anna.send("/forget")
     confirm = await anna.reply()

@@ -347,6 +347,6 @@ async def test_a_long_note_on_a_long_name_never_breaks_the_card(carebot, telegra
     assert visible_len(history.text) <= TEXT_LIMIT
     notes = [line.split(" · ", 2)[-1] for line in history.text.splitlines() if " · заметка: " in line]
     assert len(notes) == 3
-    assert all(note.startswith(f"заметка: {n} &lt;лак&gt; &amp; 💅💅") for n, note in zip((2, 1, 0), notes))
+    assert all(note.startswith(f"заметка: {n} &lt;лак&gt; &amp; 💅💅") for n, note in zip((2, 1, 0), notes, strict=True))
     assert all(note.endswith("…") and len(note) > 500 for note in notes)  # each shortened, alike
     assert not telegram.refused

@@ -156,7 +156,7 @@ async def test_booking_checks(db: Database, clock: FixedClock, business: Busines
     assert (await booking.book(99, "manicure", "anna", moscow(MONDAY, "12:00"), source="menu")).outcome \
         is BookOutcome.NOT_CUSTOMER
     first = await booking.book(11, "manicure", "anna", moscow(MONDAY, "12:00"), source="menu")
-    assert first.outcome is BookOutcome.BOOKED
+    assert first.outcome is BookOutcome.BOOKED and first.booking
     second = await booking.book(11, "manicure", "anna", moscow(MONDAY, "16:00"), source="menu")
     assert second.outcome is BookOutcome.ALREADY and second.booking and second.booking.id == first.booking.id
     await booking.day_off("anna", MONDAY + timedelta(days=1), "Анна")

@@ -7,6 +7,7 @@ import hashlib
 import stat
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -75,7 +76,7 @@ async def _onboard(customers: CustomerService, tg: int, name: str = NAME, phone:
     return view.id
 
 
-async def _all(db: Database, model: type, *where: object) -> list:  # type: ignore[type-arg]
+async def _all(db: Database, model: type, *where: Any) -> list:  # type: ignore[type-arg]
     async with db.transaction() as repos:
         return list(await repos.session.scalars(select(model).where(*where)))
 
@@ -198,10 +199,10 @@ async def test_staff_notices_about_their_visits_lose_the_stored_text(
     assert sorted(r.chat_id for r in notices) == [ADMIN, MASTER_TG]
     assert all(r.state == "pending" and r.data == {"booking_id": made.booking.id} for r in notices)
     async with db.transaction() as repos:  # sent later: from the customer as they are now
-        row = await repos.outbox.get(notices[0].id)
-        assert row is not None
-        text, _ = await compose(repos, row, None, business, MOSCOW, render, clock.now(),
-                                {row.template: booking.compose})
+        notice = await repos.outbox.get(notices[0].id)
+        assert notice is not None
+        text, _ = await compose(repos, notice, None, business, MOSCOW, render, clock.now(),
+                                {notice.template: booking.compose})
     assert "без имени" in text and NAME not in text and PHONE not in text and "удалил" in text
     async with db.transaction() as repos:
         assert (await repos.purchases.summary(customer_id))[0] == 0  # nothing else touched
@@ -282,8 +283,8 @@ async def test_erasure_keeps_the_claim_so_the_coupon_is_not_given_twice(
 
 # ---- the key -----------------------------------------------------------------------------------
 
-def _settings(database_url: str, **values: object) -> Settings:
-    return Settings(_env_file=None, bot_token="123456:TEST-token-for-carebot-end-to-end",  # type: ignore[call-arg]
+def _settings(database_url: str, **values: Any) -> Settings:
+    return Settings(_env_file=None, bot_token="123456:TEST-token-for-carebot-end-to-end",  # type: ignore[call-arg, arg-type]
                     database_url=database_url, **values)
 
 

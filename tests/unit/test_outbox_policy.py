@@ -1,6 +1,7 @@
 """The outbox policy and the limiter, with fixed clocks."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -178,7 +179,7 @@ async def test_limiter_never_lets_more_than_the_rate_into_one_second() -> None:
     assert departures[-1] - departures[0] < 299 * 0.1 * 1.05
 
 
-def fake_time() -> tuple[list[float], object]:
+def fake_time() -> tuple[list[float], Callable[[float], Awaitable[None]]]:
     clock = [0.0]
 
     async def sleep(seconds: float) -> None:

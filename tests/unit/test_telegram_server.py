@@ -251,7 +251,7 @@ async def test_twenty_messages_a_minute_per_group(
 async def test_copies_and_forwards_count_and_edits_and_refusals_do_not(api: Api, server_clock: FakeClock) -> None:
     source = await api.ok("sendMessage", chat_id=ANNA, text="hello")
     first = await api.ok("sendMessage", chat_id=GROUP, text="0")
-    for i in range(9):
+    for _ in range(9):
         await api.ok("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"])
         await api.ok("forwardMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"])
         await api.refused("sendMessage", chat_id=GROUP, text="a < b", parse_mode="HTML")  # 400s are not sent

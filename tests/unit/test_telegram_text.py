@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from html import escape
 
 import pytest
-
-from dataclasses import dataclass
 
 from bot.telegram_text import (
     CALLBACK_DATA_BYTES,
