@@ -1,4 +1,6 @@
-"""Repositories: the only place that knows SQL. Services get them from `Database.transaction()`."""
+"""Repositories: the only place that knows SQL (with `bot.db.queries`, the set-wise conditions and
+planned rows they run). Services get them from `Database.transaction()` / `reading()` and hold
+no SQLAlchemy statement and no session."""
 from __future__ import annotations
 
 import asyncio
@@ -501,12 +503,6 @@ class SurveyRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def rating(self, customer_id: int) -> tuple[int, float | None]:
-        """How many surveys a customer answered, and their average score."""
-        row = (await self.session.execute(select(func.count(Survey.score), func.avg(Survey.score)).where(
-            Survey.customer_id == customer_id, Survey.score.is_not(None)))).one()
-        return int(row[0]), (round(float(row[1]), 1) if row[1] is not None else None)
-
     async def planned_since(self, customer_id: int, since: datetime) -> int:
         return int(await self.session.scalar(select(func.count(Survey.id)).where(
             Survey.customer_id == customer_id, Survey.planned_at > since)) or 0)
@@ -544,10 +540,6 @@ class StaffNoteRepo:
 
     def add(self, note: StaffNote) -> None:
         self.session.add(note)
-
-    async def latest(self, customer_id: int) -> StaffNote | None:
-        query = select(StaffNote).where(StaffNote.customer_id == customer_id)
-        return (await self.session.scalars(query.order_by(StaffNote.id.desc()).limit(1))).one_or_none()
 
 
 class AuditRepo:
@@ -677,10 +669,6 @@ class BookingRepo:
         """(customer, when booked) of every booking made since then."""
         return [(c, at) for c, at in await self.session.execute(
             select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since))]
-
-    async def no_shows(self, customer_id: int) -> int:
-        return int(await self.session.scalar(select(func.count(Booking.id)).where(
-            Booking.customer_id == customer_id, Booking.state == BookingState.NO_SHOW)) or 0)
 
     async def account(self, master_id: str) -> MasterAccount | None:
         return await self.session.get(MasterAccount, master_id)
