@@ -1,11 +1,13 @@
-"""Wiring: settings → database → services → aiogram Bot and Dispatcher. Tests use it as is."""
+"""The composition root: settings → database → the core's services (each feature registers its
+planners, composers and event subscribers itself) → the Telegram edge (aiogram's Bot and
+Dispatcher, the handlers, the outbox's Telegram client). Tests use it as is."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
@@ -14,11 +16,9 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.business import Business, load_business
@@ -28,8 +28,8 @@ from bot.db.guard import FileGuard
 from bot.db.migrate import upgrade
 from bot.db.repositories import Database
 from bot.events import Events
+from bot.features import Features
 from bot.keys import load_secret_key
-from bot.outbox.compose import Composer
 from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
@@ -43,14 +43,13 @@ from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
-from handlers import all_routers
+from handlers import setup_dispatcher
 from handlers.admin_chat import AdminChat
 from handlers.api_wait import ApiWait
-from handlers.broadcasts import progress_keyboard
+from handlers.broadcasts import ProgressBoard
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
-from handlers.middlewares import CustomerMiddleware
 from handlers.outbox_client import TelegramTransport
 
 log = logging.getLogger("carebot")
@@ -58,33 +57,64 @@ log = logging.getLogger("carebot")
 PLAN_EVERY = timedelta(minutes=10)
 WATCH_EVERY = timedelta(seconds=2)
 GUARD_EVERY = timedelta(seconds=2)
-BOOKING_TEMPLATES = ("booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
-                     "booking_reminder", "booking_declined", "booking_cancelled_staff")
 COMMANDS = ("start", "book", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
 
 
-@dataclass
-class App:
+@dataclass(kw_only=True)
+class Core:
+    """The core's services, wired to each other; no Telegram here."""
+
+    events: Events
+    planners: Planners
+    features: Features
+    customers: CustomerService
+    staff: StaffService
+    care: CareService
+    surveys: SurveyService
+    booking: BookingService
+    cycles: CycleService
+    sleeping: SleepingService
+
+    @classmethod
+    async def build(cls, settings: Settings, business: Business, clock: Clock, db: Database,
+                    render: Renderer) -> Core:
+        tz = settings.tz
+        events = Events()
+        planners = Planners(db, clock, business, tz)
+        features = Features(events, planners)
+        features.on_purchase(planners.thanks_after_purchase)
+        secret = load_secret_key(settings)  # SECRET_KEY, or the key file beside the database
+        customers = CustomerService(db, clock, business, tz, events, secret_key=secret.value)
+        await customers.rekey_welcome_claims(new_key=secret.created)
+        staff = StaffService(db, clock, business, tz, events)
+        booking = BookingService(db, clock, business, tz, render, staff, settings.admin_chat_id)
+        core = cls(events=events, planners=planners, features=features, customers=customers, staff=staff,
+                   care=CareService(db, clock, business), surveys=SurveyService(db, clock, business, tz, render),
+                   booking=booking, cycles=CycleService(db, clock, business, tz, booking),
+                   sleeping=SleepingService(db, clock, business, tz, render))
+        # In this order, as the subscribers and planners have always run.
+        for feature in (core.surveys, core.cycles, core.booking, core.sleeping):
+            feature.register(features)
+        return core
+
+    def parts(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(Core)}
+
+
+@dataclass(kw_only=True)
+class App(Core):
     settings: Settings
     business: Business
     clock: Clock
     db: Database
-    storage: BaseStorage
     render: Renderer
-    customers: CustomerService
-    staff: StaffService
-    care: CareService
-    events: Events
-    admin_chat: AdminChat
-    planners: Planners
-    sender: OutboxSender
-    surveys: SurveyService
-    booking: BookingService
-    cycles: CycleService
-    broadcasts: BroadcastService
-    sleeping: SleepingService
+    storage: BaseStorage
     bot: Bot
     dp: Dispatcher
+    admin_chat: AdminChat
+    sender: OutboxSender
+    broadcasts: BroadcastService
+    progress_board: ProgressBoard
     fault: str | None = field(default=None, init=False)  # why the bot stopped on its own (database file)
     _webhook_stop: asyncio.Event | None = field(default=None, init=False)
 
@@ -93,76 +123,39 @@ class App:
         """Build everything and bring the schema up to date (migrations run at start-up)."""
         business = load_business(settings.business_file)
         clock = clock or SystemClock()
-        engine = create_engine(settings.database_url)
-        try:
-            await upgrade(engine)
-        except BaseException:
-            await engine.dispose()
-            raise
-        db = Database(engine)
+        db = await _database(settings)
         render = Renderer(settings.tz)
-        events = Events()
-        secret = load_secret_key(settings)  # SECRET_KEY, or the key file beside the database
-        customers = CustomerService(db, clock, business, settings.tz, events, secret_key=secret.value)
-        await customers.rekey_welcome_claims(new_key=secret.created)
-        staff = StaffService(db, clock, business, settings.tz, events)
-        care = CareService(db, clock, business)
-        storage, isolation = _storage(settings, db)
-        api = TelegramAPIServer.from_base(settings.telegram_api_url) if settings.telegram_api_url else PRODUCTION
-        # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
-        session = AiohttpSession(api=api, timeout=settings.telegram_timeout)
-        # One budget for every message, replies and outbox alike (bot/outbox/limits.py); outermost,
-        # so the middlewares after it time the HTTP call, not the wait for a turn.
+        core = await Core.build(settings, business, clock, db, render)
+        # One budget for every message, replies and outbox alike (bot/outbox/limits.py).
         limiter = Limiter(business.outbox.messages_per_second, business.outbox.seconds_per_chat,
                           business.outbox.group_per_minute)
-        session.middleware(TelegramLimits(limiter))
-        session.middleware(ApiWait(settings.telegram_api_url or "https://api.telegram.org", settings.telegram_timeout))
-        bot = Bot(
-            token=settings.bot_token.get_secret_value(),
-            session=session,
-            default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
-        )
+        bot = _bot(settings, limiter)
         admin_chat = AdminChat(bot, settings.admin_chat_id, clock)
-        planners = Planners(db, clock, business, settings.tz)
-        events.on_purchase(planners.thanks_after_purchase)
-        surveys = SurveyService(db, clock, business, settings.tz, render)
-        events.on_purchase(surveys.plan_after_purchase)
-        booking = BookingService(db, clock, business, settings.tz, render, staff, settings.admin_chat_id)
-        cycles = CycleService(db, clock, business, settings.tz, booking)
-        events.on_purchase(cycles.learn_after_purchase)
-        events.on_erased(booking.cancel_for_erased)
-        events.on_erased(cycles.forget)
-        planners.register("due_offers", cycles.plan_due_offers)
-        planners.register("escalations", booking.escalate_unanswered)
-        composers: dict[str, Composer] = {template: booking.compose for template in BOOKING_TEMPLATES}
-        composers["due_offer"] = cycles.compose_offer
-        sleeping = SleepingService(db, clock, business, settings.tz, render)
-        planners.register("reactivation", sleeping.plan)
-        composers.update(reactivation=sleeping.compose, reactivation_second=sleeping.compose)
-        sender = OutboxSender(db, TelegramTransport(bot), clock, business, settings.tz, render, composers=composers,
-                              limiter=limiter)
-        CareRelay(bot, admin_chat, care, staff, render, business).register(sender)
+        sender = OutboxSender(db, TelegramTransport(bot), clock, business, settings.tz, render,
+                              composers=core.features.composers, limiter=limiter)
+        CareRelay(bot, admin_chat, core.care, core.staff, render, business).register(sender)
         broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
                                       cancelled=sender.cancelled)
-        planners.register("broadcasts", broadcasts.queue_due)
-        composers.update(broadcast=broadcasts.compose, broadcast_report=broadcasts.compose)
-        dp = Dispatcher(storage=storage, events_isolation=isolation)
-        dp.update.outer_middleware(CustomerMiddleware(customers))
-        # Every button press answered at once, before its handler (aiogram's own middleware); a
-        # handler that shows an alert or answers after its edits says so with its callback_answer flag.
-        dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
-        dp.include_routers(*all_routers())
-        dp.workflow_data.update(
-            settings=settings, business=business, clock=clock, render=render, customers=customers,
-            staff_service=staff, care=care, events=events, admin_chat=admin_chat, surveys=surveys,
-            staff_lang=business.staff_language, booking=booking, cycles=cycles, broadcasts=broadcasts,
-            sleeping=sleeping, sender=sender,
-        )
-        app = cls(settings, business, clock, db, storage, render, customers, staff, care, events,
-                  admin_chat, planners, sender, surveys, booking, cycles, broadcasts, sleeping, bot, dp)
-        dp.startup.register(app._on_startup)
-        dp.shutdown.register(app._on_shutdown)
+        broadcasts.register(core.features)
+        storage, isolation = _storage(settings, db)
+        app = cls(**core.parts(), settings=settings, business=business, clock=clock, db=db, render=render,
+                  storage=storage, bot=bot, dp=Dispatcher(storage=storage, events_isolation=isolation),
+                  admin_chat=admin_chat, sender=sender, broadcasts=broadcasts,
+                  progress_board=ProgressBoard(bot, broadcasts, render, business.staff_language, clock))
+        app._wire_dispatcher()
         return app
+
+    def _wire_dispatcher(self) -> None:
+        setup_dispatcher(self.dp, self.customers)
+        self.dp.workflow_data.update(
+            settings=self.settings, business=self.business, clock=self.clock, render=self.render,
+            customers=self.customers, staff_service=self.staff, care=self.care, events=self.events,
+            admin_chat=self.admin_chat, surveys=self.surveys, staff_lang=self.business.staff_language,
+            booking=self.booking, cycles=self.cycles, broadcasts=self.broadcasts, sleeping=self.sleeping,
+            sender=self.sender,
+        )
+        self.dp.startup.register(self._on_startup)
+        self.dp.shutdown.register(self._on_shutdown)
 
     def start_background(self) -> None:
         """Planners on APScheduler (now, then every PLAN_EVERY) and the outbox sender."""
@@ -173,7 +166,8 @@ class App:
                                 max_instances=1, coalesce=True)
         self._scheduler.start()
         self._first_plan = asyncio.create_task(self._plan(), name="planners-at-start")
-        self._watching = asyncio.create_task(self._watch_broadcasts(self._stop_sending), name="broadcasts")
+        self._watching = asyncio.create_task(self.progress_board.run(self._stop_sending, WATCH_EVERY.total_seconds()),
+                                             name="broadcasts")
         self._guarding = asyncio.create_task(self._guard_database(self._stop_sending), name="database-guard")
 
     async def stop_background(self) -> None:
@@ -217,29 +211,6 @@ class App:
             await self.planners.run_all()
         except Exception:
             log.exception("planners failed; they run again at the next interval")
-
-    async def _watch_broadcasts(self, stop: asyncio.Event) -> None:
-        """Start broadcasts whose time came at once (not at the next planner run), and keep each
-        one's progress message in the admin chat up to date. These are edits of the staff's own
-        message, every WATCH_EVERY at most, not messages to anyone: they bypass the outbox."""
-        shown: dict[int, str] = {}
-        while not stop.is_set():
-            try:
-                await self.broadcasts.queue_due()
-                for progress, chat_id, message_id in await self.broadcasts.watch():
-                    text = str(self.render.text(self.business.staff_language, "broadcast_progress",
-                                                progress=progress, scheduled=False, cancelled_by=None,
-                                                waits_until=self.broadcasts.waits_until(self.clock.now())))
-                    if shown.get(progress.id) != text:
-                        shown[progress.id] = text
-                        with suppress(TelegramBadRequest):  # the message was deleted meanwhile
-                            await self.bot.edit_message_text(
-                                text, chat_id=chat_id, message_id=message_id,
-                                reply_markup=progress_keyboard(self.render, self.business.staff_language, progress))
-            except Exception:
-                log.exception("broadcast watch failed; retrying shortly")
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), WATCH_EVERY.total_seconds())
 
     async def tick(self) -> dict[str, Any]:
         """`carebot tick`: every planner once as of the clock's now, then deliver what is due."""
@@ -324,6 +295,31 @@ class App:
         await self.storage.close()
         await self.bot.session.close()
         await self.db.engine.dispose()
+
+
+async def _database(settings: Settings) -> Database:
+    """The database, its schema brought up to date."""
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Database(engine)
+
+
+def _bot(settings: Settings, limiter: Limiter) -> Bot:
+    api = TelegramAPIServer.from_base(settings.telegram_api_url) if settings.telegram_api_url else PRODUCTION
+    # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
+    session = AiohttpSession(api=api, timeout=settings.telegram_timeout)
+    # The limiter outermost, so the middlewares after it time the HTTP call, not the wait for a turn.
+    session.middleware(TelegramLimits(limiter))
+    session.middleware(ApiWait(settings.telegram_api_url or "https://api.telegram.org", settings.telegram_timeout))
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
 
 
 def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:

@@ -3,8 +3,10 @@
 Each module builds its router in `create_router()`, so every Dispatcher (a restart, a test)
 gets routers of its own: an aiogram router can belong to one dispatcher only.
 """
-from aiogram import Router
+from aiogram import Dispatcher, Router
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
+from bot.services.customers import CustomerService
 from handlers import (
     booking,
     broadcasts,
@@ -19,6 +21,16 @@ from handlers import (
     staff,
     surveys,
 )
+from handlers.middlewares import CustomerMiddleware
+
+
+def setup_dispatcher(dp: Dispatcher, customers: CustomerService) -> None:
+    """The edge on a dispatcher: who is writing, every press answered, the routers."""
+    dp.update.outer_middleware(CustomerMiddleware(customers))
+    # Every button press answered at once, before its handler (aiogram's own middleware); a
+    # handler that shows an alert or answers after its edits says so with its callback_answer flag.
+    dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
+    dp.include_routers(*all_routers())
 
 
 def all_routers() -> list[Router]:

@@ -6,13 +6,17 @@ the bot's question (or reply to nothing), so the care chat's replies to customer
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter, or_f
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -23,6 +27,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from markupsafe import Markup
 
 from bot.business import Business
+from bot.clock import Clock
 from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
 from bot.rendering import Renderer
 from bot.services.broadcasts import BroadcastService, Progress
@@ -34,6 +39,8 @@ from bot.telegram_text import visible_len
 from handlers.admin_chat import AdminChat
 from handlers.booking import book_button
 from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
+
+log = logging.getLogger("carebot")
 
 MAX_BUTTONS = 5
 _BUTTON = re.compile(r"^(.{1,40}?)\s*[|—-]\s*(https?://\S+)$")
@@ -418,6 +425,40 @@ async def unsubscribe(callback: CallbackQuery, customers: CustomerService, rende
     await callback.answer(render.label(lang, "unsubscribed"), show_alert=True)
     if changed and isinstance(callback.message, Message):
         await callback.message.answer(render.text(lang, "marketing_off", changed=True))
+
+
+class ProgressBoard:
+    """Starts broadcasts whose time came at once (not at the next planner run) and keeps each
+    one's progress message in the admin chat up to date. These are edits of the staff's own
+    message, every few seconds at most, not messages to anyone: they bypass the outbox."""
+
+    def __init__(self, bot: Bot, broadcasts: BroadcastService, render: Renderer, lang: str, clock: Clock) -> None:
+        self.bot = bot
+        self.broadcasts = broadcasts
+        self.render = render
+        self.lang = lang
+        self.clock = clock
+        self._shown: dict[int, str] = {}
+
+    async def refresh(self) -> None:
+        await self.broadcasts.queue_due()
+        for progress, chat_id, message_id in await self.broadcasts.watch():
+            text = str(self.render.text(self.lang, "broadcast_progress", progress=progress, scheduled=False,
+                                        cancelled_by=None, waits_until=self.broadcasts.waits_until(self.clock.now())))
+            if self._shown.get(progress.id) != text:
+                self._shown[progress.id] = text
+                with suppress(TelegramBadRequest):  # the message was deleted meanwhile
+                    await self.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id,
+                                                     reply_markup=progress_keyboard(self.render, self.lang, progress))
+
+    async def run(self, stop: asyncio.Event, every: float) -> None:
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("broadcast watch failed; retrying shortly")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
 
 
 def create_router() -> Router:

@@ -10,7 +10,7 @@ import enum
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,9 @@ from bot.outbox.compose import Obsolete
 from bot.rendering import Renderer
 from bot.services.slots import Slot, SlotFinder, cells, spread
 from bot.services.staff import Staff, StaffService
+
+if TYPE_CHECKING:
+    from bot.features import Features
 
 INVITE_DAYS = 7
 
@@ -108,6 +111,14 @@ class BookingService:
         self.staff = staff
         self.admin_chat_id = admin_chat_id
         self.finder = SlotFinder(business, tz)
+
+    def register(self, features: Features) -> None:
+        """A customer's erasure cancels their visits ahead; unanswered requests are escalated; the
+        booking notices are composed at send time, from the visit as it is then."""
+        features.on_erased(self.cancel_for_erased)
+        features.plan("escalations", self.escalate_unanswered)
+        features.compose(self.compose, "booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
+                         "booking_reminder", "booking_declined", "booking_cancelled_staff")
 
     # ---- slots ---------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
@@ -36,6 +36,9 @@ from bot.outbox.policy import Policy
 from bot.rendering import LANGUAGES, Renderer
 from bot.services.segments import Condition, Segments
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
+
+if TYPE_CHECKING:
+    from bot.features import Features
 
 log = logging.getLogger("carebot.broadcasts")
 
@@ -87,6 +90,10 @@ class BroadcastService:
         self.segments = Segments(business, tz)
         self.policy = Policy(business.marketing, tz)
         self.cancelled = cancelled if cancelled is not None else set()
+
+    def register(self, features: Features) -> None:
+        features.plan("broadcasts", self.queue_due)
+        features.compose(self.compose, "broadcast", "broadcast_report")
 
     # ---- before sending ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
@@ -23,6 +23,9 @@ from bot.events import CustomerErased, PurchaseRecorded
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
 from bot.services.booking import BookingService
+
+if TYPE_CHECKING:
+    from bot.features import Features
 
 LEARN_FROM_VISITS = 7  # the median of the last six intervals: recent habits, robust to one odd gap
 SAME_VISIT_DAYS = 0.5  # two sales within half a day are one visit, not an interval
@@ -49,6 +52,14 @@ class CycleService:
         self.tz = tz
         self.booking = booking
         self.policy = Policy(business.marketing, tz)
+
+    def register(self, features: Features) -> None:
+        """Purchases teach each service's rhythm, an erasure forgets it; due-offers are planned and
+        composed (with real free slots) here."""
+        features.on_purchase(self.learn_after_purchase)
+        features.on_erased(self.forget)
+        features.plan("due_offers", self.plan_due_offers)
+        features.compose(self.compose_offer, "due_offer")
 
     def lead(self, interval_days: float) -> timedelta:
         """How long before the due date to offer: at `offer_at_share` of the cycle, but within

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
@@ -22,6 +22,9 @@ from bot.db.repositories import Database, Repos
 from bot.outbox.planners import coupon_data
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
+
+if TYPE_CHECKING:
+    from bot.features import Features
 
 FIRST, SECOND = "reactivation", "reactivation_second"
 OFFER_DAYS_WITHOUT_COUPON = 14  # how long a wake-up counts when the business gives no coupon
@@ -47,6 +50,10 @@ class SleepingService:
         self.tz = tz
         self.render = render
         self.policy = Policy(business.marketing, tz)
+
+    def register(self, features: Features) -> None:
+        features.plan("reactivation", self.plan)
+        features.compose(self.compose, "reactivation", "reactivation_second")
 
     def _offer_days(self) -> int:
         rule = self.business.coupons.reactivation

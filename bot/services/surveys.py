@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
@@ -16,6 +17,9 @@ from bot.outbox.policy import Policy
 from bot.rendering import Renderer
 from bot.services.staff import Staff
 from bot.telegram_text import TEXT_LIMIT, card_messages, fit_shortened, truncate_text
+
+if TYPE_CHECKING:
+    from bot.features import Features
 
 LOW = 3  # a score of 1-3 alerts the staff
 MAX_COMMENT = TEXT_LIMIT  # all a customer can write in one message: kept whole, never cut
@@ -101,6 +105,10 @@ class SurveyService:
         self.tz = tz
         self.render = render
         self.policy = Policy(business.marketing, tz)
+
+    def register(self, features: Features) -> None:
+        """A purchase plans its satisfaction survey."""
+        features.on_purchase(self.plan_after_purchase)
 
     async def plan_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
         """Subscribed to purchases: one survey per purchase, at most one per customer per N days."""

@@ -1,0 +1,34 @@
+"""Where a feature plugs in: the domain events it follows, the planners it runs with the outbox's,
+and the composers that finish its outbox rows at send time. The composition root (`bot/app.py`)
+hands one `Features` to each service's `register`, so a feature's wiring lives with the feature."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot.events import ErasedSubscriber, Events, PurchaseSubscriber
+from bot.outbox.compose import Composer
+from bot.outbox.planners import Planners
+
+
+class Features:
+    def __init__(self, events: Events, planners: Planners) -> None:
+        self.events = events
+        self.planners = planners
+        self.composers: dict[str, Composer] = {}
+
+    def on_purchase(self, subscriber: PurchaseSubscriber) -> None:
+        self.events.on_purchase(subscriber)
+
+    def on_erased(self, subscriber: ErasedSubscriber) -> None:
+        self.events.on_erased(subscriber)
+
+    def plan(self, name: str, planner: Callable[[], Awaitable[int]]) -> None:
+        """A planner run with the outbox's own (now, then every few minutes; `carebot tick`)."""
+        self.planners.register(name, planner)
+
+    def compose(self, composer: Composer, *templates: str) -> None:
+        """The composer of these templates' rows (context and buttons computed at send time)."""
+        for template in templates:
+            if template in self.composers:
+                raise ValueError(f"two composers for {template!r}")
+            self.composers[template] = composer
