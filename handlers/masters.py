@@ -19,6 +19,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business, Master
 from bot.callbacks import BookingCallback
+from bot.db.models import ACTIVE_BOOKING
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
@@ -142,7 +143,7 @@ async def _day_view(booking: BookingService, render: Renderer, lang: str, master
                     today: date) -> tuple[str, InlineKeyboardMarkup | None]:
     visits = await booking.schedule([m.id for m in masters], day)
     builder = InlineKeyboardBuilder()
-    closable = [v for v in visits if v.state in ("pending", "confirmed")] if day <= today else []
+    closable = [v for v in visits if v.state in ACTIVE_BOOKING] if day <= today else []
     for visit in closable:
         builder.button(text=render.label(lang, "visit_done", booking=visit),
                        callback_data=BookingCallback(action="done", id=visit.id))
