@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
-from aiogram.types import Chat, ChatMemberMember, User
+from aiogram.types import Chat, ChatMember, ChatMemberMember, User
 from aiogram.utils.chat_member import ADMINS
 
 from bot.clock import Clock
@@ -16,7 +16,7 @@ log = logging.getLogger("carebot.admin_chat")
 
 # The owner, the admins and plain members are staff; a restricted member is not (aiogram's
 # `chat_member.MEMBERS` would count them).
-STAFF_MEMBERS = (*ADMINS, ChatMemberMember)
+STAFF_MEMBERS: tuple[type[ChatMember], ...] = (*ADMINS, ChatMemberMember)
 # Telegram's stand-in author for anonymous group admins.
 ANONYMOUS_ADMIN_ID = 1087968824
 # Telegram's service account: the author of a linked channel's posts forwarded into its group.
