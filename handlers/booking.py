@@ -15,14 +15,27 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
-from bot.callbacks import BookingCallback, BookMenu, CycleCallback, SlotCallback, from_minutes
+from bot.buttons import BookingAct
 from bot.rendering import Renderer
 from bot.services.booking import ActOutcome, BookingService, BookOutcome
 from bot.services.customers import CustomerView
 from bot.services.cycles import CycleService
-from handlers.keyboards import MenuCallback
+from handlers.callbacks import (
+    BookingCallback,
+    BookMenu,
+    BookStep,
+    CycleAct,
+    CycleCallback,
+    MenuAct,
+    MenuCallback,
+    SlotAct,
+    SlotCallback,
+    from_minutes,
+)
+from handlers.keyboards import add_rows
 
-CUSTOMER_ACTIONS = ("confirm", "cancel", "cancel_yes", "keep", "reschedule")
+CUSTOMER_ACTIONS = (BookingAct.CONFIRM, BookingAct.CANCEL, BookingAct.CANCEL_YES, BookingAct.KEEP,
+                    BookingAct.RESCHEDULE)
 
 
 def _day_code(day: date) -> int:
@@ -42,7 +55,7 @@ def _days_keyboard(render: Renderer, lang: str, days: list[date], service_id: st
     builder = InlineKeyboardBuilder()
     for day in days:
         builder.button(text=render.label(lang, "day_button", day=day), callback_data=BookMenu(
-            step="times", service=service_id, master=master_id, day=_day_code(day), replaces=replaces))
+            step=BookStep.TIMES, service=service_id, master=master_id, day=_day_code(day), replaces=replaces))
     builder.adjust(3)
     return builder
 
@@ -61,12 +74,12 @@ def _services_view(render: Renderer, lang: str, business: Business, upcoming: li
                    ) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     for visit in upcoming:
-        for action in ("reschedule", "cancel"):
+        for action in (BookingAct.RESCHEDULE, BookingAct.CANCEL):
             builder.button(text=render.label(lang, f"visit_{action}_short", booking=visit),
                            callback_data=BookingCallback(action=action, id=visit.id))
     for service in business.services:
         builder.button(text=render.label(lang, "service_button", service=service, business=business),
-                       callback_data=BookMenu(step="masters", service=service.id, replaces=replaces))
+                       callback_data=BookMenu(step=BookStep.MASTERS, service=service.id, replaces=replaces))
     builder.adjust(*([2] * len(upcoming)), *([1] * len(business.services)))
     return str(render.text(lang, "booking_services", upcoming=upcoming, business=business)), builder.as_markup()
 
@@ -101,8 +114,8 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
         return
     data = callback_data
     service = business.service(data.service)
-    if data.step == "services" or service is None:
-        if data.step != "services":  # a service the business no longer offers
+    if data.step is BookStep.SERVICES or service is None:
+        if data.step is not BookStep.SERVICES:  # a service the business no longer offers
             await callback.answer(render.label(lang, "stale_button"), show_alert=True)
             return
         text, markup = _services_view(render, lang, business, await booking.upcoming(callback.from_user.id),
@@ -113,38 +126,37 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
     if data.master and business.master(data.master) not in masters:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    if data.step == "masters" and len(masters) > 1:
+    if data.step is BookStep.MASTERS and len(masters) > 1:
         builder = InlineKeyboardBuilder()
         builder.button(text=render.label(lang, "any_master"),
-                       callback_data=BookMenu(step="days", service=service.id, replaces=data.replaces))
+                       callback_data=BookMenu(step=BookStep.DAYS, service=service.id, replaces=data.replaces))
         for master in masters:
-            builder.button(text=master.name, callback_data=BookMenu(step="days", service=service.id, master=master.id,
-                                                                    replaces=data.replaces))
+            builder.button(text=master.name, callback_data=BookMenu(step=BookStep.DAYS, service=service.id,
+                                                                    master=master.id, replaces=data.replaces))
         builder.adjust(1)
-        builder.row(_back(render, lang, BookMenu(step="services", replaces=data.replaces)))
+        builder.row(_back(render, lang, BookMenu(step=BookStep.SERVICES, replaces=data.replaces)))
         await _show(callback, str(render.text(lang, "booking_masters", service=service)), builder.as_markup())
         return
     master_id = data.master or (masters[0].id if len(masters) == 1 else "")
-    if data.step in ("masters", "days"):
+    if data.step in (BookStep.MASTERS, BookStep.DAYS):
         days = await booking.days_with_slots(service.id, master_id or None)
         builder = _days_keyboard(render, lang, days, service.id, master_id, data.replaces)
-        builder.row(_back(render, lang, BookMenu(step="masters" if len(masters) > 1 else "services",
+        builder.row(_back(render, lang, BookMenu(step=BookStep.MASTERS if len(masters) > 1 else BookStep.SERVICES,
                                                  service=service.id, replaces=data.replaces)))
         await _show(callback, str(render.text(lang, "booking_days", service=service,
                                               master=business.master(master_id), days=days)), builder.as_markup())
         return
     chosen = _day_of(data.day)
-    if data.step != "times" or chosen is None:
+    if data.step is not BookStep.TIMES or chosen is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
     slots = await booking.slots_on(service.id, master_id or None, chosen)
-    rows = booking.slot_keyboard(lang, service.id, slots, action="pick", replaces=data.replaces,
-                                 show_master=not master_id)
-    markup = InlineKeyboardMarkup.model_validate({"inline_keyboard": rows})
-    markup.inline_keyboard.append([_back(render, lang, BookMenu(step="days", service=service.id, master=master_id,
-                                                                replaces=data.replaces))])
+    builder = add_rows(InlineKeyboardBuilder(), booking.slot_keyboard(
+        lang, service.id, slots, ask_first=True, replaces=data.replaces, show_master=not master_id))
+    builder.row(_back(render, lang, BookMenu(step=BookStep.DAYS, service=service.id, master=master_id,
+                                             replaces=data.replaces)))
     await _show(callback, str(render.text(lang, "booking_times", service=service, day=chosen, slots=slots,
-                                          master=business.master(master_id))), markup)
+                                          master=business.master(master_id))), builder.as_markup())
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
@@ -156,18 +168,18 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
     if service is None or master is None or at is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    if data.action == "pick":  # the menu asks before booking
+    if data.action is SlotAct.PICK:  # the menu asks before booking
         builder = InlineKeyboardBuilder()
         builder.button(text=render.label(lang, "booking_confirm"), callback_data=SlotCallback(
-            action="book", service=service.id, master=master.id, at=data.at, replaces=data.replaces))
+            action=SlotAct.BOOK, service=service.id, master=master.id, at=data.at, replaces=data.replaces))
         builder.button(text=render.label(lang, "back"), callback_data=BookMenu(
-            step="days", service=service.id, master=master.id, replaces=data.replaces))
+            step=BookStep.DAYS, service=service.id, master=master.id, replaces=data.replaces))
         builder.adjust(1)
         await _show(callback, str(render.text(lang, "booking_confirm_ask", service=service, master=master, at=at,
                                               business=business, replaces=data.replaces)), builder.as_markup())
         return
     result = await booking.book(callback.from_user.id, service.id, master.id, at,
-                                source="offer" if data.action == "offer" else "menu", replaces=data.replaces)
+                                source="offer" if data.action is SlotAct.OFFER else "menu", replaces=data.replaces)
     if result.outcome is BookOutcome.BOOKED:
         await _show(callback, str(render.text(lang, "booking_requested", booking=result.booking)), None)
         return
@@ -183,10 +195,11 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
     # Taken a moment ago, or too late now: say so and show what is free instead.
     day = booking.finder.local_day(at)
     slots = await booking.slots_on(service.id, None, day) or []
-    rows = booking.slot_keyboard(lang, service.id, slots[:12], action="pick", replaces=data.replaces)
-    markup = InlineKeyboardMarkup.model_validate({"inline_keyboard": [
-        *rows, [booking.other_time_button(lang, service.id, data.replaces)]]})
-    await _show(callback, str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)), markup)
+    builder = add_rows(InlineKeyboardBuilder(), [
+        *booking.slot_keyboard(lang, service.id, slots[:12], ask_first=True, replaces=data.replaces),
+        [booking.other_time_button(lang, service.id, data.replaces)]])
+    await _show(callback, str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)),
+                builder.as_markup())
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
@@ -198,46 +211,49 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
     if visit is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    if action == "confirm":
+    if action is BookingAct.CONFIRM:
         result = await booking.confirm_attendance(user, visit.id)
         if result.outcome is not ActOutcome.DONE:
             await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
             return
         await callback.answer(render.label(lang, "visit_confirmed_popup"))
         if isinstance(callback.message, Message):
-            await callback.message.edit_reply_markup(reply_markup=InlineKeyboardMarkup(inline_keyboard=[[
-                InlineKeyboardButton(text=render.label(lang, "visit_reschedule"),
-                                     callback_data=BookingCallback(action="reschedule", id=visit.id).pack()),
-                InlineKeyboardButton(text=render.label(lang, "visit_cancel"),
-                                     callback_data=BookingCallback(action="cancel", id=visit.id).pack())]]))
+            builder = InlineKeyboardBuilder()
+            for then in (BookingAct.RESCHEDULE, BookingAct.CANCEL):
+                builder.button(text=render.label(lang, f"visit_{then}"),
+                               callback_data=BookingCallback(action=then, id=visit.id))
+            await callback.message.edit_reply_markup(reply_markup=builder.as_markup())
         return
     if not booking.is_active(visit):
         await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
         return
-    if action == "cancel":
+    if action is BookingAct.CANCEL:
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "visit_cancel_yes"), callback_data=BookingCallback(action="cancel_yes", id=visit.id))
-        builder.button(text=render.label(lang, "visit_keep"), callback_data=BookingCallback(action="keep", id=visit.id))
+        builder.button(text=render.label(lang, "visit_cancel_yes"),
+                       callback_data=BookingCallback(action=BookingAct.CANCEL_YES, id=visit.id))
+        builder.button(text=render.label(lang, "visit_keep"),
+                       callback_data=BookingCallback(action=BookingAct.KEEP, id=visit.id))
         await callback.answer()
         if isinstance(callback.message, Message):
             await callback.message.answer(render.text(lang, "visit_cancel_ask", booking=visit),
                                           reply_markup=builder.as_markup())
-    elif action == "keep":
+    elif action is BookingAct.KEEP:
         await _show(callback, str(render.text(lang, "visit_kept", booking=visit)), None)
-    elif action == "cancel_yes":
+    elif action is BookingAct.CANCEL_YES:
         result = await booking.cancel(user, visit.id)
         if result.outcome is not ActOutcome.DONE:
             await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
             return
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "book_again"), callback_data=BookMenu(step="masters", service=visit.service_id))
+        builder.button(text=render.label(lang, "book_again"),
+                       callback_data=BookMenu(step=BookStep.MASTERS, service=visit.service_id))
         await _show(callback, str(render.text(lang, "visit_cancelled", booking=visit)), builder.as_markup())
-    elif action == "reschedule":
+    elif action is BookingAct.RESCHEDULE:
         await callback.answer()
         days = await booking.days_with_slots(visit.service_id, visit.master_id)
         builder = _days_keyboard(render, lang, days, visit.service_id, visit.master_id, visit.id)
         builder.row(InlineKeyboardButton(text=render.label(lang, "other_master"), callback_data=BookMenu(
-            step="masters", service=visit.service_id, replaces=visit.id).pack()))
+            step=BookStep.MASTERS, service=visit.service_id, replaces=visit.id).pack()))
         if isinstance(callback.message, Message):
             await callback.message.answer(render.text(lang, "visit_reschedule_days", booking=visit, days=days),
                                           reply_markup=builder.as_markup())
@@ -259,9 +275,9 @@ def create_router() -> Router:
     router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
     router.message.register(book_command, Command("book"))
-    router.callback_query.register(book_button, MenuCallback.filter(F.action == "book"))
+    router.callback_query.register(book_button, MenuCallback.filter(F.action == MenuAct.BOOK))
     router.callback_query.register(menu_step, BookMenu.filter())
-    router.callback_query.register(slot_tapped, SlotCallback.filter(F.action.in_({"pick", "book", "offer"})))
+    router.callback_query.register(slot_tapped, SlotCallback.filter())
     router.callback_query.register(visit_action, BookingCallback.filter(F.action.in_(set(CUSTOMER_ACTIONS))))
-    router.callback_query.register(not_now, CycleCallback.filter(F.action == "later"))
+    router.callback_query.register(not_now, CycleCallback.filter(F.action == CycleAct.LATER))
     return router

@@ -18,7 +18,6 @@ from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter, or_f
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message
@@ -28,7 +27,6 @@ from markupsafe import Markup
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
 from bot.rendering import Renderer
 from bot.services.broadcasts import BroadcastService, Progress
 from bot.services.customers import CustomerService
@@ -38,7 +36,16 @@ from bot.services.sleeping import SleepingService
 from bot.telegram_text import visible_len
 from handlers.admin_chat import AdminChat
 from handlers.booking import book_button
+from handlers.callbacks import (
+    BookFromBroadcast,
+    BroadcastAct,
+    BroadcastAction,
+    UnsubscribeCallback,
+    WizardAct,
+    WizardCallback,
+)
 from handlers.filters import AnswersPrompt, NotCommand, admin_chat_router
+from handlers.keyboards import keyboard_markup
 
 log = logging.getLogger("carebot")
 
@@ -58,11 +65,6 @@ class BroadcastWizard(StatesGroup):
     schedule = State()
 
 
-class WizardCallback(CallbackData, prefix="bw"):
-    action: str  # book | no_buttons | no_coupon | seg | pick | clear | done | send | schedule | cancel | back
-    value: str = ""
-
-
 @dataclass(frozen=True)
 class SampleCoupon:
     """What the preview shows in place of each recipient's own code."""
@@ -75,7 +77,7 @@ class SampleCoupon:
 
 def _cancel_button(render: Renderer, lang: str) -> InlineKeyboardBuilder:
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "staff_cancel"), callback_data=WizardCallback(action="cancel"))
+    builder.button(text=render.label(lang, "staff_cancel"), callback_data=WizardCallback(action=WizardAct.CANCEL))
     return builder
 
 
@@ -115,9 +117,9 @@ async def content(message: Message, state: FSMContext, broadcasts: BroadcastServ
     await state.update_data(content=found)
     await state.set_state(BroadcastWizard.buttons)
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(staff_lang, "broadcast_book_button"), callback_data=WizardCallback(action="book"))
-    builder.button(text=render.label(staff_lang, "broadcast_no_buttons"), callback_data=WizardCallback(action="no_buttons"))
-    builder.button(text=render.label(staff_lang, "staff_cancel"), callback_data=WizardCallback(action="cancel"))
+    builder.button(text=render.label(staff_lang, "broadcast_book_button"), callback_data=WizardCallback(action=WizardAct.BOOK))
+    builder.button(text=render.label(staff_lang, "broadcast_no_buttons"), callback_data=WizardCallback(action=WizardAct.NO_BUTTONS))
+    builder.button(text=render.label(staff_lang, "staff_cancel"), callback_data=WizardCallback(action=WizardAct.CANCEL))
     builder.adjust(1)
     await _ask(message, state, str(render.text(staff_lang, "broadcast_ask_buttons")), builder.as_markup())
 
@@ -138,8 +140,8 @@ def parse_buttons(text: str) -> list[dict[str, Any]] | None:
 async def _to_coupon(message: Message, state: FSMContext, render: Renderer, staff_lang: str) -> None:
     await state.set_state(BroadcastWizard.coupon)
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(staff_lang, "broadcast_no_coupon"), callback_data=WizardCallback(action="no_coupon"))
-    builder.button(text=render.label(staff_lang, "staff_cancel"), callback_data=WizardCallback(action="cancel"))
+    builder.button(text=render.label(staff_lang, "broadcast_no_coupon"), callback_data=WizardCallback(action=WizardAct.NO_COUPON))
+    builder.button(text=render.label(staff_lang, "staff_cancel"), callback_data=WizardCallback(action=WizardAct.CANCEL))
     builder.adjust(1)
     await _ask(message, state, str(render.text(staff_lang, "broadcast_ask_coupon")), builder.as_markup())
 
@@ -155,7 +157,7 @@ async def buttons_typed(message: Message, state: FSMContext, render: Renderer, s
 
 async def buttons_chosen(callback: CallbackQuery, callback_data: WizardCallback, state: FSMContext,
                          render: Renderer, staff_lang: str) -> None:
-    await state.update_data(buttons=[{"book": True}] if callback_data.action == "book" else [])
+    await state.update_data(buttons=[{"book": True}] if callback_data.action is WizardAct.BOOK else [])
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
         await _to_coupon(callback.message, state, render, staff_lang)
@@ -203,14 +205,14 @@ def _segment_keyboard(render: Renderer, lang: str, count: int, picking: str = ""
     if picking and business is not None:  # which service or master
         options = business.services if picking == "service" else business.masters
         for option in options:
-            builder.button(text=option.name, callback_data=WizardCallback(action="pick", value=f"{picking}.{option.id}"))
-        builder.button(text=render.label(lang, "back"), callback_data=WizardCallback(action="back"))
+            builder.button(text=option.name, callback_data=WizardCallback(action=WizardAct.PICK, value=f"{picking}.{option.id}"))
+        builder.button(text=render.label(lang, "back"), callback_data=WizardCallback(action=WizardAct.BACK))
         builder.adjust(1)
         return builder.as_markup()
     for kind in KINDS:
-        builder.button(text=render.label(lang, f"segment_{kind}"), callback_data=WizardCallback(action="seg", value=kind))
-    builder.button(text=render.label(lang, "segment_done", count=count), callback_data=WizardCallback(action="done"))
-    builder.button(text=render.label(lang, "staff_cancel"), callback_data=WizardCallback(action="cancel"))
+        builder.button(text=render.label(lang, f"segment_{kind}"), callback_data=WizardCallback(action=WizardAct.SEG, value=kind))
+    builder.button(text=render.label(lang, "segment_done", count=count), callback_data=WizardCallback(action=WizardAct.DONE))
+    builder.button(text=render.label(lang, "staff_cancel"), callback_data=WizardCallback(action=WizardAct.CANCEL))
     builder.adjust(3, 2, 2, 2, 1, 1)
     return builder.as_markup()
 
@@ -243,17 +245,17 @@ async def segment_chosen(callback: CallbackQuery, callback_data: WizardCallback,
         return
     data = await state.get_data()
     action, value = callback_data.action, callback_data.value
-    if action == "seg" and value in ("service", "master"):
+    if action is WizardAct.SEG and value in ("service", "master"):
         await _show_segment(callback.message, state, broadcasts, render, staff_lang, edit=True, picking=value)
         return
-    if action == "seg" and value in ("visited_before", "visited_after"):
+    if action is WizardAct.SEG and value in ("visited_before", "visited_after"):
         await state.set_state(BroadcastWizard.segment_date)
         await state.update_data(date_kind=value)
         await _ask(callback.message, state, str(render.text(staff_lang, "broadcast_ask_date", kind=value)))
         return
-    if action == "seg" and value in SIMPLE_SEGMENTS:
+    if action is WizardAct.SEG and value in SIMPLE_SEGMENTS:
         await state.update_data(segment=_with(_conditions(data), Condition(value)))
-    elif action == "pick" and "." in value:
+    elif action is WizardAct.PICK and "." in value:
         kind, item = value.split(".", 1)
         known = broadcasts.business.service(item) if kind == "service" else broadcasts.business.master(item)
         if kind in ("service", "master") and known is not None:
@@ -282,7 +284,7 @@ async def preview(bot: Bot, chat_id: int, data: dict[str, Any], broadcasts: Broa
                           date.fromisoformat(coupon["last_day"])) if coupon else None
     text = str(render.text(lang, "broadcast", content=Markup(data["content"]["html"]), coupon=sample,
                            business=broadcasts.business))
-    markup = InlineKeyboardMarkup.model_validate(broadcasts.keyboard(data.get("buttons") or [], lang))
+    markup = keyboard_markup(broadcasts.keyboard(data.get("buttons") or [], lang))
     kind = data["content"]["kind"]
     if kind == "text":
         await bot.send_message(chat_id, text, reply_markup=markup)
@@ -310,7 +312,7 @@ async def segment_done(callback: CallbackQuery, state: FSMContext, bot: Bot, bro
     await preview(bot, callback.message.chat.id, data, broadcasts, render, staff_lang)
     await state.set_state(BroadcastWizard.confirm)
     builder = InlineKeyboardBuilder()
-    for action in ("send", "schedule", "cancel"):
+    for action in (WizardAct.SEND, WizardAct.SCHEDULE, WizardAct.CANCEL):
         builder.button(text=render.label(staff_lang, f"broadcast_{action}"), callback_data=WizardCallback(action=action))
     builder.adjust(1)
     await callback.message.answer(
@@ -323,7 +325,7 @@ def progress_keyboard(render: Renderer, lang: str, progress: Progress) -> Inline
     if progress.finished:
         return None
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "broadcast_stop"), callback_data=BroadcastAction(action="cancel", id=progress.id))
+    builder.button(text=render.label(lang, "broadcast_stop"), callback_data=BroadcastAction(action=BroadcastAct.CANCEL, id=progress.id))
     return builder.as_markup()
 
 
@@ -347,7 +349,7 @@ async def confirm(callback: CallbackQuery, callback_data: WizardCallback, state:
     if not isinstance(callback.message, Message):
         return
     await callback.message.edit_reply_markup(reply_markup=None)
-    if callback_data.action == "schedule":
+    if callback_data.action is WizardAct.SCHEDULE:
         await state.set_state(BroadcastWizard.schedule)
         await _ask(callback.message, state, str(render.text(staff_lang, "broadcast_ask_schedule")))
         return
@@ -408,8 +410,7 @@ async def refresh_report(callback: CallbackQuery, callback_data: BroadcastAction
     if isinstance(callback.message, Message):
         text = str(render.text(staff_lang, "broadcast_report", progress=progress))
         if text != callback.message.html_text:
-            await callback.message.edit_text(text, reply_markup=InlineKeyboardMarkup.model_validate(
-                broadcasts.report_keyboard(progress.id)))
+            await callback.message.edit_text(text, reply_markup=keyboard_markup(broadcasts.report_keyboard(progress.id)))
 
 
 async def sleeping_stats(message: Message, sleeping: SleepingService, render: Renderer, staff_lang: str) -> None:
@@ -468,27 +469,27 @@ def create_router() -> Router:
     # /cancel and the other staff commands go on working in the middle of the wizard
     admin.message.filter(or_f(NotCommand(), Command("broadcast", "sleeping")))
     admin.message.register(sleeping_stats, Command("sleeping"))
-    admin.callback_query.register(wizard_cancel, WizardCallback.filter(F.action == "cancel"),
+    admin.callback_query.register(wizard_cancel, WizardCallback.filter(F.action == WizardAct.CANCEL),
                                   StateFilter(BroadcastWizard))
     admin.message.register(content, BroadcastWizard.content, AnswersPrompt())
     admin.message.register(buttons_typed, BroadcastWizard.buttons, F.text, AnswersPrompt())
     admin.callback_query.register(buttons_chosen, BroadcastWizard.buttons,
-                                  WizardCallback.filter(F.action.in_({"book", "no_buttons"})))
+                                  WizardCallback.filter(F.action.in_({WizardAct.BOOK, WizardAct.NO_BUTTONS})))
     admin.message.register(coupon_typed, BroadcastWizard.coupon, F.text, AnswersPrompt())
-    admin.callback_query.register(no_coupon, BroadcastWizard.coupon, WizardCallback.filter(F.action == "no_coupon"))
-    admin.callback_query.register(segment_done, BroadcastWizard.segment, WizardCallback.filter(F.action == "done"))
+    admin.callback_query.register(no_coupon, BroadcastWizard.coupon, WizardCallback.filter(F.action == WizardAct.NO_COUPON))
+    admin.callback_query.register(segment_done, BroadcastWizard.segment, WizardCallback.filter(F.action == WizardAct.DONE))
     admin.callback_query.register(segment_chosen, BroadcastWizard.segment,
-                                  WizardCallback.filter(F.action.in_({"seg", "pick", "back"})))
+                                  WizardCallback.filter(F.action.in_({WizardAct.SEG, WizardAct.PICK, WizardAct.BACK})))
     admin.message.register(segment_date, BroadcastWizard.segment_date, F.text, AnswersPrompt())
     admin.callback_query.register(confirm, BroadcastWizard.confirm,
-                                  WizardCallback.filter(F.action.in_({"send", "schedule"})))
+                                  WizardCallback.filter(F.action.in_({WizardAct.SEND, WizardAct.SCHEDULE})))
     admin.message.register(schedule_typed, BroadcastWizard.schedule, F.text, AnswersPrompt())
     admin.callback_query.register(wizard_stale, WizardCallback.filter())
-    admin.callback_query.register(stop_broadcast, BroadcastAction.filter(F.action == "cancel"))
-    admin.callback_query.register(refresh_report, BroadcastAction.filter(F.action == "report"))
+    admin.callback_query.register(stop_broadcast, BroadcastAction.filter(F.action == BroadcastAct.CANCEL))
+    admin.callback_query.register(refresh_report, BroadcastAction.filter(F.action == BroadcastAct.REPORT))
     customers = Router(name="broadcasts-customers")
     customers.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
-    customers.callback_query.register(unsubscribe, Unsubscribe.filter())
+    customers.callback_query.register(unsubscribe, UnsubscribeCallback.filter())
     customers.callback_query.register(book_button, BookFromBroadcast.filter())
     router.include_routers(admin, customers)
     return router

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService
-from handlers.keyboards import CouponCallback, MenuCallback
+from handlers.callbacks import CouponCallback, MenuAct, MenuCallback
 
 
 async def _send_coupons(message: Message, tg_user_id: int, customers: CustomerService,
@@ -46,6 +46,6 @@ def create_router() -> Router:
     router = Router(name="coupons")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(my_coupons, Command("mycoupons"))
-    router.callback_query.register(my_coupons_button, MenuCallback.filter(F.action == "coupons"))
+    router.callback_query.register(my_coupons_button, MenuCallback.filter(F.action == MenuAct.COUPONS))
     router.callback_query.register(show_coupon, CouponCallback.filter())
     return router

@@ -18,16 +18,17 @@ from aiogram.utils.deep_linking import create_start_link
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business, Master
-from bot.callbacks import BookingCallback
+from bot.buttons import BookingAct
 from bot.db.models import ACTIVE_BOOKING
 from bot.rendering import Renderer
 from bot.services.booking import Actor, ActOutcome, ActResult, BookingService, BookingView
 from bot.services.days import parse_day
 from bot.services.staff import find_master
 from handlers.admin_chat import AdminChat
+from handlers.callbacks import BookingCallback
 from handlers.filters import InAdminChat, admin_chat_router
 
-MASTER_ACTIONS = ("accept", "decline", "decline_now", "done", "no_show")
+MASTER_ACTIONS = (BookingAct.ACCEPT, BookingAct.DECLINE, BookingAct.DECLINE_NOW, BookingAct.DONE, BookingAct.NO_SHOW)
 MASTER_COMMANDS = ("today", "tomorrow", "dayoff")
 INVITE_PREFIX = "master_"
 
@@ -99,7 +100,7 @@ async def decline(callback: CallbackQuery, callback_data: BookingCallback, state
     """In the master's chat, ask for a reason the customer will see (or none); in the admin
     chat, decline at once."""
     actor = _actor(callback, admin_chat)
-    if actor.staff or callback_data.action == "decline_now":
+    if actor.staff or callback_data.action is BookingAct.DECLINE_NOW:
         await state.clear()
         result = await booking.decide(callback_data.id, actor, accept=False)
         if await _refuse(callback, result, render, staff_lang):
@@ -114,7 +115,7 @@ async def decline(callback: CallbackQuery, callback_data: BookingCallback, state
     await callback.answer()
     builder = InlineKeyboardBuilder()
     builder.button(text=render.label(staff_lang, "decline_no_reason"),
-                   callback_data=BookingCallback(action="decline_now", id=callback_data.id))
+                   callback_data=BookingCallback(action=BookingAct.DECLINE_NOW, id=callback_data.id))
     if isinstance(callback.message, Message):
         await callback.message.answer(render.text(staff_lang, "decline_reason_ask", booking=allowed.booking),
                                       reply_markup=builder.as_markup())
@@ -146,9 +147,9 @@ async def _day_view(booking: BookingService, render: Renderer, lang: str, master
     closable = [v for v in visits if v.state in ACTIVE_BOOKING] if day <= today else []
     for visit in closable:
         builder.button(text=render.label(lang, "visit_done", booking=visit),
-                       callback_data=BookingCallback(action="done", id=visit.id))
+                       callback_data=BookingCallback(action=BookingAct.DONE, id=visit.id))
         builder.button(text=render.label(lang, "visit_no_show", booking=visit),
-                       callback_data=BookingCallback(action="no_show", id=visit.id))
+                       callback_data=BookingCallback(action=BookingAct.NO_SHOW, id=visit.id))
     builder.adjust(2)
     text = render.text(lang, "master_day", visits=visits, day=day, masters=masters, many=len(masters) > 1)
     return str(text), builder.as_markup() if closable else None
@@ -182,7 +183,7 @@ async def day_command(message: Message, command: CommandObject, booking: Booking
 async def close_visit(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
                       admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
     actor = _actor(callback, admin_chat)
-    result = await booking.close(callback_data.id, actor, done=callback_data.action == "done")
+    result = await booking.close(callback_data.id, actor, done=callback_data.action is BookingAct.DONE)
     if await _refuse(callback, result, render, staff_lang):
         return
     assert result.booking is not None
@@ -232,9 +233,9 @@ def create_router() -> Router:
     private.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
     private.message.register(decline_reason, DeclineReason.text, F.text, F.chat.type == ChatType.PRIVATE)
     for part in (admin, private):
-        part.callback_query.register(accept, BookingCallback.filter(F.action == "accept"))
-        part.callback_query.register(decline, BookingCallback.filter(F.action.in_({"decline", "decline_now"})))
-        part.callback_query.register(close_visit, BookingCallback.filter(F.action.in_({"done", "no_show"})))
+        part.callback_query.register(accept, BookingCallback.filter(F.action == BookingAct.ACCEPT))
+        part.callback_query.register(decline, BookingCallback.filter(F.action.in_({BookingAct.DECLINE, BookingAct.DECLINE_NOW})))
+        part.callback_query.register(close_visit, BookingCallback.filter(F.action.in_({BookingAct.DONE, BookingAct.NO_SHOW})))
     router.include_routers(admin, private)
     # A master's own chat (and any other chat, to say "for masters"); in the admin chat only the
     # staff, through `admin` (a router's own handlers are tried before its sub-routers').

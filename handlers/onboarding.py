@@ -10,7 +10,6 @@ import re
 from aiogram import F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import CommandObject, CommandStart
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
@@ -28,6 +27,7 @@ from bot.rendering import Renderer
 from bot.services.birthdays import InvalidBirthday, parse_birthday
 from bot.services.customers import CustomerService, CustomerView, WelcomeOutcome, clean_name
 from bot.services.phones import normalize_phone
+from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
 
 # Deep links: t.me/<bot>?start=src_instagram records "instagram" as where the customer came from.
@@ -41,10 +41,6 @@ class Onboarding(StatesGroup):
     name = State()
 
 
-class OnboardingCallback(CallbackData, prefix="onb"):
-    action: str  # "consent" | "privacy" | "skip_birthday" | "keep_name"
-
-
 def _source(command: CommandObject) -> str | None:
     match = SOURCE_PAYLOAD.match(command.args or "")
     return match[1].lower() if match else None
@@ -52,16 +48,16 @@ def _source(command: CommandObject) -> str | None:
 
 def _consent_keyboard(render: Renderer, lang: str, business: Business) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "consent"), callback_data=OnboardingCallback(action="consent"))
+    builder.button(text=render.label(lang, "consent"), callback_data=OnboardingCallback(action=OnboardingAct.CONSENT))
     if business.privacy_url:
         builder.button(text=render.label(lang, "privacy"), url=business.privacy_url)
     else:
-        builder.button(text=render.label(lang, "privacy"), callback_data=OnboardingCallback(action="privacy"))
+        builder.button(text=render.label(lang, "privacy"), callback_data=OnboardingCallback(action=OnboardingAct.PRIVACY))
     builder.adjust(1)
     return builder.as_markup()
 
 
-def _single_button(text: str, action: str) -> InlineKeyboardMarkup:
+def _single_button(text: str, action: OnboardingAct) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=text, callback_data=OnboardingCallback(action=action))
     return builder.as_markup()
@@ -87,12 +83,12 @@ async def ask_phone(message: Message, render: Renderer, lang: str, lead: str | N
 async def ask_birthday(message: Message, render: Renderer, lang: str, lead: str | None = None) -> None:
     await message.answer(
         render.text(lang, "ask_birthday", lead=lead),
-        reply_markup=_single_button(render.label(lang, "skip_birthday"), "skip_birthday"),
+        reply_markup=_single_button(render.label(lang, "skip_birthday"), OnboardingAct.SKIP_BIRTHDAY),
     )
 
 
 async def ask_name(message: Message, render: Renderer, lang: str, name: str | None, lead: str | None = None) -> None:
-    markup = _single_button(render.label(lang, "keep_name", name=name), "keep_name") if name else None
+    markup = _single_button(render.label(lang, "keep_name", name=name), OnboardingAct.KEEP_NAME) if name else None
     await message.answer(render.text(lang, "ask_name", name=name, lead=lead), reply_markup=markup)
 
 
@@ -275,15 +271,15 @@ def create_router() -> Router:
     router = Router(name="onboarding")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(start, CommandStart())
-    router.callback_query.register(privacy, OnboardingCallback.filter(F.action == "privacy"))
-    router.callback_query.register(consent_given, Onboarding.consent, OnboardingCallback.filter(F.action == "consent"))
+    router.callback_query.register(privacy, OnboardingCallback.filter(F.action == OnboardingAct.PRIVACY))
+    router.callback_query.register(consent_given, Onboarding.consent, OnboardingCallback.filter(F.action == OnboardingAct.CONSENT))
     router.message.register(consent_expected, Onboarding.consent)
     router.message.register(phone_shared, Onboarding.phone, F.contact)
     router.message.register(phone_expected, Onboarding.phone)
     router.message.register(birthday_typed, Onboarding.birthday, F.text)
-    router.callback_query.register(birthday_skipped, Onboarding.birthday, OnboardingCallback.filter(F.action == "skip_birthday"))
+    router.callback_query.register(birthday_skipped, Onboarding.birthday, OnboardingCallback.filter(F.action == OnboardingAct.SKIP_BIRTHDAY))
     router.message.register(birthday_expected, Onboarding.birthday)
-    router.callback_query.register(name_kept, Onboarding.name, OnboardingCallback.filter(F.action == "keep_name"))
+    router.callback_query.register(name_kept, Onboarding.name, OnboardingCallback.filter(F.action == OnboardingAct.KEEP_NAME))
     router.message.register(name_typed, Onboarding.name, F.text)
     router.message.register(name_expected, Onboarding.name)
     return router

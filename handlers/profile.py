@@ -4,7 +4,6 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -12,11 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService, CustomerView
-from handlers.keyboards import MenuCallback
-
-
-class ForgetCallback(CallbackData, prefix="forget"):
-    confirm: bool
+from handlers.callbacks import ForgetCallback, MenuAct, MenuCallback
 
 
 async def _send_profile(message: Message, tg_user_id: int, customers: CustomerService,
@@ -78,7 +73,7 @@ def create_router() -> Router:
     router = Router(name="profile")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(profile, Command("profile"))
-    router.callback_query.register(profile_button, MenuCallback.filter(F.action == "profile"))
+    router.callback_query.register(profile_button, MenuCallback.filter(F.action == MenuAct.PROFILE))
     router.message.register(privacy, Command("privacy"))
     router.message.register(marketing, Command("stop", "resume"))
     router.message.register(forget, Command("forget"))

@@ -9,14 +9,12 @@ from typing import TypeVar
 
 from aiogram import F, Router, flags
 from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ErrorEvent, ForceReply, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
-from bot.callbacks import Number
 from bot.rendering import Renderer
 from bot.services.staff import (
     CustomerCard,
@@ -30,27 +28,13 @@ from bot.services.staff import (
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.admin_chat import AdminChat
+from handlers.callbacks import CardAct, CardCallback, RedeemCallback, SaleCallback, SaleStep
 from handlers.filters import AnswersPrompt, admin_chat_router
 from handlers.masters import MASTER_COMMANDS
 
 T = TypeVar("T")
 STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master", "broadcast",
                   "sleeping")
-
-
-class CardCallback(CallbackData, prefix="card"):
-    action: str  # "show" | "sale" | "redeem" | "note" | "history"
-    customer_id: Number
-
-
-class RedeemCallback(CallbackData, prefix="rdm"):
-    code: str
-    customer_id: Number
-
-
-class SaleCallback(CallbackData, prefix="sale"):
-    step: str  # "service" | "master" | "cancel"
-    value: str  # a service or master id, or "-" for none
 
 
 class StaffSale(StatesGroup):
@@ -65,7 +49,7 @@ class StaffNoteState(StatesGroup):
 
 def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    for action in ("sale", "redeem", "note", "history"):
+    for action in (CardAct.SALE, CardAct.REDEEM, CardAct.NOTE, CardAct.HISTORY):
         builder.button(text=render.label(lang, f"staff_{action}"),
                        callback_data=CardCallback(action=action, customer_id=card.id))
     builder.adjust(2)
@@ -97,7 +81,7 @@ async def find(message: Message, command: CommandObject, staff_service: StaffSer
         builder = InlineKeyboardBuilder()
         for card in found:
             builder.button(text=render.label(staff_lang, "staff_pick", card=card),
-                           callback_data=CardCallback(action="show", customer_id=card.id))
+                           callback_data=CardCallback(action=CardAct.SHOW, customer_id=card.id))
         builder.adjust(1)
         await message.answer(render.text(staff_lang, "staff_found_many", query=query, cards=found),
                              reply_markup=builder.as_markup())
@@ -174,12 +158,12 @@ async def card_button(callback: CallbackQuery, callback_data: CardCallback, stat
         return
     await callback.answer()
     message, action = callback.message, callback_data.action
-    if action == "show":
+    if action is CardAct.SHOW:
         await _send_card(message, card, render, staff_lang, business)
-    elif action == "history":
+    elif action is CardAct.HISTORY:
         history = await staff_service.history(card.id)
         await message.answer(history_text(render, staff_lang, card, history, business))
-    elif action == "redeem":
+    elif action is CardAct.REDEEM:
         if not card.coupons:
             await message.answer(render.text(staff_lang, "staff_no_coupons", card=card))
             return
@@ -189,13 +173,13 @@ async def card_button(callback: CallbackQuery, callback_data: CardCallback, stat
                            callback_data=RedeemCallback(code=coupon.code, customer_id=card.id))
         builder.adjust(1)
         await message.answer(render.text(staff_lang, "staff_redeem_choose", card=card), reply_markup=builder.as_markup())
-    elif action in ("sale", "note"):
+    elif action in (CardAct.SALE, CardAct.NOTE):
         # The question mentions the staff member and asks for a reply from them alone, so
         # their client opens the reply by itself and the answer finds its way to this step.
         prompt = await message.answer(
             render.text(staff_lang, f"staff_{action}_ask", card=card, staff=callback.from_user),
             reply_markup=ForceReply(selective=True))
-        await state.set_state(StaffSale.amount if action == "sale" else StaffNoteState.text)
+        await state.set_state(StaffSale.amount if action is CardAct.SALE else StaffNoteState.text)
         await state.set_data({"customer_id": card.id, "prompt_id": prompt.message_id})
 
 
@@ -209,12 +193,12 @@ async def redeem_button(callback: CallbackQuery, callback_data: RedeemCallback, 
 
 # ---- recording a sale from the card: amount → service → master -----------------------------------
 
-def _choices(render: Renderer, lang: str, step: str, options: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+def _choices(render: Renderer, lang: str, step: SaleStep, options: list[tuple[str, str]]) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for value, title in options:
         builder.button(text=title, callback_data=SaleCallback(step=step, value=value))
     builder.button(text=render.label(lang, "staff_skip"), callback_data=SaleCallback(step=step, value="-"))
-    builder.button(text=render.label(lang, "staff_cancel"), callback_data=SaleCallback(step="cancel", value="-"))
+    builder.button(text=render.label(lang, "staff_cancel"), callback_data=SaleCallback(step=SaleStep.CANCEL, value="-"))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -237,7 +221,7 @@ async def sale_amount(message: Message, state: FSMContext, render: Renderer, sta
     await state.set_state(StaffSale.service)
     options = [(s.id, s.name) for s in business.services]
     await message.reply(render.text(staff_lang, "staff_sale_ask_service"),
-                        reply_markup=_choices(render, staff_lang, "service", options))
+                        reply_markup=_choices(render, staff_lang, SaleStep.SERVICE, options))
 
 
 async def _chosen(callback: CallbackQuery, value: str, items: Sequence[T], render: Renderer, lang: str) -> tuple[bool, T | None]:
@@ -266,7 +250,7 @@ async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, sta
     await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "staff_sale_ask_master"),
-                                         reply_markup=_choices(render, staff_lang, "master", [(m.id, m.name) for m in masters]))
+                                         reply_markup=_choices(render, staff_lang, SaleStep.MASTER, [(m.id, m.name) for m in masters]))
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
@@ -341,9 +325,9 @@ def create_router() -> Router:
     admin.message.register(cancel, Command("cancel"))
     admin.callback_query.register(card_button, CardCallback.filter())
     admin.callback_query.register(redeem_button, RedeemCallback.filter())
-    admin.callback_query.register(sale_cancel, SaleCallback.filter(F.step == "cancel"))
-    admin.callback_query.register(sale_service, StaffSale.service, SaleCallback.filter(F.step == "service"))
-    admin.callback_query.register(sale_master, StaffSale.master, SaleCallback.filter(F.step == "master"))
+    admin.callback_query.register(sale_cancel, SaleCallback.filter(F.step == SaleStep.CANCEL))
+    admin.callback_query.register(sale_service, StaffSale.service, SaleCallback.filter(F.step == SaleStep.SERVICE))
+    admin.callback_query.register(sale_master, StaffSale.master, SaleCallback.filter(F.step == SaleStep.MASTER))
     admin.message.register(sale_amount, StaffSale.amount, F.text, AnswersPrompt())
     admin.message.register(note_text, StaffNoteState.text, F.text, AnswersPrompt())
     router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))

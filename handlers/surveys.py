@@ -7,36 +7,21 @@ import re
 from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
-from bot.callbacks import Number
 from bot.rendering import Renderer
 from bot.services.care import CareService, Inbound
 from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
 from handlers.admin_chat import AdminChat
+from handlers.callbacks import ComplaintAct, ComplaintCallback, SurveyCallback, SurveySkip
 from handlers.filters import admin_chat_router
 
 DEFAULT_PERIOD_DAYS = 30
 _PERIOD = re.compile(r"^(\d{1,4})\s*([dwmдннм]?)", re.IGNORECASE)
-
-
-class SurveyCallback(CallbackData, prefix="survey"):
-    id: Number
-    score: Number
-
-
-class SurveySkip(CallbackData, prefix="survey_skip"):
-    id: Number
-
-
-class ComplaintCallback(CallbackData, prefix="complaint"):
-    action: str  # "resolve" | "answer"
-    id: Number
 
 
 class SurveyComment(StatesGroup):
@@ -45,10 +30,10 @@ class SurveyComment(StatesGroup):
 
 def _alert_keyboard(render: Renderer, lang: str, survey: SurveyView) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "complaint_answer"), callback_data=ComplaintCallback(action="answer", id=survey.id))
+    builder.button(text=render.label(lang, "complaint_answer"), callback_data=ComplaintCallback(action=ComplaintAct.ANSWER, id=survey.id))
     if survey.resolved_at is None:
         builder.button(text=render.label(lang, "complaint_resolve"),
-                       callback_data=ComplaintCallback(action="resolve", id=survey.id))
+                       callback_data=ComplaintCallback(action=ComplaintAct.RESOLVE, id=survey.id))
     return builder.as_markup()
 
 
@@ -148,7 +133,7 @@ async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMCon
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCallback, surveys: SurveyService,
                            admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
-    if callback_data.action == "answer":
+    if callback_data.action is ComplaintAct.ANSWER:
         await callback.answer(render.label(staff_lang, "complaint_how_to_answer"), show_alert=True)
         return
     done, survey = await surveys.resolve(admin_chat.staff_of(callback.from_user), callback_data.id)

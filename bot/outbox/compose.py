@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business, CouponRule
+from bot.buttons import Button, Keyboard, ShowCoupons, dump
 from bot.db.models import Coupon, Customer, OutboxMessage
 from bot.db.repositories import Repos
 from bot.rendering import Renderer
@@ -19,9 +20,10 @@ class Obsolete(Exception):
 
 
 # Extra context and buttons for some templates, computed at send time (a visit's details,
-# real free slots); registered by the services that own those messages.
+# real free slots); registered by the services that own those messages. No buttons (None): the
+# row's own, if a planner stored some.
 Composer = Callable[[Repos, OutboxMessage, Customer | None, datetime],
-                    Awaitable[tuple[dict[str, Any], dict[str, Any] | None]]]
+                    Awaitable[tuple[dict[str, Any], Keyboard | None]]]
 
 
 async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo,
@@ -57,11 +59,13 @@ async def compose(repos: Repos, row: OutboxMessage, customer: Customer | None, b
     markup = row.markup  # a planner may have set the buttons itself (a survey's scores)
     composer = (composers or {}).get(row.template)
     if composer is not None:
-        extra, markup = await composer(repos, row, customer, now)
+        extra, keyboard = await composer(repos, row, customer, now)
         context.update(extra)
+        if keyboard is not None:
+            markup = dump(keyboard)
     coupon = await _coupon(repos, row, customer, tz, now)
     if coupon is not None:
         context["coupon"] = CouponView.of(coupon, tz)
     if coupon is not None and markup is None:
-        markup = {"inline_keyboard": [[{"text": render.label(lang, "my_coupons"), "callback_data": "menu:coupons"}]]}
+        markup = dump([[Button(render.label(lang, "my_coupons"), ShowCoupons())]])
     return str(render.text(lang, row.template, **context)), markup

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 
 from bot.business import WEEKDAYS, Business, Master, Service
-from bot.callbacks import BookingCallback, BookMenu, SlotCallback, to_minutes
+from bot.buttons import BookingAct, BookingAction, BookService, BookSlot, Button, Keyboard, dump
 from bot.clock import Clock, local_today
 from bot.db.models import (
     Booking,
@@ -174,22 +174,19 @@ class BookingService:
             picked += spread(await self._search(repos, service, others, days), limit - len(picked), tz=self.tz)
         return picked
 
-    def slot_keyboard(self, lang: str, service_id: str, slots: list[Slot], *, action: str = "offer",
-                      replaces: int = 0, show_master: bool = True) -> list[list[dict[str, Any]]]:
-        """Slot buttons as stored on an outbox row or sent at once (plain JSON)."""
+    def slot_keyboard(self, lang: str, service_id: str, slots: list[Slot], *, ask_first: bool = False,
+                      replaces: int = 0, show_master: bool = True) -> list[list[Button]]:
+        """A button a row for each slot: it books at once (an offer), or asks first (the menu)."""
         rows = []
         for slot in slots:
             master = self.business.master(slot.master_id)
             text = self.render.label(lang, "slot_button", at=slot.starts_at.astimezone(self.tz),
                                      master=master.name if master and show_master else "")
-            data = SlotCallback(action=action, service=service_id, master=slot.master_id,
-                                at=to_minutes(slot.starts_at), replaces=replaces)
-            rows.append([{"text": text, "callback_data": data.pack()}])
+            rows.append([Button(text, BookSlot(service_id, slot.master_id, slot.starts_at, replaces, ask_first))])
         return rows
 
-    def other_time_button(self, lang: str, service_id: str, replaces: int = 0) -> dict[str, Any]:
-        return {"text": self.render.label(lang, "other_time"),
-                "callback_data": BookMenu(step="masters", service=service_id, replaces=replaces).pack()}
+    def other_time_button(self, lang: str, service_id: str, replaces: int = 0) -> Button:
+        return Button(self.render.label(lang, "other_time"), BookService(service_id, replaces))
 
     # ---- booking ---------------------------------------------------------------------------------
 
@@ -262,21 +259,17 @@ class BookingService:
         until = booking.starts_at
         if account is not None:
             await repos.outbox.queue(key=f"booking_request:{booking.id}", kind=SERVICE, template="booking_request",
-                                     chat_id=account.tg_user_id, data={"booking_id": booking.id}, markup=buttons,
+                                     chat_id=account.tg_user_id, data={"booking_id": booking.id}, markup=dump(buttons),
                                      not_before=now, not_after=until, now=now)
         if self.admin_chat_id is not None:
             await repos.outbox.queue(
                 key=f"booking_new:{booking.id}", kind=SERVICE, template="booking_new_staff",
                 chat_id=self.admin_chat_id, data={"booking_id": booking.id, "master_joined": account is not None},
-                markup=None if account is not None else buttons, not_before=now, not_after=until, now=now)
+                markup=None if account is not None else dump(buttons), not_before=now, not_after=until, now=now)
 
-    def _decide_buttons(self, lang: str, booking_id: int) -> dict[str, Any]:
-        return {"inline_keyboard": [[
-            {"text": self.render.label(lang, "booking_accept"),
-             "callback_data": BookingCallback(action="accept", id=booking_id).pack()},
-            {"text": self.render.label(lang, "booking_decline"),
-             "callback_data": BookingCallback(action="decline", id=booking_id).pack()},
-        ]]}
+    def _decide_buttons(self, lang: str, booking_id: int) -> Keyboard:
+        return [[Button(self.render.label(lang, "booking_accept"), BookingAction(BookingAct.ACCEPT, booking_id)),
+                 Button(self.render.label(lang, "booking_decline"), BookingAction(BookingAct.DECLINE, booking_id))]]
 
     async def _view(self, repos: Repos, booking: Booking) -> BookingView:
         return (await self._views(repos, [booking]))[0]
@@ -382,7 +375,7 @@ class BookingService:
                 await repos.outbox.queue(
                     key=f"booking_escalated:{booking.id}", kind=SERVICE, template="booking_escalated",
                     chat_id=self.admin_chat_id, data={"booking_id": booking.id},
-                    markup=self._decide_buttons(self.business.staff_language, booking.id),
+                    markup=dump(self._decide_buttons(self.business.staff_language, booking.id)),
                     not_before=now, not_after=booking.starts_at, now=now)
         return len(late)
 
@@ -530,9 +523,9 @@ class BookingService:
     # ---- composing the outbox messages about bookings ----------------------------------------
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Context and buttons for a booking message at the moment it is sent; a message whose
-        visit changed meanwhile (cancelled, already answered) is not sent at all."""
+                      now: datetime) -> tuple[dict[str, Any], Keyboard | None]:
+        """Context and buttons for a booking message at the moment it is sent (None: the row's
+        own); a message whose visit changed meanwhile (cancelled, already answered) is not sent."""
         booking = await repos.bookings.get(int(row.data["booking_id"]))
         if booking is None:
             raise Obsolete("booking gone")
@@ -542,21 +535,19 @@ class BookingService:
                   "booking_declined": BookingState.DECLINED}.get(row.template)
         if wanted and booking.state != wanted:
             raise Obsolete(f"booking is {booking.state}")
-        markup = row.markup
+        keyboard: Keyboard | None = None
         lang = customer.language if customer else self.business.staff_language
         buttons = row.data.get("buttons")  # the customer's buttons, in their language
         if buttons in ("visit", "visit_confirm"):
-            markup = {"inline_keyboard": self._customer_buttons(lang, booking.id, confirm=buttons == "visit_confirm")}
+            keyboard = self._customer_buttons(lang, booking.id, confirm=buttons == "visit_confirm")
         if row.template == "booking_declined":
             service = self.business.service(booking.service_id)
             slots = await self.offer(repos, service, booking.master_id, self.finder.local_day(now),
                                      self.settings.offer_slots) if service else []
-            markup = {"inline_keyboard": [
-                *self.slot_keyboard(lang, booking.service_id, slots),
-                [self.other_time_button(lang, booking.service_id)]]}
-        return {"booking": view}, markup
+            keyboard = [*self.slot_keyboard(lang, booking.service_id, slots),
+                        [self.other_time_button(lang, booking.service_id)]]
+        return {"booking": view}, keyboard
 
-    def _customer_buttons(self, lang: str, booking_id: int, *, confirm: bool) -> list[list[dict[str, Any]]]:
-        actions = (["confirm"] if confirm else []) + ["reschedule", "cancel"]
-        return [[{"text": self.render.label(lang, f"visit_{a}"),
-                  "callback_data": BookingCallback(action=a, id=booking_id).pack()} for a in actions]]
+    def _customer_buttons(self, lang: str, booking_id: int, *, confirm: bool) -> Keyboard:
+        actions = ([BookingAct.CONFIRM] if confirm else []) + [BookingAct.RESCHEDULE, BookingAct.CANCEL]
+        return [[Button(self.render.label(lang, f"visit_{a}"), BookingAction(a, booking_id)) for a in actions]]

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from bot.business import Business
-from bot.callbacks import BookFromBroadcast, BroadcastAction, Unsubscribe
+from bot.buttons import BroadcastReport, Button, Keyboard, OpenBooking, OpenUrl, Unsubscribe
 from bot.clock import Clock, local_today
 from bot.db import queries
 from bot.db.models import (
@@ -245,7 +245,7 @@ class BroadcastService:
         return limit - gift
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                      now: datetime) -> tuple[dict[str, Any], Keyboard]:
         broadcast = await repos.broadcasts.get(int(row.data["broadcast_id"]))
         if broadcast is None or broadcast.state == BroadcastState.CANCELLED:
             raise Obsolete("broadcast cancelled")
@@ -255,18 +255,17 @@ class BroadcastService:
         lang = customer.language if customer else self.business.staff_language
         return {"content": Markup(broadcast.content.get("html", ""))}, self.keyboard(broadcast.buttons, lang)
 
-    def keyboard(self, buttons: list[dict[str, Any]], lang: str) -> dict[str, Any]:
-        """The owner's buttons, then "unsubscribe" (plain JSON, as stored and as previewed)."""
-        rows: list[list[dict[str, Any]]] = []
+    def keyboard(self, buttons: list[dict[str, Any]], lang: str) -> Keyboard:
+        """The owner's buttons, then "unsubscribe" (as sent and as previewed)."""
+        rows: list[list[Button]] = []
         for button in buttons:
             if button.get("book"):
-                rows.append([{"text": self.render.label(lang, "book"), "callback_data": BookFromBroadcast().pack()}])
+                rows.append([Button(self.render.label(lang, "book"), OpenBooking())])
             else:
-                rows.append([{"text": button["text"], "url": button["url"]}])
-        rows.append([{"text": self.render.label(lang, "unsubscribe"), "callback_data": Unsubscribe().pack()}])
-        return {"inline_keyboard": rows}
+                rows.append([Button(button["text"], OpenUrl(button["url"]))])
+        rows.append([Button(self.render.label(lang, "unsubscribe"), Unsubscribe())])
+        return rows
 
-    def report_keyboard(self, broadcast_id: int) -> dict[str, Any]:
+    def report_keyboard(self, broadcast_id: int) -> Keyboard:
         lang = self.business.staff_language
-        return {"inline_keyboard": [[{"text": self.render.label(lang, "broadcast_refresh"),
-                                      "callback_data": BroadcastAction(action="report", id=broadcast_id).pack()}]]}
+        return [[Button(self.render.label(lang, "broadcast_refresh"), BroadcastReport(broadcast_id))]]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
-from bot.callbacks import CycleCallback
+from bot.buttons import Button, Keyboard, PostponeCycle
 from bot.clock import Clock
 from bot.db import queries
 from bot.db.models import Customer, Cycle, OutboxMessage
@@ -146,7 +146,7 @@ class CycleService:
             return cycle.due_at
 
     async def compose_offer(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                            now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                            now: datetime) -> tuple[dict[str, Any], Keyboard]:
         """The due-offer at the moment it goes: real free slots now, their usual master first."""
         service = self.business.service(row.data.get("service"))
         if customer is None or service is None:
@@ -158,13 +158,11 @@ class CycleService:
         first_day = max(self.booking.finder.local_day(now), self.booking.finder.local_day(due) - timedelta(days=1))
         slots = await self.booking.offer(repos, service, row.data.get("master"), first_day, self.settings.offer_slots)
         lang = customer.language
-        markup = {"inline_keyboard": [
+        markup = [
             *self.booking.slot_keyboard(lang, service.id, slots),
             [self.booking.other_time_button(lang, service.id),
-             {"text": self.booking.render.label(lang, "not_now"),
-              "callback_data": CycleCallback(action="later", service=service.id,
-                                             round=cycle.round if cycle else 0).pack()}],
-        ]}
+             Button(self.booking.render.label(lang, "not_now"), PostponeCycle(service.id, cycle.round if cycle else 0))],
+        ]
         master = self.business.master(row.data.get("master"))
         return {"service": service.name, "master": master.name if master else None, "slots": len(slots),
                 "due": due.astimezone(self.tz), "learned": bool(cycle and cycle.learned)}, markup

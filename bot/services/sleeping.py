@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
-from bot.callbacks import BookFromBroadcast
+from bot.buttons import Button, Keyboard, OpenBooking, ShowCoupons
 from bot.clock import Clock
 from bot.db import queries
 from bot.db.models import Customer, OutboxMessage
@@ -77,13 +77,13 @@ class SleepingService:
         return planned
 
     async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], dict[str, Any] | None]:
+                      now: datetime) -> tuple[dict[str, Any], Keyboard]:
         """A "book" button under the wake-up message (and the coupon's, when there is one)."""
         lang = customer.language if customer else self.business.staff_language
-        rows = [[{"text": self.render.label(lang, "book"), "callback_data": BookFromBroadcast().pack()}]]
+        rows = [[Button(self.render.label(lang, "book"), OpenBooking())]]
         if (row.data or {}).get("coupon"):
-            rows.append([{"text": self.render.label(lang, "my_coupons"), "callback_data": "menu:coupons"}])
-        return {}, {"inline_keyboard": rows}
+            rows.append([Button(self.render.label(lang, "my_coupons"), ShowCoupons())])
+        return {}, rows
 
     async def stats(self) -> SleepStats:
         """For /sleeping: asleep now; contacted (first messages delivered); woken up (booked or

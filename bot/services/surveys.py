@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
+from bot.buttons import Button, Keyboard, SurveyScore, dump
 from bot.clock import Clock
 from bot.db.models import Customer, OutboxState, Purchase, Survey
 from bot.db.repositories import Database, Repos
@@ -80,11 +81,9 @@ class CsatReport:
         return self.answered / self.asked if self.asked else None
 
 
-def score_keyboard(survey_id: int, render: Renderer, lang: str) -> dict[str, object]:
-    """1-5 buttons as stored on the outbox row (plain JSON, packed like SurveyCallback)."""
-    return {"inline_keyboard": [[
-        {"text": render.label(lang, f"score_{n}"), "callback_data": f"survey:{survey_id}:{n}"} for n in range(1, 6)
-    ]]}
+def score_keyboard(survey_id: int, render: Renderer, lang: str) -> Keyboard:
+    """1-5 in a row."""
+    return [[Button(render.label(lang, f"score_{n}"), SurveyScore(survey_id, n)) for n in range(1, 6)]]
 
 
 def _cut_comments(surveys: list[SurveyView], cap: int | None) -> list[SurveyView]:
@@ -130,7 +129,7 @@ class SurveyService:
         await repos.outbox.queue(
             key=f"survey:{event.purchase_id}", customer_id=event.customer_id,
             kind=MARKETING if settings.marketing else SERVICE, template="survey_question",
-            data={"survey_id": survey.id}, markup=score_keyboard(survey.id, self.render, customer.language),
+            data={"survey_id": survey.id}, markup=dump(score_keyboard(survey.id, self.render, customer.language)),
             not_before=planned, not_after=min(closes, planned + timedelta(hours=24)), now=event.at)
 
     async def _view(self, repos: Repos, survey: Survey) -> SurveyView:

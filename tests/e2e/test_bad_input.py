@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Booking, DayOff, Purchase
+from handlers.callbacks import SaleCallback, SaleStep
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import count, customer_of, onboard, to_birthday
 from tests.telegram_server import Person, TelegramServer
@@ -184,7 +185,7 @@ async def test_a_forged_master_button_on_the_card_sale_is_refused(
     await olga.press(services, "Педикюр")
     masters = await olga.next("editMessageText")
     assert masters.button_texts == ["Ольга", "— не указывать", "✖️ Отмена"]
-    await olga.press_data(masters, "sale:master:anna")
+    await olga.press_data(masters, SaleCallback(step=SaleStep.MASTER, value="anna").pack())
     refused = await olga.next("editMessageText")
     assert "Анна не делает «Педикюр»" in refused.text
     async with carebot.db.transaction() as repos:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.db.models import Booking, BookingCell, Purchase
 from bot.services.staff import Staff
+from handlers.callbacks import SlotAct, SlotCallback, to_minutes
 from tests.conftest import ADMIN_CHAT, RunningBot
 from tests.e2e.helpers import count, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
@@ -305,7 +306,8 @@ async def test_bad_taps_and_commands_change_nothing(carebot: RunningBot, telegra
     other = await _join_master(olga, telegram, "Ольга", 7002)
     times = await _menu_to_times(anna)
     past = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 10:00 today, two hours ago
-    await anna.press_data(times, f"slot:book:manicure:anna:{int(past.timestamp()) // 60}:0")
+    await anna.press_data(times, SlotCallback(action=SlotAct.BOOK, service="manicure", master="anna",
+                                              at=to_minutes(past)).pack())
     await anna.next("answerCallbackQuery")
     assert (await anna.next("editMessageText")).text.startswith("Это время уже не успеть")
     for forged in ("slot:book:manicure:anna:12345:0", "slot:book:haircut:anna:0:0", "bk:times:manicure:anna:20261399:0",

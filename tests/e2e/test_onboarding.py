@@ -7,6 +7,7 @@ import pytest
 
 from bot.db.models import Coupon, Customer
 from bot.services.coupons import CODE_ALPHABET, CODE_LENGTH
+from handlers.callbacks import CouponCallback
 from tests.e2e.helpers import (
     consent,
     consents_of,
@@ -284,7 +285,7 @@ async def test_someone_elses_coupon_button_is_refused(carebot, telegram: Telegra
     await onboard(anna)
     welcome = await onboard(olga, phone="79161112233")
     anna_coupon = (await coupons_of(carebot.db, await customer_id_of(carebot.db, 1014)))[0]
-    await olga.press_data(welcome, f"coupon:{anna_coupon.id}")
+    await olga.press_data(welcome, CouponCallback(id=anna_coupon.id).pack())
     answer = await olga.next("answerCallbackQuery")
     assert "Такого купона у вас нет" in answer.params["text"]
     await olga.quiet()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.db.models import Coupon, Purchase, StaffAction, StaffNote
 from bot.telegram_text import TEXT_LIMIT, visible_len
+from handlers.callbacks import RedeemCallback
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, count, coupons_of, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
@@ -178,8 +179,8 @@ async def test_redeem_from_the_card_checks_the_owner(carebot, telegram: Telegram
     await olga.press(card, "Погасить")
     choose = await olga.reply()
     assert len(choose.buttons) == 1
-    forged = choose.buttons[0]["callback_data"].split(":")
-    await olga.press_data(choose, f"rdm:{anna_coupon.code}:{forged[2]}")  # Anna's code on Ksenia's card
+    ksenia = RedeemCallback.unpack(choose.buttons[0]["callback_data"]).customer_id
+    await olga.press_data(choose, RedeemCallback(code=anna_coupon.code, customer_id=ksenia).pack())  # Anna's code
     assert "принадлежит другому клиенту" in (await olga.next("editMessageText")).text
     await olga.press(choose, "10%")
     assert "✅" in (await olga.next("editMessageText")).text

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bot.db.models import OutboxMessage, Survey
 from bot.services.staff import Staff
 from bot.telegram_text import TEXT_LIMIT, utf16_len, visible, visible_len
+from handlers.callbacks import SurveyCallback
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Call, Person, TelegramServer
@@ -119,8 +120,9 @@ async def test_skip_the_comment(carebot, telegram: TelegramServer, olga: Person)
 
 async def test_bad_taps_change_nothing(carebot, telegram: TelegramServer, olga: Person) -> None:
     anna, survey = await _surveyed(carebot, telegram, olga)
-    survey_id = int(survey.buttons[0]["callback_data"].split(":")[1])
-    for forged in (f"survey:{survey_id}:0", f"survey:{survey_id}:6", f"survey:{survey_id + 1}:5", "survey:x:5"):
+    survey_id = SurveyCallback.unpack(survey.buttons[0]["callback_data"]).id
+    for forged in (SurveyCallback(id=survey_id, score=0).pack(), SurveyCallback(id=survey_id, score=6).pack(),
+                   SurveyCallback(id=survey_id + 1, score=5).pack(), "survey:x:5"):
         await anna.press_data(survey, forged)
         assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
     await anna.press(survey, "3")
@@ -139,7 +141,7 @@ async def test_bad_taps_change_nothing(carebot, telegram: TelegramServer, olga: 
     await onboard(olga_customer, phone="79031112233")
     await olga_customer.send("/mycoupons")
     own = await olga_customer.reply()
-    await olga_customer.press_data(own, f"survey:{survey_id}:1")  # someone else's survey
+    await olga_customer.press_data(own, SurveyCallback(id=survey_id, score=1).pack())  # someone else's survey
     assert "неактуальна" in (await olga_customer.next("answerCallbackQuery")).params["text"]
     async with carebot.db.transaction() as repos:
         assert (await repos.session.get(Survey, survey_id)).score == 3  # type: ignore[union-attr]
@@ -162,7 +164,7 @@ async def test_a_survey_not_yet_sent_cannot_be_answered(carebot, telegram: Teleg
         [survey] = list(await repos.session.scalars(select(Survey)))
     await anna.send("/mycoupons")
     message = await anna.reply()
-    await anna.press_data(message, f"survey:{survey.id}:5")  # forged before the survey was asked
+    await anna.press_data(message, SurveyCallback(id=survey.id, score=5).pack())  # forged before the survey was asked
     assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
     async with carebot.db.transaction() as repos:
         assert (await repos.session.get(Survey, survey.id)).score is None  # type: ignore[union-attr]
@@ -239,7 +241,7 @@ async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: 
     await anna.quiet()
     carebot.clock.advance(timedelta(hours=3))
     offers = [await anna.reply(timeout=15) for _ in range(2)]  # a thank-you offer and the survey
-    [survey] = [m for m in offers if "survey:" in str(m.markup)]
+    [survey] = [m for m in offers if m.buttons and m.buttons[0]["callback_data"].startswith(SurveyCallback.__prefix__)]
     await anna.press(survey, "1")
     await anna.next("answerCallbackQuery")
     await anna.next("editMessageText")

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.business import Business
-from bot.callbacks import from_minutes, to_minutes
 from bot.services.birthdays import BirthdayError, InvalidBirthday, parse_birthday
 from bot.services.customers import clean_name
 from bot.services.days import parse_day, parse_moment
 from bot.services.staff import Staff, StaffService, UsageError, parse_sale
+from handlers.callbacks import from_minutes, to_minutes
 
 TODAY = date(2026, 11, 23)
 MOSCOW = ZoneInfo("Europe/Moscow")
