@@ -366,6 +366,7 @@ class TelegramServer:
         self.delivered = 0  # highest update_id handed to the bot
         self.hung = 0  # requests left unanswered while `hang` was on
         self.pushed = 0  # highest update_id pushed
+        self.polls = 0  # getUpdates requests received
         # The in-process harness (tests/harness.py) sets these: `feed` takes each update at once
         # instead of getUpdates, `settle` returns once the bot is idle (Person.quiet).
         self.feed: Callable[[dict[str, Any]], None] | None = None
@@ -589,6 +590,8 @@ class TelegramServer:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         async with self._changed:
+            self.polls += 1
+            self._changed.notify_all()
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), timeout)

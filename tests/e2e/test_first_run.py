@@ -60,7 +60,7 @@ async def read_until(process: asyncio.subprocess.Process, needle: str, timeout: 
 async def test_start_up_is_one_line_at_info(telegram: TelegramServer, tmp_path: Path) -> None:
     async with carebot(["run"], environment(telegram, tmp_path), tmp_path) as process:
         lines = await read_until(process, "carebot started")
-        await asyncio.sleep(1)  # polling has started: its lines would be out by now
+        await telegram.wait_for(lambda: telegram.polls > 0)  # polling has started: its lines are out
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
         assert process.stderr is not None
