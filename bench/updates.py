@@ -19,7 +19,9 @@ Each bot runs in its own process, polling the stand-in exactly as in production 
 
 A round 0 before the printed ones warms both bots up (first use of each type, connections).
 Printed per round and bot: updates/s (all answers / from the first update queued to the last
-answer), p50 / p95 / max latency, and carebot's rate as a share of the bare bot's (`ratio`).
+answer), p50 / p95 / max latency, the CPU time the bot's process (all its threads) used per
+update while the burst was answered (steadier than the rates on a busy machine), and carebot's
+rate as a share of the bare bot's (`ratio`).
 
 One answer per person: the stand-in's per-chat limits and carebot's own (about one message a
 second into one private chat) never hold an answer back. carebot's global budget (Telegram's
@@ -73,9 +75,11 @@ async def carebot_worker(url: str, api: str, business: str, profile: str) -> Non
     os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
                       ADMIN_CHAT_ID=str(ADMIN_CHAT), SECRET_KEY="bench-secret-key-not-for-production")
     from bot.app import App
+    from bot.cli import freeze_start_up
     from bot.settings import load_settings
 
     app = await App.create(load_settings())
+    freeze_start_up()  # as `carebot run` does
     if not profile:
         await app.run_polling(handle_signals=True)
         return
@@ -111,14 +115,24 @@ async def bare_worker(api: str) -> None:
     await dp.start_polling(bot, handle_signals=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process used so far, all its threads (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-async def burst(server: TelegramServer, people: list[int], text: str, answered: Any) -> dict[str, Any]:
+async def burst(server: TelegramServer, people: list[int], text: str, answered: Any, pid: int) -> dict[str, Any]:
     """Everyone in `people` writes `text` in the same instant; figures once each has an answer
-    (`answered(call)` tells one)."""
+    (`answered(call)` tells one), and the CPU time the bot's process spent meanwhile."""
+    cpu = cpu_seconds(pid)
     seen = len(server.calls)
     pushed: dict[int, float] = {}
     for tg_id in people:
@@ -132,6 +146,7 @@ async def burst(server: TelegramServer, people: list[int], text: str, answered: 
             if call.chat_id in pushed and call.chat_id not in answers and call.ok and answered(call):
                 answers[call.chat_id] = call.at
         await asyncio.sleep(0.005)
+    cpu = cpu_seconds(pid) - cpu
     latencies = [answers[tg_id] - pushed[tg_id] for tg_id in answers]
     span = max(answers.values()) - first if answers else float("nan")
     return {
@@ -140,6 +155,7 @@ async def burst(server: TelegramServer, people: list[int], text: str, answered: 
         "p50_s": round(statistics.median(latencies), 3) if latencies else "nan",
         "p95_s": round(percentile(latencies, 0.95), 3),
         "max_s": round(max(latencies), 3) if latencies else "nan",
+        "cpu_ms_per_update": round(1000 * cpu / len(people), 2),
     }
 
 
@@ -208,7 +224,8 @@ async def run(customers: int, rounds: int, database_url: str | None, profile: st
                             people = list(range(newcomer, newcomer + customers))
                             newcomer += customers
                         text = "/start" if scenario == "start" else f"вопрос {n}: а можно перенести на пятницу?"
-                        figures[name] = await burst(servers[name], people, text, ANSWERS[(scenario, name)])
+                        figures[name] = await burst(servers[name], people, text, ANSWERS[(scenario, name)],
+                                             processes[name].pid)
                         other.send_signal(signal.SIGCONT)
                     if n:
                         results.append((scenario, {"round": n, "customers": customers, **_compare(figures)}))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from datetime import datetime
@@ -147,6 +148,14 @@ async def _migrate(settings: Settings) -> None:
     log.info("database is up to date database=%s", settings.database_label())
 
 
+def freeze_start_up() -> None:
+    """What start-up built (templates, Bot API types, the schema, the business) lives as long as
+    the process: out of the garbage collector's way, its full collections no longer walk it while
+    updates are handled (about a sixth of the CPU an update costs, measured by bench/updates.py)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
     from bot.app import App
 
@@ -157,6 +166,7 @@ async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
     except BaseException:
         await app.close()
         raise
+    freeze_start_up()
     if webhook:
         host, _, port = listen.rpartition(":")
         if not port.isdigit():

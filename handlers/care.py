@@ -79,7 +79,7 @@ async def from_customer(message: Message, admin_chat: AdminChat, care: CareServi
     author = Author(user.id, user.first_name, user.last_name, user.username)
     acknowledge = await care.take_incoming(
         Incoming(author, message.message_id, _kind(message), message.text or message.caption),
-        admin_chat.chat_id)
+        admin_chat.chat_id, customer_id=customer.id if customer else None)  # as the middleware just found
     sender.wake()
     if acknowledge:
         await message.answer(render.text(lang, "care_received", registered=bool(customer and customer.onboarded)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from types import EllipsisType
 from typing import Any
 
 from bot.business import Business
@@ -87,18 +88,22 @@ class CareService:
                     direction=CareDirection.IN, admin_message_id=admin_message_id, kind=inbound.kind,
                     text=_stored(inbound.text), at=self.clock.now()))
 
-    async def take_incoming(self, incoming: Incoming, admin_chat_id: int) -> bool:
+    async def take_incoming(self, incoming: Incoming, admin_chat_id: int, *,
+                            customer_id: int | None | EllipsisType = ...) -> bool:
         """Store a customer's message and queue its relay to the staff chat, in one transaction:
         nothing they wrote is lost, whatever Telegram does next. Returns whether to tell them
-        "we got it" (the first message after a quiet spell)."""
+        "we got it" (the first message after a quiet spell). `customer_id`: the author's customer
+        record (None: they have none), when the caller just looked it up; else it is looked up."""
         now = self.clock.now()
         author = incoming.author
         # Read before the write lock is taken: it is held only for the two inserts. (Two messages
         # of one chat are handled one after the other, so `last` cannot go stale in between.)
-        async with self.db.reading() as repos:
+        if customer_id is ...:
+            async with self.db.reading(snapshot=False) as repos:
+                customer = await repos.customers.by_tg_user(author.id)
+                customer_id = customer.id if customer else None
+        async with self.db.reading(snapshot=False) as repos:
             last = await repos.care.last_inbound_at(author.id)
-            customer = await repos.customers.by_tg_user(author.id)
-            customer_id = customer.id if customer else None
         async with self.db.transaction() as repos:
             message = CareMessage(tg_user_id=author.id, customer_id=customer_id,
                                   direction=CareDirection.IN, admin_message_id=None, kind=incoming.kind,
