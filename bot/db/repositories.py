@@ -430,7 +430,7 @@ class OutboxRepo:
             query = query.where(~key_prefix(OutboxMessage.key, prefix))
         if busy_chats := list(busy_chats):
             query = query.where(OutboxMessage.chat_id.is_(None) | OutboxMessage.chat_id.not_in(busy_chats))
-        if lock and self.session.get_bind().dialect.name == "postgresql":
+        if lock:  # FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one writer and renders nothing
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
 
