@@ -491,7 +491,7 @@ class OutboxRepo:
                             OutboxMessage.last_error.is_not(None))
                      .group_by(OutboxMessage.last_error))
             for reason, count in await self.session.execute(query):
-                found[reason] = found.get(reason, 0) + int(count)
+                found[str(reason)] = found.get(str(reason), 0) + int(count)  # never None: filtered above
         return found
 
     async def last_purchase(self, customer_id: int) -> Purchase | None:
