@@ -56,8 +56,8 @@ async def test_every_migration_up_and_down_and_0009_backfills(empty_database_url
                     " last_error, created_at) VALUES (:key, 'marketing', 't', '{}', :at, :at, :at, :state, 0,"
                     " :error, :at)"), {"key": key, "state": state, "error": error, "at": datetime(2026, 11, 23, 9)})
             await connection.run_sync(_alembic, "upgrade", "head")
-            codes: dict[str, str | None] = dict(
-                (await connection.execute(text("SELECT key, error_code FROM outbox"))).tuples().all())
+            rows = (await connection.execute(text("SELECT key, error_code FROM outbox"))).all()
+            codes: dict[str, str | None] = {key: code for key, code in rows}
             assert codes == {key: code for key, _, _, code in OLD_ROWS}
             assert await connection.run_sync(_differences) == []  # the schema is the models'
         for statement in ("UPDATE outbox SET state = 'lost' WHERE key = 'a'",
