@@ -50,7 +50,6 @@ from handlers.broadcasts import ProgressBoard
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
-from handlers.keyboards import stored_markup
 from handlers.outbox_client import TelegramTransport
 
 log = logging.getLogger("carebot")
@@ -132,8 +131,8 @@ class App(Core):
                           business.outbox.group_per_minute)
         bot = _bot(settings, limiter)
         admin_chat = AdminChat(bot, settings.admin_chat_id, clock)
-        sender = OutboxSender(db, TelegramTransport(bot, keyboard=stored_markup), clock, business, settings.tz,
-                              render, composers=core.features.composers, limiter=limiter)
+        sender = OutboxSender(db, TelegramTransport(bot), clock, business, settings.tz, render,
+                              composers=core.features.composers, limiter=limiter)
         CareRelay(bot, admin_chat, core.care, core.staff, render, business).register(sender)
         broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
                                       cancelled=sender.cancelled)

@@ -26,12 +26,14 @@ from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.outbox.errors import Blocked, DeliveryError, Refused, RetryAfter, Transient
 from bot.outbox.sender import Deliverer, Done, Ready
+from handlers.keyboards import stored_markup
 
 _CODES = ((TelegramBadRequest, 400), (TelegramUnauthorizedError, 401), (TelegramForbiddenError, 403),
           (TelegramNotFound, 404), (TelegramConflictError, 409), (TelegramRetryAfter, 429),
           (TelegramServerError, 500))
 
-# A row's stored buttons as Telegram's keyboard.
+# A row's stored buttons as Telegram's keyboard (by default the core's intents packed with the
+# callback-data factories; Telegram's own JSON of older rows as it is).
 Keyboard = Callable[[dict[str, Any]], InlineKeyboardMarkup | None]
 
 
@@ -89,7 +91,7 @@ class TelegramTransport:
     """Sends one outbox row: a text, or a photo / video / animation with the text as its caption;
     a staff notice may answer a message (`reply_to`) or go into a topic (`thread_id`)."""
 
-    def __init__(self, bot: Bot, keyboard: Keyboard = InlineKeyboardMarkup.model_validate) -> None:
+    def __init__(self, bot: Bot, keyboard: Keyboard = stored_markup) -> None:
         self.bot = bot
         self.keyboard = keyboard
 
