@@ -3,9 +3,11 @@ intent packs to the data buttons already in customers' chats carry, and every fa
 is an enum."""
 from __future__ import annotations
 
+import ast
 import typing
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 
 import pytest
 from aiogram.filters.callback_data import CallbackData
@@ -101,3 +103,24 @@ def test_a_forged_action_does_not_unpack(data: str) -> None:
     with pytest.raises(ValueError):
         factory.unpack(data)
 
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def test_callback_data_is_made_in_one_place() -> None:
+    """Every factory is in handlers/callbacks.py, and the core writes no Telegram keyboard JSON
+    ("inline_keyboard", "callback_data"): it returns intents."""
+    outside = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in _modules("handlers") + _modules("bot")
+               if path.name != "callbacks.py" for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.ClassDef)
+               and any(getattr(base, "id", None) == "CallbackData" for base in node.bases)]
+    assert outside == []
+    telegram_json = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in _modules("bot")
+                     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                     if isinstance(node, ast.Constant) and node.value in ("inline_keyboard", "callback_data")]
+    assert telegram_json == []
