@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cache
 from typing import Any, ClassVar, get_type_hints
 
 
@@ -148,11 +147,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@cache
 def _fields(cls: type[Intent]) -> tuple[tuple[str, Any], ...]:
     """Each field's name and type (resolved once: `get_type_hints` costs ~100 µs a call)."""
-    hints = get_type_hints(cls)
-    return tuple((field.name, hints[field.name]) for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if cls not in _FIELDS:
+        hints = get_type_hints(cls)
+        _FIELDS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return _FIELDS[cls]
+
+
+_FIELDS: dict[type[Intent], tuple[tuple[str, Any], ...]] = {}
 
 
 def dump(keyboard: Keyboard | None) -> dict[str, Any] | None:
