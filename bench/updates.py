@@ -20,8 +20,9 @@ Each bot runs in its own process, polling the stand-in exactly as in production 
 A round 0 before the printed ones warms both bots up (first use of each type, connections).
 Printed per round and bot: updates/s (all answers / from the first update queued to the last
 answer), p50 / p95 / max latency, the CPU time the bot's process (all its threads) used per
-update while the burst was answered (steadier than the rates on a busy machine), and carebot's
-rate as a share of the bare bot's (`ratio`).
+update while the burst was answered, carebot's rate as a share of the bare bot's (`ratio`) and
+the same by the work done (`cpu_ratio`: the bare bot's CPU per update over carebot's, steadier
+than the rates on a busy machine, where the bare bot's own rate swings threefold between rounds).
 
 One answer per person: the stand-in's per-chat limits and carebot's own (about one message a
 second into one private chat) never hold an answer back. carebot's global budget (Telegram's
@@ -241,6 +242,9 @@ def _compare(figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     bare, care = figures["bare"], figures["carebot"]
     flat = {f"bare_{k}": v for k, v in bare.items()} | {f"carebot_{k}": v for k, v in care.items()}
     flat["ratio"] = round(care["rate_per_s"] / bare["rate_per_s"], 3) if bare["rate_per_s"] else "nan"
+    # the same comparison by the work done (bare's CPU per update / carebot's): steadier on a busy machine
+    flat["cpu_ratio"] = round(bare["cpu_ms_per_update"] / care["cpu_ms_per_update"], 3) \
+        if care["cpu_ms_per_update"] else "nan"
     return flat
 
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import EllipsisType
 from typing import Any
 
 from aiogram.exceptions import DataNotDictLikeError
@@ -35,6 +36,7 @@ from aiogram.fsm.storage.base import (
 )
 
 from bot.db.repositories import ALONG, Database, Repos
+from bot.services.customers import CustomerView, customer_view
 
 
 @dataclass
@@ -42,7 +44,9 @@ class _Unit:
     """One update's conversation: as stored, and as its handler left it."""
 
     key: str
+    user_id: int | None = None  # whose conversation: their customer record is read with it
     known: bool = False  # read (or written) in this update
+    customer: CustomerView | None = None  # read with the state (`prefetched_customer`)
     stored: tuple[str | None, dict[str, Any]] = (None, {})
     state: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +81,11 @@ class SqlStorage(BaseStorage):
         if unit is not None and unit.known:
             return unit.state, dict(unit.data)
         async with self.db.reading(snapshot=False) as repos:
-            state, data = await repos.fsm.get(built)
+            if unit is None or unit.user_id is None:
+                state, data = await repos.fsm.get(built)
+            else:  # and the customer, which the update asks for next (CustomerMiddleware)
+                state, data, customer = await repos.fsm.get_with_customer(built, unit.user_id)
+                unit.customer = customer_view(customer) if customer else None
         if unit is not None:
             unit.known, unit.stored, unit.state, unit.data = True, (state, dict(data)), state, dict(data)
         return state, data
@@ -110,7 +118,7 @@ class SqlStorage(BaseStorage):
     @asynccontextmanager
     async def unit(self, key: StorageKey) -> AsyncIterator[None]:
         """One update of this conversation: its state read once, its changes written once."""
-        unit = _Unit(self.key_builder.build(key))
+        unit = _Unit(self.key_builder.build(key), key.user_id)
         token, along = _UNIT.set(unit), ALONG.set(self._along)
         try:
             yield
@@ -143,6 +151,15 @@ class SqlStorage(BaseStorage):
     async def count(self) -> int:
         async with self.db.reading() as repos:
             return await repos.fsm.count()
+
+
+def prefetched_customer(tg_user_id: int) -> CustomerView | None | EllipsisType:
+    """The customer of this user as read with the state of the update's conversation (one
+    statement for both), or `...` when it was not (another user's, or no such read)."""
+    unit = _UNIT.get()
+    if unit is None or not unit.known or unit.user_id != tg_user_id:
+        return ...
+    return unit.customer
 
 
 class _GroupCommit:

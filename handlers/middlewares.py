@@ -9,6 +9,7 @@ from aiogram.types import TelegramObject, User
 
 from bot.rendering import pick_language
 from bot.services.customers import CustomerService
+from handlers.fsm_storage import prefetched_customer
 
 
 class CustomerMiddleware(BaseMiddleware):
@@ -24,7 +25,10 @@ class CustomerMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user: User | None = data.get("event_from_user")
-        customer = await self.customers.find(user.id) if user and not user.is_bot else None
+        customer = None
+        if user and not user.is_bot:
+            found = prefetched_customer(user.id)  # read with the conversation's state, in one statement
+            customer = found if found is not ... else await self.customers.find(user.id)
         if customer is not None and customer.blocked and user is not None:
             # They wrote to us, so they no longer block the bot: offers may reach them again.
             await self.customers.mark_reachable(user.id)

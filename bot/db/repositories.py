@@ -789,6 +789,15 @@ class FsmRepo:
         record = await self.session.get(FsmRecord, key)
         return (record.state, dict(record.data or {})) if record else (None, {})
 
+    async def get_with_customer(self, key: str, tg_user_id: int) -> tuple[str | None, dict[str, Any], Customer | None]:
+        """The conversation's state and data, and the customer of this Telegram user, in one
+        statement (what every update reads first)."""
+        one = select(literal(1).label("one")).subquery()
+        query = (select(FsmRecord.state, FsmRecord.data, Customer).select_from(one)
+                 .outerjoin(FsmRecord, FsmRecord.key == key).outerjoin(Customer, Customer.tg_user_id == tg_user_id))
+        state, data, customer = (await self.session.execute(query)).one()
+        return state, dict(data or {}), customer
+
     async def save(self, key: str, **values: Any) -> None:
         """Set `state` and/or `data` (what is not given is kept); no state and no data is no row."""
         if "state" in values and "data" in values:  # both given: nothing to read first

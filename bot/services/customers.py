@@ -117,7 +117,8 @@ class CustomerView:
     blocked: bool = False
 
 
-def _view(customer: Customer) -> CustomerView:
+def customer_view(customer: Customer) -> CustomerView:
+    """What handlers are told about a customer (a read that found the row hands it here)."""
     return CustomerView(
         id=customer.id,
         name=customer.name,
@@ -165,7 +166,7 @@ class CustomerService:
     async def find(self, tg_user_id: int) -> CustomerView | None:
         async with self.db.reading(snapshot=False) as repos:  # every update asks: one statement
             customer = await repos.customers.by_tg_user(tg_user_id)
-            return _view(customer) if customer else None
+            return customer_view(customer) if customer else None
 
     async def consent(
         self,
@@ -182,7 +183,7 @@ class CustomerService:
             async with self.db.transaction() as repos:
                 existing = await repos.customers.by_tg_user(tg_user_id)
                 if existing:
-                    return _view(existing)
+                    return customer_view(existing)
                 cleaned = clean_name(name or "")
                 customer = Customer(
                     tg_user_id=tg_user_id,
@@ -199,7 +200,7 @@ class CustomerService:
                 version = self.business.privacy_version
                 repos.consents.record(customer.id, PERSONAL_DATA, True, version, now)
                 repos.consents.record(customer.id, MARKETING, True, version, now)
-                return _view(customer)
+                return customer_view(customer)
         except IntegrityError:  # a second tap in another process won the insert
             found = await self.find(tg_user_id)
             if found is None:
