@@ -240,6 +240,7 @@ async def test_a_customer_who_blocked_the_bot(app: App, telegram: TelegramServer
     assert result["outbox_blocked"] == 1 and result["outbox_skipped"] == 1
     states = sorted((r.state, r.last_error or "") for r in await rows(app))
     assert states[0][0] == "failed" and states[0][1].startswith("403") and states[1] == ("skipped", "blocked")
+    assert {r.error_code for r in await rows(app)} == {"blocked"}  # the 403, and the one known blocked then
     async with app.db.transaction() as repos:
         assert (await repos.customers.get(1)).blocked_at is not None  # type: ignore[union-attr]
         assert list(await repos.session.scalars(select(Coupon).where(Coupon.voided_at.is_(None),
