@@ -47,6 +47,7 @@ class _Unit:
     user_id: int | None = None  # whose conversation: their customer record is read with it
     known: bool = False  # read (or written) in this update
     customer: CustomerView | None = None  # read with the state (`prefetched_customer`)
+    closed: bool = False  # the update is over: a task it started goes straight to the database
     stored: tuple[str | None, dict[str, Any]] = (None, {})
     state: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +74,7 @@ class SqlStorage(BaseStorage):
 
     def _unit(self, built: str) -> _Unit | None:
         unit = _UNIT.get()
-        return unit if unit is not None and unit.key == built else None
+        return unit if unit is not None and unit.key == built and not unit.closed else None
 
     async def _load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
         built = self.key_builder.build(key)
@@ -105,7 +106,7 @@ class SqlStorage(BaseStorage):
     async def _along(self, repos: Repos) -> Callable[[], None] | None:
         """Written by the update's own write transaction, just before it commits."""
         unit = _UNIT.get()
-        if unit is None or not unit.pending():
+        if unit is None or unit.closed or not unit.pending():
             return None
         await repos.fsm.save(unit.key, state=unit.state, data=dict(unit.data))
         state, data = unit.state, dict(unit.data)
@@ -125,8 +126,10 @@ class SqlStorage(BaseStorage):
         finally:
             ALONG.reset(along)
             _UNIT.reset(token)
+            unit.closed = True
             if unit.pending():
                 await self._writes.save(unit.key, unit.state, dict(unit.data))
+                unit.saved()
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._save(key, state=state.state if isinstance(state, State) else state)
@@ -157,7 +160,7 @@ def prefetched_customer(tg_user_id: int) -> CustomerView | None | EllipsisType:
     """The customer of this user as read with the state of the update's conversation (one
     statement for both), or `...` when it was not (another user's, or no such read)."""
     unit = _UNIT.get()
-    if unit is None or not unit.known or unit.user_id != tg_user_id:
+    if unit is None or unit.closed or not unit.known or unit.user_id != tg_user_id:
         return ...
     return unit.customer
 
