@@ -16,7 +16,10 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from html import escape
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -33,7 +36,7 @@ _TOKEN = re.compile(
 )
 
 _TEXT, _OPEN, _CLOSE, _VOID = 0, 1, 2, 3
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True, slots=True)

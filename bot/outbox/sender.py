@@ -358,7 +358,7 @@ class OutboxSender:
         flight (`drain`); with one it idles and goes on until set.
         """
         total = Tally()
-        in_flight: set[asyncio.Task[None]] = set()
+        in_flight: set[asyncio.Task[Any]] = set()
         woken: asyncio.Task[bool] | None = None
         try:
             while stop is None or not stop.is_set():
@@ -375,13 +375,13 @@ class OutboxSender:
                     claimed = len(ready)
                     in_flight.update(asyncio.create_task(self._send_one(item, total)) for item in ready)
                 if in_flight:
-                    waits = set(in_flight)
+                    waits: set[asyncio.Task[Any]] = set(in_flight)
                     if len(in_flight) <= self.batch // 2:  # room for more: a wake-up claims at once
                         if woken is None or woken.done():
                             woken = asyncio.create_task(self._wake.wait())
                         waits.add(woken)
                     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    done.discard(woken)  # type: ignore[arg-type]
+                    done.discard(woken)
                     in_flight -= done
                     self._check(done, stop is None)
                 elif stop is None:
@@ -389,9 +389,9 @@ class OutboxSender:
                         continue
                     return total
                 elif not claimed:
-                    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
-                    await asyncio.wait(waits, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
-                    for task in waits:
+                    idle = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
+                    await asyncio.wait(idle, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    for task in idle:
                         task.cancel()
         finally:
             if woken is not None:
