@@ -25,6 +25,11 @@ _AIOGRAM_TYPES = "aiogram.types."
 _AIOGRAM = "aiogram."  # its methods refer to the types by the same names
 _rebuild = BaseModel.model_rebuild.__func__  # type: ignore[attr-defined]
 _namespace: dict[str, Any] = {}
+# aiogram validates every answer as `Response[method.__returning__]`, a generic parametrized on the
+# spot, which pydantic caches only weakly: once the garbage collector took it (every second or two
+# in a busy bot), the next answer built its validator again, 60-270 ms each time. Kept here, each is
+# built once (a few dozen: one per type of answer).
+_kept: set[type[BaseModel]] = set()
 
 
 def _model_rebuild(cls: type[BaseModel], *, force: bool = False, raise_errors: bool = True,
@@ -35,9 +40,12 @@ def _model_rebuild(cls: type[BaseModel], *, force: bool = False, raise_errors: b
     if _types_namespace is not None and not force and cls.__module__.startswith(_AIOGRAM_TYPES):
         _namespace.update(_types_namespace)  # aiogram's import-time loop: keep it for later
         return None
-    return _rebuild(cls, force=force, raise_errors=raise_errors,  # type: ignore[no-any-return]
-                    _parent_namespace_depth=_parent_namespace_depth + 1,
-                    _types_namespace=_types_namespace if _types_namespace is not None else _namespace)
+    built = _rebuild(cls, force=force, raise_errors=raise_errors,
+                     _parent_namespace_depth=_parent_namespace_depth + 1,
+                     _types_namespace=_types_namespace if _types_namespace is not None else _namespace)
+    if cls.__pydantic_generic_metadata__["origin"] is not None:
+        _kept.add(cls)
+    return built  # type: ignore[no-any-return]
 
 
 def install() -> None:
