@@ -187,6 +187,11 @@ class CareRelay:
     # -- customer → staff
 
     async def deliver_incoming(self, item: Ready, done: Done) -> None:
+        # Staff may answer a post before its link is committed: their reply waits for it (CareService.recipient).
+        async with self.care.posting():
+            await self._deliver_incoming(item, done)
+
+    async def _deliver_incoming(self, item: Ready, done: Done) -> None:
         parts = item.parts or ((item.id, item.data),)
         first = parts[0][1]
         author = Author(**first["author"])

@@ -2,6 +2,9 @@
 staff reply finds its way back, and when to tell a customer their message arrived."""
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from types import EllipsisType
@@ -16,6 +19,7 @@ from bot.outbox import RELAY
 MAX_STORED_TEXT = 4096
 RELAY_KEEPS = timedelta(days=7)  # a relay Telegram refused for a week is given up
 INBOUND, REPLY = "care_in", "care_out"  # the outbox templates of the two directions
+LINK_WAIT_SECONDS = 30.0  # how long a staff message that finds no customer waits for relays being linked
 
 
 def _stored(text: str | None) -> str | None:
@@ -78,6 +82,20 @@ class CareService:
         self.db = db
         self.clock = clock
         self.business = business
+        self._posting: set[asyncio.Future[None]] = set()  # relays into the staff chat not yet linked
+
+    @asynccontextmanager
+    async def posting(self) -> AsyncIterator[None]:
+        """Around a relay's posts into the staff chat and the links `relayed` and `save_topic`
+        write for them, each committed after its post is out: staff who answer a post before its
+        link is committed are not taken for staff talking among themselves (`recipient` waits)."""
+        linked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._posting.add(linked)
+        try:
+            yield
+        finally:
+            self._posting.discard(linked)
+            linked.set_result(None)
 
     async def record_inbound(self, inbound: Inbound) -> None:
         async with self.db.transaction() as repos:
@@ -143,7 +161,16 @@ class CareService:
                                      data=asdict(reply), now=now)
 
     async def recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
-        """Whose conversation a staff message belongs to: by its topic, else by what it replies to."""
+        """Whose conversation a staff message belongs to: by its topic, else by what it replies to.
+        None (staff talking among themselves) only once the relays on their way are linked: a
+        reply quicker than the commit of its post's link would otherwise be dropped, unsent."""
+        user = await self._recipient(chat_id, reply_to, thread_id)
+        if user is None and (thread_id is not None or reply_to is not None) and self._posting:
+            await asyncio.wait(set(self._posting), timeout=LINK_WAIT_SECONDS)
+            user = await self._recipient(chat_id, reply_to, thread_id)
+        return user
+
+    async def _recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
         async with self.db.reading() as repos:
             if thread_id is not None:
                 user = await repos.care.user_of_topic(chat_id, thread_id)
