@@ -1,10 +1,15 @@
 """Engine and sessions: SQLite (WAL, busy timeout) by default, PostgreSQL via asyncpg."""
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -12,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util import await_
+from sqlalchemy.util import EMPTY_DICT, await_
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 READING = "carebot_reading"  # execution option of the read-only sessions
@@ -54,6 +59,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.__class__ = _OneCallConnection  # this engine's connections only
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -78,6 +84,75 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
             # Straight to aiosqlite: one round trip to its thread, where SQLAlchemy's cursor takes three.
             driver = connection.connection.driver_connection
             await_(driver.execute("BEGIN" if reading else "BEGIN IMMEDIATE"))
+
+
+class _OneCallCursor(AsyncAdapt_aiosqlite_cursor):
+    """A statement in ONE call to aiosqlite's thread, where SQLAlchemy's cursor makes four (open a
+    cursor, execute, fetch, close): each call is a hand-over to that thread and back, the main cost
+    of a quick read. The rows are fetched at once, as SQLAlchemy's own cursor does."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any) -> None:  # no aiosqlite cursor: nothing to open
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: Any = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    async def _async_soft_close(self) -> None:
+        return None  # closed in its thread already
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        async with self._adapt_connection._execute_mutex:
+            done = await self._connection._execute(_run, self._connection, "execute", operation, parameters)
+            self._description, rows, self._rowcount, self._lastrowid = done
+            self._rows = collections.deque(rows)
+        return None
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        async with self._adapt_connection._execute_mutex:
+            done = await self._connection._execute(_run, self._connection, "executemany", operation, seq_of_parameters)
+            self._description, rows, self._rowcount, self._lastrowid = done
+            self._rows = collections.deque(rows)
+        return None
+
+
+def _run(connection: Any, method: str, operation: Any, parameters: Any) -> tuple[Any, list[Any], int, Any]:
+    """In aiosqlite's thread: open a cursor, execute, fetch every row, close."""
+    cursor = connection._conn.cursor()
+    try:
+        if parameters is None:
+            getattr(cursor, method)(operation)
+        else:
+            getattr(cursor, method)(operation, parameters)
+        description = cursor.description
+        return description, cursor.fetchall() if description else [], cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneCallConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneCallCursor
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
