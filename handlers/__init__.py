@@ -3,6 +3,9 @@
 Each module builds its router in `create_router()`, so every Dispatcher (a restart, a test)
 gets routers of its own: an aiogram router can belong to one dispatcher only.
 """
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiogram import Dispatcher, Router
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
@@ -31,6 +34,29 @@ def setup_dispatcher(dp: Dispatcher, customers: CustomerService) -> None:
     # handler that shows an alert or answers after its edits says so with its callback_answer flag.
     dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
     dp.include_routers(*all_routers())
+    filters_in_place(dp)
+
+
+def filters_in_place(dp: Dispatcher) -> None:
+    """Every plain-function filter (`F.text`, `from_a_person`, …) checked in place, as a coroutine.
+
+    aiogram runs a filter that is not a coroutine in a thread of its own (`asyncio.to_thread`),
+    so each `F` check of each update was a hand-over to a worker thread and back: a tenth of a
+    newcomer's `/start`. Ours are quick and never block; what they return is unchanged.
+    """
+    for router in dp.chain_tail:
+        for observer in router.observers.values():
+            for handler in (observer._handler, *observer.handlers):  # _handler: the router's own filters
+                for event_filter in handler.filters or ():
+                    if not event_filter.awaitable:
+                        event_filter.callback = _in_place(event_filter.callback)
+                        event_filter.awaitable = True
+
+
+def _in_place(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def checked(*args: Any, **kwargs: Any) -> Any:
+        return check(*args, **kwargs)
+    return checked
 
 
 def all_routers() -> list[Router]:
