@@ -154,6 +154,16 @@ class _OneCallConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _OneCallCursor
 
+    # Outside a transaction (a read of one statement) sqlite3's commit and rollback do nothing:
+    # no call into the thread to learn that.
+    def rollback(self) -> None:
+        if self._connection._connection is not None and self._connection._connection.in_transaction:
+            super().rollback()
+
+    def commit(self) -> None:
+        if self._connection._connection is not None and self._connection._connection.in_transaction:
+            super().commit()
+
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
