@@ -221,7 +221,8 @@ class OutboxSender:
                 head, chat_id = members[0]
                 parts = tuple((row.id, dict(row.data or {})) for row, _ in members)
                 ready.append(_ready_of(head, chat_id, parts=parts, lane=lane))
-                self._busy_lanes.add(lane)
+        # Busy only once the claim is committed: a commit that fails must not stall a lane for good.
+        self._busy_lanes.update(item.lane for item in ready if item.lane is not None)
         self._busy_groups.update(item.chat_id for item in ready if is_group(item.chat_id))
         return ready
 

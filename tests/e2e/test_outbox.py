@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -404,3 +405,31 @@ async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
     assert (await sender.drain()).sent == 40
     assert delivered_at_claim[0] == 0 and 0 < delivered_at_claim[1] < 10, delivered_at_claim
     assert Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage") == Counter(range(10_000, 10_040))
+
+
+async def test_a_claim_that_fails_to_commit_leaves_no_lane_busy(
+    app: App, telegram: TelegramServer, clock: FixedClock, business: Business
+) -> None:
+    """A laned row (a customer's relays go in order) whose claim was never committed is still
+    pending, so its lane must not stay marked as in flight: that would stop the lane for good."""
+    await due_service_rows(app, clock, 1)
+    sender = OutboxSender(app.db, app.sender.transport, clock, business, MOSCOW, app.render)
+    sender.laned.add("forget_cancelled")
+    real = app.db
+
+    class CommitFails:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        @asynccontextmanager
+        async def transaction(self, *, urgent: bool = False) -> AsyncIterator[object]:
+            async with real.transaction(urgent=urgent) as repos:
+                yield repos
+                raise ConnectionError("the connection was lost at the commit")
+
+    sender.db = CommitFails()  # type: ignore[assignment]
+    with pytest.raises(ConnectionError):
+        await sender._claim(Tally())
+    assert not sender._busy_lanes and not sender._busy_groups
+    sender.db = real
+    assert [item.lane for item in await sender._claim(Tally())] == ["test:"]
