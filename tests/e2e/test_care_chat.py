@@ -12,8 +12,7 @@ from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, RunningBot, make_settings
 from tests.e2e.helpers import ask_staff, count, customer_of, onboard
 from tests.telegram_server import Person, TelegramServer
 
-# Over HTTP, not in-process: relayed replies went missing now and then in-process on PostgreSQL under
-# load (tests/harness.py, not understood yet), never over HTTP.
+pytestmark = pytest.mark.in_process
 
 WJ = "\u2060"  # the word joiner that keeps customer text from mentioning or commanding
 

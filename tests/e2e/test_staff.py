@@ -16,7 +16,7 @@ from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, count, coupons_of, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
 
-# Over HTTP, not in-process: see tests/e2e/test_care_chat.py (an anonymous admin's relayed answer).
+pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture
