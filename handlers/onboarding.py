@@ -150,15 +150,22 @@ async def consent_given(
 ) -> None:
     user = callback.from_user
     data = await state.get_data()
-    await customers.consent(
-        user.id,
-        name=user.full_name,
-        username=user.username,
-        language=lang,
-        source=data.get("source"),
-    )
+    # The next step is set first so that it is stored by the consent's own transaction (one write
+    # per tap); if the consent is not stored, the conversation stays where it was.
     await state.set_state(Onboarding.phone)
     await state.set_data({})
+    try:
+        await customers.consent(
+            user.id,
+            name=user.full_name,
+            username=user.username,
+            language=lang,
+            source=data.get("source"),
+        )
+    except BaseException:
+        await state.set_state(Onboarding.consent)
+        await state.set_data(data)
+        raise
     await callback.answer(render.label(lang, "consent_thanks"))
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)

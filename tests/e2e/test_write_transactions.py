@@ -53,7 +53,15 @@ async def test_write_transactions_per_customer_message(carebot: RunningBot, tele
     # A newcomer's /start: the conversation state is stored once (state and data together); the
     # reads of the state and of the customer take no write lock.
     assert await writes_of(carebot, telegram, counter, anna, "/start") == 1
-    assert (await anna.reply()).button_texts[0].startswith("✅")
+    consent = await anna.reply()
+    assert consent.button_texts[0].startswith("✅")
+    # The consent tap: the consent and the next step of the conversation, in one transaction.
+    await handled(carebot, telegram, 0)
+    counter.reset()
+    await handled(carebot, telegram, await anna.press(consent, "✅"))
+    assert counter.writes[UPDATE] == 1
+    await anna.next("editMessageReplyMarkup")
+    assert (await anna.next("sendMessage")).template == "ask_phone"
     await onboard(telegram.user(6002))
     olga = telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
     anna = telegram.user(6002)
