@@ -1,6 +1,7 @@
 """What the benchmarks share: a migrated database to seed (a new SQLite file, as before, or the
 PostgreSQL of `--database-url`, so the same figures can be had there), bulk inserts that are
 fast on both, and one printed line per run."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,13 @@ from bot.db.migrate import upgrade
 
 def database_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--database-url", metavar="URL", default=None,
+        "--database-url",
+        metavar="URL",
+        default=None,
         help="where to run: by default a new SQLite file in a temporary folder; a postgresql+asyncpg:// URL "
-             "runs the same on PostgreSQL, whose public schema is DROPPED and recreated first (give it a "
-             "scratch database)")
+        "runs the same on PostgreSQL, whose public schema is DROPPED and recreated first (give it a "
+        "scratch database)",
+    )
 
 
 class Seeder:
@@ -41,18 +45,27 @@ class Seeder:
         naive = moment.astimezone(UTC).replace(tzinfo=None)
         return naive if self.postgres else naive.strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    async def insert(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    async def insert(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
         self._tables.add(table)
         if self._sqlite is not None:
             marks = ",".join("?" * len(columns))
-            self._sqlite.executemany(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", rows)
+            self._sqlite.executemany(
+                f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})", rows
+            )
             return
         if self._pg is None:
             import asyncpg
 
-            self._pg = await asyncpg.connect(make_url(self.url).set(drivername="postgresql")
-                                             .render_as_string(hide_password=False))
-        await self._pg.copy_records_to_table(table, records=[tuple(row) for row in rows], columns=list(columns))
+            self._pg = await asyncpg.connect(
+                make_url(self.url)
+                .set(drivername="postgresql")
+                .render_as_string(hide_password=False)
+            )
+        await self._pg.copy_records_to_table(
+            table, records=[tuple(row) for row in rows], columns=list(columns)
+        )
 
     async def close(self) -> None:
         """Commit, let the planner know the tables (ANALYZE), and on PostgreSQL move each seeded
@@ -67,9 +80,13 @@ class Seeder:
         for table in sorted(self._tables):
             sequence = await self._pg.fetchval(
                 "SELECT pg_get_serial_sequence(table_name, column_name) FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND table_name = $1 AND column_name = 'id'", table)
+                "WHERE table_schema = 'public' AND table_name = $1 AND column_name = 'id'",
+                table,
+            )
             if sequence is not None:
-                await self._pg.execute(f"SELECT setval($1, max(id)) FROM {table} HAVING count(*) > 0", sequence)
+                await self._pg.execute(
+                    f"SELECT setval($1, max(id)) FROM {table} HAVING count(*) > 0", sequence
+                )
         await self._pg.execute("ANALYZE")
         await self._pg.close()
 

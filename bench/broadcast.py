@@ -16,6 +16,7 @@ minutes.
 The bench's business file moves quiet hours to 04:00-04:01, so a run that crosses the evening
 is not held until the morning: the policy itself is tested elsewhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,25 +43,50 @@ TOKEN = "123456:BENCH-token-for-carebot-broadcast"
 async def seed(seeder: Seeder, count: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
-        "customers", ("tg_user_id", "name", "language", "phone", "marketing_opt_out", "created_at", "onboarded_at"),
-        ((2_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now) for n in range(count)))
+        "customers",
+        (
+            "tg_user_id",
+            "name",
+            "language",
+            "phone",
+            "marketing_opt_out",
+            "created_at",
+            "onboarded_at",
+        ),
+        (
+            (2_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
+            for n in range(count)
+        ),
+    )
     await seeder.close()
 
 
 async def worker(url: str, api: str, business: str, report: str) -> None:
     """The bot's process: create the broadcast, queue it, send it all, write its own figures."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
-                      SECRET_KEY="bench-secret-key-not-for-production")
+    os.environ.update(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api,
+        DATABASE_URL=url,
+        BUSINESS_FILE=business,
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
     from bot.app import App
     from bot.services.segments import Condition
     from bot.settings import load_settings
 
     app = await App.create(load_settings())
-    idle_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the bot before any broadcast
+    idle_mb = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )  # the bot before any broadcast
     try:
         broadcast_id = await app.broadcasts.create(
-            by="bench", content={"kind": "text", "html": "<b>Скидки</b> к Новому году"}, buttons=[],
-            coupon={"percent": 10, "last_day": "2099-12-31"}, conditions=[Condition("all")], starts_at=None)
+            by="bench",
+            content={"kind": "text", "html": "<b>Скидки</b> к Новому году"},
+            buttons=[],
+            coupon={"percent": 10, "last_day": "2099-12-31"},
+            conditions=[Condition("all")],
+            starts_at=None,
+        )
         started = time.perf_counter()
         queued = await app.broadcasts.queue_due()
         queue_seconds = time.perf_counter() - started
@@ -70,7 +96,9 @@ async def worker(url: str, api: str, business: str, report: str) -> None:
             if progress is None or not progress.waiting:
                 break
             await asyncio.sleep(0.2)  # rows waiting for retry_after or a backoff
-        await asyncio.to_thread(Path(report).write_text, f"{queued} {queue_seconds:.3f} {idle_mb:.1f}")
+        await asyncio.to_thread(
+            Path(report).write_text, f"{queued} {queue_seconds:.3f} {idle_mb:.1f}"
+        )
     finally:
         await app.close()
 
@@ -90,13 +118,24 @@ async def run(count: int, database_url: str | None) -> dict[str, float]:
         report = Path(folder) / "worker.txt"
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--worker", url, server.url, str(business_file(Path(folder))), str(report),
-            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            __file__,
+            "--worker",
+            url,
+            server.url,
+            str(business_file(Path(folder))),
+            str(report),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         await process.wait()
         finished = time.monotonic()
         await server.stop()
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KB on Linux
-        queued, queue_seconds, idle_mb = report.read_text().split() if report.exists() else ("0", "nan", "nan")
+        queued, queue_seconds, idle_mb = (
+            report.read_text().split() if report.exists() else ("0", "nan", "nan")
+        )
         delivered = [c for c in server.calls if c.method == "sendMessage" and c.result]
         per_chat = Counter(c.chat_id for c in delivered)
         times = sorted(c.at for c in delivered)
@@ -108,14 +147,20 @@ async def run(count: int, database_url: str | None) -> dict[str, float]:
             "duplicates": sum(n - 1 for n in per_chat.values()),
             "http_429": server.throttled,
             "seconds": round(finished - started, 1),
-            "rate_per_s": round((len(times) - 1) / (times[-1] - times[0]), 2) if len(times) > 1 else 0.0,
+            "rate_per_s": round((len(times) - 1) / (times[-1] - times[0]), 2)
+            if len(times) > 1
+            else 0.0,
             "bot_peak_mb": round(peak_mb, 1),
-            "bot_idle_mb": float(idle_mb),  # after start-up, before the broadcast (aiogram's types alone ~145 MB)
+            "bot_idle_mb": float(
+                idle_mb
+            ),  # after start-up, before the broadcast (aiogram's types alone ~145 MB)
         }
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=100_000)
     database_argument(parser)
     args = parser.parse_args()

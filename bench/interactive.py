@@ -12,6 +12,7 @@ customer). Prints: the answers' latency (p50, p95, max: goal p95 under 1 s), rel
 vs written (goal: all), how long until the last one reached the staff, the staff-chat posts they
 took, 429s (goal 0) and the broadcast's rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,39 +45,80 @@ START_SPREAD_SECONDS = 10.0
 async def seed(seeder: Seeder, recipients: int, customers: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
-        "customers", ("tg_user_id", "name", "language", "phone", "marketing_opt_out", "created_at", "onboarded_at"),
-        [(RECIPIENTS_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now) for n in range(recipients)]
+        "customers",
+        (
+            "tg_user_id",
+            "name",
+            "language",
+            "phone",
+            "marketing_opt_out",
+            "created_at",
+            "onboarded_at",
+        ),
+        [
+            (RECIPIENTS_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
+            for n in range(recipients)
+        ]
         # the ones who talk opted out of offers: the broadcast goes to the others only
-        + [(1 + n, f"Гость {n}", "ru", f"+7925{n:07d}", True, now, now) for n in range(customers)])
+        + [(1 + n, f"Гость {n}", "ru", f"+7925{n:07d}", True, now, now) for n in range(customers)],
+    )
     await seeder.close()
 
 
 async def worker(url: str, api: str, business: str) -> None:
     """The bot's process: queue the broadcast, then run exactly as `carebot run` does."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
-                      ADMIN_CHAT_ID=str(ADMIN_CHAT), SECRET_KEY="bench-secret-key-not-for-production")
+    os.environ.update(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api,
+        DATABASE_URL=url,
+        BUSINESS_FILE=business,
+        ADMIN_CHAT_ID=str(ADMIN_CHAT),
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
     from bot.app import App
     from bot.services.segments import Condition
     from bot.settings import load_settings
 
     app = await App.create(load_settings())
-    await app.broadcasts.create(by="bench", content={"kind": "text", "html": "<b>Скидки</b> к Новому году"},
-                                buttons=[], coupon=None, conditions=[Condition("all")], starts_at=None)
+    await app.broadcasts.create(
+        by="bench",
+        content={"kind": "text", "html": "<b>Скидки</b> к Новому году"},
+        buttons=[],
+        coupon=None,
+        conditions=[Condition("all")],
+        starts_at=None,
+    )
     await app.run_polling(handle_signals=True)
 
 
-async def customer(server: TelegramServer, tg_id: int, rounds: int, latencies: list[float],
-                   written: list[str], unanswered: list[int]) -> None:
+async def customer(
+    server: TelegramServer,
+    tg_id: int,
+    rounds: int,
+    latencies: list[float],
+    written: list[str],
+    unanswered: list[int],
+) -> None:
     person = server.user(tg_id, f"Гость {tg_id}")
-    await asyncio.sleep(random.uniform(0, START_SPREAD_SECONDS))  # people do not all come in the same instant
+    await asyncio.sleep(
+        random.uniform(0, START_SPREAD_SECONDS)
+    )  # people do not all come in the same instant
     for n in range(rounds):
         asked = time.monotonic()
         seen = len(server.calls)  # read only what came since: this process is the test server too
         await person.send("/mycoupons")
-        while True:  # the answer: the first message to them after the command that is not "we got it"
+        while (
+            True
+        ):  # the answer: the first message to them after the command that is not "we got it"
             fresh, seen = server.calls[seen:], len(server.calls)
-            answers = [c for c in fresh if c.chat_id == tg_id and c.ok and c.method == "sendMessage"
-                       and not c.text.startswith(RECEIVED)]
+            answers = [
+                c
+                for c in fresh
+                if c.chat_id == tg_id
+                and c.ok
+                and c.method == "sendMessage"
+                and not c.text.startswith(RECEIVED)
+            ]
             if answers:
                 latencies.append(answers[0].at - asked)
                 break
@@ -96,7 +138,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-async def run(recipients: int, customers: int, rounds: int, database_url: str | None) -> dict[str, object]:
+async def run(
+    recipients: int, customers: int, rounds: int, database_url: str | None
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as folder:
         url, seeder = await migrated(folder, "interactive.sqlite3", database_url)
         await seed(seeder, recipients, customers)
@@ -105,15 +149,29 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
         server.rate_limit = 30
         await server.start()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--worker", url, server.url, str(business_file(Path(folder))),
-            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await server.wait_for(lambda: any(c.method == "setMyCommands" for c in server.calls), 120)  # the bot is up
+            sys.executable,
+            __file__,
+            "--worker",
+            url,
+            server.url,
+            str(business_file(Path(folder))),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await server.wait_for(
+            lambda: any(c.method == "setMyCommands" for c in server.calls), 120
+        )  # the bot is up
         started = time.monotonic()
         latencies: list[float] = []
         written: list[str] = []
         unanswered: list[int] = []
-        await asyncio.gather(*(customer(server, 1 + n, rounds, latencies, written, unanswered)
-                               for n in range(customers)))
+        await asyncio.gather(
+            *(
+                customer(server, 1 + n, rounds, latencies, written, unanswered)
+                for n in range(customers)
+            )
+        )
         talked = time.monotonic() - started
 
         def staff_text() -> str:
@@ -123,13 +181,20 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
         while any(words not in staff_text() for words in written) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             if int(time.monotonic() - started) % 15 == 0:  # a sign of life on stderr
-                print(f"{time.monotonic() - started:.0f} s: relays {sum(w in staff_text() for w in written)}"
-                      f"/{len(written)}, staff posts {len(server.sent_to(ADMIN_CHAT))}", file=sys.stderr)
+                print(
+                    f"{time.monotonic() - started:.0f} s: relays {sum(w in staff_text() for w in written)}"
+                    f"/{len(written)}, staff posts {len(server.sent_to(ADMIN_CHAT))}",
+                    file=sys.stderr,
+                )
         relays_done = time.monotonic() - started
-        broadcast = sorted(c.at for c in server.calls if c.ok and c.chat_id and c.chat_id >= RECIPIENTS_FROM)
+        broadcast = sorted(
+            c.at for c in server.calls if c.ok and c.chat_id and c.chat_id >= RECIPIENTS_FROM
+        )
         while len(broadcast) < recipients and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
-            broadcast = sorted(c.at for c in server.calls if c.ok and c.chat_id and c.chat_id >= RECIPIENTS_FROM)
+            broadcast = sorted(
+                c.at for c in server.calls if c.ok and c.chat_id and c.chat_id >= RECIPIENTS_FROM
+            )
         process.send_signal(signal.SIGTERM)
         await process.wait()
         await server.stop()
@@ -150,12 +215,15 @@ async def run(recipients: int, customers: int, rounds: int, database_url: str | 
             "http_429": server.throttled,
             "broadcast_delivered": len(broadcast),
             "broadcast_rate_per_s": round((len(broadcast) - 1) / (broadcast[-1] - broadcast[0]), 2)
-            if len(broadcast) > 1 else 0.0,
+            if len(broadcast) > 1
+            else 0.0,
         }
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--recipients", type=int, default=3000)
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)

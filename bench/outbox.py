@@ -15,6 +15,7 @@
 SQLite by default (a new file per run); `--database-url postgresql+asyncpg://…` runs all three
 on PostgreSQL (its public schema is dropped and recreated: a scratch database).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def business_file(folder: Path) -> Path:
     """The test business, with a short claim lease so a killed sender's rows come back soon."""
     text = (ROOT / "tests" / "data" / "business.toml").read_text()
     path = folder / "business.toml"
-    path.write_text(text.replace("max_attempts = 8", f"max_attempts = 8\nlease_seconds = {LEASE_SECONDS}"))
+    path.write_text(
+        text.replace("max_attempts = 8", f"max_attempts = 8\nlease_seconds = {LEASE_SECONDS}")
+    )
     return path
 
 
@@ -59,17 +62,31 @@ async def queue(url: str, count: int) -> None:
     now = datetime.now(UTC)
     async with Database(engine).transaction() as repos:
         repos.session.add_all(
-            OutboxMessage(key=f"bench:{n}", chat_id=1_000_000 + n, kind="service", template="bench",
-                          data={}, text=f"Сообщение №{n}", not_before=now, not_after=now + timedelta(hours=2),
-                          due_at=now, state="pending", attempts=0, created_at=now)
-            for n in range(count))
+            OutboxMessage(
+                key=f"bench:{n}",
+                chat_id=1_000_000 + n,
+                kind="service",
+                template="bench",
+                data={},
+                text=f"Сообщение №{n}",
+                not_before=now,
+                not_after=now + timedelta(hours=2),
+                due_at=now,
+                state="pending",
+                attempts=0,
+                created_at=now,
+            )
+            for n in range(count)
+        )
     await engine.dispose()
 
 
 async def states(url: str) -> Counter[str]:
     engine = create_engine(url)
     async with Database(engine).transaction() as repos:
-        rows = await repos.session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+        rows = await repos.session.execute(
+            select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)
+        )
         result = Counter({state: n for state, n in rows})
     await engine.dispose()
     return result
@@ -77,8 +94,13 @@ async def states(url: str) -> Counter[str]:
 
 async def worker(url: str, api: str, business: str) -> None:
     """The sender process: deliver until nothing is pending or sending."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
-                      SECRET_KEY="bench-secret-key-not-for-production")
+    os.environ.update(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api,
+        DATABASE_URL=url,
+        BUSINESS_FILE=business,
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
     from bot.app import App
     from bot.settings import load_settings
 
@@ -96,11 +118,21 @@ async def worker(url: str, api: str, business: str) -> None:
 
 async def spawn(url: str, api: str, business: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--worker", url, api, str(business), cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        __file__,
+        "--worker",
+        url,
+        api,
+        str(business),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
-def report(server: TelegramServer, count: int, started: float, finished: float, left: Counter[str]) -> dict[str, float]:
+def report(
+    server: TelegramServer, count: int, started: float, finished: float, left: Counter[str]
+) -> dict[str, float]:
     delivered = [c for c in server.calls if c.method == "sendMessage" and c.result]
     per_chat = Counter(c.chat_id for c in delivered)
     times = sorted(c.at for c in delivered)
@@ -111,13 +143,16 @@ def report(server: TelegramServer, count: int, started: float, finished: float, 
         "duplicates": sum(n - 1 for n in per_chat.values()),
         "lost": count - left["sent"],
         "http_429": server.throttled,
-        "http_500": sum(1 for c in server.calls if c.method == "sendMessage" and c.result is None) - server.throttled,
+        "http_500": sum(1 for c in server.calls if c.method == "sendMessage" and c.result is None)
+        - server.throttled,
         "seconds": round(finished - started, 1),
         "rate_per_s": round(steady, 2),
     }
 
 
-async def run_delivery(count: int, kill: bool, database_url: str | None, latency: float = 0.0) -> dict[str, float]:
+async def run_delivery(
+    count: int, kill: bool, database_url: str | None, latency: float = 0.0
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         url, seeder = await migrated(folder, "bench.sqlite3", database_url)
         await seeder.close()
@@ -150,8 +185,21 @@ async def seed_customers(seeder: Seeder, count: int) -> None:
     rows = []
     for n in range(count):
         born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 55))
-        rows.append((1_000_000 + n, f"Клиент {n}", f"клиент {n}", "ru", f"+7916{n:07d}", born.day, born.month,
-                     born.year, False, now, now))
+        rows.append(
+            (
+                1_000_000 + n,
+                f"Клиент {n}",
+                f"клиент {n}",
+                "ru",
+                f"+7916{n:07d}",
+                born.day,
+                born.month,
+                born.year,
+                False,
+                now,
+                now,
+            )
+        )
         if len(rows) == 50_000:
             await seeder.insert("customers", _COLUMNS, rows)
             rows.clear()
@@ -159,8 +207,19 @@ async def seed_customers(seeder: Seeder, count: int) -> None:
     await seeder.close()
 
 
-_COLUMNS = ("tg_user_id", "name", "name_folded", "language", "phone", "birth_day", "birth_month", "birth_year",
-            "marketing_opt_out", "created_at", "onboarded_at")
+_COLUMNS = (
+    "tg_user_id",
+    "name",
+    "name_folded",
+    "language",
+    "phone",
+    "birth_day",
+    "birth_month",
+    "birth_year",
+    "marketing_opt_out",
+    "created_at",
+    "onboarded_at",
+)
 
 
 async def run_planner(count: int, database_url: str | None) -> dict[str, float]:
@@ -177,8 +236,12 @@ async def run_planner(count: int, database_url: str | None) -> dict[str, float]:
         seeded = time.monotonic() - seeding
         engine = create_engine(url)
         clock = FixedClock(datetime(2027, 3, 14, 7, 0, tzinfo=UTC))
-        planners = Planners(Database(engine), clock, load_business(ROOT / "data" / "business.toml"),
-                            ZoneInfo("Europe/Moscow"))
+        planners = Planners(
+            Database(engine),
+            clock,
+            load_business(ROOT / "data" / "business.toml"),
+            ZoneInfo("Europe/Moscow"),
+        )
         started = time.monotonic()
         planned = await planners.birthdays()
         first = time.monotonic() - started
@@ -186,26 +249,45 @@ async def run_planner(count: int, database_url: str | None) -> dict[str, float]:
         again = await planners.birthdays()
         second = time.monotonic() - started
         await engine.dispose()
-        return {"customers": count, "seed_seconds": round(seeded, 1), "birthday_planner_seconds": round(first, 3),
-                "planned": planned, "second_run_seconds": round(second, 3), "second_run_planned": again}
+        return {
+            "customers": count,
+            "seed_seconds": round(seeded, 1),
+            "birthday_planner_seconds": round(first, 3),
+            "planned": planned,
+            "second_run_seconds": round(second, 3),
+            "second_run_planned": again,
+        }
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="seconds the test server takes to answer each call; with it only the kill run, --kills times")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds the test server takes to answer each call; with it only the kill run, --kills times",
+    )
     parser.add_argument("--kills", type=int, default=3)
     database_argument(parser)
     args = parser.parse_args()
     if args.latency:  # the API answering slowly: more calls in flight when the process is killed
         for _ in range(args.kills):
-            line(f"delivery with kill -9 at {args.latency} s API latency",
-                 await run_delivery(args.messages, kill=True, database_url=args.database_url, latency=args.latency))
+            line(
+                f"delivery with kill -9 at {args.latency} s API latency",
+                await run_delivery(
+                    args.messages, kill=True, database_url=args.database_url, latency=args.latency
+                ),
+            )
         return
     line("delivery", await run_delivery(args.messages, kill=False, database_url=args.database_url))
-    line("delivery with kill -9", await run_delivery(args.messages, kill=True, database_url=args.database_url))
+    line(
+        "delivery with kill -9",
+        await run_delivery(args.messages, kill=True, database_url=args.database_url),
+    )
     line("planner", await run_planner(args.customers, args.database_url))
 
 

@@ -11,6 +11,7 @@
 SQLite by default (a new file per run); `--database-url postgresql+asyncpg://…` runs both on
 PostgreSQL (its public schema is dropped and recreated: a scratch database).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,35 @@ def salon(masters: int) -> Business:
     express service (what the seeded bookings are) and the 90-minute manicure (what we search)."""
     base = load_business(ROOT / "tests" / "data" / "business.toml").model_dump()
     hours = {day: "08:00-22:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    base["masters"] = [{"id": f"m{n}", "name": f"Мастер {n}", "hours": hours, "breaks": ["14:00-14:30"]}
-                       for n in range(masters)]
+    base["masters"] = [
+        {"id": f"m{n}", "name": f"Мастер {n}", "hours": hours, "breaks": ["14:00-14:30"]}
+        for n in range(masters)
+    ]
     ids = [m["id"] for m in base["masters"]]
     base["services"] = [
-        {"id": "manicure", "name": "Маникюр", "duration_minutes": 90, "price": 2000, "cycle_days": 21, "masters": ids},
-        {"id": "express", "name": "Экспресс", "duration_minutes": 30, "price": 800, "cycle_days": 14, "masters": ids},
+        {
+            "id": "manicure",
+            "name": "Маникюр",
+            "duration_minutes": 90,
+            "price": 2000,
+            "cycle_days": 21,
+            "masters": ids,
+        },
+        {
+            "id": "express",
+            "name": "Экспресс",
+            "duration_minutes": 30,
+            "price": 800,
+            "cycle_days": 14,
+            "masters": ids,
+        },
     ]
     base["booking"] = {**base.get("booking", {}), "days_ahead": DAYS}
     for master in base["masters"]:
-        master["hours"] = {day: f"{r['start']:%H:%M}-{r['end']:%H:%M}" if isinstance(r, dict) else r
-                           for day, r in master["hours"].items()}
+        master["hours"] = {
+            day: f"{r['start']:%H:%M}-{r['end']:%H:%M}" if isinstance(r, dict) else r
+            for day, r in master["hours"].items()
+        }
     return Business.model_validate(base)
 
 
@@ -71,29 +90,75 @@ async def seed_bookings(seeder: Seeder, business: Business, count: int) -> int:
     booking = BookingService(None, FixedClock(NOW), business, MOSCOW, None, None, None)  # type: ignore[arg-type]
     express = business.service("express")
     assert express is not None
-    free = [(m.id, start) for m in business.masters for d in range(DAYS)
-            for start in booking.finder.starts(m, express, NOW.astimezone(MOSCOW).date() + timedelta(days=d))]
+    free = [
+        (m.id, start)
+        for m in business.masters
+        for d in range(DAYS)
+        for start in booking.finder.starts(
+            m, express, NOW.astimezone(MOSCOW).date() + timedelta(days=d)
+        )
+    ]
     rng = random.Random(7)
     chosen = rng.sample(free, min(count, len(free)))
     stamp = seeder.stamp
-    await seeder.insert("customers", ("id", "language", "marketing_opt_out", "created_at"),
-                        [(1, "ru", False, stamp(NOW))])
     await seeder.insert(
-        "bookings", ("id", "customer_id", "service_id", "master_id", "starts_at", "ends_at", "state", "source",
-                     "created_at", "answer_due_at"),
-        [(n, 1, "express", master_id, stamp(start), stamp(start + timedelta(minutes=30)), "confirmed", "menu",
-          stamp(NOW), stamp(NOW)) for n, (master_id, start) in enumerate(chosen, start=1)])
+        "customers",
+        ("id", "language", "marketing_opt_out", "created_at"),
+        [(1, "ru", False, stamp(NOW))],
+    )
     await seeder.insert(
-        "booking_cells", ("master_id", "starts_at", "booking_id"),
-        [(master_id, stamp(cell), n) for n, (master_id, start) in enumerate(chosen, start=1)
-         for cell in cells(start, 30, business.booking.grid_minutes)])
+        "bookings",
+        (
+            "id",
+            "customer_id",
+            "service_id",
+            "master_id",
+            "starts_at",
+            "ends_at",
+            "state",
+            "source",
+            "created_at",
+            "answer_due_at",
+        ),
+        [
+            (
+                n,
+                1,
+                "express",
+                master_id,
+                stamp(start),
+                stamp(start + timedelta(minutes=30)),
+                "confirmed",
+                "menu",
+                stamp(NOW),
+                stamp(NOW),
+            )
+            for n, (master_id, start) in enumerate(chosen, start=1)
+        ],
+    )
+    await seeder.insert(
+        "booking_cells",
+        ("master_id", "starts_at", "booking_id"),
+        [
+            (master_id, stamp(cell), n)
+            for n, (master_id, start) in enumerate(chosen, start=1)
+            for cell in cells(start, 30, business.booking.grid_minutes)
+        ],
+    )
     await seeder.close()
     return len(chosen)
 
 
 def booking_service(db: Database, clock: FixedClock, business: Business) -> BookingService:
-    return BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW),
-                          StaffService(db, clock, business, MOSCOW, Events()), None)
+    return BookingService(
+        db,
+        clock,
+        business,
+        MOSCOW,
+        Renderer(MOSCOW),
+        StaffService(db, clock, business, MOSCOW, Events()),
+        None,
+    )
 
 
 async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
@@ -121,14 +186,28 @@ async def run_slots(count: int, database_url: str | None) -> dict[str, Any]:
 
         async def offer() -> Any:
             async with db.transaction() as repos:
-                return await booking.offer(repos, business.service("manicure"), "m5",  # type: ignore[arg-type]
-                                           day, 6)
+                return await booking.offer(
+                    repos,
+                    business.service("manicure"),
+                    "m5",  # type: ignore[arg-type]
+                    day,
+                    6,
+                )
 
         offer_ms, offered = await timed(offer, 10)
         await engine.dispose()
-    return {"masters": MASTERS, "days": DAYS, "bookings": seeded, "any_master_30_days_ms": days_ms,
-            "days_with_time": len(days), "one_master_30_days_ms": one_ms, "one_day_any_master_ms": times_ms,
-            "times_that_day": len(times), "due_offer_6_slots_ms": offer_ms, "offered": len(offered)}
+    return {
+        "masters": MASTERS,
+        "days": DAYS,
+        "bookings": seeded,
+        "any_master_30_days_ms": days_ms,
+        "days_with_time": len(days),
+        "one_master_30_days_ms": one_ms,
+        "one_day_any_master_ms": times_ms,
+        "times_that_day": len(times),
+        "due_offer_6_slots_ms": offer_ms,
+        "offered": len(offered),
+    }
 
 
 async def seed_cycles(seeder: Seeder, count: int) -> None:
@@ -139,26 +218,70 @@ async def seed_cycles(seeder: Seeder, count: int) -> None:
     created = stamp(NOW - timedelta(days=200))
     customers, cycles = [], []
     for n in range(1, count + 1):
-        customers.append((n, 10_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, created, created))
+        customers.append(
+            (n, 10_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, created, created)
+        )
         interval = rng.choice((14, 21, 21, 28, 30))
         due = NOW + timedelta(minutes=rng.randrange(40 * 24 * 60))
         lead = timedelta(days=min(max(interval / 6, 3), 5))
         asleep = rng.random() < 0.1
-        cycles.append((n, "manicure", f"m{n % MASTERS}", n, stamp(due - timedelta(days=interval)), interval, True,
-                       None if asleep else stamp(due), None if asleep else stamp(due - lead), 0, None,
-                       2 if asleep else 0))
+        cycles.append(
+            (
+                n,
+                "manicure",
+                f"m{n % MASTERS}",
+                n,
+                stamp(due - timedelta(days=interval)),
+                interval,
+                True,
+                None if asleep else stamp(due),
+                None if asleep else stamp(due - lead),
+                0,
+                None,
+                2 if asleep else 0,
+            )
+        )
         if len(customers) == 50_000:
             await _flush(seeder, customers, cycles)
     await _flush(seeder, customers, cycles)
     await seeder.close()
 
 
-async def _flush(seeder: Seeder, customers: list[tuple[Any, ...]], cycles: list[tuple[Any, ...]]) -> None:
-    await seeder.insert("customers", ("id", "tg_user_id", "name", "language", "phone", "marketing_opt_out",
-                                      "created_at", "onboarded_at"), customers)
-    await seeder.insert("cycles", ("customer_id", "service_id", "master_id", "last_purchase_id", "last_visit_at",
-                                   "interval_days", "learned", "due_at", "offer_at", "round", "offered_round",
-                                   "ignored"), cycles)
+async def _flush(
+    seeder: Seeder, customers: list[tuple[Any, ...]], cycles: list[tuple[Any, ...]]
+) -> None:
+    await seeder.insert(
+        "customers",
+        (
+            "id",
+            "tg_user_id",
+            "name",
+            "language",
+            "phone",
+            "marketing_opt_out",
+            "created_at",
+            "onboarded_at",
+        ),
+        customers,
+    )
+    await seeder.insert(
+        "cycles",
+        (
+            "customer_id",
+            "service_id",
+            "master_id",
+            "last_purchase_id",
+            "last_visit_at",
+            "interval_days",
+            "learned",
+            "due_at",
+            "offer_at",
+            "round",
+            "offered_round",
+            "ignored",
+        ),
+        cycles,
+    )
     customers.clear()
     cycles.clear()
 
@@ -174,8 +297,11 @@ async def run_planner(count: int, database_url: str | None) -> dict[str, Any]:
         db, clock = Database(engine), FixedClock(NOW)
         cycles = CycleService(db, clock, business, MOSCOW, booking_service(db, clock, business))
         figures: dict[str, Any] = {"customers": count, "seed_seconds": round(seeded, 1)}
-        for label, step in (("first", timedelta(0)), ("10_min_later", timedelta(minutes=10)),
-                            ("a_day_later", timedelta(days=1))):
+        for label, step in (
+            ("first", timedelta(0)),
+            ("10_min_later", timedelta(minutes=10)),
+            ("a_day_later", timedelta(days=1)),
+        ):
             clock.advance(step)
             started = time.perf_counter()
             planned = await cycles.plan_due_offers()
@@ -186,7 +312,9 @@ async def run_planner(count: int, database_url: str | None) -> dict[str, Any]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bookings", type=int, default=10_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
     database_argument(parser)

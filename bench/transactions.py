@@ -11,6 +11,7 @@ been quiet for a second). Counted by an engine event (tests/transactions.py), so
 transaction is seen, whoever opens it. On SQLite also `trips`: the update's calls into
 aiosqlite's thread (each a round trip through the event loop: what an update costs there).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ from tests.telegram_server import TelegramServer  # noqa: E402
 from tests.transactions import UPDATE, TransactionCounter, origin  # noqa: E402
 
 QUIET_SECONDS = 1.0
-TRIPS: collections.Counter[str] = collections.Counter()  # SQLite: calls into aiosqlite's thread, by origin
+TRIPS: collections.Counter[str] = (
+    collections.Counter()
+)  # SQLite: calls into aiosqlite's thread, by origin
 
 
 def count_trips() -> None:
@@ -64,9 +67,12 @@ def show(step: str, counter: TransactionCounter) -> None:
     trips = TRIPS.get(UPDATE, 0)
     TRIPS.clear()
     background = {k: v for k, v in writes.items() if k != UPDATE}
-    print(f"{step:<34} writes: update={writes.get(UPDATE, 0):<3} background={sum(background.values()):<3} "
-          f"reads: update={reads.get(UPDATE, 0):<3} background={sum(v for k, v in reads.items() if k != UPDATE):<3} "
-          f"trips: update={trips:<3} {' '.join(f'{k}={v}' for k, v in sorted(background.items()))}", flush=True)
+    print(
+        f"{step:<34} writes: update={writes.get(UPDATE, 0):<3} background={sum(background.values()):<3} "
+        f"reads: update={reads.get(UPDATE, 0):<3} background={sum(v for k, v in reads.items() if k != UPDATE):<3} "
+        f"trips: update={trips:<3} {' '.join(f'{k}={v}' for k, v in sorted(background.items()))}",
+        flush=True,
+    )
 
 
 async def run(idle_seconds: float, database_url: str | None) -> None:
@@ -77,8 +83,10 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
         await seeder.close()
         server = TelegramServer(TOKEN)
         await server.start()
-        bot = RunningBot(make_settings(server, url, secret_key="bench-secret-key-not-for-production"),
-                         FixedClock(NOW))
+        bot = RunningBot(
+            make_settings(server, url, secret_key="bench-secret-key-not-for-production"),
+            FixedClock(NOW),
+        )
         await bot.start()
         assert bot.app is not None
         counter = TransactionCounter(bot.app.db.engine)
@@ -91,9 +99,12 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
             await asyncio.sleep(idle_seconds)
             writes, reads = counter.take()
             minute = 60 / idle_seconds
-            print(f"{'idle, per minute':<34} writes={sum(writes.values()) * minute:.0f} "
-                  f"reads={sum(reads.values()) * minute:.0f} "
-                  f"{' '.join(f'{k}={v * minute:.0f}' for k, v in sorted(writes.items()))}", flush=True)
+            print(
+                f"{'idle, per minute':<34} writes={sum(writes.values()) * minute:.0f} "
+                f"reads={sum(reads.values()) * minute:.0f} "
+                f"{' '.join(f'{k}={v * minute:.0f}' for k, v in sorted(writes.items()))}",
+                flush=True,
+            )
 
             anna = server.user(6001)
             olga = server.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
@@ -156,7 +167,9 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     database_argument(parser)
     args = parser.parse_args()

@@ -33,6 +33,7 @@ a burst of 200 answers takes 200 / 29 ≈ 7 s whatever the handling costs.
 `--profile FILE` runs carebot under cProfile and writes its statistics (pstats) there; print the
 top with `python -m pstats FILE` (sort tottime, stats 30).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,15 +67,34 @@ GIVE_UP_SECONDS = 120
 async def seed(seeder: Seeder, count: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
-        "customers", ("tg_user_id", "name", "language", "phone", "marketing_opt_out", "created_at", "onboarded_at"),
-        [(ONBOARDED_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now) for n in range(count)])
+        "customers",
+        (
+            "tg_user_id",
+            "name",
+            "language",
+            "phone",
+            "marketing_opt_out",
+            "created_at",
+            "onboarded_at",
+        ),
+        [
+            (ONBOARDED_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
+            for n in range(count)
+        ],
+    )
     await seeder.close()
 
 
 async def carebot_worker(url: str, api: str, business: str, profile: str) -> None:
     """carebot's process: run exactly as `carebot run` does."""
-    os.environ.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=api, DATABASE_URL=url, BUSINESS_FILE=business,
-                      ADMIN_CHAT_ID=str(ADMIN_CHAT), SECRET_KEY="bench-secret-key-not-for-production")
+    os.environ.update(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api,
+        DATABASE_URL=url,
+        BUSINESS_FILE=business,
+        ADMIN_CHAT_ID=str(ADMIN_CHAT),
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
     from bot.app import App
     from bot.cli import freeze_start_up
     from bot.settings import load_settings
@@ -130,7 +150,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
 
 
-async def burst(server: TelegramServer, people: list[int], text: str, answered: Any, pid: int) -> dict[str, Any]:
+async def burst(
+    server: TelegramServer, people: list[int], text: str, answered: Any, pid: int
+) -> dict[str, Any]:
     """Everyone in `people` writes `text` in the same instant; figures once each has an answer
     (`answered(call)` tells one), and the CPU time the bot's process spent meanwhile."""
     cpu = cpu_seconds(pid)
@@ -144,7 +166,12 @@ async def burst(server: TelegramServer, people: list[int], text: str, answered: 
     while len(answers) < len(people) and time.monotonic() - first < GIVE_UP_SECONDS:
         fresh, seen = server.calls[seen:], len(server.calls)
         for call in fresh:
-            if call.chat_id in pushed and call.chat_id not in answers and call.ok and answered(call):
+            if (
+                call.chat_id in pushed
+                and call.chat_id not in answers
+                and call.ok
+                and answered(call)
+            ):
                 answers[call.chat_id] = call.at
         await asyncio.sleep(0.005)
     cpu = cpu_seconds(pid) - cpu
@@ -181,18 +208,24 @@ def _is_message(call: Any) -> bool:
 ANSWERS = {
     ("start", "bare"): _is_message,
     ("care", "bare"): _is_message,
-    ("start", "carebot"): lambda c: _is_message(c) and "onb:consent" in str(c.params.get("reply_markup", "")),
+    ("start", "carebot"): lambda c: (
+        _is_message(c) and "onb:consent" in str(c.params.get("reply_markup", ""))
+    ),
     ("care", "carebot"): lambda c: _is_message(c) and c.text.startswith("Спасибо! Мы получили"),
 }
 
 
-async def run(customers: int, rounds: int, database_url: str | None, profile: str | None) -> list[tuple[str, dict[str, Any]]]:
+async def run(
+    customers: int, rounds: int, database_url: str | None, profile: str | None
+) -> list[tuple[str, dict[str, Any]]]:
     results: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory() as folder:
         url, seeder = await migrated(folder, "updates.sqlite3", database_url)
         await seed(seeder, customers * (rounds + 1))
         business = business_file(Path(folder))
-        business.write_text(business.read_text().replace("messages_per_second = 29", "messages_per_second = 1000"))
+        business.write_text(
+            business.read_text().replace("messages_per_second = 29", "messages_per_second = 1000")
+        )
         gc.disable()  # see bench/broadcast.py: the stand-in's own GC pauses would be measured too
         # One stand-in per bot (the same server, in this process): each takes its own updates.
         servers = {"bare": TelegramServer(TOKEN), "carebot": TelegramServer(TOKEN)}
@@ -202,16 +235,33 @@ async def run(customers: int, rounds: int, database_url: str | None, profile: st
             output = asyncio.subprocess.DEVNULL
             processes = {
                 "bare": await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--bare-worker", servers["bare"].url, cwd=ROOT,
-                    stdout=output, stderr=output),
+                    sys.executable,
+                    __file__,
+                    "--bare-worker",
+                    servers["bare"].url,
+                    cwd=ROOT,
+                    stdout=output,
+                    stderr=output,
+                ),
                 "carebot": await asyncio.create_subprocess_exec(
-                    sys.executable, __file__, "--worker", url, servers["carebot"].url, str(business), profile or "",
-                    cwd=ROOT, stdout=output, stderr=output),
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    url,
+                    servers["carebot"].url,
+                    str(business),
+                    profile or "",
+                    cwd=ROOT,
+                    stdout=output,
+                    stderr=output,
+                ),
             }
             for name, process in processes.items():
                 await started(process, servers[name])
             newcomer = NEWCOMERS_FROM
-            for n in range(rounds + 1):  # round 0 warms both up (first use of each type, connections)
+            for n in range(
+                rounds + 1
+            ):  # round 0 warms both up (first use of each type, connections)
                 for scenario in ("start", "care"):
                     figures: dict[str, dict[str, Any]] = {}
                     for name in processes:
@@ -220,16 +270,32 @@ async def run(customers: int, rounds: int, database_url: str | None, profile: st
                         other.send_signal(signal.SIGSTOP)
                         await asyncio.sleep(0.2)
                         if scenario == "care" and name == "carebot":
-                            people = list(range(ONBOARDED_FROM + n * customers, ONBOARDED_FROM + (n + 1) * customers))
+                            people = list(
+                                range(
+                                    ONBOARDED_FROM + n * customers,
+                                    ONBOARDED_FROM + (n + 1) * customers,
+                                )
+                            )
                         else:
                             people = list(range(newcomer, newcomer + customers))
                             newcomer += customers
-                        text = "/start" if scenario == "start" else f"вопрос {n}: а можно перенести на пятницу?"
-                        figures[name] = await burst(servers[name], people, text, ANSWERS[(scenario, name)],
-                                             processes[name].pid)
+                        text = (
+                            "/start"
+                            if scenario == "start"
+                            else f"вопрос {n}: а можно перенести на пятницу?"
+                        )
+                        figures[name] = await burst(
+                            servers[name],
+                            people,
+                            text,
+                            ANSWERS[(scenario, name)],
+                            processes[name].pid,
+                        )
                         other.send_signal(signal.SIGCONT)
                     if n:
-                        results.append((scenario, {"round": n, "customers": customers, **_compare(figures)}))
+                        results.append(
+                            (scenario, {"round": n, "customers": customers, **_compare(figures)})
+                        )
             for process in processes.values():
                 await stop(process)
         finally:
@@ -241,18 +307,27 @@ async def run(customers: int, rounds: int, database_url: str | None, profile: st
 def _compare(figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     bare, care = figures["bare"], figures["carebot"]
     flat = {f"bare_{k}": v for k, v in bare.items()} | {f"carebot_{k}": v for k, v in care.items()}
-    flat["ratio"] = round(care["rate_per_s"] / bare["rate_per_s"], 3) if bare["rate_per_s"] else "nan"
+    flat["ratio"] = (
+        round(care["rate_per_s"] / bare["rate_per_s"], 3) if bare["rate_per_s"] else "nan"
+    )
     # the same comparison by the work done (bare's CPU per update / carebot's): steadier on a busy machine
-    flat["cpu_ratio"] = round(bare["cpu_ms_per_update"] / care["cpu_ms_per_update"], 3) \
-        if care["cpu_ms_per_update"] else "nan"
+    flat["cpu_ratio"] = (
+        round(bare["cpu_ms_per_update"] / care["cpu_ms_per_update"], 3)
+        if care["cpu_ms_per_update"]
+        else "nan"
+    )
     return flat
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", metavar="FILE", default=None, help="cProfile carebot's process into FILE")
+    parser.add_argument(
+        "--profile", metavar="FILE", default=None, help="cProfile carebot's process into FILE"
+    )
     database_argument(parser)
     args = parser.parse_args()
     backend = "postgresql" if (args.database_url or "").startswith("postgresql") else "sqlite"

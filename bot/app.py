@@ -1,6 +1,7 @@
 """The composition root: settings → database → the core's services (each feature registers its
 planners, composers and event subscribers itself) → the Telegram edge (aiogram's Bot and
 Dispatcher, the handlers, the outbox's Telegram client). Tests use it as is."""
+
 from __future__ import annotations
 
 import asyncio
@@ -76,8 +77,9 @@ class Core:
     sleeping: SleepingService
 
     @classmethod
-    async def build(cls, settings: Settings, business: Business, clock: Clock, db: Database,
-                    render: Renderer) -> Core:
+    async def build(
+        cls, settings: Settings, business: Business, clock: Clock, db: Database, render: Renderer
+    ) -> Core:
         tz = settings.tz
         events = Events()
         planners = Planners(db, clock, business, tz)
@@ -88,10 +90,18 @@ class Core:
         await customers.rekey_welcome_claims(new_key=secret.created)
         staff = StaffService(db, clock, business, tz, events)
         booking = BookingService(db, clock, business, tz, render, staff, settings.admin_chat_id)
-        core = cls(events=events, planners=planners, features=features, customers=customers, staff=staff,
-                   care=CareService(db, clock, business), surveys=SurveyService(db, clock, business, tz, render),
-                   booking=booking, cycles=CycleService(db, clock, business, tz, booking),
-                   sleeping=SleepingService(db, clock, business, tz, render))
+        core = cls(
+            events=events,
+            planners=planners,
+            features=features,
+            customers=customers,
+            staff=staff,
+            care=CareService(db, clock, business),
+            surveys=SurveyService(db, clock, business, tz, render),
+            booking=booking,
+            cycles=CycleService(db, clock, business, tz, booking),
+            sleeping=SleepingService(db, clock, business, tz, render),
+        )
         # In this order, as the subscribers and planners have always run.
         for feature in (core.surveys, core.cycles, core.booking, core.sleeping):
             feature.register(features)
@@ -115,7 +125,9 @@ class App(Core):
     sender: OutboxSender
     broadcasts: BroadcastService
     progress_board: ProgressBoard
-    fault: str | None = field(default=None, init=False)  # why the bot stopped on its own (database file)
+    fault: str | None = field(
+        default=None, init=False
+    )  # why the bot stopped on its own (database file)
     _webhook_stop: asyncio.Event | None = field(default=None, init=False)
 
     @classmethod
@@ -127,31 +139,71 @@ class App(Core):
         render = Renderer(settings.tz)
         core = await Core.build(settings, business, clock, db, render)
         # One budget for every message, replies and outbox alike (bot/outbox/limits.py).
-        limiter = Limiter(business.outbox.messages_per_second, business.outbox.seconds_per_chat,
-                          business.outbox.group_per_minute)
+        limiter = Limiter(
+            business.outbox.messages_per_second,
+            business.outbox.seconds_per_chat,
+            business.outbox.group_per_minute,
+        )
         bot = _bot(settings, limiter)
         admin_chat = AdminChat(bot, settings.admin_chat_id, clock)
-        sender = OutboxSender(db, TelegramTransport(bot), clock, business, settings.tz, render,
-                              composers=core.features.composers, limiter=limiter)
+        sender = OutboxSender(
+            db,
+            TelegramTransport(bot),
+            clock,
+            business,
+            settings.tz,
+            render,
+            composers=core.features.composers,
+            limiter=limiter,
+        )
         CareRelay(bot, admin_chat, core.care, core.staff, render, business).register(sender)
-        broadcasts = BroadcastService(db, clock, business, settings.tz, render, settings.admin_chat_id,
-                                      cancelled=sender.cancelled)
+        broadcasts = BroadcastService(
+            db,
+            clock,
+            business,
+            settings.tz,
+            render,
+            settings.admin_chat_id,
+            cancelled=sender.cancelled,
+        )
         broadcasts.register(core.features)
         storage, isolation = _storage(settings, db)
-        app = cls(**core.parts(), settings=settings, business=business, clock=clock, db=db, render=render,
-                  storage=storage, bot=bot, dp=Dispatcher(storage=storage, events_isolation=isolation),
-                  admin_chat=admin_chat, sender=sender, broadcasts=broadcasts,
-                  progress_board=ProgressBoard(bot, broadcasts, render, business.staff_language, clock))
+        app = cls(
+            **core.parts(),
+            settings=settings,
+            business=business,
+            clock=clock,
+            db=db,
+            render=render,
+            storage=storage,
+            bot=bot,
+            dp=Dispatcher(storage=storage, events_isolation=isolation),
+            admin_chat=admin_chat,
+            sender=sender,
+            broadcasts=broadcasts,
+            progress_board=ProgressBoard(bot, broadcasts, render, business.staff_language, clock),
+        )
         app._wire_dispatcher()
         return app
 
     def _wire_dispatcher(self) -> None:
         setup_dispatcher(self.dp, self.customers)
         self.dp.workflow_data.update(
-            settings=self.settings, business=self.business, clock=self.clock, render=self.render,
-            customers=self.customers, staff_service=self.staff, care=self.care, events=self.events,
-            admin_chat=self.admin_chat, surveys=self.surveys, staff_lang=self.business.staff_language,
-            booking=self.booking, cycles=self.cycles, broadcasts=self.broadcasts, sleeping=self.sleeping,
+            settings=self.settings,
+            business=self.business,
+            clock=self.clock,
+            render=self.render,
+            customers=self.customers,
+            staff_service=self.staff,
+            care=self.care,
+            events=self.events,
+            admin_chat=self.admin_chat,
+            surveys=self.surveys,
+            staff_lang=self.business.staff_language,
+            booking=self.booking,
+            cycles=self.cycles,
+            broadcasts=self.broadcasts,
+            sleeping=self.sleeping,
             sender=self.sender,
         )
         self.dp.startup.register(self._on_startup)
@@ -160,15 +212,27 @@ class App(Core):
     def start_background(self) -> None:
         """Planners on APScheduler (now, then every PLAN_EVERY) and the outbox sender."""
         self._stop_sending = asyncio.Event()
-        self._sending = asyncio.create_task(self.sender.run(self._stop_sending), name="outbox-sender")
+        self._sending = asyncio.create_task(
+            self.sender.run(self._stop_sending), name="outbox-sender"
+        )
         self._scheduler = AsyncIOScheduler(timezone=self.settings.tz)
-        self._scheduler.add_job(self._plan, "interval", seconds=PLAN_EVERY.total_seconds(), id="planners",
-                                max_instances=1, coalesce=True)
+        self._scheduler.add_job(
+            self._plan,
+            "interval",
+            seconds=PLAN_EVERY.total_seconds(),
+            id="planners",
+            max_instances=1,
+            coalesce=True,
+        )
         self._scheduler.start()
         self._first_plan = asyncio.create_task(self._plan(), name="planners-at-start")
-        self._watching = asyncio.create_task(self.progress_board.run(self._stop_sending, WATCH_EVERY.total_seconds()),
-                                             name="broadcasts")
-        self._guarding = asyncio.create_task(self._guard_database(self._stop_sending), name="database-guard")
+        self._watching = asyncio.create_task(
+            self.progress_board.run(self._stop_sending, WATCH_EVERY.total_seconds()),
+            name="broadcasts",
+        )
+        self._guarding = asyncio.create_task(
+            self._guard_database(self._stop_sending), name="database-guard"
+        )
 
     async def stop_background(self) -> None:
         """Stop planning and let the sender finish the batch in flight (a few seconds at most)."""
@@ -193,11 +257,16 @@ class App(Core):
             problem = guard.problem()
             if problem:
                 self.fault = f"the database file {guard.path} {problem}"
-                log.error("%s: stopping, nothing more is taken or written; restore it and start again", self.fault)
+                log.error(
+                    "%s: stopping, nothing more is taken or written; restore it and start again",
+                    self.fault,
+                )
                 if self._webhook_stop is not None:
                     self._webhook_stop.set()
                 else:
-                    self._halting = asyncio.create_task(self._stop_polling(), name="stop-on-database-fault")
+                    self._halting = asyncio.create_task(
+                        self._stop_polling(), name="stop-on-database-fault"
+                    )
                 return
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), GUARD_EVERY.total_seconds())
@@ -220,9 +289,15 @@ class App(Core):
         await self.broadcasts.watch()  # finished broadcasts are marked done and reported
         due |= await self._due_ids()
         delivered.add(await self.sender.drain())
-        async with self.db.reading() as repos:  # why what was due did not go: one line each in the CLI
+        async with (
+            self.db.reading() as repos
+        ):  # why what was due did not go: one line each in the CLI
             reasons = await repos.outbox.reasons(sorted(due))
-        return {**planned, **{f"outbox_{k}": v for k, v in vars(delivered).items()}, "outbox_reasons": reasons}
+        return {
+            **planned,
+            **{f"outbox_{k}": v for k, v in vars(delivered).items()},
+            "outbox_reasons": reasons,
+        }
 
     async def _due_ids(self) -> set[int]:
         async with self.db.reading() as repos:
@@ -235,7 +310,10 @@ class App(Core):
         self.start_background()
         me = await bot.get_me()
         for lang in LANGUAGES:
-            commands = [BotCommand(command=c, description=self.render.label(lang, f"cmd_{c}")) for c in COMMANDS]
+            commands = [
+                BotCommand(command=c, description=self.render.label(lang, f"cmd_{c}"))
+                for c in COMMANDS
+            ]
             await bot.set_my_commands(
                 commands,
                 scope=BotCommandScopeAllPrivateChats(),
@@ -243,18 +321,26 @@ class App(Core):
             )
         log.info(  # the one line at start-up (README): the rest of it is DEBUG
             "carebot started bot=@%s bot_id=%s database=%s fsm=%s business=%r admin_chat=%s",
-            me.username, me.id, self.settings.database_label(),
-            "redis" if self.settings.redis_url else "database", self.business.name,
-            self.settings.admin_chat_id or "unset (staff features are off until ADMIN_CHAT_ID is set)",
+            me.username,
+            me.id,
+            self.settings.database_label(),
+            "redis" if self.settings.redis_url else "database",
+            self.business.name,
+            self.settings.admin_chat_id
+            or "unset (staff features are off until ADMIN_CHAT_ID is set)",
         )
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         try:
-            await self.dp.start_polling(self.bot, handle_signals=handle_signals, close_bot_session=True)
+            await self.dp.start_polling(
+                self.bot, handle_signals=handle_signals, close_bot_session=True
+            )
         finally:
             await self.close()
 
-    async def run_webhook(self, url: str, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+    async def run_webhook(
+        self, url: str, host: str, port: int, stop: asyncio.Event | None = None
+    ) -> None:
         """Webhook mode: Telegram posts updates to `url`, served here on host:port.
 
         Runs until SIGINT/SIGTERM, or until `stop` is set (tests).
@@ -263,7 +349,11 @@ class App(Core):
         from aiohttp import web
         from yarl import URL
 
-        secret = self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None
+        secret = (
+            self.settings.webhook_secret.get_secret_value()
+            if self.settings.webhook_secret
+            else None
+        )
 
         web_app = web.Application()
         SimpleRequestHandler(dispatcher=self.dp, bot=self.bot, secret_token=secret).register(
@@ -309,12 +399,18 @@ async def _database(settings: Settings) -> Database:
 
 
 def _bot(settings: Settings, limiter: Limiter) -> Bot:
-    api = TelegramAPIServer.from_base(settings.telegram_api_url) if settings.telegram_api_url else PRODUCTION
+    api = (
+        TelegramAPIServer.from_base(settings.telegram_api_url)
+        if settings.telegram_api_url
+        else PRODUCTION
+    )
     # every call bounded by TELEGRAM_TIMEOUT; a silent server is named in the log
     session = AiohttpSession(api=api, timeout=settings.telegram_timeout)
     # The limiter outermost, so the middlewares after it time the HTTP call, not the wait for a turn.
     session.middleware(TelegramLimits(limiter))
-    session.middleware(ApiWait(settings.telegram_api_url or "https://api.telegram.org", settings.telegram_timeout))
+    session.middleware(
+        ApiWait(settings.telegram_api_url or "https://api.telegram.org", settings.telegram_timeout)
+    )
     return Bot(
         token=settings.bot_token.get_secret_value(),
         session=session,
@@ -335,4 +431,3 @@ def _storage(settings: Settings, db: Database) -> tuple[BaseStorage, Any]:
     # it, the conversation is read once and written once per update (handlers/fsm_storage.py).
     storage = SqlStorage(db)
     return storage, storage.isolation(SimpleEventIsolation())
-

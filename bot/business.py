@@ -1,4 +1,5 @@
 """The business description the owner edits (`BUSINESS_FILE`, TOML), validated on start-up."""
+
 from __future__ import annotations
 
 import logging
@@ -52,7 +53,13 @@ class Marketing(_Strict):
     @classmethod
     def _quiet(cls, value: str) -> str:
         match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value.replace(" ", ""))
-        if not match or int(match[1]) > 23 or int(match[3]) > 23 or int(match[2]) > 59 or int(match[4]) > 59:
+        if (
+            not match
+            or int(match[1]) > 23
+            or int(match[3]) > 23
+            or int(match[2]) > 59
+            or int(match[4]) > 59
+        ):
             raise ValueError(f"{value!r} is not a time range like 21:00-10:00")
         return value.replace(" ", "")
 
@@ -81,18 +88,24 @@ class Holiday(_Strict):
     @classmethod
     def _real_date(cls, value: str) -> str:
         month, day = map(int, value.split("-"))
-        if not 1 <= month <= 12 or not 1 <= day <= (29 if month == 2 else 31 if month in (1, 3, 5, 7, 8, 10, 12) else 30):
+        if not 1 <= month <= 12 or not 1 <= day <= (
+            29 if month == 2 else 31 if month in (1, 3, 5, 7, 8, 10, 12) else 30
+        ):
             raise ValueError(f"{value!r} is not a MM-DD date")
         return value
 
 
 class Surveys(_Strict):
-    """"How was your visit?" after each purchase."""
+    """ "How was your visit?" after each purchase."""
 
     enabled: bool = True
-    delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] = 3  # never at night: it waits for the morning
+    delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] = (
+        3  # never at night: it waits for the morning
+    )
     closes_after_hours: Annotated[float, Field(ge=1, le=24 * 30)] = 72
-    every_days: Annotated[int, Field(ge=0, le=365)] = 14  # at most one survey per customer per N days
+    every_days: Annotated[int, Field(ge=0, le=365)] = (
+        14  # at most one survey per customer per N days
+    )
     marketing: bool = False  # true: /stop also stops surveys, and quiet hours and caps apply
 
 
@@ -106,7 +119,9 @@ class Outbox(_Strict):
 
     messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 29
     seconds_per_chat: Annotated[float, Field(ge=0, le=60)] = 1.0
-    group_per_minute: Annotated[int, Field(ge=2, le=60)] = 20  # Telegram: 20 a minute into one group
+    group_per_minute: Annotated[int, Field(ge=2, le=60)] = (
+        20  # Telegram: 20 a minute into one group
+    )
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     # A row a sender claimed but did not finish (the process died) is taken up again after this.
     lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60
@@ -166,7 +181,9 @@ class Service(_Strict):
     price: Annotated[int, Field(ge=0)]
     cycle_days: Annotated[int, Field(ge=1, le=3650)]
     masters: list[str] = []
-    survey_delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] | None = None  # else [surveys] delay_hours
+    survey_delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] | None = (
+        None  # else [surveys] delay_hours
+    )
 
 
 class Booking(_Strict):
@@ -179,8 +196,12 @@ class Booking(_Strict):
     offer_at_share: Annotated[float, Field(gt=0, lt=1)] = 5 / 6
     lead_min_days: Annotated[float, Field(ge=0, le=30)] = 3
     lead_max_days: Annotated[float, Field(ge=0, le=60)] = 5
-    ignored_offers_limit: Annotated[int, Field(ge=1, le=10)] = 2  # then: the sleeping-customer campaign
-    master_answer_hours: Annotated[float, Field(gt=0, le=72)] = 2  # working hours; then the admin chat
+    ignored_offers_limit: Annotated[int, Field(ge=1, le=10)] = (
+        2  # then: the sleeping-customer campaign
+    )
+    master_answer_hours: Annotated[float, Field(gt=0, le=72)] = (
+        2  # working hours; then the admin chat
+    )
     reminders_hours: list[Annotated[float, Field(gt=0, le=24 * 7)]] = [24, 2]
     min_notice_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 60  # no booking closer than this
 
@@ -201,7 +222,9 @@ class Sleeping(_Strict):
 
 
 class Broadcasts(_Strict):
-    regular_visits: Annotated[int, Field(ge=2, le=1000)] = 3  # the "regular" segment: at least this many
+    regular_visits: Annotated[int, Field(ge=2, le=1000)] = (
+        3  # the "regular" segment: at least this many
+    )
 
 
 class Care(_Strict):
@@ -268,7 +291,9 @@ class Business(_Strict):
 def bundled_example() -> Path:
     """The commented example business file the package ships (data/business.toml in the source
     tree), used when the folder the bot runs in has none and BUSINESS_FILE is unset."""
-    return Path(str(resources.files("bot.data") / "business.toml"))  # pip installs packages as files
+    return Path(
+        str(resources.files("bot.data") / "business.toml")
+    )  # pip installs packages as files
 
 
 def load_business(path: Path) -> Business:
@@ -276,7 +301,9 @@ def load_business(path: Path) -> Business:
     if path == bundled_example():
         logging.getLogger("carebot").warning(
             "no data/business.toml here: running with the example business; copy it there and describe "
-            "yours (or set BUSINESS_FILE) example=%s", path)
+            "yours (or set BUSINESS_FILE) example=%s",
+            path,
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

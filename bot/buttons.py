@@ -3,6 +3,7 @@ words, and the text on it. No Telegram here: services return keyboards of these,
 stores them as JSON (`dump`/`load`), and the Telegram edge (`handlers/keyboards.py`) turns them
 into inline keyboards with its callback-data factories when the message is sent.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -124,9 +125,22 @@ class OpenUrl(Intent):
     url: str
 
 
-INTENTS: dict[str, type[Intent]] = {cls.kind: cls for cls in (
-    BookSlot, BookService, OpenBooking, BookingAction, PostponeCycle, Unsubscribe, BroadcastReport, StopBroadcast,
-    ShowCoupons, SurveyScore, OpenUrl)}
+INTENTS: dict[str, type[Intent]] = {
+    cls.kind: cls
+    for cls in (
+        BookSlot,
+        BookService,
+        OpenBooking,
+        BookingAction,
+        PostponeCycle,
+        Unsubscribe,
+        BroadcastReport,
+        StopBroadcast,
+        ShowCoupons,
+        SurveyScore,
+        OpenUrl,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -163,9 +177,22 @@ def dump(keyboard: Keyboard | None) -> dict[str, Any] | None:
     None for no buttons."""
     if not keyboard:
         return None
-    return {"buttons": [[{"text": button.text, "intent": button.intent.kind,
-                          **{name: _plain(getattr(button.intent, name)) for name, _ in _fields(type(button.intent))}}
-                         for button in row] for row in keyboard]}
+    return {
+        "buttons": [
+            [
+                {
+                    "text": button.text,
+                    "intent": button.intent.kind,
+                    **{
+                        name: _plain(getattr(button.intent, name))
+                        for name, _ in _fields(type(button.intent))
+                    },
+                }
+                for button in row
+            ]
+            for row in keyboard
+        ]
+    }
 
 
 def _intent(data: dict[str, Any]) -> Intent:

@@ -1,4 +1,5 @@
 """`carebot run | migrate | tick | outbox`: every fault at start-up is one line on stderr, never a traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,14 +33,26 @@ class Unreachable(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carebot", description="carebot: bring customers back.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("run", help="start the bot (long polling, or a webhook with --webhook)")
+    run = commands.add_parser(
+        "run", help="start the bot (long polling, or a webhook with --webhook)"
+    )
     run.add_argument("--webhook", metavar="URL", help="public HTTPS URL Telegram posts updates to")
-    run.add_argument("--listen", metavar="HOST:PORT", default="0.0.0.0:8080",
-                     help="where the webhook server listens (default 0.0.0.0:8080)")
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="0.0.0.0:8080",
+        help="where the webhook server listens (default 0.0.0.0:8080)",
+    )
     commands.add_parser("migrate", help="apply database migrations and exit")
-    tick = commands.add_parser("tick", help="run every planner once, deliver what is due, and exit (cron)")
-    tick.add_argument("--now", metavar="ISO-8601", type=_moment,
-                      help="act as of this moment, e.g. 2026-03-14T10:30+03:00 (default: now)")
+    tick = commands.add_parser(
+        "tick", help="run every planner once, deliver what is due, and exit (cron)"
+    )
+    tick.add_argument(
+        "--now",
+        metavar="ISO-8601",
+        type=_moment,
+        help="act as of this moment, e.g. 2026-03-14T10:30+03:00 (default: now)",
+    )
     commands.add_parser("outbox", help="print the outbox queue by kind and state")
     return parser
 
@@ -48,7 +61,9 @@ def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 moment like 2026-03-14T10:30+03:00") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 moment like 2026-03-14T10:30+03:00"
+        ) from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no time zone; add one, like +03:00 or Z")
     return moment
@@ -83,14 +98,21 @@ async def _reach_redis(settings: Settings) -> None:
     from redis.exceptions import RedisError
 
     try:
-        client = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-                                socket_timeout=REDIS_TIMEOUT_SECONDS)
+        client = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+        )
     except ValueError as error:
         raise ConfigError(f"setting REDIS_URL is malformed: {error}") from None
     try:
         await asyncio.wait_for(client.ping(), REDIS_TIMEOUT_SECONDS)
     except (RedisError, OSError, TimeoutError) as error:
-        reason = str(error).splitlines()[0] if str(error) else f"no answer within {REDIS_TIMEOUT_SECONDS:g} s"
+        reason = (
+            str(error).splitlines()[0]
+            if str(error)
+            else f"no answer within {REDIS_TIMEOUT_SECONDS:g} s"
+        )
         raise Unreachable(f"cannot reach Redis (REDIS_URL): {reason}") from None
     finally:
         await client.aclose()
@@ -113,8 +135,10 @@ async def _reach_api(app: App, settings: Settings) -> None:
 
 def _silent(settings: Settings, method: str) -> Unreachable:
     where = settings.telegram_api_url or "https://api.telegram.org"
-    return Unreachable(f"the Bot API at {where} did not answer {method} within {settings.telegram_timeout:g} s "
-                       "(TELEGRAM_TIMEOUT): check TELEGRAM_API_URL and the network")
+    return Unreachable(
+        f"the Bot API at {where} did not answer {method} within {settings.telegram_timeout:g} s "
+        "(TELEGRAM_TIMEOUT): check TELEGRAM_API_URL and the network"
+    )
 
 
 async def _outbox(settings: Settings) -> None:
@@ -201,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"carebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except TelegramUnauthorizedError:
-        print("carebot: Telegram refused BOT_TOKEN (Unauthorized): copy it again from @BotFather",
-              file=sys.stderr)
+        print(
+            "carebot: Telegram refused BOT_TOKEN (Unauthorized): copy it again from @BotFather",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     except TelegramNetworkError as error:
         where = "TELEGRAM_API_URL" if settings.telegram_api_url else "api.telegram.org"

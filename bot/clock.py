@@ -1,4 +1,5 @@
 """The one source of time: services get a clock passed in, so tests can fix it."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo

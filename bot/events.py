@@ -4,6 +4,7 @@ A purchase is what later features hang off (satisfaction survey, thank-you offer
 stamp, cycle learning). Subscribers run inside the transaction that records the purchase, so
 whatever they queue is committed together with the sale, or not at all.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

@@ -1,6 +1,7 @@
 """Where a feature plugs in: the domain events it follows, the planners it runs with the outbox's,
 and the composers that finish its outbox rows at send time. The composition root (`bot/app.py`)
 hands one `Features` to each service's `register`, so a feature's wiring lives with the feature."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

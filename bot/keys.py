@@ -5,6 +5,7 @@ reveal what the key protects (the phones behind welcome-claim fingerprints).
 (under `data/` for PostgreSQL), mode 0600, holding the same kind of value: to move the key
 into the environment, set SECRET_KEY to the file's contents.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,12 +55,18 @@ def load_secret_key(settings: Settings) -> SecretKey:
         text = path.read_text(encoding="utf-8").strip()
         mode = stat.S_IMODE(path.stat().st_mode)
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read or create the key file {path} (or set SECRET_KEY): {error}") from None
+        raise ConfigError(
+            f"cannot read or create the key file {path} (or set SECRET_KEY): {error}"
+        ) from None
     if len(text) < MIN_KEY_LENGTH:
-        raise ConfigError(f"the key file {path} is damaged (empty or too short): restore it from the backup "
-                          "made with the database, or see README › The secret key")
+        raise ConfigError(
+            f"the key file {path} is damaged (empty or too short): restore it from the backup "
+            "made with the database, or see README › The secret key"
+        )
     if mode & 0o077:
-        log.warning("the key file %s can be read by other users (mode %o): chmod 600 it", path, mode)
+        log.warning(
+            "the key file %s can be read by other users (mode %o): chmod 600 it", path, mode
+        )
     if created:
         log.info("created the key file %s: back it up together with the database", path)
     return SecretKey(text.encode(), str(path), created)

@@ -14,6 +14,7 @@ It must be installed before aiogram is imported, and only by the process that ru
 `carebot` (bot/cli.py main) and the test suite (tests/__init__.py) do that; `import bot` does not
 (a library must not patch pydantic for its host: tests/unit/test_lazy_types.py pins it).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,17 +33,32 @@ _namespace: dict[str, Any] = {}
 _kept: set[type[BaseModel]] = set()
 
 
-def _model_rebuild(cls: type[BaseModel], *, force: bool = False, raise_errors: bool = True,
-                   _parent_namespace_depth: int = 2, _types_namespace: Mapping[str, Any] | None = None) -> bool | None:
+def _model_rebuild(
+    cls: type[BaseModel],
+    *,
+    force: bool = False,
+    raise_errors: bool = True,
+    _parent_namespace_depth: int = 2,
+    _types_namespace: Mapping[str, Any] | None = None,
+) -> bool | None:
     if not cls.__module__.startswith(_AIOGRAM):
-        return _rebuild(cls, force=force, raise_errors=raise_errors,  # type: ignore[no-any-return]
-                        _parent_namespace_depth=_parent_namespace_depth + 1, _types_namespace=_types_namespace)
+        return _rebuild(
+            cls,
+            force=force,
+            raise_errors=raise_errors,  # type: ignore[no-any-return]
+            _parent_namespace_depth=_parent_namespace_depth + 1,
+            _types_namespace=_types_namespace,
+        )
     if _types_namespace is not None and not force and cls.__module__.startswith(_AIOGRAM_TYPES):
         _namespace.update(_types_namespace)  # aiogram's import-time loop: keep it for later
         return None
-    built = _rebuild(cls, force=force, raise_errors=raise_errors,
-                     _parent_namespace_depth=_parent_namespace_depth + 1,
-                     _types_namespace=_types_namespace if _types_namespace is not None else _namespace)
+    built = _rebuild(
+        cls,
+        force=force,
+        raise_errors=raise_errors,
+        _parent_namespace_depth=_parent_namespace_depth + 1,
+        _types_namespace=_types_namespace if _types_namespace is not None else _namespace,
+    )
     if cls.__pydantic_generic_metadata__["origin"] is not None:
         _kept.add(cls)
     return built  # type: ignore[no-any-return]

@@ -1,4 +1,5 @@
 """One-line structured logs (logfmt); phone numbers and dates are masked before writing."""
+
 from __future__ import annotations
 
 import logging
@@ -60,4 +61,6 @@ def setup_logging(level: int = logging.INFO) -> None:
     # "Added job", "Scheduler started": shown only when debugging
     logging.getLogger("apscheduler").setLevel(level if level <= logging.DEBUG else logging.WARNING)
     dispatcher = logging.getLogger("aiogram.dispatcher")
-    dispatcher.filters[:] = [f for f in dispatcher.filters if not isinstance(f, _Routine)] + [_Routine()]
+    dispatcher.filters[:] = [f for f in dispatcher.filters if not isinstance(f, _Routine)] + [
+        _Routine()
+    ]

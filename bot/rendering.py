@@ -6,6 +6,7 @@ A file of the same name under `data/templates/` of the folder the bot runs in ov
 bundled one (the package's `bot.templates`, templates/ in the source tree).
 Dates, weekdays, money and plurals are Babel's (CLDR), by the template's language.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -78,7 +79,9 @@ def _format_money(context: Context, minor: int, currency: str = "", lang: str | 
     kopecks only when there are any, the business's own currency sign (free text, not an ISO code)
     after a non-breaking space."""
     amount = Decimal(int(minor)).scaleb(-2)
-    text = format_decimal(amount, "#,##0.00" if minor % 100 else "#,##0", locale=_LOCALES[_lang(context, lang)])
+    text = format_decimal(
+        amount, "#,##0.00" if minor % 100 else "#,##0", locale=_LOCALES[_lang(context, lang)]
+    )
     return f"{text}\u00a0{currency}" if currency else text
 
 
@@ -112,7 +115,9 @@ class _Bundled(BaseLoader):
     def __init__(self, root: Traversable) -> None:
         self.root = root
 
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool]]:
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool]]:
         resource = self.root
         for part in template.split("/"):
             resource = resource / part
@@ -126,8 +131,13 @@ class Renderer:
         """Templates from `directories` (tests), or the owner's `data/templates/` of the folder
         the bot runs in over the bundled ones."""
         self.tz = tz
-        loader: BaseLoader = FileSystemLoader([str(d) for d in directories]) if directories else ChoiceLoader(
-            [FileSystemLoader(str(Path.cwd() / OVERRIDES)), _Bundled(resources.files(BUNDLED))])
+        loader: BaseLoader = (
+            FileSystemLoader([str(d) for d in directories])
+            if directories
+            else ChoiceLoader(
+                [FileSystemLoader(str(Path.cwd() / OVERRIDES)), _Bundled(resources.files(BUNDLED))]
+            )
+        )
         self.env = Environment(
             loader=loader,
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
@@ -141,11 +151,13 @@ class Renderer:
         self.env.filters["local"] = lambda value: value.astimezone(self.tz)
         self.env.filters["money"] = _format_money
         self.env.filters["plural"] = _plural
-        self.env.filters["datetime"] = lambda value: format_datetime(value.astimezone(self.tz), _DATETIME,
-                                                                     locale=_LOCALES[DEFAULT_LANGUAGE])
+        self.env.filters["datetime"] = lambda value: format_datetime(
+            value.astimezone(self.tz), _DATETIME, locale=_LOCALES[DEFAULT_LANGUAGE]
+        )
         self.env.filters["day"] = _format_day
-        self.env.filters["hhmm"] = lambda value: format_datetime(value.astimezone(self.tz), "HH:mm",
-                                                                 locale=_LOCALES[DEFAULT_LANGUAGE])
+        self.env.filters["hhmm"] = lambda value: format_datetime(
+            value.astimezone(self.tz), "HH:mm", locale=_LOCALES[DEFAULT_LANGUAGE]
+        )
         self.env.filters["when"] = self._when
         # states compared by name in templates (`booking.state == BookingState.CONFIRMED`): the
         # same values the database checks; owner overrides comparing with strings still work

@@ -1,4 +1,5 @@
 """Settings from the environment and `.env`, exactly as DESIGN.md names them."""
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,10 @@ class Settings(BaseSettings):
     @classmethod
     def _admin_chat(cls, value: int | None) -> int | None:
         if value is not None and value >= 0:
-            raise ValueError("a group's id is negative (like -1001234567890): send /chatid in the staff group "
-                             "and use the number it answers")
+            raise ValueError(
+                "a group's id is negative (like -1001234567890): send /chatid in the staff group "
+                "and use the number it answers"
+            )
         return value
 
     @field_validator("redis_url")
@@ -63,7 +66,9 @@ class Settings(BaseSettings):
         if not value:
             return None
         if not re.match(r"^(rediss?|unix)://\S+$", value.strip()):
-            raise ValueError("must start with redis://, rediss:// or unix:// (like redis://127.0.0.1:6379/0)")
+            raise ValueError(
+                "must start with redis://, rediss:// or unix:// (like redis://127.0.0.1:6379/0)"
+            )
         return value.strip()
 
     @field_validator("secret_key")
@@ -72,7 +77,9 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         if len(value.get_secret_value().strip()) < 16:
-            raise ValueError("must be at least 16 characters (for example the output of `openssl rand -hex 32`)")
+            raise ValueError(
+                "must be at least 16 characters (for example the output of `openssl rand -hex 32`)"
+            )
         return SecretStr(value.get_secret_value().strip())
 
     @field_validator("telegram_api_url")
@@ -87,7 +94,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if not (value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")):
+        if not (
+            value.startswith("sqlite+aiosqlite://") or value.startswith("postgresql+asyncpg://")
+        ):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
@@ -97,7 +106,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r} (for example Europe/Moscow)") from None
+            raise ValueError(
+                f"unknown IANA time zone {value!r} (for example Europe/Moscow)"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -131,6 +142,8 @@ def load_settings(**overrides: object) -> Settings:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         if error["type"] == "missing":
-            raise ConfigError(f"setting {name} is missing: set it in the environment or in .env") from None
+            raise ConfigError(
+                f"setting {name} is missing: set it in the environment or in .env"
+            ) from None
         message = str(error["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"setting {name} is malformed: {message}") from None

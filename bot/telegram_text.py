@@ -8,6 +8,7 @@ render them, and cuts only between whole characters, never inside a tag, an enti
 sequence joined by a zero-width joiner, and closes every tag it cuts through so each part parses
 on its own.
 """
+
 from __future__ import annotations
 
 import re
@@ -65,7 +66,7 @@ def _tokens(html: str) -> list[_Token]:
     out: list[_Token] = []
     at = 0
     for match in _TOKEN.finditer(html):
-        out.extend(_Token(c, _TEXT, c) for c in html[at:match.start()])
+        out.extend(_Token(c, _TEXT, c) for c in html[at : match.start()])
         at = match.end()
         raw = match.group(0)
         if match.group("entity") is not None:
@@ -104,8 +105,13 @@ def _extends(previous: str, char: str, regional_run: int) -> bool:
     if previous == "\u200d" or (previous == "\r" and char == "\n"):
         return True
     code = ord(char)
-    if (code == 0x200D or 0xFE00 <= code <= 0xFE0F or 0x1F3FB <= code <= 0x1F3FF
-            or 0xE0020 <= code <= 0xE007F or 0xE0100 <= code <= 0xE01EF):
+    if (
+        code == 0x200D
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+        or 0xE0100 <= code <= 0xE01EF
+    ):
         return True
     if 0x1F1E6 <= code <= 0x1F1FF:
         return 0x1F1E6 <= ord(previous) <= 0x1F1FF and regional_run % 2 == 1
@@ -134,8 +140,12 @@ def _clusters(tokens: list[_Token], cap: int) -> list[_Cluster]:
             continue
         char = token.vis
         units = _units(char)
-        if (current is not None and current.end == index and current.units + units <= cap
-                and _extends(previous, char, regional_run)):
+        if (
+            current is not None
+            and current.end == index
+            and current.units + units <= cap
+            and _extends(previous, char, regional_run)
+        ):
             current.end = index + 1
             current.units += units
             current.space = False
@@ -220,22 +230,31 @@ def _split(html: str, limit: int, first_limit: int) -> list[str]:
             following += 1
         if end > begin:
             parts.append(writer.part(token_begin, clusters[end - 1].end))
-            writer.skip(clusters[end - 1].end, clusters[following].start
-                        if following < len(clusters) else len(tokens))
+            writer.skip(
+                clusters[end - 1].end,
+                clusters[following].start if following < len(clusters) else len(tokens),
+            )
         elif cut == begin:  # not one character fits: only when the first part's budget is tiny
             parts.append("")
             budget = limit
             continue
         else:  # nothing but whitespace before the cut
-            writer.skip(token_begin, clusters[following].start
-                        if following < len(clusters) else len(tokens))
+            writer.skip(
+                token_begin, clusters[following].start if following < len(clusters) else len(tokens)
+            )
         if following == len(clusters):
             return parts
         begin, token_begin, budget = following, clusters[following].start, limit
 
 
-def _choose_cut(begin: int, stop: int, budget: int, ends: list[int],
-                runs: list[tuple[int, int, int]], run_starts: list[int]) -> int:
+def _choose_cut(
+    begin: int,
+    stop: int,
+    budget: int,
+    ends: list[int],
+    runs: list[tuple[int, int, int]],
+    run_starts: list[int],
+) -> int:
     """Where a part that may end no later than cluster `stop` should end: at the last paragraph
     break, else line break, else space that keeps at least half the budget; else at the last
     whitespace at all (a short part rather than a cut word); else at `stop`."""
@@ -291,8 +310,9 @@ def truncate_html(html: str, limit: int, ellipsis: str = "…") -> str:
     return _Writer(tokens).part(0, clusters[end - 1].end if end else 0, ellipsis)
 
 
-def fit_card(card_html: str, body_html: str, limit: int = TEXT_LIMIT,
-             separator: str = "\n\n") -> str | None:
+def fit_card(
+    card_html: str, body_html: str, limit: int = TEXT_LIMIT, separator: str = "\n\n"
+) -> str | None:
     """A card header and a body in one message, the card shortened so the body fits whole.
 
     None when the body alone does not fit (the caller splits it: see `card_messages`). When not
@@ -308,8 +328,13 @@ def fit_card(card_html: str, body_html: str, limit: int = TEXT_LIMIT,
     return f"{card}{separator}{body_html}"
 
 
-def card_messages(card_html: str, body_html: str, limit: int = TEXT_LIMIT,
-                  separator: str = "\n\n", card_room: int | None = None) -> list[str]:
+def card_messages(
+    card_html: str,
+    body_html: str,
+    limit: int = TEXT_LIMIT,
+    separator: str = "\n\n",
+    card_room: int | None = None,
+) -> list[str]:
     """A card and a body as few messages as possible: one (`fit_card`) when the body fits, else the
     card with the beginning of the body, then the rest of the body. Never drops a word of the body.
 
@@ -344,8 +369,9 @@ def truncate_text(text: str, limit: int, ellipsis: str = "…") -> str:
     return visible(truncate_html(escape(text, quote=False), limit, escape(ellipsis, quote=False)))
 
 
-def shorten_fields(render: Callable[[T], str], value: T, fields: Sequence[str],
-                   limit: int = TEXT_LIMIT) -> str:
+def shorten_fields(
+    render: Callable[[T], str], value: T, fields: Sequence[str], limit: int = TEXT_LIMIT
+) -> str:
     """`render(value)` within `limit` visible units: the plain-text `fields` of the dataclass
     `value` (free text such as a note or a name, most expendable first) are shortened one after
     another by what is over; if that is not enough, the rendered text itself is truncated.
@@ -363,7 +389,9 @@ def shorten_fields(render: Callable[[T], str], value: T, fields: Sequence[str],
     return truncate_html(text, limit)
 
 
-def fit_shortened(render: Callable[[int | None], str], longest: int, limit: int = TEXT_LIMIT) -> str:
+def fit_shortened(
+    render: Callable[[int | None], str], longest: int, limit: int = TEXT_LIMIT
+) -> str:
     """A message listing several free texts (comments, notes), each cut to the same number of
     units, as many as let the whole fit: `render(cap)` renders with every free text cut to `cap`
     units (`truncate_text`), `render(None)` whole; `longest` is the longest text's length."""

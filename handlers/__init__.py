@@ -3,6 +3,7 @@
 Each module builds its router in `create_router()`, so every Dispatcher (a restart, a test)
 gets routers of its own: an aiogram router can belong to one dispatcher only.
 """
+
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,7 +47,10 @@ def filters_in_place(dp: Dispatcher) -> None:
     """
     for router in dp.chain_tail:
         for observer in router.observers.values():
-            for handler in (observer._handler, *observer.handlers):  # _handler: the router's own filters
+            for handler in (
+                observer._handler,
+                *observer.handlers,
+            ):  # _handler: the router's own filters
                 for event_filter in handler.filters or ():
                     if not event_filter.awaitable:
                         event_filter.callback = _in_place(event_filter.callback)
@@ -56,6 +60,7 @@ def filters_in_place(dp: Dispatcher) -> None:
 def _in_place(check: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     async def checked(*args: Any, **kwargs: Any) -> Any:
         return check(*args, **kwargs)
+
     return checked
 
 
@@ -64,6 +69,18 @@ def all_routers() -> list[Router]:
     # state, so their routers go before onboarding; a master's invite link (/start master_…) too.
     # A failed update is answered by the first error handler whose exception type matches, in the
     # same order: the staff's usage errors in `staff`, the rest in `errors`, last.
-    modules = (nobody, coupons, profile, booking, masters, broadcasts, onboarding, surveys, staff, care, fallback,
-               errors)
+    modules = (
+        nobody,
+        coupons,
+        profile,
+        booking,
+        masters,
+        broadcasts,
+        onboarding,
+        surveys,
+        staff,
+        care,
+        fallback,
+        errors,
+    )
     return [m.create_router() for m in modules]

@@ -1,4 +1,5 @@
 """The staff's group chat: membership in it is what makes someone staff."""
+
 from __future__ import annotations
 
 import logging
@@ -26,7 +27,9 @@ TELEGRAM_SERVICE_ID = 777000
 class AdminChat:
     """Who is staff (asked of Telegram, remembered for a minute) and whether the group has topics."""
 
-    def __init__(self, bot: Bot, chat_id: int | None, clock: Clock, ttl: timedelta = timedelta(minutes=1)) -> None:
+    def __init__(
+        self, bot: Bot, chat_id: int | None, clock: Clock, ttl: timedelta = timedelta(minutes=1)
+    ) -> None:
         self.bot = bot
         self.chat_id = chat_id
         self.clock = clock
@@ -69,7 +72,9 @@ class AdminChat:
         """Whether a chat is the admin chat (never, while ADMIN_CHAT_ID is not set)."""
         return self.chat_id is not None and chat_id == self.chat_id
 
-    def staff_of(self, user: User, sender_chat: Chat | None = None, signature: str | None = None) -> Staff:
+    def staff_of(
+        self, user: User, sender_chat: Chat | None = None, signature: str | None = None
+    ) -> Staff:
         """The staff member behind a message; an anonymous admin is named by their signature."""
         if sender_chat is not None and sender_chat.id == self.chat_id:
             return Staff(id=sender_chat.id, name=signature or "admin")

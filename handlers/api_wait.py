@@ -6,6 +6,7 @@ silent for a minute (aiogram's default request timeout). Each call is now bounde
 seconds into a call that has had no answer, naming the server and the method, once per stall
 (not once per call: thirty sends held up at once are one line).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,14 +25,20 @@ _WAITS_BY_DESIGN = frozenset({"getUpdates"})
 
 
 class ApiWait(BaseRequestMiddleware):
-    def __init__(self, where: str, timeout: float, notice_after: float = NOTICE_AFTER_SECONDS) -> None:
+    def __init__(
+        self, where: str, timeout: float, notice_after: float = NOTICE_AFTER_SECONDS
+    ) -> None:
         self.where = where
         self.timeout = timeout
         self.notice_after = min(notice_after, timeout / 2)
         self._stalled = 0  # calls past notice_after and still unanswered
 
-    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
-                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
         name = method.__api_method__
         if name in _WAITS_BY_DESIGN:
             return await make_request(bot, method)
@@ -42,8 +49,12 @@ class ApiWait(BaseRequestMiddleware):
             stalled = True
             self._stalled += 1
             if self._stalled == 1:
-                log.warning("waiting for the Bot API at %s (%s)… giving up after %g s (TELEGRAM_TIMEOUT)",
-                            self.where, name, self.timeout)
+                log.warning(
+                    "waiting for the Bot API at %s (%s)… giving up after %g s (TELEGRAM_TIMEOUT)",
+                    self.where,
+                    name,
+                    self.timeout,
+                )
 
         handle = asyncio.get_running_loop().call_later(self.notice_after, notice)
         try:

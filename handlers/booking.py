@@ -4,6 +4,7 @@ confirm; a slot from a due-offer books at once. Then their visit's buttons: conf
 Every step edits the same message, and all state travels in the buttons' callback data, so
 a conversation survives a restart and an old message's button is re-checked, never trusted.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -34,8 +35,13 @@ from handlers.callbacks import (
 )
 from handlers.keyboards import add_rows
 
-CUSTOMER_ACTIONS = (BookingAct.CONFIRM, BookingAct.CANCEL, BookingAct.CANCEL_YES, BookingAct.KEEP,
-                    BookingAct.RESCHEDULE)
+CUSTOMER_ACTIONS = (
+    BookingAct.CONFIRM,
+    BookingAct.CANCEL,
+    BookingAct.CANCEL_YES,
+    BookingAct.KEEP,
+    BookingAct.RESCHEDULE,
+)
 
 
 def _day_code(day: date) -> int:
@@ -49,13 +55,22 @@ def _day_of(code: int) -> date | None:
         return None
 
 
-def _days_keyboard(render: Renderer, lang: str, days: list[date], service_id: str, master_id: str,
-                   replaces: int) -> InlineKeyboardBuilder:
+def _days_keyboard(
+    render: Renderer, lang: str, days: list[date], service_id: str, master_id: str, replaces: int
+) -> InlineKeyboardBuilder:
     """The days that have free time, three a row; each opens that day's times."""
     builder = InlineKeyboardBuilder()
     for day in days:
-        builder.button(text=render.label(lang, "day_button", day=day), callback_data=BookMenu(
-            step=BookStep.TIMES, service=service_id, master=master_id, day=_day_code(day), replaces=replaces))
+        builder.button(
+            text=render.label(lang, "day_button", day=day),
+            callback_data=BookMenu(
+                step=BookStep.TIMES,
+                service=service_id,
+                master=master_id,
+                day=_day_code(day),
+                replaces=replaces,
+            ),
+        )
     builder.adjust(3)
     return builder
 
@@ -70,45 +85,75 @@ async def _show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup
         await callback.message.edit_text(text, reply_markup=markup)
 
 
-def _services_view(render: Renderer, lang: str, business: Business, upcoming: list, replaces: int = 0
-                   ) -> tuple[str, InlineKeyboardMarkup]:
+def _services_view(
+    render: Renderer, lang: str, business: Business, upcoming: list, replaces: int = 0
+) -> tuple[str, InlineKeyboardMarkup]:
     builder = InlineKeyboardBuilder()
     for visit in upcoming:
         for action in (BookingAct.RESCHEDULE, BookingAct.CANCEL):
-            builder.button(text=render.label(lang, f"visit_{action}_short", booking=visit),
-                           callback_data=BookingCallback(action=action, id=visit.id))
+            builder.button(
+                text=render.label(lang, f"visit_{action}_short", booking=visit),
+                callback_data=BookingCallback(action=action, id=visit.id),
+            )
     for service in business.services:
-        builder.button(text=render.label(lang, "service_button", service=service, business=business),
-                       callback_data=BookMenu(step=BookStep.MASTERS, service=service.id, replaces=replaces))
+        builder.button(
+            text=render.label(lang, "service_button", service=service, business=business),
+            callback_data=BookMenu(step=BookStep.MASTERS, service=service.id, replaces=replaces),
+        )
     builder.adjust(*([2] * len(upcoming)), *([1] * len(business.services)))
-    return str(render.text(lang, "booking_services", upcoming=upcoming, business=business)), builder.as_markup()
+    return str(
+        render.text(lang, "booking_services", upcoming=upcoming, business=business)
+    ), builder.as_markup()
 
 
-async def book_command(message: Message, customer: CustomerView | None, booking: BookingService,
-                       render: Renderer, lang: str, business: Business) -> None:
+async def book_command(
+    message: Message,
+    customer: CustomerView | None,
+    booking: BookingService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     assert message.from_user is not None
     if customer is None or not customer.onboarded:
         await message.answer(render.text(lang, "not_registered"))
         return
-    text, markup = _services_view(render, lang, business, await booking.upcoming(message.from_user.id))
+    text, markup = _services_view(
+        render, lang, business, await booking.upcoming(message.from_user.id)
+    )
     await message.answer(text, reply_markup=markup)
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def book_button(callback: CallbackQuery, customer: CustomerView | None, booking: BookingService,
-                      render: Renderer, lang: str, business: Business) -> None:
+async def book_button(
+    callback: CallbackQuery,
+    customer: CustomerView | None,
+    booking: BookingService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     if customer is None or not customer.onboarded:
         await callback.answer(render.label(lang, "register_first"), show_alert=True)
         return
     await callback.answer()
     if isinstance(callback.message, Message):
-        text, markup = _services_view(render, lang, business, await booking.upcoming(callback.from_user.id))
+        text, markup = _services_view(
+            render, lang, business, await booking.upcoming(callback.from_user.id)
+        )
         await callback.message.answer(text, reply_markup=markup)
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: CustomerView | None,
-                    booking: BookingService, render: Renderer, lang: str, business: Business) -> None:
+async def menu_step(
+    callback: CallbackQuery,
+    callback_data: BookMenu,
+    customer: CustomerView | None,
+    booking: BookingService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     if customer is None or not customer.onboarded:
         await callback.answer(render.label(lang, "register_first"), show_alert=True)
         return
@@ -118,8 +163,9 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
         if data.step is not BookStep.SERVICES:  # a service the business no longer offers
             await callback.answer(render.label(lang, "stale_button"), show_alert=True)
             return
-        text, markup = _services_view(render, lang, business, await booking.upcoming(callback.from_user.id),
-                                      data.replaces)
+        text, markup = _services_view(
+            render, lang, business, await booking.upcoming(callback.from_user.id), data.replaces
+        )
         await _show(callback, text, markup)
         return
     masters = business.masters_of(service)
@@ -128,40 +174,104 @@ async def menu_step(callback: CallbackQuery, callback_data: BookMenu, customer: 
         return
     if data.step is BookStep.MASTERS and len(masters) > 1:
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "any_master"),
-                       callback_data=BookMenu(step=BookStep.DAYS, service=service.id, replaces=data.replaces))
+        builder.button(
+            text=render.label(lang, "any_master"),
+            callback_data=BookMenu(step=BookStep.DAYS, service=service.id, replaces=data.replaces),
+        )
         for master in masters:
-            builder.button(text=master.name, callback_data=BookMenu(step=BookStep.DAYS, service=service.id,
-                                                                    master=master.id, replaces=data.replaces))
+            builder.button(
+                text=master.name,
+                callback_data=BookMenu(
+                    step=BookStep.DAYS, service=service.id, master=master.id, replaces=data.replaces
+                ),
+            )
         builder.adjust(1)
         builder.row(_back(render, lang, BookMenu(step=BookStep.SERVICES, replaces=data.replaces)))
-        await _show(callback, str(render.text(lang, "booking_masters", service=service)), builder.as_markup())
+        await _show(
+            callback,
+            str(render.text(lang, "booking_masters", service=service)),
+            builder.as_markup(),
+        )
         return
     master_id = data.master or (masters[0].id if len(masters) == 1 else "")
     if data.step in (BookStep.MASTERS, BookStep.DAYS):
         days = await booking.days_with_slots(service.id, master_id or None)
         builder = _days_keyboard(render, lang, days, service.id, master_id, data.replaces)
-        builder.row(_back(render, lang, BookMenu(step=BookStep.MASTERS if len(masters) > 1 else BookStep.SERVICES,
-                                                 service=service.id, replaces=data.replaces)))
-        await _show(callback, str(render.text(lang, "booking_days", service=service,
-                                              master=business.master(master_id), days=days)), builder.as_markup())
+        builder.row(
+            _back(
+                render,
+                lang,
+                BookMenu(
+                    step=BookStep.MASTERS if len(masters) > 1 else BookStep.SERVICES,
+                    service=service.id,
+                    replaces=data.replaces,
+                ),
+            )
+        )
+        await _show(
+            callback,
+            str(
+                render.text(
+                    lang,
+                    "booking_days",
+                    service=service,
+                    master=business.master(master_id),
+                    days=days,
+                )
+            ),
+            builder.as_markup(),
+        )
         return
     chosen = _day_of(data.day)
     if data.step is not BookStep.TIMES or chosen is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
     slots = await booking.slots_on(service.id, master_id or None, chosen)
-    builder = add_rows(InlineKeyboardBuilder(), booking.slot_keyboard(
-        lang, service.id, slots, ask_first=True, replaces=data.replaces, show_master=not master_id))
-    builder.row(_back(render, lang, BookMenu(step=BookStep.DAYS, service=service.id, master=master_id,
-                                             replaces=data.replaces)))
-    await _show(callback, str(render.text(lang, "booking_times", service=service, day=chosen, slots=slots,
-                                          master=business.master(master_id))), builder.as_markup())
+    builder = add_rows(
+        InlineKeyboardBuilder(),
+        booking.slot_keyboard(
+            lang,
+            service.id,
+            slots,
+            ask_first=True,
+            replaces=data.replaces,
+            show_master=not master_id,
+        ),
+    )
+    builder.row(
+        _back(
+            render,
+            lang,
+            BookMenu(
+                step=BookStep.DAYS, service=service.id, master=master_id, replaces=data.replaces
+            ),
+        )
+    )
+    await _show(
+        callback,
+        str(
+            render.text(
+                lang,
+                "booking_times",
+                service=service,
+                day=chosen,
+                slots=slots,
+                master=business.master(master_id),
+            )
+        ),
+        builder.as_markup(),
+    )
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, booking: BookingService,
-                      render: Renderer, lang: str, business: Business) -> None:
+async def slot_tapped(
+    callback: CallbackQuery,
+    callback_data: SlotCallback,
+    booking: BookingService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     data = callback_data
     service, master = business.service(data.service), business.master(data.master)
     at = from_minutes(data.at)  # None: forged, no slot is ever at such a time
@@ -170,21 +280,56 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
         return
     if data.action is SlotAct.PICK:  # the menu asks before booking
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "booking_confirm"), callback_data=SlotCallback(
-            action=SlotAct.BOOK, service=service.id, master=master.id, at=data.at, replaces=data.replaces))
-        builder.button(text=render.label(lang, "back"), callback_data=BookMenu(
-            step=BookStep.DAYS, service=service.id, master=master.id, replaces=data.replaces))
+        builder.button(
+            text=render.label(lang, "booking_confirm"),
+            callback_data=SlotCallback(
+                action=SlotAct.BOOK,
+                service=service.id,
+                master=master.id,
+                at=data.at,
+                replaces=data.replaces,
+            ),
+        )
+        builder.button(
+            text=render.label(lang, "back"),
+            callback_data=BookMenu(
+                step=BookStep.DAYS, service=service.id, master=master.id, replaces=data.replaces
+            ),
+        )
         builder.adjust(1)
-        await _show(callback, str(render.text(lang, "booking_confirm_ask", service=service, master=master, at=at,
-                                              business=business, replaces=data.replaces)), builder.as_markup())
+        await _show(
+            callback,
+            str(
+                render.text(
+                    lang,
+                    "booking_confirm_ask",
+                    service=service,
+                    master=master,
+                    at=at,
+                    business=business,
+                    replaces=data.replaces,
+                )
+            ),
+            builder.as_markup(),
+        )
         return
-    result = await booking.book(callback.from_user.id, service.id, master.id, at,
-                                source="offer" if data.action is SlotAct.OFFER else "menu", replaces=data.replaces)
+    result = await booking.book(
+        callback.from_user.id,
+        service.id,
+        master.id,
+        at,
+        source="offer" if data.action is SlotAct.OFFER else "menu",
+        replaces=data.replaces,
+    )
     if result.outcome is BookOutcome.BOOKED:
-        await _show(callback, str(render.text(lang, "booking_requested", booking=result.booking)), None)
+        await _show(
+            callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
+        )
         return
     if result.outcome is BookOutcome.ALREADY:
-        await callback.answer(render.label(lang, "booking_already", booking=result.booking), show_alert=True)
+        await callback.answer(
+            render.label(lang, "booking_already", booking=result.booking), show_alert=True
+        )
         return
     if result.outcome is BookOutcome.NOT_CUSTOMER:
         await callback.answer(render.label(lang, "register_first"), show_alert=True)
@@ -195,16 +340,30 @@ async def slot_tapped(callback: CallbackQuery, callback_data: SlotCallback, book
     # Taken a moment ago, or too late now: say so and show what is free instead.
     day = booking.finder.local_day(at)
     slots = await booking.slots_on(service.id, None, day) or []
-    builder = add_rows(InlineKeyboardBuilder(), [
-        *booking.slot_keyboard(lang, service.id, slots[:12], ask_first=True, replaces=data.replaces),
-        [booking.other_time_button(lang, service.id, data.replaces)]])
-    await _show(callback, str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)),
-                builder.as_markup())
+    builder = add_rows(
+        InlineKeyboardBuilder(),
+        [
+            *booking.slot_keyboard(
+                lang, service.id, slots[:12], ask_first=True, replaces=data.replaces
+            ),
+            [booking.other_time_button(lang, service.id, data.replaces)],
+        ],
+    )
+    await _show(
+        callback,
+        str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)),
+        builder.as_markup(),
+    )
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, booking: BookingService,
-                       render: Renderer, lang: str) -> None:
+async def visit_action(
+    callback: CallbackQuery,
+    callback_data: BookingCallback,
+    booking: BookingService,
+    render: Renderer,
+    lang: str,
+) -> None:
     """The customer's buttons on their visit: confirm they come, move it, cancel it."""
     action, user = callback_data.action, callback.from_user.id
     visit = await booking.customer_view(user, callback_data.id)
@@ -220,8 +379,10 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
         if isinstance(callback.message, Message):
             builder = InlineKeyboardBuilder()
             for then in (BookingAct.RESCHEDULE, BookingAct.CANCEL):
-                builder.button(text=render.label(lang, f"visit_{then}"),
-                               callback_data=BookingCallback(action=then, id=visit.id))
+                builder.button(
+                    text=render.label(lang, f"visit_{then}"),
+                    callback_data=BookingCallback(action=then, id=visit.id),
+                )
             await callback.message.edit_reply_markup(reply_markup=builder.as_markup())
         return
     if not booking.is_active(visit):
@@ -229,14 +390,20 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
         return
     if action is BookingAct.CANCEL:
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "visit_cancel_yes"),
-                       callback_data=BookingCallback(action=BookingAct.CANCEL_YES, id=visit.id))
-        builder.button(text=render.label(lang, "visit_keep"),
-                       callback_data=BookingCallback(action=BookingAct.KEEP, id=visit.id))
+        builder.button(
+            text=render.label(lang, "visit_cancel_yes"),
+            callback_data=BookingCallback(action=BookingAct.CANCEL_YES, id=visit.id),
+        )
+        builder.button(
+            text=render.label(lang, "visit_keep"),
+            callback_data=BookingCallback(action=BookingAct.KEEP, id=visit.id),
+        )
         await callback.answer()
         if isinstance(callback.message, Message):
-            await callback.message.answer(render.text(lang, "visit_cancel_ask", booking=visit),
-                                          reply_markup=builder.as_markup())
+            await callback.message.answer(
+                render.text(lang, "visit_cancel_ask", booking=visit),
+                reply_markup=builder.as_markup(),
+            )
     elif action is BookingAct.KEEP:
         await _show(callback, str(render.text(lang, "visit_kept", booking=visit)), None)
     elif action is BookingAct.CANCEL_YES:
@@ -245,29 +412,52 @@ async def visit_action(callback: CallbackQuery, callback_data: BookingCallback, 
             await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
             return
         builder = InlineKeyboardBuilder()
-        builder.button(text=render.label(lang, "book_again"),
-                       callback_data=BookMenu(step=BookStep.MASTERS, service=visit.service_id))
-        await _show(callback, str(render.text(lang, "visit_cancelled", booking=visit)), builder.as_markup())
+        builder.button(
+            text=render.label(lang, "book_again"),
+            callback_data=BookMenu(step=BookStep.MASTERS, service=visit.service_id),
+        )
+        await _show(
+            callback, str(render.text(lang, "visit_cancelled", booking=visit)), builder.as_markup()
+        )
     elif action is BookingAct.RESCHEDULE:
         await callback.answer()
         days = await booking.days_with_slots(visit.service_id, visit.master_id)
         builder = _days_keyboard(render, lang, days, visit.service_id, visit.master_id, visit.id)
-        builder.row(InlineKeyboardButton(text=render.label(lang, "other_master"), callback_data=BookMenu(
-            step=BookStep.MASTERS, service=visit.service_id, replaces=visit.id).pack()))
+        builder.row(
+            InlineKeyboardButton(
+                text=render.label(lang, "other_master"),
+                callback_data=BookMenu(
+                    step=BookStep.MASTERS, service=visit.service_id, replaces=visit.id
+                ).pack(),
+            )
+        )
         if isinstance(callback.message, Message):
-            await callback.message.answer(render.text(lang, "visit_reschedule_days", booking=visit, days=days),
-                                          reply_markup=builder.as_markup())
+            await callback.message.answer(
+                render.text(lang, "visit_reschedule_days", booking=visit, days=days),
+                reply_markup=builder.as_markup(),
+            )
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def not_now(callback: CallbackQuery, callback_data: CycleCallback, cycles: CycleService,
-                  render: Renderer, lang: str, business: Business) -> None:
-    next_due = await cycles.postpone(callback.from_user.id, callback_data.service, callback_data.round)
+async def not_now(
+    callback: CallbackQuery,
+    callback_data: CycleCallback,
+    cycles: CycleService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
+    next_due = await cycles.postpone(
+        callback.from_user.id, callback_data.service, callback_data.round
+    )
     if next_due is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    await _show(callback, str(render.text(lang, "offer_postponed", service=business.service(callback_data.service))),
-                None)
+    await _show(
+        callback,
+        str(render.text(lang, "offer_postponed", service=business.service(callback_data.service))),
+        None,
+    )
 
 
 def create_router() -> Router:
@@ -278,6 +468,8 @@ def create_router() -> Router:
     router.callback_query.register(book_button, MenuCallback.filter(F.action == MenuAct.BOOK))
     router.callback_query.register(menu_step, BookMenu.filter())
     router.callback_query.register(slot_tapped, SlotCallback.filter())
-    router.callback_query.register(visit_action, BookingCallback.filter(F.action.in_(set(CUSTOMER_ACTIONS))))
+    router.callback_query.register(
+        visit_action, BookingCallback.filter(F.action.in_(set(CUSTOMER_ACTIONS)))
+    )
     router.callback_query.register(not_now, CycleCallback.filter(F.action == CycleAct.LATER))
     return router

@@ -4,6 +4,7 @@ What a factory's `action` or `step` may be is a `StrEnum`: data with any other v
 or forged button) does not unpack, no handler's filter matches, and the fallback answers it
 as stale. So do numbers outside `Number` and slot times no slot can have (`from_minutes`).
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ def from_minutes(minutes: int) -> datetime | None:
 
 
 # ---- booking ------------------------------------------------------------------------------------
+
 
 class SlotAct(StrEnum):
     PICK = "pick"  # the menu: asks to confirm
@@ -93,6 +95,7 @@ class CycleCallback(CallbackData, prefix="cycle"):
 
 # ---- menu, coupons, profile, onboarding ---------------------------------------------------------
 
+
 class MenuAct(StrEnum):
     BOOK = "book"
     COUPONS = "coupons"
@@ -124,6 +127,7 @@ class OnboardingCallback(CallbackData, prefix="onb"):
 
 # ---- surveys ------------------------------------------------------------------------------------
 
+
 class SurveyCallback(CallbackData, prefix="survey"):
     id: Number
     score: Number
@@ -144,6 +148,7 @@ class ComplaintCallback(CallbackData, prefix="complaint"):
 
 
 # ---- broadcasts ---------------------------------------------------------------------------------
+
 
 class UnsubscribeCallback(CallbackData, prefix="unsub"):
     """The "unsubscribe" button under every broadcast: the same as /stop."""
@@ -184,6 +189,7 @@ class WizardCallback(CallbackData, prefix="bw"):
 
 
 # ---- staff --------------------------------------------------------------------------------------
+
 
 class CardAct(StrEnum):
     SHOW = "show"

@@ -7,6 +7,7 @@ Both directions are stored first and sent by the outbox sender (`CareRelay` belo
 sends them): the handlers only take the message, so nothing a customer or staff member wrote is
 lost to Telegram's limits or faults, and a customer's flood reaches the staff chat coalesced.
 """
+
 from __future__ import annotations
 
 import html
@@ -46,8 +47,14 @@ from handlers.outbox_client import deliverer
 
 log = logging.getLogger("carebot.care")
 
-CAPTIONED = {ContentType.PHOTO, ContentType.VIDEO, ContentType.DOCUMENT, ContentType.AUDIO,
-             ContentType.ANIMATION, ContentType.VOICE}
+CAPTIONED = {
+    ContentType.PHOTO,
+    ContentType.VIDEO,
+    ContentType.DOCUMENT,
+    ContentType.AUDIO,
+    ContentType.ANIMATION,
+    ContentType.VOICE,
+}
 # A word joiner after "@", "/" and "#" at a word's start: Telegram then sees no mention, command
 # or hashtag in what a customer wrote, so their text cannot ping or command anyone in the group.
 _ACTIVE = re.compile(r"(^|(?<=\s))([@/#])")
@@ -61,14 +68,23 @@ def inert(text: str) -> str:
 
 
 def _kind(message: Message) -> str:
-    """"text", "photo", …: what the message carries, as plain text for the database."""
+    """ "text", "photo", …: what the message carries, as plain text for the database."""
     return str(getattr(message.content_type, "value", message.content_type))
 
 
 # ---- the customer's side: take the message, the sender relays it ------------------------------
 
-async def from_customer(message: Message, admin_chat: AdminChat, care: CareService, sender: OutboxSender,
-                        customer: CustomerView | None, render: Renderer, lang: str, business: Business) -> None:
+
+async def from_customer(
+    message: Message,
+    admin_chat: AdminChat,
+    care: CareService,
+    sender: OutboxSender,
+    customer: CustomerView | None,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     user = message.from_user
     if user is None:
         return
@@ -79,14 +95,23 @@ async def from_customer(message: Message, admin_chat: AdminChat, care: CareServi
     author = Author(user.id, user.first_name, user.last_name, user.username)
     acknowledge = await care.take_incoming(
         Incoming(author, message.message_id, _kind(message), message.text or message.caption),
-        admin_chat.chat_id, customer_id=customer.id if customer else None)  # as the middleware just found
+        admin_chat.chat_id,
+        customer_id=customer.id if customer else None,
+    )  # as the middleware just found
     sender.wake()
     if acknowledge:
-        await message.answer(render.text(lang, "care_received", registered=bool(customer and customer.onboarded)))
+        await message.answer(
+            render.text(lang, "care_received", registered=bool(customer and customer.onboarded))
+        )
 
 
-async def from_staff(message: Message, admin_chat: AdminChat, care: CareService, sender: OutboxSender,
-                     business: Business) -> None:
+async def from_staff(
+    message: Message,
+    admin_chat: AdminChat,
+    care: CareService,
+    sender: OutboxSender,
+    business: Business,
+) -> None:
     """A staff message in a customer's topic, or a reply to a customer's message: send it on."""
     assert admin_chat.chat_id is not None and message.from_user is not None
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
@@ -96,16 +121,29 @@ async def from_staff(message: Message, admin_chat: AdminChat, care: CareService,
         return  # staff talking among themselves
     staff = admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature)
     signer = message.author_signature if message.sender_chat else message.from_user.first_name
-    signature = f"\n\n— {html.escape(signer or '')}" if business.care.sign_replies and signer else None
+    signature = (
+        f"\n\n— {html.escape(signer or '')}" if business.care.sign_replies and signer else None
+    )
     formatted = message.html_text if (message.text is not None or message.caption) else None
-    await care.take_reply(StaffReply(
-        recipient=recipient, staff_id=staff.id, staff_name=staff.name, chat_id=admin_chat.chat_id,
-        message_id=message.message_id, thread_id=thread_id, kind=_kind(message),
-        text=message.text or message.caption, html=formatted if signature else None, signature=signature))
+    await care.take_reply(
+        StaffReply(
+            recipient=recipient,
+            staff_id=staff.id,
+            staff_name=staff.name,
+            chat_id=admin_chat.chat_id,
+            message_id=message.message_id,
+            thread_id=thread_id,
+            kind=_kind(message),
+            text=message.text or message.caption,
+            html=formatted if signature else None,
+            signature=signature,
+        )
+    )
     sender.wake()
 
 
 # ---- how the sender delivers them ----------------------------------------------------------------
+
 
 @dataclass
 class Post:
@@ -136,7 +174,13 @@ def plan_posts(parts: Sequence[tuple[int, dict[str, Any]]], header: str | None) 
         bodies = card_messages(header, body, TEXT_LIMIT) if header else split_html(body, TEXT_LIMIT)
         header = None
         for n, text in enumerate(bodies):
-            posts.append(Post(text=text, rows=list(rows) if n == len(bodies) - 1 else [], care_ids=list(care_ids)))
+            posts.append(
+                Post(
+                    text=text,
+                    rows=list(rows) if n == len(bodies) - 1 else [],
+                    care_ids=list(care_ids),
+                )
+            )
         texts.clear()
         rows.clear()
         care_ids.clear()
@@ -152,9 +196,20 @@ def plan_posts(parts: Sequence[tuple[int, dict[str, Any]]], header: str | None) 
         caption = inert(words) if words else None
         if data.get("kind") in CAPTIONED:
             if header:
-                caption = fit_card(header, caption, CAPTION_LIMIT) if caption else truncate_html(header, CAPTION_LIMIT)
+                caption = (
+                    fit_card(header, caption, CAPTION_LIMIT)
+                    if caption
+                    else truncate_html(header, CAPTION_LIMIT)
+                )
                 header = None
-            posts.append(Post(copy_of=data["message_id"], caption=caption, rows=[row_id], care_ids=[data["care_id"]]))
+            posts.append(
+                Post(
+                    copy_of=data["message_id"],
+                    caption=caption,
+                    rows=[row_id],
+                    care_ids=[data["care_id"]],
+                )
+            )
             continue
         if header:  # a sticker, a location: no caption, the card goes first
             posts.append(Post(text=truncate_html(header, TEXT_LIMIT), care_ids=[data["care_id"]]))
@@ -168,8 +223,15 @@ class CareRelay:
     """Delivers the care chat's outbox rows: a customer's messages into the staff chat (their
     topic, or with their card), a staff reply back to the customer."""
 
-    def __init__(self, bot: Bot, admin_chat: AdminChat, care: CareService, staff: StaffService,
-                 render: Renderer, business: Business) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        admin_chat: AdminChat,
+        care: CareService,
+        staff: StaffService,
+        render: Renderer,
+        business: Business,
+    ) -> None:
         self.bot = bot
         self.admin_chat = admin_chat
         self.care = care
@@ -180,8 +242,12 @@ class CareRelay:
 
     def register(self, sender: OutboxSender) -> None:
         # aiogram's errors leave the relays as the core's (a 403 blocks, a 429 waits, a 5xx retries)
-        sender.deliverers.update({INBOUND: deliverer(self.deliver_incoming), REPLY: deliverer(self.deliver_reply)})
-        sender.laned.update({INBOUND, REPLY})  # keys `care_in:<customer>:…`, `care_out:<customer>:…`
+        sender.deliverers.update(
+            {INBOUND: deliverer(self.deliver_incoming), REPLY: deliverer(self.deliver_reply)}
+        )
+        sender.laned.update(
+            {INBOUND, REPLY}
+        )  # keys `care_in:<customer>:…`, `care_out:<customer>:…`
         sender.on_failure[REPLY] = self.reply_failed
 
     # -- customer → staff
@@ -196,7 +262,9 @@ class CareRelay:
         first = parts[0][1]
         author = Author(**first["author"])
         card = await self.staff.card(item.customer_id) if item.customer_id else None
-        header = str(self.render.text(self.lang, "care_card", card=card, user=author, business=self.business))
+        header = str(
+            self.render.text(self.lang, "care_card", card=card, user=author, business=self.business)
+        )
         topic_name = self.render.label(self.lang, "care_topic", card=card, user=author)
         thread_id = await self._topic(header, topic_name, author.id)
         posts = plan_posts(parts, None if thread_id else header)
@@ -216,14 +284,23 @@ class CareRelay:
             if post.rows:
                 await done(post.rows, message_id)
 
-    async def _post(self, chat_id: int, from_chat_id: int, post: Post, thread_id: int | None) -> int:
+    async def _post(
+        self, chat_id: int, from_chat_id: int, post: Post, thread_id: int | None
+    ) -> int:
         if post.text is not None:
-            return (await self.bot.send_message(chat_id, post.text, message_thread_id=thread_id)).message_id
+            return (
+                await self.bot.send_message(chat_id, post.text, message_thread_id=thread_id)
+            ).message_id
         assert post.copy_of is not None
         try:
-            copied = await self.bot.copy_message(chat_id, from_chat_id, post.copy_of, message_thread_id=thread_id,
-                                                 caption=post.caption,
-                                                 parse_mode=ParseMode.HTML if post.caption else None)
+            copied = await self.bot.copy_message(
+                chat_id,
+                from_chat_id,
+                post.copy_of,
+                message_thread_id=thread_id,
+                caption=post.caption,
+                parse_mode=ParseMode.HTML if post.caption else None,
+            )
         except TelegramBadRequest as error:
             if "thread" in error.message.lower():
                 raise
@@ -231,8 +308,11 @@ class CareRelay:
             # the staff still learn that they wrote, and what it said.
             log.warning("customer message not copied, posting a note error=%s", error.message)
             note = self.render.text(self.lang, "care_not_copied", caption=post.caption)
-            return (await self.bot.send_message(chat_id, truncate_html(str(note), TEXT_LIMIT),
-                                                message_thread_id=thread_id)).message_id
+            return (
+                await self.bot.send_message(
+                    chat_id, truncate_html(str(note), TEXT_LIMIT), message_thread_id=thread_id
+                )
+            ).message_id
         return copied.message_id
 
     async def _topic(self, header: str, topic_name: str, tg_user_id: int) -> int | None:
@@ -249,7 +329,9 @@ class CareRelay:
             log.warning("cannot open a topic, falling back to plain messages error=%s", error)
             return None
         await self.care.save_topic(tg_user_id, chat_id, topic.message_thread_id)
-        await self.bot.send_message(chat_id, truncate_html(header, TEXT_LIMIT), message_thread_id=topic.message_thread_id)
+        await self.bot.send_message(
+            chat_id, truncate_html(header, TEXT_LIMIT), message_thread_id=topic.message_thread_id
+        )
         return topic.message_thread_id
 
     # -- staff → customer
@@ -266,35 +348,59 @@ class CareRelay:
                 caption = (reply.html or "") + reply.signature
                 if visible_len(caption) > CAPTION_LIMIT:  # the signature does not fit: the words do
                     caption = reply.html or ""
-                sent = (await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id,
-                                                    caption=caption, parse_mode=ParseMode.HTML)).message_id
+                sent = (
+                    await self.bot.copy_message(
+                        reply.recipient,
+                        reply.chat_id,
+                        reply.message_id,
+                        caption=caption,
+                        parse_mode=ParseMode.HTML,
+                    )
+                ).message_id
             else:
-                sent = (await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id)).message_id
+                sent = (
+                    await self.bot.copy_message(reply.recipient, reply.chat_id, reply.message_id)
+                ).message_id
             await done([row_id], sent)
             try:
-                await self.bot.set_message_reaction(reply.chat_id, reply.message_id, [ReactionTypeEmoji(emoji="👍")])
+                await self.bot.set_message_reaction(
+                    reply.chat_id, reply.message_id, [ReactionTypeEmoji(emoji="👍")]
+                )
             except TelegramBadRequest:
                 pass  # reactions may be off in the group; the reply was delivered all the same
 
-    async def reply_failed(self, repos: Repos, item: Ready, row_ids: list[int], reason: str) -> None:
+    async def reply_failed(
+        self, repos: Repos, item: Ready, row_ids: list[int], reason: str
+    ) -> None:
         """A staff reply that will never reach the customer: the staff are told why, under it."""
         now = self.care.clock.now()
         for row_id, data in item.parts or ((item.id, item.data),):
             if row_id not in row_ids:
                 continue
             reply = StaffReply(**data)
-            template = {"blocked": "care_blocked", "erased": "care_erased"}.get(reason, "care_failed")
+            template = {"blocked": "care_blocked", "erased": "care_erased"}.get(
+                reason, "care_failed"
+            )
             await repos.outbox.queue(
-                key=f"care_failed:{reply.chat_id}:{reply.message_id}", kind=SERVICE, template=template,
-                not_before=now, not_after=now + NOTICE_KEEPS, chat_id=reply.chat_id,
-                data={"reason": reason, "reply_to": reply.message_id, "thread_id": reply.thread_id}, now=now)
+                key=f"care_failed:{reply.chat_id}:{reply.message_id}",
+                kind=SERVICE,
+                template=template,
+                not_before=now,
+                not_after=now + NOTICE_KEEPS,
+                chat_id=reply.chat_id,
+                data={"reason": reason, "reply_to": reply.message_id, "thread_id": reply.thread_id},
+                now=now,
+            )
 
 
 def create_router() -> Router:
     router = Router(name="care")
     router.message.register(
-        from_customer, F.chat.type == ChatType.PRIVATE, StateFilter(None),
-        ~F.text.startswith("/"), ~F.via_bot,
+        from_customer,
+        F.chat.type == ChatType.PRIVATE,
+        StateFilter(None),
+        ~F.text.startswith("/"),
+        ~F.via_bot,
     )
     staff_side = Router(name="care-staff")
     staff_side.message.filter(InAdminChat(), StaffAuthor(), ~F.text.startswith("/"))

@@ -4,6 +4,7 @@ faults are handled in one place, for an answer in a handler as for the outbox se
 An aiogram request middleware (`bot.session.middleware(...)`), the hook aiogram gives for
 exactly this; the budget itself is `bot.outbox.limits.Limiter`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,11 +25,30 @@ from handlers.outbox_client import is_transient
 log = logging.getLogger("carebot.delivery")
 
 # Calls that put a new message into a chat: these count toward Telegram's per-chat limits.
-NEW_MESSAGE_METHODS = frozenset({
-    "sendMessage", "sendPhoto", "sendVideo", "sendAnimation", "sendDocument", "sendVoice", "sendAudio",
-    "sendSticker", "sendVideoNote", "sendLocation", "sendContact", "sendMediaGroup", "sendInvoice",
-    "sendPoll", "sendDice", "sendVenue", "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
-})
+NEW_MESSAGE_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendVideo",
+        "sendAnimation",
+        "sendDocument",
+        "sendVoice",
+        "sendAudio",
+        "sendSticker",
+        "sendVideoNote",
+        "sendLocation",
+        "sendContact",
+        "sendMediaGroup",
+        "sendInvoice",
+        "sendPoll",
+        "sendDice",
+        "sendVenue",
+        "copyMessage",
+        "copyMessages",
+        "forwardMessage",
+        "forwardMessages",
+    }
+)
 # A 429 longer than this is not waited out inside the call (a person is waiting, or the call
 # holds a claimed outbox row): the caller gets the error and decides.
 MAX_WAIT_SECONDS = {Priority.INTERACTIVE: 30.0, Priority.RELAY: 120.0, Priority.BULK: 0.0}
@@ -42,8 +62,12 @@ class TelegramLimits(BaseRequestMiddleware):
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
-    async def __call__(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
-                       method: TelegramMethod[TelegramType]) -> Response[TelegramType]:
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
         delivery = DELIVERY.get()
         chat: Any = getattr(method, "chat_id", None)
         chat_id = chat if isinstance(chat, int) else None
@@ -66,16 +90,31 @@ class TelegramLimits(BaseRequestMiddleware):
             except TelegramRetryAfter as error:
                 self.limiter.pause(chat_id, error.retry_after)
                 attempt += 1
-                if (not delivery.retry_in_process or error.retry_after > MAX_WAIT_SECONDS[delivery.priority]
-                        or attempt > MAX_ATTEMPTS):
+                if (
+                    not delivery.retry_in_process
+                    or error.retry_after > MAX_WAIT_SECONDS[delivery.priority]
+                    or attempt > MAX_ATTEMPTS
+                ):
                     raise
-                log.info("telegram asked to wait method=%s chat_id=%s retry_after=%s",
-                         method.__api_method__, chat_id, error.retry_after)
+                log.info(
+                    "telegram asked to wait method=%s chat_id=%s retry_after=%s",
+                    method.__api_method__,
+                    chat_id,
+                    error.retry_after,
+                )
             except Exception as error:
                 attempt += 1
-                if not (delivery.retry_in_process and is_transient(error)) or attempt > MAX_ATTEMPTS:
+                if (
+                    not (delivery.retry_in_process and is_transient(error))
+                    or attempt > MAX_ATTEMPTS
+                ):
                     raise
                 delay = BACKOFF_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
-                log.info("telegram call failed, retrying method=%s chat_id=%s attempt=%s error=%s",
-                         method.__api_method__, chat_id, attempt, type(error).__name__)
+                log.info(
+                    "telegram call failed, retrying method=%s chat_id=%s attempt=%s error=%s",
+                    method.__api_method__,
+                    chat_id,
+                    attempt,
+                    type(error).__name__,
+                )
                 await asyncio.sleep(delay)

@@ -1,6 +1,7 @@
 """What a failed update is answered with, chosen by the exception's type (aiogram's error handlers
 with `ExceptionTypeFilter`). A staff member's typing that does not parse is answered by the staff
 router (`handlers/staff.py`); this router goes last and answers everything else."""
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,11 @@ log = logging.getLogger("carebot")
 
 async def customer_lost(event: ErrorEvent, render: Renderer, **data: Any) -> None:
     """The customer vanished under a running conversation (erased elsewhere): start over."""
-    log.info("conversation lost its customer update_id=%s user_id=%s", event.update.update_id, _chat_id(data))
+    log.info(
+        "conversation lost its customer update_id=%s user_id=%s",
+        event.update.update_id,
+        _chat_id(data),
+    )
     state: FSMContext | None = data.get("state")
     if state is not None:
         await state.clear()
@@ -32,7 +37,10 @@ async def failed(event: ErrorEvent, render: Renderer, **data: Any) -> None:
     update = event.update
     log.error(
         "update failed update_id=%s user_id=%s event=%s error=%s",
-        update.update_id, _chat_id(data), update.event_type, type(event.exception).__name__,
+        update.update_id,
+        _chat_id(data),
+        update.event_type,
+        type(event.exception).__name__,
         exc_info=event.exception,
     )
     await _say(event, render, "error", data)
@@ -52,12 +60,17 @@ async def _say(event: ErrorEvent, render: Renderer, template: str, data: dict[st
     chat: Chat | None = data.get("event_chat")
     in_group = chat is not None and chat.type != "private"
     lang = (data.get("staff_lang") if in_group else data.get("lang")) or pick_language(
-        user.language_code if user else None)
+        user.language_code if user else None
+    )
     bot: Bot | None = data.get("bot")
     chat_id = _chat_id(data)
     if bot is None or chat_id is None:
         return
-    thread_id = update.message.message_thread_id if update.message and update.message.is_topic_message else None
+    thread_id = (
+        update.message.message_thread_id
+        if update.message and update.message.is_topic_message
+        else None
+    )
     with suppress(Exception):
         if update.callback_query:
             await update.callback_query.answer()

@@ -1,4 +1,5 @@
 """Filters that tell staff from customers."""
+
 from __future__ import annotations
 
 from aiogram import Router
@@ -57,7 +58,6 @@ class StaffAuthor(BaseFilter):
         if user.is_bot:
             return False
         return await admin_chat.is_member(user.id)
-
 
 
 class AnswersPrompt(BaseFilter):

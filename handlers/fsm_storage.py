@@ -13,6 +13,7 @@ next write transaction (`bot.db.repositories.ALONG`); nothing is written when no
 (`state.clear()` of a chat without state). Outside an update (tests, other chats' state) every
 call goes straight to the database, as before.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -88,7 +89,12 @@ class SqlStorage(BaseStorage):
                 state, data, customer = await repos.fsm.get_with_customer(built, unit.user_id)
                 unit.customer = customer_view(customer) if customer else None
         if unit is not None:
-            unit.known, unit.stored, unit.state, unit.data = True, (state, dict(data)), state, dict(data)
+            unit.known, unit.stored, unit.state, unit.data = (
+                True,
+                (state, dict(data)),
+                state,
+                dict(data),
+            )
         return state, data
 
     async def _save(self, key: StorageKey, **values: Any) -> None:

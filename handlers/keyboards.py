@@ -1,5 +1,6 @@
 """Keyboards shared by several conversations, and the one place the core's buttons (intents,
 `bot.buttons`) become Telegram's inline keyboards, packed with the callback-data factories."""
+
 from __future__ import annotations
 
 from functools import singledispatch
@@ -39,8 +40,13 @@ def callback_of(intent: b.Intent) -> CallbackData:
 
 @callback_of.register
 def _(intent: b.BookSlot) -> CallbackData:
-    return SlotCallback(action=SlotAct.PICK if intent.ask_first else SlotAct.OFFER, service=intent.service,
-                        master=intent.master, at=to_minutes(intent.at), replaces=intent.replaces)
+    return SlotCallback(
+        action=SlotAct.PICK if intent.ask_first else SlotAct.OFFER,
+        service=intent.service,
+        master=intent.master,
+        at=to_minutes(intent.at),
+        replaces=intent.replaces,
+    )
 
 
 @callback_of.register
@@ -121,9 +127,15 @@ def stored_markup(stored: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
 def main_menu(render: Renderer, lang: str, coupon_id: int | None = None) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     if coupon_id is not None:
-        builder.button(text=render.label(lang, "show_coupon"), callback_data=CouponCallback(id=coupon_id))
+        builder.button(
+            text=render.label(lang, "show_coupon"), callback_data=CouponCallback(id=coupon_id)
+        )
     builder.button(text=render.label(lang, "book"), callback_data=MenuCallback(action=MenuAct.BOOK))
-    builder.button(text=render.label(lang, "my_coupons"), callback_data=MenuCallback(action=MenuAct.COUPONS))
-    builder.button(text=render.label(lang, "profile"), callback_data=MenuCallback(action=MenuAct.PROFILE))
+    builder.button(
+        text=render.label(lang, "my_coupons"), callback_data=MenuCallback(action=MenuAct.COUPONS)
+    )
+    builder.button(
+        text=render.label(lang, "profile"), callback_data=MenuCallback(action=MenuAct.PROFILE)
+    )
     builder.adjust(1)
     return builder.as_markup()

@@ -1,4 +1,5 @@
 """Middlewares that hand handlers what they need about the person behind an update."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -27,11 +28,15 @@ class CustomerMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         customer = None
         if user and not user.is_bot:
-            found = prefetched_customer(user.id)  # read with the conversation's state, in one statement
+            found = prefetched_customer(
+                user.id
+            )  # read with the conversation's state, in one statement
             customer = found if found is not ... else await self.customers.find(user.id)
         if customer is not None and customer.blocked and user is not None:
             # They wrote to us, so they no longer block the bot: offers may reach them again.
             await self.customers.mark_reachable(user.id)
         data["customer"] = customer
-        data["lang"] = customer.language if customer else pick_language(user.language_code if user else None)
+        data["lang"] = (
+            customer.language if customer else pick_language(user.language_code if user else None)
+        )
         return await handler(event, data)

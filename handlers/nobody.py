@@ -5,6 +5,7 @@ from Telegram's service account, or one without an author at all. No handler ans
 records a channel's `/sale`, or meets a message without `from_user`: every router after this
 one may rely on `message.from_user`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,11 @@ def _no_person(message: Message) -> bool:
 
 
 async def ignore(message: Message) -> None:
-    log.debug("message from no person ignored chat_id=%s sender_chat=%s", message.chat.id,
-              message.sender_chat.id if message.sender_chat else None)
+    log.debug(
+        "message from no person ignored chat_id=%s sender_chat=%s",
+        message.chat.id,
+        message.sender_chat.id if message.sender_chat else None,
+    )
 
 
 def create_router() -> Router:

@@ -3,6 +3,7 @@
 Nothing about the customer is stored before the consent button; until then the FSM holds
 only the deep-link source. Every step re-asks politely on input it cannot use.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,10 +55,16 @@ def _consent_keyboard(render: Renderer, lang: str, business: Business) -> Inline
     if business.privacy_url:
         privacy = InlineKeyboardButton(text=render.label(lang, "privacy"), url=business.privacy_url)
     else:
-        privacy = InlineKeyboardButton(text=render.label(lang, "privacy"),
-                                       callback_data=OnboardingCallback(action=OnboardingAct.PRIVACY).pack())
-    return InlineKeyboardMarkup(inline_keyboard=[
-        [InlineKeyboardButton(text=render.label(lang, "consent"), callback_data=consent)], [privacy]])
+        privacy = InlineKeyboardButton(
+            text=render.label(lang, "privacy"),
+            callback_data=OnboardingCallback(action=OnboardingAct.PRIVACY).pack(),
+        )
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=render.label(lang, "consent"), callback_data=consent)],
+            [privacy],
+        ]
+    )
 
 
 def _single_button(text: str, action: OnboardingAct) -> InlineKeyboardMarkup:
@@ -83,20 +90,34 @@ async def ask_phone(message: Message, render: Renderer, lang: str, lead: str | N
     await message.answer(render.text(lang, "ask_phone", lead=lead), reply_markup=keyboard)
 
 
-async def ask_birthday(message: Message, render: Renderer, lang: str, lead: str | None = None) -> None:
+async def ask_birthday(
+    message: Message, render: Renderer, lang: str, lead: str | None = None
+) -> None:
     await message.answer(
         render.text(lang, "ask_birthday", lead=lead),
-        reply_markup=_single_button(render.label(lang, "skip_birthday"), OnboardingAct.SKIP_BIRTHDAY),
+        reply_markup=_single_button(
+            render.label(lang, "skip_birthday"), OnboardingAct.SKIP_BIRTHDAY
+        ),
     )
 
 
-async def ask_name(message: Message, render: Renderer, lang: str, name: str | None, lead: str | None = None) -> None:
-    markup = _single_button(render.label(lang, "keep_name", name=name), OnboardingAct.KEEP_NAME) if name else None
+async def ask_name(
+    message: Message, render: Renderer, lang: str, name: str | None, lead: str | None = None
+) -> None:
+    markup = (
+        _single_button(render.label(lang, "keep_name", name=name), OnboardingAct.KEEP_NAME)
+        if name
+        else None
+    )
     await message.answer(render.text(lang, "ask_name", name=name, lead=lead), reply_markup=markup)
 
 
 async def _resume(
-    message: Message, state: FSMContext, customer: CustomerView, render: Renderer, lang: str,
+    message: Message,
+    state: FSMContext,
+    customer: CustomerView,
+    render: Renderer,
+    lang: str,
     customers: CustomerService,
 ) -> None:
     """A /start in the middle of onboarding asks the current question again."""
@@ -146,7 +167,11 @@ async def privacy(callback: CallbackQuery, render: Renderer, lang: str, business
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
 async def consent_given(
-    callback: CallbackQuery, state: FSMContext, customers: CustomerService, render: Renderer, lang: str
+    callback: CallbackQuery,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
 ) -> None:
     user = callback.from_user
     data = await state.get_data()
@@ -172,7 +197,9 @@ async def consent_given(
         await ask_phone(callback.message, render, lang)
 
 
-async def consent_expected(message: Message, render: Renderer, lang: str, business: Business) -> None:
+async def consent_expected(
+    message: Message, render: Renderer, lang: str, business: Business
+) -> None:
     await message.answer(render.text(lang, "consent_needed"))
     await ask_consent(message, render, lang, business)
 
@@ -202,22 +229,41 @@ async def phone_expected(message: Message, render: Renderer, lang: str) -> None:
 
 
 async def birthday_typed(
-    message: Message, state: FSMContext, customers: CustomerService, render: Renderer, lang: str,
+    message: Message,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
     customer: CustomerView,
 ) -> None:
     assert message.text is not None and message.from_user is not None
     try:
         birthday = parse_birthday(message.text, customers.today())
     except InvalidBirthday as error:
-        await ask_birthday(message, render, lang, lead=render.text(lang, "birthday_error", reason=error.reason.value))
+        await ask_birthday(
+            message,
+            render,
+            lang,
+            lead=render.text(lang, "birthday_error", reason=error.reason.value),
+        )
         return
     await customers.set_birthday(message.from_user.id, birthday)
     await state.set_state(Onboarding.name)
-    await ask_name(message, render, lang, customer.name, lead=render.text(lang, "birthday_saved", birthday=birthday))
+    await ask_name(
+        message,
+        render,
+        lang,
+        customer.name,
+        lead=render.text(lang, "birthday_saved", birthday=birthday),
+    )
 
 
 async def birthday_skipped(
-    callback: CallbackQuery, state: FSMContext, customers: CustomerService, render: Renderer, lang: str,
+    callback: CallbackQuery,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
     customer: CustomerView,
 ) -> None:
     await customers.set_birthday(callback.from_user.id, None)
@@ -232,17 +278,28 @@ async def birthday_expected(message: Message, render: Renderer, lang: str) -> No
 
 
 async def name_kept(
-    callback: CallbackQuery, state: FSMContext, customers: CustomerService, render: Renderer, lang: str,
+    callback: CallbackQuery,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
     business: Business,
 ) -> None:
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
-        await _finish(callback.message, callback.from_user.id, state, customers, render, lang, business)
+        await _finish(
+            callback.message, callback.from_user.id, state, customers, render, lang, business
+        )
 
 
 async def name_typed(
-    message: Message, state: FSMContext, customers: CustomerService, render: Renderer, lang: str,
-    business: Business, customer: CustomerView,
+    message: Message,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+    customer: CustomerView,
 ) -> None:
     assert message.text is not None and message.from_user is not None
     name = clean_name(message.text)
@@ -253,13 +310,20 @@ async def name_typed(
     await _finish(message, message.from_user.id, state, customers, render, lang, business)
 
 
-async def name_expected(message: Message, render: Renderer, lang: str, customer: CustomerView) -> None:
+async def name_expected(
+    message: Message, render: Renderer, lang: str, customer: CustomerView
+) -> None:
     await ask_name(message, render, lang, customer.name, lead=render.text(lang, "name_invalid"))
 
 
 async def _finish(
-    message: Message, tg_user_id: int, state: FSMContext, customers: CustomerService,
-    render: Renderer, lang: str, business: Business,
+    message: Message,
+    tg_user_id: int,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
+    business: Business,
 ) -> None:
     result = await customers.finish_onboarding(tg_user_id)
     await state.clear()
@@ -281,15 +345,27 @@ def create_router() -> Router:
     router = Router(name="onboarding")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
     router.message.register(start, CommandStart())
-    router.callback_query.register(privacy, OnboardingCallback.filter(F.action == OnboardingAct.PRIVACY))
-    router.callback_query.register(consent_given, Onboarding.consent, OnboardingCallback.filter(F.action == OnboardingAct.CONSENT))
+    router.callback_query.register(
+        privacy, OnboardingCallback.filter(F.action == OnboardingAct.PRIVACY)
+    )
+    router.callback_query.register(
+        consent_given,
+        Onboarding.consent,
+        OnboardingCallback.filter(F.action == OnboardingAct.CONSENT),
+    )
     router.message.register(consent_expected, Onboarding.consent)
     router.message.register(phone_shared, Onboarding.phone, F.contact)
     router.message.register(phone_expected, Onboarding.phone)
     router.message.register(birthday_typed, Onboarding.birthday, F.text)
-    router.callback_query.register(birthday_skipped, Onboarding.birthday, OnboardingCallback.filter(F.action == OnboardingAct.SKIP_BIRTHDAY))
+    router.callback_query.register(
+        birthday_skipped,
+        Onboarding.birthday,
+        OnboardingCallback.filter(F.action == OnboardingAct.SKIP_BIRTHDAY),
+    )
     router.message.register(birthday_expected, Onboarding.birthday)
-    router.callback_query.register(name_kept, Onboarding.name, OnboardingCallback.filter(F.action == OnboardingAct.KEEP_NAME))
+    router.callback_query.register(
+        name_kept, Onboarding.name, OnboardingCallback.filter(F.action == OnboardingAct.KEEP_NAME)
+    )
     router.message.register(name_typed, Onboarding.name, F.text)
     router.message.register(name_expected, Onboarding.name)
     return router

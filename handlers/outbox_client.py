@@ -1,6 +1,7 @@
 """The outbox sender's Telegram client: the core's `Transport` (one row → one API call → the new
 message's id) and the translation of the Bot API's errors into the core's (`bot.outbox.errors`),
 for the sender's own calls and for the deliverers the edge registers (the care relays)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -28,9 +29,15 @@ from bot.outbox.errors import Blocked, DeliveryError, Refused, RetryAfter, Trans
 from bot.outbox.sender import Deliverer, Done, Ready
 from handlers.keyboards import stored_markup
 
-_CODES = ((TelegramBadRequest, 400), (TelegramUnauthorizedError, 401), (TelegramForbiddenError, 403),
-          (TelegramNotFound, 404), (TelegramConflictError, 409), (TelegramRetryAfter, 429),
-          (TelegramServerError, 500))
+_CODES = (
+    (TelegramBadRequest, 400),
+    (TelegramUnauthorizedError, 401),
+    (TelegramForbiddenError, 403),
+    (TelegramNotFound, 404),
+    (TelegramConflictError, 409),
+    (TelegramRetryAfter, 429),
+    (TelegramServerError, 500),
+)
 
 # A row's stored buttons as Telegram's keyboard (by default the core's intents packed with the
 # callback-data factories; Telegram's own JSON of older rows as it is).
@@ -105,14 +112,23 @@ class TelegramTransport:
         if item.data.get("thread_id"):
             where["message_thread_id"] = item.data["thread_id"]
         if item.data.get("reply_to"):
-            where["reply_parameters"] = ReplyParameters(message_id=item.data["reply_to"],
-                                                        allow_sending_without_reply=True)
+            where["reply_parameters"] = ReplyParameters(
+                message_id=item.data["reply_to"], allow_sending_without_reply=True
+            )
         media = item.media
         if not media:
-            return await self.bot.send_message(item.chat_id, item.text, reply_markup=markup, **where)
+            return await self.bot.send_message(
+                item.chat_id, item.text, reply_markup=markup, **where
+            )
         kind, file_id = media["kind"], media["file_id"]
         if kind == "photo":
-            return await self.bot.send_photo(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
+            return await self.bot.send_photo(
+                item.chat_id, file_id, caption=item.text, reply_markup=markup, **where
+            )
         if kind == "video":
-            return await self.bot.send_video(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
-        return await self.bot.send_animation(item.chat_id, file_id, caption=item.text, reply_markup=markup, **where)
+            return await self.bot.send_video(
+                item.chat_id, file_id, caption=item.text, reply_markup=markup, **where
+            )
+        return await self.bot.send_animation(
+            item.chat_id, file_id, caption=item.text, reply_markup=markup, **where
+        )

@@ -1,4 +1,5 @@
 """What we store and the customer's control over it: /profile, /stop, /resume, /forget, /privacy."""
+
 from __future__ import annotations
 
 from aiogram import F, Router
@@ -14,19 +15,23 @@ from bot.services.customers import CustomerService, CustomerView
 from handlers.callbacks import ForgetCallback, MenuAct, MenuCallback
 
 
-async def _send_profile(message: Message, tg_user_id: int, customers: CustomerService,
-                        render: Renderer, lang: str) -> None:
+async def _send_profile(
+    message: Message, tg_user_id: int, customers: CustomerService, render: Renderer, lang: str
+) -> None:
     profile = await customers.profile(tg_user_id)
     await message.answer(render.text(lang, "profile", profile=profile))
 
 
-async def profile(message: Message, customers: CustomerService, render: Renderer, lang: str) -> None:
+async def profile(
+    message: Message, customers: CustomerService, render: Renderer, lang: str
+) -> None:
     assert message.from_user is not None
     await _send_profile(message, message.from_user.id, customers, render, lang)
 
 
-async def profile_button(callback: CallbackQuery, customers: CustomerService, render: Renderer,
-                         lang: str) -> None:
+async def profile_button(
+    callback: CallbackQuery, customers: CustomerService, render: Renderer, lang: str
+) -> None:
     if isinstance(callback.message, Message):
         await _send_profile(callback.message, callback.from_user.id, customers, render, lang)
 
@@ -35,30 +40,49 @@ async def privacy(message: Message, render: Renderer, lang: str, business: Busin
     await message.answer(render.text(lang, "privacy", business=business))
 
 
-async def marketing(message: Message, customer: CustomerView | None, customers: CustomerService,
-                    render: Renderer, lang: str) -> None:
+async def marketing(
+    message: Message,
+    customer: CustomerView | None,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
+) -> None:
     assert message.from_user is not None and message.text is not None
     allowed = message.text.split()[0].lstrip("/").split("@")[0] == "resume"
     if customer is None:
         await message.answer(render.text(lang, "not_registered"))
         return
     changed = await customers.set_marketing(message.from_user.id, allowed)
-    await message.answer(render.text(lang, "marketing_on" if allowed else "marketing_off", changed=changed))
+    await message.answer(
+        render.text(lang, "marketing_on" if allowed else "marketing_off", changed=changed)
+    )
 
 
-async def forget(message: Message, customer: CustomerView | None, render: Renderer, lang: str) -> None:
+async def forget(
+    message: Message, customer: CustomerView | None, render: Renderer, lang: str
+) -> None:
     if customer is None:
         await message.answer(render.text(lang, "not_registered"))
         return
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "forget_yes"), callback_data=ForgetCallback(confirm=True))
-    builder.button(text=render.label(lang, "forget_no"), callback_data=ForgetCallback(confirm=False))
+    builder.button(
+        text=render.label(lang, "forget_yes"), callback_data=ForgetCallback(confirm=True)
+    )
+    builder.button(
+        text=render.label(lang, "forget_no"), callback_data=ForgetCallback(confirm=False)
+    )
     builder.adjust(1)
     await message.answer(render.text(lang, "forget_confirm"), reply_markup=builder.as_markup())
 
 
-async def forget_answer(callback: CallbackQuery, callback_data: ForgetCallback, state: FSMContext,
-                        customers: CustomerService, render: Renderer, lang: str) -> None:
+async def forget_answer(
+    callback: CallbackQuery,
+    callback_data: ForgetCallback,
+    state: FSMContext,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
+) -> None:
     if not isinstance(callback.message, Message):
         return
     if not callback_data.confirm:
@@ -66,7 +90,9 @@ async def forget_answer(callback: CallbackQuery, callback_data: ForgetCallback, 
         return
     erased = await customers.forget(callback.from_user.id)
     await state.clear()
-    await callback.message.edit_text(render.text(lang, "forget_done" if erased else "not_registered"))
+    await callback.message.edit_text(
+        render.text(lang, "forget_done" if erased else "not_registered")
+    )
 
 
 def create_router() -> Router:

@@ -2,6 +2,7 @@
 
 The same commands anywhere else get "this command is for staff" and do nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,18 @@ from handlers.filters import AnswersPrompt, admin_chat_router
 from handlers.masters import MASTER_COMMANDS
 
 T = TypeVar("T")
-STAFF_COMMANDS = ("find", "sale", "redeem", "note", "cancel", "complaints", "csat", "invite_master", "broadcast",
-                  "sleeping")
+STAFF_COMMANDS = (
+    "find",
+    "sale",
+    "redeem",
+    "note",
+    "cancel",
+    "complaints",
+    "csat",
+    "invite_master",
+    "broadcast",
+    "sleeping",
+)
 
 
 class StaffSale(StatesGroup):
@@ -50,24 +61,42 @@ class StaffNoteState(StatesGroup):
 def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for action in (CardAct.SALE, CardAct.REDEEM, CardAct.NOTE, CardAct.HISTORY):
-        builder.button(text=render.label(lang, f"staff_{action}"),
-                       callback_data=CardCallback(action=action, customer_id=card.id))
+        builder.button(
+            text=render.label(lang, f"staff_{action}"),
+            callback_data=CardCallback(action=action, customer_id=card.id),
+        )
     builder.adjust(2)
     return builder.as_markup()
 
 
-async def _send_card(message: Message, card: CustomerCard, render: Renderer, lang: str, business: Business) -> None:
-    await message.answer(card_text(render, lang, card, business), reply_markup=card_keyboard(render, lang, card))
+async def _send_card(
+    message: Message, card: CustomerCard, render: Renderer, lang: str, business: Business
+) -> None:
+    await message.answer(
+        card_text(render, lang, card, business), reply_markup=card_keyboard(render, lang, card)
+    )
 
 
-async def _usage(message: Message, render: Renderer, lang: str, error: UsageError, command: str) -> None:
+async def _usage(
+    message: Message, render: Renderer, lang: str, error: UsageError, command: str
+) -> None:
     # it quotes what was typed: a long query is cut, not the reason the answer is lost
-    await message.reply(truncate_html(render.text(lang, "staff_usage", command=command, reason=error.reason,
-                                                  **error.details), TEXT_LIMIT))
+    await message.reply(
+        truncate_html(
+            render.text(lang, "staff_usage", command=command, reason=error.reason, **error.details),
+            TEXT_LIMIT,
+        )
+    )
 
 
-async def find(message: Message, command: CommandObject, staff_service: StaffService, render: Renderer,
-               staff_lang: str, business: Business) -> None:
+async def find(
+    message: Message,
+    command: CommandObject,
+    staff_service: StaffService,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
     query = (command.args or "").strip()
     if not query:
         await _usage(message, render, staff_lang, UsageError("find_usage"), "find")
@@ -80,39 +109,71 @@ async def find(message: Message, command: CommandObject, staff_service: StaffSer
     else:
         builder = InlineKeyboardBuilder()
         for card in found:
-            builder.button(text=render.label(staff_lang, "staff_pick", card=card),
-                           callback_data=CardCallback(action=CardAct.SHOW, customer_id=card.id))
+            builder.button(
+                text=render.label(staff_lang, "staff_pick", card=card),
+                callback_data=CardCallback(action=CardAct.SHOW, customer_id=card.id),
+            )
         builder.adjust(1)
-        await message.answer(render.text(staff_lang, "staff_found_many", query=query, cards=found),
-                             reply_markup=builder.as_markup())
+        await message.answer(
+            render.text(staff_lang, "staff_found_many", query=query, cards=found),
+            reply_markup=builder.as_markup(),
+        )
 
 
-async def sale(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
-               render: Renderer, staff_lang: str, business: Business) -> None:
+async def sale(
+    message: Message,
+    command: CommandObject,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
     assert message.from_user is not None
     parsed = parse_sale(command.args or "", business)  # a UsageError is answered by `usage_error`
     card = await staff_service.resolve(parsed.customer_query)
     done = await staff_service.record_sale(
         admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-        card.id, parsed.amount_minor, parsed.service_id, parsed.master_id)
-    await message.answer(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
-                         reply_markup=card_keyboard(render, staff_lang, done.customer))
+        card.id,
+        parsed.amount_minor,
+        parsed.service_id,
+        parsed.master_id,
+    )
+    await message.answer(
+        render.text(staff_lang, "staff_sale_done", sale=done, business=business),
+        reply_markup=card_keyboard(render, staff_lang, done.customer),
+    )
 
 
-async def redeem(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
-                 render: Renderer, staff_lang: str, business: Business) -> None:
+async def redeem(
+    message: Message,
+    command: CommandObject,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
     assert message.from_user is not None
     code = (command.args or "").strip()
     if not code:
         await _usage(message, render, staff_lang, UsageError("redeem_usage"), "redeem")
         return
     result = await staff_service.redeem(
-        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature), code)
+        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature), code
+    )
     await message.reply(render.text(staff_lang, "staff_redeem", result=result, business=business))
 
 
-async def note(message: Message, command: CommandObject, staff_service: StaffService, admin_chat: AdminChat,
-               render: Renderer, staff_lang: str, business: Business) -> None:
+async def note(
+    message: Message,
+    command: CommandObject,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
     assert message.from_user is not None
     tokens = (command.args or "").split()
     if len(tokens) < 2:
@@ -123,7 +184,9 @@ async def note(message: Message, command: CommandObject, staff_service: StaffSer
     card = await staff_service.resolve(query)
     card = await staff_service.add_note(
         admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-        card.id, " ".join(words))
+        card.id,
+        " ".join(words),
+    )
     await message.reply(render.text(staff_lang, "staff_note_done", card=card))
 
 
@@ -132,13 +195,23 @@ async def cancel(message: Message, state: FSMContext, render: Renderer, staff_la
     await message.reply(render.text(staff_lang, "staff_cancelled"))
 
 
-async def chat_id(message: Message, render: Renderer, staff_lang: str, admin_chat: AdminChat) -> None:
+async def chat_id(
+    message: Message, render: Renderer, staff_lang: str, admin_chat: AdminChat
+) -> None:
     """Setup help: in any group, tell the owner the id to put into ADMIN_CHAT_ID."""
-    await message.reply(render.text(staff_lang, "staff_chat_id", chat_id=message.chat.id,
-                                    configured=message.chat.id == admin_chat.chat_id))
+    await message.reply(
+        render.text(
+            staff_lang,
+            "staff_chat_id",
+            chat_id=message.chat.id,
+            configured=message.chat.id == admin_chat.chat_id,
+        )
+    )
 
 
-async def staff_only(message: Message, render: Renderer, lang: str, staff_lang: str, admin_chat: AdminChat) -> None:
+async def staff_only(
+    message: Message, render: Renderer, lang: str, staff_lang: str, admin_chat: AdminChat
+) -> None:
     """A staff command outside the admin chat, or in it from someone who is not staff (not a
     member: a linked discussion group lets anyone write): say so in one line, do nothing."""
     if admin_chat.is_here(message.chat.id):
@@ -149,9 +222,17 @@ async def staff_only(message: Message, render: Renderer, lang: str, staff_lang: 
 
 # ---- the card's buttons ---------------------------------------------------------------------
 
+
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def card_button(callback: CallbackQuery, callback_data: CardCallback, state: FSMContext,
-                      staff_service: StaffService, render: Renderer, staff_lang: str, business: Business) -> None:
+async def card_button(
+    callback: CallbackQuery,
+    callback_data: CardCallback,
+    state: FSMContext,
+    staff_service: StaffService,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
     card = await staff_service.card(callback_data.customer_id)
     if card is None or not isinstance(callback.message, Message):
         await callback.answer(render.label(staff_lang, "staff_customer_gone"), show_alert=True)
@@ -169,49 +250,82 @@ async def card_button(callback: CallbackQuery, callback_data: CardCallback, stat
             return
         builder = InlineKeyboardBuilder()
         for coupon in card.coupons:
-            builder.button(text=render.label(staff_lang, "staff_redeem_coupon", coupon=coupon, business=business),
-                           callback_data=RedeemCallback(code=coupon.code, customer_id=card.id))
+            builder.button(
+                text=render.label(
+                    staff_lang, "staff_redeem_coupon", coupon=coupon, business=business
+                ),
+                callback_data=RedeemCallback(code=coupon.code, customer_id=card.id),
+            )
         builder.adjust(1)
-        await message.answer(render.text(staff_lang, "staff_redeem_choose", card=card), reply_markup=builder.as_markup())
+        await message.answer(
+            render.text(staff_lang, "staff_redeem_choose", card=card),
+            reply_markup=builder.as_markup(),
+        )
     elif action in (CardAct.SALE, CardAct.NOTE):
         # The question mentions the staff member and asks for a reply from them alone, so
         # their client opens the reply by itself and the answer finds its way to this step.
         prompt = await message.answer(
             render.text(staff_lang, f"staff_{action}_ask", card=card, staff=callback.from_user),
-            reply_markup=ForceReply(selective=True))
+            reply_markup=ForceReply(selective=True),
+        )
         await state.set_state(StaffSale.amount if action is CardAct.SALE else StaffNoteState.text)
         await state.set_data({"customer_id": card.id, "prompt_id": prompt.message_id})
 
 
-async def redeem_button(callback: CallbackQuery, callback_data: RedeemCallback, staff_service: StaffService,
-                        admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business) -> None:
-    result = await staff_service.redeem(admin_chat.staff_of(callback.from_user), callback_data.code,
-                                        customer_id=callback_data.customer_id)
+async def redeem_button(
+    callback: CallbackQuery,
+    callback_data: RedeemCallback,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
+    result = await staff_service.redeem(
+        admin_chat.staff_of(callback.from_user),
+        callback_data.code,
+        customer_id=callback_data.customer_id,
+    )
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(render.text(staff_lang, "staff_redeem", result=result, business=business))
+        await callback.message.edit_text(
+            render.text(staff_lang, "staff_redeem", result=result, business=business)
+        )
 
 
 # ---- recording a sale from the card: amount → service → master -----------------------------------
 
-def _choices(render: Renderer, lang: str, step: SaleStep, options: list[tuple[str, str]]) -> InlineKeyboardMarkup:
+
+def _choices(
+    render: Renderer, lang: str, step: SaleStep, options: list[tuple[str, str]]
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for value, title in options:
         builder.button(text=title, callback_data=SaleCallback(step=step, value=value))
-    builder.button(text=render.label(lang, "staff_skip"), callback_data=SaleCallback(step=step, value="-"))
-    builder.button(text=render.label(lang, "staff_cancel"), callback_data=SaleCallback(step=SaleStep.CANCEL, value="-"))
+    builder.button(
+        text=render.label(lang, "staff_skip"), callback_data=SaleCallback(step=step, value="-")
+    )
+    builder.button(
+        text=render.label(lang, "staff_cancel"),
+        callback_data=SaleCallback(step=SaleStep.CANCEL, value="-"),
+    )
     builder.adjust(1)
     return builder.as_markup()
 
 
-async def _ask_again(message: Message, state: FSMContext, render: Renderer, lang: str, error: UsageError) -> None:
+async def _ask_again(
+    message: Message, state: FSMContext, render: Renderer, lang: str, error: UsageError
+) -> None:
     """Explain what was wrong; the explanation becomes the question to reply to."""
     text = render.text(lang, "staff_usage", command="", reason=error.reason, **error.details)
-    again = await message.reply(truncate_html(text, TEXT_LIMIT), reply_markup=ForceReply(selective=True))
+    again = await message.reply(
+        truncate_html(text, TEXT_LIMIT), reply_markup=ForceReply(selective=True)
+    )
     await state.update_data(prompt_id=again.message_id)
 
 
-async def sale_amount(message: Message, state: FSMContext, render: Renderer, staff_lang: str,
-                      business: Business) -> None:
+async def sale_amount(
+    message: Message, state: FSMContext, render: Renderer, staff_lang: str, business: Business
+) -> None:
     try:
         amount = parse_amount(message.text or "")
     except UsageError as error:  # asked here, not by `usage_error`: see there
@@ -220,11 +334,15 @@ async def sale_amount(message: Message, state: FSMContext, render: Renderer, sta
     await state.update_data(amount_minor=amount)
     await state.set_state(StaffSale.service)
     options = [(s.id, s.name) for s in business.services]
-    await message.reply(render.text(staff_lang, "staff_sale_ask_service"),
-                        reply_markup=_choices(render, staff_lang, SaleStep.SERVICE, options))
+    await message.reply(
+        render.text(staff_lang, "staff_sale_ask_service"),
+        reply_markup=_choices(render, staff_lang, SaleStep.SERVICE, options),
+    )
 
 
-async def _chosen(callback: CallbackQuery, value: str, items: Sequence[T], render: Renderer, lang: str) -> tuple[bool, T | None]:
+async def _chosen(
+    callback: CallbackQuery, value: str, items: Sequence[T], render: Renderer, lang: str
+) -> tuple[bool, T | None]:
     """The item a choice button names, or None for "none"; a choice of something that is not
     (any more) in the business file is answered as a stale button and is not valid."""
     item = next((i for i in items if getattr(i, "id", None) == value), None)
@@ -235,62 +353,118 @@ async def _chosen(callback: CallbackQuery, value: str, items: Sequence[T], rende
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def sale_service(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
-                       staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
-                       business: Business) -> None:
-    valid, service = await _chosen(callback, callback_data.value, business.services, render, staff_lang)
+async def sale_service(
+    callback: CallbackQuery,
+    callback_data: SaleCallback,
+    state: FSMContext,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
+    valid, service = await _chosen(
+        callback, callback_data.value, business.services, render, staff_lang
+    )
     if not valid:
         return
     await state.update_data(service_id=service.id if service else None)
     masters = business.masters if service is None else business.masters_of(service)
     if not masters:
-        await _record_sale(callback, state, staff_service, admin_chat, render, staff_lang, business, None)
+        await _record_sale(
+            callback, state, staff_service, admin_chat, render, staff_lang, business, None
+        )
         return
     await state.set_state(StaffSale.master)
     await callback.answer()
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(render.text(staff_lang, "staff_sale_ask_master"),
-                                         reply_markup=_choices(render, staff_lang, SaleStep.MASTER, [(m.id, m.name) for m in masters]))
+        await callback.message.edit_text(
+            render.text(staff_lang, "staff_sale_ask_master"),
+            reply_markup=_choices(
+                render, staff_lang, SaleStep.MASTER, [(m.id, m.name) for m in masters]
+            ),
+        )
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def sale_master(callback: CallbackQuery, callback_data: SaleCallback, state: FSMContext,
-                      staff_service: StaffService, admin_chat: AdminChat, render: Renderer, staff_lang: str,
-                      business: Business) -> None:
-    valid, master = await _chosen(callback, callback_data.value, business.masters, render, staff_lang)
+async def sale_master(
+    callback: CallbackQuery,
+    callback_data: SaleCallback,
+    state: FSMContext,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
+    valid, master = await _chosen(
+        callback, callback_data.value, business.masters, render, staff_lang
+    )
     if not valid:
         return
-    await _record_sale(callback, state, staff_service, admin_chat, render, staff_lang, business,
-                       master.id if master else None)
+    await _record_sale(
+        callback,
+        state,
+        staff_service,
+        admin_chat,
+        render,
+        staff_lang,
+        business,
+        master.id if master else None,
+    )
 
 
-async def _record_sale(callback: CallbackQuery, state: FSMContext, staff_service: StaffService,
-                       admin_chat: AdminChat, render: Renderer, staff_lang: str, business: Business,
-                       master_id: str | None) -> None:
+async def _record_sale(
+    callback: CallbackQuery,
+    state: FSMContext,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+    master_id: str | None,
+) -> None:
     data = await state.get_data()
     await state.clear()
     await callback.answer()
-    done = await staff_service.record_sale(admin_chat.staff_of(callback.from_user), data["customer_id"],
-                                           data["amount_minor"], data.get("service_id"), master_id)
+    done = await staff_service.record_sale(
+        admin_chat.staff_of(callback.from_user),
+        data["customer_id"],
+        data["amount_minor"],
+        data.get("service_id"),
+        master_id,
+    )
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(render.text(staff_lang, "staff_sale_done", sale=done, business=business),
-                                         reply_markup=card_keyboard(render, staff_lang, done.customer))
+        await callback.message.edit_text(
+            render.text(staff_lang, "staff_sale_done", sale=done, business=business),
+            reply_markup=card_keyboard(render, staff_lang, done.customer),
+        )
 
 
-async def sale_cancel(callback: CallbackQuery, state: FSMContext, render: Renderer, staff_lang: str) -> None:
+async def sale_cancel(
+    callback: CallbackQuery, state: FSMContext, render: Renderer, staff_lang: str
+) -> None:
     await state.clear()
     if isinstance(callback.message, Message):
         await callback.message.edit_text(render.text(staff_lang, "staff_cancelled"))
 
 
-async def note_text(message: Message, state: FSMContext, staff_service: StaffService, admin_chat: AdminChat,
-                    render: Renderer, staff_lang: str) -> None:
+async def note_text(
+    message: Message,
+    state: FSMContext,
+    staff_service: StaffService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+) -> None:
     assert message.from_user is not None
     data = await state.get_data()
     try:
         card = await staff_service.add_note(
             admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature),
-            data["customer_id"], message.text or "")
+            data["customer_id"],
+            message.text or "",
+        )
     except UsageError as error:  # asked here, not by `usage_error`: see there
         await _ask_again(message, state, render, staff_lang, error)
         return
@@ -308,8 +482,11 @@ async def usage_error(event: ErrorEvent, render: Renderer, staff_lang: str) -> N
     assert isinstance(error, UsageError)
     if callback is not None:
         if isinstance(callback.message, Message):
-            await callback.message.edit_text(render.text(staff_lang, "staff_usage", command="sale", reason=error.reason,
-                                                         **error.details))
+            await callback.message.edit_text(
+                render.text(
+                    staff_lang, "staff_usage", command="sale", reason=error.reason, **error.details
+                )
+            )
     elif message is not None:
         await _usage(message, render, staff_lang, error, "")
 
@@ -326,8 +503,12 @@ def create_router() -> Router:
     admin.callback_query.register(card_button, CardCallback.filter())
     admin.callback_query.register(redeem_button, RedeemCallback.filter())
     admin.callback_query.register(sale_cancel, SaleCallback.filter(F.step == SaleStep.CANCEL))
-    admin.callback_query.register(sale_service, StaffSale.service, SaleCallback.filter(F.step == SaleStep.SERVICE))
-    admin.callback_query.register(sale_master, StaffSale.master, SaleCallback.filter(F.step == SaleStep.MASTER))
+    admin.callback_query.register(
+        sale_service, StaffSale.service, SaleCallback.filter(F.step == SaleStep.SERVICE)
+    )
+    admin.callback_query.register(
+        sale_master, StaffSale.master, SaleCallback.filter(F.step == SaleStep.MASTER)
+    )
     admin.message.register(sale_amount, StaffSale.amount, F.text, AnswersPrompt())
     admin.message.register(note_text, StaffNoteState.text, F.text, AnswersPrompt())
     router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))

@@ -1,5 +1,6 @@
 """Surveys: the customer's score and comment; a low score alerts the staff, who resolve it;
 /complaints and /csat in the admin chat."""
+
 from __future__ import annotations
 
 import re
@@ -30,15 +31,27 @@ class SurveyComment(StatesGroup):
 
 def _alert_keyboard(render: Renderer, lang: str, survey: SurveyView) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    builder.button(text=render.label(lang, "complaint_answer"), callback_data=ComplaintCallback(action=ComplaintAct.ANSWER, id=survey.id))
+    builder.button(
+        text=render.label(lang, "complaint_answer"),
+        callback_data=ComplaintCallback(action=ComplaintAct.ANSWER, id=survey.id),
+    )
     if survey.resolved_at is None:
-        builder.button(text=render.label(lang, "complaint_resolve"),
-                       callback_data=ComplaintCallback(action=ComplaintAct.RESOLVE, id=survey.id))
+        builder.button(
+            text=render.label(lang, "complaint_resolve"),
+            callback_data=ComplaintCallback(action=ComplaintAct.RESOLVE, id=survey.id),
+        )
     return builder.as_markup()
 
 
-async def _tell_staff(bot: Bot, admin_chat: AdminChat, care: CareService, surveys: SurveyService,
-                      render: Renderer, staff_lang: str, survey: SurveyView) -> None:
+async def _tell_staff(
+    bot: Bot,
+    admin_chat: AdminChat,
+    care: CareService,
+    surveys: SurveyService,
+    render: Renderer,
+    staff_lang: str,
+    survey: SurveyView,
+) -> None:
     """A low score alerts the admin chat at once (a reply to the alert answers the customer);
     a happy comment is shared there too. Later, the comment is added to the same alert; a
     comment longer than one message goes on in replies to it (replies to those answer too)."""
@@ -48,41 +61,84 @@ async def _tell_staff(bot: Bot, admin_chat: AdminChat, care: CareService, survey
     markup = _alert_keyboard(render, staff_lang, survey) if survey.low else None
     if survey.alert_message_id is not None:
         alert_id = survey.alert_message_id
-        await bot.edit_message_text(first, chat_id=admin_chat.chat_id, message_id=alert_id, reply_markup=markup)
+        await bot.edit_message_text(
+            first, chat_id=admin_chat.chat_id, message_id=alert_id, reply_markup=markup
+        )
     else:
-        alert_id = (await bot.send_message(admin_chat.chat_id, first, reply_markup=markup)).message_id
+        alert_id = (
+            await bot.send_message(admin_chat.chat_id, first, reply_markup=markup)
+        ).message_id
         await surveys.set_alert(survey.id, alert_id)
         await care.record_inbound(Inbound(survey.tg_user_id, "survey", survey.comment, (alert_id,)))
-    more = [(await bot.send_message(admin_chat.chat_id, text, reply_parameters=ReplyParameters(
-        message_id=alert_id, allow_sending_without_reply=True))).message_id for text in rest]
+    more = [
+        (
+            await bot.send_message(
+                admin_chat.chat_id,
+                text,
+                reply_parameters=ReplyParameters(
+                    message_id=alert_id, allow_sending_without_reply=True
+                ),
+            )
+        ).message_id
+        for text in rest
+    ]
     if more:
         await care.record_inbound(Inbound(survey.tg_user_id, "survey", None, tuple(more)))
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def score(callback: CallbackQuery, callback_data: SurveyCallback, state: FSMContext, bot: Bot,
-                surveys: SurveyService, admin_chat: AdminChat, care: CareService, render: Renderer, lang: str,
-                staff_lang: str, business: Business) -> None:
-    outcome, survey = await surveys.answer(callback.from_user.id, callback_data.id, callback_data.score)
+async def score(
+    callback: CallbackQuery,
+    callback_data: SurveyCallback,
+    state: FSMContext,
+    bot: Bot,
+    surveys: SurveyService,
+    admin_chat: AdminChat,
+    care: CareService,
+    render: Renderer,
+    lang: str,
+    staff_lang: str,
+    business: Business,
+) -> None:
+    outcome, survey = await surveys.answer(
+        callback.from_user.id, callback_data.id, callback_data.score
+    )
     if outcome is not SurveyOutcome.RECORDED or survey is None:
-        label = {SurveyOutcome.ALREADY_ANSWERED: "survey_answered", SurveyOutcome.CLOSED: "survey_closed"}
-        await callback.answer(render.label(lang, label.get(outcome, "stale_button")), show_alert=True)
+        label = {
+            SurveyOutcome.ALREADY_ANSWERED: "survey_answered",
+            SurveyOutcome.CLOSED: "survey_closed",
+        }
+        await callback.answer(
+            render.label(lang, label.get(outcome, "stale_button")), show_alert=True
+        )
         return
     await callback.answer()
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(render.text(lang, "survey_scored", survey=survey), reply_markup=None)
+        await callback.message.edit_text(
+            render.text(lang, "survey_scored", survey=survey), reply_markup=None
+        )
     if survey.low:
         await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
     builder = InlineKeyboardBuilder()
     builder.button(text=render.label(lang, "skip_birthday"), callback_data=SurveySkip(id=survey.id))
-    prompt = await bot.send_message(callback.from_user.id, render.text(lang, "survey_ask_comment", survey=survey),
-                                    reply_markup=builder.as_markup())
+    prompt = await bot.send_message(
+        callback.from_user.id,
+        render.text(lang, "survey_ask_comment", survey=survey),
+        reply_markup=builder.as_markup(),
+    )
     await state.set_state(SurveyComment.text)
     await state.set_data({"survey_id": survey.id, "prompt_id": prompt.message_id})
 
 
-async def _close(bot: Bot, chat_id: int, state: FSMContext, render: Renderer, lang: str, business: Business,
-                 survey: SurveyView) -> None:
+async def _close(
+    bot: Bot,
+    chat_id: int,
+    state: FSMContext,
+    render: Renderer,
+    lang: str,
+    business: Business,
+    survey: SurveyView,
+) -> None:
     await state.clear()
     markup = None
     if not survey.low and business.reviews:
@@ -91,12 +147,25 @@ async def _close(bot: Bot, chat_id: int, state: FSMContext, render: Renderer, la
             builder.button(text=link.title, url=link.url)
         builder.adjust(1)
         markup = builder.as_markup()
-    await bot.send_message(chat_id, render.text(lang, "survey_thanks", survey=survey, business=business),
-                           reply_markup=markup)
+    await bot.send_message(
+        chat_id,
+        render.text(lang, "survey_thanks", survey=survey, business=business),
+        reply_markup=markup,
+    )
 
 
-async def comment(message: Message, state: FSMContext, bot: Bot, surveys: SurveyService, admin_chat: AdminChat,
-                  care: CareService, render: Renderer, lang: str, staff_lang: str, business: Business) -> None:
+async def comment(
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    surveys: SurveyService,
+    admin_chat: AdminChat,
+    care: CareService,
+    render: Renderer,
+    lang: str,
+    staff_lang: str,
+    business: Business,
+) -> None:
     assert message.from_user is not None and message.text is not None
     data = await state.get_data()
     survey = await surveys.comment(message.from_user.id, int(data["survey_id"]), message.text)
@@ -105,7 +174,9 @@ async def comment(message: Message, state: FSMContext, bot: Bot, surveys: Survey
         return
     if survey.comment:
         await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
-    await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=data["prompt_id"], reply_markup=None)
+    await bot.edit_message_reply_markup(
+        chat_id=message.chat.id, message_id=data["prompt_id"], reply_markup=None
+    )
     await _close(bot, message.chat.id, state, render, lang, business, survey)
 
 
@@ -114,8 +185,16 @@ async def comment_expected(message: Message, render: Renderer, lang: str) -> Non
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMContext, bot: Bot,
-               surveys: SurveyService, render: Renderer, lang: str, business: Business) -> None:
+async def skip(
+    callback: CallbackQuery,
+    callback_data: SurveySkip,
+    state: FSMContext,
+    bot: Bot,
+    surveys: SurveyService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
     data = await state.get_data()
     if data.get("survey_id") != callback_data.id:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
@@ -130,9 +209,16 @@ async def skip(callback: CallbackQuery, callback_data: SurveySkip, state: FSMCon
 
 # ---- the staff's side -----------------------------------------------------------------------
 
+
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)
-async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCallback, surveys: SurveyService,
-                           admin_chat: AdminChat, render: Renderer, staff_lang: str) -> None:
+async def complaint_button(
+    callback: CallbackQuery,
+    callback_data: ComplaintCallback,
+    surveys: SurveyService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+) -> None:
     if callback_data.action is ComplaintAct.ANSWER:
         await callback.answer(render.label(staff_lang, "complaint_how_to_answer"), show_alert=True)
         return
@@ -141,12 +227,16 @@ async def complaint_button(callback: CallbackQuery, callback_data: ComplaintCall
         await callback.answer(render.label(staff_lang, "stale_button"), show_alert=True)
         return
     if not done:
-        await callback.answer(render.label(staff_lang, "complaint_already", survey=survey), show_alert=True)
+        await callback.answer(
+            render.label(staff_lang, "complaint_already", survey=survey), show_alert=True
+        )
         return
     await callback.answer()
     if isinstance(callback.message, Message):
-        await callback.message.edit_text(surveys.alert_texts(survey, staff_lang)[0],
-                                         reply_markup=_alert_keyboard(render, staff_lang, survey))
+        await callback.message.edit_text(
+            surveys.alert_texts(survey, staff_lang)[0],
+            reply_markup=_alert_keyboard(render, staff_lang, survey),
+        )
 
 
 async def complaints(message: Message, surveys: SurveyService, staff_lang: str) -> None:
@@ -165,8 +255,13 @@ def period_days(text: str | None) -> int | None:
     return days if 1 <= days <= 3660 else None
 
 
-async def csat(message: Message, command: CommandObject, surveys: SurveyService, render: Renderer,
-               staff_lang: str) -> None:
+async def csat(
+    message: Message,
+    command: CommandObject,
+    surveys: SurveyService,
+    render: Renderer,
+    staff_lang: str,
+) -> None:
     days = period_days(command.args)
     if days is None:
         await message.reply(render.text(staff_lang, "csat_usage", value=command.args))

@@ -1,5 +1,6 @@
 """Fixtures: a fresh database per test (SQLite, plus PostgreSQL when CAREBOT_TEST_POSTGRES_URL
 is set), a fixed clock, the Bot API test server, and the real bot wired as `carebot run` does."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,6 +40,7 @@ ADMIN_CHAT = -1001234567890
 # a millisecond where TRUNCATE took 0.1-0.4 s and CREATE DATABASE … TEMPLATE 0.07-0.2 s.
 # tests/unit/test_migrations.py still runs every migration up and down on both databases.
 
+
 async def _migrate(url: str) -> None:
     engine = create_engine(url)
     try:
@@ -62,7 +64,9 @@ class SqliteDatabases:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
     path = tmp_path_factory.mktemp("template") / "carebot.sqlite3"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))  # disposed: the WAL is checkpointed into the file
+    asyncio.run(
+        _migrate(f"sqlite+aiosqlite:///{path}")
+    )  # disposed: the WAL is checkpointed into the file
     assert not path.with_name(path.name + "-wal").exists()
     return SqliteDatabases(path)
 
@@ -81,8 +85,9 @@ class PostgresDatabases:
         return self.url.set(database=name).render_as_string(hide_password=False)
 
     def _dsn(self, name: str | None = None) -> str:
-        return self.url.set(drivername="postgresql", database=name or self.url.database).render_as_string(
-            hide_password=False)
+        return self.url.set(
+            drivername="postgresql", database=name or self.url.database
+        ).render_as_string(hide_password=False)
 
     async def execute(self, sql: str, *, on: str | None = None) -> None:
         connection = await asyncpg.connect(self._dsn(on))
@@ -106,15 +111,30 @@ class PostgresDatabases:
         await _migrate(await self.create(""))
         connection = await asyncpg.connect(self._dsn(self.prefix))
         try:
-            tables = [r[0] for r in await connection.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'")]
-            sequences = [r[0] for r in await connection.fetch(
-                "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")]
+            tables = [
+                r[0]
+                for r in await connection.fetch(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename != 'alembic_version'"
+                )
+            ]
+            sequences = [
+                r[0]
+                for r in await connection.fetch(
+                    "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"
+                )
+            ]
         finally:
             await connection.close()
         resets = [f"SELECT setval('\"{s}\"', 1, false)" for s in sequences]
-        self._empty = ";".join(["BEGIN", "SET LOCAL session_replication_role = replica",
-                                *(f'DELETE FROM "{t}"' for t in tables), *resets, "COMMIT"])
+        self._empty = ";".join(
+            [
+                "BEGIN",
+                "SET LOCAL session_replication_role = replica",
+                *(f'DELETE FROM "{t}"' for t in tables),
+                *resets,
+                "COMMIT",
+            ]
+        )
 
     async def empty(self) -> str:
         """The process's database, as empty as when it was migrated; its URL."""
@@ -124,8 +144,13 @@ class PostgresDatabases:
     async def _drop_leftovers(self) -> None:
         connection = await asyncpg.connect(self._dsn())
         try:
-            names = [r[0] for r in await connection.fetch(
-                "SELECT datname FROM pg_database WHERE datname LIKE $1", f"{self.url.database}\\_t%")]
+            names = [
+                r[0]
+                for r in await connection.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                    f"{self.url.database}\\_t%",
+                )
+            ]
             for name in names:
                 pid = name.removeprefix(f"{self.url.database}_t").split("_", 1)[0]
                 if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
@@ -159,11 +184,15 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
 @pytest.fixture(params=BACKENDS)
 def database_template(request: pytest.FixtureRequest) -> SqliteDatabases | PostgresDatabases:
     """Built on first use (outside the test's event loop, so a backend never asked for costs nothing)."""
-    return request.getfixturevalue("sqlite_template" if request.param == "sqlite" else "postgres_databases")
+    return request.getfixturevalue(
+        "sqlite_template" if request.param == "sqlite" else "postgres_databases"
+    )
 
 
 @pytest.fixture
-async def database_url(database_template: SqliteDatabases | PostgresDatabases, tmp_path: Path) -> str:
+async def database_url(
+    database_template: SqliteDatabases | PostgresDatabases, tmp_path: Path
+) -> str:
     """A database at the current head, empty, this test's own."""
     if isinstance(database_template, SqliteDatabases):
         return database_template.copy(tmp_path)
@@ -171,8 +200,9 @@ async def database_url(database_template: SqliteDatabases | PostgresDatabases, t
 
 
 @pytest.fixture
-async def empty_database_url(database_template: SqliteDatabases | PostgresDatabases,
-                             tmp_path: Path) -> AsyncIterator[str]:
+async def empty_database_url(
+    database_template: SqliteDatabases | PostgresDatabases, tmp_path: Path
+) -> AsyncIterator[str]:
     """A database with no schema at all (for the migrations themselves)."""
     if isinstance(database_template, SqliteDatabases):
         yield f"sqlite+aiosqlite:///{tmp_path}/empty.sqlite3"
@@ -223,25 +253,36 @@ def make_settings(telegram: TelegramServer, database_url: str, **overrides: obje
         redis_url=None,
         business_file=BUSINESS_FILE,
     )
-    if database_url.startswith("postgresql"):  # its key file would go to ./data, shared by every run
+    if database_url.startswith(
+        "postgresql"
+    ):  # its key file would go to ./data, shared by every run
         values["secret_key"] = "carebot-tests-secret-key"
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "in_process: `carebot` is the app without HTTP and polling "
-                                       "(tests/harness.py InProcessBot), for plain dialogue tests")
-    config.addinivalue_line("markers", "http: `carebot` polls the test server over HTTP even in a module "
-                                       "marked in_process (restarts, pacing)")
+    config.addinivalue_line(
+        "markers",
+        "in_process: `carebot` is the app without HTTP and polling "
+        "(tests/harness.py InProcessBot), for plain dialogue tests",
+    )
+    config.addinivalue_line(
+        "markers",
+        "http: `carebot` polls the test server over HTTP even in a module "
+        "marked in_process (restarts, pacing)",
+    )
 
 
 @pytest.fixture
-async def carebot(request: pytest.FixtureRequest, telegram: TelegramServer, database_url: str,
-                  clock: FixedClock) -> AsyncIterator[RunningBot]:
+async def carebot(
+    request: pytest.FixtureRequest, telegram: TelegramServer, database_url: str, clock: FixedClock
+) -> AsyncIterator[RunningBot]:
     """The bot as `carebot run` runs it, polling the test server; in a test marked `in_process`,
     the same app fed in-process (tests/harness.py). Either way `Person.quiet()` waits until it is idle."""
-    in_process = request.node.get_closest_marker("in_process") and not request.node.get_closest_marker("http")
+    in_process = request.node.get_closest_marker(
+        "in_process"
+    ) and not request.node.get_closest_marker("http")
     kind = InProcessBot if in_process else RunningBot
     running = kind(make_settings(telegram, database_url), clock, telegram)
     await running.start()

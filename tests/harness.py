@@ -18,6 +18,7 @@ sleeping, then asserts that nothing arrived.
 `Renderings` records which template made each text, so a test can say
 `assert call.template == "booking_confirmed"` where the words themselves do not matter.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,9 @@ class StandInSession(BaseSession):
         super().__init__()
         self.server = server
 
-    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
-                           timeout: int | None = None) -> TelegramType:
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
+    ) -> TelegramType:
         files: dict[str, InputFile] = {}
         raw: dict[str, Any] = {}
         for key, value in method.model_dump(warnings=False).items():
@@ -66,11 +68,19 @@ class StandInSession(BaseSession):
             raw[key] = f"<file {file.filename or key}>"
         await asyncio.sleep(0)  # a call over the network lets other tasks run; so does this one
         status, body = await self.server.call(method.__api_method__, TelegramServer.decode(raw))
-        response = self.check_response(bot=bot, method=method, status_code=status, content=json.dumps(body))
+        response = self.check_response(
+            bot=bot, method=method, status_code=status, content=json.dumps(body)
+        )
         return response.result  # type: ignore[return-value]
 
-    async def stream_content(self, url: str, headers: dict[str, Any] | None = None, timeout: int = 30,
-                             chunk_size: int = 65536, raise_for_status: bool = True) -> Any:
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> Any:
         raise NotImplementedError("the test server has no files to download")
         yield b""  # pragma: no cover  (an async generator, as the base class declares)
 
@@ -131,7 +141,10 @@ class Probe:
         self.requests = 0  # Bot API calls in flight, getUpdates aside
         self.claiming = 0
         self.claims_started = 0
-        self.last_claim: tuple[int, int] = (0, 0)  # (which claim, rows it returned), of the latest one done
+        self.last_claim: tuple[int, int] = (
+            0,
+            0,
+        )  # (which claim, rows it returned), of the latest one done
         self.sending = 0  # rows claimed whose sending is not over
         self.app: App | None = None
 
@@ -232,7 +245,9 @@ class Probe:
 class RunningBot:
     """The real app polling the test server; can be stopped and started again (a restart)."""
 
-    def __init__(self, settings: Settings, clock: FixedClock, server: TelegramServer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: FixedClock, server: TelegramServer | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.server = server
@@ -310,7 +325,9 @@ class InProcessBot(RunningBot):
         assert self.app is not None
         app = self.app
         parsed = Update.model_validate(update, context={"bot": app.bot})
-        task = asyncio.create_task(app.dp._process_update(bot=app.bot, update=parsed, **self._context))
+        task = asyncio.create_task(
+            app.dp._process_update(bot=app.bot, update=parsed, **self._context)
+        )
         self._updates.add(task)
         task.add_done_callback(self._updates.discard)
 
@@ -326,4 +343,3 @@ class InProcessBot(RunningBot):
             await self.app.dp.emit_shutdown(bot=self.app.bot, **self._context)
         finally:
             await self.app.close()
-

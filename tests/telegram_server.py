@@ -11,6 +11,7 @@ data in bytes, 20 new messages a minute per group (on by default), and 429s, 5xx
 a server that never answers when a test asks for them. Every refusal is recorded
 (`refused`), so a test can assert that the bot kept to the limits.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,12 @@ from aiohttp import web
 
 BOT_USER = {"id": 123456, "is_bot": True, "first_name": "Carebot", "username": "carebot_test_bot"}
 # The fake senders Telegram puts in `from` when a message is sent on behalf of a chat:
-GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+GROUP_ANONYMOUS_BOT = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}  # automatic forwards
 LINKED_CHANNEL = -1009876543210
@@ -42,28 +48,87 @@ CALLBACK_ANSWER_LIMIT = 200  # answerCallbackQuery text
 GROUP_PER_MINUTE = 20
 
 _JSON_PARAMS = {
-    "reply_markup", "entities", "allowed_updates", "commands", "scope", "link_preview_options",
-    "reply_parameters", "caption_entities", "media", "reaction",
+    "reply_markup",
+    "entities",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "link_preview_options",
+    "reply_parameters",
+    "caption_entities",
+    "media",
+    "reaction",
 }
-_INT_PARAMS = {"chat_id", "message_id", "offset", "limit", "timeout", "from_chat_id", "user_id",
-               "message_thread_id", "reply_to_message_id"}
-_SEND_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendVideo", "sendSticker",
-                 "sendAudio", "sendAnimation", "sendLocation"}
+_INT_PARAMS = {
+    "chat_id",
+    "message_id",
+    "offset",
+    "limit",
+    "timeout",
+    "from_chat_id",
+    "user_id",
+    "message_thread_id",
+    "reply_to_message_id",
+}
+_SEND_METHODS = {
+    "sendMessage",
+    "sendPhoto",
+    "sendDocument",
+    "sendVoice",
+    "sendVideo",
+    "sendSticker",
+    "sendAudio",
+    "sendAnimation",
+    "sendLocation",
+}
 # Methods that post a new message into a chat: Telegram's flood limits count these.
 _CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage"}
 # What a message carries, as opposed to where it is: copied by copyMessage.
-_CONTENT = {"text", "entities", "caption", "caption_entities", "photo", "voice", "video", "document",
-            "sticker", "audio", "animation", "location", "video_note", "contact"}
+_CONTENT = {
+    "text",
+    "entities",
+    "caption",
+    "caption_entities",
+    "photo",
+    "voice",
+    "video",
+    "document",
+    "sticker",
+    "audio",
+    "animation",
+    "location",
+    "video_note",
+    "contact",
+}
 # Sample content of each kind, as a Telegram client would send it.
 MEDIA: dict[str, Any] = {
     "photo": [{"file_id": "photo-1", "file_unique_id": "p1", "width": 90, "height": 90}],
     "voice": {"file_id": "voice-1", "file_unique_id": "v1", "duration": 3},
-    "video": {"file_id": "video-1", "file_unique_id": "vd1", "width": 640, "height": 480, "duration": 5},
+    "video": {
+        "file_id": "video-1",
+        "file_unique_id": "vd1",
+        "width": 640,
+        "height": 480,
+        "duration": 5,
+    },
     "document": {"file_id": "doc-1", "file_unique_id": "d1", "file_name": "price.pdf"},
     "audio": {"file_id": "audio-1", "file_unique_id": "a1", "duration": 60},
-    "animation": {"file_id": "gif-1", "file_unique_id": "g1", "width": 90, "height": 90, "duration": 2},
-    "sticker": {"file_id": "sticker-1", "file_unique_id": "s1", "type": "regular", "width": 512,
-                "height": 512, "is_animated": False, "is_video": False},
+    "animation": {
+        "file_id": "gif-1",
+        "file_unique_id": "g1",
+        "width": 90,
+        "height": 90,
+        "duration": 2,
+    },
+    "sticker": {
+        "file_id": "sticker-1",
+        "file_unique_id": "s1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    },
     "video_note": {"file_id": "note-1", "file_unique_id": "n1", "length": 240, "duration": 4},
     "location": {"latitude": 55.75, "longitude": 37.62},
 }
@@ -80,13 +145,30 @@ class BadRequest(Exception):
 
 # ---- text as Telegram measures it ---------------------------------------------------------
 
+
 def utf16_len(text: str) -> int:
     """Length in UTF-16 code units, the unit of every Telegram text limit and entity offset."""
     return len(text.encode("utf-16-le")) // 2
 
 
-_HTML_TAGS = {"a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
-              "tg-emoji", "code", "pre", "blockquote"}
+_HTML_TAGS = {
+    "a",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "tg-emoji",
+    "code",
+    "pre",
+    "blockquote",
+}
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _SPACE = " \t\r\n\v\f"
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -98,9 +180,9 @@ def _html_entity(text: str, start: int) -> tuple[str, int] | None:
     """The character an entity at `start` (an '&') stands for and where it ends, or None when
     it is no entity: Telegram then keeps the '&' as a literal character (TDLib parse_html)."""
     end, value = start + 1, 0
-    if text[end:end + 1] == "#":
+    if text[end : end + 1] == "#":
         end += 1
-        if text[end:end + 1] == "x":
+        if text[end : end + 1] == "x":
             end += 1
             while end < len(text) and text[end] in _HEX:
                 value = value * 16 + int(text[end], 16)
@@ -115,11 +197,11 @@ def _html_entity(text: str, start: int) -> tuple[str, int] | None:
     else:
         while end < len(text) and text[end] in _ASCII_LETTERS:
             end += 1
-        named = _NAMED_ENTITIES.get(text[start + 1:end])
+        named = _NAMED_ENTITIES.get(text[start + 1 : end])
         if named is None:
             return None
         char = named
-    if text[end:end + 1] == ";":
+    if text[end : end + 1] == ";":
         end += 1
     return char, end
 
@@ -154,12 +236,12 @@ def parse_html(text: str) -> str:
             i += 1
             continue
         begin, i = i, i + 1
-        if text[i:i + 1] != "/":  # a start tag
+        if text[i : i + 1] != "/":  # a start tag
             while i < n and text[i] not in _SPACE and text[i] != ">":
                 i += 1
             if i >= n:
                 raise fail(f"Unclosed start tag at byte offset {at(begin)}")
-            tag = text[begin + 1:i].lower()
+            tag = text[begin + 1 : i].lower()
             if tag not in _HTML_TAGS:
                 raise fail(f'Unsupported start tag "{tag}" at byte offset {at(begin)}')
             argument = ""
@@ -173,7 +255,9 @@ def parse_html(text: str) -> str:
                     i += 1
                 name = text[name_start:i]
                 if not name:
-                    raise fail(f'Empty attribute name in the tag "{tag}" at byte offset {at(begin)}')
+                    raise fail(
+                        f'Empty attribute name in the tag "{tag}" at byte offset {at(begin)}'
+                    )
                 while i < n and text[i] in _SPACE:
                     i += 1
                 if i >= n:
@@ -236,8 +320,14 @@ def parse_html(text: str) -> str:
                 raise fail(f"Unclosed end tag at byte offset {at(begin)}")
             tag, argument, opened_at = open_tags[-1]
             if end_tag and end_tag != tag:
-                raise fail(f'Unmatched end tag at byte offset {at(begin)}, expected "</{tag}>", found "</{end_tag}>"')
-            if tag == "tg-emoji" and len(out) > opened_at and not (argument.isdigit() and int(argument)):
+                raise fail(
+                    f'Unmatched end tag at byte offset {at(begin)}, expected "</{tag}>", found "</{end_tag}>"'
+                )
+            if (
+                tag == "tg-emoji"
+                and len(out) > opened_at
+                and not (argument.isdigit() and int(argument))
+            ):
                 raise fail("Invalid custom emoji identifier specified")
             open_tags.pop()
             i += 1
@@ -245,8 +335,10 @@ def parse_html(text: str) -> str:
         raise fail(f"Can't find end tag corresponding to start tag {open_tags[-1][0]}")
     shown = "".join(out)
     if any("\ud800" <= c <= "\udfff" for c in shown):
-        raise fail("Text contains invalid Unicode characters after decoding HTML entities, "
-                   "check for unmatched surrogate code units")
+        raise fail(
+            "Text contains invalid Unicode characters after decoding HTML entities, "
+            "check for unmatched surrogate code units"
+        )
     return shown
 
 
@@ -264,6 +356,7 @@ def visible_text(text: str, parse_mode: str | None) -> str:
 
 
 # ---- what the bot's calls were --------------------------------------------------------------
+
 
 @dataclass
 class Call:
@@ -332,17 +425,23 @@ class TelegramServer:
     blocked: set[int] = field(default_factory=set)  # chats whose sends answer 403
     url: str = ""
     # Telegram's limits and faults; each can also be set on a running server.
-    group_per_minute: int | None = GROUP_PER_MINUTE  # new messages per group (chat id < 0) per 60 s; None: off
+    group_per_minute: int | None = (
+        GROUP_PER_MINUTE  # new messages per group (chat id < 0) per 60 s; None: off
+    )
     rate_limit: int | None = None  # sends per second across all chats; beyond it 429
     fail_ratio: float = 0.0  # share of sends answered with 500
     fail_every: int | None = None  # every Nth send answers 500, then 502, alternately
-    latency: float = 0.0  # seconds before answering any method but getUpdates (after it took effect)
+    latency: float = (
+        0.0  # seconds before answering any method but getUpdates (after it took effect)
+    )
     hang: bool = False  # accept requests and never answer them (getUpdates too)
     require_started: bool = False  # sends to a private chat whose person never wrote answer 403
     clock: Callable[[], float] = time.monotonic  # for the rate windows; a test may move it
 
     def __post_init__(self) -> None:
-        self.scripted: list[tuple[int, str, int | None]] = []  # (code, description, retry_after) for the next sends
+        self.scripted: list[
+            tuple[int, str, int | None]
+        ] = []  # (code, description, retry_after) for the next sends
         self.throttled = 0  # 429s answered
         self.throttled_per_chat: collections.Counter[int] = collections.Counter()
         self._throttles: dict[int, list[int]] = {}  # chat id → retry_after of its next 429s
@@ -352,7 +451,9 @@ class TelegramServer:
         self._random = random.Random(7)
         self.forum_chats: set[int] = set()  # groups with topics
         self.members: dict[int, set[int]] = {}  # group id → member user ids
-        self.statuses: dict[int, dict[int, str]] = {}  # group id → user id → "administrator" or "creator"
+        self.statuses: dict[
+            int, dict[int, str]
+        ] = {}  # group id → user id → "administrator" or "creator"
         self.anonymous_admins: dict[int, set[int]] = {}  # group id → admins who post as the group
         self.channels: dict[int, str] = {LINKED_CHANNEL: "Канал салона"}  # channel id → title
         self.started: set[int] = set()  # users who wrote to the bot in private
@@ -361,7 +462,9 @@ class TelegramServer:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._changed = asyncio.Condition()
-        self.messages: dict[tuple[Any, Any], dict[str, Any]] = {}  # (chat id, message id) → what the chat shows now
+        self.messages: dict[
+            tuple[Any, Any], dict[str, Any]
+        ] = {}  # (chat id, message id) → what the chat shows now
         self._callback_authors: dict[str, int] = {}
         self.delivered = 0  # highest update_id handed to the bot
         self.hung = 0  # requests left unanswered while `hang` was on
@@ -371,7 +474,9 @@ class TelegramServer:
         # instead of getUpdates, `settle` returns once the bot is idle (Person.quiet).
         self.feed: Callable[[dict[str, Any]], None] | None = None
         self.settle: Callable[[], Awaitable[None]] | None = None
-        self.templates: dict[str, str] = {}  # rendered text → template name, when the harness records it
+        self.templates: dict[
+            str, str
+        ] = {}  # rendered text → template name, when the harness records it
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -426,13 +531,20 @@ class TelegramServer:
         (tests/harness.py) calls this directly instead of going over HTTP."""
         answer = await self._answer(method, params)
         if self.latency:
-            await asyncio.sleep(self.latency)  # it took effect; the answer is late (a kill now repeats it)
+            await asyncio.sleep(
+                self.latency
+            )  # it took effect; the answer is late (a kill now repeats it)
         return answer
 
     async def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         handler = getattr(self, f"_m_{method}", None)
         chat_id = params.get("chat_id") if isinstance(params.get("chat_id"), int) else None
-        call = Call(method, params, chat_id, self._callback_authors.get(str(params.get("callback_query_id"))))
+        call = Call(
+            method,
+            params,
+            chat_id,
+            self._callback_authors.get(str(params.get("callback_query_id"))),
+        )
         if handler is None and method not in _SEND_METHODS:
             return await self._refuse(call, 400, f"test server: {method} not supported")
         # Everything here up to the record is synchronous: no other request runs in between,
@@ -442,10 +554,19 @@ class TelegramServer:
             if method in _CREATING:
                 self._limits(chat_id)
             if chat_id in self.blocked:
-                raise _Refusal(403, "Forbidden: bot was blocked by the user" if chat_id > 0
-                               else "Forbidden: bot was kicked from the supergroup chat")
-            if (self.require_started and chat_id is not None and chat_id > 0 and method in _CREATING
-                    and chat_id not in self.started):
+                raise _Refusal(
+                    403,
+                    "Forbidden: bot was blocked by the user"
+                    if chat_id > 0
+                    else "Forbidden: bot was kicked from the supergroup chat",
+                )
+            if (
+                self.require_started
+                and chat_id is not None
+                and chat_id > 0
+                and method in _CREATING
+                and chat_id not in self.started
+            ):
                 raise _Refusal(403, "Forbidden: bot can't initiate conversation with a user")
             call.result = handler(params) if handler else self._send(method, params)
         except BadRequest as error:
@@ -457,8 +578,9 @@ class TelegramServer:
         await self._record(call)
         return self._ok(call.result)
 
-    async def _refuse(self, call: Call, code: int, description: str,
-                      retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
+    async def _refuse(
+        self, call: Call, code: int, description: str, retry_after: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
         call.error_code, call.description, call.retry_after = code, description, retry_after
         if code == 429:
             self.throttled += 1
@@ -523,7 +645,9 @@ class TelegramServer:
         if key == "text" and not shown:
             raise BadRequest("message text is empty")
         if utf16_len(shown) > limit:
-            raise BadRequest("message is too long" if key == "text" else "message caption is too long")
+            raise BadRequest(
+                "message is too long" if key == "text" else "message caption is too long"
+            )
 
     @staticmethod
     def _check_markup(markup: Any) -> None:
@@ -538,8 +662,10 @@ class TelegramServer:
                     raise BadRequest("BUTTON_DATA_INVALID")
                 actions = {k for k, v in button.items() if k != "text" and v not in (None, "")}
                 if not actions:
-                    raise BadRequest("can't parse inline keyboard button: Text buttons are not allowed in the "
-                                     "inline keyboard")
+                    raise BadRequest(
+                        "can't parse inline keyboard button: Text buttons are not allowed in the "
+                        "inline keyboard"
+                    )
         for row in markup.get("keyboard") or []:
             for button in row:
                 text = button if isinstance(button, str) else button.get("text")
@@ -547,7 +673,9 @@ class TelegramServer:
                     raise BadRequest("BUTTON_TEXT_INVALID")
 
     @staticmethod
-    def _error(code: int, description: str, retry_after: int | None = None) -> tuple[int, dict[str, Any]]:
+    def _error(
+        code: int, description: str, retry_after: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
@@ -608,7 +736,12 @@ class TelegramServer:
             return {"id": chat_id, "type": "private", "first_name": "someone"}
         if chat_id in self.channels:
             return {"id": chat_id, "type": "channel", "title": self.channels[chat_id]}
-        return {"id": chat_id, "type": "supergroup", "title": "Staff", "is_forum": chat_id in self.forum_chats}
+        return {
+            "id": chat_id,
+            "type": "supergroup",
+            "title": "Staff",
+            "is_forum": chat_id in self.forum_chats,
+        }
 
     def _new_message(self, chat_id: int, params: dict[str, Any], **content: Any) -> dict[str, Any]:
         thread_id = params.get("message_thread_id")
@@ -635,10 +768,14 @@ class TelegramServer:
         if method != "sendMessage":
             kind = method.removeprefix("send").lower()
             sample = MEDIA.get(kind)
-            if isinstance(sample, dict) and "file_id" in sample:  # the file it was given, as Telegram shows it
+            if (
+                isinstance(sample, dict) and "file_id" in sample
+            ):  # the file it was given, as Telegram shows it
                 content[kind] = {**sample, "file_id": params.get(kind, sample["file_id"])}
             elif isinstance(sample, list):
-                content[kind] = [{**size, "file_id": params.get(kind, size["file_id"])} for size in sample]
+                content[kind] = [
+                    {**size, "file_id": params.get(kind, size["file_id"])} for size in sample
+                ]
             else:
                 content[kind] = sample or params.get(kind, "<file>")
         return self._new_message(params["chat_id"], params, **content)
@@ -660,7 +797,11 @@ class TelegramServer:
         if source is None:
             raise BadRequest("message to forward not found")
         content = {k: v for k, v in source.items() if k in _CONTENT}
-        origin: dict[str, Any] = {"type": "hidden_user", "sender_user_name": "someone", "date": source["date"]}
+        origin: dict[str, Any] = {
+            "type": "hidden_user",
+            "sender_user_name": "someone",
+            "date": source["date"],
+        }
         if "from" in source:
             origin = {"type": "user", "sender_user": source["from"], "date": source["date"]}
         return self._new_message(params["chat_id"], params, forward_origin=origin, **content)
@@ -672,17 +813,29 @@ class TelegramServer:
         thread_id = next(self._message_ids)
         self.topics.setdefault(chat_id, {})[thread_id] = params["name"]
         self.messages[(chat_id, thread_id)] = {
-            "message_id": thread_id, "date": int(time.time()), "chat": self._chat(chat_id), "from": BOT_USER,
-            "message_thread_id": thread_id, "is_topic_message": True,
+            "message_id": thread_id,
+            "date": int(time.time()),
+            "chat": self._chat(chat_id),
+            "from": BOT_USER,
+            "message_thread_id": thread_id,
+            "is_topic_message": True,
             "forum_topic_created": {"name": params["name"], "icon_color": 7322096},
         }
         return {"message_thread_id": thread_id, "name": params["name"], "icon_color": 7322096}
 
     def _m_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {**self._chat(params["chat_id"]), "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
-                                        "unique_gifts": False, "premium_subscription": False,
-                                        "gifts_from_channels": False}}
+        return {
+            **self._chat(params["chat_id"]),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": {
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
+        }
 
     def _m_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
         chat_id, user_id = params["chat_id"], params["user_id"]
@@ -694,12 +847,28 @@ class TelegramServer:
         if status == "creator":
             return {"status": "creator", "user": user, "is_anonymous": anonymous}
         if status == "administrator":
-            rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
-                      "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories",
-                      "can_edit_stories", "can_delete_stories", "can_send_welcome_messages", "can_pin_messages",
-                      "can_manage_topics")
-            return {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": anonymous,
-                    **{right: True for right in rights}}
+            rights = (
+                "can_manage_chat",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_promote_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+                "can_send_welcome_messages",
+                "can_pin_messages",
+                "can_manage_topics",
+            )
+            return {
+                "status": "administrator",
+                "user": user,
+                "can_be_edited": False,
+                "is_anonymous": anonymous,
+                **{right: True for right in rights},
+            }
         return {"status": "member", "user": user}
 
     def _m_setMessageReaction(self, params: dict[str, Any]) -> bool:
@@ -713,9 +882,14 @@ class TelegramServer:
             raise BadRequest("message can't be edited")
         markup = params.get("reply_markup")
         new_markup = markup if markup and markup.get("inline_keyboard") else None
-        if all(message.get(k) == v for k, v in changes.items()) and message.get("reply_markup") == new_markup:
-            raise BadRequest("message is not modified: specified new message content and reply markup are "
-                             "exactly the same as a current content and reply markup of the message")
+        if (
+            all(message.get(k) == v for k, v in changes.items())
+            and message.get("reply_markup") == new_markup
+        ):
+            raise BadRequest(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
         for key, value in changes.items():
             if value is None:
                 message.pop(key, None)
@@ -732,8 +906,12 @@ class TelegramServer:
         return BOT_USER
 
     def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
-        if "text" not in self.messages.get((params.get("chat_id"), params.get("message_id")), {"text": ""}):
-            raise BadRequest("there is no text in the message to edit")  # a photo, a voice…: edit its caption
+        if "text" not in self.messages.get(
+            (params.get("chat_id"), params.get("message_id")), {"text": ""}
+        ):
+            raise BadRequest(
+                "there is no text in the message to edit"
+            )  # a photo, a voice…: edit its caption
         return self._edit(params, text=params["text"])
 
     def _m_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -772,12 +950,27 @@ class TelegramServer:
             self._changed.notify_all()
         return update["update_id"]
 
-    def user(self, user_id: int, first_name: str = "Анна", *, language_code: str = "ru",
-             username: str | None = None, last_name: str | None = None) -> Person:
+    def user(
+        self,
+        user_id: int,
+        first_name: str = "Анна",
+        *,
+        language_code: str = "ru",
+        username: str | None = None,
+        last_name: str | None = None,
+    ) -> Person:
         return Person(self, user_id, first_name, language_code, username, last_name)
 
-    def staff(self, user_id: int, first_name: str, chat_id: int, *, username: str | None = None,
-              status: str = "member", anonymous: bool = False) -> Person:
+    def staff(
+        self,
+        user_id: int,
+        first_name: str,
+        chat_id: int,
+        *,
+        username: str | None = None,
+        status: str = "member",
+        anonymous: bool = False,
+    ) -> Person:
         """A member of the group `chat_id`, writing there; `status` "administrator" or "creator"
         makes getChatMember say so, and `anonymous` makes them an admin who posts as the group."""
         self.members.setdefault(chat_id, set()).add(user_id)
@@ -790,8 +983,13 @@ class TelegramServer:
     async def channel_post(self, channel_id: int, text: str, *, title: str | None = None) -> int:
         """A post in a channel: a `channel_post` update, sender_chat the channel, no `from`."""
         self.channels.setdefault(channel_id, title or "Канал")
-        post = {"message_id": self.new_message_id(), "date": int(time.time()), "chat": self._chat(channel_id),
-                "sender_chat": self._chat(channel_id), "text": text}
+        post = {
+            "message_id": self.new_message_id(),
+            "date": int(time.time()),
+            "chat": self._chat(channel_id),
+            "sender_chat": self._chat(channel_id),
+            "text": text,
+        }
         self.messages[(channel_id, post["message_id"])] = post
         return await self.push({"channel_post": post})
 
@@ -825,17 +1023,26 @@ class Person:
         self._cursor = len(self._mine())  # someone who just joined reads only what comes next
 
     def as_user(self) -> dict[str, Any]:
-        user: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name,
-                                "language_code": self.language_code}
+        user: dict[str, Any] = {
+            "id": self.id,
+            "is_bot": False,
+            "first_name": self.first_name,
+            "language_code": self.language_code,
+        }
         if self.username:
             user["username"] = self.username
         if self.last_name:
             user["last_name"] = self.last_name
         return user
 
-    def _message(self, reply_to: Call | None = None, thread_id: int | None = None, **content: Any) -> dict[str, Any]:
-        chat = ({"id": self.id, "type": "private", "first_name": self.first_name} if self.chat_id == self.id
-                else self.server._chat(self.chat_id))
+    def _message(
+        self, reply_to: Call | None = None, thread_id: int | None = None, **content: Any
+    ) -> dict[str, Any]:
+        chat = (
+            {"id": self.id, "type": "private", "first_name": self.first_name}
+            if self.chat_id == self.id
+            else self.server._chat(self.chat_id)
+        )
         message = {
             "message_id": self.server.new_message_id(),
             "date": int(time.time()),
@@ -843,12 +1050,16 @@ class Person:
             "from": self.as_user(),
             **content,
         }
-        if thread_id is not None:  # in a topic, Telegram points reply_to at the topic's first message
+        if (
+            thread_id is not None
+        ):  # in a topic, Telegram points reply_to at the topic's first message
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
             message["reply_to_message"] = self.server.messages[(self.chat_id, thread_id)]
         if reply_to is not None:
-            message["reply_to_message"] = self.server.messages[(self.chat_id, reply_to.message["message_id"])]
+            message["reply_to_message"] = self.server.messages[
+                (self.chat_id, reply_to.message["message_id"])
+            ]
         self.server.messages[(self.chat_id, message["message_id"])] = message
         return message
 
@@ -856,17 +1067,33 @@ class Person:
     def _text(text: str, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
-            content["entities"] = [{"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])}]
+            content["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": utf16_len(text.split()[0])}
+            ]
         if entities:
             content["entities"] = entities
         return content
 
-    async def send(self, text: str, *, reply_to: Call | None = None, thread_id: int | None = None,
-                   entities: list[dict[str, Any]] | None = None) -> int:
-        return await self.server.push({"message": self._message(reply_to, thread_id, **self._text(text, entities))})
+    async def send(
+        self,
+        text: str,
+        *,
+        reply_to: Call | None = None,
+        thread_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+    ) -> int:
+        return await self.server.push(
+            {"message": self._message(reply_to, thread_id, **self._text(text, entities))}
+        )
 
-    async def send_as_group(self, text: str, *, signature: str | None = None, reply_to: Call | None = None,
-                            thread_id: int | None = None) -> int:
+    async def send_as_group(
+        self,
+        text: str,
+        *,
+        signature: str | None = None,
+        reply_to: Call | None = None,
+        thread_id: int | None = None,
+    ) -> int:
         """An anonymous admin's message in this person's group: sent on behalf of the group itself
         (sender_chat the group, from GroupAnonymousBot, the admin's custom title as signature)."""
         assert self.chat_id < 0, "only in a group"
@@ -877,8 +1104,15 @@ class Person:
             message["author_signature"] = signature
         return await self.server.push({"message": message})
 
-    async def send_as_channel(self, text: str, *, channel_id: int = LINKED_CHANNEL, title: str | None = None,
-                              automatic_forward: bool = True, reply_to: Call | None = None) -> int:
+    async def send_as_channel(
+        self,
+        text: str,
+        *,
+        channel_id: int = LINKED_CHANNEL,
+        title: str | None = None,
+        automatic_forward: bool = True,
+        reply_to: Call | None = None,
+    ) -> int:
         """A message in this person's group on behalf of a channel: the linked channel's post forwarded
         there automatically (from Telegram 777000, is_automatic_forward), or, with
         automatic_forward=False, someone writing "as the channel" (from Channel_Bot)."""
@@ -892,8 +1126,12 @@ class Person:
         if automatic_forward:
             message["from"] = TELEGRAM_SERVICE
             message["is_automatic_forward"] = True
-            message["forward_origin"] = {"type": "channel", "chat": channel, "message_id": self.server.new_message_id(),
-                                         "date": message["date"]}
+            message["forward_origin"] = {
+                "type": "channel",
+                "chat": channel,
+                "message_id": self.server.new_message_id(),
+                "date": message["date"],
+            }
         else:
             message["from"] = CHANNEL_BOT
         return await self.server.push({"message": message})
@@ -904,17 +1142,28 @@ class Person:
         del message["from"]
         return await self.server.push({"message": message})
 
-    async def send_media(self, kind: str, caption: str | None = None, *, reply_to: Call | None = None,
-                         thread_id: int | None = None) -> int:
+    async def send_media(
+        self,
+        kind: str,
+        caption: str | None = None,
+        *,
+        reply_to: Call | None = None,
+        thread_id: int | None = None,
+    ) -> int:
         """A photo, voice, video, document, audio, animation, sticker, video_note or location."""
         content: dict[str, Any] = {kind: MEDIA[kind]}
         if caption:
             content["caption"] = caption
         return await self.server.push({"message": self._message(reply_to, thread_id, **content)})
 
-    async def send_contact(self, phone: str, *, user_id: int | None = None, first_name: str | None = None) -> int:
-        contact = {"phone_number": phone, "first_name": first_name or self.first_name,
-                   "user_id": self.id if user_id is None else user_id}
+    async def send_contact(
+        self, phone: str, *, user_id: int | None = None, first_name: str | None = None
+    ) -> int:
+        contact = {
+            "phone_number": phone,
+            "first_name": first_name or self.first_name,
+            "user_id": self.id if user_id is None else user_id,
+        }
         if user_id == 0:
             contact.pop("user_id")
         return await self.server.push({"message": self._message(contact=contact)})
@@ -934,19 +1183,34 @@ class Person:
         query_id = uuid.uuid4().hex
         self.server._callback_authors[query_id] = self.id
         current = self.server.messages[(self.chat_id, message.message["message_id"])]
-        return await self.server.push({"callback_query": {
-            "id": query_id, "from": self.as_user(), "chat_instance": str(self.id),
-            "message": dict(current), "data": data,
-        }})
+        return await self.server.push(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": self.as_user(),
+                    "chat_instance": str(self.id),
+                    "message": dict(current),
+                    "data": data,
+                }
+            }
+        )
 
     def _mine(self) -> list[Call]:
         """Calls into this person's chat, and answers to the buttons they pressed; a call Telegram
         refused (a 429, a 500) is nothing the person ever saw."""
-        return [c for c in self.server.calls if c.ok and (
-            (c.chat_id == self.chat_id and c.method != "answerCallbackQuery") or c.user_id == self.id)]
+        return [
+            c
+            for c in self.server.calls
+            if c.ok
+            and (
+                (c.chat_id == self.chat_id and c.method != "answerCallbackQuery")
+                or c.user_id == self.id
+            )
+        ]
 
     async def next(self, method: str | None = None, timeout: float = 10.0) -> Call:
         """The next call the bot made concerning this person (optionally of one method)."""
+
         def ready() -> bool:
             return len(self._mine()) > self._cursor
 
@@ -954,7 +1218,9 @@ class Person:
             try:
                 await self.server.wait_for(ready, timeout)
             except TimeoutError:
-                raise AssertionError(f"the bot sent {self.id} nothing more (wanted {method})") from None
+                raise AssertionError(
+                    f"the bot sent {self.id} nothing more (wanted {method})"
+                ) from None
             call = self._mine()[self._cursor]
             self._cursor += 1
             if call.method in _LOOKUPS and method != call.method:
@@ -976,5 +1242,5 @@ class Person:
             await self.server.settle()
         else:
             await asyncio.sleep(0.3 if seconds is None else seconds)
-        extra = [c for c in self._mine()[self._cursor:] if c.method not in _LOOKUPS]
+        extra = [c for c in self._mine()[self._cursor :] if c.method not in _LOOKUPS]
         assert not extra, f"unexpected calls: {[(c.method, c.text or c.params) for c in extra]}"

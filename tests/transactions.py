@@ -2,6 +2,7 @@
 and read ones (`Database.reading`), by who opened them: the handling of an update, or a
 background task (the outbox sender, the broadcast watcher, the planners). Used by the test that
 pins the write transactions per customer message and by bench/transactions.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,7 +45,9 @@ class TransactionCounter:
         event.listen(self.engine, "begin", self._begin)
 
     def _begin(self, connection: Any) -> None:
-        counter = self.reads if connection.get_execution_options().get(READING, False) else self.writes
+        counter = (
+            self.reads if connection.get_execution_options().get(READING, False) else self.writes
+        )
         counter[origin()] += 1
 
     def reset(self) -> None:

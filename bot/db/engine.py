@@ -1,4 +1,5 @@
 """Engine and sessions: SQLite (WAL, busy timeout) by default, PostgreSQL via asyncpg."""
+
 from __future__ import annotations
 
 import collections
@@ -27,7 +28,11 @@ STATEMENT = "statement"  # READING's value for reads of one statement: no BEGIN,
 def resolve_url(url: str) -> str:
     """Put a relative SQLite path under the folder the bot runs in and create its folder."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
         return url
     path = Path(parsed.database)
     if not path.is_absolute():
@@ -42,8 +47,12 @@ def create_engine(url: str) -> AsyncEngine:
     # A SQLite file has no connection to lose: no ping (a round trip to its thread) per checkout.
     sqlite = make_url(url).get_backend_name() == "sqlite"
     # Nor a ROLLBACK on return when none is open (below): each is a round trip to the driver's thread.
-    engine = create_async_engine(url, hide_parameters=True, pool_pre_ping=not sqlite,
-                                 **({"pool_reset_on_return": None} if sqlite else {}))
+    engine = create_async_engine(
+        url,
+        hide_parameters=True,
+        pool_pre_ping=not sqlite,
+        **({"pool_reset_on_return": None} if sqlite else {}),
+    )
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
     return engine
@@ -72,7 +81,11 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
         # pool_reset_on_return=None: a connection comes back to the pool with its transaction
         # rolled back here only if one is still open (the driver knows without asking its thread).
-        if state.asyncio_safe and not state.terminate_only and dbapi_connection.driver_connection.in_transaction:
+        if (
+            state.asyncio_safe
+            and not state.terminate_only
+            and dbapi_connection.driver_connection.in_transaction
+        ):
             dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -123,20 +136,26 @@ class _OneCallCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         async with self._adapt_connection._execute_mutex:
-            done = await self._connection._execute(_run, self._connection, "execute", operation, parameters)
+            done = await self._connection._execute(
+                _run, self._connection, "execute", operation, parameters
+            )
             self._description, rows, self._rowcount, self._lastrowid = done
             self._rows = collections.deque(rows)
         return None
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
         async with self._adapt_connection._execute_mutex:
-            done = await self._connection._execute(_run, self._connection, "executemany", operation, seq_of_parameters)
+            done = await self._connection._execute(
+                _run, self._connection, "executemany", operation, seq_of_parameters
+            )
             self._description, rows, self._rowcount, self._lastrowid = done
             self._rows = collections.deque(rows)
         return None
 
 
-def _run(connection: Any, method: str, operation: Any, parameters: Any) -> tuple[Any, list[Any], int, Any]:
+def _run(
+    connection: Any, method: str, operation: Any, parameters: Any
+) -> tuple[Any, list[Any], int, Any]:
     """In aiosqlite's thread: open a cursor, execute, fetch every row, close."""
     cursor = connection._conn.cursor()
     try:
@@ -145,7 +164,12 @@ def _run(connection: Any, method: str, operation: Any, parameters: Any) -> tuple
         else:
             getattr(cursor, method)(operation, parameters)
         description = cursor.description
-        return description, cursor.fetchall() if description else [], cursor.rowcount, cursor.lastrowid
+        return (
+            description,
+            cursor.fetchall() if description else [],
+            cursor.rowcount,
+            cursor.lastrowid,
+        )
     finally:
         cursor.close()
 

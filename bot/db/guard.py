@@ -5,6 +5,7 @@ so without a check the bot carries on for days and everything is gone at the nex
 The running bot compares the file with the one it opened every few seconds, and watches its
 own writes for "attempt to write a readonly database" and "disk I/O error".
 """
+
 from __future__ import annotations
 
 import os
@@ -49,7 +50,9 @@ class FileGuard:
     def _on_error(self, context: Any) -> None:
         message = str(context.original_exception).lower()
         if any(fault in message for fault in _WRITE_FAULTS):
-            self._write_fault = f"refused a write ({str(context.original_exception).splitlines()[0]})"
+            self._write_fault = (
+                f"refused a write ({str(context.original_exception).splitlines()[0]})"
+            )
 
     def problem(self) -> str | None:
         """What is wrong with the file now, in a few words, or None."""
@@ -62,6 +65,8 @@ class FileGuard:
         if (now.st_dev, now.st_ino) != self._identity:
             return "was replaced by another file"
         # Mode bits too: root may write anything, but a file made read-only was meant to be.
-        if not os.access(self.path, os.W_OK) or not now.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        if not os.access(self.path, os.W_OK) or not now.st_mode & (
+            stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+        ):
             return "turned read-only"
         return self._write_fault

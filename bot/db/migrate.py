@@ -3,6 +3,7 @@
 Alembic is imported only when the database is behind: importing it costs the running bot
 about 12 MB for good, and on every start but the first after an update there is nothing to do.
 """
+
 from __future__ import annotations
 
 from importlib import resources
@@ -18,12 +19,16 @@ MIGRATIONS = "bot.db:migrations"
 def head() -> str:
     """The newest revision: our revisions are numbered like their files (0001_initial.py is '0001')."""
     versions = resources.files("bot.db") / "migrations" / "versions"
-    return max(item.name.split("_", 1)[0] for item in versions.iterdir()
-               if item.name[:1].isdigit() and "_" in item.name and item.name.endswith(".py"))
+    return max(
+        item.name.split("_", 1)[0]
+        for item in versions.iterdir()
+        if item.name[:1].isdigit() and "_" in item.name and item.name.endswith(".py")
+    )
 
 
 async def current(engine: AsyncEngine) -> str | None:
     """The database's revision, or None for a new database."""
+
     def _read(connection: Any) -> str | None:
         if not inspect(connection).has_table("alembic_version"):
             return None

@@ -1,4 +1,5 @@
 """The schema. Alembic migrations under `migrations/` create it; keep both in step."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -26,6 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # States and kinds: the values the database accepts (CHECK constraints, migration 0009) and
 # templates compare with. StrEnums, so each is equal to its string and renders as it.
+
 
 class OutboxState(StrEnum):
     PENDING = "pending"
@@ -307,15 +309,17 @@ class OutboxMessage(Base):
     message_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_outbox_state_due", "state", "due_at"),
-                      Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
-                      CheckConstraint(one_of("state", OutboxState), name="state"),
-                      CheckConstraint(one_of("kind", OutboxKind), name="kind"),
-                      CheckConstraint(one_of("error_code", OutboxError, nullable=True), name="error_code"))
+    __table_args__ = (
+        Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
+        CheckConstraint(one_of("state", OutboxState), name="state"),
+        CheckConstraint(one_of("kind", OutboxKind), name="kind"),
+        CheckConstraint(one_of("error_code", OutboxError, nullable=True), name="error_code"),
+    )
 
 
 class Survey(Base):
-    """"How was your visit?" after one purchase: the score, the comment, and for a low score,
+    """ "How was your visit?" after one purchase: the score, the comment, and for a low score,
     who on the staff resolved it and when."""
 
     __tablename__ = "surveys"
@@ -426,7 +430,9 @@ class Cycle(Base):
     learned: Mapped[bool] = mapped_column(Boolean, default=False)  # from their own visits
     # Both empty once the customer ignored enough offers: left for the sleeping-customer campaign.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    offer_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # = due_at once offered
+    offer_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, index=True
+    )  # = due_at once offered
     round: Mapped[int] = mapped_column(Integer, default=0)
     offered_round: Mapped[int | None] = mapped_column(Integer)
     ignored: Mapped[int] = mapped_column(Integer, default=0)
@@ -446,11 +452,19 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # {"kind": "text" | "photo" | "video" | "animation", "html": "...", "file_id": "..."}
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
-    buttons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # {"text", "url"} | {"text", "book"}
-    coupon: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"percent" | "amount", "last_day": "YYYY-MM-DD"}
-    segment: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # conditions, all must hold
+    buttons: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list
+    )  # {"text", "url"} | {"text", "book"}
+    coupon: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # {"percent" | "amount", "last_day": "YYYY-MM-DD"}
+    segment: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list
+    )  # conditions, all must hold
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    state: Mapped[str] = mapped_column(String(16), default="scheduled")  # scheduled | sending | done | cancelled
+    state: Mapped[str] = mapped_column(
+        String(16), default="scheduled"
+    )  # scheduled | sending | done | cancelled
     recipients: Mapped[int | None] = mapped_column(Integer)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

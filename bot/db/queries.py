@@ -2,6 +2,7 @@
 once. The planners and services name what they want (`born_on(day)`, `sleeping(now)`,
 `due_offer_rows(...)`); the SQL is here, beside the repositories (which run it: `repos.outbox.plan`,
 `repos.customers.count_in`). Each returns a condition over `Customer` (or a query of outbox rows)."""
+
 from __future__ import annotations
 
 import calendar
@@ -45,8 +46,12 @@ from bot.db.repositories import planned_rows
 
 def may_get_offers() -> ColumnElement[bool]:
     """Customers an offer may be planned for (the sender checks again when sending)."""
-    return and_(Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None),
-                Customer.blocked_at.is_(None), Customer.marketing_opt_out.is_(False))
+    return and_(
+        Customer.erased_at.is_(None),
+        Customer.tg_user_id.is_not(None),
+        Customer.blocked_at.is_(None),
+        Customer.marketing_opt_out.is_(False),
+    )
 
 
 def may_get_broadcasts() -> ColumnElement[bool]:
@@ -76,11 +81,15 @@ def born_in_month(month: int) -> ColumnElement[bool]:
 
 
 def _visits() -> Any:
-    return select(func.count(Purchase.id)).where(Purchase.customer_id == Customer.id).scalar_subquery()
+    return (
+        select(func.count(Purchase.id)).where(Purchase.customer_id == Customer.id).scalar_subquery()
+    )
 
 
 def _last_visit() -> Any:
-    return select(func.max(Purchase.at)).where(Purchase.customer_id == Customer.id).scalar_subquery()
+    return (
+        select(func.max(Purchase.at)).where(Purchase.customer_id == Customer.id).scalar_subquery()
+    )
 
 
 def visits_exactly(count: int) -> ColumnElement[bool]:
@@ -117,8 +126,12 @@ def latest_visit() -> Any:
     """The customer's latest visit among their cycles (by purchase, so one visit of two
     services recorded at the same moment is still one)."""
     other = aliased(Cycle)  # its own name: the callers' queries have Cycle in them already
-    return (select(func.max(other.last_purchase_id)).where(other.customer_id == Customer.id)
-            .correlate(Customer).scalar_subquery())
+    return (
+        select(func.max(other.last_purchase_id))
+        .where(other.customer_id == Customer.id)
+        .correlate(Customer)
+        .scalar_subquery()
+    )
 
 
 def sleeping(now: datetime) -> ColumnElement[bool]:
@@ -126,8 +139,11 @@ def sleeping(now: datetime) -> ColumnElement[bool]:
     visit is booked ahead."""
     cycle = aliased(Cycle)
     return and_(
-        exists().where(cycle.customer_id == Customer.id, cycle.last_purchase_id == latest_visit(),
-                       cycle.sleeps_at <= now),
+        exists().where(
+            cycle.customer_id == Customer.id,
+            cycle.last_purchase_id == latest_visit(),
+            cycle.sleeps_at <= now,
+        ),
         ~exists().where(Booking.customer_id == Customer.id, Booking.state.in_(ACTIVE_BOOKING)),
     )
 
@@ -139,41 +155,94 @@ def all_of(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
 # ---- outbox rows a planner writes (for `repos.outbox.plan`) -------------------------------------
 
 
-def customer_rows(key_prefix: str, key_suffix: str, *, template: str, data: dict[str, Any], not_before: datetime,
-                  not_after: datetime, due_at: datetime, now: datetime,
-                  kind: OutboxKind = OutboxKind.MARKETING) -> Select[Any]:
+def customer_rows(
+    key_prefix: str,
+    key_suffix: str,
+    *,
+    template: str,
+    data: dict[str, Any],
+    not_before: datetime,
+    not_after: datetime,
+    due_at: datetime,
+    now: datetime,
+    kind: OutboxKind = OutboxKind.MARKETING,
+) -> Select[Any]:
     """One row per customer, keyed `<prefix><customer id><suffix>`; add `.where(...)` for whom."""
     key = literal(key_prefix, String) + cast(Customer.id, String) + literal(key_suffix, String)
-    return planned_rows(key, Customer.id, kind=kind, template=template, data=data, not_before=not_before,
-                        not_after=not_after, due_at=due_at, now=now)
-
-
-def expiry_reminder_rows(*, now: datetime, due_at: datetime, window_start: datetime, window_end: datetime,
-                         issued_before: datetime) -> Select[Any]:
-    """A reminder for each unused coupon of a reachable customer expiring in the window."""
     return planned_rows(
-        literal("expiry:", String) + cast(Coupon.id, String), Coupon.customer_id, coupon_id=Coupon.id,
-        kind=OutboxKind.MARKETING, template="coupon_expiring", data={}, not_before=now, not_after=Coupon.expires_at,
-        due_at=due_at, now=now,
-    ).join(Customer, Customer.id == Coupon.customer_id).where(
-        may_get_offers(), Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None),
-        Coupon.expires_at > window_start, Coupon.expires_at <= window_end, Coupon.issued_at <= issued_before,
+        key,
+        Customer.id,
+        kind=kind,
+        template=template,
+        data=data,
+        not_before=not_before,
+        not_after=not_after,
+        due_at=due_at,
+        now=now,
+    )
+
+
+def expiry_reminder_rows(
+    *,
+    now: datetime,
+    due_at: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    issued_before: datetime,
+) -> Select[Any]:
+    """A reminder for each unused coupon of a reachable customer expiring in the window."""
+    return (
+        planned_rows(
+            literal("expiry:", String) + cast(Coupon.id, String),
+            Coupon.customer_id,
+            coupon_id=Coupon.id,
+            kind=OutboxKind.MARKETING,
+            template="coupon_expiring",
+            data={},
+            not_before=now,
+            not_after=Coupon.expires_at,
+            due_at=due_at,
+            now=now,
+        )
+        .join(Customer, Customer.id == Coupon.customer_id)
+        .where(
+            may_get_offers(),
+            Coupon.redeemed_at.is_(None),
+            Coupon.voided_at.is_(None),
+            Coupon.expires_at > window_start,
+            Coupon.expires_at <= window_end,
+            Coupon.issued_at <= issued_before,
+        )
     )
 
 
 def upcoming_booking_of_cycle() -> ColumnElement[bool]:
-    return exists().where(Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING))
+    return exists().where(
+        Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING)
+    )
 
 
 def offer_ready(now: datetime, ignored_limit: int) -> ColumnElement[bool]:
     """Cycles whose offer moment came, still before their due date, not ignored too often, nothing booked."""
-    return and_(Cycle.offer_at <= now, Cycle.due_at > now, Cycle.ignored < ignored_limit, ~upcoming_booking_of_cycle())
+    return and_(
+        Cycle.offer_at <= now,
+        Cycle.due_at > now,
+        Cycle.ignored < ignored_limit,
+        ~upcoming_booking_of_cycle(),
+    )
 
 
 def due_offer_key() -> Any:
-    return (literal("due_offer:", String) + cast(Cycle.customer_id, String) + literal(":", String)
-            + Cycle.service_id + literal(":", String) + cast(Cycle.last_purchase_id, String)
-            + literal(":", String) + cast(Cycle.round, String))
+    return (
+        literal("due_offer:", String)
+        + cast(Cycle.customer_id, String)
+        + literal(":", String)
+        + Cycle.service_id
+        + literal(":", String)
+        + cast(Cycle.last_purchase_id, String)
+        + literal(":", String)
+        + cast(Cycle.round, String)
+    )
 
 
 class json_object(FunctionElement[Any]):  # noqa: N801 (a SQL function's name)
@@ -195,12 +264,24 @@ def _json_build_object(element: json_object, compiler: Any, **kw: Any) -> str:
 
 def due_offer_rows(*, now: datetime, due_at: datetime, ignored_limit: int) -> Select[Any]:
     """A due-offer for each ready cycle of a reachable customer, keyed by its last visit and round."""
-    return planned_rows(
-        due_offer_key(), Cycle.customer_id, kind=OutboxKind.MARKETING, template="due_offer",
-        # type_coerce, not CAST: SQLite would cast to a number
-        data=type_coerce(json_object("service", Cycle.service_id, "master", Cycle.master_id), JSON),
-        not_before=now, not_after=Cycle.due_at, due_at=due_at, now=now,
-    ).join(Customer, Customer.id == Cycle.customer_id).where(offer_ready(now, ignored_limit), may_get_offers())
+    return (
+        planned_rows(
+            due_offer_key(),
+            Cycle.customer_id,
+            kind=OutboxKind.MARKETING,
+            template="due_offer",
+            # type_coerce, not CAST: SQLite would cast to a number
+            data=type_coerce(
+                json_object("service", Cycle.service_id, "master", Cycle.master_id), JSON
+            ),
+            not_before=now,
+            not_after=Cycle.due_at,
+            due_at=due_at,
+            now=now,
+        )
+        .join(Customer, Customer.id == Cycle.customer_id)
+        .where(offer_ready(now, ignored_limit), may_get_offers())
+    )
 
 
 def offered() -> ColumnElement[bool]:
@@ -209,28 +290,77 @@ def offered() -> ColumnElement[bool]:
 
 
 def reactivation_key(step: int) -> Any:
-    return (literal("reactivation:", String) + cast(Cycle.customer_id, String) + literal(":", String)
-            + cast(Cycle.last_purchase_id, String) + literal(f":{step}", String))
+    return (
+        literal("reactivation:", String)
+        + cast(Cycle.customer_id, String)
+        + literal(":", String)
+        + cast(Cycle.last_purchase_id, String)
+        + literal(f":{step}", String)
+    )
 
 
-def reactivation_rows(step: int, *, template: str, data: dict[str, Any], now: datetime, not_after: datetime,
-                      due_at: datetime, first_sent_before: datetime | None = None) -> Select[Any]:
+def reactivation_rows(
+    step: int,
+    *,
+    template: str,
+    data: dict[str, Any],
+    now: datetime,
+    not_after: datetime,
+    due_at: datetime,
+    first_sent_before: datetime | None = None,
+) -> Select[Any]:
     """The wake-up message to each customer asleep now (step 1); step 2 only to those whose first
     one went before `first_sent_before`."""
-    rows = planned_rows(
-        reactivation_key(step), Cycle.customer_id, kind=OutboxKind.MARKETING, template=template, data=data,
-        not_before=now, not_after=not_after, due_at=due_at, now=now,
-    ).join(Customer, Customer.id == Cycle.customer_id).where(
-        Cycle.sleeps_at <= now, Cycle.last_purchase_id == latest_visit(), may_get_offers(), sleeping(now))
+    rows = (
+        planned_rows(
+            reactivation_key(step),
+            Cycle.customer_id,
+            kind=OutboxKind.MARKETING,
+            template=template,
+            data=data,
+            not_before=now,
+            not_after=not_after,
+            due_at=due_at,
+            now=now,
+        )
+        .join(Customer, Customer.id == Cycle.customer_id)
+        .where(
+            Cycle.sleeps_at <= now,
+            Cycle.last_purchase_id == latest_visit(),
+            may_get_offers(),
+            sleeping(now),
+        )
+    )
     if first_sent_before is not None:
         first = OutboxMessage.__table__.alias("first_message")
-        rows = rows.join(first, and_(first.c.key == reactivation_key(1), first.c.state == OutboxState.SENT,
-                                     first.c.sent_at <= first_sent_before))
+        rows = rows.join(
+            first,
+            and_(
+                first.c.key == reactivation_key(1),
+                first.c.state == OutboxState.SENT,
+                first.c.sent_at <= first_sent_before,
+            ),
+        )
     return rows
 
 
-def broadcast_rows(key_prefix: str, *, data: dict[str, Any], now: datetime, not_after: datetime, due_at: datetime,
-                   segment: ColumnElement[bool]) -> Select[Any]:
+def broadcast_rows(
+    key_prefix: str,
+    *,
+    data: dict[str, Any],
+    now: datetime,
+    not_after: datetime,
+    due_at: datetime,
+    segment: ColumnElement[bool],
+) -> Select[Any]:
     """A broadcast's message to each customer of its segment, keyed `<prefix><customer id>`."""
-    return customer_rows(key_prefix, "", template="broadcast", data=data, not_before=now, not_after=not_after,
-                         due_at=due_at, now=now).where(segment)
+    return customer_rows(
+        key_prefix,
+        "",
+        template="broadcast",
+        data=data,
+        not_before=now,
+        not_after=not_after,
+        due_at=due_at,
+        now=now,
+    ).where(segment)

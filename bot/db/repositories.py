@@ -1,6 +1,7 @@
 """Repositories: the only place that knows SQL (with `bot.db.queries`, the set-wise conditions and
 planned rows they run). Services get them from `Database.transaction()` / `reading()` and hold
 no SQLAlchemy statement and no session."""
+
 from __future__ import annotations
 
 import asyncio
@@ -123,6 +124,7 @@ class CustomerRepo:
         """What a staff card shows of each customer besides the customer row and coupons, for any
         number of customers in one query (a correlated subquery per fact, each served by an index
         on `customer_id`): a search's ten cards cost what one does, whatever their histories."""
+
         def of(model: Any) -> Any:
             return model.customer_id == Customer.id
 
@@ -135,20 +137,37 @@ class CustomerRepo:
             fact(func.count(Purchase.id), of(Purchase)),
             fact(func.coalesce(func.sum(Purchase.amount_minor), 0), of(Purchase)),
             fact(func.max(Purchase.at), of(Purchase)),
-            select(StaffNote.text).where(of(StaffNote)).order_by(StaffNote.id.desc()).limit(1)
-            .correlate(Customer).scalar_subquery(),
+            select(StaffNote.text)
+            .where(of(StaffNote))
+            .order_by(StaffNote.id.desc())
+            .limit(1)
+            .correlate(Customer)
+            .scalar_subquery(),
             fact(func.count(Survey.score), *answered),
             fact(func.avg(Survey.score), *answered),
             fact(func.count(Booking.id), of(Booking), Booking.state == BookingState.NO_SHOW),
-            fact(func.min(Booking.starts_at), of(Booking), Booking.state.in_(ACTIVE_BOOKING), Booking.starts_at > now),
+            fact(
+                func.min(Booking.starts_at),
+                of(Booking),
+                Booking.state.in_(ACTIVE_BOOKING),
+                Booking.starts_at > now,
+            ),
         ).where(Customer.id.in_(list(customer_ids)))
         found: dict[int, CardFacts] = {}
         for row in await self.session.execute(query):
-            customer_id, visits, spent, last_visit, note, answers, average, no_shows, next_visit = row
+            customer_id, visits, spent, last_visit, note, answers, average, no_shows, next_visit = (
+                row
+            )
             found[customer_id] = CardFacts(
-                visits=int(visits), spent_minor=int(spent), last_visit=_utc(last_visit), last_note=note,
-                csat_answers=int(answers), csat_average=round(float(average), 1) if average is not None else None,
-                no_shows=int(no_shows), next_visit=_utc(next_visit))
+                visits=int(visits),
+                spent_minor=int(spent),
+                last_visit=_utc(last_visit),
+                last_note=note,
+                csat_answers=int(answers),
+                csat_average=round(float(average), 1) if average is not None else None,
+                no_shows=int(no_shows),
+                next_visit=_utc(next_visit),
+            )
         return found
 
 
@@ -178,7 +197,9 @@ class ConsentRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def record(self, customer_id: int, kind: str, granted: bool, version: str, at: datetime) -> None:
+    def record(
+        self, customer_id: int, kind: str, granted: bool, version: str, at: datetime
+    ) -> None:
         self.session.add(
             Consent(customer_id=customer_id, kind=kind, granted=granted, version=version, at=at)
         )
@@ -213,13 +234,19 @@ class CouponRepo:
         await self.session.refresh(coupon)
 
     async def by_issue_key(self, key: str) -> Coupon | None:
-        return (await self.session.scalars(select(Coupon).where(Coupon.issue_key == key))).one_or_none()
+        return (
+            await self.session.scalars(select(Coupon).where(Coupon.issue_key == key))
+        ).one_or_none()
 
     async def void_issued_for(self, key: str, now: datetime) -> None:
         """The message that carried a coupon will never go: the coupon goes with it."""
         await self.session.execute(
-            update(Coupon).where(Coupon.issue_key == key, Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None))
-            .values(voided_at=now))
+            update(Coupon)
+            .where(
+                Coupon.issue_key == key, Coupon.redeemed_at.is_(None), Coupon.voided_at.is_(None)
+            )
+            .values(voided_at=now)
+        )
 
     async def by_code(self, code: str) -> Coupon | None:
         return (await self.session.scalars(select(Coupon).where(Coupon.code == code))).one_or_none()
@@ -243,7 +270,9 @@ class CouponRepo:
         query = select(Coupon).where(Coupon.customer_id == customer_id, Coupon.kind == kind)
         return (await self.session.scalars(query.order_by(Coupon.id).limit(1))).one_or_none()
 
-    async def active_of(self, customer_ids: Iterable[int], now: datetime) -> dict[int, list[Coupon]]:
+    async def active_of(
+        self, customer_ids: Iterable[int], now: datetime
+    ) -> dict[int, list[Coupon]]:
         """The coupons each of these customers can still use, in one query."""
         query = (
             select(Coupon)
@@ -303,9 +332,12 @@ class WelcomeClaimRepo:
     async def unkeyed(self, after: str, limit: int) -> list[str]:
         """Fingerprints from before they were keyed (SHA-256 hex, all below "g"; keyed ones start
         with "k1:"), in order from `after`: a range of the primary key, quick when there are none."""
-        query = (select(WelcomeClaim.fingerprint)
-                 .where(WelcomeClaim.fingerprint > after, WelcomeClaim.fingerprint < "g")
-                 .order_by(WelcomeClaim.fingerprint).limit(limit))
+        query = (
+            select(WelcomeClaim.fingerprint)
+            .where(WelcomeClaim.fingerprint > after, WelcomeClaim.fingerprint < "g")
+            .order_by(WelcomeClaim.fingerprint)
+            .limit(limit)
+        )
         return list(await self.session.scalars(query))
 
     async def any_keyed(self) -> bool:
@@ -313,8 +345,12 @@ class WelcomeClaimRepo:
         return (await self.session.scalar(query)) is not None
 
     async def rekey(self, old: str, new: str) -> None:
-        await self.session.execute(update(WelcomeClaim).where(WelcomeClaim.fingerprint == old)
-                                   .values(fingerprint=new).execution_options(synchronize_session=False))
+        await self.session.execute(
+            update(WelcomeClaim)
+            .where(WelcomeClaim.fingerprint == old)
+            .values(fingerprint=new)
+            .execution_options(synchronize_session=False)
+        )
 
 
 class PurchaseRepo:
@@ -328,18 +364,32 @@ class PurchaseRepo:
 
     async def made_since(self, since: datetime) -> list[tuple[int, datetime]]:
         """(customer, when) of every purchase since then."""
-        return [(c, at) for c, at in await self.session.execute(
-            select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since))]
+        return [
+            (c, at)
+            for c, at in await self.session.execute(
+                select(Purchase.customer_id, Purchase.at).where(Purchase.at >= since)
+            )
+        ]
 
     async def by_ids(self, purchase_ids: Iterable[int]) -> dict[int, Purchase]:
-        return {p.id: p for p in await self.session.scalars(select(Purchase).where(Purchase.id.in_(list(purchase_ids))))}
+        return {
+            p.id: p
+            for p in await self.session.scalars(
+                select(Purchase).where(Purchase.id.in_(list(purchase_ids)))
+            )
+        }
 
     async def summary(self, customer_id: int) -> tuple[int, int, datetime | None]:
         """Visits, total spent (minor units) and the last visit of one customer."""
-        row = (await self.session.execute(
-            select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.amount_minor), 0),
-                   func.max(Purchase.at)).where(Purchase.customer_id == customer_id)
-        )).one()
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(Purchase.id),
+                    func.coalesce(func.sum(Purchase.amount_minor), 0),
+                    func.max(Purchase.at),
+                ).where(Purchase.customer_id == customer_id)
+            )
+        ).one()
         return int(row[0]), int(row[1]), row[2]
 
 
@@ -355,24 +405,62 @@ def key_prefix(column: Any, prefix: str) -> Any:
     return and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
 
 
-_PLANNED = ["key", "customer_id", "coupon_id", "chat_id", "kind", "template", "data", "markup", "not_before",
-            "not_after", "due_at", "state", "attempts", "created_at"]
+_PLANNED = [
+    "key",
+    "customer_id",
+    "coupon_id",
+    "chat_id",
+    "kind",
+    "template",
+    "data",
+    "markup",
+    "not_before",
+    "not_after",
+    "due_at",
+    "state",
+    "attempts",
+    "created_at",
+]
 
 
-def planned_rows(key: Any, customer_id: Any, *, kind: str, template: str, data: Any, not_before: Any,
-                 not_after: Any, due_at: datetime, now: datetime, coupon_id: Any = None, chat_id: int | None = None,
-                 markup: dict[str, Any] | None = None) -> Select[Any]:
+def planned_rows(
+    key: Any,
+    customer_id: Any,
+    *,
+    kind: str,
+    template: str,
+    data: Any,
+    not_before: Any,
+    not_after: Any,
+    due_at: datetime,
+    now: datetime,
+    coupon_id: Any = None,
+    chat_id: int | None = None,
+    markup: dict[str, Any] | None = None,
+) -> Select[Any]:
     """The outbox rows to write, one per row of a query: add joins and conditions to say for
     whom, then give it to `OutboxRepo.plan` (the one way a row is written; `queue` is one row of
     literals). Values are literals, or columns of that query (a coupon's expiry as the row's deadline)."""
+
     def moment(value: Any) -> Any:
         return literal(value, UTCDateTime) if isinstance(value, datetime) else value
 
     return select(
-        key, customer_id, literal(None, Integer) if coupon_id is None else coupon_id, literal(chat_id, BigInteger),
-        literal(kind, String), literal(template, String), literal(data, JSON) if isinstance(data, dict) else data,
-        cast(null(), JSON) if markup is None else literal(markup, JSON), moment(not_before), moment(not_after),
-        moment(due_at), literal(OutboxState.PENDING, String), literal(0), literal(now, UTCDateTime))
+        key,
+        customer_id,
+        literal(None, Integer) if coupon_id is None else coupon_id,
+        literal(chat_id, BigInteger),
+        literal(kind, String),
+        literal(template, String),
+        literal(data, JSON) if isinstance(data, dict) else data,
+        cast(null(), JSON) if markup is None else literal(markup, JSON),
+        moment(not_before),
+        moment(not_after),
+        moment(due_at),
+        literal(OutboxState.PENDING, String),
+        literal(0),
+        literal(now, UTCDateTime),
+    )
 
 
 class OutboxRepo:
@@ -383,19 +471,49 @@ class OutboxRepo:
         """INSERT … SELECT … ON CONFLICT (key) DO NOTHING: a planner run twice, or in two
         processes at once, adds nothing twice. Returns how many rows were new."""
         result = await self.session.execute(
-            dialect_insert(self.session)(OutboxMessage).from_select(_PLANNED, rows).on_conflict_do_nothing(index_elements=["key"]))
+            dialect_insert(self.session)(OutboxMessage)
+            .from_select(_PLANNED, rows)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def queue(self, *, key: str, kind: str, template: str, not_before: datetime, not_after: datetime,
-                    customer_id: int | None = None, chat_id: int | None = None, data: dict[str, Any] | None = None,
-                    markup: dict[str, Any] | None = None, now: datetime) -> bool:
+    async def queue(
+        self,
+        *,
+        key: str,
+        kind: str,
+        template: str,
+        not_before: datetime,
+        not_after: datetime,
+        customer_id: int | None = None,
+        chat_id: int | None = None,
+        data: dict[str, Any] | None = None,
+        markup: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> bool:
         """One message to send later; a key already queued is left as it is (returns False)."""
-        return await self.plan(planned_rows(
-            literal(key, String), literal(customer_id, Integer), kind=kind, template=template, data=data or {},
-            not_before=not_before, not_after=not_after, due_at=not_before, now=now, chat_id=chat_id,
-            markup=markup)) == 1
+        return (
+            await self.plan(
+                planned_rows(
+                    literal(key, String),
+                    literal(customer_id, Integer),
+                    kind=kind,
+                    template=template,
+                    data=data or {},
+                    not_before=not_before,
+                    not_after=not_after,
+                    due_at=not_before,
+                    now=now,
+                    chat_id=chat_id,
+                    markup=markup,
+                )
+            )
+            == 1
+        )
 
-    async def skip_pending(self, reason: str, *, keys: Iterable[str] = (), prefix: str | None = None) -> None:
+    async def skip_pending(
+        self, reason: str, *, keys: Iterable[str] = (), prefix: str | None = None
+    ) -> None:
         """Drop what is still waiting: these keys exactly, and those under a prefix (the reminders
         of a cancelled visit, `reminder:<booking>:`). A key is never taken as a prefix, or
         `booking_request:1` would also drop `booking_request:12`."""
@@ -403,13 +521,24 @@ class OutboxRepo:
         if prefix is not None:
             which = which | key_prefix(OutboxMessage.key, prefix)
         await self.session.execute(
-            update(OutboxMessage).where(which, OutboxMessage.state == OutboxState.PENDING)
+            update(OutboxMessage)
+            .where(which, OutboxMessage.state == OutboxState.PENDING)
             .values(state=OutboxState.SKIPPED, last_error=reason, error_code=OutboxError.CANCELLED)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False)
+        )
 
-    async def claimable(self, now: datetime, orphaned_before: datetime, limit: int, *, worker: str,
-                        kinds: tuple[str, ...] = (), busy: Iterable[str] = (),
-                        busy_chats: Iterable[int] = (), lock: bool = True) -> list[OutboxMessage]:
+    async def claimable(
+        self,
+        now: datetime,
+        orphaned_before: datetime,
+        limit: int,
+        *,
+        worker: str,
+        kinds: tuple[str, ...] = (),
+        busy: Iterable[str] = (),
+        busy_chats: Iterable[int] = (),
+        lock: bool = True,
+    ) -> list[OutboxMessage]:
         """Due rows, and rows a dead sender left half-done (not this `worker`'s: its own claims are
         in its hands, however long they wait for their turn); locked so other senders skip them.
         With `kinds`, only those (relays and service notices are claimed before the bulk); keys
@@ -420,8 +549,11 @@ class OutboxRepo:
             select(OutboxMessage)
             .where(
                 ((OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.due_at <= now))
-                | ((OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.claimed_at < orphaned_before)
-                   & (OutboxMessage.claimed_by != worker))
+                | (
+                    (OutboxMessage.state == OutboxState.SENDING)
+                    & (OutboxMessage.claimed_at < orphaned_before)
+                    & (OutboxMessage.claimed_by != worker)
+                )
             )
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
             .limit(limit)
@@ -431,7 +563,9 @@ class OutboxRepo:
         for prefix in busy:
             query = query.where(~key_prefix(OutboxMessage.key, prefix))
         if busy_chats := list(busy_chats):
-            query = query.where(OutboxMessage.chat_id.is_(None) | OutboxMessage.chat_id.not_in(busy_chats))
+            query = query.where(
+                OutboxMessage.chat_id.is_(None) | OutboxMessage.chat_id.not_in(busy_chats)
+            )
         if lock:  # FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite has one writer and renders nothing
             query = query.with_for_update(skip_locked=True)
         return list(await self.session.scalars(query))
@@ -442,23 +576,36 @@ class OutboxRepo:
     async def sent_under(self, prefix: str, suffix: str = "") -> dict[str, datetime]:
         """Keys under a prefix (and ending so) of the rows sent, with when they were sent."""
         query = select(OutboxMessage.key, OutboxMessage.sent_at).where(
-            key_prefix(OutboxMessage.key, prefix), OutboxMessage.key.endswith(suffix),
-            OutboxMessage.state == OutboxState.SENT)
+            key_prefix(OutboxMessage.key, prefix),
+            OutboxMessage.key.endswith(suffix),
+            OutboxMessage.state == OutboxState.SENT,
+        )
         return {key: at for key, at in await self.session.execute(query) if at is not None}
 
     async def state_of(self, key: str) -> str | None:
-        return await self.session.scalar(select(OutboxMessage.state).where(OutboxMessage.key == key))
+        return await self.session.scalar(
+            select(OutboxMessage.state).where(OutboxMessage.key == key)
+        )
 
     async def get_many(self, row_ids: Iterable[int]) -> list[OutboxMessage]:
-        query = select(OutboxMessage).where(OutboxMessage.id.in_(list(row_ids))).order_by(OutboxMessage.id)
+        query = (
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(list(row_ids)))
+            .order_by(OutboxMessage.id)
+        )
         return list(await self.session.scalars(query))
 
-    async def recent_marketing(self, customer_ids: Iterable[int], since: datetime) -> dict[int, list[datetime]]:
+    async def recent_marketing(
+        self, customer_ids: Iterable[int], since: datetime
+    ) -> dict[int, list[datetime]]:
         # Rows being sent count too: the sender claims its next batch before the last one is out.
         at = func.coalesce(OutboxMessage.sent_at, OutboxMessage.claimed_at)
         query = select(OutboxMessage.customer_id, at).where(
-            OutboxMessage.customer_id.in_(list(customer_ids)), OutboxMessage.kind == OutboxKind.MARKETING,
-            OutboxMessage.state.in_((OutboxState.SENT, OutboxState.SENDING)), at >= since)
+            OutboxMessage.customer_id.in_(list(customer_ids)),
+            OutboxMessage.kind == OutboxKind.MARKETING,
+            OutboxMessage.state.in_((OutboxState.SENT, OutboxState.SENDING)),
+            at >= since,
+        )
         recent: dict[int, list[datetime]] = {}
         for customer_id, sent_at in await self.session.execute(query):
             if customer_id is not None and sent_at is not None:
@@ -468,19 +615,25 @@ class OutboxRepo:
     async def skip_pending_of(self, customer_id: int, reason: OutboxError) -> None:
         await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.state == OutboxState.PENDING)
-            .values(state=OutboxState.SKIPPED, last_error=reason, error_code=reason))
+            .where(
+                OutboxMessage.customer_id == customer_id, OutboxMessage.state == OutboxState.PENDING
+            )
+            .values(state=OutboxState.SKIPPED, last_error=reason, error_code=reason)
+        )
 
     async def counts(self) -> list[tuple[str, str, int]]:
-        query = (select(OutboxMessage.kind, OutboxMessage.state, func.count())
-                 .group_by(OutboxMessage.kind, OutboxMessage.state)
-                 .order_by(OutboxMessage.kind, OutboxMessage.state))
+        query = (
+            select(OutboxMessage.kind, OutboxMessage.state, func.count())
+            .group_by(OutboxMessage.kind, OutboxMessage.state)
+            .order_by(OutboxMessage.kind, OutboxMessage.state)
+        )
         return [(k, s, int(n)) for k, s, n in await self.session.execute(query)]
 
     async def due_ids(self, now: datetime) -> list[int]:
         """The rows a drain now would take up (`carebot tick` asks afterwards why some did not go)."""
         query = select(OutboxMessage.id).where(
-            OutboxMessage.state.in_(OUTBOX_WAITING), OutboxMessage.due_at <= now)
+            OutboxMessage.state.in_(OUTBOX_WAITING), OutboxMessage.due_at <= now
+        )
         return list(await self.session.scalars(query))
 
     async def reasons(self, ids: Iterable[int]) -> dict[str, int]:
@@ -488,16 +641,27 @@ class OutboxRepo:
         wanted = list(ids)
         found: dict[str, int] = {}
         for start in range(0, len(wanted), 5000):  # under every driver's limit on bound parameters
-            query = (select(OutboxMessage.last_error, func.count())
-                     .where(OutboxMessage.id.in_(wanted[start:start + 5000]), OutboxMessage.state != OutboxState.SENT,
-                            OutboxMessage.last_error.is_not(None))
-                     .group_by(OutboxMessage.last_error))
+            query = (
+                select(OutboxMessage.last_error, func.count())
+                .where(
+                    OutboxMessage.id.in_(wanted[start : start + 5000]),
+                    OutboxMessage.state != OutboxState.SENT,
+                    OutboxMessage.last_error.is_not(None),
+                )
+                .group_by(OutboxMessage.last_error)
+            )
             for reason, count in await self.session.execute(query):
-                found[str(reason)] = found.get(str(reason), 0) + int(count)  # never None: filtered above
+                found[str(reason)] = found.get(str(reason), 0) + int(
+                    count
+                )  # never None: filtered above
         return found
 
     async def last_purchase(self, customer_id: int) -> Purchase | None:
-        query = select(Purchase).where(Purchase.customer_id == customer_id).order_by(Purchase.at.desc(), Purchase.id.desc())
+        query = (
+            select(Purchase)
+            .where(Purchase.customer_id == customer_id)
+            .order_by(Purchase.at.desc(), Purchase.id.desc())
+        )
         return (await self.session.scalars(query.limit(1))).one_or_none()
 
 
@@ -506,8 +670,14 @@ class SurveyRepo:
         self.session = session
 
     async def planned_since(self, customer_id: int, since: datetime) -> int:
-        return int(await self.session.scalar(select(func.count(Survey.id)).where(
-            Survey.customer_id == customer_id, Survey.planned_at > since)) or 0)
+        return int(
+            await self.session.scalar(
+                select(func.count(Survey.id)).where(
+                    Survey.customer_id == customer_id, Survey.planned_at > since
+                )
+            )
+            or 0
+        )
 
     async def add(self, survey: Survey) -> Survey:
         self.session.add(survey)
@@ -519,21 +689,32 @@ class SurveyRepo:
 
     async def open_complaints(self, low: int) -> list[Survey]:
         """Answered with a score of `low` or less and not resolved yet, the latest first."""
-        query = (select(Survey).where(Survey.score <= low, Survey.resolved_at.is_(None))
-                 .order_by(Survey.answered_at.desc()))
+        query = (
+            select(Survey)
+            .where(Survey.score <= low, Survey.resolved_at.is_(None))
+            .order_by(Survey.answered_at.desc())
+        )
         return list(await self.session.scalars(query))
 
     async def answered_since(self, since: datetime) -> list[Survey]:
-        query = (select(Survey).where(Survey.score.is_not(None), Survey.answered_at >= since)
-                 .order_by(Survey.answered_at.desc(), Survey.id.desc()))
+        query = (
+            select(Survey)
+            .where(Survey.score.is_not(None), Survey.answered_at >= since)
+            .order_by(Survey.answered_at.desc(), Survey.id.desc())
+        )
         return list(await self.session.scalars(query))
 
     async def asked_since(self, since: datetime) -> int:
         """Surveys whose question reached the customer since then."""
         asked_key = literal("survey:", String) + cast(Survey.purchase_id, String)
-        return int(await self.session.scalar(
-            select(func.count(Survey.id)).join(OutboxMessage, OutboxMessage.key == asked_key)
-            .where(OutboxMessage.state == OutboxState.SENT, OutboxMessage.sent_at >= since)) or 0)
+        return int(
+            await self.session.scalar(
+                select(func.count(Survey.id))
+                .join(OutboxMessage, OutboxMessage.key == asked_key)
+                .where(OutboxMessage.state == OutboxState.SENT, OutboxMessage.sent_at >= since)
+            )
+            or 0
+        )
 
 
 class StaffNoteRepo:
@@ -552,8 +733,12 @@ class AuditRepo:
         self.session.add(action)
 
     async def of_customer(self, customer_id: int, limit: int) -> list[StaffAction]:
-        query = (select(StaffAction).where(StaffAction.customer_id == customer_id)
-                 .order_by(StaffAction.at.desc(), StaffAction.id.desc()).limit(limit))
+        query = (
+            select(StaffAction)
+            .where(StaffAction.customer_id == customer_id)
+            .order_by(StaffAction.at.desc(), StaffAction.id.desc())
+            .limit(limit)
+        )
         return list(await self.session.scalars(query))
 
 
@@ -573,21 +758,35 @@ class CareRepo:
     async def link(self, care_ids: list[int], admin_message_id: int, now: datetime) -> None:
         """Point stored customer messages at the staff-chat post that shows them; a second post
         of the same messages (a long text in parts) gets a row of its own for the routing."""
-        rows = list(await self.session.scalars(select(CareMessage).where(CareMessage.id.in_(care_ids))))
+        rows = list(
+            await self.session.scalars(select(CareMessage).where(CareMessage.id.in_(care_ids)))
+        )
         for row in rows:
             if row.admin_message_id is None:
                 row.admin_message_id = admin_message_id
             elif row.admin_message_id != admin_message_id:
-                self.session.add(CareMessage(tg_user_id=row.tg_user_id, customer_id=row.customer_id, direction=CareDirection.IN,
-                                             admin_message_id=admin_message_id, kind="part", text=None, at=now))
+                self.session.add(
+                    CareMessage(
+                        tg_user_id=row.tg_user_id,
+                        customer_id=row.customer_id,
+                        direction=CareDirection.IN,
+                        admin_message_id=admin_message_id,
+                        kind="part",
+                        text=None,
+                        at=now,
+                    )
+                )
 
     async def user_of_admin_message(self, admin_message_id: int) -> int | None:
-        query = select(CareMessage.tg_user_id).where(CareMessage.admin_message_id == admin_message_id)
+        query = select(CareMessage.tg_user_id).where(
+            CareMessage.admin_message_id == admin_message_id
+        )
         return (await self.session.scalars(query.limit(1))).one_or_none()
 
     async def last_inbound_at(self, tg_user_id: int) -> datetime | None:
         query = select(func.max(CareMessage.at)).where(
-            CareMessage.tg_user_id == tg_user_id, CareMessage.direction == "in")
+            CareMessage.tg_user_id == tg_user_id, CareMessage.direction == "in"
+        )
         return await self.session.scalar(query)
 
     async def topic(self, tg_user_id: int, chat_id: int) -> CareTopic | None:
@@ -595,7 +794,9 @@ class CareRepo:
         return topic if topic and topic.chat_id == chat_id else None
 
     async def user_of_topic(self, chat_id: int, thread_id: int) -> int | None:
-        query = select(CareTopic.tg_user_id).where(CareTopic.chat_id == chat_id, CareTopic.thread_id == thread_id)
+        query = select(CareTopic.tg_user_id).where(
+            CareTopic.chat_id == chat_id, CareTopic.thread_id == thread_id
+        )
         return (await self.session.scalars(query)).one_or_none()
 
     async def save_topic(self, topic: CareTopic) -> None:
@@ -613,23 +814,30 @@ class CareRepo:
         await self.session.execute(delete(CareTopic).where(CareTopic.tg_user_id == tg_user_id))
 
 
-
 class BookingRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def held(self, master_ids: Iterable[str], start: datetime, end: datetime) -> dict[str, set[datetime]]:
+    async def held(
+        self, master_ids: Iterable[str], start: datetime, end: datetime
+    ) -> dict[str, set[datetime]]:
         """The grid cells bookings hold, per master, in [start, end)."""
         query = select(BookingCell.master_id, BookingCell.starts_at).where(
-            BookingCell.master_id.in_(list(master_ids)), BookingCell.starts_at >= start, BookingCell.starts_at < end)
+            BookingCell.master_id.in_(list(master_ids)),
+            BookingCell.starts_at >= start,
+            BookingCell.starts_at < end,
+        )
         held: dict[str, set[datetime]] = {}
         for master_id, at in await self.session.execute(query):
             held.setdefault(master_id, set()).add(at)
         return held
 
-    async def days_off(self, master_ids: Iterable[str], first: date, last: date) -> dict[str, set[date]]:
+    async def days_off(
+        self, master_ids: Iterable[str], first: date, last: date
+    ) -> dict[str, set[date]]:
         query = select(DayOff.master_id, DayOff.day).where(
-            DayOff.master_id.in_(list(master_ids)), DayOff.day >= first, DayOff.day <= last)
+            DayOff.master_id.in_(list(master_ids)), DayOff.day >= first, DayOff.day <= last
+        )
         off: dict[str, set[date]] = {}
         for master_id, day in await self.session.execute(query):
             off.setdefault(master_id, set()).add(day)
@@ -639,8 +847,10 @@ class BookingRepo:
         """Insert a booking and hold its cells; an overlapping booking fails here (IntegrityError)."""
         self.session.add(booking)
         await self.session.flush()
-        self.session.add_all(BookingCell(master_id=booking.master_id, starts_at=c, booking_id=booking.id)
-                             for c in cells)
+        self.session.add_all(
+            BookingCell(master_id=booking.master_id, starts_at=c, booking_id=booking.id)
+            for c in cells
+        )
         await self.session.flush()
         return booking
 
@@ -651,37 +861,61 @@ class BookingRepo:
         return await self.session.get(Booking, booking_id, with_for_update=for_update)
 
     async def upcoming_of(self, customer_id: int, now: datetime) -> list[Booking]:
-        query = select(Booking).where(Booking.customer_id == customer_id, Booking.state.in_(ACTIVE_BOOKING),
-                                      Booking.starts_at > now).order_by(Booking.starts_at)
+        query = (
+            select(Booking)
+            .where(
+                Booking.customer_id == customer_id,
+                Booking.state.in_(ACTIVE_BOOKING),
+                Booking.starts_at > now,
+            )
+            .order_by(Booking.starts_at)
+        )
         return list(await self.session.scalars(query))
 
-    async def of_masters(self, master_ids: Iterable[str], start: datetime, end: datetime) -> list[Booking]:
+    async def of_masters(
+        self, master_ids: Iterable[str], start: datetime, end: datetime
+    ) -> list[Booking]:
         """The visits of these masters in [start, end), not declined or cancelled."""
-        query = select(Booking).where(Booking.master_id.in_(list(master_ids)), Booking.starts_at >= start,
-                                      Booking.starts_at < end, Booking.state.in_((
-                                          *ACTIVE_BOOKING, BookingState.DONE, BookingState.NO_SHOW)))
+        query = select(Booking).where(
+            Booking.master_id.in_(list(master_ids)),
+            Booking.starts_at >= start,
+            Booking.starts_at < end,
+            Booking.state.in_((*ACTIVE_BOOKING, BookingState.DONE, BookingState.NO_SHOW)),
+        )
         return list(await self.session.scalars(query.order_by(Booking.starts_at)))
 
     async def unanswered(self, now: datetime) -> list[Booking]:
-        query = select(Booking).where(Booking.state == BookingState.PENDING, Booking.escalated_at.is_(None),
-                                      Booking.answer_due_at <= now)
+        query = select(Booking).where(
+            Booking.state == BookingState.PENDING,
+            Booking.escalated_at.is_(None),
+            Booking.answer_due_at <= now,
+        )
         return list(await self.session.scalars(query.order_by(Booking.id).limit(500)))
 
     async def made_since(self, since: datetime) -> list[tuple[int, datetime]]:
         """(customer, when booked) of every booking made since then."""
-        return [(c, at) for c, at in await self.session.execute(
-            select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since))]
+        return [
+            (c, at)
+            for c, at in await self.session.execute(
+                select(Booking.customer_id, Booking.created_at).where(Booking.created_at >= since)
+            )
+        ]
 
     async def account(self, master_id: str) -> MasterAccount | None:
         return await self.session.get(MasterAccount, master_id)
 
     async def master_of_user(self, tg_user_id: int) -> str | None:
-        return await self.session.scalar(select(MasterAccount.master_id).where(MasterAccount.tg_user_id == tg_user_id))
+        return await self.session.scalar(
+            select(MasterAccount.master_id).where(MasterAccount.tg_user_id == tg_user_id)
+        )
 
     async def bind_master(self, master_id: str, tg_user_id: int, now: datetime) -> None:
         """The master's account is this Telegram user from now on (a new phone, a new invite)."""
-        await self.session.execute(delete(MasterAccount).where(
-            (MasterAccount.master_id == master_id) | (MasterAccount.tg_user_id == tg_user_id)))
+        await self.session.execute(
+            delete(MasterAccount).where(
+                (MasterAccount.master_id == master_id) | (MasterAccount.tg_user_id == tg_user_id)
+            )
+        )
         self.session.add(MasterAccount(master_id=master_id, tg_user_id=tg_user_id, joined_at=now))
 
     def add_invite(self, invite: MasterInvite) -> None:
@@ -711,38 +945,68 @@ class BroadcastRepo:
 
     async def any_due(self, now: datetime) -> bool:
         """Whether a scheduled broadcast's time came (a cheap look before taking the write lock)."""
-        return await self.session.scalar(select(Broadcast.id).where(
-            Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now).limit(1)) is not None
+        return (
+            await self.session.scalar(
+                select(Broadcast.id)
+                .where(Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now)
+                .limit(1)
+            )
+            is not None
+        )
 
     async def due(self, now: datetime) -> list[Broadcast]:
         """Scheduled broadcasts whose time came, locked (another process queues the others)."""
-        return list(await self.session.scalars(
-            select(Broadcast).where(Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now)
-            .with_for_update(skip_locked=True)))
+        return list(
+            await self.session.scalars(
+                select(Broadcast)
+                .where(Broadcast.state == BroadcastState.SCHEDULED, Broadcast.starts_at <= now)
+                .with_for_update(skip_locked=True)
+            )
+        )
 
     async def sending(self) -> list[Broadcast]:
-        return list(await self.session.scalars(select(Broadcast).where(Broadcast.state == BroadcastState.SENDING)))
+        return list(
+            await self.session.scalars(
+                select(Broadcast).where(Broadcast.state == BroadcastState.SENDING)
+            )
+        )
 
     async def outcomes(self, key_prefix_: str) -> list[tuple[str, str | None, int]]:
         """How its outbox rows (keys under the prefix) stand: (state, error code, how many)."""
         rows = await self.session.execute(
             select(OutboxMessage.state, OutboxMessage.error_code, func.count())
             .where(key_prefix(OutboxMessage.key, key_prefix_))
-            .group_by(OutboxMessage.state, OutboxMessage.error_code))
+            .group_by(OutboxMessage.state, OutboxMessage.error_code)
+        )
         return [(state, code, int(n)) for state, code, n in rows]
 
     async def redeemed(self, key_prefix_: str) -> int:
         """Coupons given by its messages and redeemed so far."""
-        return int(await self.session.scalar(
-            select(func.count(Coupon.id)).where(key_prefix(Coupon.issue_key, key_prefix_),
-                                                Coupon.redeemed_at.is_not(None))) or 0)
+        return int(
+            await self.session.scalar(
+                select(func.count(Coupon.id)).where(
+                    key_prefix(Coupon.issue_key, key_prefix_), Coupon.redeemed_at.is_not(None)
+                )
+            )
+            or 0
+        )
 
-    async def bookings_after(self, key_prefix_: str, since: datetime) -> list[tuple[datetime, datetime | None]]:
+    async def bookings_after(
+        self, key_prefix_: str, since: datetime
+    ) -> list[tuple[datetime, datetime | None]]:
         """(booked at, their message sent at) for each booking its recipients made since then."""
         pairs = await self.session.execute(
-            select(Booking.created_at, OutboxMessage.sent_at).join(OutboxMessage, and_(
-                OutboxMessage.customer_id == Booking.customer_id, key_prefix(OutboxMessage.key, key_prefix_),
-                OutboxMessage.state == OutboxState.SENT)).where(Booking.created_at >= since))
+            select(Booking.created_at, OutboxMessage.sent_at)
+            .join(
+                OutboxMessage,
+                and_(
+                    OutboxMessage.customer_id == Booking.customer_id,
+                    key_prefix(OutboxMessage.key, key_prefix_),
+                    OutboxMessage.state == OutboxState.SENT,
+                ),
+            )
+            .where(Booking.created_at >= since)
+        )
         return [(created, sent_at) for created, sent_at in pairs]
 
 
@@ -750,7 +1014,9 @@ class CycleRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, customer_id: int, service_id: str, *, for_update: bool = True) -> Cycle | None:
+    async def get(
+        self, customer_id: int, service_id: str, *, for_update: bool = True
+    ) -> Cycle | None:
         return await self.session.get(Cycle, (customer_id, service_id), with_for_update=for_update)
 
     async def forget(self, customer_id: int) -> None:
@@ -759,25 +1025,42 @@ class CycleRepo:
     async def passed(self, now: datetime, limit: int) -> list[Cycle]:
         """Cycles whose due date passed with nothing booked, the oldest first, locked (another
         process takes the others)."""
-        return list(await self.session.scalars(
-            select(Cycle).where(Cycle.due_at <= now, ~exists().where(
-                Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING)))
-            .order_by(Cycle.due_at).limit(limit).with_for_update(skip_locked=True)))
+        return list(
+            await self.session.scalars(
+                select(Cycle)
+                .where(
+                    Cycle.due_at <= now,
+                    ~exists().where(
+                        Booking.customer_id == Cycle.customer_id, Booking.state.in_(ACTIVE_BOOKING)
+                    ),
+                )
+                .order_by(Cycle.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
 
     async def mark_offered(self, ready: Any, offered: Any) -> None:
         """Offered: no second offer this round (offer_at moves to the due date, out of the
         planner's index range). `ready` and `offered` are conditions of `bot.db.queries`."""
         await self.session.execute(
-            update(Cycle).where(ready, offered).values(offered_round=Cycle.round, offer_at=Cycle.due_at)
-            .execution_options(synchronize_session=False))
+            update(Cycle)
+            .where(ready, offered)
+            .values(offered_round=Cycle.round, offer_at=Cycle.due_at)
+            .execution_options(synchronize_session=False)
+        )
 
     def add(self, cycle: Cycle) -> None:
         self.session.add(cycle)
 
     async def visits(self, customer_id: int, service_id: str, limit: int) -> list[datetime]:
         """The latest visits for one service, newest first."""
-        query = (select(Purchase.at).where(Purchase.customer_id == customer_id, Purchase.service_id == service_id)
-                 .order_by(Purchase.at.desc(), Purchase.id.desc()).limit(limit))
+        query = (
+            select(Purchase.at)
+            .where(Purchase.customer_id == customer_id, Purchase.service_id == service_id)
+            .order_by(Purchase.at.desc(), Purchase.id.desc())
+            .limit(limit)
+        )
         return list(await self.session.scalars(query))
 
 
@@ -791,11 +1074,15 @@ class FsmRepo:
         record = await self.session.get(FsmRecord, key)
         return (record.state, dict(record.data or {})) if record else (None, {})
 
-    async def get_with_customer(self, key: str, tg_user_id: int) -> tuple[str | None, dict[str, Any], Customer | None]:
+    async def get_with_customer(
+        self, key: str, tg_user_id: int
+    ) -> tuple[str | None, dict[str, Any], Customer | None]:
         """The conversation's state and data, and the customer of this Telegram user, in one
         statement (what every update reads first)."""
         query = _state_with_customer()
-        state, data, customer = (await self.session.execute(query, {"key": key, "tg_user_id": tg_user_id})).one()
+        state, data, customer = (
+            await self.session.execute(query, {"key": key, "tg_user_id": tg_user_id})
+        ).one()
         return state, dict(data or {}), customer
 
     async def save(self, key: str, **values: Any) -> None:
@@ -811,21 +1098,30 @@ class FsmRepo:
             return
         statement = dialect_insert(self.session)(FsmRecord).values(key=key, state=state, data=data)
         await self.session.execute(
-            statement.on_conflict_do_update(index_elements=[FsmRecord.key], set_={"state": state, "data": data})
+            statement.on_conflict_do_update(
+                index_elements=[FsmRecord.key], set_={"state": state, "data": data}
+            )
         )
 
     async def save_many(self, values: dict[str, tuple[str | None, dict[str, Any]]]) -> None:
         """Many conversations' state and data at once (key → (state, data)), in two statements."""
         gone = [key for key, (state, data) in values.items() if state is None and not data]
-        kept = [{"key": key, "state": state, "data": data} for key, (state, data) in values.items()
-                if key not in gone]
+        kept = [
+            {"key": key, "state": state, "data": data}
+            for key, (state, data) in values.items()
+            if key not in gone
+        ]
         if gone:
             await self.session.execute(delete(FsmRecord).where(FsmRecord.key.in_(gone)))
         if kept:
             statement = dialect_insert(self.session)(FsmRecord)
-            await self.session.execute(statement.on_conflict_do_update(
-                index_elements=[FsmRecord.key],
-                set_={"state": statement.excluded.state, "data": statement.excluded.data}), kept)
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[FsmRecord.key],
+                    set_={"state": statement.excluded.state, "data": statement.excluded.data},
+                ),
+                kept,
+            )
 
     async def count(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(FsmRecord)) or 0)
@@ -836,9 +1132,12 @@ def _state_with_customer() -> Select[Any]:
     """FsmRepo.get_with_customer's statement, built once: built per update, with its cache key, it
     cost 64 µs of every update; one object keeps its cache key."""
     one = select(literal(1).label("one")).subquery()
-    return (select(FsmRecord.state, FsmRecord.data, Customer).select_from(one)
-            .outerjoin(FsmRecord, FsmRecord.key == bindparam("key"))
-            .outerjoin(Customer, Customer.tg_user_id == bindparam("tg_user_id")))
+    return (
+        select(FsmRecord.state, FsmRecord.data, Customer)
+        .select_from(one)
+        .outerjoin(FsmRecord, FsmRecord.key == bindparam("key"))
+        .outerjoin(Customer, Customer.tg_user_id == bindparam("tg_user_id"))
+    )
 
 
 class Repos:
@@ -904,7 +1203,8 @@ class WriterQueue:
 # when it wrote nothing). A transaction that fails takes them with it: they ride again with the
 # next one, or are written on their own at the end of the update.
 ALONG: ContextVar[Callable[[Repos], Awaitable[Callable[[], None] | None]] | None] = ContextVar(
-    "carebot_along", default=None)
+    "carebot_along", default=None
+)
 
 
 class Database:
@@ -923,8 +1223,12 @@ class Database:
         self._sqlite = engine.dialect.name == "sqlite"
         # One statement, its own snapshot: no BEGIN and no ROLLBACK to wait for (SQLite: in
         # autocommit; PostgreSQL: AUTOCOMMIT).
-        self._statement_readers = create_sessionmaker(engine.execution_options(
-            **{READING: STATEMENT}, **({} if self._sqlite else {"isolation_level": "AUTOCOMMIT"})))
+        self._statement_readers = create_sessionmaker(
+            engine.execution_options(
+                **{READING: STATEMENT},
+                **({} if self._sqlite else {"isolation_level": "AUTOCOMMIT"}),
+            )
+        )
         self._writer = WriterQueue()
         self._holder: asyncio.Task[Any] | None = None
 

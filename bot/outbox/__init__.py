@@ -1,4 +1,5 @@
 """Everything the bot sends on its own initiative: planners fill the outbox, one sender empties it."""
+
 from bot.db.models import OutboxKind
 
 SERVICE = OutboxKind.SERVICE

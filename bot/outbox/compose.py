@@ -1,4 +1,5 @@
 """Turn an outbox row into the message itself, when it is claimed: personal, rendered once."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,12 +23,15 @@ class Obsolete(Exception):
 # Extra context and buttons for some templates, computed at send time (a visit's details,
 # real free slots); registered by the services that own those messages. No buttons (None): the
 # row's own, if a planner stored some.
-Composer = Callable[[Repos, OutboxMessage, Customer | None, datetime],
-                    Awaitable[tuple[dict[str, Any], Keyboard | None]]]
+Composer = Callable[
+    [Repos, OutboxMessage, Customer | None, datetime],
+    Awaitable[tuple[dict[str, Any], Keyboard | None]],
+]
 
 
-async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo,
-                  now: datetime) -> Coupon | None:
+async def _coupon(
+    repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo, now: datetime
+) -> Coupon | None:
     """The coupon the message carries: one issued for it (once, by its key) or one named in it."""
     if row.coupon_id is not None:
         return await repos.coupons.get(row.coupon_id)
@@ -35,21 +39,43 @@ async def _coupon(repos: Repos, row: OutboxMessage, customer: Customer | None, t
     if not rule or customer is None:
         return None
     last_day = date.fromisoformat(rule["last_day"]) if rule.get("last_day") else None
-    coupon = await issue_coupon(repos, customer_id=customer.id, kind=str(rule.get("kind", "gift")),
-                                rule=CouponRule(percent=rule.get("percent"), amount=rule.get("amount"),
-                                                valid_days=rule.get("valid_days", 1)),
-                                now=now, tz=tz, last_day=last_day)
+    coupon = await issue_coupon(
+        repos,
+        customer_id=customer.id,
+        kind=str(rule.get("kind", "gift")),
+        rule=CouponRule(
+            percent=rule.get("percent"),
+            amount=rule.get("amount"),
+            valid_days=rule.get("valid_days", 1),
+        ),
+        now=now,
+        tz=tz,
+        last_day=last_day,
+    )
     coupon.issue_key = row.key
     row.coupon_id = coupon.id
     return coupon
 
 
-async def compose(repos: Repos, row: OutboxMessage, customer: Customer | None, business: Business,
-                  tz: ZoneInfo, render: Renderer, now: datetime,
-                  composers: Mapping[str, Composer] | None = None) -> tuple[str, dict[str, Any] | None]:
+async def compose(
+    repos: Repos,
+    row: OutboxMessage,
+    customer: Customer | None,
+    business: Business,
+    tz: ZoneInfo,
+    render: Renderer,
+    now: datetime,
+    composers: Mapping[str, Composer] | None = None,
+) -> tuple[str, dict[str, Any] | None]:
     lang = customer.language if customer else business.staff_language
-    context: dict[str, Any] = {"business": business, "data": row.data or {}, "name": None,
-                               "last_service": None, "last_master": None, "coupon": None}
+    context: dict[str, Any] = {
+        "business": business,
+        "data": row.data or {},
+        "name": None,
+        "last_service": None,
+        "last_master": None,
+        "coupon": None,
+    }
     if customer is not None:
         context["name"] = customer.name
         last = await repos.outbox.last_purchase(customer.id)

@@ -1,6 +1,7 @@
 """Why a message did not go, in the core's words. The Telegram edge (`handlers/outbox_client.py`)
 turns the Bot API's errors into these, so the sender and the deliverers' callers know no aiogram;
 the request middleware and the sender retry the same things (`Transient`)."""
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ Telegram does: the rate-limit libraries on PyPI (aiolimiter and friends) have no
 and count in windows that let a burst through at the window's edge, which is exactly what earns
 a 429.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -68,10 +69,17 @@ class _Chat:
 
 
 class Limiter:
-    def __init__(self, per_second: float, per_chat_seconds: float = 1.0, group_per_minute: int = 20, *,
-                 private_burst: int = 10, group_reserve: int = 4,
-                 timer: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        per_second: float,
+        per_chat_seconds: float = 1.0,
+        group_per_minute: int = 20,
+        *,
+        private_burst: int = 10,
+        group_reserve: int = 4,
+        timer: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.gap = 1.0 / per_second
         self.per_second = max(1, int(per_second))
         self.per_chat = per_chat_seconds
@@ -150,7 +158,9 @@ class Limiter:
         sent = chat.sent
         if is_group(chat_id):
             window = [t for t in sent if t > now - GROUP_WINDOW]
-            cap = self.group_per_minute - (0 if priority is Priority.INTERACTIVE else self.group_reserve)
+            cap = self.group_per_minute - (
+                0 if priority is Priority.INTERACTIVE else self.group_reserve
+            )
             if len(window) >= cap:
                 ready = max(ready, window[-cap] + GROUP_WINDOW)
             if priority is not Priority.INTERACTIVE and len(window) >= GROUP_BURST:
@@ -192,7 +202,10 @@ class Limiter:
             while True:
                 due = self._last_departure + self.gap
                 room = self.per_second
-                if priority is Priority.BULK and self.now() - self._last_interactive < RECENT_INTERACTIVE:
+                if (
+                    priority is Priority.BULK
+                    and self.now() - self._last_interactive < RECENT_INTERACTIVE
+                ):
                     room = max(1, self.per_second - max(1, self.per_second // 10))
                 recent = [t for t in self._second if t > self.now() - 1.0]
                 if len(recent) >= room:
@@ -219,8 +232,12 @@ class Limiter:
         if self._calls % 1000:
             return
         horizon = self.now() - GROUP_WINDOW
-        self._chats = {cid: c for cid, c in self._chats.items()
-                       if c.paused_until > horizon + GROUP_WINDOW or (c.sent and c.sent[-1] > horizon)
-                       or c.lock.locked()}
+        self._chats = {
+            cid: c
+            for cid, c in self._chats.items()
+            if c.paused_until > horizon + GROUP_WINDOW
+            or (c.sent and c.sent[-1] > horizon)
+            or c.lock.locked()
+        }
         for chat in self._chats.values():
-            del chat.sent[:bisect.bisect_right(chat.sent, horizon)]
+            del chat.sent[: bisect.bisect_right(chat.sent, horizon)]

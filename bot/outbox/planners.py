@@ -4,6 +4,7 @@
 They work set-wise in SQL (an index on the birthday's month and day, not a Python loop over
 every customer), and leave rendering and coupons to the moment a row is sent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,11 +24,15 @@ from bot.outbox.policy import Policy
 log = logging.getLogger("carebot.planners")
 
 
-
 def coupon_data(rule: CouponRule | None, kind: str, **extra: Any) -> dict[str, Any]:
     data = dict(extra)
     if rule is not None:
-        data["coupon"] = {"kind": kind, "percent": rule.percent, "amount": rule.amount, "valid_days": rule.valid_days}
+        data["coupon"] = {
+            "kind": kind,
+            "percent": rule.percent,
+            "amount": rule.amount,
+            "valid_days": rule.valid_days,
+        }
     return data
 
 
@@ -47,11 +52,26 @@ class Planners:
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(0), tzinfo=self.tz)
 
-    def _rows(self, key_prefix: str, key_suffix: str, template: str, data: dict[str, Any],
-              not_before: datetime, not_after: datetime) -> Any:
+    def _rows(
+        self,
+        key_prefix: str,
+        key_suffix: str,
+        template: str,
+        data: dict[str, Any],
+        not_before: datetime,
+        not_after: datetime,
+    ) -> Any:
         now = self.clock.now()
-        return queries.customer_rows(key_prefix, key_suffix, template=template, data=data, not_before=not_before,
-                                     not_after=not_after, due_at=self.policy.morning(max(not_before, now)), now=now)
+        return queries.customer_rows(
+            key_prefix,
+            key_suffix,
+            template=template,
+            data=data,
+            not_before=not_before,
+            not_after=not_after,
+            due_at=self.policy.morning(max(not_before, now)),
+            now=now,
+        )
 
     async def birthdays(self) -> int:
         """Greet on the birthday's morning (29 February on the 28th in common years); the day
@@ -61,15 +81,31 @@ class Planners:
         planned = 0
         async with self.db.transaction() as repos:
             for day in (today, today - timedelta(days=1)):
-                rows = self._rows("birthday:", f":{day.year}", "birthday_greeting", coupon_data(rule, "birthday"),
-                                  self.policy.morning(self._start_of(day)), self._start_of(day + timedelta(days=2)))
-                planned += await repos.outbox.plan(rows.where(queries.born_on(day), queries.may_get_offers()))
+                rows = self._rows(
+                    "birthday:",
+                    f":{day.year}",
+                    "birthday_greeting",
+                    coupon_data(rule, "birthday"),
+                    self.policy.morning(self._start_of(day)),
+                    self._start_of(day + timedelta(days=2)),
+                )
+                planned += await repos.outbox.plan(
+                    rows.where(queries.born_on(day), queries.may_get_offers())
+                )
             ahead = self.business.birthday.remind_days_before
             if ahead:
                 day = today + timedelta(days=ahead)
-                rows = self._rows("birthday_soon:", f":{day.year}", "birthday_soon", {"days": ahead},
-                                  self.policy.morning(self._start_of(today)), self._start_of(day))
-                planned += await repos.outbox.plan(rows.where(queries.born_on(day), queries.may_get_offers()))
+                rows = self._rows(
+                    "birthday_soon:",
+                    f":{day.year}",
+                    "birthday_soon",
+                    {"days": ahead},
+                    self.policy.morning(self._start_of(today)),
+                    self._start_of(day),
+                )
+                planned += await repos.outbox.plan(
+                    rows.where(queries.born_on(day), queries.may_get_offers())
+                )
         return planned
 
     async def holidays(self) -> int:
@@ -79,9 +115,14 @@ class Planners:
             for holiday in self.business.holidays:
                 if holiday.date != today.strftime("%m-%d"):
                     continue
-                rows = self._rows(f"holiday:{holiday.id}:{today.year}:", "", holiday.template,
-                                  coupon_data(holiday.coupon, "holiday", title=holiday.title),
-                                  self.policy.morning(self._start_of(today)), self._start_of(today + timedelta(days=1)))
+                rows = self._rows(
+                    f"holiday:{holiday.id}:{today.year}:",
+                    "",
+                    holiday.template,
+                    coupon_data(holiday.coupon, "holiday", title=holiday.title),
+                    self.policy.morning(self._start_of(today)),
+                    self._start_of(today + timedelta(days=1)),
+                )
                 query = rows.where(queries.may_get_offers())
                 if holiday.audience:
                     query = query.where(queries.bought_any(holiday.audience))
@@ -92,18 +133,28 @@ class Planners:
         """One reminder a day before an unused coupon expires (not for one given in the last day)."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            rows = queries.expiry_reminder_rows(now=now, due_at=self.policy.morning(now), window_start=now,
-                                                window_end=now + timedelta(days=1),
-                                                issued_before=now - timedelta(days=1))
+            rows = queries.expiry_reminder_rows(
+                now=now,
+                due_at=self.policy.morning(now),
+                window_start=now,
+                window_end=now + timedelta(days=1),
+                issued_before=now - timedelta(days=1),
+            )
             return await repos.outbox.plan(rows)
 
     async def thanks_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
         """Subscribed to purchases: a thank-you with a time-limited offer, some hours later."""
         not_before = event.at + timedelta(hours=self.business.thanks.delay_hours)
         await repos.outbox.queue(
-            key=f"thanks:{event.purchase_id}", customer_id=event.customer_id, kind=MARKETING,
-            template="thanks_offer", data=coupon_data(self.business.coupons.thanks, "thanks"),
-            not_before=not_before, not_after=not_before + timedelta(days=2), now=event.at)
+            key=f"thanks:{event.purchase_id}",
+            customer_id=event.customer_id,
+            kind=MARKETING,
+            template="thanks_offer",
+            data=coupon_data(self.business.coupons.thanks, "thanks"),
+            not_before=not_before,
+            not_after=not_before + timedelta(days=2),
+            now=event.at,
+        )
 
     async def run_all(self) -> dict[str, int]:
         planned = {

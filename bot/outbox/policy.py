@@ -1,5 +1,6 @@
 """The one place that decides whether a queued message may go now: quiet hours, the weekly cap,
 opt-out, erasure and blocking. Service messages ignore quiet hours and caps."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,8 +54,15 @@ class Policy:
         """`moment`, or the end of the quiet hours when it falls into them."""
         return self.quiet_until(moment) or moment
 
-    def judge(self, *, kind: str, now: datetime, not_after: datetime, customer: Customer | None,
-              recent_marketing: Sequence[datetime] = ()) -> Verdict:
+    def judge(
+        self,
+        *,
+        kind: str,
+        now: datetime,
+        not_after: datetime,
+        customer: Customer | None,
+        recent_marketing: Sequence[datetime] = (),
+    ) -> Verdict:
         if now > not_after:
             return Verdict(Decision.EXPIRE, reason="late")
         if customer is not None:

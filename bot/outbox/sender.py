@@ -13,6 +13,7 @@ too, written before anything is sent. They are claimed before everything else, o
 one lane that are due together go as one group: a customer's flood reaches the staff chat as
 a few coalesced posts, never one post per message.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -101,9 +102,19 @@ class Tally:
 
 
 class OutboxSender:
-    def __init__(self, db: Database, transport: Transport, clock: Clock, business: Business, tz: ZoneInfo,
-                 render: Renderer, *, batch: int | None = None, limiter: Limiter | None = None,
-                 composers: dict[str, Composer] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        transport: Transport,
+        clock: Clock,
+        business: Business,
+        tz: ZoneInfo,
+        render: Renderer,
+        *,
+        batch: int | None = None,
+        limiter: Limiter | None = None,
+        composers: dict[str, Composer] | None = None,
+    ) -> None:
         self.db = db
         self.composers: dict[str, Composer] = composers if composers is not None else {}
         self.deliverers: dict[str, Deliverer] = {}
@@ -118,8 +129,9 @@ class OutboxSender:
         self.render = render
         self.policy = Policy(business.marketing, tz)
         limits = business.outbox
-        self.limiter = limiter or Limiter(limits.messages_per_second, limits.seconds_per_chat,
-                                          limits.group_per_minute)
+        self.limiter = limiter or Limiter(
+            limits.messages_per_second, limits.seconds_per_chat, limits.group_per_minute
+        )
         self.batch = batch or max(1, int(limits.messages_per_second * 2))
         self.lease = timedelta(seconds=limits.lease_seconds)
         self.max_attempts = limits.max_attempts
@@ -143,23 +155,55 @@ class OutboxSender:
     async def _claim(self, tally: Tally) -> list[Ready]:
         now = self.clock.now()
         ready: list[Ready] = []
-        orphaned, busy, groups_busy = now - self.lease, sorted(self._busy_lanes), sorted(self._busy_groups)
-        async with self.db.reading(snapshot=False) as repos:  # nothing due (an idle bot): no write lock taken
-            if not await repos.outbox.claimable(now, orphaned, 1, worker=self.worker, busy=busy,
-                                                busy_chats=groups_busy, lock=False):
+        orphaned, busy, groups_busy = (
+            now - self.lease,
+            sorted(self._busy_lanes),
+            sorted(self._busy_groups),
+        )
+        async with self.db.reading(
+            snapshot=False
+        ) as repos:  # nothing due (an idle bot): no write lock taken
+            if not await repos.outbox.claimable(
+                now, orphaned, 1, worker=self.worker, busy=busy, busy_chats=groups_busy, lock=False
+            ):
                 return ready
         async with self.db.transaction() as repos:
             # What people wrote and service notices first, then the bulk, in due order.
-            first = await repos.outbox.claimable(now, orphaned, self.batch, worker=self.worker,
-                                                 kinds=(RELAY, SERVICE), busy=busy, busy_chats=groups_busy)
-            rest = await repos.outbox.claimable(now, orphaned, self.batch - len(first), worker=self.worker,
-                                                busy=busy, busy_chats=groups_busy) if len(first) < self.batch else []
-            rows = list({r.id: r for r in first + rest}.values())  # the bulk query may find them again
+            first = await repos.outbox.claimable(
+                now,
+                orphaned,
+                self.batch,
+                worker=self.worker,
+                kinds=(RELAY, SERVICE),
+                busy=busy,
+                busy_chats=groups_busy,
+            )
+            rest = (
+                await repos.outbox.claimable(
+                    now,
+                    orphaned,
+                    self.batch - len(first),
+                    worker=self.worker,
+                    busy=busy,
+                    busy_chats=groups_busy,
+                )
+                if len(first) < self.batch
+                else []
+            )
+            rows = list(
+                {r.id: r for r in first + rest}.values()
+            )  # the bulk query may find them again
             customer_ids = {r.customer_id for r in rows if r.customer_id is not None}
-            recent = await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW) if customer_ids else {}
+            recent = (
+                await repos.outbox.recent_marketing(customer_ids, now - CAP_WINDOW)
+                if customer_ids
+                else {}
+            )
             customers = await repos.customers.by_ids(customer_ids) if customer_ids else {}
             groups: dict[str, list[tuple[OutboxMessage, int]]] = {}
-            group_taken: dict[int, str] = {}  # group chat → the lane (or row) that has it in this claim
+            group_taken: dict[
+                int, str
+            ] = {}  # group chat → the lane (or row) that has it in this claim
             for row in rows:
                 lane = row.key.rsplit(":", 1)[0] + ":" if row.template in self.laned else None
                 if row.chat_id is not None and is_group(row.chat_id):
@@ -169,28 +213,50 @@ class OutboxSender:
                     if group_taken.setdefault(row.chat_id, own) != own:
                         continue
                 customer = customers.get(row.customer_id) if row.customer_id else None
-                if customer is not None and customer.blocked_at is None and customer.tg_user_id is not None:
+                if (
+                    customer is not None
+                    and customer.blocked_at is None
+                    and customer.tg_user_id is not None
+                ):
                     self._blocked_chats.discard(customer.tg_user_id)
                 if row.kind == RELAY:
                     # What someone wrote: only its customer's erasure stops it (or a week gone by).
-                    verdict = self.policy.judge(kind=SERVICE, now=now, not_after=row.not_after,
-                                                customer=customer if customer and customer.erased_at else None)
+                    verdict = self.policy.judge(
+                        kind=SERVICE,
+                        now=now,
+                        not_after=row.not_after,
+                        customer=customer if customer and customer.erased_at else None,
+                    )
                 elif row.state == OutboxState.SENDING:
                     # Taken up from a sender that died mid-way: it was judged then, and may even
                     # have gone out, so only an erased or blocked customer stops it now.
-                    verdict = self.policy.judge(kind=SERVICE, now=now, not_after=now, customer=customer)
+                    verdict = self.policy.judge(
+                        kind=SERVICE, now=now, not_after=now, customer=customer
+                    )
                 else:
-                    verdict = self.policy.judge(kind=row.kind, now=now, not_after=row.not_after, customer=customer,
-                                                recent_marketing=recent.get(row.customer_id or 0, []))
+                    verdict = self.policy.judge(
+                        kind=row.kind,
+                        now=now,
+                        not_after=row.not_after,
+                        customer=customer,
+                        recent_marketing=recent.get(row.customer_id or 0, []),
+                    )
                 if verdict.decision is Decision.DEFER:
                     row.due_at, row.last_error = verdict.until, verdict.reason  # type: ignore[assignment]
                     tally.deferred += 1
                     continue
                 if verdict.decision in (Decision.SKIP, Decision.EXPIRE):
-                    row.state = OutboxState.SKIPPED if verdict.decision is Decision.SKIP else OutboxState.EXPIRED
+                    row.state = (
+                        OutboxState.SKIPPED
+                        if verdict.decision is Decision.SKIP
+                        else OutboxState.EXPIRED
+                    )
                     row.last_error, row.claimed_at, row.claimed_by = verdict.reason, None, None
-                    row.error_code = OutboxError.LATE if verdict.decision is Decision.EXPIRE \
+                    row.error_code = (
+                        OutboxError.LATE
+                        if verdict.decision is Decision.EXPIRE
                         else OutboxError(str(verdict.reason))
+                    )
                     await repos.coupons.void_issued_for(row.key, now)
                     await self._failed_hook(repos, _ready_of(row, 0), [row.id], str(verdict.reason))
                     tally.skipped += verdict.decision is Decision.SKIP
@@ -198,20 +264,39 @@ class OutboxSender:
                     continue
                 chat_id = row.chat_id or (customer.tg_user_id if customer else None)
                 if chat_id is None:
-                    row.state, row.last_error, row.error_code = OutboxState.SKIPPED, "erased", OutboxError.ERASED
+                    row.state, row.last_error, row.error_code = (
+                        OutboxState.SKIPPED,
+                        "erased",
+                        OutboxError.ERASED,
+                    )
                     tally.skipped += 1
                     continue
                 if row.text is None and row.template not in self.deliverers:
                     try:
-                        row.text, row.markup = await compose(repos, row, customer, self.business, self.tz,
-                                                             self.render, now, self.composers)
+                        row.text, row.markup = await compose(
+                            repos,
+                            row,
+                            customer,
+                            self.business,
+                            self.tz,
+                            self.render,
+                            now,
+                            self.composers,
+                        )
                     except Obsolete as reason:
-                        row.state, row.last_error, row.claimed_at, row.claimed_by = OutboxState.SKIPPED, str(reason), None, None
+                        row.state, row.last_error, row.claimed_at, row.claimed_by = (
+                            OutboxState.SKIPPED,
+                            str(reason),
+                            None,
+                            None,
+                        )
                         row.error_code = OutboxError.OBSOLETE
                         tally.skipped += 1
                         continue
                 if row.kind == MARKETING and row.customer_id is not None:
-                    recent.setdefault(row.customer_id, []).append(now)  # counts toward the cap at once
+                    recent.setdefault(row.customer_id, []).append(
+                        now
+                    )  # counts toward the cap at once
                 row.state, row.claimed_at, row.claimed_by = OutboxState.SENDING, now, self.worker
                 if lane is not None:
                     groups.setdefault(lane, []).append((row, chat_id))
@@ -240,16 +325,27 @@ class OutboxSender:
 
         relay = item.kind == RELAY
         deliverer = self.deliverers.get(item.template)
-        delivery = Delivery(priority=Priority.RELAY if item.kind != MARKETING else Priority.BULK,
-                            retry_in_process=relay, paced=deliverer is None)
+        delivery = Delivery(
+            priority=Priority.RELAY if item.kind != MARKETING else Priority.BULK,
+            retry_in_process=relay,
+            paced=deliverer is None,
+        )
         token = DELIVERY.set(delivery)
         try:
             if deliverer is None:
                 await self.limiter.wait_turn(item.chat_id, delivery.priority)
-                if item.chat_id in self._blocked_chats:  # an earlier message of this batch met a 403
+                if (
+                    item.chat_id in self._blocked_chats
+                ):  # an earlier message of this batch met a 403
                     tally.skipped += 1
-                    await self._finish(item, remaining, OutboxState.SKIPPED, error="blocked", count_attempt=False,
-                                       code=OutboxError.BLOCKED)
+                    await self._finish(
+                        item,
+                        remaining,
+                        OutboxState.SKIPPED,
+                        error="blocked",
+                        count_attempt=False,
+                        code=OutboxError.BLOCKED,
+                    )
                     return
                 if self.cancelled and item.key.startswith(tuple(self.cancelled)):
                     raise Withdrawn(item.key)
@@ -258,12 +354,20 @@ class OutboxSender:
                 await deliverer(item, done)
         except Withdrawn:
             tally.skipped += len(remaining)
-            await self._finish(item, remaining, OutboxState.SKIPPED, error="cancelled", count_attempt=False,
-                               code=OutboxError.CANCELLED)
+            await self._finish(
+                item,
+                remaining,
+                OutboxState.SKIPPED,
+                error="cancelled",
+                count_attempt=False,
+                code=OutboxError.CANCELLED,
+            )
         except RetryAfter as error:
             # The middleware paused this chat (only this chat) for as long as Telegram asked.
             tally.throttled += 1
-            await self._again(item, remaining, timedelta(seconds=error.seconds), str(error), count_attempt=False)
+            await self._again(
+                item, remaining, timedelta(seconds=error.seconds), str(error), count_attempt=False
+            )
         except Blocked as error:
             tally.blocked += 1
             self._blocked_chats.add(item.chat_id)
@@ -271,18 +375,33 @@ class OutboxSender:
         except Exception as error:
             if not is_transient(error):  # a bad request, a wrong token, a conflict: never retried
                 tally.failed += 1
-                await self._finish(item, remaining, OutboxState.FAILED, error=describe(error), code=OutboxError.REFUSED)
+                await self._finish(
+                    item,
+                    remaining,
+                    OutboxState.FAILED,
+                    error=describe(error),
+                    code=OutboxError.REFUSED,
+                )
                 return
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 tally.failed += 1
-                await self._finish(item, remaining, OutboxState.FAILED, error=f"gave up: {describe(error)}"[:300],
-                                   code=OutboxError.GAVE_UP)
+                await self._finish(
+                    item,
+                    remaining,
+                    OutboxState.FAILED,
+                    error=f"gave up: {describe(error)}"[:300],
+                    code=OutboxError.GAVE_UP,
+                )
             else:
                 tally.retried += 1
                 delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
-                await self._again(item, remaining, timedelta(seconds=delay * random.uniform(0.5, 1.5)),
-                                  describe(error))
+                await self._again(
+                    item,
+                    remaining,
+                    timedelta(seconds=delay * random.uniform(0.5, 1.5)),
+                    describe(error),
+                )
         finally:
             DELIVERY.reset(token)
             if item.lane is not None:
@@ -295,21 +414,45 @@ class OutboxSender:
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
-                row.state, row.last_error, row.claimed_at, row.claimed_by = OutboxState.SENT, None, None, None
+                row.state, row.last_error, row.claimed_at, row.claimed_by = (
+                    OutboxState.SENT,
+                    None,
+                    None,
+                    None,
+                )
                 row.attempts += 1
                 row.sent_at, row.message_id = now, message_id
 
-    async def _finish(self, item: Ready, row_ids: list[int], state: OutboxState, *, error: str | None = None,
-                      count_attempt: bool = True, code: OutboxError | None = None) -> None:
+    async def _finish(
+        self,
+        item: Ready,
+        row_ids: list[int],
+        state: OutboxState,
+        *,
+        error: str | None = None,
+        count_attempt: bool = True,
+        code: OutboxError | None = None,
+    ) -> None:
         if not row_ids:
             return
         async with self.db.transaction(urgent=True) as repos:
             await self._close(repos, item, row_ids, state, error, count_attempt, code=code)
         if state == OutboxState.FAILED:
-            log.warning("outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error)
+            log.warning(
+                "outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error
+            )
 
-    async def _close(self, repos: Repos, item: Ready, row_ids: list[int], state: OutboxState, error: str | None,
-                     count_attempt: bool = True, reason: str | None = None, code: OutboxError | None = None) -> None:
+    async def _close(
+        self,
+        repos: Repos,
+        item: Ready,
+        row_ids: list[int],
+        state: OutboxState,
+        error: str | None,
+        count_attempt: bool = True,
+        reason: str | None = None,
+        code: OutboxError | None = None,
+    ) -> None:
         """Rows that will never go (failed, skipped): why in words (`error`) and as a code, their
         coupons voided, and the template's failure hook told why."""
         now = self.clock.now()
@@ -320,13 +463,21 @@ class OutboxSender:
             await repos.coupons.void_issued_for(row.key, now)
         await self._failed_hook(repos, item, row_ids, reason or error or state)
 
-    async def _failed_hook(self, repos: Repos, item: Ready, row_ids: list[int], reason: str) -> None:
+    async def _failed_hook(
+        self, repos: Repos, item: Ready, row_ids: list[int], reason: str
+    ) -> None:
         hook = self.on_failure.get(item.template)
         if hook is not None:
             await hook(repos, item, row_ids, reason)
 
-    async def _again(self, item: Ready, row_ids: list[int], delay: timedelta, error: str,
-                     count_attempt: bool = True) -> None:
+    async def _again(
+        self,
+        item: Ready,
+        row_ids: list[int],
+        delay: timedelta,
+        error: str,
+        count_attempt: bool = True,
+    ) -> None:
         async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
                 row.state, row.claimed_at, row.claimed_by = OutboxState.PENDING, None, None
@@ -339,8 +490,15 @@ class OutboxSender:
         or the bot is no longer in a group (the rows fail; no customer is blamed)."""
         now = self.clock.now()
         async with self.db.transaction(urgent=True) as repos:
-            await self._close(repos, item, row_ids, OutboxState.FAILED, error[:300], reason="blocked",
-                              code=OutboxError.BLOCKED)
+            await self._close(
+                repos,
+                item,
+                row_ids,
+                OutboxState.FAILED,
+                error[:300],
+                reason="blocked",
+                code=OutboxError.BLOCKED,
+            )
             if item.customer_id is None or is_group(item.chat_id):
                 return
             customer = await repos.customers.get(item.customer_id, for_update=True)
@@ -374,7 +532,9 @@ class OutboxSender:
                         log.exception("outbox sender could not claim rows; retrying shortly")
                         ready = []
                     claimed = len(ready)
-                    in_flight.update(asyncio.create_task(self._send_one(item, total)) for item in ready)
+                    in_flight.update(
+                        asyncio.create_task(self._send_one(item, total)) for item in ready
+                    )
                 if in_flight:
                     waits: set[asyncio.Task[Any]] = set(in_flight)
                     if len(in_flight) <= self.batch // 2:  # room for more: a wake-up claims at once
@@ -390,8 +550,13 @@ class OutboxSender:
                         continue
                     return total
                 elif not claimed:
-                    idle = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
-                    await asyncio.wait(idle, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    idle = [
+                        asyncio.create_task(stop.wait()),
+                        asyncio.create_task(self._wake.wait()),
+                    ]
+                    await asyncio.wait(
+                        idle, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for task in idle:
                         task.cancel()
         finally:
@@ -410,8 +575,10 @@ class OutboxSender:
                 continue
             if raise_errors:
                 raise error
-            log.error("outbox sender failed to record a message's outcome; its lease will bring it back",
-                      exc_info=error)
+            log.error(
+                "outbox sender failed to record a message's outcome; its lease will bring it back",
+                exc_info=error,
+            )
 
     async def drain(self) -> Tally:
         """Deliver until nothing is due now (`carebot tick`, tests)."""
@@ -422,8 +589,26 @@ class OutboxSender:
         await self._pump(stop, idle_seconds)
 
 
-def _ready_of(row: OutboxMessage, chat_id: int, *, parts: tuple[tuple[int, dict[str, Any]], ...] = (),
-              lane: str | None = None) -> Ready:
+def _ready_of(
+    row: OutboxMessage,
+    chat_id: int,
+    *,
+    parts: tuple[tuple[int, dict[str, Any]], ...] = (),
+    lane: str | None = None,
+) -> Ready:
     data = dict(row.data or {})
-    return Ready(row.id, row.key, chat_id, row.text or "", row.markup, row.customer_id, row.attempts,
-                 data.get("media"), row.template, row.kind, data, parts, lane)
+    return Ready(
+        row.id,
+        row.key,
+        chat_id,
+        row.text or "",
+        row.markup,
+        row.customer_id,
+        row.attempts,
+        data.get("media"),
+        row.template,
+        row.kind,
+        data,
+        parts,
+        lane,
+    )

@@ -1,4 +1,5 @@
 """Birthdays as people type them: 14.03, 14.03.1990, 14/03/1990, 14 марта, 1990-03-14."""
+
 from __future__ import annotations
 
 import calendar
@@ -11,12 +12,50 @@ MAX_AGE_YEARS = 120
 
 _MONTHS = {
     # Russian: nominative, genitive, short forms; English: full and short.
-    "январ": 1, "янв": 1, "феврал": 2, "фев": 2, "март": 3, "мар": 3, "апрел": 4, "апр": 4,
-    "ма": 5, "июн": 6, "июл": 7, "август": 8, "авг": 8, "сентябр": 9, "сен": 9, "сент": 9,
-    "октябр": 10, "окт": 10, "ноябр": 11, "ноя": 11, "декабр": 12, "дек": 12,
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "april": 4, "may": 5,
-    "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9, "sep": 9,
-    "sept": 9, "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
+    "январ": 1,
+    "янв": 1,
+    "феврал": 2,
+    "фев": 2,
+    "март": 3,
+    "мар": 3,
+    "апрел": 4,
+    "апр": 4,
+    "ма": 5,
+    "июн": 6,
+    "июл": 7,
+    "август": 8,
+    "авг": 8,
+    "сентябр": 9,
+    "сен": 9,
+    "сент": 9,
+    "октябр": 10,
+    "окт": 10,
+    "ноябр": 11,
+    "ноя": 11,
+    "декабр": 12,
+    "дек": 12,
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "april": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sep": 9,
+    "sept": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
 }
 _RU_ENDINGS = ("я", "а", "ь", "й")
 
@@ -87,7 +126,9 @@ def parse_birthday(text: str, today: date) -> Birthday:
         raise InvalidBirthday(BirthdayError.FORMAT)
     if not 1 <= month <= 12:
         raise InvalidBirthday(BirthdayError.NO_SUCH_DATE)
-    if year is not None and year < today.year - MAX_AGE_YEARS - 1:  # 0000 too: no such year in a date
+    if (
+        year is not None and year < today.year - MAX_AGE_YEARS - 1
+    ):  # 0000 too: no such year in a date
         raise InvalidBirthday(BirthdayError.TOO_OLD)
     leap_probe = year if year is not None else 2000  # without a year, 29.02 is a real birthday
     if not 1 <= day <= calendar.monthrange(leap_probe, month)[1]:

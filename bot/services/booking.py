@@ -4,6 +4,7 @@ No double booking is a database fact: a booking holds its grid cells in `booking
 whose primary key (master, start) lets only one of two overlapping bookings in.
 Every notice (to the master, the admin chat, the customer) goes through the outbox.
 """
+
 from __future__ import annotations
 
 import enum
@@ -100,8 +101,16 @@ class ActResult:
 
 
 class BookingService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer,
-                 staff: StaffService, admin_chat_id: int | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        business: Business,
+        tz: ZoneInfo,
+        render: Renderer,
+        staff: StaffService,
+        admin_chat_id: int | None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -117,15 +126,25 @@ class BookingService:
         booking notices are composed at send time, from the visit as it is then."""
         features.on_erased(self.cancel_for_erased)
         features.plan("escalations", self.escalate_unanswered)
-        features.compose(self.compose, "booking_request", "booking_new_staff", "booking_escalated", "booking_confirmed",
-                         "booking_reminder", "booking_declined", "booking_cancelled_staff")
+        features.compose(
+            self.compose,
+            "booking_request",
+            "booking_new_staff",
+            "booking_escalated",
+            "booking_confirmed",
+            "booking_reminder",
+            "booking_declined",
+            "booking_cancelled_staff",
+        )
 
     # ---- slots ---------------------------------------------------------------------------------
 
     def _days(self, first: date, count: int) -> list[date]:
         return [first + timedelta(days=i) for i in range(count)]
 
-    async def _search(self, repos: Repos, service: Service, masters: list[Master], days: list[date]) -> list[Slot]:
+    async def _search(
+        self, repos: Repos, service: Service, masters: list[Master], days: list[date]
+    ) -> list[Slot]:
         if not days or not masters:
             return []
         ids = [m.id for m in masters]
@@ -133,7 +152,9 @@ class BookingService:
         _, end = self.finder.day_bounds(days[-1])
         held = await repos.bookings.held(ids, start, end + timedelta(days=1))
         off = await repos.bookings.days_off(ids, days[0], days[-1])
-        return self.finder.search(service, masters, days, held=held, days_off=off, now=self.clock.now())
+        return self.finder.search(
+            service, masters, days, held=held, days_off=off, now=self.clock.now()
+        )
 
     def _masters(self, service: Service, master_id: str | None) -> list[Master]:
         masters = self.business.masters_of(service)
@@ -147,7 +168,9 @@ class BookingService:
         if service is None:
             return []
         async with self.db.transaction() as repos:
-            slots = await self._search(repos, service, self._masters(service, master_id), self.bookable_days())
+            slots = await self._search(
+                repos, service, self._masters(service, master_id), self.bookable_days()
+            )
         return sorted({self.finder.local_day(s.starts_at) for s in slots})
 
     async def slots_on(self, service_id: str, master_id: str | None, day: date) -> list[Slot]:
@@ -162,27 +185,55 @@ class BookingService:
             first_per_time.setdefault(slot.starts_at, slot)
         return list(first_per_time.values())
 
-    async def offer(self, repos: Repos, service: Service, usual_master: str | None, first_day: date,
-                    limit: int) -> list[Slot]:
+    async def offer(
+        self, repos: Repos, service: Service, usual_master: str | None, first_day: date, limit: int
+    ) -> list[Slot]:
         """Slots to offer a customer: their usual master first, then the others, a few a day."""
-        days = self._days(first_day, max(1, self.settings.days_ahead - (first_day - self.bookable_days()[0]).days))
+        days = self._days(
+            first_day, max(1, self.settings.days_ahead - (first_day - self.bookable_days()[0]).days)
+        )
         masters = self.business.masters_of(service)
         usual = [m for m in masters if m.id == usual_master]
         others = [m for m in masters if m.id != usual_master]
-        picked = spread(await self._search(repos, service, usual, days), limit, tz=self.tz) if usual else []
+        picked = (
+            spread(await self._search(repos, service, usual, days), limit, tz=self.tz)
+            if usual
+            else []
+        )
         if len(picked) < limit:
-            picked += spread(await self._search(repos, service, others, days), limit - len(picked), tz=self.tz)
+            picked += spread(
+                await self._search(repos, service, others, days), limit - len(picked), tz=self.tz
+            )
         return picked
 
-    def slot_keyboard(self, lang: str, service_id: str, slots: list[Slot], *, ask_first: bool = False,
-                      replaces: int = 0, show_master: bool = True) -> list[list[Button]]:
+    def slot_keyboard(
+        self,
+        lang: str,
+        service_id: str,
+        slots: list[Slot],
+        *,
+        ask_first: bool = False,
+        replaces: int = 0,
+        show_master: bool = True,
+    ) -> list[list[Button]]:
         """A button a row for each slot: it books at once (an offer), or asks first (the menu)."""
         rows = []
         for slot in slots:
             master = self.business.master(slot.master_id)
-            text = self.render.label(lang, "slot_button", at=slot.starts_at.astimezone(self.tz),
-                                     master=master.name if master and show_master else "")
-            rows.append([Button(text, BookSlot(service_id, slot.master_id, slot.starts_at, replaces, ask_first))])
+            text = self.render.label(
+                lang,
+                "slot_button",
+                at=slot.starts_at.astimezone(self.tz),
+                master=master.name if master and show_master else "",
+            )
+            rows.append(
+                [
+                    Button(
+                        text,
+                        BookSlot(service_id, slot.master_id, slot.starts_at, replaces, ask_first),
+                    )
+                ]
+            )
         return rows
 
     def other_time_button(self, lang: str, service_id: str, replaces: int = 0) -> Button:
@@ -190,52 +241,81 @@ class BookingService:
 
     # ---- booking ---------------------------------------------------------------------------------
 
-    async def book(self, tg_user_id: int, service_id: str, master_id: str, starts_at: datetime, *,
-                   source: str, replaces: int = 0) -> BookResult:
+    async def book(
+        self,
+        tg_user_id: int,
+        service_id: str,
+        master_id: str,
+        starts_at: datetime,
+        *,
+        source: str,
+        replaces: int = 0,
+    ) -> BookResult:
         service, master = self.business.service(service_id), self.business.master(master_id)
         if service is None or master is None or master not in self.business.masters_of(service):
             return BookResult(BookOutcome.INVALID)
         now = self.clock.now()
-        if not self.finder.is_start(master, service, starts_at) or \
-                starts_at > now + timedelta(days=self.settings.days_ahead + 1):
+        if not self.finder.is_start(master, service, starts_at) or starts_at > now + timedelta(
+            days=self.settings.days_ahead + 1
+        ):
             return BookResult(BookOutcome.INVALID)
         if starts_at < self.finder.earliest(now):
             return BookResult(BookOutcome.TOO_LATE)
         try:
             async with self.db.transaction() as repos:
                 customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
-                if customer is None or customer.onboarded_at is None or customer.erased_at is not None:
+                if (
+                    customer is None
+                    or customer.onboarded_at is None
+                    or customer.erased_at is not None
+                ):
                     return BookResult(BookOutcome.NOT_CUSTOMER)
                 day = self.finder.local_day(starts_at)
-                if day in (await repos.bookings.days_off([master.id], day, day)).get(master.id, set()):
+                if day in (await repos.bookings.days_off([master.id], day, day)).get(
+                    master.id, set()
+                ):
                     return BookResult(BookOutcome.TAKEN)
                 upcoming = await repos.bookings.upcoming_of(customer.id, now)
                 old = next((b for b in upcoming if b.id == replaces), None) if replaces else None
                 if replaces and old is None:
                     return BookResult(BookOutcome.INVALID)
-                same = next((b for b in upcoming if b.service_id == service_id and b.id != replaces), None)
+                same = next(
+                    (b for b in upcoming if b.service_id == service_id and b.id != replaces), None
+                )
                 if same is not None:
                     return BookResult(BookOutcome.ALREADY, await self._view(repos, same))
                 if old is not None:
                     await self._cancel(repos, old, customer, reason="rescheduled", now=now)
-                booking = await repos.bookings.add(Booking(
-                    customer_id=customer.id, service_id=service.id, master_id=master.id, starts_at=starts_at,
-                    ends_at=starts_at + timedelta(minutes=service.duration_minutes), state=BookingState.PENDING,
-                    source=BookingSource.RESCHEDULE if old else source, created_at=now,
-                    answer_due_at=await self._answer_due(repos, master, now, starts_at),
-                ), cells(starts_at, service.duration_minutes, self.finder.grid))
+                booking = await repos.bookings.add(
+                    Booking(
+                        customer_id=customer.id,
+                        service_id=service.id,
+                        master_id=master.id,
+                        starts_at=starts_at,
+                        ends_at=starts_at + timedelta(minutes=service.duration_minutes),
+                        state=BookingState.PENDING,
+                        source=BookingSource.RESCHEDULE if old else source,
+                        created_at=now,
+                        answer_due_at=await self._answer_due(repos, master, now, starts_at),
+                    ),
+                    cells(starts_at, service.duration_minutes, self.finder.grid),
+                )
                 view = await self._view(repos, booking)
                 await self._ask_master(repos, booking, now)
                 return BookResult(BookOutcome.BOOKED, view)
         except IntegrityError:
             return BookResult(BookOutcome.TAKEN)
 
-    async def _answer_due(self, repos: Repos, master: Master, now: datetime, starts_at: datetime) -> datetime:
+    async def _answer_due(
+        self, repos: Repos, master: Master, now: datetime, starts_at: datetime
+    ) -> datetime:
         """`master_answer_hours` of the master's working time from now (a request at night waits
         for the morning), and never after the visit itself."""
         remaining = timedelta(hours=self.settings.master_answer_hours)
         today = self.finder.local_day(now)
-        off = (await repos.bookings.days_off([master.id], today, today + timedelta(days=14))).get(master.id, set())
+        off = (await repos.bookings.days_off([master.id], today, today + timedelta(days=14))).get(
+            master.id, set()
+        )
         for day in self._days(today, 14):
             hours = master.hours.get(WEEKDAYS[day.weekday()])
             if hours is None or day in off:
@@ -258,18 +338,43 @@ class BookingService:
         buttons = self._decide_buttons(lang, booking.id)
         until = booking.starts_at
         if account is not None:
-            await repos.outbox.queue(key=f"booking_request:{booking.id}", kind=SERVICE, template="booking_request",
-                                     chat_id=account.tg_user_id, data={"booking_id": booking.id}, markup=dump(buttons),
-                                     not_before=now, not_after=until, now=now)
+            await repos.outbox.queue(
+                key=f"booking_request:{booking.id}",
+                kind=SERVICE,
+                template="booking_request",
+                chat_id=account.tg_user_id,
+                data={"booking_id": booking.id},
+                markup=dump(buttons),
+                not_before=now,
+                not_after=until,
+                now=now,
+            )
         if self.admin_chat_id is not None:
             await repos.outbox.queue(
-                key=f"booking_new:{booking.id}", kind=SERVICE, template="booking_new_staff",
-                chat_id=self.admin_chat_id, data={"booking_id": booking.id, "master_joined": account is not None},
-                markup=None if account is not None else dump(buttons), not_before=now, not_after=until, now=now)
+                key=f"booking_new:{booking.id}",
+                kind=SERVICE,
+                template="booking_new_staff",
+                chat_id=self.admin_chat_id,
+                data={"booking_id": booking.id, "master_joined": account is not None},
+                markup=None if account is not None else dump(buttons),
+                not_before=now,
+                not_after=until,
+                now=now,
+            )
 
     def _decide_buttons(self, lang: str, booking_id: int) -> Keyboard:
-        return [[Button(self.render.label(lang, "booking_accept"), BookingAction(BookingAct.ACCEPT, booking_id)),
-                 Button(self.render.label(lang, "booking_decline"), BookingAction(BookingAct.DECLINE, booking_id))]]
+        return [
+            [
+                Button(
+                    self.render.label(lang, "booking_accept"),
+                    BookingAction(BookingAct.ACCEPT, booking_id),
+                ),
+                Button(
+                    self.render.label(lang, "booking_decline"),
+                    BookingAction(BookingAct.DECLINE, booking_id),
+                ),
+            ]
+        ]
 
     async def _view(self, repos: Repos, booking: Booking) -> BookingView:
         return (await self._views(repos, [booking]))[0]
@@ -285,23 +390,37 @@ class BookingService:
         return [self._view_of(b, customers.get(b.customer_id)) for b in bookings]
 
     def _view_of(self, booking: Booking, customer: Customer | None) -> BookingView:
-        service, master = self.business.service(booking.service_id), self.business.master(booking.master_id)
+        service, master = (
+            self.business.service(booking.service_id),
+            self.business.master(booking.master_id),
+        )
         return BookingView(
-            id=booking.id, state=booking.state, customer_id=booking.customer_id,
-            customer_name=customer.name if customer else None, customer_phone=customer.phone if customer else None,
+            id=booking.id,
+            state=booking.state,
+            customer_id=booking.customer_id,
+            customer_name=customer.name if customer else None,
+            customer_phone=customer.phone if customer else None,
             customer_tg=customer.tg_user_id if customer else None,
-            service_id=booking.service_id, service=service.name if service else booking.service_id,
-            price=service.price if service else 0, master_id=booking.master_id,
-            master=master.name if master else booking.master_id, starts_at=booking.starts_at,
-            ends_at=booking.ends_at, reason=booking.reason, decided_by=booking.decided_by,
-            customer_confirmed=booking.customer_confirmed_at is not None)
+            service_id=booking.service_id,
+            service=service.name if service else booking.service_id,
+            price=service.price if service else 0,
+            master_id=booking.master_id,
+            master=master.name if master else booking.master_id,
+            starts_at=booking.starts_at,
+            ends_at=booking.ends_at,
+            reason=booking.reason,
+            decided_by=booking.decided_by,
+            customer_confirmed=booking.customer_confirmed_at is not None,
+        )
 
     async def view(self, booking_id: int) -> BookingView | None:
         async with self.db.transaction() as repos:
             booking = await repos.bookings.get(booking_id)
             return await self._view(repos, booking) if booking else None
 
-    async def _acting(self, repos: Repos, booking_id: int, actor: Actor) -> tuple[Booking | None, ActResult]:
+    async def _acting(
+        self, repos: Repos, booking_id: int, actor: Actor
+    ) -> tuple[Booking | None, ActResult]:
         """The booking a master or the staff act on, locked; or why they cannot (gone, not theirs):
         a master acts on their own bookings only, the staff on any."""
         booking = await repos.bookings.get(booking_id, for_update=True)
@@ -325,9 +444,14 @@ class BookingService:
             if booking is None:
                 return refused
             view = await self._view(repos, booking)
-            return ActResult(ActOutcome.DONE if booking.state == BookingState.PENDING else ActOutcome.ALREADY, view)
+            return ActResult(
+                ActOutcome.DONE if booking.state == BookingState.PENDING else ActOutcome.ALREADY,
+                view,
+            )
 
-    async def decide(self, booking_id: int, actor: Actor, *, accept: bool, reason: str | None = None) -> ActResult:
+    async def decide(
+        self, booking_id: int, actor: Actor, *, accept: bool, reason: str | None = None
+    ) -> ActResult:
         now = self.clock.now()
         async with self.db.transaction() as repos:
             booking, refused = await self._acting(repos, booking_id, actor)
@@ -339,18 +463,33 @@ class BookingService:
             await repos.outbox.skip_pending("answered", keys=[f"booking_escalated:{booking.id}"])
             if accept:
                 booking.state = BookingState.CONFIRMED
-                await repos.outbox.queue(key=f"booking_confirmed:{booking.id}", kind=SERVICE,
-                                         template="booking_confirmed", customer_id=booking.customer_id,
-                                         data={"booking_id": booking.id, "buttons": "visit"},
-                                         not_before=now, not_after=booking.starts_at, now=now)
+                await repos.outbox.queue(
+                    key=f"booking_confirmed:{booking.id}",
+                    kind=SERVICE,
+                    template="booking_confirmed",
+                    customer_id=booking.customer_id,
+                    data={"booking_id": booking.id, "buttons": "visit"},
+                    not_before=now,
+                    not_after=booking.starts_at,
+                    now=now,
+                )
                 await self._plan_reminders(repos, booking, now)
             else:
-                booking.state, booking.reason = BookingState.DECLINED, (reason or "").strip()[:500] or None
+                booking.state, booking.reason = (
+                    BookingState.DECLINED,
+                    (reason or "").strip()[:500] or None,
+                )
                 await repos.bookings.release(booking.id)
-                await repos.outbox.queue(key=f"booking_declined:{booking.id}", kind=SERVICE,
-                                         template="booking_declined", customer_id=booking.customer_id,
-                                         data={"booking_id": booking.id}, not_before=now,
-                                         not_after=now + timedelta(days=2), now=now)
+                await repos.outbox.queue(
+                    key=f"booking_declined:{booking.id}",
+                    kind=SERVICE,
+                    template="booking_declined",
+                    customer_id=booking.customer_id,
+                    data={"booking_id": booking.id},
+                    not_before=now,
+                    not_after=now + timedelta(days=2),
+                    now=now,
+                )
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
 
     async def _plan_reminders(self, repos: Repos, booking: Booking, now: datetime) -> None:
@@ -358,10 +497,16 @@ class BookingService:
             at = booking.starts_at - timedelta(hours=hours)
             if at <= now + timedelta(minutes=30):
                 continue  # the confirmation just came; a reminder now would only repeat it
-            await repos.outbox.queue(key=f"reminder:{booking.id}:{hours:g}h", kind=SERVICE,
-                                     template="booking_reminder", customer_id=booking.customer_id,
-                                     data={"booking_id": booking.id, "hours": hours, "buttons": "visit_confirm"},
-                                     not_before=at, not_after=booking.starts_at, now=now)
+            await repos.outbox.queue(
+                key=f"reminder:{booking.id}:{hours:g}h",
+                kind=SERVICE,
+                template="booking_reminder",
+                customer_id=booking.customer_id,
+                data={"booking_id": booking.id, "hours": hours, "buttons": "visit_confirm"},
+                not_before=at,
+                not_after=booking.starts_at,
+                now=now,
+            )
 
     async def escalate_unanswered(self) -> int:
         """Planner: a request the master left unanswered goes to the admin chat, with the buttons."""
@@ -373,16 +518,23 @@ class BookingService:
             for booking in late:
                 booking.escalated_at = now
                 await repos.outbox.queue(
-                    key=f"booking_escalated:{booking.id}", kind=SERVICE, template="booking_escalated",
-                    chat_id=self.admin_chat_id, data={"booking_id": booking.id},
+                    key=f"booking_escalated:{booking.id}",
+                    kind=SERVICE,
+                    template="booking_escalated",
+                    chat_id=self.admin_chat_id,
+                    data={"booking_id": booking.id},
                     markup=dump(self._decide_buttons(self.business.staff_language, booking.id)),
-                    not_before=now, not_after=booking.starts_at, now=now)
+                    not_before=now,
+                    not_after=booking.starts_at,
+                    now=now,
+                )
         return len(late)
 
     # ---- the customer's actions ----------------------------------------------------------------
 
-    async def _customer_booking(self, repos: Repos, booking_id: int, tg_user_id: int
-                                ) -> tuple[Booking | None, Customer | None]:
+    async def _customer_booking(
+        self, repos: Repos, booking_id: int, tg_user_id: int
+    ) -> tuple[Booking | None, Customer | None]:
         customer = await repos.customers.by_tg_user(tg_user_id)
         booking = await repos.bookings.get(booking_id, for_update=True)
         if customer is None or booking is None or booking.customer_id != customer.id:
@@ -416,20 +568,35 @@ class BookingService:
             await self._cancel(repos, booking, customer, reason="customer", now=now)
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
 
-    async def _cancel(self, repos: Repos, booking: Booking, customer: Customer, *, reason: str, now: datetime) -> None:
+    async def _cancel(
+        self, repos: Repos, booking: Booking, customer: Customer, *, reason: str, now: datetime
+    ) -> None:
         """Free the slot, drop the reminders, and tell the master (and the admin chat)."""
         booking.state, booking.reason, booking.decided_at = BookingState.CANCELLED, reason, now
         await repos.bookings.release(booking.id)
         await repos.outbox.skip_pending(
-            "cancelled", prefix=f"reminder:{booking.id}:",
-            keys=[f"{kind}:{booking.id}" for kind in ("booking_request", "booking_confirmed", "booking_escalated")])
+            "cancelled",
+            prefix=f"reminder:{booking.id}:",
+            keys=[
+                f"{kind}:{booking.id}"
+                for kind in ("booking_request", "booking_confirmed", "booking_escalated")
+            ],
+        )
         account = await repos.bookings.account(booking.master_id)
-        chats = ([account.tg_user_id] if account else []) + ([self.admin_chat_id] if self.admin_chat_id else [])
+        chats = ([account.tg_user_id] if account else []) + (
+            [self.admin_chat_id] if self.admin_chat_id else []
+        )
         for chat_id in dict.fromkeys(chats):
-            await repos.outbox.queue(key=f"booking_cancelled:{booking.id}:{chat_id}", kind=SERVICE,
-                                     template="booking_cancelled_staff", chat_id=chat_id,
-                                     data={"booking_id": booking.id}, not_before=now,
-                                     not_after=max(booking.starts_at, now + timedelta(hours=1)), now=now)
+            await repos.outbox.queue(
+                key=f"booking_cancelled:{booking.id}:{chat_id}",
+                kind=SERVICE,
+                template="booking_cancelled_staff",
+                chat_id=chat_id,
+                data={"booking_id": booking.id},
+                not_before=now,
+                not_after=max(booking.starts_at, now + timedelta(hours=1)),
+                now=now,
+            )
 
     def is_active(self, visit: BookingView) -> bool:
         """Still ahead and not cancelled: the customer may move or cancel it."""
@@ -448,7 +615,9 @@ class BookingService:
             customer = await repos.customers.by_tg_user(tg_user_id)
             if customer is None:
                 return []
-            return await self._views(repos, await repos.bookings.upcoming_of(customer.id, self.clock.now()))
+            return await self._views(
+                repos, await repos.bookings.upcoming_of(customer.id, self.clock.now())
+            )
 
     # ---- the master's day ----------------------------------------------------------------------
 
@@ -479,9 +648,14 @@ class BookingService:
             if done:
                 service = self.business.service(booking.service_id)
                 sale = await self.staff.record_sale_in(
-                    repos, Staff(actor.tg_user_id, actor.name), booking.customer_id,
-                    (service.price if service else 0) * 100 or 1, booking.service_id, booking.master_id,
-                    as_booked=True)
+                    repos,
+                    Staff(actor.tg_user_id, actor.name),
+                    booking.customer_id,
+                    (service.price if service else 0) * 100 or 1,
+                    booking.service_id,
+                    booking.master_id,
+                    as_booked=True,
+                )
                 booking.state, booking.purchase_id = BookingState.DONE, sale.purchase_id
             else:
                 booking.state = BookingState.NO_SHOW
@@ -493,8 +667,15 @@ class BookingService:
         now = self.clock.now()
         token = secrets.token_urlsafe(12)
         async with self.db.transaction() as repos:
-            repos.bookings.add_invite(MasterInvite(token=token, master_id=master_id, created_by=by, created_at=now,
-                                                   expires_at=now + timedelta(days=INVITE_DAYS)))
+            repos.bookings.add_invite(
+                MasterInvite(
+                    token=token,
+                    master_id=master_id,
+                    created_by=by,
+                    created_at=now,
+                    expires_at=now + timedelta(days=INVITE_DAYS),
+                )
+            )
         return token
 
     async def join(self, tg_user_id: int, token: str) -> Master | None:
@@ -517,22 +698,31 @@ class BookingService:
         start, end = self.finder.day_bounds(day)
         async with self.db.transaction() as repos:
             added = await repos.bookings.set_day_off(master_id, day, by, self.clock.now())
-            booked = [b for b in await repos.bookings.of_masters([master_id], start, end) if b.state in ACTIVE_BOOKING]
+            booked = [
+                b
+                for b in await repos.bookings.of_masters([master_id], start, end)
+                if b.state in ACTIVE_BOOKING
+            ]
             return added, await self._views(repos, booked)
 
     # ---- composing the outbox messages about bookings ----------------------------------------
 
-    async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], Keyboard | None]:
+    async def compose(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard | None]:
         """Context and buttons for a booking message at the moment it is sent (None: the row's
         own); a message whose visit changed meanwhile (cancelled, already answered) is not sent."""
         booking = await repos.bookings.get(int(row.data["booking_id"]))
         if booking is None:
             raise Obsolete("booking gone")
         view = await self._view(repos, booking)
-        wanted = {"booking_request": BookingState.PENDING, "booking_escalated": BookingState.PENDING,
-                  "booking_confirmed": BookingState.CONFIRMED, "booking_reminder": BookingState.CONFIRMED,
-                  "booking_declined": BookingState.DECLINED}.get(row.template)
+        wanted = {
+            "booking_request": BookingState.PENDING,
+            "booking_escalated": BookingState.PENDING,
+            "booking_confirmed": BookingState.CONFIRMED,
+            "booking_reminder": BookingState.CONFIRMED,
+            "booking_declined": BookingState.DECLINED,
+        }.get(row.template)
         if wanted and booking.state != wanted:
             raise Obsolete(f"booking is {booking.state}")
         keyboard: Keyboard | None = None
@@ -542,12 +732,31 @@ class BookingService:
             keyboard = self._customer_buttons(lang, booking.id, confirm=buttons == "visit_confirm")
         if row.template == "booking_declined":
             service = self.business.service(booking.service_id)
-            slots = await self.offer(repos, service, booking.master_id, self.finder.local_day(now),
-                                     self.settings.offer_slots) if service else []
-            keyboard = [*self.slot_keyboard(lang, booking.service_id, slots),
-                        [self.other_time_button(lang, booking.service_id)]]
+            slots = (
+                await self.offer(
+                    repos,
+                    service,
+                    booking.master_id,
+                    self.finder.local_day(now),
+                    self.settings.offer_slots,
+                )
+                if service
+                else []
+            )
+            keyboard = [
+                *self.slot_keyboard(lang, booking.service_id, slots),
+                [self.other_time_button(lang, booking.service_id)],
+            ]
         return {"booking": view}, keyboard
 
     def _customer_buttons(self, lang: str, booking_id: int, *, confirm: bool) -> Keyboard:
-        actions = ([BookingAct.CONFIRM] if confirm else []) + [BookingAct.RESCHEDULE, BookingAct.CANCEL]
-        return [[Button(self.render.label(lang, f"visit_{a}"), BookingAction(a, booking_id)) for a in actions]]
+        actions = ([BookingAct.CONFIRM] if confirm else []) + [
+            BookingAct.RESCHEDULE,
+            BookingAct.CANCEL,
+        ]
+        return [
+            [
+                Button(self.render.label(lang, f"visit_{a}"), BookingAction(a, booking_id))
+                for a in actions
+            ]
+        ]

@@ -6,6 +6,7 @@ Delivery is the outbox sender's (limits, quiet hours, the weekly cap, opt-out); 
 carries an "unsubscribe" button. Cancelling skips what is still waiting and tells the running
 sender, which checks before every call.
 """
+
 from __future__ import annotations
 
 import logging
@@ -79,8 +80,16 @@ class _WidestCoupon:
 
 
 class BroadcastService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer,
-                 admin_chat_id: int | None, cancelled: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        business: Business,
+        tz: ZoneInfo,
+        render: Renderer,
+        admin_chat_id: int | None,
+        cancelled: set[str] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -108,14 +117,30 @@ class BroadcastService:
         """When a broadcast starting then would really start, if quiet hours hold it back."""
         return self.policy.quiet_until(max(starts_at, self.clock.now()))
 
-    async def create(self, *, by: str, content: dict[str, Any], buttons: list[dict[str, Any]],
-                     coupon: dict[str, Any] | None, conditions: list[Condition], starts_at: datetime | None,
-                     progress_chat_id: int | None = None) -> int:
+    async def create(
+        self,
+        *,
+        by: str,
+        content: dict[str, Any],
+        buttons: list[dict[str, Any]],
+        coupon: dict[str, Any] | None,
+        conditions: list[Condition],
+        starts_at: datetime | None,
+        progress_chat_id: int | None = None,
+    ) -> int:
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            broadcast = Broadcast(created_by=by, created_at=now, content=content, buttons=buttons, coupon=coupon,
-                                  segment=[c.as_json() for c in conditions], starts_at=starts_at or now,
-                                  state=BroadcastState.SCHEDULED, progress_chat_id=progress_chat_id)
+            broadcast = Broadcast(
+                created_by=by,
+                created_at=now,
+                content=content,
+                buttons=buttons,
+                coupon=coupon,
+                segment=[c.as_json() for c in conditions],
+                starts_at=starts_at or now,
+                state=BroadcastState.SCHEDULED,
+                progress_chat_id=progress_chat_id,
+            )
             return (await repos.broadcasts.add(broadcast)).id
 
     async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int) -> None:
@@ -131,14 +156,22 @@ class BroadcastService:
         """A coupon unique to each recipient, made when their message goes, valid through the day promised."""
         if not coupon:
             return {}
-        return {"coupon": {"kind": "broadcast", "percent": coupon.get("percent"), "amount": coupon.get("amount"),
-                           "last_day": coupon["last_day"]}}
+        return {
+            "coupon": {
+                "kind": "broadcast",
+                "percent": coupon.get("percent"),
+                "amount": coupon.get("amount"),
+                "last_day": coupon["last_day"],
+            }
+        }
 
     async def queue_due(self) -> int:
         """Scheduled broadcasts whose time came: one outbox row per recipient, set-wise."""
         now = self.clock.now()
         queued = 0
-        async with self.db.reading(snapshot=False) as repos:  # every two seconds: nothing due takes no write lock
+        async with self.db.reading(
+            snapshot=False
+        ) as repos:  # every two seconds: nothing due takes no write lock
             if not await repos.broadcasts.any_due(now):
                 return queued
         async with self.db.transaction() as repos:
@@ -146,13 +179,24 @@ class BroadcastService:
                 not_after = now + STALE_AFTER
                 if broadcast.coupon:  # nothing after the coupon's last day
                     last_day = date.fromisoformat(broadcast.coupon["last_day"])
-                    not_after = min(not_after, datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=self.tz))
+                    not_after = min(
+                        not_after,
+                        datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=self.tz),
+                    )
                 data = {"broadcast_id": broadcast.id, **self._coupon_data(broadcast.coupon)}
                 if broadcast.content.get("kind", "text") != "text":
-                    data["media"] = {"kind": broadcast.content["kind"], "file_id": broadcast.content["file_id"]}
+                    data["media"] = {
+                        "kind": broadcast.content["kind"],
+                        "file_id": broadcast.content["file_id"],
+                    }
                 rows = queries.broadcast_rows(
-                    prefix(broadcast.id), data=data, now=now, not_after=not_after, due_at=self.policy.morning(now),
-                    segment=self.segments.where([Condition.of(c) for c in broadcast.segment], now))
+                    prefix(broadcast.id),
+                    data=data,
+                    now=now,
+                    not_after=not_after,
+                    due_at=self.policy.morning(now),
+                    segment=self.segments.where([Condition.of(c) for c in broadcast.segment], now),
+                )
                 broadcast.recipients = await repos.outbox.plan(rows)
                 broadcast.state, broadcast.queued_at = BroadcastState.SENDING, now
                 queued += broadcast.recipients
@@ -166,14 +210,23 @@ class BroadcastService:
         self.cancelled.add(prefix(broadcast_id))
         async with self.db.transaction() as repos:
             broadcast = await repos.broadcasts.get(broadcast_id, for_update=True)
-            if broadcast is None or broadcast.state not in (BroadcastState.SCHEDULED, BroadcastState.SENDING):
+            if broadcast is None or broadcast.state not in (
+                BroadcastState.SCHEDULED,
+                BroadcastState.SENDING,
+            ):
                 return False
-            broadcast.state, broadcast.cancelled_by, broadcast.finished_at = BroadcastState.CANCELLED, by, self.clock.now()
+            broadcast.state, broadcast.cancelled_by, broadcast.finished_at = (
+                BroadcastState.CANCELLED,
+                by,
+                self.clock.now(),
+            )
             await repos.outbox.skip_pending("cancelled", prefix=prefix(broadcast_id))
             return True
 
     async def _progress(self, repos: Repos, broadcast: Broadcast) -> Progress:
-        progress = Progress(broadcast.id, broadcast.state, broadcast.recipients or 0, starts_at=broadcast.starts_at)
+        progress = Progress(
+            broadcast.id, broadcast.state, broadcast.recipients or 0, starts_at=broadcast.starts_at
+        )
         for state, code, n in await repos.broadcasts.outcomes(prefix(broadcast.id)):
             if state == OutboxState.SENT:
                 progress.sent += n
@@ -188,7 +241,8 @@ class BroadcastService:
         if progress.waiting:
             start = max(self.clock.now(), self.policy.morning(self.clock.now()))
             progress.expected_end = start + timedelta(
-                seconds=progress.waiting / self.business.outbox.messages_per_second)
+                seconds=progress.waiting / self.business.outbox.messages_per_second
+            )
         progress.redeemed = await repos.broadcasts.redeemed(prefix(broadcast.id))
         if broadcast.queued_at is not None:
             progress.bookings = await self._bookings_after(repos, broadcast.id, broadcast.queued_at)
@@ -199,7 +253,11 @@ class BroadcastService:
         """Bookings its recipients made within a week of receiving it (compared here rather than
         in SQL: date arithmetic differs between SQLite and PostgreSQL; the bookings are few)."""
         pairs = await repos.broadcasts.bookings_after(prefix(broadcast_id), queued_at)
-        return sum(1 for created, sent_at in pairs if sent_at and sent_at <= created <= sent_at + BOOKINGS_WINDOW)
+        return sum(
+            1
+            for created, sent_at in pairs
+            if sent_at and sent_at <= created <= sent_at + BOOKINGS_WINDOW
+        )
 
     async def progress(self, broadcast_id: int) -> Progress | None:
         async with self.db.reading() as repos:
@@ -213,7 +271,10 @@ class BroadcastService:
         now = self.clock.now()
         async with self.db.reading() as repos:
             sending = await repos.broadcasts.sending()
-            found = [(await self._progress(repos, b), b.progress_chat_id, b.progress_message_id) for b in sending]
+            found = [
+                (await self._progress(repos, b), b.progress_chat_id, b.progress_message_id)
+                for b in sending
+            ]
         finished = [progress.id for progress, _, _ in found if not progress.waiting]
         if finished:
             async with self.db.transaction() as repos:
@@ -224,14 +285,23 @@ class BroadcastService:
                     broadcast.state, broadcast.finished_at = BroadcastState.DONE, now
                     if broadcast.progress_chat_id is not None:
                         await repos.outbox.queue(
-                            key=f"broadcast_report:{broadcast.id}", kind=SERVICE, template="broadcast_report",
-                            chat_id=broadcast.progress_chat_id, data={"broadcast_id": broadcast.id},
-                            not_before=now, not_after=now + timedelta(days=2), now=now)
+                            key=f"broadcast_report:{broadcast.id}",
+                            kind=SERVICE,
+                            template="broadcast_report",
+                            chat_id=broadcast.progress_chat_id,
+                            data={"broadcast_id": broadcast.id},
+                            not_before=now,
+                            not_after=now + timedelta(days=2),
+                            now=now,
+                        )
         for progress, _, _ in found:
             if progress.id in finished:
                 progress.state = BroadcastState.DONE
-        return [(progress, chat_id, message_id) for progress, chat_id, message_id in found
-                if chat_id is not None and message_id is not None]
+        return [
+            (progress, chat_id, message_id)
+            for progress, chat_id, message_id in found
+            if chat_id is not None and message_id is not None
+        ]
 
     # ---- composing ---------------------------------------------------------------------------------
 
@@ -240,12 +310,20 @@ class BroadcastService:
         fits with the longest coupon line in any language: the coupon is chosen after the text."""
         limit = TEXT_LIMIT if kind == "text" else CAPTION_LIMIT
         widest = _WidestCoupon(date(2026, 12, 31))  # the longest date in any language's format
-        gift = max(visible_len(self.render.text(lang, "broadcast", content=Markup("x"), coupon=widest,
-                                                business=self.business)) - 1 for lang in LANGUAGES)
+        gift = max(
+            visible_len(
+                self.render.text(
+                    lang, "broadcast", content=Markup("x"), coupon=widest, business=self.business
+                )
+            )
+            - 1
+            for lang in LANGUAGES
+        )
         return limit - gift
 
-    async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], Keyboard]:
+    async def compose(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard]:
         broadcast = await repos.broadcasts.get(int(row.data["broadcast_id"]))
         if broadcast is None or broadcast.state == BroadcastState.CANCELLED:
             raise Obsolete("broadcast cancelled")
@@ -253,7 +331,9 @@ class BroadcastService:
             progress = await self._progress(repos, broadcast)
             return {"progress": progress}, self.report_keyboard(broadcast.id)
         lang = customer.language if customer else self.business.staff_language
-        return {"content": Markup(broadcast.content.get("html", ""))}, self.keyboard(broadcast.buttons, lang)
+        return {"content": Markup(broadcast.content.get("html", ""))}, self.keyboard(
+            broadcast.buttons, lang
+        )
 
     def keyboard(self, buttons: list[dict[str, Any]], lang: str) -> Keyboard:
         """The owner's buttons, then "unsubscribe" (as sent and as previewed)."""
@@ -268,4 +348,6 @@ class BroadcastService:
 
     def report_keyboard(self, broadcast_id: int) -> Keyboard:
         lang = self.business.staff_language
-        return [[Button(self.render.label(lang, "broadcast_refresh"), BroadcastReport(broadcast_id))]]
+        return [
+            [Button(self.render.label(lang, "broadcast_refresh"), BroadcastReport(broadcast_id))]
+        ]

@@ -1,5 +1,6 @@
 """The care chat's memory: which admin-chat message or topic belongs to which customer, so a
 staff reply finds its way back, and when to tell a customer their message arrived."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,9 @@ from bot.outbox import RELAY
 MAX_STORED_TEXT = 4096
 RELAY_KEEPS = timedelta(days=7)  # a relay Telegram refused for a week is given up
 INBOUND, REPLY = "care_in", "care_out"  # the outbox templates of the two directions
-LINK_WAIT_SECONDS = 30.0  # how long a staff message that finds no customer waits for relays being linked
+LINK_WAIT_SECONDS = (
+    30.0  # how long a staff message that finds no customer waits for relays being linked
+)
 
 
 def _stored(text: str | None) -> str | None:
@@ -82,7 +85,9 @@ class CareService:
         self.db = db
         self.clock = clock
         self.business = business
-        self._posting: set[asyncio.Future[None]] = set()  # relays into the staff chat not yet linked
+        self._posting: set[asyncio.Future[None]] = (
+            set()
+        )  # relays into the staff chat not yet linked
 
     @asynccontextmanager
     async def posting(self) -> AsyncIterator[None]:
@@ -101,13 +106,25 @@ class CareService:
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(inbound.tg_user_id)
             for admin_message_id in inbound.admin_message_ids or (None,):
-                repos.care.add(CareMessage(
-                    tg_user_id=inbound.tg_user_id, customer_id=customer.id if customer else None,
-                    direction=CareDirection.IN, admin_message_id=admin_message_id, kind=inbound.kind,
-                    text=_stored(inbound.text), at=self.clock.now()))
+                repos.care.add(
+                    CareMessage(
+                        tg_user_id=inbound.tg_user_id,
+                        customer_id=customer.id if customer else None,
+                        direction=CareDirection.IN,
+                        admin_message_id=admin_message_id,
+                        kind=inbound.kind,
+                        text=_stored(inbound.text),
+                        at=self.clock.now(),
+                    )
+                )
 
-    async def take_incoming(self, incoming: Incoming, admin_chat_id: int, *,
-                            customer_id: int | None | EllipsisType = ...) -> bool:
+    async def take_incoming(
+        self,
+        incoming: Incoming,
+        admin_chat_id: int,
+        *,
+        customer_id: int | None | EllipsisType = ...,
+    ) -> bool:
         """Store a customer's message and queue its relay to the staff chat, in one transaction:
         nothing they wrote is lost, whatever Telegram does next. Returns whether to tell them
         "we got it" (the first message after a quiet spell). `customer_id`: the author's customer
@@ -123,17 +140,35 @@ class CareService:
         async with self.db.reading(snapshot=False) as repos:
             last = await repos.care.last_inbound_at(author.id)
         async with self.db.transaction() as repos:
-            message = CareMessage(tg_user_id=author.id, customer_id=customer_id,
-                                  direction=CareDirection.IN, admin_message_id=None, kind=incoming.kind,
-                                  text=_stored(incoming.text), at=now)
+            message = CareMessage(
+                tg_user_id=author.id,
+                customer_id=customer_id,
+                direction=CareDirection.IN,
+                admin_message_id=None,
+                kind=incoming.kind,
+                text=_stored(incoming.text),
+                at=now,
+            )
             await repos.care.store(message)
-            data: dict[str, Any] = {"care_id": message.id, "from_chat_id": author.id,
-                                    "message_id": incoming.message_id, "kind": incoming.kind,
-                                    "text": incoming.text, "author": asdict(author)}
-            await repos.outbox.queue(key=f"{INBOUND}:{author.id}:{incoming.message_id}", kind=RELAY,
-                                     template=INBOUND, not_before=now, not_after=now + RELAY_KEEPS,
-                                     customer_id=customer_id, chat_id=admin_chat_id,
-                                     data=data, now=now)
+            data: dict[str, Any] = {
+                "care_id": message.id,
+                "from_chat_id": author.id,
+                "message_id": incoming.message_id,
+                "kind": incoming.kind,
+                "text": incoming.text,
+                "author": asdict(author),
+            }
+            await repos.outbox.queue(
+                key=f"{INBOUND}:{author.id}:{incoming.message_id}",
+                kind=RELAY,
+                template=INBOUND,
+                not_before=now,
+                not_after=now + RELAY_KEEPS,
+                customer_id=customer_id,
+                chat_id=admin_chat_id,
+                data=data,
+                now=now,
+            )
         quiet = timedelta(minutes=self.business.care.acknowledge_after_minutes)
         return last is None or now - last >= quiet
 
@@ -148,19 +183,43 @@ class CareService:
         now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(reply.recipient)
-            repos.care.add(CareMessage(
-                tg_user_id=reply.recipient, customer_id=customer.id if customer else None, direction=CareDirection.OUT,
-                admin_message_id=reply.message_id, kind=reply.kind,
-                text=_stored(reply.text), staff_id=reply.staff_id, at=now))
-            repos.audit.record(StaffAction(at=now, staff_id=reply.staff_id, staff_name=reply.staff_name,
-                                           action="reply", customer_id=customer.id if customer else None,
-                                           details={"kind": reply.kind}))
-            await repos.outbox.queue(key=f"{REPLY}:{reply.recipient}:{reply.message_id}", kind=RELAY, template=REPLY,
-                                     not_before=now, not_after=now + RELAY_KEEPS,
-                                     customer_id=customer.id if customer else None, chat_id=reply.recipient,
-                                     data=asdict(reply), now=now)
+            repos.care.add(
+                CareMessage(
+                    tg_user_id=reply.recipient,
+                    customer_id=customer.id if customer else None,
+                    direction=CareDirection.OUT,
+                    admin_message_id=reply.message_id,
+                    kind=reply.kind,
+                    text=_stored(reply.text),
+                    staff_id=reply.staff_id,
+                    at=now,
+                )
+            )
+            repos.audit.record(
+                StaffAction(
+                    at=now,
+                    staff_id=reply.staff_id,
+                    staff_name=reply.staff_name,
+                    action="reply",
+                    customer_id=customer.id if customer else None,
+                    details={"kind": reply.kind},
+                )
+            )
+            await repos.outbox.queue(
+                key=f"{REPLY}:{reply.recipient}:{reply.message_id}",
+                kind=RELAY,
+                template=REPLY,
+                not_before=now,
+                not_after=now + RELAY_KEEPS,
+                customer_id=customer.id if customer else None,
+                chat_id=reply.recipient,
+                data=asdict(reply),
+                now=now,
+            )
 
-    async def recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
+    async def recipient(
+        self, chat_id: int, reply_to: int | None, thread_id: int | None
+    ) -> int | None:
         """Whose conversation a staff message belongs to: by its topic, else by what it replies to.
         None (staff talking among themselves) only once the relays on their way are linked: a
         reply quicker than the commit of its post's link would otherwise be dropped, unsent."""
@@ -170,7 +229,9 @@ class CareService:
             user = await self._recipient(chat_id, reply_to, thread_id)
         return user
 
-    async def _recipient(self, chat_id: int, reply_to: int | None, thread_id: int | None) -> int | None:
+    async def _recipient(
+        self, chat_id: int, reply_to: int | None, thread_id: int | None
+    ) -> int | None:
         async with self.db.reading() as repos:
             if thread_id is not None:
                 user = await repos.care.user_of_topic(chat_id, thread_id)
@@ -187,8 +248,14 @@ class CareService:
 
     async def save_topic(self, tg_user_id: int, chat_id: int, thread_id: int) -> None:
         async with self.db.transaction() as repos:
-            await repos.care.save_topic(CareTopic(tg_user_id=tg_user_id, chat_id=chat_id,
-                                                  thread_id=thread_id, created_at=self.clock.now()))
+            await repos.care.save_topic(
+                CareTopic(
+                    tg_user_id=tg_user_id,
+                    chat_id=chat_id,
+                    thread_id=thread_id,
+                    created_at=self.clock.now(),
+                )
+            )
 
     async def drop_topic(self, tg_user_id: int) -> None:
         async with self.db.transaction() as repos:

@@ -1,4 +1,5 @@
 """Coupons: unguessable codes, values and expiry from the business file's rules."""
+
 from __future__ import annotations
 
 import secrets
@@ -58,7 +59,13 @@ class CouponView:
 
 
 async def issue_coupon(
-    repos: Repos, *, customer_id: int | None, kind: str, rule: CouponRule, now: datetime, tz: tzinfo,
+    repos: Repos,
+    *,
+    customer_id: int | None,
+    kind: str,
+    rule: CouponRule,
+    now: datetime,
+    tz: tzinfo,
     last_day: date | None = None,
 ) -> Coupon:
     """Create a coupon with a fresh code (a clash is retried, it is never sequential); valid
@@ -77,7 +84,8 @@ async def issue_coupon(
             percent=rule.percent,
             amount=rule.amount,
             issued_at=now,
-            expires_at=expiry(now, rule.valid_days, tz) if last_day is None
+            expires_at=expiry(now, rule.valid_days, tz)
+            if last_day is None
             else datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz),
         )
     )

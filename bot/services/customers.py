@@ -1,4 +1,5 @@
 """Customers: onboarding for a welcome coupon, profile, marketing opt-out, and erasure."""
+
 from __future__ import annotations
 
 import base64
@@ -60,7 +61,10 @@ def welcome_fingerprints(key: bytes, tg_user_id: int, phone: str | None) -> list
     keyed hashes (HMAC-SHA256 with a key kept outside the database), not the number itself.
     """
     values = [f"tg:{tg_user_id}"] + ([f"phone:{phone}"] if phone else [])
-    return [keyed_fingerprint(key, hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest()) for v in values]
+    return [
+        keyed_fingerprint(key, hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest())
+        for v in values
+    ]
 
 
 # Invisible characters that belong inside a name: the zero-width non-joiner and joiner (Persian
@@ -130,8 +134,16 @@ def customer_view(customer: Customer) -> CustomerView:
 
 
 class CustomerService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo,
-                 events: Events | None = None, *, secret_key: bytes) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        business: Business,
+        tz: ZoneInfo,
+        events: Events | None = None,
+        *,
+        secret_key: bytes,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -146,15 +158,19 @@ class CustomerService:
         if new_key:
             async with self.db.reading() as repos:
                 if await repos.welcome_claims.any_keyed():
-                    log.warning("a new key file was made, but the welcome claims were keyed with another key: "
-                                "restore the old key file, or customers who got a welcome coupon can get another")
+                    log.warning(
+                        "a new key file was made, but the welcome claims were keyed with another key: "
+                        "restore the old key file, or customers who got a welcome coupon can get another"
+                    )
         rekeyed, after = 0, ""
         while True:
             async with self.db.transaction() as repos:
                 batch = await repos.welcome_claims.unkeyed(after, REKEY_BATCH)
                 for fingerprint in batch:
                     if _UNKEYED.fullmatch(fingerprint):
-                        await repos.welcome_claims.rekey(fingerprint, keyed_fingerprint(self._welcome_key, fingerprint))
+                        await repos.welcome_claims.rekey(
+                            fingerprint, keyed_fingerprint(self._welcome_key, fingerprint)
+                        )
                         rekeyed += 1
             if len(batch) < REKEY_BATCH:
                 break

@@ -6,6 +6,7 @@ once there are two, the service's default before). The planner then works set-wi
 the last visit and the round), rows whose due date passed roll on to the next cycle, and a
 customer who let `ignored_offers_limit` offers pass is left for the reactivation campaign.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -43,8 +44,9 @@ def learned_interval(visits: list[datetime], default_days: float) -> tuple[float
 
 
 class CycleService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo,
-                 booking: BookingService) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, booking: BookingService
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -65,7 +67,9 @@ class CycleService:
         """How long before the due date to offer: at `offer_at_share` of the cycle, but within
         [lead_min_days, lead_max_days] (and never before the first half of a very short cycle)."""
         lead = interval_days * (1 - self.settings.offer_at_share)
-        lead = min(max(lead, self.settings.lead_min_days), self.settings.lead_max_days, interval_days / 2)
+        lead = min(
+            max(lead, self.settings.lead_min_days), self.settings.lead_max_days, interval_days / 2
+        )
         return timedelta(days=lead)
 
     def _schedule(self, cycle: Cycle, due: datetime) -> None:
@@ -101,7 +105,10 @@ class CycleService:
         async with self.db.transaction() as repos:
             limit = self.settings.ignored_offers_limit
             planned = await repos.outbox.plan(
-                queries.due_offer_rows(now=now, due_at=self.policy.morning(now), ignored_limit=limit))
+                queries.due_offer_rows(
+                    now=now, due_at=self.policy.morning(now), ignored_limit=limit
+                )
+            )
             await repos.cycles.mark_offered(queries.offer_ready(now, limit), queries.offered())
             return planned
 
@@ -134,7 +141,7 @@ class CycleService:
     # ---- the customer's answers ----------------------------------------------------------------
 
     async def postpone(self, tg_user_id: int, service_id: str, round_: int) -> datetime | None:
-        """"Not now" on the offer of this round: no more offers this cycle; the next one comes
+        """ "Not now" on the offer of this round: no more offers this cycle; the next one comes
         a cycle later. None when the offer is not the current one (a second tap, an old message)."""
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(tg_user_id)
@@ -145,8 +152,9 @@ class CycleService:
             self._schedule(cycle, cycle.due_at + timedelta(days=cycle.interval_days))
             return cycle.due_at
 
-    async def compose_offer(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                            now: datetime) -> tuple[dict[str, Any], Keyboard]:
+    async def compose_offer(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard]:
         """The due-offer at the moment it goes: real free slots now, their usual master first."""
         service = self.business.service(row.data.get("service"))
         if customer is None or service is None:
@@ -155,15 +163,29 @@ class CycleService:
             raise Obsolete("booked meanwhile")
         cycle = await repos.cycles.get(customer.id, service.id, for_update=False)
         due = cycle.due_at if cycle and cycle.due_at else now
-        first_day = max(self.booking.finder.local_day(now), self.booking.finder.local_day(due) - timedelta(days=1))
-        slots = await self.booking.offer(repos, service, row.data.get("master"), first_day, self.settings.offer_slots)
+        first_day = max(
+            self.booking.finder.local_day(now),
+            self.booking.finder.local_day(due) - timedelta(days=1),
+        )
+        slots = await self.booking.offer(
+            repos, service, row.data.get("master"), first_day, self.settings.offer_slots
+        )
         lang = customer.language
         markup = [
             *self.booking.slot_keyboard(lang, service.id, slots),
-            [self.booking.other_time_button(lang, service.id),
-             Button(self.booking.render.label(lang, "not_now"), PostponeCycle(service.id, cycle.round if cycle else 0))],
+            [
+                self.booking.other_time_button(lang, service.id),
+                Button(
+                    self.booking.render.label(lang, "not_now"),
+                    PostponeCycle(service.id, cycle.round if cycle else 0),
+                ),
+            ],
         ]
         master = self.business.master(row.data.get("master"))
-        return {"service": service.name, "master": master.name if master else None, "slots": len(slots),
-                "due": due.astimezone(self.tz), "learned": bool(cycle and cycle.learned)}, markup
-
+        return {
+            "service": service.name,
+            "master": master.name if master else None,
+            "slots": len(slots),
+            "due": due.astimezone(self.tz),
+            "learned": bool(cycle and cycle.learned),
+        }, markup

@@ -1,4 +1,5 @@
 """Days and times as staff and masters type them (a day off, a broadcast's schedule, a coupon's last day)."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,11 @@ def parse_day(text: str, today: date, *, past: bool = False) -> date | None:
         if match := _ISO_DAY.match(value):
             day = date(int(match[1]), int(match[2]), int(match[3]))
         elif match := _DAY.match(value):
-            year = int(match[3]) + (2000 if match[3] and len(match[3]) == 2 else 0) if match[3] else today.year
+            year = (
+                int(match[3]) + (2000 if match[3] and len(match[3]) == 2 else 0)
+                if match[3]
+                else today.year
+            )
             day = date(year, int(match[2]), int(match[1]))
             if not match[3] and not past and day < today:
                 day = date(year + 1, day.month, day.day)
@@ -42,7 +47,9 @@ def parse_day(text: str, today: date, *, past: bool = False) -> date | None:
 
 def _years_later(today: date, years: int) -> date:
     """The same day `years` later (earlier, when negative); 29 February becomes the 28th."""
-    return today.replace(year=today.year + years, day=min(today.day, 28) if today.month == 2 else today.day)
+    return today.replace(
+        year=today.year + years, day=min(today.day, 28) if today.month == 2 else today.day
+    )
 
 
 def parse_moment(text: str, today: date, tz: tzinfo) -> datetime | None:

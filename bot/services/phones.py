@@ -1,4 +1,5 @@
 """Phone numbers: parsed with `phonenumbers` (Google's libphonenumber), stored as E.164."""
+
 from __future__ import annotations
 
 import phonenumbers

@@ -4,6 +4,7 @@
 A segment is stored as plain JSON on the broadcast (`[{"kind": "service", "value": "manicure"},
 …]`), so what the owner confirmed is exactly what is queued, even after a restart.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,17 @@ from bot.business import Business
 from bot.clock import local_day
 from bot.db import queries
 
-KINDS = ("all", "new", "regular", "service", "master", "visited_before", "visited_after", "birthday_month",
-         "sleeping")
+KINDS = (
+    "all",
+    "new",
+    "regular",
+    "service",
+    "master",
+    "visited_before",
+    "visited_after",
+    "birthday_month",
+    "sleeping",
+)
 
 
 @dataclass(frozen=True)
@@ -68,5 +78,6 @@ class Segments:
         raise ValueError(f"unknown condition {kind!r}")
 
     def where(self, conditions: list[Condition], now: datetime) -> Any:
-        return queries.all_of(queries.may_get_broadcasts(), *(self.condition(c, now) for c in conditions))
-
+        return queries.all_of(
+            queries.may_get_broadcasts(), *(self.condition(c, now) for c in conditions)
+        )

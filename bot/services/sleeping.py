@@ -6,6 +6,7 @@ booked. The planner writes to them once per sleep (keyed by their last visit) wi
 reactivation coupon, once more `second_after_days` later if they still sleep, and then leaves
 them alone. Both planner steps are set-wise INSERT … SELECT, like every planner.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ class SleepStats:
 
 
 class SleepingService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -67,17 +70,28 @@ class SleepingService:
         coupon = coupon_data(self.business.coupons.reactivation, "reactivation")
         planned = 0
         async with self.db.transaction() as repos:
-            steps: list[tuple[int, str, dict[str, Any], datetime | None]] = [(1, FIRST, coupon, None)]
+            steps: list[tuple[int, str, dict[str, Any], datetime | None]] = [
+                (1, FIRST, coupon, None)
+            ]
             if self.settings.second_after_days:
                 steps.append((2, SECOND, {}, now - timedelta(days=self.settings.second_after_days)))
             for step, template, data, first_sent_before in steps:
-                planned += await repos.outbox.plan(queries.reactivation_rows(
-                    step, template=template, data=data, now=now, not_after=now + timedelta(days=3),
-                    due_at=self.policy.morning(now), first_sent_before=first_sent_before))
+                planned += await repos.outbox.plan(
+                    queries.reactivation_rows(
+                        step,
+                        template=template,
+                        data=data,
+                        now=now,
+                        not_after=now + timedelta(days=3),
+                        due_at=self.policy.morning(now),
+                        first_sent_before=first_sent_before,
+                    )
+                )
         return planned
 
-    async def compose(self, repos: Repos, row: OutboxMessage, customer: Customer | None,
-                      now: datetime) -> tuple[dict[str, Any], Keyboard]:
+    async def compose(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard]:
         """A "book" button under the wake-up message (and the coupon's, when there is one)."""
         lang = customer.language if customer else self.business.staff_language
         rows = [[Button(self.render.label(lang, "book"), OpenBooking())]]
@@ -91,13 +105,22 @@ class SleepingService:
         now = self.clock.now()
         window = timedelta(days=self._offer_days())
         async with self.db.reading() as repos:
-            asleep = await repos.customers.count_in(queries.all_of(queries.known(), queries.sleeping(now)))
+            asleep = await repos.customers.count_in(
+                queries.all_of(queries.known(), queries.sleeping(now))
+            )
             contacted = await repos.outbox.sent_under("reactivation:", ":1")  # the first messages
             since = min(contacted.values(), default=now)
-            events = [*await repos.purchases.made_since(since), *await repos.bookings.made_since(since)]
+            events = [
+                *await repos.purchases.made_since(since),
+                *await repos.bookings.made_since(since),
+            ]
         sent_at: dict[int, list[datetime]] = {}
         for key, at in contacted.items():
             sent_at.setdefault(int(key.split(":")[1]), []).append(at)
-        woke = {(customer_id, at) for customer_id, moment in events for at in sent_at.get(customer_id, [])
-                if at <= moment <= at + window}
+        woke = {
+            (customer_id, at)
+            for customer_id, moment in events
+            for at in sent_at.get(customer_id, [])
+            if at <= moment <= at + window
+        }
         return SleepStats(asleep=asleep, contacted=len(contacted), woke=len(woke))

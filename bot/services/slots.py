@@ -4,6 +4,7 @@ Pure computation over what the caller loaded (the cells held by bookings, the da
 one query per search feeds any number of masters and days. Times are on a grid of
 `grid_minutes` counted from midnight in the business's time zone.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,33 +74,59 @@ class SlotFinder:
         """A slot someone asks for (a button, maybe forged or stale) is one we would offer."""
         return starts_at in self.starts(master, service, self.local_day(starts_at))
 
-    def free(self, master: Master, service: Service, day: date, *, held: Collection[datetime],
-             days_off: Collection[date], now: datetime) -> list[Slot]:
+    def free(
+        self,
+        master: Master,
+        service: Service,
+        day: date,
+        *,
+        held: Collection[datetime],
+        days_off: Collection[date],
+        now: datetime,
+    ) -> list[Slot]:
         if day in days_off:
             return []
         earliest = self.earliest(now)
         return [
             Slot(start, master.id)
             for start in self.starts(master, service, day)
-            if start >= earliest and not any(c in held for c in cells(start, service.duration_minutes, self.grid))
+            if start >= earliest
+            and not any(c in held for c in cells(start, service.duration_minutes, self.grid))
         ]
 
-    def search(self, service: Service, masters: Iterable[Master], days: Iterable[date], *,
-               held: Mapping[str, Collection[datetime]], days_off: Mapping[str, Collection[date]],
-               now: datetime) -> list[Slot]:
+    def search(
+        self,
+        service: Service,
+        masters: Iterable[Master],
+        days: Iterable[date],
+        *,
+        held: Mapping[str, Collection[datetime]],
+        days_off: Mapping[str, Collection[date]],
+        now: datetime,
+    ) -> list[Slot]:
         """All free slots of these masters on these days, by time (then by master's order)."""
         found: list[Slot] = []
         masters = list(masters)
         for day in days:
             for master in masters:
-                found.extend(self.free(master, service, day, held=held.get(master.id, ()),
-                                       days_off=days_off.get(master.id, ()), now=now))
+                found.extend(
+                    self.free(
+                        master,
+                        service,
+                        day,
+                        held=held.get(master.id, ()),
+                        days_off=days_off.get(master.id, ()),
+                        now=now,
+                    )
+                )
         order = {m.id: i for i, m in enumerate(masters)}
         found.sort(key=lambda s: (s.starts_at, order[s.master_id]))
         return found
 
 
-def spread(slots: list[Slot], limit: int, per_day: int = 2, tz: ZoneInfo | None = None) -> list[Slot]:
+def spread(
+    slots: list[Slot], limit: int, per_day: int = 2, tz: ZoneInfo | None = None
+) -> list[Slot]:
     """Pick up to `limit` slots, at most `per_day` a day, spread over the day (a morning and
     an evening rather than 10:00 and 10:30): what a customer choosing a time wants to see."""
     by_day: dict[date, list[Slot]] = {}

@@ -1,5 +1,6 @@
 """What staff do from the admin chat: find a customer, record a sale, redeem a coupon, add a
 note. Every action is audited with who did it and when."""
+
 from __future__ import annotations
 
 import re
@@ -108,23 +109,37 @@ CARD_FREE_TEXT = ("last_note", "source", "name", "username")
 def card_text(render: Renderer, lang: str, card: CustomerCard, business: Business) -> str:
     """The customer card as one message that always fits: a long note or name is shortened
     (with "…"), never the reason the card cannot be shown."""
-    return shorten_fields(lambda c: render.text(lang, "staff_card", card=c, business=business), card, CARD_FREE_TEXT)
+    return shorten_fields(
+        lambda c: render.text(lang, "staff_card", card=c, business=business), card, CARD_FREE_TEXT
+    )
 
 
-def history_text(render: Renderer, lang: str, card: CustomerCard, history: list[HistoryEntry],
-                 business: Business) -> str:
+def history_text(
+    render: Renderer, lang: str, card: CustomerCard, history: list[HistoryEntry], business: Business
+) -> str:
     """A customer's history in one message: long notes in it are cut, all to the same length."""
+
     def shown(cap: int | None) -> str:
-        entries = history if cap is None else [
-            replace(e, details={**e.details, "text": truncate_text(str(e.details["text"]), cap)})
-            if e.details.get("text") else e for e in history]
+        entries = (
+            history
+            if cap is None
+            else [
+                replace(
+                    e, details={**e.details, "text": truncate_text(str(e.details["text"]), cap)}
+                )
+                if e.details.get("text")
+                else e
+                for e in history
+            ]
+        )
         return render.text(lang, "staff_history", card=card, history=entries, business=business)
+
     longest = max((len(str(e.details.get("text") or "")) * 2 for e in history), default=0)
     return fit_shortened(shown, longest)
 
 
 def parse_amount(text: str) -> int:
-    """"1500", "1 500", "1500,50" → minor units; raise UsageError("amount") otherwise."""
+    """ "1500", "1 500", "1500,50" → minor units; raise UsageError("amount") otherwise."""
     cleaned = text.replace(" ", "").replace("\u00a0", "").replace(",", ".").removesuffix("₽")
     if not re.fullmatch(r"\d{1,12}(\.\d{1,2})?", cleaned):
         raise UsageError("amount", value=text)
@@ -178,8 +193,12 @@ def check_master_does(business: Business, service: Service | None, master: Maste
         return
     doers = business.masters_of(service)
     if master not in doers:
-        raise UsageError("master_service", value=master.name, service=service.name,
-                         masters=[m.name for m in doers])
+        raise UsageError(
+            "master_service",
+            value=master.name,
+            service=service.name,
+            masters=[m.name for m in doers],
+        )
 
 
 def parse_sale(args: str, business: Business) -> SaleCommand:
@@ -207,7 +226,9 @@ def parse_sale(args: str, business: Business) -> SaleCommand:
 
 
 class StaffService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, events: Events) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, events: Events
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -229,7 +250,11 @@ class StaffService:
         if digits.isdigit() and 4 <= len(digits) <= 10:
             return await repos.customers.by_phone_tail(digits)
         code = normalize_code(text)
-        if len(code) == CODE_LENGTH and set(code) <= set(CODE_ALPHABET) and text.replace("-", "").isalnum():
+        if (
+            len(code) == CODE_LENGTH
+            and set(code) <= set(CODE_ALPHABET)
+            and text.replace("-", "").isalnum()
+        ):
             coupon = await repos.coupons.by_code(code)
             if coupon and coupon.customer_id:
                 owner = await repos.customers.get(coupon.customer_id)
@@ -270,41 +295,70 @@ class StaffService:
         ids = [c.id for c in customers]
         facts = await repos.customers.card_facts(ids, now)
         coupons = await repos.coupons.active_of(ids, now)
-        return [CustomerCard(
-            id=customer.id,
-            name=customer.name,
-            phone=customer.phone,
-            username=customer.username,
-            source=customer.source,
-            visits=facts[customer.id].visits,
-            spent_minor=facts[customer.id].spent_minor,
-            last_visit=facts[customer.id].last_visit,
-            coupons=[CouponView.of(c, self.tz) for c in coupons.get(customer.id, [])],
-            last_note=facts[customer.id].last_note,
-            blocked=customer.blocked_at is not None,
-            marketing=not customer.marketing_opt_out,
-            registered=customer.onboarded_at is not None,
-            tg_user_id=customer.tg_user_id,
-            csat_answers=facts[customer.id].csat_answers,
-            csat_average=facts[customer.id].csat_average,
-            no_shows=facts[customer.id].no_shows,
-            next_visit=facts[customer.id].next_visit,
-        ) for customer in customers]
+        return [
+            CustomerCard(
+                id=customer.id,
+                name=customer.name,
+                phone=customer.phone,
+                username=customer.username,
+                source=customer.source,
+                visits=facts[customer.id].visits,
+                spent_minor=facts[customer.id].spent_minor,
+                last_visit=facts[customer.id].last_visit,
+                coupons=[CouponView.of(c, self.tz) for c in coupons.get(customer.id, [])],
+                last_note=facts[customer.id].last_note,
+                blocked=customer.blocked_at is not None,
+                marketing=not customer.marketing_opt_out,
+                registered=customer.onboarded_at is not None,
+                tg_user_id=customer.tg_user_id,
+                csat_answers=facts[customer.id].csat_answers,
+                csat_average=facts[customer.id].csat_average,
+                no_shows=facts[customer.id].no_shows,
+                next_visit=facts[customer.id].next_visit,
+            )
+            for customer in customers
+        ]
 
     # ---- actions ----------------------------------------------------------------------------
 
-    def _audit(self, repos: Repos, staff: Staff, action: str, customer_id: int | None, **details: Any) -> None:
-        repos.audit.record(StaffAction(at=self.clock.now(), staff_id=staff.id, staff_name=staff.name,
-                                       action=action, customer_id=customer_id, details=details))
+    def _audit(
+        self, repos: Repos, staff: Staff, action: str, customer_id: int | None, **details: Any
+    ) -> None:
+        repos.audit.record(
+            StaffAction(
+                at=self.clock.now(),
+                staff_id=staff.id,
+                staff_name=staff.name,
+                action=action,
+                customer_id=customer_id,
+                details=details,
+            )
+        )
 
-    async def record_sale(self, staff: Staff, customer_id: int, amount_minor: int,
-                          service_id: str | None = None, master_id: str | None = None) -> Sale:
+    async def record_sale(
+        self,
+        staff: Staff,
+        customer_id: int,
+        amount_minor: int,
+        service_id: str | None = None,
+        master_id: str | None = None,
+    ) -> Sale:
         async with self.db.transaction() as repos:
-            return await self.record_sale_in(repos, staff, customer_id, amount_minor, service_id, master_id)
+            return await self.record_sale_in(
+                repos, staff, customer_id, amount_minor, service_id, master_id
+            )
 
-    async def record_sale_in(self, repos: Repos, staff: Staff, customer_id: int, amount_minor: int,
-                             service_id: str | None = None, master_id: str | None = None, *,
-                             as_booked: bool = False) -> Sale:
+    async def record_sale_in(
+        self,
+        repos: Repos,
+        staff: Staff,
+        customer_id: int,
+        amount_minor: int,
+        service_id: str | None = None,
+        master_id: str | None = None,
+        *,
+        as_booked: bool = False,
+    ) -> Sale:
         """Record a purchase inside the caller's transaction (a visit marked done records its sale
         together with the visit's new state, so a double tap cannot record it twice).
 
@@ -315,7 +369,9 @@ class StaffService:
             raise UsageError("amount", value=str(amount_minor / 100))
         service = self.business.service(service_id)
         if service_id is not None and service is None:
-            raise UsageError("service", value=service_id, known=[s.name for s in self.business.services])
+            raise UsageError(
+                "service", value=service_id, known=[s.name for s in self.business.services]
+            )
         master = self.business.master(master_id)
         if master_id is not None and master is None:
             raise UsageError("master", value=master_id)
@@ -325,18 +381,45 @@ class StaffService:
         customer = await repos.customers.get(customer_id, for_update=True)
         if customer is None or customer.erased_at is not None:
             raise UsageError("not_found", query=f"#{customer_id}")
-        purchase = await repos.purchases.add(Purchase(
-            customer_id=customer.id, amount_minor=amount_minor, service_id=service_id,
-            master_id=master_id, at=now, staff_id=staff.id, staff_name=staff.name))
-        self._audit(repos, staff, "sale", customer.id, amount_minor=amount_minor,
-                    service=service.name if service else None, master=master.name if master else None)
-        await self.events.purchase_recorded(repos, PurchaseRecorded(
-            purchase_id=purchase.id, customer_id=customer.id, amount_minor=amount_minor,
-            service_id=service_id, master_id=master_id, at=now))
+        purchase = await repos.purchases.add(
+            Purchase(
+                customer_id=customer.id,
+                amount_minor=amount_minor,
+                service_id=service_id,
+                master_id=master_id,
+                at=now,
+                staff_id=staff.id,
+                staff_name=staff.name,
+            )
+        )
+        self._audit(
+            repos,
+            staff,
+            "sale",
+            customer.id,
+            amount_minor=amount_minor,
+            service=service.name if service else None,
+            master=master.name if master else None,
+        )
+        await self.events.purchase_recorded(
+            repos,
+            PurchaseRecorded(
+                purchase_id=purchase.id,
+                customer_id=customer.id,
+                amount_minor=amount_minor,
+                service_id=service_id,
+                master_id=master_id,
+                at=now,
+            ),
+        )
         card = await self._card(repos, customer)
-        return Sale(purchase.id, card, amount_minor, service, master.name if master else None, staff)
+        return Sale(
+            purchase.id, card, amount_minor, service, master.name if master else None, staff
+        )
 
-    async def redeem(self, staff: Staff, code_text: str, customer_id: int | None = None) -> RedeemResult:
+    async def redeem(
+        self, staff: Staff, code_text: str, customer_id: int | None = None
+    ) -> RedeemResult:
         """Redeem a coupon by code; with `customer_id`, only that customer's coupon."""
         code = normalize_code(code_text)
         now = self.clock.now()
@@ -357,10 +440,18 @@ class StaffService:
             return self._why_not(coupon, view, card, now)
 
     @staticmethod
-    def _why_not(coupon: Coupon, view: CouponView, card: CustomerCard | None, now: datetime) -> RedeemResult:
+    def _why_not(
+        coupon: Coupon, view: CouponView, card: CustomerCard | None, now: datetime
+    ) -> RedeemResult:
         if coupon.redeemed_at is not None:
-            return RedeemResult(RedeemOutcome.ALREADY_USED, coupon.code, view, card,
-                                coupon.redeemed_at, coupon.redeemed_by_name)
+            return RedeemResult(
+                RedeemOutcome.ALREADY_USED,
+                coupon.code,
+                view,
+                card,
+                coupon.redeemed_at,
+                coupon.redeemed_by_name,
+            )
         if coupon.voided_at is not None:
             return RedeemResult(RedeemOutcome.VOIDED, coupon.code, view, card)
         return RedeemResult(RedeemOutcome.EXPIRED, coupon.code, view, card)
@@ -375,12 +466,21 @@ class StaffService:
             customer = await repos.customers.get(customer_id)
             if customer is None or customer.erased_at is not None:
                 raise UsageError("not_found", query=f"#{customer_id}")
-            repos.notes.add(StaffNote(customer_id=customer.id, text=note, staff_id=staff.id,
-                                      staff_name=staff.name, at=self.clock.now()))
+            repos.notes.add(
+                StaffNote(
+                    customer_id=customer.id,
+                    text=note,
+                    staff_id=staff.id,
+                    staff_name=staff.name,
+                    at=self.clock.now(),
+                )
+            )
             self._audit(repos, staff, "note", customer.id, text=note)
             return await self._card(repos, customer)
 
     async def history(self, customer_id: int) -> list[HistoryEntry]:
         async with self.db.transaction() as repos:
             actions = await repos.audit.of_customer(customer_id, HISTORY_LIMIT)
-            return [HistoryEntry(a.at, a.staff_name, a.action, dict(a.details or {})) for a in actions]
+            return [
+                HistoryEntry(a.at, a.staff_name, a.action, dict(a.details or {})) for a in actions
+            ]

@@ -1,4 +1,5 @@
 """After-purchase satisfaction surveys: hear every unhappy customer before the internet does."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -83,7 +84,9 @@ class CsatReport:
 
 def score_keyboard(survey_id: int, render: Renderer, lang: str) -> Keyboard:
     """1-5 in a row."""
-    return [[Button(render.label(lang, f"score_{n}"), SurveyScore(survey_id, n)) for n in range(1, 6)]]
+    return [
+        [Button(render.label(lang, f"score_{n}"), SurveyScore(survey_id, n)) for n in range(1, 6)]
+    ]
 
 
 def _cut_comments(surveys: list[SurveyView], cap: int | None) -> list[SurveyView]:
@@ -97,7 +100,9 @@ def _longest(surveys: list[SurveyView]) -> int:
 
 
 class SurveyService:
-    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, render: Renderer
+    ) -> None:
         self.db = db
         self.clock = clock
         self.business = business
@@ -120,17 +125,33 @@ class SurveyService:
         if recent or customer is None:
             return
         service = self.business.service(event.service_id)
-        delay = service.survey_delay_hours if service and service.survey_delay_hours is not None else settings.delay_hours
+        delay = (
+            service.survey_delay_hours
+            if service and service.survey_delay_hours is not None
+            else settings.delay_hours
+        )
         planned = self.policy.morning(event.at + timedelta(hours=delay))  # never at night
         closes = planned + timedelta(hours=settings.closes_after_hours)
-        survey = Survey(purchase_id=event.purchase_id, customer_id=event.customer_id, service_id=event.service_id,
-                        master_id=event.master_id, planned_at=planned, closes_at=closes)
+        survey = Survey(
+            purchase_id=event.purchase_id,
+            customer_id=event.customer_id,
+            service_id=event.service_id,
+            master_id=event.master_id,
+            planned_at=planned,
+            closes_at=closes,
+        )
         await repos.surveys.add(survey)
         await repos.outbox.queue(
-            key=f"survey:{event.purchase_id}", customer_id=event.customer_id,
-            kind=MARKETING if settings.marketing else SERVICE, template="survey_question",
-            data={"survey_id": survey.id}, markup=dump(score_keyboard(survey.id, self.render, customer.language)),
-            not_before=planned, not_after=min(closes, planned + timedelta(hours=24)), now=event.at)
+            key=f"survey:{event.purchase_id}",
+            customer_id=event.customer_id,
+            kind=MARKETING if settings.marketing else SERVICE,
+            template="survey_question",
+            data={"survey_id": survey.id},
+            markup=dump(score_keyboard(survey.id, self.render, customer.language)),
+            not_before=planned,
+            not_after=min(closes, planned + timedelta(hours=24)),
+            now=event.at,
+        )
 
     async def _view(self, repos: Repos, survey: Survey) -> SurveyView:
         return (await self._views(repos, [survey]))[0]
@@ -141,17 +162,28 @@ class SurveyService:
             return []
         customers = await repos.customers.by_ids({s.customer_id for s in surveys})
         purchases = await repos.purchases.by_ids({s.purchase_id for s in surveys})
-        return [self._view_of(s, customers[s.customer_id], purchases[s.purchase_id]) for s in surveys]
+        return [
+            self._view_of(s, customers[s.customer_id], purchases[s.purchase_id]) for s in surveys
+        ]
 
     def _view_of(self, survey: Survey, customer: Customer, purchase: Purchase) -> SurveyView:
         return SurveyView(
-            id=survey.id, customer_id=customer.id, tg_user_id=customer.tg_user_id, name=customer.name,
+            id=survey.id,
+            customer_id=customer.id,
+            tg_user_id=customer.tg_user_id,
+            name=customer.name,
             phone=customer.phone,
             service=getattr(self.business.service(survey.service_id), "name", None),
             master=getattr(self.business.master(survey.master_id), "name", None),
-            amount_minor=purchase.amount_minor, bought_at=purchase.at, score=survey.score, comment=survey.comment,
-            answered_at=survey.answered_at, alert_message_id=survey.alert_message_id,
-            resolved_at=survey.resolved_at, resolved_by=survey.resolved_by)
+            amount_minor=purchase.amount_minor,
+            bought_at=purchase.at,
+            score=survey.score,
+            comment=survey.comment,
+            answered_at=survey.answered_at,
+            alert_message_id=survey.alert_message_id,
+            resolved_at=survey.resolved_at,
+            resolved_by=survey.resolved_by,
+        )
 
     async def _own(self, repos: Repos, tg_user_id: int, survey_id: int) -> Survey | None:
         customer = await repos.customers.by_tg_user(tg_user_id)
@@ -168,7 +200,9 @@ class SurveyService:
         state = await repos.outbox.state_of(f"survey:{survey.purchase_id}")
         return state in (OutboxState.SENDING, OutboxState.SENT)
 
-    async def answer(self, tg_user_id: int, survey_id: int, score: int) -> tuple[SurveyOutcome, SurveyView | None]:
+    async def answer(
+        self, tg_user_id: int, survey_id: int, score: int
+    ) -> tuple[SurveyOutcome, SurveyView | None]:
         now = self.clock.now()
         async with self.db.transaction() as repos:
             survey = await self._own(repos, tg_user_id, survey_id)
@@ -194,18 +228,33 @@ class SurveyService:
         need be; a comment longer than a message goes on in the messages after it. The comment's
         parts do not depend on the card, so resolving (which edits the first message) keeps them."""
         card = self.render.text(lang, "survey_alert", survey=survey, business=self.business)
-        body = self.render.text(lang, "survey_alert_comment", comment=survey.comment) if survey.comment else ""
+        body = (
+            self.render.text(lang, "survey_alert_comment", comment=survey.comment)
+            if survey.comment
+            else ""
+        )
         return card_messages(card, body, card_room=ALERT_CARD_ROOM)
 
     def complaints_text(self, lang: str, cases: list[SurveyView]) -> str:
         """Open complaints in one message: long comments cut, all to the same length."""
-        return fit_shortened(lambda cap: self.render.text(
-            lang, "complaints", cases=_cut_comments(cases, cap), business=self.business), _longest(cases))
+        return fit_shortened(
+            lambda cap: self.render.text(
+                lang, "complaints", cases=_cut_comments(cases, cap), business=self.business
+            ),
+            _longest(cases),
+        )
 
     def csat_text(self, lang: str, report: CsatReport, days: int) -> str:
-        return fit_shortened(lambda cap: self.render.text(
-            lang, "csat", report=replace(report, comments=_cut_comments(report.comments, cap)), days=days,
-            business=self.business), _longest(report.comments))
+        return fit_shortened(
+            lambda cap: self.render.text(
+                lang,
+                "csat",
+                report=replace(report, comments=_cut_comments(report.comments, cap)),
+                days=days,
+                business=self.business,
+            ),
+            _longest(report.comments),
+        )
 
     async def set_alert(self, survey_id: int, message_id: int) -> None:
         async with self.db.transaction() as repos:
@@ -236,13 +285,23 @@ class SurveyService:
             answered = await repos.surveys.answered_since(since)
             scores = [s.score for s in answered if s.score is not None]
             distribution = {n: scores.count(n) for n in range(1, 6)}
-            comments = await self._views(repos, [s for s in answered if s.comment][:LATEST_COMMENTS])
+            comments = await self._views(
+                repos, [s for s in answered if s.comment][:LATEST_COMMENTS]
+            )
         return CsatReport(
-            since=since, asked=int(asked), answered=len(scores),
-            average=round(sum(scores) / len(scores), 2) if scores else None, distribution=distribution,
-            by_master=self._ratings(answered, "master_id", {m.id: m.name for m in self.business.masters}),
-            by_service=self._ratings(answered, "service_id", {s.id: s.name for s in self.business.services}),
-            comments=comments)
+            since=since,
+            asked=int(asked),
+            answered=len(scores),
+            average=round(sum(scores) / len(scores), 2) if scores else None,
+            distribution=distribution,
+            by_master=self._ratings(
+                answered, "master_id", {m.id: m.name for m in self.business.masters}
+            ),
+            by_service=self._ratings(
+                answered, "service_id", {s.id: s.name for s in self.business.services}
+            ),
+            comments=comments,
+        )
 
     @staticmethod
     def _ratings(answered: list[Survey], attribute: str, names: dict[str, str]) -> list[Rating]:
@@ -251,5 +310,7 @@ class SurveyService:
             key = getattr(survey, attribute)
             if key is not None and survey.score is not None:
                 groups.setdefault(key, []).append(survey.score)
-        return sorted((Rating(names.get(k, k), len(v), round(sum(v) / len(v), 2)) for k, v in groups.items()),
-                      key=lambda r: (-r.answers, r.title))
+        return sorted(
+            (Rating(names.get(k, k), len(v), round(sum(v) / len(v), 2)) for k, v in groups.items()),
+            key=lambda r: (-r.answers, r.title),
+        )

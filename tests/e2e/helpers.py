@@ -1,4 +1,5 @@
 """Steps a customer takes, and what the database holds afterwards."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +11,9 @@ from bot.db.repositories import Database
 from tests.telegram_server import Call, Person
 
 
-async def tap(person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup") -> Call:
+async def tap(
+    person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup"
+) -> Call:
     """Press a button whose handler answers the press and edits its message; return the edit."""
     await person.press(message, button)
     await person.next("answerCallbackQuery")
@@ -31,8 +34,12 @@ async def to_birthday(person: Person, phone: str = "79161234567") -> Call:
     return await person.reply()
 
 
-async def onboard(person: Person, phone: str = "79161234567", birthday: str | None = "14.03.1990",
-                  start: str = "/start") -> Call:
+async def onboard(
+    person: Person,
+    phone: str = "79161234567",
+    birthday: str | None = "14.03.1990",
+    start: str = "/start",
+) -> Call:
     """From /start to the welcome coupon; returns the bot's last message."""
     await consent(person, start)
     await person.send_contact(phone)
@@ -73,7 +80,9 @@ async def count(db: Database, model: type, *where: Any) -> int:
 
 async def coupons_of(db: Database, customer_id: int) -> list[Coupon]:
     async with db.transaction() as repos:
-        return list(await repos.session.scalars(select(Coupon).where(Coupon.customer_id == customer_id)))
+        return list(
+            await repos.session.scalars(select(Coupon).where(Coupon.customer_id == customer_id))
+        )
 
 
 async def consents_of(db: Database, customer_id: int) -> list[Consent]:

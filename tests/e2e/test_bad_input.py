@@ -1,6 +1,7 @@
 """Input that is out of range, forged or odd gets a clear, polite answer (or silence when there
 is nobody to answer), never an error: times and dates no calendar has, messages without an
 author, names with joiners, a sale of a service the master does not do."""
+
 from __future__ import annotations
 
 import logging
@@ -52,11 +53,21 @@ async def test_a_forged_slot_time_out_of_range_is_a_stale_button(
 BIG = "9" * 25
 
 
-@pytest.mark.parametrize("data", [
-    f"booking:cancel:{BIG}", "booking:confirm:3000000000", f"coupon:{BIG}", f"survey:{BIG}:5", f"survey:1:{BIG}",
-    f"survey_skip:{BIG}", f"bk:times:manicure:anna:{BIG}:0", f"bk:days:manicure:anna:0:{BIG}",
-    f"cycle:later:manicure:{BIG}", f"slot:book:manicure:anna:29000000:{BIG}",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"booking:cancel:{BIG}",
+        "booking:confirm:3000000000",
+        f"coupon:{BIG}",
+        f"survey:{BIG}:5",
+        f"survey:1:{BIG}",
+        f"survey_skip:{BIG}",
+        f"bk:times:manicure:anna:{BIG}:0",
+        f"bk:days:manicure:anna:0:{BIG}",
+        f"cycle:later:manicure:{BIG}",
+        f"slot:book:manicure:anna:29000000:{BIG}",
+    ],
+)
 async def test_forged_numbers_in_a_customers_buttons_are_stale(
     carebot, telegram: TelegramServer, errors: pytest.LogCaptureFixture, data: str
 ) -> None:
@@ -70,8 +81,17 @@ async def test_forged_numbers_in_a_customers_buttons_are_stale(
     assert not failed(errors)
 
 
-@pytest.mark.parametrize("data", [f"card:history:{BIG}", f"card:sale:{BIG}", f"rdm:ABCD2345:{BIG}",
-                                  f"complaint:resolve:{BIG}", f"bc:cancel:{BIG}", "bc:report:3000000000"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"card:history:{BIG}",
+        f"card:sale:{BIG}",
+        f"rdm:ABCD2345:{BIG}",
+        f"complaint:resolve:{BIG}",
+        f"bc:cancel:{BIG}",
+        "bc:report:3000000000",
+    ],
+)
 async def test_forged_numbers_in_staff_buttons_are_stale(
     carebot, telegram: TelegramServer, olga: Person, errors: pytest.LogCaptureFixture, data: str
 ) -> None:
@@ -111,17 +131,29 @@ async def test_a_day_off_too_far_ahead_is_explained(
 
 
 @pytest.mark.parametrize("where", ["private", "admin_chat", "other_group"])
-@pytest.mark.parametrize("text", ["/start", "/sale #1 500", "/dayoff 31.12", "/book", "/today", "Здравствуйте"])
+@pytest.mark.parametrize(
+    "text", ["/start", "/sale #1 500", "/dayoff 31.12", "/book", "/today", "Здравствуйте"]
+)
 async def test_a_message_without_an_author_is_ignored(
-    carebot, telegram: TelegramServer, olga: Person, errors: pytest.LogCaptureFixture, where: str, text: str
+    carebot,
+    telegram: TelegramServer,
+    olga: Person,
+    errors: pytest.LogCaptureFixture,
+    where: str,
+    text: str,
 ) -> None:
     chat: dict[str, Any] = {
         "private": {"id": 5001, "type": "private", "first_name": "Анна"},
         "admin_chat": telegram._chat(ADMIN_CHAT),
         "other_group": telegram._chat(-1005555),
     }[where]
-    message: dict[str, Any] = {"message_id": telegram.new_message_id(), "date": 0, "chat": chat, "text": text,
-                               "sender_chat": {"id": -1007770001, "type": "channel", "title": "Канал"}}
+    message: dict[str, Any] = {
+        "message_id": telegram.new_message_id(),
+        "date": 0,
+        "chat": chat,
+        "text": text,
+        "sender_chat": {"id": -1007770001, "type": "channel", "title": "Канал"},
+    }
     if text.startswith("/"):
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     await telegram.push({"message": message})
@@ -130,7 +162,9 @@ async def test_a_message_without_an_author_is_ignored(
     assert not failed(errors)
 
 
-@pytest.mark.parametrize("name", ["مهسا\u200cسادات", "\u200cمهسا", "Анна 👩\u200d👩\u200d👧", "Zoë ❤\ufe0f"])
+@pytest.mark.parametrize(
+    "name", ["مهسا\u200cسادات", "\u200cمهسا", "Анна 👩\u200d👩\u200d👧", "Zoë ❤\ufe0f"]
+)
 async def test_names_with_joiners_are_names(carebot, telegram: TelegramServer, name: str) -> None:
     anna = telegram.user(5001)
     await to_birthday(anna)
@@ -143,8 +177,12 @@ async def test_names_with_joiners_are_names(carebot, telegram: TelegramServer, n
     assert customer is not None and customer.name == name.strip("\u200c")
 
 
-@pytest.mark.parametrize("name", ["Анна\u202eмаршал", "Анна\u2066x\u2069", "Ан\u00adна", "Анна\u200b", "\u2060Анна"])
-async def test_names_with_spoofing_characters_are_refused(carebot, telegram: TelegramServer, name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["Анна\u202eмаршал", "Анна\u2066x\u2069", "Ан\u00adна", "Анна\u200b", "\u2060Анна"]
+)
+async def test_names_with_spoofing_characters_are_refused(
+    carebot, telegram: TelegramServer, name: str
+) -> None:
     anna = telegram.user(5001)
     await to_birthday(anna)
     await anna.send("14.03.1990")

@@ -1,5 +1,6 @@
 """Cycles and booking, end to end: the due-offer, booking from it or from the menu, the
 master's answer, reminders, cancel and reschedule, the visit's end, and the booking race."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,9 @@ def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
-async def _join_master(olga: Person, telegram: TelegramServer, name: str = "Анна", user_id: int = 7001) -> Person:
+async def _join_master(
+    olga: Person, telegram: TelegramServer, name: str = "Анна", user_id: int = 7001
+) -> Person:
     """The owner invites a master from the admin chat; the master opens the link."""
     await olga.send(f"/invite_master {name}")
     invite = await olga.reply()
@@ -53,7 +56,9 @@ async def _history(carebot: RunningBot, tg_user_id: int, *days: date, master: st
     assert customer is not None
     for day in days:
         carebot.clock.set(moscow(day, "12:00"))
-        await carebot.app.staff.record_sale(Staff(1, "Ольга"), customer.id, 200000, "manicure", master)
+        await carebot.app.staff.record_sale(
+            Staff(1, "Ольга"), customer.id, 200000, "manicure", master
+        )
 
 
 async def _plan(carebot: RunningBot) -> dict[str, int]:
@@ -61,21 +66,26 @@ async def _plan(carebot: RunningBot) -> dict[str, int]:
     return await carebot.app.planners.run_all()
 
 
-async def test_due_offer_booked_accepted_reminded_and_closed(carebot: RunningBot, telegram: TelegramServer,
-                                                            olga: Person) -> None:
+async def test_due_offer_booked_accepted_reminded_and_closed(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
     # Visits on 13.10, 2.11 and 22.11 (Mondays... roughly every 20 days): her own cycle is 20 days.
     await _history(carebot, 6001, date(2026, 10, 13), date(2026, 11, 2), date(2026, 11, 22))
     due = moscow(date(2026, 12, 12), "12:00")
-    carebot.clock.set(due - timedelta(days=4))  # past 5/6 of her cycle (3⅓ days before): the offer is due
+    carebot.clock.set(
+        due - timedelta(days=4)
+    )  # past 5/6 of her cycle (3⅓ days before): the offer is due
     assert (await _plan(carebot))["due_offers"] == 0  # not yet: 4 days before
     carebot.clock.set(due - timedelta(days=3))
     assert (await _plan(carebot))["due_offers"] == 1
     assert (await _plan(carebot))["due_offers"] == 0  # and not twice
     offer = await anna.reply(timeout=15)
-    assert offer.text.startswith("Анна, здравствуйте! Кажется, подходит время для «Маникюр с покрытием»")
+    assert offer.text.startswith(
+        "Анна, здравствуйте! Кажется, подходит время для «Маникюр с покрытием»"
+    )
     assert "обычно вы приходите примерно в эти дни" in offer.text
     slots = offer.button_texts[:-2]
     assert 1 <= len(slots) <= 6 and offer.button_texts[-2:] == ["🗓 Другое время", "Не сейчас"]
@@ -85,12 +95,22 @@ async def test_due_offer_booked_accepted_reminded_and_closed(carebot: RunningBot
     await anna.press(offer, slots[0])
     await anna.next("answerCallbackQuery")
     requested = await anna.next("editMessageText")
-    assert requested.text.startswith("Заявка отправлена ✨") and "пт 11.12 в 10:00" in requested.text
+    assert (
+        requested.text.startswith("Заявка отправлена ✨") and "пт 11.12 в 10:00" in requested.text
+    )
     request = await master.reply()
-    assert request.text.startswith("🆕 <b>Новая запись</b>\nпт 11.12 в 10:00 — «Маникюр с покрытием»")
-    assert "Анна, +79161234567" in request.text and request.button_texts == ["✅ Принять", "✖️ Отклонить"]
+    assert request.text.startswith(
+        "🆕 <b>Новая запись</b>\nпт 11.12 в 10:00 — «Маникюр с покрытием»"
+    )
+    assert "Анна, +79161234567" in request.text and request.button_texts == [
+        "✅ Принять",
+        "✖️ Отклонить",
+    ]
     notice = await olga.reply()
-    assert notice.text.startswith("📅 Запись: пт 11.12 в 10:00") and "Ждёт ответа мастера" in notice.text
+    assert (
+        notice.text.startswith("📅 Запись: пт 11.12 в 10:00")
+        and "Ждёт ответа мастера" in notice.text
+    )
     assert not notice.markup
 
     await master.press(request, "Принять")
@@ -107,7 +127,10 @@ async def test_due_offer_booked_accepted_reminded_and_closed(carebot: RunningBot
     assert reminder.button_texts == ["👍 Приду", "🔁 Перенести", "✖️ Отменить"]
     await anna.press(reminder, "Приду")
     assert (await anna.next("answerCallbackQuery")).params["text"] == "Спасибо, ждём вас! 💛"
-    assert (await anna.next("editMessageReplyMarkup")).button_texts == ["🔁 Перенести", "✖️ Отменить"]
+    assert (await anna.next("editMessageReplyMarkup")).button_texts == [
+        "🔁 Перенести",
+        "✖️ Отменить",
+    ]
     carebot.clock.set(moscow(date(2026, 12, 11), "08:00"))  # 2 hours before
     assert "сегодня <b>пт 11.12 в 10:00</b>" in (await anna.reply(timeout=15)).text
 
@@ -122,15 +145,21 @@ async def test_due_offer_booked_accepted_reminded_and_closed(carebot: RunningBot
     assert closed.params["text"] == "Визит закрыт, продажа 2000 ₽ записана."
     assert "✅ состоялся" in (await master.next("editMessageText")).text
     await master.press_data(day, day.buttons[0]["callback_data"])  # a second tap changes nothing
-    assert "уже закрыли: визит состоялся" in (await master.next("answerCallbackQuery")).params["text"]
+    assert (
+        "уже закрыли: визит состоялся" in (await master.next("answerCallbackQuery")).params["text"]
+    )
     assert await count(carebot.db, Purchase) == 4
 
-    carebot.clock.advance(timedelta(hours=3))  # the sale brings the survey (service, first) and the offer
+    carebot.clock.advance(
+        timedelta(hours=3)
+    )  # the sale brings the survey (service, first) and the offer
     assert "как вам визит к мастеру Анна" in (await anna.reply(timeout=15)).text
     assert "спасибо, что были у нас" in (await anna.reply(timeout=15)).text
 
 
-async def test_not_now_postpones_to_the_next_cycle(carebot: RunningBot, telegram: TelegramServer) -> None:
+async def test_not_now_postpones_to_the_next_cycle(
+    carebot: RunningBot, telegram: TelegramServer
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     await _history(carebot, 6001, date(2026, 11, 2))  # one visit: the service's 21 days
@@ -179,15 +208,20 @@ async def _book(person: Person, times: Call, time: str) -> tuple[Call, Call]:
 
 
 async def test_booking_from_the_menu_declined_by_staff_and_by_the_master(
-        carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
-    times = await _menu_to_times(anna)  # Mon 23.11, 12:00: 13:00 would run into Анна's break, so 14:30
+    times = await _menu_to_times(
+        anna
+    )  # Mon 23.11, 12:00: 13:00 would run into Анна's break, so 14:30
     assert times.text.startswith("пн 23.11, мастер Анна: свободное время")
     assert times.button_texts[0] == "пн 23.11 в 14:30" and times.button_texts[-1] == "← Назад"
     ask, requested = await _book(anna, times, "в 15:00")
-    assert "Записать вас на «Маникюр с покрытием» (2000 ₽, 90 мин) к мастеру Анна — <b>пн 23.11 в 15:00</b>?" \
+    assert (
+        "Записать вас на «Маникюр с покрытием» (2000 ₽, 90 мин) к мастеру Анна — <b>пн 23.11 в 15:00</b>?"
         in ask.text
+    )
     assert requested.text.startswith("Заявка отправлена")
     notice = await olga.reply()  # Анна has not joined the bot: the admin chat answers for her
     assert "Мастер ещё не подключён к боту" in notice.text
@@ -196,9 +230,13 @@ async def test_booking_from_the_menu_declined_by_staff_and_by_the_master(
     await olga.next("answerCallbackQuery")
     assert (await olga.next("editMessageText")).text.startswith("✖️ Отклонено (Ольга (@olga_admin))")
     declined = await anna.reply()
-    assert declined.text.startswith("Анна, к сожалению, мастер Анна не сможет принять вас пн 23.11 в 15:00.")
+    assert declined.text.startswith(
+        "Анна, к сожалению, мастер Анна не сможет принять вас пн 23.11 в 15:00."
+    )
     assert declined.button_texts[-1] == "🗓 Другое время" and len(declined.button_texts) >= 2
-    assert declined.button_texts[0] == "пн 23.11 в 14:30 · Анна"  # today's first and last free times, then days
+    assert (
+        declined.button_texts[0] == "пн 23.11 в 14:30 · Анна"
+    )  # today's first and last free times, then days
     assert await count(carebot.db, BookingCell) == 0  # the declined time is free again
 
     master = await _join_master(olga, telegram)
@@ -210,17 +248,22 @@ async def test_booking_from_the_menu_declined_by_staff_and_by_the_master(
     await master.press(request, "Отклонить")
     await master.next("answerCallbackQuery")
     ask_reason = await master.reply()
-    assert ask_reason.text.startswith("Почему отклоняете запись") and ask_reason.button_texts == ["Отклонить без причины"]
+    assert ask_reason.text.startswith("Почему отклоняете запись") and ask_reason.button_texts == [
+        "Отклонить без причины"
+    ]
     await master.send("Заболела, простите <3")
     assert (await master.next("editMessageText")).text.startswith("✖️ Отклонено (Мастер Анна)")
     assert (await master.reply()).text.startswith("Готово: клиенту отправлен отказ")
     assert "«Заболела, простите &lt;3»" in (await anna.reply()).text
-    await master.press(ask_reason, "без причины")  # the prompt's button after the answer: nothing happens
+    await master.press(
+        ask_reason, "без причины"
+    )  # the prompt's button after the answer: nothing happens
     assert "уже отклонили" in (await master.next("answerCallbackQuery")).params["text"]
 
 
-async def test_an_unanswered_request_goes_to_the_admin_chat(carebot: RunningBot, telegram: TelegramServer,
-                                                            olga: Person) -> None:
+async def test_an_unanswered_request_goes_to_the_admin_chat(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
@@ -236,10 +279,15 @@ async def test_an_unanswered_request_goes_to_the_admin_chat(carebot: RunningBot,
     await olga.next("editMessageText")
     assert (await anna.reply()).text.startswith("Анна, ваша запись подтверждена")
     await master.press(request, "Принять")  # too late: the staff answered
-    assert "уже приняли (Ольга (@olga_admin))" in (await master.next("answerCallbackQuery")).params["text"]
+    assert (
+        "уже приняли (Ольга (@olga_admin))"
+        in (await master.next("answerCallbackQuery")).params["text"]
+    )
 
 
-async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
+async def test_cancel_and_reschedule(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
@@ -253,7 +301,9 @@ async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServ
     await anna.press(confirmed, "Перенести")
     await anna.next("answerCallbackQuery")
     days = await anna.reply()
-    assert days.text.startswith("На какой день перенести «Маникюр с покрытием» (сейчас: пн 23.11 в 16:00")
+    assert days.text.startswith(
+        "На какой день перенести «Маникюр с покрытием» (сейчас: пн 23.11 в 16:00"
+    )
     await anna.press(days, "вт 24.11")
     await anna.next("answerCallbackQuery")
     ask, requested = await _book(anna, await anna.next("editMessageText"), "в 12:00")
@@ -267,7 +317,10 @@ async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServ
 
     await anna.send("/book")
     menu = await anna.reply()
-    assert "• вт 24.11 в 12:00 — «Маникюр с покрытием», мастер Анна (ждёт подтверждения мастера)" in menu.text
+    assert (
+        "• вт 24.11 в 12:00 — «Маникюр с покрытием», мастер Анна (ждёт подтверждения мастера)"
+        in menu.text
+    )
     await anna.press(menu, "отменить")
     await anna.next("answerCallbackQuery")
     sure = await anna.reply()
@@ -277,11 +330,15 @@ async def test_cancel_and_reschedule(carebot: RunningBot, telegram: TelegramServ
     assert (await anna.next("editMessageText")).text.startswith("Запись вт 24.11 в 12:00 отменена")
     assert (await master.reply()).text.startswith("✖️ <b>Запись отменена</b>\nвт 24.11 в 12:00")
     async with carebot.db.transaction() as repos:
-        states = [b.state for b in await repos.session.scalars(select(Booking).order_by(Booking.id))]
+        states = [
+            b.state for b in await repos.session.scalars(select(Booking).order_by(Booking.id))
+        ]
     assert states == ["cancelled", "cancelled"]
 
 
-async def test_two_customers_tap_the_same_slot(carebot: RunningBot, telegram: TelegramServer) -> None:
+async def test_two_customers_tap_the_same_slot(
+    carebot: RunningBot, telegram: TelegramServer
+) -> None:
     anna, boris = telegram.user(6001), telegram.user(6002, "Борис")
     await onboard(anna)
     await onboard(boris, phone="79161234568")
@@ -298,20 +355,32 @@ async def test_two_customers_tap_the_same_slot(carebot: RunningBot, telegram: Te
     assert await count(carebot.db, Booking) == 1
 
 
-async def test_bad_taps_and_commands_change_nothing(carebot: RunningBot, telegram: TelegramServer,
-                                                   olga: Person) -> None:
+async def test_bad_taps_and_commands_change_nothing(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     master = await _join_master(olga, telegram)
     other = await _join_master(olga, telegram, "Ольга", 7002)
     times = await _menu_to_times(anna)
     past = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # 10:00 today, two hours ago
-    await anna.press_data(times, SlotCallback(action=SlotAct.BOOK, service="manicure", master="anna",
-                                              at=to_minutes(past)).pack())
+    await anna.press_data(
+        times,
+        SlotCallback(
+            action=SlotAct.BOOK, service="manicure", master="anna", at=to_minutes(past)
+        ).pack(),
+    )
     await anna.next("answerCallbackQuery")
     assert (await anna.next("editMessageText")).text.startswith("Это время уже не успеть")
-    for forged in ("slot:book:manicure:anna:12345:0", "slot:book:haircut:anna:0:0", "bk:times:manicure:anna:20261399:0",
-                   "booking:accept:1", "booking:cancel:1", "cycle:later:manicure:0", "slot:book:manicure"):
+    for forged in (
+        "slot:book:manicure:anna:12345:0",
+        "slot:book:haircut:anna:0:0",
+        "bk:times:manicure:anna:20261399:0",
+        "booking:accept:1",
+        "booking:cancel:1",
+        "cycle:later:manicure:0",
+        "slot:book:manicure",
+    ):
         await anna.press_data(times, forged)
         answer = await anna.next("answerCallbackQuery")
         assert answer.params.get("show_alert"), (forged, answer.params)
@@ -321,7 +390,9 @@ async def test_bad_taps_and_commands_change_nothing(carebot: RunningBot, telegra
     await other.send("/today")
     other_day = await other.reply()
     assert "Записей нет." in other_day.text
-    await other.press_data(other_day, request.buttons[0]["callback_data"])  # another master's booking
+    await other.press_data(
+        other_day, request.buttons[0]["callback_data"]
+    )  # another master's booking
     assert "Эта запись не к вам" in (await other.next("answerCallbackQuery")).params["text"]
     await anna.send("/today")
     assert (await anna.reply()).text.startswith("Эта команда — для мастеров и администраторов")

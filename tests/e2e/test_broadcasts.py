@@ -1,6 +1,7 @@
 """Broadcasts and sleeping customers, end to end: the wizard step by step, the preview, the
 progress message and report, stopping, quiet hours, a restart mid-way, unsubscribing, and the
 reactivation of a customer who stopped coming."""
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,9 @@ def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
-async def _bought(carebot: RunningBot, tg_user_id: int, service: str, day: date, master: str = "olga") -> None:
+async def _bought(
+    carebot: RunningBot, tg_user_id: int, service: str, day: date, master: str = "olga"
+) -> None:
     """A past visit (its thank-you and survey expired long ago)."""
     assert carebot.app is not None
     customer = await customer_of(carebot.db, tg_user_id)
@@ -37,7 +40,9 @@ async def _bought(carebot: RunningBot, tg_user_id: int, service: str, day: date,
     carebot.clock.set(now)
 
 
-async def _call(telegram: TelegramServer, wanted: Callable[[Call], bool], timeout: float = 15) -> Call:
+async def _call(
+    telegram: TelegramServer, wanted: Callable[[Call], bool], timeout: float = 15
+) -> Call:
     """The first call the bot made (or makes within the timeout) that matches."""
     await telegram.wait_for(lambda: any(wanted(c) for c in telegram.calls), timeout)
     return next(c for c in telegram.calls if wanted(c))
@@ -48,14 +53,17 @@ async def _answer(olga: Person, prompt: Call, text: str, **kwargs: object) -> Ca
     return await olga.reply()
 
 
-async def _tap(person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup") -> Call:
+async def _tap(
+    person: Person, message: Call, button: str, edit: str = "editMessageReplyMarkup"
+) -> Call:
     await person.press(message, button)
     await person.next("answerCallbackQuery")
     return await person.next(edit)
 
 
-async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: RunningBot, telegram: TelegramServer,
-                                                                  olga: Person) -> None:
+async def test_the_wizard_preview_progress_report_and_unsubscribe(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna, boris = telegram.user(6001), telegram.user(6002, "Борис")
     await onboard(anna)
     await onboard(boris, phone="79161234568")
@@ -64,8 +72,13 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: Runni
 
     await olga.send("/broadcast")
     ask = await olga.reply()
-    assert ask.text.startswith("📣 <b>Новая рассылка</b>") and ask.markup == {"force_reply": True, "selective": True}
-    ask_buttons = await _answer(olga, ask, "Скидки к Новому году!", entities=[{"type": "bold", "offset": 0, "length": 6}])
+    assert ask.text.startswith("📣 <b>Новая рассылка</b>") and ask.markup == {
+        "force_reply": True,
+        "selective": True,
+    }
+    ask_buttons = await _answer(
+        olga, ask, "Скидки к Новому году!", entities=[{"type": "bold", "offset": 0, "length": 6}]
+    )
     assert ask_buttons.button_texts == ["📅 Кнопка «Записаться»", "Без кнопок", "✖️ Отмена"]
     bad = await _answer(olga, ask_buttons, "просто текст")
     assert bad.text.startswith("Не получилось разобрать кнопки")
@@ -74,11 +87,17 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: Runni
     bad = await _answer(olga, ask_coupon, "10% до 31.02")
     assert bad.text.startswith("Не понял купон")
     segment = await _answer(olga, bad, "10% до 31.12")
-    assert "• все, кто согласился на рассылки" in segment.text and "Получателей сейчас: <b>2</b>" in segment.text
+    assert (
+        "• все, кто согласился на рассылки" in segment.text
+        and "Получателей сейчас: <b>2</b>" in segment.text
+    )
     services = await _tap(olga, segment, "По услуге", "editMessageText")
     assert services.button_texts == ["Маникюр с покрытием", "Педикюр", "← Назад"]
     chosen = await _tap(olga, services, "Маникюр", "editMessageText")
-    assert "• были на «Маникюр с покрытием»" in chosen.text and "Получателей сейчас: <b>1</b>" in chosen.text
+    assert (
+        "• были на «Маникюр с покрытием»" in chosen.text
+        and "Получателей сейчас: <b>1</b>" in chosen.text
+    )
     assert chosen.button(" получателей")["text"] == "✅ Готово: 1 получателей"
 
     await _tap(olga, chosen, "Готово")
@@ -86,30 +105,49 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: Runni
     assert preview.text.startswith("<b>Скидки</b> к Новому году!")
     assert "по купону <code>ABCD2345</code>, действует до 31.12.2026 включительно" in preview.text
     assert [(b["text"], b.get("url")) for b in preview.buttons] == [
-        ("Наш сайт", "https://example.ru"), ("📅 Записаться", None), ("🔕 Отписаться от рассылки", None)]
+        ("Наш сайт", "https://example.ru"),
+        ("📅 Записаться", None),
+        ("🔕 Отписаться от рассылки", None),
+    ]
     summary = await olga.reply()
     assert "Получателей: <b>1</b> (были на «Маникюр с покрытием»)" in summary.text
     assert "тихие часы" not in summary.text
     assert summary.button_texts == ["🚀 Отправить сейчас", "🕐 Запланировать", "✖️ Отмена"]
     await _tap(olga, summary, "Отправить сейчас")
     progress = await olga.reply()
-    assert progress.text.startswith("📣 <b>Рассылка №1</b>") and progress.button_texts == ["⏹ Остановить рассылку"]
+    assert progress.text.startswith("📣 <b>Рассылка №1</b>") and progress.button_texts == [
+        "⏹ Остановить рассылку"
+    ]
 
     got = await anna.reply(timeout=15)
     code = CODE.search(got.text)
     assert got.text.startswith("<b>Скидки</b> к Новому году!") and code and code[1] != "ABCD2345"
     assert got.button_texts == ["Наш сайт", "📅 Записаться", "🔕 Отписаться от рассылки"]
-    report = await _call(telegram, lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT
-                         and c.text.startswith("📊"))
+    report = await _call(
+        telegram,
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT and c.text.startswith("📊"),
+    )
     assert "Получателей: 1\nДоставлено: 1\nЗаблокировали бота: 0" in report.text
-    done = await _call(telegram, lambda c: c.method == "editMessageText" and "завершена" in c.text
-                       and c.params["message_id"] == progress.message["message_id"])
+    done = await _call(
+        telegram,
+        lambda c: (
+            c.method == "editMessageText"
+            and "завершена" in c.text
+            and c.params["message_id"] == progress.message["message_id"]
+        ),
+    )
     assert "Доставлено: 1" in done.text and not done.markup
     await boris.quiet()
 
     await olga.send(f"/redeem {code[1]}")
-    await _call(telegram, lambda c: c.chat_id == ADMIN_CHAT and "Купон погашен" in c.text
-                or (c.chat_id == ADMIN_CHAT and code[1] in c.text and c.method == "sendMessage"))
+    await _call(
+        telegram,
+        lambda c: (
+            c.chat_id == ADMIN_CHAT
+            and "Купон погашен" in c.text
+            or (c.chat_id == ADMIN_CHAT and code[1] in c.text and c.method == "sendMessage")
+        ),
+    )
     olga._cursor = len(olga._mine())
     updated = await _tap(olga, report, "Обновить", "editMessageText")
     assert "Погашено купонов из рассылки: 1" in updated.text
@@ -124,8 +162,9 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(carebot: Runni
     assert (await anna.reply()).text == "На что хотите записаться?"
 
 
-async def test_quiet_hours_hold_it_and_stop_cancels_it(carebot: RunningBot, telegram: TelegramServer,
-                                                       olga: Person) -> None:
+async def test_quiet_hours_hold_it_and_stop_cancels_it(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     carebot.clock.set(datetime(2026, 11, 23, 22, 0, tzinfo=MOSCOW))
@@ -141,20 +180,34 @@ async def test_quiet_hours_hold_it_and_stop_cancels_it(carebot: RunningBot, tele
     assert "🌙 Сейчас тихие часы: если отправить сейчас, рассылка начнётся в 10:00." in summary.text
     await _tap(olga, summary, "Отправить сейчас")
     progress = await olga.reply()
-    waiting = await _call(telegram, lambda c: c.method == "editMessageText" and "продолжим в 10:00" in c.text)
+    waiting = await _call(
+        telegram, lambda c: c.method == "editMessageText" and "продолжим в 10:00" in c.text
+    )
     assert "осталось: 1" in waiting.text
     await olga.press(progress, "Остановить")  # the progress message is being edited meanwhile
-    stopped = await _call(telegram, lambda c: c.method == "editMessageText" and "Остановил(а)" in c.text)
+    stopped = await _call(
+        telegram, lambda c: c.method == "editMessageText" and "Остановил(а)" in c.text
+    )
     assert "⏹ Остановил(а): Ольга (@olga_admin)" in stopped.text and not stopped.markup
     await olga.press(progress, "Остановить")  # again: it is not running
-    assert "уже закончилась или отменена" in (await _call(
-        telegram, lambda c: c.method == "answerCallbackQuery" and "отменена" in str(c.params.get("text")))).params["text"]
+    assert (
+        "уже закончилась или отменена"
+        in (
+            await _call(
+                telegram,
+                lambda c: (
+                    c.method == "answerCallbackQuery" and "отменена" in str(c.params.get("text"))
+                ),
+            )
+        ).params["text"]
+    )
     carebot.clock.set(datetime(2026, 11, 24, 10, 30, tzinfo=MOSCOW))
     await anna.quiet(1.5)
 
 
-async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(carebot: RunningBot, telegram: TelegramServer,
-                                                                  olga: Person) -> None:
+async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     await anna.send("/broadcast")
@@ -176,8 +229,13 @@ async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(carebot: Runni
 
 
 async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
-        carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
-    anna, boris, vera = telegram.user(6001), telegram.user(6002, "Борис"), telegram.user(6003, "Вера")
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna, boris, vera = (
+        telegram.user(6001),
+        telegram.user(6002, "Борис"),
+        telegram.user(6003, "Вера"),
+    )
     for person, phone in ((anna, "79161234567"), (boris, "79161234568"), (vera, "79161234569")):
         await onboard(person, phone=phone)
     await _bought(carebot, 6001, "manicure", date(2026, 10, 1), master="anna")
@@ -185,16 +243,22 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
     await _bought(carebot, 6003, "manicure", date(2026, 11, 20), master="anna")
 
     await olga.send("/broadcast")
-    await olga.send_media("photo", "Соскучились? Новогодний дизайн уже здесь", reply_to=await olga.reply())
+    await olga.send_media(
+        "photo", "Соскучились? Новогодний дизайн уже здесь", reply_to=await olga.reply()
+    )
     await _tap(olga, ask_buttons := await olga.reply(), "Без кнопок")
     assert ask_buttons.button_texts[0] == "📅 Кнопка «Записаться»"
     await _tap(olga, await olga.reply(), "Без купона")
     segment = await olga.reply()
     assert "Получателей сейчас: <b>3</b>" in segment.text
     masters = await _tap(olga, segment, "По мастеру", "editMessageText")
-    assert masters.button_texts == ["Анна", "Ольга", "← Назад"] and "Выберите мастера" in masters.text
+    assert (
+        masters.button_texts == ["Анна", "Ольга", "← Назад"] and "Выберите мастера" in masters.text
+    )
     by_anna = await _tap(olga, masters, "Анна", "editMessageText")
-    assert "• были у мастера Анна" in by_anna.text and "Получателей сейчас: <b>2</b>" in by_anna.text
+    assert (
+        "• были у мастера Анна" in by_anna.text and "Получателей сейчас: <b>2</b>" in by_anna.text
+    )
     await olga.press(by_anna, "Были до даты")
     await olga.next("answerCallbackQuery")
     ask_date = await olga.reply()
@@ -207,7 +271,10 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
 
     await _tap(olga, lapsed, "Готово")
     preview = await olga.next("sendPhoto")
-    assert preview.params["photo"] == "photo-1" and preview.text == "Соскучились? Новогодний дизайн уже здесь"
+    assert (
+        preview.params["photo"] == "photo-1"
+        and preview.text == "Соскучились? Новогодний дизайн уже здесь"
+    )
     assert preview.button_texts == ["🔕 Отписаться от рассылки"]
     summary = await olga.reply()
     await _tap(olga, summary, "Запланировать")
@@ -222,16 +289,22 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
 
     carebot.clock.set(datetime(2026, 11, 24, 11, 31, tzinfo=MOSCOW))
     got = await anna.next("sendPhoto", timeout=15)
-    assert got.params["photo"] == "photo-1" and got.text == "Соскучились? Новогодний дизайн уже здесь"
+    assert (
+        got.params["photo"] == "photo-1" and got.text == "Соскучились? Новогодний дизайн уже здесь"
+    )
     assert got.button_texts == ["🔕 Отписаться от рассылки"]
-    report = await _call(telegram, lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT
-                         and c.text.startswith("📊"))
+    report = await _call(
+        telegram,
+        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT and c.text.startswith("📊"),
+    )
     assert "Получателей: 1\nДоставлено: 1" in report.text
     await boris.quiet()
     await vera.quiet()
 
 
-async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, telegram: TelegramServer) -> None:
+async def test_a_restart_in_the_middle_sends_nobody_twice(
+    carebot: RunningBot, telegram: TelegramServer
+) -> None:
     assert carebot.app is not None
     customers = carebot.app.customers
     people = range(7000, 7120)
@@ -240,12 +313,21 @@ async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, t
         await customers.set_phone(tg, f"+7916{tg:07d}")
         await customers.finish_onboarding(tg)
     broadcast_id = await carebot.app.broadcasts.create(
-        by="Ольга", content={"kind": "text", "html": "Акция недели"}, buttons=[], coupon=None,
-        conditions=[Condition("all")], starts_at=None, progress_chat_id=ADMIN_CHAT)
+        by="Ольга",
+        content={"kind": "text", "html": "Акция недели"},
+        buttons=[],
+        coupon=None,
+        conditions=[Condition("all")],
+        starts_at=None,
+        progress_chat_id=ADMIN_CHAT,
+    )
 
     def delivered() -> Counter[int]:
-        return Counter(c.chat_id or 0 for c in telegram.calls
-                       if c.method == "sendMessage" and c.text == "Акция недели" and c.chat_id in people)
+        return Counter(
+            c.chat_id or 0
+            for c in telegram.calls
+            if c.method == "sendMessage" and c.text == "Акция недели" and c.chat_id in people
+        )
 
     await telegram.wait_for(lambda: len(delivered()) >= 20, 15)
     await carebot.restart()  # mid-way: the rest goes after the restart
@@ -258,7 +340,9 @@ async def test_a_restart_in_the_middle_sends_nobody_twice(carebot: RunningBot, t
     assert progress and progress.sent == len(people) and progress.recipients == len(people)
 
 
-async def test_a_sleeping_customer_is_woken_once(carebot: RunningBot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_sleeping_customer_is_woken_once(
+    carebot: RunningBot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6001)
     await onboard(anna)
     await _bought(carebot, 6001, "manicure", date(2026, 8, 1))  # 21-day cycle, asleep after 42 days
@@ -270,28 +354,46 @@ async def test_a_sleeping_customer_is_woken_once(carebot: RunningBot, telegram: 
     assert (await carebot.app.planners.run_all())["reactivation"] == 0
     await olga.send("/sleeping")
     stats = await olga.reply()
-    assert "Спят сейчас: 1\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 0 — 0.0%" in stats.text
+    assert (
+        "Спят сейчас: 1\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 0 — 0.0%"
+        in stats.text
+    )
     await _bought(carebot, 6001, "manicure", date(2026, 11, 23))
     await olga.send("/sleeping")
-    assert "Спят сейчас: 0\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 1 — 100.0%" \
+    assert (
+        "Спят сейчас: 0\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 1 — 100.0%"
         in (await olga.reply()).text
+    )
     carebot.clock.set(datetime(2026, 12, 1, 9, tzinfo=UTC))
     assert (await carebot.app.planners.run_all())["reactivation"] == 0  # awake: no second message
 
 
-async def test_stopping_in_the_middle_sends_nothing_more(carebot: RunningBot, telegram: TelegramServer) -> None:
+async def test_stopping_in_the_middle_sends_nothing_more(
+    carebot: RunningBot, telegram: TelegramServer
+) -> None:
     """Stopped while a batch is in flight: the sender skips the rest of its batch too."""
     assert carebot.app is not None
     people = range(7000, 7120)
     for tg in people:
-        await carebot.app.customers.consent(tg, name=f"Клиент {tg}", username=None, language="ru", source=None)
+        await carebot.app.customers.consent(
+            tg, name=f"Клиент {tg}", username=None, language="ru", source=None
+        )
         await carebot.app.customers.finish_onboarding(tg)
     broadcast_id = await carebot.app.broadcasts.create(
-        by="Ольга", content={"kind": "text", "html": "Акция дня"}, buttons=[], coupon=None,
-        conditions=[Condition("all")], starts_at=None)
+        by="Ольга",
+        content={"kind": "text", "html": "Акция дня"},
+        buttons=[],
+        coupon=None,
+        conditions=[Condition("all")],
+        starts_at=None,
+    )
 
     def delivered() -> Counter[int]:
-        return Counter(c.chat_id or 0 for c in telegram.calls if c.method == "sendMessage" and c.text == "Акция дня")
+        return Counter(
+            c.chat_id or 0
+            for c in telegram.calls
+            if c.method == "sendMessage" and c.text == "Акция дня"
+        )
 
     await telegram.wait_for(lambda: len(delivered()) >= 10, 15)
     assert await carebot.app.broadcasts.cancel(broadcast_id, "Ольга")

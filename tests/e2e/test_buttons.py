@@ -1,5 +1,6 @@
 """Buttons stored on outbox rows: the core stores intents, the edge packs them at send time, and
 rows stored before intents existed (Telegram's own JSON) still go out exactly as stored."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -27,10 +28,22 @@ async def app(telegram: TelegramServer, database_url: str, clock: FixedClock) ->
 async def _row(app: App, clock: FixedClock, chat_id: int, markup: dict[str, Any]) -> None:
     now = clock.now()
     async with app.db.transaction() as repos:
-        repos.session.add(OutboxMessage(
-            key=f"test:{chat_id}", chat_id=chat_id, kind="service", template="forget_cancelled", data={},
-            markup=markup, not_before=now, not_after=now + timedelta(hours=1), due_at=now, state="pending",
-            attempts=0, created_at=now))
+        repos.session.add(
+            OutboxMessage(
+                key=f"test:{chat_id}",
+                chat_id=chat_id,
+                kind="service",
+                template="forget_cancelled",
+                data={},
+                markup=markup,
+                not_before=now,
+                not_after=now + timedelta(hours=1),
+                due_at=now,
+                state="pending",
+                attempts=0,
+                created_at=now,
+            )
+        )
 
 
 def _sent_markup(telegram: TelegramServer, chat_id: int) -> dict[str, Any]:
@@ -38,36 +51,65 @@ def _sent_markup(telegram: TelegramServer, chat_id: int) -> dict[str, Any]:
     return call.markup
 
 
-async def test_a_row_stored_before_intents_is_sent_as_stored(app: App, telegram: TelegramServer,
-                                                            clock: FixedClock) -> None:
-    legacy = {"inline_keyboard": [
-        [{"text": "1", "callback_data": "survey:7:1"}, {"text": "2", "callback_data": "survey:7:2"}],
-        [{"text": "Мои купоны", "callback_data": "menu:coupons"}],
-        [{"text": "Сайт", "url": "https://example.com/"}]]}
+async def test_a_row_stored_before_intents_is_sent_as_stored(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
+    legacy = {
+        "inline_keyboard": [
+            [
+                {"text": "1", "callback_data": "survey:7:1"},
+                {"text": "2", "callback_data": "survey:7:2"},
+            ],
+            [{"text": "Мои купоны", "callback_data": "menu:coupons"}],
+            [{"text": "Сайт", "url": "https://example.com/"}],
+        ]
+    }
     await _row(app, clock, 10_001, legacy)
     await app.sender.drain()
     assert _sent_markup(telegram, 10_001) == legacy
 
 
-async def test_a_row_of_intents_is_sent_with_the_factories_data(app: App, telegram: TelegramServer,
-                                                               clock: FixedClock) -> None:
-    stored = dump([[Button("1", SurveyScore(7, 1)), Button("2", SurveyScore(7, 2))],
-                   [Button("Мои купоны", ShowCoupons())],
-                   [Button("Принять", BookingAction(BookingAct.ACCEPT, 12))],
-                   [Button("Сайт", OpenUrl("https://example.com/"))]])
+async def test_a_row_of_intents_is_sent_with_the_factories_data(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
+    stored = dump(
+        [
+            [Button("1", SurveyScore(7, 1)), Button("2", SurveyScore(7, 2))],
+            [Button("Мои купоны", ShowCoupons())],
+            [Button("Принять", BookingAction(BookingAct.ACCEPT, 12))],
+            [Button("Сайт", OpenUrl("https://example.com/"))],
+        ]
+    )
     assert stored is not None
     await _row(app, clock, 10_002, stored)
     await app.sender.drain()
-    assert _sent_markup(telegram, 10_002) == {"inline_keyboard": [
-        [{"text": "1", "callback_data": "survey:7:1"}, {"text": "2", "callback_data": "survey:7:2"}],
-        [{"text": "Мои купоны", "callback_data": "menu:coupons"}],
-        [{"text": "Принять", "callback_data": "booking:accept:12"}],
-        [{"text": "Сайт", "url": "https://example.com/"}]]}
+    assert _sent_markup(telegram, 10_002) == {
+        "inline_keyboard": [
+            [
+                {"text": "1", "callback_data": "survey:7:1"},
+                {"text": "2", "callback_data": "survey:7:2"},
+            ],
+            [{"text": "Мои купоны", "callback_data": "menu:coupons"}],
+            [{"text": "Принять", "callback_data": "booking:accept:12"}],
+            [{"text": "Сайт", "url": "https://example.com/"}],
+        ]
+    }
 
 
-@pytest.mark.parametrize("data", ["slot:bogus:manicure:anna:29000000:0", "bk:nowhere:manicure::0:0",
-                                  "booking:explode:1", "cycle:sooner:manicure:1", "menu:bogus", "onb:bogus"])
-async def test_a_forged_action_in_a_customers_button_is_stale(carebot, telegram: TelegramServer, data: str) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        "slot:bogus:manicure:anna:29000000:0",
+        "bk:nowhere:manicure::0:0",
+        "booking:explode:1",
+        "cycle:sooner:manicure:1",
+        "menu:bogus",
+        "onb:bogus",
+    ],
+)
+async def test_a_forged_action_in_a_customers_button_is_stale(
+    carebot, telegram: TelegramServer, data: str
+) -> None:
     anna = telegram.user(5101)
     await onboard(anna)
     await anna.send("/book")
@@ -78,8 +120,12 @@ async def test_a_forged_action_in_a_customers_button_is_stale(carebot, telegram:
     await anna.quiet()
 
 
-@pytest.mark.parametrize("data", ["card:bogus:1", "sale:bogus:-", "complaint:bogus:1", "bc:bogus:1", "bw:bogus:"])
-async def test_a_forged_action_in_a_staff_button_is_stale(carebot, telegram: TelegramServer, data: str) -> None:
+@pytest.mark.parametrize(
+    "data", ["card:bogus:1", "sale:bogus:-", "complaint:bogus:1", "bc:bogus:1", "bw:bogus:"]
+)
+async def test_a_forged_action_in_a_staff_button_is_stale(
+    carebot, telegram: TelegramServer, data: str
+) -> None:
     olga = telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
     await olga.send("/find 4567")
     answer = await olga.reply()

@@ -1,4 +1,5 @@
 """The care chat: customers write to the bot, staff answer from the admin chat."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -51,11 +52,25 @@ async def test_customer_message_reaches_staff_with_a_card_and_the_reply_comes_ba
     carebot.clock.advance(timedelta(minutes=31))
     await anna.send("Спасибо!")
     await olga.reply()
-    assert (await anna.reply()).template == "care_received"  # after a quiet spell, acknowledged again
+    assert (
+        await anna.reply()
+    ).template == "care_received"  # after a quiet spell, acknowledged again
 
 
-@pytest.mark.parametrize("kind", ["photo", "voice", "video", "document", "audio", "animation", "sticker",
-                                  "video_note", "location"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "photo",
+        "voice",
+        "video",
+        "document",
+        "audio",
+        "animation",
+        "sticker",
+        "video_note",
+        "location",
+    ],
+)
 async def test_staff_reply_of_each_kind_reaches_the_customer(
     carebot, telegram: TelegramServer, olga: Person, kind: str
 ) -> None:
@@ -67,13 +82,17 @@ async def test_staff_reply_of_each_kind_reaches_the_customer(
     assert kind in delivered.message and delivered.chat_id == anna.id
 
 
-@pytest.mark.parametrize("kind", ["photo", "voice", "video", "document", "sticker", "location", "video_note"])
+@pytest.mark.parametrize(
+    "kind", ["photo", "voice", "video", "document", "sticker", "location", "video_note"]
+)
 async def test_customer_content_of_each_kind_reaches_staff(
     carebot, telegram: TelegramServer, olga: Person, kind: str
 ) -> None:
     anna = telegram.user(4003)
     await onboard(anna)
-    await anna.send_media(kind, caption="вот так <b>сейчас</b>" if kind in ("photo", "video", "document") else None)
+    await anna.send_media(
+        kind, caption="вот так <b>сейчас</b>" if kind in ("photo", "video", "document") else None
+    )
     first = await olga.next()
     if kind in ("photo", "voice", "video", "document"):
         assert first.method == "copyMessage" and kind in first.message
@@ -90,17 +109,22 @@ async def test_customer_content_of_each_kind_reaches_staff(
     assert (await anna.next("copyMessage")).message["text"] == "Получили, спасибо!"
 
 
-async def test_customer_text_cannot_format_mention_or_command(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_customer_text_cannot_format_mention_or_command(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(4004)
     await onboard(anna)
     await anna.send('<b>Срочно</b> & <a href="http://x">тут</a> @owner /find #1')
     relayed = await olga.reply()
     assert relayed.text.endswith(
-        f'&lt;b&gt;Срочно&lt;/b&gt; &amp; &lt;a href="http://x"&gt;тут&lt;/a&gt; @{WJ}owner /{WJ}find #{WJ}1')
+        f'&lt;b&gt;Срочно&lt;/b&gt; &amp; &lt;a href="http://x"&gt;тут&lt;/a&gt; @{WJ}owner /{WJ}find #{WJ}1'
+    )
     assert "entities" not in relayed.params
 
 
-async def test_customer_who_blocked_the_bot(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_customer_who_blocked_the_bot(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(4005)
     await onboard(anna)
     relayed = await ask_staff(anna, olga, "Вопрос")
@@ -108,7 +132,9 @@ async def test_customer_who_blocked_the_bot(carebot, telegram: TelegramServer, o
     await olga.send("Ответ", reply_to=relayed)
     warning = await olga.reply()
     assert "клиент заблокировал бота" in warning.text
-    assert warning.params["reply_parameters"]["message_id"] or warning.params.get("reply_to_message_id")
+    assert warning.params["reply_parameters"]["message_id"] or warning.params.get(
+        "reply_to_message_id"
+    )
     customer = await customer_of(carebot.db, anna.id)
     assert customer and customer.blocked_at is not None
     # What the staff member wrote is kept all the same (stored before it was sent).
@@ -121,7 +147,9 @@ async def test_customer_who_blocked_the_bot(carebot, telegram: TelegramServer, o
     assert customer and customer.blocked_at is None
 
 
-async def test_a_stranger_can_ask_before_registering(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_stranger_can_ask_before_registering(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     guest = telegram.user(4006, "Пётр", username="petr")
     await guest.send("Вы работаете в воскресенье?")
     relayed = await olga.reply()
@@ -133,7 +161,9 @@ async def test_a_stranger_can_ask_before_registering(carebot, telegram: Telegram
     assert await customer_of(carebot.db, guest.id) is None
 
 
-async def test_staff_chatter_is_not_sent_to_anyone(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_staff_chatter_is_not_sent_to_anyone(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(4007)
     await onboard(anna)
     await olga.send("Девочки, кто завтра открывает?")
@@ -183,8 +213,12 @@ async def test_replies_signed_when_the_business_wants(
     telegram: TelegramServer, database_url: str, clock: FixedClock, tmp_path: Path, olga: Person
 ) -> None:
     business = tmp_path / "business.toml"
-    business.write_text(BUSINESS_FILE.read_text().replace("sign_replies = false", "sign_replies = true"))
-    running = RunningBot(make_settings(telegram, database_url, business_file=business), clock, telegram)
+    business.write_text(
+        BUSINESS_FILE.read_text().replace("sign_replies = false", "sign_replies = true")
+    )
+    running = RunningBot(
+        make_settings(telegram, database_url, business_file=business), clock, telegram
+    )
     await running.start()
     try:
         anna = telegram.user(4009)
@@ -214,7 +248,9 @@ async def test_without_an_admin_chat_the_customer_is_told_how_to_reach_us(
         await running.stop()
 
 
-async def test_forget_erases_the_conversation(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_forget_erases_the_conversation(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(4011)
     await onboard(anna)
     relayed = await ask_staff(anna, olga, "Мой секрет")

@@ -1,6 +1,7 @@
 """`/forget` end to end: after a customer's whole story (onboarding, the care chat, a staff
 note, a sale, a survey with a comment, a booking the staff were told of), the whole database,
 every table and every column, holds nothing that names them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,20 @@ WORDS = "у меня аллергия на шеллак Кодиак, я бер�
 NOTE = "аллергия, беременна: Евлампия просила звонить после 18"
 COMMENT = "Евлампия недовольна: скол на второй день"
 PERSONAL = [
-    "+79161234567", "79161234567", "9161234567", "916 123", "123-45-67",
-    NAME, NAME.casefold(), USERNAME, "14.03.1990", "1990-03-14", "14.03", "Кодиак", "шеллак", "после 18",
+    "+79161234567",
+    "79161234567",
+    "9161234567",
+    "916 123",
+    "123-45-67",
+    NAME,
+    NAME.casefold(),
+    USERNAME,
+    "14.03.1990",
+    "1990-03-14",
+    "14.03",
+    "Кодиак",
+    "шеллак",
+    "после 18",
     "скол на второй день",
 ]
 
@@ -47,11 +60,15 @@ async def _dump(carebot) -> dict[str, list[dict[str, str]]]:  # type: ignore[no-
     async with carebot.db.transaction() as repos:
         for table in Base.metadata.sorted_tables:
             rows = (await repos.session.execute(select(table))).mappings().all()
-            dump[table.name] = [{column: _text(value) for column, value in row.items()} for row in rows]
+            dump[table.name] = [
+                {column: _text(value) for column, value in row.items()} for row in rows
+            ]
     return dump
 
 
-async def test_forget_leaves_no_copy_anywhere(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_forget_leaves_no_copy_anywhere(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     customer = telegram.user(USER_ID, NAME, username=USERNAME)
     await onboard(customer, phone="79161234567", birthday="14.03.1990")
     found = await customer_of(carebot.db, USER_ID)
@@ -86,7 +103,9 @@ async def test_forget_leaves_no_copy_anywhere(carebot, telegram: TelegramServer,
     days = await tap(customer, masters, "Анна", "editMessageText")
     times = await tap(customer, days, days.button_texts[0], "editMessageText")
     ask = await tap(customer, times, times.button_texts[0], "editMessageText")
-    assert (await tap(customer, ask, "Записаться", "editMessageText")).text.startswith("Заявка отправлена")
+    assert (await tap(customer, ask, "Записаться", "editMessageText")).text.startswith(
+        "Заявка отправлена"
+    )
     notice = await olga.reply(timeout=15)
     assert NAME in notice.text and "+79161234567" in notice.text
 
@@ -96,18 +115,40 @@ async def test_forget_leaves_no_copy_anywhere(carebot, telegram: TelegramServer,
 
     await customer.send("/forget")
     await tap(customer, await customer.reply(), "Да, удалить", "editMessageText")
-    cancelled = await olga.reply(timeout=15)  # the staff still hear the time is free, without a name
-    assert "Запись отменена" in cancelled.text and NAME not in cancelled.text and "+7916" not in cancelled.text
+    cancelled = await olga.reply(
+        timeout=15
+    )  # the staff still hear the time is free, without a name
+    assert (
+        "Запись отменена" in cancelled.text
+        and NAME not in cancelled.text
+        and "+7916" not in cancelled.text
+    )
 
     after = await _dump(carebot)
-    leaks = [(table, column, needle) for table, rows in after.items() for row in rows
-             for column, value in row.items() for needle in PERSONAL if needle.casefold() in value.casefold()]
+    leaks = [
+        (table, column, needle)
+        for table, rows in after.items()
+        for row in rows
+        for column, value in row.items()
+        for needle in PERSONAL
+        if needle.casefold() in value.casefold()
+    ]
     assert leaks == [], sorted(set(leaks))
-    accounts = [(table, column) for table, rows in after.items() for row in rows
-                for column, value in row.items() if str(USER_ID) in value]
+    accounts = [
+        (table, column)
+        for table, rows in after.items()
+        for row in rows
+        for column, value in row.items()
+        if str(USER_ID) in value
+    ]
     assert accounts == [], "the erased row is not linked to their Telegram account"
     [erased] = [r for r in after["customers"] if r["id"] == str(found.id)]
-    assert (erased["birth_day"], erased["birth_month"], erased["birth_year"], erased["tg_user_id"]) == ("",) * 4
+    assert (
+        erased["birth_day"],
+        erased["birth_month"],
+        erased["birth_year"],
+        erased["tg_user_id"],
+    ) == ("",) * 4
     assert not after["care_messages"] and not after["staff_notes"]
 
     async with carebot.db.transaction() as repos:  # the anonymous totals stay
@@ -118,12 +159,24 @@ async def test_forget_leaves_no_copy_anywhere(carebot, telegram: TelegramServer,
         assert [b.state for b in await repos.session.scalars(select(Booking))] == ["cancelled"]
         assert await repos.session.get(Customer, found.id) is not None
         fingerprints = set(await repos.session.scalars(select(WelcomeClaim.fingerprint)))
-        sent = list(await repos.session.scalars(select(OutboxMessage).where(OutboxMessage.state == "sent")))
-    plain = {hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest()
-             for v in ("phone:+79161234567", f"tg:{USER_ID}")}
-    assert len(fingerprints) == 2 and not fingerprints & plain and all(f.startswith("k1:") for f in fingerprints)
-    assert {r.template for r in sent} >= {"thanks_offer", "survey_question", "booking_new_staff",
-                                          "booking_cancelled_staff"}  # the rows (counts) stay, not their words
+        sent = list(
+            await repos.session.scalars(select(OutboxMessage).where(OutboxMessage.state == "sent"))
+        )
+    plain = {
+        hashlib.sha256(f"carebot-welcome|{v}".encode()).hexdigest()
+        for v in ("phone:+79161234567", f"tg:{USER_ID}")
+    }
+    assert (
+        len(fingerprints) == 2
+        and not fingerprints & plain
+        and all(f.startswith("k1:") for f in fingerprints)
+    )
+    assert {r.template for r in sent} >= {
+        "thanks_offer",
+        "survey_question",
+        "booking_new_staff",
+        "booking_cancelled_staff",
+    }  # the rows (counts) stay, not their words
 
     again = telegram.user(USER_ID, "Другое имя")  # the same account gets no second welcome coupon
     await onboard(again, phone="79035556677", birthday=None)

@@ -1,5 +1,6 @@
 """The test harness itself (tests/harness.py), over HTTP and in-process: `quiet()` waits until
 the bot is idle, so a slow bot no longer passes it; each message names its template."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,11 +14,16 @@ from tests.e2e.helpers import onboard
 from tests.harness import RunningBot
 from tests.telegram_server import TelegramServer
 
-MODES = [pytest.param("http", marks=pytest.mark.http), pytest.param("in_process", marks=pytest.mark.in_process)]
+MODES = [
+    pytest.param("http", marks=pytest.mark.http),
+    pytest.param("in_process", marks=pytest.mark.in_process),
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_quiet_waits_for_a_slow_bot(carebot: RunningBot, telegram: TelegramServer, mode: str) -> None:
+async def test_quiet_waits_for_a_slow_bot(
+    carebot: RunningBot, telegram: TelegramServer, mode: str
+) -> None:
     assert carebot.app is not None
     customers = carebot.app.customers
     find = customers.find
@@ -39,8 +45,9 @@ async def test_quiet_waits_for_a_slow_bot(carebot: RunningBot, telegram: Telegra
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_quiet_sees_what_the_outbox_sends_later(carebot: RunningBot, telegram: TelegramServer,
-                                                       mode: str) -> None:
+async def test_quiet_sees_what_the_outbox_sends_later(
+    carebot: RunningBot, telegram: TelegramServer, mode: str
+) -> None:
     """Nothing is being handled, but the clock moved past a planned message's time: quiet()
     wakes the outbox sender (which would look on its own only within a second) and waits."""
     olga = telegram.staff(9001, "Ольга", ADMIN_CHAT)
@@ -55,7 +62,9 @@ async def test_quiet_sees_what_the_outbox_sends_later(carebot: RunningBot, teleg
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_each_message_names_its_template(carebot: RunningBot, telegram: TelegramServer, mode: str) -> None:
+async def test_each_message_names_its_template(
+    carebot: RunningBot, telegram: TelegramServer, mode: str
+) -> None:
     anna = telegram.user(9103)
     await anna.send("/start")
     intro = await anna.reply()

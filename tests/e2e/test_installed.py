@@ -2,6 +2,7 @@
 `carebot run` from an empty folder with only BOT_TOKEN set (and TELEGRAM_API_URL, the test server).
 It finds its templates, the example business file and the migrations inside the package, and makes
 its database under ./data/ of that folder. .ci/run builds the venv and sets CAREBOT_INSTALLED."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,35 +18,54 @@ from tests.telegram_server import TelegramServer
 
 INSTALLED = os.environ.get("CAREBOT_INSTALLED")  # the `carebot` script of a `pip install .` venv
 
-pytestmark = pytest.mark.skipif(not INSTALLED, reason="CAREBOT_INSTALLED (a pip-installed carebot) not set")
+pytestmark = pytest.mark.skipif(
+    not INSTALLED, reason="CAREBOT_INSTALLED (a pip-installed carebot) not set"
+)
 
 
 def test_the_installed_package_is_not_the_source_tree(tmp_path: Path) -> None:
     assert INSTALLED
     python = Path(INSTALLED).parent / "python"
-    script = ("import bot, bot.templates, bot.data, bot.db\n"
-              "from importlib import resources\n"
-              "print(bot.__file__)\n"
-              "print(len(list((resources.files('bot.templates') / 'ru').iterdir())))\n"
-              "print((resources.files('bot.data') / 'business.toml').is_file())\n"
-              "print(len(list((resources.files('bot.db') / 'migrations' / 'versions').iterdir())))\n")
+    script = (
+        "import bot, bot.templates, bot.data, bot.db\n"
+        "from importlib import resources\n"
+        "print(bot.__file__)\n"
+        "print(len(list((resources.files('bot.templates') / 'ru').iterdir())))\n"
+        "print((resources.files('bot.data') / 'business.toml').is_file())\n"
+        "print(len(list((resources.files('bot.db') / 'migrations' / 'versions').iterdir())))\n"
+    )
     where, templates, business, migrations = subprocess.run(
-        [python, "-c", script], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True,
-        check=True, timeout=60).stdout.split()
+        [python, "-c", script],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
     assert "site-packages" in where, where
     assert int(templates) > 100 and business == "True" and int(migrations) >= 9
 
 
 async def test_carebot_run_from_an_empty_folder_with_only_the_token(
-        tmp_path: Path, telegram: TelegramServer) -> None:
+    tmp_path: Path, telegram: TelegramServer
+) -> None:
     assert INSTALLED
     env = {"PATH": os.environ["PATH"], "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url}
-    bot = await asyncio.create_subprocess_exec(INSTALLED, "run", cwd=tmp_path, env=env,
-                                               stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    bot = await asyncio.create_subprocess_exec(
+        INSTALLED,
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         anna = telegram.user(3001)
         await anna.send("/start")
-        intro = await anna.reply(timeout=60)  # a bundled template, the example business, Babel's plural
+        intro = await anna.reply(
+            timeout=60
+        )  # a bundled template, the example business, Babel's plural
         assert "Студия маникюра «Ноготки»" in intro.text and "он действует 30 дней" in intro.text
     finally:
         bot.send_signal(signal.SIGINT)
@@ -53,4 +73,6 @@ async def test_carebot_run_from_an_empty_folder_with_only_the_token(
     log = err.decode()
     assert bot.returncode == 0, log
     assert "running with the example business" in log and "Traceback" not in log
-    assert sorted(os.listdir(tmp_path)) == ["data"] and "carebot.sqlite3" in os.listdir(tmp_path / "data")
+    assert sorted(os.listdir(tmp_path)) == ["data"] and "carebot.sqlite3" in os.listdir(
+        tmp_path / "data"
+    )

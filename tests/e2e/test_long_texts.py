@@ -1,5 +1,6 @@
 """Texts measured as Telegram measures them (UTF-16 units of what is shown, after entities):
 an owner's broadcast at the limits, end to end through the wizard."""
+
 from __future__ import annotations
 
 import re
@@ -30,7 +31,9 @@ async def _tap(person: Person, message: Call, button: str) -> None:
     await person.next("editMessageReplyMarkup")
 
 
-async def test_broadcast_text_is_measured_as_telegram_does(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_broadcast_text_is_measured_as_telegram_does(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     """Seen: the limit was 3,500 characters of HTML: 2,010 emoji (4,020 units, over 4,096 with the
     coupon line) passed, and the preview and every recipient's message were refused by Telegram;
     3,600 characters with 200 `&` (4,400 once escaped) were refused though they fit."""
@@ -39,7 +42,9 @@ async def test_broadcast_text_is_measured_as_telegram_does(carebot, telegram: Te
     ask = await olga.reply()
     bad = await _answer(olga, ask, "🎉" * 2010)
     limit = re.search(r"не больше (\d+) знаков", bad.text)
-    assert limit and TEXT_LIMIT - 150 < int(limit[1]) < 4020 and "эмодзи считается за два" in bad.text
+    assert (
+        limit and TEXT_LIMIT - 150 < int(limit[1]) < 4020 and "эмодзи считается за два" in bad.text
+    )
     text = "Скидки & подарки! " * 200  # 3,600 characters, 4,400 once escaped
     ask_buttons = await _answer(olga, bad, text)
     assert ask_buttons.button_texts == ["📅 Кнопка «Записаться»", "Без кнопок", "✖️ Отмена"]
@@ -47,21 +52,28 @@ async def test_broadcast_text_is_measured_as_telegram_does(carebot, telegram: Te
     segment = await _answer(olga, await olga.reply(), "15% до 31.12")
     await _tap(olga, segment, "Готово")
     preview = await olga.reply()
-    assert preview.text.startswith("Скидки &amp; подарки!") and "<code>ABCD2345</code>" in preview.text
+    assert (
+        preview.text.startswith("Скидки &amp; подарки!") and "<code>ABCD2345</code>" in preview.text
+    )
     assert visible_len(preview.text) <= TEXT_LIMIT
     assert "Получателей" in (await olga.reply()).text
     assert not telegram.refused
 
 
-async def test_broadcast_caption_is_measured_as_telegram_does(carebot, telegram: TelegramServer,
-                                                              olga: Person) -> None:
+async def test_broadcast_caption_is_measured_as_telegram_does(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     await onboard(telegram.user(6001))
     await olga.send("/broadcast")
     ask = await olga.reply()
-    await olga.send_media("photo", "🎄" * 480, reply_to=ask)  # 960 units and a coupon line: too long
+    await olga.send_media(
+        "photo", "🎄" * 480, reply_to=ask
+    )  # 960 units and a coupon line: too long
     bad = await olga.reply()
     assert "Слишком длинно" in bad.text and "в подписи" in bad.text
-    await olga.send_media("photo", "Ёлки & гирлянды " * 55, reply_to=bad)  # 880 characters, 1,045 escaped
+    await olga.send_media(
+        "photo", "Ёлки & гирлянды " * 55, reply_to=bad
+    )  # 880 characters, 1,045 escaped
     await _tap(olga, await olga.reply(), "Без кнопок")
     segment = await _answer(olga, await olga.reply(), "500 ₽ до 31.12")
     await _tap(olga, segment, "Готово")

@@ -1,4 +1,5 @@
 """A customer's first visit, end to end through the Bot API test server."""
+
 from __future__ import annotations
 
 import re
@@ -60,17 +61,28 @@ async def test_from_start_to_welcome_coupon(carebot, telegram: TelegramServer) -
     assert code, welcome.text
     assert "Спасибо, Анна!" in welcome.text
     assert "Скидка 10%, действует до 23.12.2026 включительно" in welcome.text
-    assert welcome.button_texts == ["🎟 Показать купон", "📅 Записаться", "🎁 Мои купоны", "👤 Мои данные"]
+    assert welcome.button_texts == [
+        "🎟 Показать купон",
+        "📅 Записаться",
+        "🎁 Мои купоны",
+        "👤 Мои данные",
+    ]
 
     customer = await customer_of(carebot.db, 1001)
     assert customer is not None
     assert (customer.phone, customer.birth_day, customer.birth_month, customer.birth_year) == (
-        "+79161234567", 14, 3, None)
+        "+79161234567",
+        14,
+        3,
+        None,
+    )
     assert (customer.name, customer.username, customer.source) == ("Анна", "anna", "instagram")
     assert customer.onboarded_at is not None
     consents = await consents_of(carebot.db, customer.id)
     assert [(c.kind, c.granted, c.version) for c in consents] == [
-        ("personal_data", True, "2026-11-01"), ("marketing", True, "2026-11-01")]
+        ("personal_data", True, "2026-11-01"),
+        ("marketing", True, "2026-11-01"),
+    ]
     [coupon] = await coupons_of(carebot.db, customer.id)
     assert coupon.code == code[1] and coupon.kind == "welcome" and coupon.percent == 10
 
@@ -93,7 +105,9 @@ async def test_english_customer(carebot, telegram: TelegramServer) -> None:
 
 
 @pytest.mark.parametrize("payload", ["<script>", "src_", "src_" + "x" * 60, "ref_123", "src_a b"])
-async def test_malformed_deep_link_is_ignored(carebot, telegram: TelegramServer, payload: str) -> None:
+async def test_malformed_deep_link_is_ignored(
+    carebot, telegram: TelegramServer, payload: str
+) -> None:
     olga = telegram.user(1003, "Ольга")
     await onboard(olga, start=f"/start {payload}")
     customer = await customer_of(carebot.db, 1003)
@@ -111,7 +125,9 @@ async def test_privacy_button_shows_what_is_stored(carebot, telegram: TelegramSe
     assert await count(carebot.db, Customer) == 0
 
 
-async def test_text_instead_of_consent_asks_again_and_stores_nothing(carebot, telegram: TelegramServer) -> None:
+async def test_text_instead_of_consent_asks_again_and_stores_nothing(
+    carebot, telegram: TelegramServer
+) -> None:
     anna = telegram.user(1005)
     await anna.send("/start")
     await anna.reply()
@@ -265,15 +281,20 @@ async def test_stale_buttons_change_nothing(carebot, telegram: TelegramServer) -
     assert await count(carebot.db, Coupon) == 1
 
 
-@pytest.mark.parametrize("data", ["coupon:999999", "coupon:abc", "onb:bogus", "menu", "garbage", "forget:maybe"])
+@pytest.mark.parametrize(
+    "data", ["coupon:999999", "coupon:abc", "onb:bogus", "menu", "garbage", "forget:maybe"]
+)
 async def test_forged_callbacks_are_refused(carebot, telegram: TelegramServer, data: str) -> None:
     anna = telegram.user(1013)
     welcome = await onboard(anna)
     await anna.press_data(welcome, data)
     answer = await anna.next("answerCallbackQuery")
     assert answer.params["show_alert"] in (True, "true", "True")
-    assert "неактуальна" in answer.params["text"] or "нет такого купона" in answer.params["text"].lower() \
+    assert (
+        "неактуальна" in answer.params["text"]
+        or "нет такого купона" in answer.params["text"].lower()
         or "Такого купона у вас нет" in answer.params["text"]
+    )
     await anna.quiet()
     customer = await customer_of(carebot.db, 1013)
     assert customer and customer.erased_at is None
@@ -300,13 +321,20 @@ async def test_two_fast_taps_give_one_coupon(carebot, telegram: TelegramServer) 
     await anna.press(ask_name, "Анна")
     calls = [await anna.next() for _ in range(4)]
     methods = sorted(c.method for c in calls)
-    assert methods == ["answerCallbackQuery", "answerCallbackQuery", "editMessageReplyMarkup", "sendMessage"]
+    assert methods == [
+        "answerCallbackQuery",
+        "answerCallbackQuery",
+        "editMessageReplyMarkup",
+        "sendMessage",
+    ]
     assert any("неактуальна" in str(c.params.get("text")) for c in calls)
     await anna.quiet()
     assert await count(carebot.db, Coupon) == 1
 
 
-async def test_second_account_with_the_same_phone_gets_no_second_coupon(carebot, telegram: TelegramServer) -> None:
+async def test_second_account_with_the_same_phone_gets_no_second_coupon(
+    carebot, telegram: TelegramServer
+) -> None:
     await onboard(telegram.user(1017))
     twin = telegram.user(1018, "Анна")
     final = await onboard(twin, phone="+7 916 123 45 67")
@@ -317,7 +345,9 @@ async def test_second_account_with_the_same_phone_gets_no_second_coupon(carebot,
     assert twin_customer and twin_customer.onboarded_at and twin_customer.phone == "+79161234567"
 
 
-async def test_forget_and_start_again_gets_no_second_coupon(carebot, telegram: TelegramServer) -> None:
+async def test_forget_and_start_again_gets_no_second_coupon(
+    carebot, telegram: TelegramServer
+) -> None:
     anna = telegram.user(1019)
     await onboard(anna)
     await anna.send("/forget")
@@ -341,7 +371,9 @@ async def test_restart_in_the_middle_of_onboarding(carebot, telegram: TelegramSe
     assert CODE.search((await anna.reply()).text)
 
 
-async def test_start_in_the_middle_asks_the_current_question(carebot, telegram: TelegramServer) -> None:
+async def test_start_in_the_middle_asks_the_current_question(
+    carebot, telegram: TelegramServer
+) -> None:
     anna = telegram.user(1021)
     await consent(anna)
     await anna.send("/start")
@@ -353,13 +385,21 @@ async def test_start_in_the_middle_asks_the_current_question(carebot, telegram: 
     assert (await anna.reply()).template == "ask_birthday"
 
 
-async def test_group_messages_are_not_answered_as_a_customer(carebot, telegram: TelegramServer) -> None:
-    await telegram.push({"message": {
-        "message_id": 1, "date": 0, "text": "/start",
-        "chat": {"id": -1009999, "type": "supergroup", "title": "Friends"},
-        "from": {"id": 1022, "is_bot": False, "first_name": "Анна"},
-        "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-    }})
+async def test_group_messages_are_not_answered_as_a_customer(
+    carebot, telegram: TelegramServer
+) -> None:
+    await telegram.push(
+        {
+            "message": {
+                "message_id": 1,
+                "date": 0,
+                "text": "/start",
+                "chat": {"id": -1009999, "type": "supergroup", "title": "Friends"},
+                "from": {"id": 1022, "is_bot": False, "first_name": "Анна"},
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            }
+        }
+    )
     anna = telegram.user(1022)
     await telegram.wait_for(lambda: telegram.delivered >= 1)
     await anna.quiet()

@@ -1,4 +1,5 @@
 """Greetings and offers through the outbox, delivered by the sender to the Bot API test server."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,14 +44,25 @@ def quiet_business(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def app(telegram: TelegramServer, database_url: str, clock: FixedClock, quiet_business: Path) -> AsyncIterator[App]:
-    instance = await App.create(make_settings(telegram, database_url, business_file=quiet_business), clock=clock)
+async def app(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, quiet_business: Path
+) -> AsyncIterator[App]:
+    instance = await App.create(
+        make_settings(telegram, database_url, business_file=quiet_business), clock=clock
+    )
     yield instance
     await instance.close()
 
 
-async def customer(app: App, tg: int, *, name: str = "Анна", phone: str = "+79161234567",
-                   birthday: Birthday | None = None, language: str = "ru") -> int:
+async def customer(
+    app: App,
+    tg: int,
+    *,
+    name: str = "Анна",
+    phone: str = "+79161234567",
+    birthday: Birthday | None = None,
+    language: str = "ru",
+) -> int:
     view = await app.customers.consent(tg, name=name, username=None, language=language, source=None)
     await app.customers.set_phone(tg, phone)
     await app.customers.set_birthday(tg, birthday)
@@ -64,10 +76,16 @@ async def rows(app: App) -> list[OutboxMessage]:
 
 
 def sent_to(telegram: TelegramServer, chat_id: int) -> list[str]:
-    return [c.text for c in telegram.calls if c.method == "sendMessage" and c.chat_id == chat_id and c.result]
+    return [
+        c.text
+        for c in telegram.calls
+        if c.method == "sendMessage" and c.chat_id == chat_id and c.result
+    ]
 
 
-async def test_birthday_greeting_once_with_a_gift(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_birthday_greeting_once_with_a_gift(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-01T12:00"))
     await customer(app, 7, birthday=Birthday(14, 3, 1990))
     await app.planners.birthdays()
@@ -91,8 +109,9 @@ async def test_birthday_greeting_once_with_a_gift(app: App, telegram: TelegramSe
     assert len(sent_to(telegram, 7)) == 1
 
 
-async def test_birthday_planned_at_night_goes_out_in_the_morning(app: App, telegram: TelegramServer,
-                                                                 clock: FixedClock) -> None:
+async def test_birthday_planned_at_night_goes_out_in_the_morning(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-13T12:00"))
     await customer(app, 7, birthday=Birthday(14, 3))
     clock.set(msk("2027-03-14T00:30"))  # 13 March 21:30 UTC: already the 14th in Moscow
@@ -105,19 +124,29 @@ async def test_birthday_planned_at_night_goes_out_in_the_morning(app: App, teleg
     assert (await app.tick())["outbox_sent"] == 1
 
 
-@pytest.mark.parametrize(("today", "greeted"), [("2027-02-28", True), ("2028-02-28", False), ("2028-02-29", True),
-                                                ("2027-03-01", False)])
-async def test_leap_day_birthdays(app: App, telegram: TelegramServer, clock: FixedClock, today: str,
-                                  greeted: bool) -> None:
+@pytest.mark.parametrize(
+    ("today", "greeted"),
+    [("2027-02-28", True), ("2028-02-28", False), ("2028-02-29", True), ("2027-03-01", False)],
+)
+async def test_leap_day_birthdays(
+    app: App, telegram: TelegramServer, clock: FixedClock, today: str, greeted: bool
+) -> None:
     clock.set(msk("2026-12-01T12:00"))
     await customer(app, 7, birthday=Birthday(29, 2, 2000))
     clock.set(msk(f"{today}T12:00"))
     await app.planners.birthdays()
-    planned = [r.key for r in await rows(app) if r.key.startswith("birthday:") and r.not_before.astimezone(MOSCOW).date().isoformat() == today]
+    planned = [
+        r.key
+        for r in await rows(app)
+        if r.key.startswith("birthday:")
+        and r.not_before.astimezone(MOSCOW).date().isoformat() == today
+    ]
     assert bool(planned) is greeted
 
 
-async def test_a_late_greeting_is_dropped(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_a_late_greeting_is_dropped(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-14T08:00"))
     await customer(app, 7, birthday=Birthday(14, 3))
     await app.planners.run_all()  # planned, but the bot was down for three days
@@ -144,11 +173,15 @@ async def test_who_gets_no_greeting(app: App, telegram: TelegramServer, clock: F
     assert result["outbox_sent"] == 1 and result["outbox_skipped"] == 1
     assert [r.last_error for r in await rows(app) if r.state == "skipped"] == ["opted_out"]
     async with app.db.transaction() as repos:
-        birthday_coupons = list(await repos.session.scalars(select(Coupon).where(Coupon.kind == "birthday")))
+        birthday_coupons = list(
+            await repos.session.scalars(select(Coupon).where(Coupon.kind == "birthday"))
+        )
     assert len(birthday_coupons) == 1, "no coupon was made for the message that did not go"
 
 
-async def test_holiday_greetings_with_a_coupon_each(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_holiday_greetings_with_a_coupon_each(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-01T12:00"))
     await customer(app, 7)
     await customer(app, 8, name="Ольга", phone="+79031234567", language="en")
@@ -156,7 +189,9 @@ async def test_holiday_greetings_with_a_coupon_each(app: App, telegram: Telegram
     result = await app.tick()
     assert result["holidays"] == 2 and result["outbox_sent"] == 2
     [anna], [olga] = sent_to(telegram, 7), sent_to(telegram, 8)
-    assert anna.startswith("Анна, с 8 Марта! 🌷") and olga.startswith("Happy International Women's Day, Ольга!")
+    assert anna.startswith("Анна, с 8 Марта! 🌷") and olga.startswith(
+        "Happy International Women's Day, Ольга!"
+    )
     codes = {re.search(r"<code>(\w+)</code>", t)[1] for t in (anna, olga)}  # type: ignore[index]
     assert len(codes) == 2, "a coupon of one's own"
     assert (await app.tick())["holidays"] == 0
@@ -167,15 +202,22 @@ async def test_holiday_audience_by_service(app: App, clock: FixedClock, business
     await customer(app, 7)
     await customer(app, 8, phone="+79031234567")
     await app.staff.record_sale(Staff(1, "Ольга"), 2, 280000, "pedicure")
-    holiday = Holiday(id="feet", date="04-02", template="holiday_professional", title="День педикюра",
-                      audience=["pedicure"])
+    holiday = Holiday(
+        id="feet",
+        date="04-02",
+        template="holiday_professional",
+        title="День педикюра",
+        audience=["pedicure"],
+    )
     planners = Planners(app.db, clock, business.model_copy(update={"holidays": [holiday]}), MOSCOW)
     clock.set(msk("2027-04-02T12:00"))
     assert await planners.holidays() == 1
     assert [r.customer_id for r in await rows(app) if r.key.startswith("holiday:")] == [2]
 
 
-async def test_expiry_reminder_a_day_before(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_expiry_reminder_a_day_before(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     await customer(app, 7)  # the welcome coupon is valid through 23 December 2026
     clock.set(msk("2026-12-22T12:00"))
     assert (await app.tick())["expiry_reminders"] == 0
@@ -190,7 +232,9 @@ async def test_expiry_reminder_a_day_before(app: App, telegram: TelegramServer, 
     assert (await app.tick())["expiry_reminders"] == 0
 
 
-async def test_thank_you_offer_after_a_purchase(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_thank_you_offer_after_a_purchase(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2026-11-23T12:00"))
     await customer(app, 7)
     await app.staff.record_sale(Staff(1, "Ольга"), 1, 200000, "manicure", "anna")
@@ -198,11 +242,15 @@ async def test_thank_you_offer_after_a_purchase(app: App, telegram: TelegramServ
     clock.set(msk("2026-11-23T15:00"))
     assert (await app.tick())["outbox_sent"] == 1
     [text] = sent_to(telegram, 7)
-    assert text.startswith("Анна, спасибо, что были у нас на процедуре «Маникюр с покрытием» у мастера Анна!")
+    assert text.startswith(
+        "Анна, спасибо, что были у нас на процедуре «Маникюр с покрытием» у мастера Анна!"
+    )
     assert "скидка 5%" in text
 
 
-async def test_at_most_two_offers_a_week(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_at_most_two_offers_a_week(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-06T12:00"))
     await customer(app, 7, birthday=Birthday(8, 3))
     for day in (6, 7):
@@ -211,13 +259,17 @@ async def test_at_most_two_offers_a_week(app: App, telegram: TelegramServer, clo
         clock.set(msk(f"2027-03-0{day}T16:00"))
         assert (await app.tick())["outbox_sent"] == 1
     clock.set(msk("2027-03-08T11:00"))  # birthday and 8 March, but the week is full until the 13th,
-    result = await app.tick()          # past the last moment of both: they are dropped, not sent
+    result = await app.tick()  # past the last moment of both: they are dropped, not sent
     assert result["outbox_sent"] == 0 and result["outbox_expired"] == 2
-    assert {(r.state, r.last_error) for r in await rows(app) if r.state != "sent"} == {("expired", "weekly_cap")}
+    assert {(r.state, r.last_error) for r in await rows(app) if r.state != "sent"} == {
+        ("expired", "weekly_cap")
+    }
     assert len(sent_to(telegram, 7)) == 2
 
 
-async def test_telegram_says_retry_after(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_telegram_says_retry_after(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     await customer(app, 7)
     await app.staff.record_sale(Staff(1, "Ольга"), 1, 100000)
     clock.advance(timedelta(hours=3))
@@ -231,7 +283,9 @@ async def test_telegram_says_retry_after(app: App, telegram: TelegramServer, clo
     assert len(sent_to(telegram, 7)) == 1
 
 
-async def test_a_customer_who_blocked_the_bot(app: App, telegram: TelegramServer, clock: FixedClock) -> None:
+async def test_a_customer_who_blocked_the_bot(
+    app: App, telegram: TelegramServer, clock: FixedClock
+) -> None:
     clock.set(msk("2027-03-08T09:00"))
     await customer(app, 7, birthday=Birthday(8, 3))
     await app.planners.run_all()
@@ -240,12 +294,24 @@ async def test_a_customer_who_blocked_the_bot(app: App, telegram: TelegramServer
     result = await app.tick()
     assert result["outbox_blocked"] == 1 and result["outbox_skipped"] == 1
     states = sorted((r.state, r.last_error or "") for r in await rows(app))
-    assert states[0][0] == "failed" and states[0][1].startswith("403") and states[1] == ("skipped", "blocked")
-    assert {r.error_code for r in await rows(app)} == {"blocked"}  # the 403, and the one known blocked then
+    assert (
+        states[0][0] == "failed"
+        and states[0][1].startswith("403")
+        and states[1] == ("skipped", "blocked")
+    )
+    assert {r.error_code for r in await rows(app)} == {
+        "blocked"
+    }  # the 403, and the one known blocked then
     async with app.db.transaction() as repos:
         assert (await repos.customers.get(1)).blocked_at is not None  # type: ignore[union-attr]
-        assert list(await repos.session.scalars(select(Coupon).where(Coupon.voided_at.is_(None),
-                                                                     Coupon.kind != "welcome"))) == []
+        assert (
+            list(
+                await repos.session.scalars(
+                    select(Coupon).where(Coupon.voided_at.is_(None), Coupon.kind != "welcome")
+                )
+            )
+            == []
+        )
     await app.staff.record_sale(Staff(1, "Ольга"), 1, 100000)
     clock.advance(timedelta(hours=4))
     assert (await app.tick())["outbox_sent"] == 0
@@ -260,11 +326,15 @@ async def test_server_errors_are_retried_with_backoff_then_given_up(
     telegram.scripted = [(500, "Internal Server Error", None), (502, "Bad Gateway", None)]
     assert (await app.tick())["outbox_retried"] == 1
     [row] = await rows(app)
-    assert row.attempts == 1 and timedelta(seconds=1) <= row.due_at - clock.now() <= timedelta(seconds=3)
+    assert row.attempts == 1 and timedelta(seconds=1) <= row.due_at - clock.now() <= timedelta(
+        seconds=3
+    )
     clock.advance(timedelta(seconds=3))
     assert (await app.tick())["outbox_retried"] == 1
     [row] = await rows(app)
-    assert row.attempts == 2 and timedelta(seconds=2) <= row.due_at - clock.now() <= timedelta(seconds=6)
+    assert row.attempts == 2 and timedelta(seconds=2) <= row.due_at - clock.now() <= timedelta(
+        seconds=6
+    )
     clock.advance(timedelta(seconds=6))
     assert (await app.tick())["outbox_sent"] == 1
     telegram.scripted = [(500, "Internal Server Error", None)] * 10
@@ -274,12 +344,17 @@ async def test_server_errors_are_retried_with_backoff_then_given_up(
         await app.tick()
         clock.advance(timedelta(minutes=10))  # past the longest backoff here, still in the day
     last = (await rows(app))[-1]
-    assert (last.state, last.attempts) == ("failed", 8) and (last.last_error or "").startswith("gave up")
+    assert (last.state, last.attempts) == ("failed", 8) and (last.last_error or "").startswith(
+        "gave up"
+    )
 
 
-async def test_restart_after_a_crash_sends_each_once(telegram: TelegramServer, database_url: str,
-                                                     clock: FixedClock, quiet_business: Path) -> None:
-    first = await App.create(make_settings(telegram, database_url, business_file=quiet_business), clock=clock)
+async def test_restart_after_a_crash_sends_each_once(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, quiet_business: Path
+) -> None:
+    first = await App.create(
+        make_settings(telegram, database_url, business_file=quiet_business), clock=clock
+    )
     for tg in range(1, 6):
         await customer(first, tg, phone=f"+7916123450{tg}")
         await first.staff.record_sale(Staff(1, "Ольга"), tg, 100000)
@@ -288,7 +363,9 @@ async def test_restart_after_a_crash_sends_each_once(telegram: TelegramServer, d
     assert len(dying) == 5
     await first.close()
 
-    second = await App.create(make_settings(telegram, database_url, business_file=quiet_business), clock=clock)
+    second = await App.create(
+        make_settings(telegram, database_url, business_file=quiet_business), clock=clock
+    )
     assert (await second.tick())["outbox_sent"] == 0  # their claim is still fresh
     clock.advance(timedelta(seconds=61))  # the dead sender's lease runs out
     assert (await second.tick())["outbox_sent"] == 5
@@ -296,7 +373,9 @@ async def test_restart_after_a_crash_sends_each_once(telegram: TelegramServer, d
     await second.close()
     texts = {c.chat_id: c.text for c in telegram.calls if c.method == "sendMessage" and c.result}
     assert sorted(chat or 0 for chat in texts) == [1, 2, 3, 4, 5]
-    assert [r.text for r in dying] == [texts[r.chat_id] for r in dying], "the same message, coupon and all"
+    assert [r.text for r in dying] == [texts[r.chat_id] for r in dying], (
+        "the same message, coupon and all"
+    )
     assert len([c for c in telegram.calls if c.method == "sendMessage"]) == 5
 
 
@@ -320,17 +399,34 @@ async def due_service_rows(app: App, clock: FixedClock, count: int) -> None:
     now = clock.now()
     async with app.db.transaction() as repos:
         for n in range(count):
-            repos.session.add(OutboxMessage(
-                key=f"test:{n}", chat_id=10_000 + n, kind="service", template="forget_cancelled", data={},
-                not_before=now, not_after=now + timedelta(hours=1), due_at=now, state="pending", attempts=0,
-                created_at=now))
+            repos.session.add(
+                OutboxMessage(
+                    key=f"test:{n}",
+                    chat_id=10_000 + n,
+                    kind="service",
+                    template="forget_cancelled",
+                    data={},
+                    not_before=now,
+                    not_after=now + timedelta(hours=1),
+                    due_at=now,
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                )
+            )
 
 
-async def test_two_senders_at_once_send_nothing_twice(app: App, telegram: TelegramServer, clock: FixedClock,
-                                                      business: Business) -> None:
+async def test_two_senders_at_once_send_nothing_twice(
+    app: App, telegram: TelegramServer, clock: FixedClock, business: Business
+) -> None:
     await due_service_rows(app, clock, 120)
-    fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 500})})
-    senders = [OutboxSender(app.db, app.sender.transport, clock, fast, MOSCOW, app.render, batch=20) for _ in range(3)]
+    fast = business.model_copy(
+        update={"outbox": business.outbox.model_copy(update={"messages_per_second": 500})}
+    )
+    senders = [
+        OutboxSender(app.db, app.sender.transport, clock, fast, MOSCOW, app.render, batch=20)
+        for _ in range(3)
+    ]
     tallies = await asyncio.gather(*(s.drain() for s in senders))
     assert sum(t.sent for t in tallies) == 120
     per_chat = Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage")
@@ -339,11 +435,20 @@ async def test_two_senders_at_once_send_nothing_twice(app: App, telegram: Telegr
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-async def test_carebot_tick_and_outbox_commands(telegram: TelegramServer, tmp_path: Path, clock: FixedClock) -> None:
+async def test_carebot_tick_and_outbox_commands(
+    telegram: TelegramServer, tmp_path: Path, clock: FixedClock
+) -> None:
     database_url = f"sqlite+aiosqlite:///{tmp_path}/tick.sqlite3"
     app = await App.create(make_settings(telegram, database_url), clock=clock)
     clock.set(msk("2027-03-01T12:00"))
@@ -351,27 +456,45 @@ async def test_carebot_tick_and_outbox_commands(telegram: TelegramServer, tmp_pa
     await app.close()
     import os
 
-    env = {**os.environ, "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": telegram.url, "DATABASE_URL": database_url,
-           "BUSINESS_FILE": str(BUSINESS_FILE), "ADMIN_CHAT_ID": str(ADMIN_CHAT)}
+    env = {
+        **os.environ,
+        "BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": telegram.url,
+        "DATABASE_URL": database_url,
+        "BUSINESS_FILE": str(BUSINESS_FILE),
+        "ADMIN_CHAT_ID": str(ADMIN_CHAT),
+    }
     env.pop("REDIS_URL", None)
     tick = await asyncio.to_thread(_cli, ["tick", "--now", "2027-03-14T10:30+03:00"], env, tmp_path)
     assert tick.returncode == 0, tick.stderr
     assert "birthdays=1" in tick.stdout and "outbox_sent=1" in tick.stdout
     assert len(sent_to(telegram, 7)) == 1
-    again = await asyncio.to_thread(_cli, ["tick", "--now", "2027-03-14T11:00+03:00"], env, tmp_path)
+    again = await asyncio.to_thread(
+        _cli, ["tick", "--now", "2027-03-14T11:00+03:00"], env, tmp_path
+    )
     assert "outbox_sent=0" in again.stdout and len(sent_to(telegram, 7)) == 1
     listing = await asyncio.to_thread(_cli, ["outbox"], env, tmp_path)
     assert re.search(r"marketing\s+sent\s+1", listing.stdout), listing.stdout
     bad = await asyncio.to_thread(_cli, ["tick", "--now", "tomorrow"], env, tmp_path)
-    assert bad.returncode == 2 and "is not an ISO-8601 moment" in bad.stderr and "Traceback" not in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "is not an ISO-8601 moment" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )
 
 
-async def test_your_birthday_is_coming(telegram: TelegramServer, database_url: str, clock: FixedClock,
-                                       tmp_path: Path) -> None:
+async def test_your_birthday_is_coming(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
     business = tmp_path / "business.toml"
-    business.write_text(BUSINESS_FILE.read_text().replace("remind_days_before = 0", "remind_days_before = 3")
-                        .replace("enabled = true", "enabled = false"))
-    app = await App.create(make_settings(telegram, database_url, business_file=business), clock=clock)
+    business.write_text(
+        BUSINESS_FILE.read_text()
+        .replace("remind_days_before = 0", "remind_days_before = 3")
+        .replace("enabled = true", "enabled = false")
+    )
+    app = await App.create(
+        make_settings(telegram, database_url, business_file=business), clock=clock
+    )
     try:
         clock.set(msk("2027-03-01T12:00"))
         await customer(app, 7, birthday=Birthday(14, 3))
@@ -381,7 +504,10 @@ async def test_your_birthday_is_coming(telegram: TelegramServer, database_url: s
         assert result["birthdays"] == 1 and result["outbox_sent"] == 1
         assert result["outbox_expired"] == 1  # the thank-you of the 1st is ten days too late by now
         soon = sent_to(telegram, 7)[-1]
-        assert soon.startswith("Анна, у вас скоро день рождения 🎈") and "на маникюр с покрытием" in soon
+        assert (
+            soon.startswith("Анна, у вас скоро день рождения 🎈")
+            and "на маникюр с покрытием" in soon
+        )
         assert (await app.tick())["birthdays"] == 0
     finally:
         await app.close()
@@ -392,7 +518,9 @@ async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
 ) -> None:
     """Claiming and rendering while the pacer still has work keeps the rate (bench/broadcast.py)."""
     await due_service_rows(app, clock, 40)
-    fast = business.model_copy(update={"outbox": business.outbox.model_copy(update={"messages_per_second": 100})})
+    fast = business.model_copy(
+        update={"outbox": business.outbox.model_copy(update={"messages_per_second": 100})}
+    )
     sender = OutboxSender(app.db, app.sender.transport, clock, fast, MOSCOW, app.render, batch=10)
     delivered_at_claim: list[int] = []
     claim = sender._claim
@@ -404,7 +532,9 @@ async def test_the_sender_claims_the_next_batch_before_the_last_is_out(
     sender._claim = counting_claim  # type: ignore[method-assign]
     assert (await sender.drain()).sent == 40
     assert delivered_at_claim[0] == 0 and 0 < delivered_at_claim[1] < 10, delivered_at_claim
-    assert Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage") == Counter(range(10_000, 10_040))
+    assert Counter(c.chat_id for c in telegram.calls if c.method == "sendMessage") == Counter(
+        range(10_000, 10_040)
+    )
 
 
 async def test_a_claim_that_fails_to_commit_leaves_no_lane_busy(

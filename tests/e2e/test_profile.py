@@ -1,4 +1,5 @@
 """What a customer can see and control: coupons, profile, opt-out, erasure."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -20,7 +21,9 @@ from tests.telegram_server import TelegramServer
 pytestmark = pytest.mark.in_process
 
 
-async def test_my_coupons_lists_active_coupons_with_expiry(carebot, telegram: TelegramServer) -> None:
+async def test_my_coupons_lists_active_coupons_with_expiry(
+    carebot, telegram: TelegramServer
+) -> None:
     anna = telegram.user(2001)
     welcome = await onboard(anna)
     await anna.send("/mycoupons")
@@ -78,7 +81,11 @@ async def test_stop_and_resume_marketing(carebot, telegram: TelegramServer) -> N
     assert (await anna.reply()).template == "marketing_on"
     customer = await customer_of(carebot.db, 2004)
     assert customer and not customer.marketing_opt_out
-    marketing = [(c.granted, c.at) for c in await consents_of(carebot.db, customer.id) if c.kind == "marketing"]
+    marketing = [
+        (c.granted, c.at)
+        for c in await consents_of(carebot.db, customer.id)
+        if c.kind == "marketing"
+    ]
     assert [g for g, _ in marketing] == [True, False, True]
     assert marketing[2][1] - marketing[1][1] == timedelta(hours=1)
 
@@ -108,13 +115,22 @@ async def test_forget_asks_first_then_erases(carebot, telegram: TelegramServer) 
     async with carebot.db.transaction() as repos:
         erased = await repos.customers.get(customer_id)
     assert erased is not None, "an anonymous row stays for the business's totals"
-    assert (erased.tg_user_id, erased.name, erased.username, erased.phone, erased.birth_day,
-            erased.birth_month, erased.birth_year) == (None,) * 7
+    assert (
+        erased.tg_user_id,
+        erased.name,
+        erased.username,
+        erased.phone,
+        erased.birth_day,
+        erased.birth_month,
+        erased.birth_year,
+    ) == (None,) * 7
     assert erased.erased_at is not None and erased.marketing_opt_out
     [coupon] = await coupons_of(carebot.db, customer_id)
     assert coupon.voided_at is not None
     assert [(c.kind, c.granted) for c in await consents_of(carebot.db, customer_id)][-2:] == [
-        ("personal_data", False), ("marketing", False)]
+        ("personal_data", False),
+        ("marketing", False),
+    ]
 
     await anna.send("/profile")
     assert "ничего о вас не храним" in (await anna.reply()).text

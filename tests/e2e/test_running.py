@@ -1,4 +1,5 @@
 """How the bot runs: the start-up line, webhook mode, and Redis-backed conversation state."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,10 +30,17 @@ async def test_start_up_line_names_the_bot_and_the_database(
         await telegram.wait_for(lambda: any(c.method == "setMyCommands" for c in telegram.calls))
         await asyncio.sleep(0.05)
         [line] = [r.getMessage() for r in caplog.records if "carebot started" in r.getMessage()]
-        assert "bot=@carebot_test_bot" in line and f"database={database_url.split('://')[0]}" in line
+        assert (
+            "bot=@carebot_test_bot" in line and f"database={database_url.split('://')[0]}" in line
+        )
         commands = [c for c in telegram.calls if c.method == "setMyCommands"]
         assert {c.params.get("language_code") for c in commands} == {None, "en"}
-        assert [x["command"] for x in commands[0].params["commands"]][:4] == ["start", "book", "mycoupons", "profile"]
+        assert [x["command"] for x in commands[0].params["commands"]][:4] == [
+            "start",
+            "book",
+            "mycoupons",
+            "profile",
+        ]
     finally:
         await running.stop()
 
@@ -46,7 +54,9 @@ def _free_port() -> int:
 async def test_webhook_mode(telegram: TelegramServer, database_url: str, clock: FixedClock) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/telegram/hook"
-    app = await App.create(make_settings(telegram, database_url, webhook_secret="s3cret-token"), clock=clock)
+    app = await App.create(
+        make_settings(telegram, database_url, webhook_secret="s3cret-token"), clock=clock
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(app.run_webhook(url, "127.0.0.1", port, stop))
     try:
@@ -54,12 +64,20 @@ async def test_webhook_mode(telegram: TelegramServer, database_url: str, clock: 
         [hook] = [c for c in telegram.calls if c.method == "setWebhook"]
         assert hook.params["url"] == url and hook.params["secret_token"] == "s3cret-token"
         anna = telegram.user(3001)
-        update = {"update_id": 1, "message": anna._message(text="/start", entities=[
-            {"type": "bot_command", "offset": 0, "length": 6}])}
+        update = {
+            "update_id": 1,
+            "message": anna._message(
+                text="/start", entities=[{"type": "bot_command", "offset": 0, "length": 6}]
+            ),
+        }
         async with aiohttp.ClientSession() as http:
-            forged = await http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            forged = await http.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+            )
             assert forged.status == 401
-            ok = await http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"})
+            ok = await http.post(
+                url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+            )
             assert ok.status == 200
         intro = await anna.reply()
         assert "приветственный купон" in intro.text
@@ -94,7 +112,10 @@ async def test_conversation_in_redis_survives_a_restart(
 
 
 async def test_a_failure_is_answered_politely_and_logged_with_context(
-    carebot, telegram: TelegramServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    carebot,
+    telegram: TelegramServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bot.services.customers import CustomerService
 
@@ -127,10 +148,15 @@ async def test_carebot_run_process_answers_and_stops_on_sigterm(
     from tests.conftest import BUSINESS_FILE, TOKEN
 
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ADMIN_CHAT_ID")}
-    env.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=telegram.url, BUSINESS_FILE=str(BUSINESS_FILE),
-               DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/run.sqlite3")
+    env.update(
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=telegram.url,
+        BUSINESS_FILE=str(BUSINESS_FILE),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/run.sqlite3",
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE)
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env, stderr=asyncio.subprocess.PIPE
+    )
     try:
         anna = telegram.user(3004)
         await anna.send("/start")

@@ -1,4 +1,5 @@
 """Staff commands and card buttons in the admin chat, and who may use them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,14 @@ def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
-async def _anna(telegram: TelegramServer, carebot, user_id: int = 5001, phone: str = "79161234567",
-                name: str = "Анна", username: str | None = "anna") -> Coupon:
+async def _anna(
+    telegram: TelegramServer,
+    carebot,
+    user_id: int = 5001,
+    phone: str = "79161234567",
+    name: str = "Анна",
+    username: str | None = "anna",
+) -> Coupon:
     """A customer who finished onboarding; returns their welcome coupon."""
     person = telegram.user(user_id, name, username=username)
     await onboard(person, phone=phone)
@@ -34,8 +41,12 @@ async def _anna(telegram: TelegramServer, carebot, user_id: int = 5001, phone: s
     return (await coupons_of(carebot.db, customer.id))[0]
 
 
-@pytest.mark.parametrize("query", ["+7 916 123-45-67", "89161234567", "4567", "анна", "АННА", "@Anna", "#1", "code"])
-async def test_find_by_anything_a_person_knows(carebot, telegram: TelegramServer, olga: Person, query: str) -> None:
+@pytest.mark.parametrize(
+    "query", ["+7 916 123-45-67", "89161234567", "4567", "анна", "АННА", "@Anna", "#1", "code"]
+)
+async def test_find_by_anything_a_person_knows(
+    carebot, telegram: TelegramServer, olga: Person, query: str
+) -> None:
     coupon = await _anna(telegram, carebot)
     await olga.send(f"/find {coupon.code.lower() if query == 'code' else query}")
     card = await olga.reply()
@@ -44,7 +55,9 @@ async def test_find_by_anything_a_person_knows(carebot, telegram: TelegramServer
     assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
 
 
-async def test_find_nobody_several_and_no_query(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_find_nobody_several_and_no_query(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     await _anna(telegram, carebot)
     await _anna(telegram, carebot, 5002, "79031112233", "Анна Петрова", None)
     await olga.send("/find Ксения")
@@ -64,16 +77,25 @@ async def test_sale_by_command(carebot, telegram: TelegramServer, olga: Person) 
     await _anna(telegram, carebot)
     await olga.send("/sale +7 916 123 45 67 2000 маникюр Анна")
     done = await olga.reply()
-    assert "✅ Продажа записана: Анна (#1) — 2\u00a0000\u00a0₽, Маникюр с покрытием, мастер Анна." in done.text
+    assert (
+        "✅ Продажа записана: Анна (#1) — 2\u00a0000\u00a0₽, Маникюр с покрытием, мастер Анна."
+        in done.text
+    )
     assert "Записал(а): Ольга (@olga_admin). Визитов теперь: 1." in done.text
     async with carebot.db.transaction() as repos:
         [purchase] = list(await repos.session.scalars(select(Purchase)))
     assert (purchase.amount_minor, purchase.service_id, purchase.master_id, purchase.staff_id) == (
-        200000, "manicure", "anna", 9001)
+        200000,
+        "manicure",
+        "anna",
+        9001,
+    )
     await olga.send("/sale #1 1500,50")
     assert "1\u00a0500,50\u00a0₽" in (await olga.reply()).text
     await olga.send("/find #1")
-    assert "Визитов: 2, последний 23.11.2026 · всего 3\u00a0500,50\u00a0₽" in (await olga.reply()).text
+    assert (
+        "Визитов: 2, последний 23.11.2026 · всего 3\u00a0500,50\u00a0₽" in (await olga.reply()).text
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +109,10 @@ async def test_sale_by_command(carebot, telegram: TelegramServer, olga: Person) 
         ("/sale #1 1e9", "«1e9» — не сумма"),
         ("/sale +79990000000 500", "Клиент «+79990000000» не найден"),
         ("/sale Анна 500", "подходят 2 клиента"),
-        ("/sale #1 500 стрижка", "Услуга «стрижка» не найдена. Есть: Маникюр с покрытием, Педикюр."),
+        (
+            "/sale #1 500 стрижка",
+            "Услуга «стрижка» не найдена. Есть: Маникюр с покрытием, Педикюр.",
+        ),
     ],
 )
 async def test_sale_arguments_that_do_not_parse(
@@ -108,7 +133,9 @@ async def test_sale_from_the_card(carebot, telegram: TelegramServer, olga: Perso
     card = await olga.reply()
     await olga.press(card, "Продажа")
     prompt = await olga.reply()
-    assert prompt.text.startswith('<a href="tg://user?id=9001">Ольга</a>, какая сумма продажи для Анна (#1)?')
+    assert prompt.text.startswith(
+        '<a href="tg://user?id=9001">Ольга</a>, какая сумма продажи для Анна (#1)?'
+    )
     assert prompt.markup == {"force_reply": True, "selective": True}
     await olga.send("полторы тысячи", reply_to=prompt)
     again = await olga.reply()
@@ -136,17 +163,24 @@ async def test_sale_from_the_card(carebot, telegram: TelegramServer, olga: Perso
     assert await count(carebot.db, Purchase) == 1
 
 
-async def test_redeem_once_with_who_and_when(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_redeem_once_with_who_and_when(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     coupon = await _anna(telegram, carebot)
     await olga.send(f"/redeem {coupon.code[:4].lower()}-{coupon.code[4:].lower()}")
     done = await olga.reply()
-    assert f"✅ Купон <code>{coupon.code}</code> погашен: скидка 10%, клиент Анна (+79161234567)" in done.text
+    assert (
+        f"✅ Купон <code>{coupon.code}</code> погашен: скидка 10%, клиент Анна (+79161234567)"
+        in done.text
+    )
     carebot.clock.advance(timedelta(minutes=5))
     misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
     await misha.send(f"/redeem {coupon.code}")
     again = await misha.reply()
-    assert f"⛔ Купон <code>{coupon.code}</code> уже использован 23.11.2026 12:00, погасил(а) Ольга (@olga_admin)" \
+    assert (
+        f"⛔ Купон <code>{coupon.code}</code> уже использован 23.11.2026 12:00, погасил(а) Ольга (@olga_admin)"
         in again.text
+    )
     assert await olga.reply() == again  # Olga sees it in the same chat
     await olga.send("/redeem NOPE2345")
     assert "не найден" in (await olga.reply()).text
@@ -154,7 +188,9 @@ async def test_redeem_once_with_who_and_when(carebot, telegram: TelegramServer, 
     assert "Какой купон погасить?" in (await olga.reply()).text
 
 
-async def test_expired_coupon_is_not_redeemed(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_expired_coupon_is_not_redeemed(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     coupon = await _anna(telegram, carebot)
     carebot.clock.advance(timedelta(days=40))
     await olga.send(f"/redeem {coupon.code}")
@@ -162,16 +198,22 @@ async def test_expired_coupon_is_not_redeemed(carebot, telegram: TelegramServer,
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
 
 
-async def test_two_staff_redeem_at_once_exactly_one_wins(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_two_staff_redeem_at_once_exactly_one_wins(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     coupon = await _anna(telegram, carebot)
     misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
     await asyncio.gather(olga.send(f"/redeem {coupon.code}"), misha.send(f"/redeem {coupon.code}"))
     answers = [c.text for c in [await olga.reply(), await olga.reply()]]
-    assert sum("✅" in a for a in answers) == 1 and sum("уже использован" in a for a in answers) == 1
+    assert (
+        sum("✅" in a for a in answers) == 1 and sum("уже использован" in a for a in answers) == 1
+    )
     assert await count(carebot.db, StaffAction, StaffAction.action == "redeem") == 1
 
 
-async def test_redeem_from_the_card_checks_the_owner(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_redeem_from_the_card_checks_the_owner(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna_coupon = await _anna(telegram, carebot)
     await _anna(telegram, carebot, 5002, "79031112233", "Ксения", None)
     await olga.send("/find Ксения")
@@ -180,7 +222,9 @@ async def test_redeem_from_the_card_checks_the_owner(carebot, telegram: Telegram
     choose = await olga.reply()
     assert len(choose.buttons) == 1
     ksenia = RedeemCallback.unpack(choose.buttons[0]["callback_data"]).customer_id
-    await olga.press_data(choose, RedeemCallback(code=anna_coupon.code, customer_id=ksenia).pack())  # Anna's code
+    await olga.press_data(
+        choose, RedeemCallback(code=anna_coupon.code, customer_id=ksenia).pack()
+    )  # Anna's code
     assert "принадлежит другому клиенту" in (await olga.next("editMessageText")).text
     await olga.press(choose, "10%")
     assert "✅" in (await olga.next("editMessageText")).text
@@ -216,8 +260,9 @@ async def test_notes_and_history(carebot, telegram: TelegramServer, olga: Person
     assert await count(carebot.db, StaffNote) == 2
 
 
-async def test_staff_commands_outside_the_admin_chat_do_nothing(carebot, telegram: TelegramServer,
-                                                                 olga: Person) -> None:
+async def test_staff_commands_outside_the_admin_chat_do_nothing(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     coupon = await _anna(telegram, carebot)
     anna = telegram.user(5001)
     for command in ("/find 4567", f"/redeem {coupon.code}", "/sale #1 100", "/note #1 hi"):
@@ -233,7 +278,9 @@ async def test_staff_commands_outside_the_admin_chat_do_nothing(carebot, telegra
     assert await count(carebot.db, Purchase) == 0 and await count(carebot.db, StaffNote) == 0
 
 
-@pytest.mark.parametrize("data", ["card:sale:1", "card:history:1", "rdm:{code}:1", "sale:service:manicure"])
+@pytest.mark.parametrize(
+    "data", ["card:sale:1", "card:history:1", "rdm:{code}:1", "sale:service:manicure"]
+)
 async def test_staff_buttons_forged_in_a_private_chat_are_refused(
     carebot, telegram: TelegramServer, data: str
 ) -> None:
@@ -247,14 +294,18 @@ async def test_staff_buttons_forged_in_a_private_chat_are_refused(
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
 
 
-async def test_a_former_member_cannot_press_staff_buttons(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_former_member_cannot_press_staff_buttons(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     coupon = await _anna(telegram, carebot)
     await olga.send("/find 4567")
     card = await olga.reply()
     await olga.press(card, "Погасить")
     choose: Call = await olga.reply()
     leaver = telegram.staff(9004, "Бывший", ADMIN_CHAT)
-    telegram.members[ADMIN_CHAT].discard(9004)  # left the group; an old client still shows the buttons
+    telegram.members[ADMIN_CHAT].discard(
+        9004
+    )  # left the group; an old client still shows the buttons
     await leaver.press(choose, coupon.code)
     assert "неактуальна" in (await leaver.next("answerCallbackQuery")).params["text"]
     await olga.quiet()
@@ -294,15 +345,25 @@ async def test_a_reply_to_a_customer_during_a_staff_step_still_reaches_the_custo
     assert await count(carebot.db, StaffNote) == 1
 
 
-async def test_an_anonymous_admin_answers_and_acts(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_an_anonymous_admin_answers_and_acts(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     await _anna(telegram, carebot)
     anna = telegram.user(5001)
     relayed = await ask_staff(anna, olga, "Вопрос")
     message = {
-        "message_id": telegram.new_message_id(), "date": 0, "text": "Ответ владельца",
-        "chat": telegram._chat(ADMIN_CHAT), "sender_chat": telegram._chat(ADMIN_CHAT),
+        "message_id": telegram.new_message_id(),
+        "date": 0,
+        "text": "Ответ владельца",
+        "chat": telegram._chat(ADMIN_CHAT),
+        "sender_chat": telegram._chat(ADMIN_CHAT),
         "author_signature": "Владелец",
-        "from": {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"},
+        "from": {
+            "id": 1087968824,
+            "is_bot": True,
+            "first_name": "Group",
+            "username": "GroupAnonymousBot",
+        },
         "reply_to_message": telegram.messages[(ADMIN_CHAT, relayed.message["message_id"])],
     }
     telegram.messages[(ADMIN_CHAT, message["message_id"])] = message
@@ -314,7 +375,9 @@ async def test_an_anonymous_admin_answers_and_acts(carebot, telegram: TelegramSe
     assert (action.action, action.staff_name) == ("reply", "Владелец")
 
 
-async def test_chat_id_helps_the_owner_set_up(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_chat_id_helps_the_owner_set_up(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     await olga.send("/chatid")
     assert "все настроено" in (await olga.reply()).text.replace("всё", "все")
     stranger_group = telegram.staff(9005, "Кто-то", -1005555)
@@ -322,15 +385,20 @@ async def test_chat_id_helps_the_owner_set_up(carebot, telegram: TelegramServer,
     assert "ADMIN_CHAT_ID=-1005555" in (await stranger_group.reply()).text
     anna = telegram.user(5009)
     await anna.send("/chatid")
-    assert (await anna.reply()).template == "not_registered"  # in a private chat it is just an unknown command
+    assert (
+        await anna.reply()
+    ).template == "not_registered"  # in a private chat it is just an unknown command
 
 
 LONG_NAME = "Анастасия-Виктория 🌸 Константинопольская-Преображенская 💅💅💅💅💅💅💅💅"
-LONG_NOTE = "<лак> & " + ("💅" * 196 + " &") * 10  # 1,988 characters, 3,948 units as Telegram counts
+LONG_NOTE = (
+    "<лак> & " + ("💅" * 196 + " &") * 10
+)  # 1,988 characters, 3,948 units as Telegram counts
 
 
-async def test_a_long_note_on_a_long_name_never_breaks_the_card(carebot, telegram: TelegramServer,
-                                                                olga: Person) -> None:
+async def test_a_long_note_on_a_long_name_never_breaks_the_card(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     """Seen: one long note with emoji made every later /find of that customer "message is too long"."""
     assert len(LONG_NAME) == 64 and len(LONG_NOTE) <= 2000
     await _anna(telegram, carebot, name=LONG_NAME)
@@ -340,14 +408,21 @@ async def test_a_long_note_on_a_long_name_never_breaks_the_card(carebot, telegra
     await olga.send("/find #1")
     card = await olga.reply()
     assert card.method == "sendMessage" and visible_len(card.text) <= TEXT_LIMIT
-    assert f"👤 <b>{escape(LONG_NAME)}</b> · +79161234567 · @anna · #1" in card.text  # the name whole
+    assert (
+        f"👤 <b>{escape(LONG_NAME)}</b> · +79161234567 · @anna · #1" in card.text
+    )  # the name whole
     assert f"📝 2 {escape(LONG_NOTE[:100])}" in card.text and "…" in card.text  # the note shortened
     assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
     await olga.press(card, "История")
     history = await olga.reply()
     assert visible_len(history.text) <= TEXT_LIMIT
-    notes = [line.split(" · ", 2)[-1] for line in history.text.splitlines() if " · заметка: " in line]
+    notes = [
+        line.split(" · ", 2)[-1] for line in history.text.splitlines() if " · заметка: " in line
+    ]
     assert len(notes) == 3
-    assert all(note.startswith(f"заметка: {n} &lt;лак&gt; &amp; 💅💅") for n, note in zip((2, 1, 0), notes, strict=True))
+    assert all(
+        note.startswith(f"заметка: {n} &lt;лак&gt; &amp; 💅💅")
+        for n, note in zip((2, 1, 0), notes, strict=True)
+    )
     assert all(note.endswith("…") and len(note) > 500 for note in notes)  # each shortened, alike
     assert not telegram.refused

@@ -1,5 +1,6 @@
 """Who is staff when writing (not pressing): a current member of the admin chat, or one of its
 anonymous admins; never a non-member, a linked channel's post or a message "as a channel"."""
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,12 @@ from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
-ANONYMOUS_ADMIN = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
 CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
 TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 CHANNEL = {"id": -1007770001, "type": "channel", "title": "Студия «Ноготки»"}
@@ -37,8 +43,13 @@ def outsider(telegram: TelegramServer, user_id: int = 9100, name: str = "Про�
 
 async def push_in_admin_chat(telegram: TelegramServer, text: str, **fields: Any) -> None:
     """A message in the admin chat with any author fields (sender_chat, from, automatic forward)."""
-    message: dict[str, Any] = {"message_id": telegram.new_message_id(), "date": 0, "text": text,
-                               "chat": telegram._chat(ADMIN_CHAT), **fields}
+    message: dict[str, Any] = {
+        "message_id": telegram.new_message_id(),
+        "date": 0,
+        "text": text,
+        "chat": telegram._chat(ADMIN_CHAT),
+        **fields,
+    }
     if text.startswith("/"):
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     telegram.messages[(ADMIN_CHAT, message["message_id"])] = message
@@ -66,12 +77,25 @@ async def test_a_non_member_in_the_admin_chat_is_told_it_is_for_staff_and_nothin
 ) -> None:
     code = await _anna(telegram, carebot)
     stranger = outsider(telegram)
-    for command in ("/sale #1 500", "/note #1 ворует", f"/redeem {code}", "/find 4567", "/dayoff Анна 25.11",
-                    "/invite_master Анна", "/today", "/complaints", "/csat", "/broadcast", "/sleeping"):
+    for command in (
+        "/sale #1 500",
+        "/note #1 ворует",
+        f"/redeem {code}",
+        "/find 4567",
+        "/dayoff Анна 25.11",
+        "/invite_master Анна",
+        "/today",
+        "/complaints",
+        "/csat",
+        "/broadcast",
+        "/sleeping",
+    ):
         await stranger.send(command)
         answer = await stranger.reply()
         assert answer.text == "Эта команда — только для сотрудников.", (command, answer.text)
-        assert answer.params.get("reply_parameters"), command  # a reply, so the group sees whom it answers
+        assert answer.params.get("reply_parameters"), (
+            command
+        )  # a reply, so the group sees whom it answers
     await stranger.quiet()  # no card, no wizard, no schedule reached the chat
     await _nothing_recorded(carebot)
 
@@ -85,7 +109,9 @@ async def test_a_non_member_cannot_answer_a_customer_or_a_staff_question(
     stranger = outsider(telegram)
     await stranger.send("Нельзя, ха-ха", reply_to=relayed)
     await anna.quiet()  # the customer gets nothing from a non-member
-    await olga.quiet()  # and the non-member gets no answer either: chatter in a group is not answered
+    await (
+        olga.quiet()
+    )  # and the non-member gets no answer either: chatter in a group is not answered
 
     await olga.send("/find 4567")
     card = await olga.reply()
@@ -105,12 +131,22 @@ async def test_a_channel_post_is_not_staff(
     caplog.set_level(logging.ERROR, logger="carebot")
     code = await _anna(telegram, carebot)
     fields: dict[str, Any] = {  # type: ignore[assignment]  # one of the dicts below
-        "linked_channel": {"from": TELEGRAM_SERVICE, "sender_chat": CHANNEL, "is_automatic_forward": True},
+        "linked_channel": {
+            "from": TELEGRAM_SERVICE,
+            "sender_chat": CHANNEL,
+            "is_automatic_forward": True,
+        },
         "as_channel": {"from": CHANNEL_BOT, "sender_chat": CHANNEL},
         "service_account": {"from": TELEGRAM_SERVICE},
         "no_from": {"sender_chat": CHANNEL},
     }[author]
-    for command in ("/sale #1 500", f"/redeem {code}", "/note #1 hi", "/dayoff Анна 25.11", "/invite_master Анна"):
+    for command in (
+        "/sale #1 500",
+        f"/redeem {code}",
+        "/note #1 hi",
+        "/dayoff Анна 25.11",
+        "/invite_master Анна",
+    ):
         await push_in_admin_chat(telegram, command, **fields)
     await olga.quiet()  # silence: there is no person to answer
     await _nothing_recorded(carebot)
@@ -123,7 +159,11 @@ async def test_an_anonymous_admin_records_a_sale_and_a_day_off(
     carebot, telegram: TelegramServer, olga: Person
 ) -> None:
     await _anna(telegram, carebot)
-    anonymous = {"from": ANONYMOUS_ADMIN, "sender_chat": telegram._chat(ADMIN_CHAT), "author_signature": "Владелец"}
+    anonymous = {
+        "from": ANONYMOUS_ADMIN,
+        "sender_chat": telegram._chat(ADMIN_CHAT),
+        "author_signature": "Владелец",
+    }
     await push_in_admin_chat(telegram, "/sale #1 500", **anonymous)
     assert "Продажа записана" in (await olga.reply()).text
     await push_in_admin_chat(telegram, "/dayoff Анна 25.11", **anonymous)

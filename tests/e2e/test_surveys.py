@@ -1,4 +1,5 @@
 """The after-purchase survey, end to end: sale → survey → score → comment → alert → resolve."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,8 +24,13 @@ def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
-async def _surveyed(carebot, telegram: TelegramServer, olga: Person, user_id: int = 6001,
-                    sale: str = "/sale 4567 2000 маникюр анна") -> tuple[Person, Call]:
+async def _surveyed(
+    carebot,
+    telegram: TelegramServer,
+    olga: Person,
+    user_id: int = 6001,
+    sale: str = "/sale 4567 2000 маникюр анна",
+) -> tuple[Person, Call]:
     """A customer who bought something; returns them and the survey they received."""
     anna = telegram.user(user_id)
     await onboard(anna)
@@ -38,7 +44,9 @@ async def _surveyed(carebot, telegram: TelegramServer, olga: Person, user_id: in
     return anna, survey
 
 
-async def test_survey_after_the_delay_and_a_happy_answer(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_survey_after_the_delay_and_a_happy_answer(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna, survey = await _surveyed(carebot, telegram, olga)
     assert survey.text.startswith("Анна, как вам визит к мастеру Анна на «Маникюр с покрытием»? 🙏")
     assert survey.button_texts == ["1 😞", "2", "3", "4", "5 🤩"]
@@ -53,16 +61,22 @@ async def test_survey_after_the_delay_and_a_happy_answer(carebot, telegram: Tele
     thanks = await anna.reply()
     assert thanks.text.startswith("Спасибо! 💛") and "отзыв" in thanks.text
     assert [(b["text"], b["url"]) for b in thanks.buttons] == [
-        ("Яндекс Карты", "https://yandex.ru/maps/org/example"), ("2ГИС", "https://2gis.ru/firm/example")]
+        ("Яндекс Карты", "https://yandex.ru/maps/org/example"),
+        ("2ГИС", "https://2gis.ru/firm/example"),
+    ]
     shared = await olga.reply()  # staff see the praise too
-    assert shared.text.startswith("⭐ <b>Оценка 5 из 5</b> — Анна") and "«Анна — волшебница &lt;3»" in shared.text
+    assert (
+        shared.text.startswith("⭐ <b>Оценка 5 из 5</b> — Анна")
+        and "«Анна — волшебница &lt;3»" in shared.text
+    )
     assert not shared.markup
     await anna.send("А можно ещё записаться?")  # after the survey, back to the care chat
     assert (await olga.reply()).text.endswith("А можно ещё записаться?")
 
 
-async def test_a_low_score_alerts_staff_who_answer_and_resolve(carebot, telegram: TelegramServer,
-                                                               olga: Person) -> None:
+async def test_a_low_score_alerts_staff_who_answer_and_resolve(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna, survey = await _surveyed(carebot, telegram, olga)
     await anna.press(survey, "2")
     await anna.next("answerCallbackQuery")
@@ -80,13 +94,21 @@ async def test_a_low_score_alerts_staff_who_answer_and_resolve(carebot, telegram
     assert "Мы разберёмся и свяжемся с вами" in (await anna.reply()).text
 
     await olga.press(alert, "Ответить")
-    assert "Ответьте (reply) на это сообщение" in (await olga.next("answerCallbackQuery")).params["text"]
+    assert (
+        "Ответьте (reply) на это сообщение"
+        in (await olga.next("answerCallbackQuery")).params["text"]
+    )
     await olga.send("Анна, приходите, бесплатно переделаем!", reply_to=alert)
-    assert (await anna.next("copyMessage")).message["text"] == "Анна, приходите, бесплатно переделаем!"
+    assert (await anna.next("copyMessage")).message[
+        "text"
+    ] == "Анна, приходите, бесплатно переделаем!"
 
     await olga.send("/complaints")
     listing = await olga.reply()
-    assert "Открытые жалобы: 1" in listing.text and "«Покрытие скололось на второй день»" in listing.text
+    assert (
+        "Открытые жалобы: 1" in listing.text
+        and "«Покрытие скололось на второй день»" in listing.text
+    )
     await olga.press(updated, "Решено")
     await olga.next("answerCallbackQuery")
     resolved = await olga.next("editMessageText")
@@ -121,8 +143,12 @@ async def test_skip_the_comment(carebot, telegram: TelegramServer, olga: Person)
 async def test_bad_taps_change_nothing(carebot, telegram: TelegramServer, olga: Person) -> None:
     anna, survey = await _surveyed(carebot, telegram, olga)
     survey_id = SurveyCallback.unpack(survey.buttons[0]["callback_data"]).id
-    for forged in (SurveyCallback(id=survey_id, score=0).pack(), SurveyCallback(id=survey_id, score=6).pack(),
-                   SurveyCallback(id=survey_id + 1, score=5).pack(), "survey:x:5"):
+    for forged in (
+        SurveyCallback(id=survey_id, score=0).pack(),
+        SurveyCallback(id=survey_id, score=6).pack(),
+        SurveyCallback(id=survey_id + 1, score=5).pack(),
+        "survey:x:5",
+    ):
         await anna.press_data(survey, forged)
         assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
     await anna.press(survey, "3")
@@ -141,13 +167,17 @@ async def test_bad_taps_change_nothing(carebot, telegram: TelegramServer, olga: 
     await onboard(olga_customer, phone="79031112233")
     await olga_customer.send("/mycoupons")
     own = await olga_customer.reply()
-    await olga_customer.press_data(own, SurveyCallback(id=survey_id, score=1).pack())  # someone else's survey
+    await olga_customer.press_data(
+        own, SurveyCallback(id=survey_id, score=1).pack()
+    )  # someone else's survey
     assert "неактуальна" in (await olga_customer.next("answerCallbackQuery")).params["text"]
     async with carebot.db.transaction() as repos:
         assert (await repos.session.get(Survey, survey_id)).score == 3  # type: ignore[union-attr]
 
 
-async def test_a_survey_closes_after_72_hours(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_survey_closes_after_72_hours(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna, survey = await _surveyed(carebot, telegram, olga)
     carebot.clock.advance(timedelta(hours=72))
     await anna.press(survey, "5")
@@ -155,7 +185,9 @@ async def test_a_survey_closes_after_72_hours(carebot, telegram: TelegramServer,
     await anna.quiet()
 
 
-async def test_a_survey_not_yet_sent_cannot_be_answered(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_survey_not_yet_sent_cannot_be_answered(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna = telegram.user(6003)
     await onboard(anna)
     await olga.send("/sale 4567 700")
@@ -164,13 +196,17 @@ async def test_a_survey_not_yet_sent_cannot_be_answered(carebot, telegram: Teleg
         [survey] = list(await repos.session.scalars(select(Survey)))
     await anna.send("/mycoupons")
     message = await anna.reply()
-    await anna.press_data(message, SurveyCallback(id=survey.id, score=5).pack())  # forged before the survey was asked
+    await anna.press_data(
+        message, SurveyCallback(id=survey.id, score=5).pack()
+    )  # forged before the survey was asked
     assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
     async with carebot.db.transaction() as repos:
         assert (await repos.session.get(Survey, survey.id)).score is None  # type: ignore[union-attr]
 
 
-async def test_one_survey_per_fortnight_and_night_waits(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_one_survey_per_fortnight_and_night_waits(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     anna, _ = await _surveyed(carebot, telegram, olga)
     await olga.send("/sale 4567 500")  # 15:00, another purchase the same day
     await olga.reply()
@@ -181,10 +217,14 @@ async def test_one_survey_per_fortnight_and_night_waits(carebot, telegram: Teleg
         assert len(list(await repos.session.scalars(select(Survey)))) == 1
     staff = carebot.app.staff
     carebot.clock.advance(timedelta(days=14, hours=2))  # 20:00 Moscow on 7 December
-    await staff.record_sale(Staff(9001, "Ольга"), 1, 100000, "pedicure")  # asks the next day, 20 h later
+    await staff.record_sale(
+        Staff(9001, "Ольга"), 1, 100000, "pedicure"
+    )  # asks the next day, 20 h later
     async with carebot.db.transaction() as repos:
         latest = list(await repos.session.scalars(select(Survey).order_by(Survey.id)))[-1]
-    assert latest.planned_at.astimezone(carebot.settings.tz).isoformat() == "2026-12-08T16:00:00+03:00"
+    assert (
+        latest.planned_at.astimezone(carebot.settings.tz).isoformat() == "2026-12-08T16:00:00+03:00"
+    )
 
 
 async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> None:
@@ -193,11 +233,19 @@ async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> 
     average (5+4+2+5+3)/5 = 3.8; Anna 4.5 (2), Olga 3.5 (2); manicure 14/3 = 4.67 (3),
     pedicure 2.0 (1); asked 6, answered 5 = 83%."""
     app = carebot.app
-    plan = [("manicure", "anna", 5), ("manicure", "anna", 4), ("pedicure", "olga", 2),
-            ("manicure", "olga", 5), (None, None, 3), ("manicure", "anna", None)]
+    plan = [
+        ("manicure", "anna", 5),
+        ("manicure", "anna", 4),
+        ("pedicure", "olga", 2),
+        ("manicure", "olga", 5),
+        (None, None, 3),
+        ("manicure", "anna", None),
+    ]
     for n, (service, master, _score) in enumerate(plan):
         tg = 6100 + n
-        view = await app.customers.consent(tg, name=f"Гость {n}", username=None, language="ru", source=None)
+        view = await app.customers.consent(
+            tg, name=f"Гость {n}", username=None, language="ru", source=None
+        )
         await app.customers.set_phone(tg, f"+7916000000{n}")
         await app.customers.finish_onboarding(tg)
         await app.staff.record_sale(Staff(9001, "Ольга"), view.id, 100000, service, master)
@@ -205,8 +253,11 @@ async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> 
     await app.tick()
     await carebot.settle()  # the running bot's own sender may still be marking its batch
     async with app.db.transaction() as repos:
-        assert not await repos.session.scalar(select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.template == "survey_question", OutboxMessage.state != "sent"))
+        assert not await repos.session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.template == "survey_question", OutboxMessage.state != "sent")
+        )
     async with app.db.transaction() as repos:
         surveys = list(await repos.session.scalars(select(Survey).order_by(Survey.id)))
     for survey, (_, _, score) in zip(surveys, plan, strict=True):
@@ -229,10 +280,14 @@ async def test_csat_figures(carebot, telegram: TelegramServer, olga: Person) -> 
     assert "Ответов пока нет" in (await olga.reply()).text
 
 
-LONG_COMMENT = " ".join(f"{n}{'😡' * (n % 3 == 0)} Покрытие & <лак> скололось." for n in range(160))[:4000]
+LONG_COMMENT = " ".join(
+    f"{n}{'😡' * (n % 3 == 0)} Покрытие & <лак> скололось." for n in range(160)
+)[:4000]
 
 
-async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: str) -> tuple[Person, Call]:
+async def _complained(
+    carebot, telegram: TelegramServer, olga: Person, comment: str
+) -> tuple[Person, Call]:
     """A customer gave a 1 and wrote `comment`; returns them and the alert as first sent."""
     anna = telegram.user(6001)
     await onboard(anna)
@@ -241,7 +296,11 @@ async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: 
     await anna.quiet()
     carebot.clock.advance(timedelta(hours=3))
     offers = [await anna.reply(timeout=15) for _ in range(2)]  # a thank-you offer and the survey
-    [survey] = [m for m in offers if m.buttons and m.buttons[0]["callback_data"].startswith(SurveyCallback.__prefix__)]
+    [survey] = [
+        m
+        for m in offers
+        if m.buttons and m.buttons[0]["callback_data"].startswith(SurveyCallback.__prefix__)
+    ]
     await anna.press(survey, "1")
     await anna.next("answerCallbackQuery")
     await anna.next("editMessageText")
@@ -251,7 +310,9 @@ async def _complained(carebot, telegram: TelegramServer, olga: Person, comment: 
     return anna, alert
 
 
-async def test_a_long_comment_reaches_the_alert_whole(carebot, telegram: TelegramServer, olga: Person) -> None:
+async def test_a_long_comment_reaches_the_alert_whole(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     """Seen: a 4,000-character comment was cut to 2,000 characters, and with the card it was over
     Telegram's 4,096 units: the alert was never updated. Now the card is shortened instead."""
     assert len(LONG_COMMENT) == 4000 and 4000 < utf16_len(LONG_COMMENT) <= TEXT_LIMIT  # one message
@@ -269,8 +330,9 @@ async def test_a_long_comment_reaches_the_alert_whole(carebot, telegram: Telegra
     assert not [call for call in telegram.refused if call.chat_id == ADMIN_CHAT]
 
 
-async def test_a_comment_longer_than_a_message_goes_on_in_a_reply(carebot, telegram: TelegramServer,
-                                                                  olga: Person) -> None:
+async def test_a_comment_longer_than_a_message_goes_on_in_a_reply(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
     """The comment alone is more than the alert can hold: the alert carries the beginning, the
     rest follows in a reply to it; resolving keeps the words; /complaints shortens it to fit."""
     comment = ("Всё плохо 😡 & <лак> " * 300)[:3900]

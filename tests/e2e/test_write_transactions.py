@@ -2,6 +2,7 @@
 each one waits for the one writer, so a read that took the write lock, or a handler that writes
 three times, is what made 200 customers at once wait seconds (issue 15; bench/transactions.py
 prints them all, bench/updates.py the speed)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,15 +31,22 @@ async def handled(carebot: RunningBot, telegram: TelegramServer, update_id: int)
     deadline = time.monotonic() + 10
 
     def taken() -> bool:  # the bot asked for the updates after it: its handling has begun
-        return telegram.delivered >= update_id and all(u["update_id"] > update_id for u in telegram._updates)
+        return telegram.delivered >= update_id and all(
+            u["update_id"] > update_id for u in telegram._updates
+        )
 
     while not taken() or carebot.app.dp._handle_update_tasks:
         assert time.monotonic() < deadline, "the update was not handled in 10 s"
         await asyncio.sleep(0.01)
 
 
-async def writes_of(carebot: RunningBot, telegram: TelegramServer, counter: TransactionCounter,
-                    person: Person, text: str) -> int:
+async def writes_of(
+    carebot: RunningBot,
+    telegram: TelegramServer,
+    counter: TransactionCounter,
+    person: Person,
+    text: str,
+) -> int:
     """The write transactions made while handling this one message."""
     await handled(carebot, telegram, 0)  # the ones before are over
     counter.reset()
@@ -46,8 +54,9 @@ async def writes_of(carebot: RunningBot, telegram: TelegramServer, counter: Tran
     return counter.writes[UPDATE]
 
 
-async def test_write_transactions_per_customer_message(carebot: RunningBot, telegram: TelegramServer,
-                                                       counter: TransactionCounter) -> None:
+async def test_write_transactions_per_customer_message(
+    carebot: RunningBot, telegram: TelegramServer, counter: TransactionCounter
+) -> None:
     anna = telegram.user(6001)
     counter.reset()
     # A newcomer's /start: the conversation state is stored once (state and data together); the
@@ -69,7 +78,9 @@ async def test_write_transactions_per_customer_message(carebot: RunningBot, tele
     await anna.reply()
     assert await writes_of(carebot, telegram, counter, anna, "/mycoupons") == 0
     await anna.reply()
-    assert await writes_of(carebot, telegram, counter, anna, "/start") == 0  # returning: nothing changes
+    assert (
+        await writes_of(carebot, telegram, counter, anna, "/start") == 0
+    )  # returning: nothing changes
     await anna.reply()
     # A care-chat message: stored with its relay queued, in one transaction.
     assert await writes_of(carebot, telegram, counter, anna, "а можно перенести на пятницу?") == 1
@@ -88,8 +99,9 @@ async def test_write_transactions_per_customer_message(carebot: RunningBot, tele
     await anna.next("editMessageText")
 
 
-async def test_an_idle_bot_writes_nothing(carebot: RunningBot, telegram: TelegramServer,
-                                          counter: TransactionCounter) -> None:
+async def test_an_idle_bot_writes_nothing(
+    carebot: RunningBot, telegram: TelegramServer, counter: TransactionCounter
+) -> None:
     """The outbox sender (every second) and the broadcast watcher (every two) only read when
     nothing is due."""
     await telegram.wait_for(lambda: any(c.method == "setMyCommands" for c in telegram.calls))

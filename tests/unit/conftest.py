@@ -1,4 +1,5 @@
 """Services over a real database, without Telegram: the pieces several unit tests share."""
+
 from __future__ import annotations
 
 from zoneinfo import ZoneInfo

@@ -1,5 +1,6 @@
 """Input out of range or odd, without Telegram: names with joiners, year 0, days centuries away,
 forged slot times, a sale of a service the master does not do."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -18,38 +19,77 @@ TODAY = date(2026, 11, 23)
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
-@pytest.mark.parametrize(("typed", "kept"), [
-    ("مهسا\u200cسادات", "مهسا\u200cسادات"),  # Persian: a ZWNJ inside the name
-    ("\u200cمهسا", "مهسا"),  # a joiner at a word's edge joins nothing: dropped
-    ("Анна 👩\u200d👩\u200d👧", "Анна 👩\u200d👩\u200d👧"),  # an emoji family: ZWJ
-    ("Zoë ❤\ufe0f", "Zoë ❤\ufe0f"),  # a variation selector
-    ("क्\u200dष", "क्\u200dष"),  # Devanagari: ZWJ shapes the conjunct
-    ("  Анна \u200d ", "Анна"),
-])
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("مهسا\u200cسادات", "مهسا\u200cسادات"),  # Persian: a ZWNJ inside the name
+        ("\u200cمهسا", "مهسا"),  # a joiner at a word's edge joins nothing: dropped
+        ("Анна 👩\u200d👩\u200d👧", "Анна 👩\u200d👩\u200d👧"),  # an emoji family: ZWJ
+        ("Zoë ❤\ufe0f", "Zoë ❤\ufe0f"),  # a variation selector
+        ("क्\u200dष", "क्\u200dष"),  # Devanagari: ZWJ shapes the conjunct
+        ("  Анна \u200d ", "Анна"),
+    ],
+)
 def test_names_with_joiners(typed: str, kept: str) -> None:
     assert clean_name(typed) == kept
 
 
-@pytest.mark.parametrize("typed", [
-    "Анна\u202eлам", "\u202aАнна", "Анна\u202c", "Анна\u2066x\u2069", "\u2067Анна", "\u2068Анна",  # bidi
-    "Анна\u200e", "\u200fАнна",  # direction marks
-    "Ан\u200bна", "Ан\u00adна", "\u2060Анна", "\ufeffАнна", "Анна\U000e0041",  # invisible
-    "a\x00b", "a\x1bb", "\u200c", "\u200d\u200c",
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "Анна\u202eлам",
+        "\u202aАнна",
+        "Анна\u202c",
+        "Анна\u2066x\u2069",
+        "\u2067Анна",
+        "\u2068Анна",  # bidi
+        "Анна\u200e",
+        "\u200fАнна",  # direction marks
+        "Ан\u200bна",
+        "Ан\u00adна",
+        "\u2060Анна",
+        "\ufeffАнна",
+        "Анна\U000e0041",  # invisible
+        "a\x00b",
+        "a\x1bb",
+        "\u200c",
+        "\u200d\u200c",
+    ],
+)
 def test_names_with_spoofing_or_control_characters_are_refused(typed: str) -> None:
     assert clean_name(typed) is None
 
 
-@pytest.mark.parametrize("typed", ["14.03.0000", "0000-03-14", "14 марта 0000", "march 14, 0000", "29.02.0000",
-                                   "31.02.0000", "14.03.0001"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "14.03.0000",
+        "0000-03-14",
+        "14 марта 0000",
+        "march 14, 0000",
+        "29.02.0000",
+        "31.02.0000",
+        "14.03.0001",
+    ],
+)
 def test_a_birthday_in_year_zero_is_a_typo(typed: str) -> None:
     with pytest.raises(InvalidBirthday) as caught:
         parse_birthday(typed, TODAY)
     assert caught.value.reason is BirthdayError.TOO_OLD
 
 
-@pytest.mark.parametrize("typed", ["31.12.9999", "9999-12-31", "31.12.2099", "24.11.2028", "01.01.0001",
-                                   "0001-01-01", "22.11.2026"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "31.12.9999",
+        "9999-12-31",
+        "31.12.2099",
+        "24.11.2028",
+        "01.01.0001",
+        "0001-01-01",
+        "22.11.2026",
+    ],
+)
 def test_days_ahead_are_within_two_years(typed: str) -> None:
     assert parse_day(typed, TODAY) is None
 
@@ -67,10 +107,15 @@ def test_days_within_the_window() -> None:
 def test_moments_far_away_are_not_moments() -> None:
     assert parse_moment("31.12.9999 23:59", TODAY, MOSCOW) is None
     assert parse_moment("31.12.2099 10:00", TODAY, MOSCOW) is None
-    assert parse_moment("25.12 10:00", TODAY, MOSCOW) == datetime(2026, 12, 25, 10, 0, tzinfo=MOSCOW)
+    assert parse_moment("25.12 10:00", TODAY, MOSCOW) == datetime(
+        2026, 12, 25, 10, 0, tzinfo=MOSCOW
+    )
 
 
-@pytest.mark.parametrize("minutes", [-1, -10**14, 10**14, 2**63, -2**63, to_minutes(datetime(3000, 1, 1, tzinfo=UTC))])
+@pytest.mark.parametrize(
+    "minutes",
+    [-1, -(10**14), 10**14, 2**63, -(2**63), to_minutes(datetime(3000, 1, 1, tzinfo=UTC))],
+)
 def test_a_slot_time_out_of_range_is_none(minutes: int) -> None:
     assert from_minutes(minutes) is None
 
@@ -95,5 +140,7 @@ async def test_every_sale_path_checks_the_master(staff: StaffService) -> None:
     assert caught.value.reason == "master_service"
     async with staff.db.transaction() as repos:
         with pytest.raises(UsageError) as caught:  # a visit is recorded as it was booked
-            await staff.record_sale_in(repos, Staff(1, "Ольга"), 999, 280000, "pedicure", "anna", as_booked=True)
+            await staff.record_sale_in(
+                repos, Staff(1, "Ольга"), 999, 280000, "pedicure", "anna", as_booked=True
+            )
     assert caught.value.reason == "not_found"

@@ -1,6 +1,7 @@
 """The core's buttons (intents) and the edge's callback data: stored JSON round-trips, every
 intent packs to the data buttons already in customers' chats carry, and every factory's action
 is an enum."""
+
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,10 @@ MINUTES = int(AT.timestamp()) // 60
 # in customers' and staff's chats: they must keep meaning the same).
 PACKED: list[tuple[b.Intent, str]] = [
     (b.BookSlot("manicure", "anna", AT), f"slot:offer:manicure:anna:{MINUTES}:0"),
-    (b.BookSlot("manicure", "", AT, replaces=12, ask_first=True), f"slot:pick:manicure::{MINUTES}:12"),
+    (
+        b.BookSlot("manicure", "", AT, replaces=12, ask_first=True),
+        f"slot:pick:manicure::{MINUTES}:12",
+    ),
     (b.BookService("manicure"), "bk:masters:manicure::0:0"),
     (b.BookService("manicure", replaces=5), "bk:masters:manicure::0:5"),
     (b.OpenBooking(), "bcbook"),
@@ -57,31 +61,55 @@ def test_stored_intents_round_trip() -> None:
     stored = b.dump(keyboard)
     assert stored is not None and b.is_intents(stored)
     assert b.load(stored) == keyboard
-    assert stored["buttons"][0][0] == {"text": "0", "intent": "slot", "service": "manicure", "master": "anna",
-                                       "at": AT.isoformat(), "replaces": 0, "ask_first": False}
+    assert stored["buttons"][0][0] == {
+        "text": "0",
+        "intent": "slot",
+        "service": "manicure",
+        "master": "anna",
+        "at": AT.isoformat(),
+        "replaces": 0,
+        "ask_first": False,
+    }
     assert b.dump([]) is None and b.dump(None) is None
 
 
 def test_stored_intents_become_an_inline_keyboard() -> None:
-    stored = b.dump([[b.Button("1", b.SurveyScore(4, 1)), b.Button("2", b.SurveyScore(4, 2))],
-                     [b.Button("site", b.OpenUrl("https://example.com/"))]])
+    stored = b.dump(
+        [
+            [b.Button("1", b.SurveyScore(4, 1)), b.Button("2", b.SurveyScore(4, 2))],
+            [b.Button("site", b.OpenUrl("https://example.com/"))],
+        ]
+    )
     markup = stored_markup(stored)
     assert markup is not None
-    assert markup.model_dump(exclude_none=True) == {"inline_keyboard": [
-        [{"text": "1", "callback_data": "survey:4:1"}, {"text": "2", "callback_data": "survey:4:2"}],
-        [{"text": "site", "url": "https://example.com/"}]]}
+    assert markup.model_dump(exclude_none=True) == {
+        "inline_keyboard": [
+            [
+                {"text": "1", "callback_data": "survey:4:1"},
+                {"text": "2", "callback_data": "survey:4:2"},
+            ],
+            [{"text": "site", "url": "https://example.com/"}],
+        ]
+    }
     assert keyboard_markup([]) is None and stored_markup(None) is None
 
 
 def test_a_row_stored_before_intents_is_sent_as_it_is() -> None:
-    legacy = {"inline_keyboard": [[{"text": "Мои купоны", "callback_data": "menu:coupons"}],
-                                  [{"text": "site", "url": "https://example.com/"}]]}
+    legacy = {
+        "inline_keyboard": [
+            [{"text": "Мои купоны", "callback_data": "menu:coupons"}],
+            [{"text": "site", "url": "https://example.com/"}],
+        ]
+    }
     markup = stored_markup(legacy)
     assert markup is not None and markup.model_dump(exclude_none=True) == legacy
 
 
-FACTORIES = [v for v in vars(callbacks).values()
-             if isinstance(v, type) and issubclass(v, CallbackData) and v is not CallbackData]
+FACTORIES = [
+    v
+    for v in vars(callbacks).values()
+    if isinstance(v, type) and issubclass(v, CallbackData) and v is not CallbackData
+]
 
 
 def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
@@ -95,14 +123,26 @@ def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
                 assert issubclass(hints[name], StrEnum), (factory, name)
 
 
-@pytest.mark.parametrize("data", ["slot:bogus:manicure:anna:29000000:0", "bk:nowhere:manicure::0:0", "booking:explode:1",
-                                  "cycle:sooner:manicure:1", "menu:bogus", "bc:bogus:1", "card:bogus:1",
-                                  "sale:bogus:-", "complaint:bogus:1", "bw:bogus:", "onb:bogus"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "slot:bogus:manicure:anna:29000000:0",
+        "bk:nowhere:manicure::0:0",
+        "booking:explode:1",
+        "cycle:sooner:manicure:1",
+        "menu:bogus",
+        "bc:bogus:1",
+        "card:bogus:1",
+        "sale:bogus:-",
+        "complaint:bogus:1",
+        "bw:bogus:",
+        "onb:bogus",
+    ],
+)
 def test_a_forged_action_does_not_unpack(data: str) -> None:
     factory = next(f for f in FACTORIES if data.split(":")[0] == f.__prefix__)  # type: ignore[attr-defined]
     with pytest.raises(ValueError):
         factory.unpack(data)
-
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,12 +155,19 @@ def _modules(folder: str) -> list[Path]:
 def test_callback_data_is_made_in_one_place() -> None:
     """Every factory is in handlers/callbacks.py, and the core writes no Telegram keyboard JSON
     ("inline_keyboard", "callback_data"): it returns intents."""
-    outside = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in _modules("handlers") + _modules("bot")
-               if path.name != "callbacks.py" for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-               if isinstance(node, ast.ClassDef)
-               and any(getattr(base, "id", None) == "CallbackData" for base in node.bases)]
+    outside = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in _modules("handlers") + _modules("bot")
+        if path.name != "callbacks.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+        and any(getattr(base, "id", None) == "CallbackData" for base in node.bases)
+    ]
     assert outside == []
-    telegram_json = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in _modules("bot")
-                     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-                     if isinstance(node, ast.Constant) and node.value in ("inline_keyboard", "callback_data")]
+    telegram_json = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in _modules("bot")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in ("inline_keyboard", "callback_data")
+    ]
     assert telegram_json == []

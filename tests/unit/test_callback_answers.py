@@ -1,6 +1,7 @@
 """Every button press is answered once: by aiogram's CallbackAnswerMiddleware (before the handler,
 or after it with the alert it sets), or by a handler flagged to answer it itself — never both
 (a second answer is an error at Telegram), never neither (the button spins for seconds)."""
+
 from __future__ import annotations
 
 import inspect
@@ -26,8 +27,11 @@ def answers_itself(function: Callable[..., Any], seen: set[Any] | None = None) -
         return True
     module = inspect.getmodule(function)
     helpers = (getattr(module, name, None) for name in function.__code__.co_names)
-    return any(answers_itself(helper, seen) for helper in helpers
-               if inspect.isfunction(helper) and helper not in seen and inspect.getmodule(helper) is module)
+    return any(
+        answers_itself(helper, seen)
+        for helper in helpers
+        if inspect.isfunction(helper) and helper not in seen and inspect.getmodule(helper) is module
+    )
 
 
 def test_every_press_is_answered_once() -> None:
@@ -38,14 +42,18 @@ def test_every_press_is_answered_once() -> None:
         flag = handler.flags.get("callback_answer") or {}
         disabled = bool(flag.get("disabled"))
         if answers_itself(handler.callback) != disabled:
-            wrong.append(f"{handler.callback.__module__}.{handler.callback.__name__} disabled={disabled}")
+            wrong.append(
+                f"{handler.callback.__module__}.{handler.callback.__name__} disabled={disabled}"
+            )
     assert wrong == []
 
 
 def test_an_alert_set_for_the_middleware_goes_after_the_handler() -> None:
     for handler in callback_handlers():
         if "callback_answer" in inspect.signature(handler.callback).parameters:
-            assert (handler.flags.get("callback_answer") or {}).get("pre") is False, handler.callback.__name__
+            assert (handler.flags.get("callback_answer") or {}).get("pre") is False, (
+                handler.callback.__name__
+            )
 
 
 def test_the_press_is_the_first_argument() -> None:

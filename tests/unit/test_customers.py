@@ -1,4 +1,5 @@
 """The customer service with a fixed clock, on each database."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ def test_coupon_lasts_through_its_last_local_day() -> None:
     assert expiry(issued, 30, MOSCOW) == datetime(2026, 12, 24, 0, 0, tzinfo=MOSCOW)
 
 
-async def test_consent_is_idempotent_and_recorded_once(service: CustomerService, db: Database) -> None:
+async def test_consent_is_idempotent_and_recorded_once(
+    service: CustomerService, db: Database
+) -> None:
     first = await service.consent(7, name="Анна", username="a", language="ru", source="vk")
     second = await service.consent(7, name="Other", username="b", language="en", source="ig")
     assert first == second
@@ -50,7 +53,9 @@ async def test_consent_is_idempotent_and_recorded_once(service: CustomerService,
     assert profile and profile.consent_version == "2026-11-01" and profile.name == "Анна"
 
 
-async def test_welcome_coupon_once_per_customer(service: CustomerService, clock: FixedClock) -> None:
+async def test_welcome_coupon_once_per_customer(
+    service: CustomerService, clock: FixedClock
+) -> None:
     first = await _onboarded(service, 7)
     assert first.outcome is WelcomeOutcome.ISSUED and first.coupon
     assert first.coupon.valid_until.isoformat() == "2026-12-23"
@@ -65,16 +70,21 @@ async def test_same_phone_on_another_account_gets_none(service: CustomerService)
     assert await service.active_coupons(8) == []
 
 
-async def test_concurrent_finishes_give_one_coupon(service: CustomerService, db: Database,
-                                                   business: Business, clock: FixedClock) -> None:
+async def test_concurrent_finishes_give_one_coupon(
+    service: CustomerService, db: Database, business: Business, clock: FixedClock
+) -> None:
     """Two accounts with one phone finish at the same instant, through two services (two
     processes would look the same to the database): exactly one coupon."""
     twin = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     for tg in (7, 8):
         await service.consent(tg, name="Анна", username=None, language="ru", source=None)
         await service.set_phone(tg, "+79161234567")
-    results = await asyncio.gather(service.finish_onboarding(7), twin.finish_onboarding(8),
-                                   service.finish_onboarding(7), twin.finish_onboarding(8))
+    results = await asyncio.gather(
+        service.finish_onboarding(7),
+        twin.finish_onboarding(8),
+        service.finish_onboarding(7),
+        twin.finish_onboarding(8),
+    )
     issued = [r for r in results if r.outcome is WelcomeOutcome.ISSUED]
     assert len(issued) == 1
     assert len(await service.active_coupons(7)) + len(await service.active_coupons(8)) == 1

@@ -1,5 +1,6 @@
 """The conversation state within one update (handlers/fsm_storage.py): read once, written once at
 the end or with the handler's own transaction, not at all when nothing changed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,12 +23,16 @@ async def test_one_read_and_one_write_per_update(db: Database) -> None:
             assert await storage.get_data(KEY) == {}
             await storage.set_state(KEY, "Onboarding:consent")
             await storage.set_data(KEY, {"source": "instagram"})
-            assert await storage.get_state(KEY) == "Onboarding:consent"  # its own writes, seen at once
+            assert (
+                await storage.get_state(KEY) == "Onboarding:consent"
+            )  # its own writes, seen at once
             assert await storage.get_data(KEY) == {"source": "instagram"}
             assert sum(counter.writes.values()) == 0  # not yet
         writes, reads = counter.take()
         assert sum(writes.values()) == 1 and sum(reads.values()) == 1
-        assert await storage.get_state(KEY) == "Onboarding:consent"  # outside an update: straight to the database
+        assert (
+            await storage.get_state(KEY) == "Onboarding:consent"
+        )  # outside an update: straight to the database
         assert await storage.get_data(KEY) == {"source": "instagram"}
         counter.reset()
         async with storage.unit(KEY):  # set to what it is: nothing to write

@@ -1,5 +1,6 @@
 """The core (`bot/`) knows no Telegram: no module of it imports aiogram or the edge (`handlers/`),
 except the composition root and the process entry point (issue 15)."""
+
 from __future__ import annotations
 
 import ast
@@ -26,8 +27,11 @@ def edge_imports(path: Path, root: Path = CORE.parent) -> list[str]:
             names = [node.module]
         else:
             continue
-        found += [f"{path.relative_to(root)}:{node.lineno} {name}" for name in names
-                  if name.split(".")[0] in EDGE]
+        found += [
+            f"{path.relative_to(root)}:{node.lineno} {name}"
+            for name in names
+            if name.split(".")[0] in EDGE
+        ]
     return sorted(found)
 
 
@@ -47,5 +51,7 @@ def test_every_exception_exists(name: str) -> None:
 
 def test_the_check_sees_an_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from aiogram.types import Message\nimport handlers.care, bottle\n")
+    module.write_text(
+        "def f():\n    from aiogram.types import Message\nimport handlers.care, bottle\n"
+    )
     assert edge_imports(module, tmp_path) == ["m.py:2 aiogram.types", "m.py:3 handlers.care"]

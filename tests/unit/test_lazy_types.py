@@ -1,4 +1,5 @@
 """aiogram's types are built on first use (bot/lazy_types.py), and every one of them can be."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,14 @@ print(aiogram.types.Update.model_validate({"update_id": 1, "message": {
 
 
 def test_aiogram_types_wait_until_used_and_all_of_them_build() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     counts, unbuilt, text = result.stdout.split("\n")[:3]
     total, built_at_start = map(int, counts.split())
@@ -55,8 +62,15 @@ print(BaseModel.model_rebuild.__func__ is original)
 def test_only_the_entry_point_patches_pydantic(tmp_path: Path) -> None:
     """`import bot` leaves pydantic as it found it; `carebot` (bot.cli.main) installs the lazy build."""
     env = {k: v for k, v in os.environ.items() if k != "BOT_TOKEN"}
-    result = subprocess.run([sys.executable, "-c", PINNED], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, check=False, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", PINNED],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
     assert result.stdout.split() == ["True", "2", "False"], result.stderr
 
 
@@ -80,6 +94,12 @@ print(first() is not None, answer() is first)
 
 def test_a_parametrized_answer_type_is_built_once() -> None:
     """`Response[Message]` survives the garbage collector: not built again (60-270 ms) every second or two."""
-    result = subprocess.run([sys.executable, "-c", KEPT], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", KEPT],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.stdout.split() == ["True", "True"], result.stderr

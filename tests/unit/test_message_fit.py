@@ -1,5 +1,6 @@
 """Messages with free text in them (notes, names, comments, an owner's broadcast) always fit
 Telegram's limits, measured as Telegram does: UTF-16 units of the text shown."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -20,7 +21,9 @@ from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, visible, vis
 MOSCOW = ZoneInfo("Europe/Moscow")
 AT = datetime(2026, 11, 23, 9, tzinfo=UTC)
 NAME = "Анастасия-Виктория 🌸 Константинопольская-Преображенская 💅💅💅💅💅💅💅💅"  # 64 characters
-NOTE = "<лак> & " + ("💅" * 196 + " &") * 10  # 1,988 characters (the most a note may have), 3,948 units
+NOTE = (
+    "<лак> & " + ("💅" * 196 + " &") * 10
+)  # 1,988 characters (the most a note may have), 3,948 units
 
 
 @pytest.fixture
@@ -29,19 +32,42 @@ def render() -> Renderer:
 
 
 def _card(**changes: object) -> CustomerCard:
-    coupon = CouponView(id=1, code="K7QM3XPA", kind="welcome", percent=10, amount=None,
-                        valid_until=date(2026, 12, 23))
+    coupon = CouponView(
+        id=1,
+        code="K7QM3XPA",
+        kind="welcome",
+        percent=10,
+        amount=None,
+        valid_until=date(2026, 12, 23),
+    )
     fields: dict[str, object] = dict(
-        id=1, name=NAME, phone="+79161234567", username="anastasia_viktoria_long_username", source="instagram",
-        visits=12, spent_minor=12_345_600, last_visit=AT, coupons=[coupon], last_note=NOTE, blocked=False,
-        marketing=True, registered=True, tg_user_id=5001, csat_answers=3, csat_average=4.67, no_shows=1,
-        next_visit=AT)
+        id=1,
+        name=NAME,
+        phone="+79161234567",
+        username="anastasia_viktoria_long_username",
+        source="instagram",
+        visits=12,
+        spent_minor=12_345_600,
+        last_visit=AT,
+        coupons=[coupon],
+        last_note=NOTE,
+        blocked=False,
+        marketing=True,
+        registered=True,
+        tg_user_id=5001,
+        csat_answers=3,
+        csat_average=4.67,
+        no_shows=1,
+        next_visit=AT,
+    )
     fields.update(changes)
     return CustomerCard(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_a_card_with_a_long_note_and_name_fits(render: Renderer, business: Business, lang: str) -> None:
+def test_a_card_with_a_long_note_and_name_fits(
+    render: Renderer, business: Business, lang: str
+) -> None:
     card = _card()
     whole = render.text(lang, "staff_card", card=card, business=business)
     assert visible_len(whole) > TEXT_LIMIT  # seen: "message is too long" on every /find
@@ -54,12 +80,21 @@ def test_a_card_with_a_long_note_and_name_fits(render: Renderer, business: Busin
 
 def test_a_short_card_is_left_alone(render: Renderer, business: Business) -> None:
     card = _card(last_note="любит кофе & чай")
-    assert card_text(render, "ru", card, business) == render.text("ru", "staff_card", card=card, business=business)
+    assert card_text(render, "ru", card, business) == render.text(
+        "ru", "staff_card", card=card, business=business
+    )
 
 
-def test_history_of_long_notes_fits_each_shortened_alike(render: Renderer, business: Business) -> None:
+def test_history_of_long_notes_fits_each_shortened_alike(
+    render: Renderer, business: Business
+) -> None:
     history = [HistoryEntry(AT, "Ольга", "note", {"text": f"{n} {NOTE}"}) for n in range(15)]
-    history.insert(3, HistoryEntry(AT, "Ольга", "sale", {"amount_minor": 150000, "service": None, "master": None}))
+    history.insert(
+        3,
+        HistoryEntry(
+            AT, "Ольга", "sale", {"amount_minor": 150000, "service": None, "master": None}
+        ),
+    )
     text = history_text(render, "ru", _card(), history, business)
     assert visible_len(text) <= TEXT_LIMIT
     notes = [line for line in text.splitlines() if "заметка: " in line]
@@ -70,9 +105,22 @@ def test_history_of_long_notes_fits_each_shortened_alike(render: Renderer, busin
 
 def _survey(comment: str | None, resolved: bool = False) -> SurveyView:
     return SurveyView(
-        id=1, customer_id=1, tg_user_id=6001, name=NAME, phone="+79161234567", service="Маникюр с покрытием",
-        master="Анна", amount_minor=200000, bought_at=AT, score=1, comment=comment, answered_at=AT,
-        alert_message_id=None, resolved_at=AT if resolved else None, resolved_by="Ольга (@olga_admin)" if resolved else None)
+        id=1,
+        customer_id=1,
+        tg_user_id=6001,
+        name=NAME,
+        phone="+79161234567",
+        service="Маникюр с покрытием",
+        master="Анна",
+        amount_minor=200000,
+        bought_at=AT,
+        score=1,
+        comment=comment,
+        answered_at=AT,
+        alert_message_id=None,
+        resolved_at=AT if resolved else None,
+        resolved_by="Ольга (@olga_admin)" if resolved else None,
+    )
 
 
 @pytest.fixture
@@ -99,7 +147,8 @@ def test_an_alert_shortens_its_card_for_the_whole_comment(surveys: SurveyService
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_a_comment_longer_than_a_message_goes_on_and_resolving_keeps_the_parts(
-        surveys: SurveyService, lang: str) -> None:
+    surveys: SurveyService, lang: str
+) -> None:
     comment = " ".join(("Всё плохо 😡 & <лак> " * 300)[:3900].split())
     assert utf16_len(comment) == 4094
     first, second = surveys.alert_texts(_survey(comment), lang)
@@ -118,14 +167,20 @@ def test_complaints_and_csat_shorten_long_comments(surveys: SurveyService) -> No
     cases = [_survey(comment) for _ in range(5)]
     text = surveys.complaints_text("ru", cases)
     assert visible_len(text) <= TEXT_LIMIT and text.count("…»") == 5
-    assert visible_len(surveys.render.text("ru", "complaints", cases=cases, business=surveys.business)) > TEXT_LIMIT
+    assert (
+        visible_len(surveys.render.text("ru", "complaints", cases=cases, business=surveys.business))
+        > TEXT_LIMIT
+    )
     short = surveys.complaints_text("ru", [_survey("коротко")])
-    assert short == surveys.render.text("ru", "complaints", cases=[_survey("коротко")], business=surveys.business)
+    assert short == surveys.render.text(
+        "ru", "complaints", cases=[_survey("коротко")], business=surveys.business
+    )
 
 
 @pytest.mark.parametrize(("kind", "limit"), [("text", TEXT_LIMIT), ("photo", CAPTION_LIMIT)])
-def test_broadcast_content_leaves_room_for_the_longest_coupon(business: Business, render: Renderer,
-                                                              kind: str, limit: int) -> None:
+def test_broadcast_content_leaves_room_for_the_longest_coupon(
+    business: Business, render: Renderer, kind: str, limit: int
+) -> None:
     """Seen: the limit was 3,500 characters of HTML: a 3,400-character text of emoji (6,800
     units) passed and then failed for every recipient, while 3,600 plain letters were refused."""
     service = BroadcastService(None, None, business, MOSCOW, render, None)  # type: ignore[arg-type]
@@ -133,8 +188,14 @@ def test_broadcast_content_leaves_room_for_the_longest_coupon(business: Business
     assert limit - 150 < room < limit
     content = Markup(escape("😀&" * (room // 3) + "x" * (room % 3)))
     assert visible_len(content) == room
-    coupon = CouponView(id=1, code="ABCD2345", kind="broadcast", percent=None, amount=999_999,
-                        valid_until=date(2026, 12, 31))
+    coupon = CouponView(
+        id=1,
+        code="ABCD2345",
+        kind="broadcast",
+        percent=None,
+        amount=999_999,
+        valid_until=date(2026, 12, 31),
+    )
     for lang in LANGUAGES:
         sent = render.text(lang, "broadcast", content=content, coupon=coupon, business=business)
         assert visible_len(sent) <= limit

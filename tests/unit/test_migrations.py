@@ -1,4 +1,5 @@
 """Migrations up and down on both databases; 0009's CHECK constraints and `error_code` backfill."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -51,24 +52,32 @@ async def test_every_migration_up_and_down_and_0009_backfills(empty_database_url
         async with engine.begin() as connection:
             await connection.run_sync(_alembic, "upgrade", "0008")
             for key, state, error, _ in OLD_ROWS:
-                await connection.execute(text(
-                    "INSERT INTO outbox (key, kind, template, data, not_before, not_after, due_at, state, attempts,"
-                    " last_error, created_at) VALUES (:key, 'marketing', 't', '{}', :at, :at, :at, :state, 0,"
-                    " :error, :at)"), {"key": key, "state": state, "error": error, "at": datetime(2026, 11, 23, 9)})
+                await connection.execute(
+                    text(
+                        "INSERT INTO outbox (key, kind, template, data, not_before, not_after, due_at, state, attempts,"
+                        " last_error, created_at) VALUES (:key, 'marketing', 't', '{}', :at, :at, :at, :state, 0,"
+                        " :error, :at)"
+                    ),
+                    {"key": key, "state": state, "error": error, "at": datetime(2026, 11, 23, 9)},
+                )
             await connection.run_sync(_alembic, "upgrade", "head")
             rows = (await connection.execute(text("SELECT key, error_code FROM outbox"))).all()
             codes: dict[str, str | None] = {key: code for key, code in rows}
             assert codes == {key: code for key, _, _, code in OLD_ROWS}
             assert await connection.run_sync(_differences) == []  # the schema is the models'
-        for statement in ("UPDATE outbox SET state = 'lost' WHERE key = 'a'",
-                          "UPDATE outbox SET kind = 'spam' WHERE key = 'a'",
-                          "UPDATE outbox SET error_code = '403' WHERE key = 'a'"):
+        for statement in (
+            "UPDATE outbox SET state = 'lost' WHERE key = 'a'",
+            "UPDATE outbox SET kind = 'spam' WHERE key = 'a'",
+            "UPDATE outbox SET error_code = '403' WHERE key = 'a'",
+        ):
             with pytest.raises(IntegrityError):
                 async with engine.begin() as connection:
                     await connection.execute(text(statement))
         async with engine.begin() as connection:
             await connection.run_sync(_alembic, "downgrade", "0008")
-            await connection.execute(text("UPDATE outbox SET state = 'lost' WHERE key = 'a'"))  # unchecked again
+            await connection.execute(
+                text("UPDATE outbox SET state = 'lost' WHERE key = 'a'")
+            )  # unchecked again
             await connection.run_sync(_alembic, "downgrade", "base")
             await connection.run_sync(_alembic, "upgrade", "head")
             assert await connection.run_sync(_differences) == []

@@ -1,4 +1,5 @@
 """The outbox policy and the limiter, with fixed clocks."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,9 @@ def at(text: str) -> datetime:
 
 
 def customer(**fields: object) -> Customer:
-    values: dict[str, object] = dict(id=1, tg_user_id=7, marketing_opt_out=False, erased_at=None, blocked_at=None)
+    values: dict[str, object] = dict(
+        id=1, tg_user_id=7, marketing_opt_out=False, erased_at=None, blocked_at=None
+    )
     values.update(fields)
     return Customer(**values)
 
@@ -46,35 +49,60 @@ def test_quiet_hours_in_the_business_time_zone(now: str, until: str | None) -> N
     if until is None:
         assert verdict.decision is Decision.SEND
     else:
-        assert (verdict.decision, verdict.until, verdict.reason) == (Decision.DEFER, at(until), "quiet_hours")
+        assert (verdict.decision, verdict.until, verdict.reason) == (
+            Decision.DEFER,
+            at(until),
+            "quiet_hours",
+        )
 
 
 def test_quiet_hours_are_local_whatever_utc_says() -> None:
     moment = datetime(2026, 11, 23, 18, 30, tzinfo=UTC)  # 21:30 in Moscow
-    assert POLICY.judge(kind="marketing", now=moment, not_after=FAR, customer=customer()).decision is Decision.DEFER
+    assert (
+        POLICY.judge(kind="marketing", now=moment, not_after=FAR, customer=customer()).decision
+        is Decision.DEFER
+    )
 
 
 def test_service_messages_ignore_quiet_hours_and_caps() -> None:
     night = at("2026-11-23T23:30")
     recent = [night - timedelta(days=1), night - timedelta(days=2), night - timedelta(days=3)]
-    verdict = POLICY.judge(kind="service", now=night, not_after=FAR, customer=customer(marketing_opt_out=True),
-                           recent_marketing=recent)
+    verdict = POLICY.judge(
+        kind="service",
+        now=night,
+        not_after=FAR,
+        customer=customer(marketing_opt_out=True),
+        recent_marketing=recent,
+    )
     assert verdict.decision is Decision.SEND
 
 
 def test_weekly_cap_waits_for_the_oldest_to_leave_the_week() -> None:
     now = at("2026-11-23T12:00")
     recent = [at("2026-11-18T12:30"), at("2026-11-20T11:00")]
-    verdict = POLICY.judge(kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent)
-    assert (verdict.decision, verdict.until, verdict.reason) == (Decision.DEFER, at("2026-11-25T12:30"), "weekly_cap")
-    one = POLICY.judge(kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent[:1])
+    verdict = POLICY.judge(
+        kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent
+    )
+    assert (verdict.decision, verdict.until, verdict.reason) == (
+        Decision.DEFER,
+        at("2026-11-25T12:30"),
+        "weekly_cap",
+    )
+    one = POLICY.judge(
+        kind="marketing", now=now, not_after=FAR, customer=customer(), recent_marketing=recent[:1]
+    )
     assert one.decision is Decision.SEND
 
 
 def test_cap_landing_at_night_waits_for_the_morning() -> None:
     recent = [at("2026-11-18T22:30"), at("2026-11-20T11:00")]
-    verdict = POLICY.judge(kind="marketing", now=at("2026-11-23T12:00"), not_after=FAR, customer=customer(),
-                           recent_marketing=recent)
+    verdict = POLICY.judge(
+        kind="marketing",
+        now=at("2026-11-23T12:00"),
+        not_after=FAR,
+        customer=customer(),
+        recent_marketing=recent,
+    )
     assert verdict.until == at("2026-11-26T10:00")
 
 
@@ -87,17 +115,27 @@ def test_cap_landing_at_night_waits_for_the_morning() -> None:
     ],
 )
 def test_who_never_gets_it(fields: dict[str, object], kind: str, reason: str) -> None:
-    verdict = POLICY.judge(kind=kind, now=at("2026-11-23T12:00"), not_after=FAR, customer=customer(**fields))
+    verdict = POLICY.judge(
+        kind=kind, now=at("2026-11-23T12:00"), not_after=FAR, customer=customer(**fields)
+    )
     assert (verdict.decision, verdict.reason) == (Decision.SKIP, reason)
 
 
 def test_too_late_is_dropped_not_sent() -> None:
-    verdict = POLICY.judge(kind="service", now=at("2026-11-23T12:00"), not_after=at("2026-11-23T11:59"),
-                           customer=customer())
+    verdict = POLICY.judge(
+        kind="service",
+        now=at("2026-11-23T12:00"),
+        not_after=at("2026-11-23T11:59"),
+        customer=customer(),
+    )
     assert (verdict.decision, verdict.reason) == (Decision.EXPIRE, "late")
     # a greeting that would have to wait past its last moment is dropped as well
-    night = POLICY.judge(kind="marketing", now=at("2026-11-23T22:00"), not_after=at("2026-11-24T00:00"),
-                         customer=customer())
+    night = POLICY.judge(
+        kind="marketing",
+        now=at("2026-11-23T22:00"),
+        not_after=at("2026-11-24T00:00"),
+        customer=customer(),
+    )
     assert (night.decision, night.reason) == (Decision.EXPIRE, "quiet_hours")
 
 
@@ -192,8 +230,14 @@ async def test_a_group_gets_at_most_twenty_a_minute_and_answers_keep_their_reser
     """Relays into the staff group go at once up to five, then spread (one every 3 s), and stop
     at 16 a minute; an interactive answer (a staff member's /find) still finds room among the 20."""
     clock, sleep = fake_time()
-    limiter = Limiter(per_second=30, per_chat_seconds=1.0, group_per_minute=20, group_reserve=4,
-                      timer=lambda: clock[0], sleep=sleep)
+    limiter = Limiter(
+        per_second=30,
+        per_chat_seconds=1.0,
+        group_per_minute=20,
+        group_reserve=4,
+        timer=lambda: clock[0],
+        sleep=sleep,
+    )
     group = -100
     departures = []
     for _ in range(16):
@@ -231,7 +275,9 @@ async def test_bulk_yields_to_answers() -> None:
         await limiter.wait_turn(chat, Priority.BULK)
         bulk.append(clock[0])
     # for two seconds after the answer, no second holds more than nine bulk messages
-    busiest = max(sum(1 for t in bulk if start <= t < start + 1.0) for start in bulk if start + 1.0 <= 2.0)
+    busiest = max(
+        sum(1 for t in bulk if start <= t < start + 1.0) for start in bulk if start + 1.0 <= 2.0
+    )
     assert busiest <= 9
     assert len(bulk) == 30 and bulk[-1] < 3.5  # and the bulk still goes at about the rate
 
@@ -265,7 +311,10 @@ async def test_the_outcome_of_a_sent_message_is_written_before_the_next_claim() 
         order.append(name)
         queue.release()
 
-    tasks = [asyncio.create_task(writer("claim 1", False)), asyncio.create_task(writer("claim 2", False))]
+    tasks = [
+        asyncio.create_task(writer("claim 1", False)),
+        asyncio.create_task(writer("claim 2", False)),
+    ]
     await asyncio.sleep(0)
     tasks.append(asyncio.create_task(writer("sent", True)))
     await asyncio.sleep(0)

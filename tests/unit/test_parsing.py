@@ -1,4 +1,5 @@
 """Phone normalisation and birthday parsing: the forms people really type."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -27,7 +28,9 @@ def test_real_phones_are_stored_as_e164(raw: str, e164: str) -> None:
     assert normalize_phone(raw) == e164
 
 
-@pytest.mark.parametrize("raw", ["", "12345", "hello", "+7 916 abc 45 67", "0000000000000", "+1 555", "9" * 40])
+@pytest.mark.parametrize(
+    "raw", ["", "12345", "hello", "+7 916 abc 45 67", "0000000000000", "+1 555", "9" * 40]
+)
 def test_non_phones_are_refused(raw: str) -> None:
     assert normalize_phone(raw) is None
 

@@ -1,5 +1,6 @@
 """A view costs a fixed number of statements, whatever the number of rows or the length of the
 history behind it (no query per row): /find, the master's day, a customer's visits, complaints."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
@@ -61,7 +62,8 @@ async def _customer(db: Database, clock: FixedClock, business: Business, tg: int
 
 
 async def test_find_costs_the_same_for_one_visit_or_fifty_and_for_one_match_or_ten(
-        db: Database, clock: FixedClock, business: Business, staff: StaffService) -> None:
+    db: Database, clock: FixedClock, business: Business, staff: StaffService
+) -> None:
     short = await _customer(db, clock, business, 11, "Короткая")
     long = await _customer(db, clock, business, 12, "Длинная")
     await staff.record_sale(OLGA, short, 150000, "manicure", "anna")
@@ -80,23 +82,32 @@ async def test_find_costs_the_same_for_one_visit_or_fifty_and_for_one_match_or_t
 
 
 @pytest.fixture
-def booking(db: Database, clock: FixedClock, business: Business, staff: StaffService) -> BookingService:
+def booking(
+    db: Database, clock: FixedClock, business: Business, staff: StaffService
+) -> BookingService:
     return BookingService(db, clock, business, MOSCOW, Renderer(MOSCOW), staff, admin_chat_id=-100)
 
 
 async def test_the_masters_day_and_the_customers_visits_cost_the_same_for_one_visit_or_many(
-        db: Database, clock: FixedClock, business: Business, booking: BookingService) -> None:
+    db: Database, clock: FixedClock, business: Business, booking: BookingService
+) -> None:
     clock.set(moscow(MONDAY, "08:00"))
     wednesday = MONDAY + timedelta(days=2)
     await _customer(db, clock, business, 11, "Первая")
-    assert (await booking.book(11, "manicure", "anna", moscow(MONDAY, "10:00"), source="menu")).booking
+    assert (
+        await booking.book(11, "manicure", "anna", moscow(MONDAY, "10:00"), source="menu")
+    ).booking
     costs = {}
     costs[1], day = await cost(db, lambda: booking.schedule(["anna", "olga"], MONDAY))
     assert len(day) == 1
     for n, at in enumerate(["12:00", "15:00", "17:00"], start=12):
         await _customer(db, clock, business, n, f"Клиент {n}")
-        assert (await booking.book(n, "manicure", "anna", moscow(MONDAY, at), source="menu")).booking
-    assert (await booking.book(11, "pedicure", "olga", moscow(wednesday, "12:00"), source="menu")).booking
+        assert (
+            await booking.book(n, "manicure", "anna", moscow(MONDAY, at), source="menu")
+        ).booking
+    assert (
+        await booking.book(11, "pedicure", "olga", moscow(wednesday, "12:00"), source="menu")
+    ).booking
     costs[4], day = await cost(db, lambda: booking.schedule(["anna", "olga"], MONDAY))
     assert [v.customer_name for v in day] == ["Первая", "Клиент 12", "Клиент 13", "Клиент 14"]
     assert costs[4] == costs[1]
@@ -108,18 +119,36 @@ async def test_the_masters_day_and_the_customers_visits_cost_the_same_for_one_vi
 
 
 async def test_complaints_and_csat_cost_the_same_for_one_survey_or_many(
-        db: Database, clock: FixedClock, business: Business) -> None:
+    db: Database, clock: FixedClock, business: Business
+) -> None:
     surveys = SurveyService(db, clock, business, MOSCOW, Renderer(MOSCOW))
     now = clock.now()
 
     async def unhappy(tg: int) -> None:
         customer_id = await _customer(db, clock, business, tg, f"Клиент {tg}")
         async with db.transaction() as repos:
-            purchase = await repos.purchases.add(Purchase(customer_id=customer_id, amount_minor=100, at=now,
-                                                          service_id="manicure", master_id="anna"))
-            repos.session.add(Survey(purchase_id=purchase.id, customer_id=customer_id, service_id="manicure",
-                                     master_id="anna", planned_at=now, closes_at=now + timedelta(days=1),
-                                     score=2, answered_at=now, comment="плохо"))
+            purchase = await repos.purchases.add(
+                Purchase(
+                    customer_id=customer_id,
+                    amount_minor=100,
+                    at=now,
+                    service_id="manicure",
+                    master_id="anna",
+                )
+            )
+            repos.session.add(
+                Survey(
+                    purchase_id=purchase.id,
+                    customer_id=customer_id,
+                    service_id="manicure",
+                    master_id="anna",
+                    planned_at=now,
+                    closes_at=now + timedelta(days=1),
+                    score=2,
+                    answered_at=now,
+                    comment="плохо",
+                )
+            )
 
     await unhappy(11)
     one, complaints = await cost(db, surveys.open_complaints)

@@ -1,4 +1,5 @@
 """Dates, weekdays, money and plurals in templates are Babel's (CLDR), in the template's language."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
@@ -21,16 +22,19 @@ def _show(render: Renderer, source: str, **context: object) -> str:
     return render.env.from_string(source).render(**context)
 
 
-@pytest.mark.parametrize(("source", "ru", "en"), [
-    ("{{ d | date(lang) }}", "25.11.2026", "25 Nov 2026"),
-    ("{{ d | day(lang) }}", "ср 25.11", "Wed 25 Nov"),
-    ("{{ t | when(lang) }}", "ср 25.11 в 10:00", "Wed 25 Nov at 10:00"),
-    ("{{ t | datetime }}", "25.11.2026 10:00", "25.11.2026 10:00"),
-    ("{{ t | hhmm }}", "10:00", "10:00"),
-    ("{{ 150000 | money('₽', lang) }}", "1\u00a0500\u00a0₽", "1,500\u00a0₽"),
-    ("{{ 350050 | money('₽', lang) }}", "3\u00a0500,50\u00a0₽", "3,500.50\u00a0₽"),
-    ("{{ 90000 | money('₽', lang) }}", "900\u00a0₽", "900\u00a0₽"),
-])
+@pytest.mark.parametrize(
+    ("source", "ru", "en"),
+    [
+        ("{{ d | date(lang) }}", "25.11.2026", "25 Nov 2026"),
+        ("{{ d | day(lang) }}", "ср 25.11", "Wed 25 Nov"),
+        ("{{ t | when(lang) }}", "ср 25.11 в 10:00", "Wed 25 Nov at 10:00"),
+        ("{{ t | datetime }}", "25.11.2026 10:00", "25.11.2026 10:00"),
+        ("{{ t | hhmm }}", "10:00", "10:00"),
+        ("{{ 150000 | money('₽', lang) }}", "1\u00a0500\u00a0₽", "1,500\u00a0₽"),
+        ("{{ 350050 | money('₽', lang) }}", "3\u00a0500,50\u00a0₽", "3,500.50\u00a0₽"),
+        ("{{ 90000 | money('₽', lang) }}", "900\u00a0₽", "900\u00a0₽"),
+    ],
+)
 def test_formats(render: Renderer, source: str, ru: str, en: str) -> None:
     for lang, expected in (("ru", ru), ("en", en)):
         assert _show(render, source, lang=lang, d=date(2026, 11, 25), t=VISIT) == expected
@@ -38,25 +42,58 @@ def test_formats(render: Renderer, source: str, ru: str, en: str) -> None:
 
 def test_every_weekday_and_month(render: Renderer) -> None:
     week = [date(2026, 11, 23 + n) for n in range(7)]
-    assert [_show(render, "{{ d | day('ru') }}", d=d).split()[0] for d in week] == \
-        ["пн", "вт", "ср", "чт", "пт", "сб", "вс"]
-    assert [_show(render, "{{ d | day('en') }}", d=d).split()[0] for d in week] == \
-        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    assert [_show(render, "{{ d | date('en') }}", d=date(2026, m, 1)).split()[1] for m in range(1, 13)] == \
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    assert [_show(render, "{{ d | day('ru') }}", d=d).split()[0] for d in week] == [
+        "пн",
+        "вт",
+        "ср",
+        "чт",
+        "пт",
+        "сб",
+        "вс",
+    ]
+    assert [_show(render, "{{ d | day('en') }}", d=d).split()[0] for d in week] == [
+        "Mon",
+        "Tue",
+        "Wed",
+        "Thu",
+        "Fri",
+        "Sat",
+        "Sun",
+    ]
+    assert [
+        _show(render, "{{ d | date('en') }}", d=date(2026, m, 1)).split()[1] for m in range(1, 13)
+    ] == ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
-@pytest.mark.parametrize(("n", "ru", "en"), [
-    (0, "0 дней", "0 days"), (1, "1 день", "1 day"), (2, "2 дня", "2 days"), (4, "4 дня", "4 days"),
-    (5, "5 дней", "5 days"), (11, "11 дней", "11 days"), (12, "12 дней", "12 days"), (21, "21 день", "21 days"),
-    (22, "22 дня", "22 days"), (30, "30 дней", "30 days"), (111, "111 дней", "111 days"), (101, "101 день", "101 days"),
-])
+@pytest.mark.parametrize(
+    ("n", "ru", "en"),
+    [
+        (0, "0 дней", "0 days"),
+        (1, "1 день", "1 day"),
+        (2, "2 дня", "2 days"),
+        (4, "4 дня", "4 days"),
+        (5, "5 дней", "5 days"),
+        (11, "11 дней", "11 days"),
+        (12, "12 дней", "12 days"),
+        (21, "21 день", "21 days"),
+        (22, "22 дня", "22 days"),
+        (30, "30 дней", "30 days"),
+        (111, "111 дней", "111 days"),
+        (101, "101 день", "101 days"),
+    ],
+)
 def test_plurals_in_the_templates_language(render: Renderer, n: int, ru: str, en: str) -> None:
     """The templates' `days` macro: the language comes from the template (also inside an imported macro)."""
     for lang, expected in (("ru", ru), ("en", en)):
-        assert _show(render, f'{{% from "{lang}/_macros.html" import days %}}{{{{ days(n) }}}}', n=n) == expected
-        source = '{{ n }} {{ n | plural(one="день", few="дня", many="дней") }}' if lang == "ru" else \
-            '{{ n }} {{ n | plural(one="day", other="days") }}'
+        assert (
+            _show(render, f'{{% from "{lang}/_macros.html" import days %}}{{{{ days(n) }}}}', n=n)
+            == expected
+        )
+        source = (
+            '{{ n }} {{ n | plural(one="день", few="дня", many="дней") }}'
+            if lang == "ru"
+            else '{{ n }} {{ n | plural(one="day", other="days") }}'
+        )
         assert _show(render, source, n=n, lang=lang) == expected
 
 

@@ -1,4 +1,5 @@
 """SQLite: a statement is one call into aiosqlite's thread (bot/db/engine.py), with the same results."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from bot.db.engine import READING, STATEMENT, create_engine
 
 
-async def test_a_statement_is_one_call_into_the_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_statement_is_one_call_into_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite3'}")
     calls: list[Any] = []
     original = aiosqlite.Connection._execute
@@ -23,9 +26,13 @@ async def test_a_statement_is_one_call_into_the_thread(tmp_path: Path, monkeypat
 
     try:
         async with engine.begin() as connection:
-            await connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)")
+            await connection.exec_driver_sql(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"
+            )
             monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-            inserted = await connection.execute(text("INSERT INTO t (name) VALUES (:n)"), [{"n": "a"}, {"n": "b"}])
+            inserted = await connection.execute(
+                text("INSERT INTO t (name) VALUES (:n)"), [{"n": "a"}, {"n": "b"}]
+            )
             assert len(calls) == 1 and inserted.rowcount == 2
             calls.clear()
             one = await connection.execute(text("INSERT INTO t (name) VALUES ('c')"))
@@ -43,7 +50,9 @@ async def test_a_statement_is_one_call_into_the_thread(tmp_path: Path, monkeypat
         await engine.dispose()
 
 
-async def test_a_read_without_transaction_ends_without_a_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_read_without_transaction_ends_without_a_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A read of one statement (no BEGIN) is not rolled back in aiosqlite's thread: there is nothing to undo."""
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'one.sqlite3'}")
     calls: list[Any] = []

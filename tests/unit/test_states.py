@@ -1,5 +1,6 @@
 """States and kinds: one set of values for the code, the database's CHECK constraints (migration
 0009) and the templates."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,19 +39,25 @@ def _migration() -> object:
 
 
 COLUMNS: list[tuple[type[StrEnum], object, str]] = [
-    (OutboxState, OutboxMessage.state, "OUTBOX_STATES"), (OutboxKind, OutboxMessage.kind, "OUTBOX_KINDS"),
-    (OutboxError, OutboxMessage.error_code, "OUTBOX_ERRORS"), (BookingState, Booking.state, "BOOKING_STATES"),
-    (BookingSource, Booking.source, "BOOKING_SOURCES"), (BroadcastState, Broadcast.state, "BROADCAST_STATES"),
+    (OutboxState, OutboxMessage.state, "OUTBOX_STATES"),
+    (OutboxKind, OutboxMessage.kind, "OUTBOX_KINDS"),
+    (OutboxError, OutboxMessage.error_code, "OUTBOX_ERRORS"),
+    (BookingState, Booking.state, "BOOKING_STATES"),
+    (BookingSource, Booking.source, "BOOKING_SOURCES"),
+    (BroadcastState, Broadcast.state, "BROADCAST_STATES"),
     (CareDirection, CareMessage.direction, "CARE_DIRECTIONS"),
 ]
 
 
 @pytest.mark.parametrize(("values", "column", "in_migration"), COLUMNS)
 def test_the_values_fit_their_column_and_the_migration_checks_the_same(
-        values: type[StrEnum], column: object, in_migration: str) -> None:
+    values: type[StrEnum], column: object, in_migration: str
+) -> None:
     length = column.type.length  # type: ignore[attr-defined]
     assert all(len(v) <= length for v in values)
-    assert getattr(_migration(), in_migration) == tuple(v.value for v in values)  # a new value needs a migration
+    assert getattr(_migration(), in_migration) == tuple(
+        v.value for v in values
+    )  # a new value needs a migration
 
 
 @pytest.mark.parametrize("state", [BookingState.CONFIRMED, "confirmed"])
@@ -58,7 +65,15 @@ def test_templates_compare_states_by_name_and_a_string_still_matches(state: str)
     """Templates say `BookingState.CONFIRMED`; an owner's override that compares with the
     string (as the templates did before) reads the same value."""
     render = Renderer(ZoneInfo("Europe/Moscow"))
-    booking = SimpleNamespace(state=state, decided_by="Анна", starts_at=datetime(2026, 11, 30, 9, tzinfo=UTC),
-                              service="Маникюр", master="Анна", customer_name="Ира", customer_phone=None, reason=None)
+    booking = SimpleNamespace(
+        state=state,
+        decided_by="Анна",
+        starts_at=datetime(2026, 11, 30, 9, tzinfo=UTC),
+        service="Маникюр",
+        master="Анна",
+        customer_name="Ира",
+        customer_phone=None,
+        reason=None,
+    )
     assert render.text("en", "booking_decided", booking=booking).startswith("✅ Accepted (Анна)")
     assert render.text("ru", "booking_decided", booking=booking).startswith("✅ Принято (Анна)")

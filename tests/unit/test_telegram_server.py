@@ -1,5 +1,6 @@
 """The Bot API test server is as strict as Telegram: each rule the e2e tests rely on, proved
 over real HTTP (a raw client for exact answers, aiogram where its parsing of them matters)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +33,9 @@ class Api:
         self.server, self.http = server, http
 
     async def __call__(self, method: str, **params: Any) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(f"{self.server.url}/bot{TOKEN}/{method}", json=params) as response:
+        async with self.http.post(
+            f"{self.server.url}/bot{TOKEN}/{method}", json=params
+        ) as response:
             return response.status, await response.json()
 
     async def ok(self, method: str, **params: Any) -> Any:
@@ -78,22 +81,33 @@ async def bot(telegram: TelegramServer) -> AsyncIterator[Bot]:
 
 # ---- lengths, after HTML parsing, in UTF-16 units ---------------------------------------------
 
+
 async def test_text_is_counted_in_utf16_units(api: Api) -> None:
     await api.ok("sendMessage", chat_id=ANNA, text="a" * 4096)
     assert await api.refused("sendMessage", chat_id=ANNA, text="a" * 4097) == {
-        "ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+        "ok": False,
+        "error_code": 400,
+        "description": "Bad Request: message is too long",
+    }
     await api.ok("sendMessage", chat_id=ANNA, text="😀" * 2048)  # 2,048 characters, 4,096 units
-    body = await api.refused("sendMessage", chat_id=ANNA, text="😀" * 2048 + "a")  # 2,049 characters
+    body = await api.refused(
+        "sendMessage", chat_id=ANNA, text="😀" * 2048 + "a"
+    )  # 2,049 characters
     assert body["description"] == "Bad Request: message is too long"
 
 
 async def test_html_is_measured_after_parsing(api: Api) -> None:
     # 4,096 ampersands escaped are 20,480 characters sent and 4,096 shown: Telegram takes them.
     await api.ok("sendMessage", chat_id=ANNA, text="&amp;" * 4096, parse_mode="HTML")
-    await api.ok("sendMessage", chat_id=ANNA, text="<b>" + "a" * 4000 + "</b><i>" + "b" * 96 + "</i>",
-                 parse_mode="HTML")
+    await api.ok(
+        "sendMessage",
+        chat_id=ANNA,
+        text="<b>" + "a" * 4000 + "</b><i>" + "b" * 96 + "</i>",
+        parse_mode="HTML",
+    )
     assert (await api.refused("sendMessage", chat_id=ANNA, text="&lt;" * 4097, parse_mode="HTML"))[
-        "description"] == "Bad Request: message is too long"
+        "description"
+    ] == "Bad Request: message is too long"
     # Without parse_mode the same text is what is shown, and too long.
     await api.refused("sendMessage", chat_id=ANNA, text="&amp;" * 1000)
     # Numeric entities count as the character they stand for.
@@ -115,78 +129,131 @@ async def test_empty_text(api: Api, text: str) -> None:
 
 async def test_captions_up_to_1024_units(api: Api) -> None:
     await api.ok("sendPhoto", chat_id=ANNA, photo="photo-1", caption="😀" * 512)
-    assert (await api.refused("sendPhoto", chat_id=ANNA, photo="photo-1", caption="😀" * 512 + "a"))[
-        "description"] == "Bad Request: message caption is too long"
-    await api.ok("sendDocument", chat_id=ANNA, document="doc-1", caption="&amp;" * 1024, parse_mode="HTML")
+    assert (
+        await api.refused("sendPhoto", chat_id=ANNA, photo="photo-1", caption="😀" * 512 + "a")
+    )["description"] == "Bad Request: message caption is too long"
+    await api.ok(
+        "sendDocument", chat_id=ANNA, document="doc-1", caption="&amp;" * 1024, parse_mode="HTML"
+    )
     photo = await api.ok("sendPhoto", chat_id=ANNA, photo="photo-1")
-    await api.ok("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=photo["message_id"],
-                 caption="a" * 1024)
-    assert (await api.refused("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=photo["message_id"],
-                              caption="a" * 1025))["description"] == "Bad Request: message caption is too long"
-    await api.ok("editMessageCaption", chat_id=ANNA, message_id=photo["message_id"], caption="b" * 1024)
-    assert (await api.refused("editMessageCaption", chat_id=ANNA, message_id=photo["message_id"],
-                              caption="b" * 1025))["description"] == "Bad Request: message caption is too long"
+    await api.ok(
+        "copyMessage",
+        chat_id=GROUP,
+        from_chat_id=ANNA,
+        message_id=photo["message_id"],
+        caption="a" * 1024,
+    )
+    assert (
+        await api.refused(
+            "copyMessage",
+            chat_id=GROUP,
+            from_chat_id=ANNA,
+            message_id=photo["message_id"],
+            caption="a" * 1025,
+        )
+    )["description"] == "Bad Request: message caption is too long"
+    await api.ok(
+        "editMessageCaption", chat_id=ANNA, message_id=photo["message_id"], caption="b" * 1024
+    )
+    assert (
+        await api.refused(
+            "editMessageCaption", chat_id=ANNA, message_id=photo["message_id"], caption="b" * 1025
+        )
+    )["description"] == "Bad Request: message caption is too long"
 
 
 async def test_edits_keep_the_text_limit(api: Api) -> None:
     sent = await api.ok("sendMessage", chat_id=ANNA, text="first")
     await api.ok("editMessageText", chat_id=ANNA, message_id=sent["message_id"], text="😀" * 2048)
-    assert (await api.refused("editMessageText", chat_id=ANNA, message_id=sent["message_id"],
-                              text="😀" * 2049))["description"] == "Bad Request: message is too long"
-    assert (await api.refused("editMessageText", chat_id=ANNA, message_id=sent["message_id"],
-                              text="😀" * 2048))["description"].startswith("Bad Request: message is not modified")
+    assert (
+        await api.refused(
+            "editMessageText", chat_id=ANNA, message_id=sent["message_id"], text="😀" * 2049
+        )
+    )["description"] == "Bad Request: message is too long"
+    assert (
+        await api.refused(
+            "editMessageText", chat_id=ANNA, message_id=sent["message_id"], text="😀" * 2048
+        )
+    )["description"].startswith("Bad Request: message is not modified")
     assert (await api.refused("editMessageText", chat_id=ANNA, message_id=999999, text="x"))[
-        "description"] == "Bad Request: message to edit not found"
+        "description"
+    ] == "Bad Request: message to edit not found"
 
 
 async def test_what_cannot_be_edited(telegram: TelegramServer, api: Api) -> None:
     photo = await api.ok("sendPhoto", chat_id=ANNA, photo="photo-1", caption="before")
-    assert (await api.refused("editMessageText", chat_id=ANNA, message_id=photo["message_id"], text="x"))[
-        "description"] == "Bad Request: there is no text in the message to edit"
+    assert (
+        await api.refused("editMessageText", chat_id=ANNA, message_id=photo["message_id"], text="x")
+    )["description"] == "Bad Request: there is no text in the message to edit"
     text = await api.ok("sendMessage", chat_id=ANNA, text="x")
-    assert (await api.refused("editMessageCaption", chat_id=ANNA, message_id=text["message_id"], caption="y"))[
-        "description"] == "Bad Request: there is no caption in the message to edit"
+    assert (
+        await api.refused(
+            "editMessageCaption", chat_id=ANNA, message_id=text["message_id"], caption="y"
+        )
+    )["description"] == "Bad Request: there is no caption in the message to edit"
     await telegram.user(ANNA).send("hello")  # hers, not the bot's
     [(chat, mine)] = [key for key, m in telegram.messages.items() if m.get("text") == "hello"]
     assert (await api.refused("editMessageText", chat_id=chat, message_id=mine, text="changed"))[
-        "description"] == "Bad Request: message can't be edited"
+        "description"
+    ] == "Bad Request: message can't be edited"
     await api.ok("editMessageCaption", chat_id=ANNA, message_id=photo["message_id"], caption="")
     assert "caption" not in telegram.messages[(ANNA, photo["message_id"])]
 
 
 # ---- HTML Telegram cannot parse --------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("a < b", 'Unsupported start tag "" at byte offset 2'),
-    ("Цена <100", "Unclosed start tag at byte offset 9"),
-    ("<foo>x</foo>", 'Unsupported start tag "foo" at byte offset 0'),
-    ("<b>x", "Can't find end tag corresponding to start tag b"),
-    ("x</b>", "Unexpected end tag at byte offset 1"),
-    ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
-    ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
-    ("<br>", 'Unsupported start tag "br" at byte offset 0'),
-])
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a < b", 'Unsupported start tag "" at byte offset 2'),
+        ("Цена <100", "Unclosed start tag at byte offset 9"),
+        ("<foo>x</foo>", 'Unsupported start tag "foo" at byte offset 0'),
+        ("<b>x", "Can't find end tag corresponding to start tag b"),
+        ("x</b>", "Unexpected end tag at byte offset 1"),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ("<br>", 'Unsupported start tag "br" at byte offset 0'),
+    ],
+)
 async def test_html_that_telegram_cannot_parse(api: Api, text: str, reason: str) -> None:
     body = await api.refused("sendMessage", chat_id=ANNA, text=text, parse_mode="HTML")
-    assert body == {"ok": False, "error_code": 400, "description": f"Bad Request: can't parse entities: {reason}"}
+    assert body == {
+        "ok": False,
+        "error_code": 400,
+        "description": f"Bad Request: can't parse entities: {reason}",
+    }
 
 
-@pytest.mark.parametrize("text", [
-    "<b>b</b> <strong>s</strong> <i>i</i> <em>e</em> <u>u</u> <ins>n</ins> <s>s</s> <strike>k</strike> <del>d</del>",
-    '<span class="tg-spoiler">x</span> <tg-spoiler>y</tg-spoiler> <a href="https://x.ru/?a=1&amp;b=2">l</a>',
-    '<code>c</code> <pre><code class="language-python">p</code></pre> <blockquote expandable>q</blockquote>',
-    '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji> &lt;b&gt; &quot;q&quot; &#60; &#x3C;',
-    "Tom & Jerry &copy; &nbsp; AT&T",  # not an entity: Telegram keeps the '&' as it is
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<b>b</b> <strong>s</strong> <i>i</i> <em>e</em> <u>u</u> <ins>n</ins> <s>s</s> <strike>k</strike> <del>d</del>",
+        '<span class="tg-spoiler">x</span> <tg-spoiler>y</tg-spoiler> <a href="https://x.ru/?a=1&amp;b=2">l</a>',
+        '<code>c</code> <pre><code class="language-python">p</code></pre> <blockquote expandable>q</blockquote>',
+        '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji> &lt;b&gt; &quot;q&quot; &#60; &#x3C;',
+        "Tom & Jerry &copy; &nbsp; AT&T",  # not an entity: Telegram keeps the '&' as it is
+    ],
+)
 async def test_html_that_telegram_takes(api: Api, text: str) -> None:
     await api.ok("sendMessage", chat_id=ANNA, text=text, parse_mode="HTML")
 
 
 async def test_captions_and_edits_are_parsed_too(api: Api) -> None:
-    await api.refused("sendPhoto", chat_id=ANNA, photo="photo-1", caption="a < b", parse_mode="HTML")
+    await api.refused(
+        "sendPhoto", chat_id=ANNA, photo="photo-1", caption="a < b", parse_mode="HTML"
+    )
     sent = await api.ok("sendMessage", chat_id=ANNA, text="x")
-    await api.refused("editMessageText", chat_id=ANNA, message_id=sent["message_id"], text="<x>", parse_mode="HTML")
-    await api.ok("sendPhoto", chat_id=ANNA, photo="photo-1", caption="a < b")  # no parse_mode: plain
+    await api.refused(
+        "editMessageText",
+        chat_id=ANNA,
+        message_id=sent["message_id"],
+        text="<x>",
+        parse_mode="HTML",
+    )
+    await api.ok(
+        "sendPhoto", chat_id=ANNA, photo="photo-1", caption="a < b"
+    )  # no parse_mode: plain
 
 
 async def test_aiogram_sends_the_default_parse_mode(telegram: TelegramServer, bot: Bot) -> None:
@@ -199,19 +266,28 @@ async def test_aiogram_sends_the_default_parse_mode(telegram: TelegramServer, bo
 
 # ---- keyboards ---------------------------------------------------------------------------------
 
+
 def _button(text: str, data: str) -> dict[str, Any]:
     return {"inline_keyboard": [[{"text": text, "callback_data": data}]]}
 
 
 async def test_callback_data_up_to_64_bytes(api: Api) -> None:
     await api.ok("sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", "a" * 64))
-    await api.ok("sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", "я" * 32))  # 64 bytes
+    await api.ok(
+        "sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", "я" * 32)
+    )  # 64 bytes
     for data in ("a" * 65, "я" * 33):  # 33 characters, 66 bytes
-        body = await api.refused("sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", data))
+        body = await api.refused(
+            "sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", data)
+        )
         assert body["description"] == "Bad Request: BUTTON_DATA_INVALID"
     sent = await api.ok("sendMessage", chat_id=ANNA, text="x")
-    await api.refused("editMessageReplyMarkup", chat_id=ANNA, message_id=sent["message_id"],
-                      reply_markup=_button("ok", "a" * 65))
+    await api.refused(
+        "editMessageReplyMarkup",
+        chat_id=ANNA,
+        message_id=sent["message_id"],
+        reply_markup=_button("ok", "a" * 65),
+    )
 
 
 async def test_buttons_need_text_and_an_action(api: Api) -> None:
@@ -219,7 +295,9 @@ async def test_buttons_need_text_and_an_action(api: Api) -> None:
     assert body["description"] == "Bad Request: BUTTON_TEXT_INVALID"
     body = await api.refused("sendMessage", chat_id=ANNA, text="x", reply_markup=_button("ok", ""))
     assert "Text buttons are not allowed" in body["description"]
-    await api.refused("sendMessage", chat_id=ANNA, text="x", reply_markup={"keyboard": [[{"text": ""}]]})
+    await api.refused(
+        "sendMessage", chat_id=ANNA, text="x", reply_markup={"keyboard": [[{"text": ""}]]}
+    )
 
 
 async def test_a_callback_answer_up_to_200_characters(api: Api) -> None:
@@ -229,16 +307,24 @@ async def test_a_callback_answer_up_to_200_characters(api: Api) -> None:
 
 # ---- 20 new messages a minute per group --------------------------------------------------------
 
+
 async def test_twenty_messages_a_minute_per_group(
-        telegram: TelegramServer, api: Api, server_clock: FakeClock) -> None:
+    telegram: TelegramServer, api: Api, server_clock: FakeClock
+) -> None:
     for i in range(20):
         await api.ok("sendMessage", chat_id=GROUP, text=f"{i}")
         server_clock.now += 1
     body = await api.refused("sendMessage", chat_id=GROUP, text="21st")
-    assert body == {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 40",
-                    "parameters": {"retry_after": 40}}  # the first of the 20 leaves the window in 40 s
+    assert body == {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 40",
+        "parameters": {"retry_after": 40},
+    }  # the first of the 20 leaves the window in 40 s
     server_clock.now += 39.5
-    assert (await api.refused("sendMessage", chat_id=GROUP, text="21st"))["parameters"] == {"retry_after": 1}
+    assert (await api.refused("sendMessage", chat_id=GROUP, text="21st"))["parameters"] == {
+        "retry_after": 1
+    }
     await api.ok("sendMessage", chat_id=OTHER_GROUP, text="another group has its own minute")
     await api.ok("sendMessage", chat_id=ANNA, text="private chats are not counted")
     server_clock.now += 0.5
@@ -248,19 +334,33 @@ async def test_twenty_messages_a_minute_per_group(
     assert len(telegram.sent_to(GROUP)) == 21
 
 
-async def test_copies_and_forwards_count_and_edits_and_refusals_do_not(api: Api, server_clock: FakeClock) -> None:
+async def test_copies_and_forwards_count_and_edits_and_refusals_do_not(
+    api: Api, server_clock: FakeClock
+) -> None:
     source = await api.ok("sendMessage", chat_id=ANNA, text="hello")
     first = await api.ok("sendMessage", chat_id=GROUP, text="0")
     for _ in range(9):
-        await api.ok("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"])
-        await api.ok("forwardMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"])
-        await api.refused("sendMessage", chat_id=GROUP, text="a < b", parse_mode="HTML")  # 400s are not sent
+        await api.ok(
+            "copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"]
+        )
+        await api.ok(
+            "forwardMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"]
+        )
+        await api.refused(
+            "sendMessage", chat_id=GROUP, text="a < b", parse_mode="HTML"
+        )  # 400s are not sent
     await api.ok("sendPhoto", chat_id=GROUP, photo="photo-1")
     for i in range(5):
-        await api.ok("editMessageText", chat_id=GROUP, message_id=first["message_id"], text=f"edited {i}")
-    body = await api.refused("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"])
+        await api.ok(
+            "editMessageText", chat_id=GROUP, message_id=first["message_id"], text=f"edited {i}"
+        )
+    body = await api.refused(
+        "copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=source["message_id"]
+    )
     assert body["error_code"] == 429 and body["parameters"]["retry_after"] == 60
-    await api.ok("editMessageText", chat_id=GROUP, message_id=first["message_id"], text="edits still go")
+    await api.ok(
+        "editMessageText", chat_id=GROUP, message_id=first["message_id"], text="edits still go"
+    )
 
 
 async def test_the_group_limit_can_be_turned_off(telegram: TelegramServer, api: Api) -> None:
@@ -282,26 +382,43 @@ async def test_aiogram_reads_the_group_429(bot: Bot, telegram: TelegramServer) -
 
 # ---- injected 429s and faults --------------------------------------------------------------------
 
+
 async def test_a_429_for_one_chat_only(telegram: TelegramServer, api: Api) -> None:
     telegram.throttle(ANNA, 7, times=2)
     for _ in range(2):
         assert await api.refused("sendMessage", chat_id=ANNA, text="x") == {
-            "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 7",
-            "parameters": {"retry_after": 7}}
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7},
+        }
         await api.ok("sendMessage", chat_id=ANNA + 1, text="another chat is not held")
     await api.ok("sendMessage", chat_id=ANNA, text="x")
     telegram.throttle(GROUP, 3)
-    assert (await api.refused("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=1))["error_code"] == 429
+    assert (await api.refused("copyMessage", chat_id=GROUP, from_chat_id=ANNA, message_id=1))[
+        "error_code"
+    ] == 429
     assert telegram.throttled == 3 and telegram.throttled_per_chat == {ANNA: 2, GROUP: 1}
     assert [(c.chat_id, c.error_code, c.retry_after) for c in telegram.refused] == [
-        (ANNA, 429, 7), (ANNA, 429, 7), (GROUP, 429, 3)]
+        (ANNA, 429, 7),
+        (ANNA, 429, 7),
+        (GROUP, 429, 3),
+    ]
 
 
 async def test_scripted_answers_for_the_next_sends(telegram: TelegramServer, api: Api) -> None:
-    telegram.scripted = [(429, "Too Many Requests: retry after 2", 2), (500, "Internal Server Error", None)]
-    assert (await api.refused("sendMessage", chat_id=ANNA, text="x"))["parameters"] == {"retry_after": 2}
+    telegram.scripted = [
+        (429, "Too Many Requests: retry after 2", 2),
+        (500, "Internal Server Error", None),
+    ]
+    assert (await api.refused("sendMessage", chat_id=ANNA, text="x"))["parameters"] == {
+        "retry_after": 2
+    }
     assert await api.refused("sendMessage", chat_id=ANNA + 1, text="x") == {
-        "ok": False, "error_code": 500, "description": "Internal Server Error"}
+        "ok": False,
+        "error_code": 500,
+        "description": "Internal Server Error",
+    }
     await api.ok("sendMessage", chat_id=ANNA, text="x")
     assert telegram.throttled == 1
 
@@ -313,8 +430,11 @@ async def test_every_third_send_fails(telegram: TelegramServer, api: Api) -> Non
         status, body = await api("sendMessage", chat_id=ANNA, text=f"{i}")
         codes.append(status)
         if status != 200:
-            assert body == {"ok": False, "error_code": status,
-                            "description": {500: "Internal Server Error", 502: "Bad Gateway"}[status]}
+            assert body == {
+                "ok": False,
+                "error_code": status,
+                "description": {500: "Internal Server Error", 502: "Bad Gateway"}[status],
+            }
     assert codes == [200, 200, 500, 200, 200, 502, 200]
     await api.ok("getChat", chat_id=ANNA)  # look-ups are not sends
     assert [c.text for c in telegram.sent_to(ANNA)] == ["0", "1", "3", "4", "6"]
@@ -326,7 +446,9 @@ async def test_a_share_of_sends_fails(telegram: TelegramServer, api: Api) -> Non
     assert {200, 500} == set(statuses)
 
 
-async def test_latency_before_every_answer_but_long_polls(telegram: TelegramServer, api: Api) -> None:
+async def test_latency_before_every_answer_but_long_polls(
+    telegram: TelegramServer, api: Api
+) -> None:
     telegram.latency = 0.2
     started = time.monotonic()
     await api.ok("sendMessage", chat_id=ANNA, text="x")
@@ -352,11 +474,14 @@ async def test_a_server_that_never_answers(telegram: TelegramServer) -> None:
 
 # ---- who is who ------------------------------------------------------------------------------
 
+
 async def test_chat_member_statuses(telegram: TelegramServer, bot: Bot) -> None:
     telegram.staff(1, "Ольга", GROUP)
     telegram.staff(2, "Ирина", GROUP, status="administrator")
     telegram.staff(3, "Вера", GROUP, status="creator", anonymous=True)
-    statuses = [(await bot.get_chat_member(GROUP, user)) for user in (1, 2, 3, 4)]  # aiogram parses each
+    statuses = [
+        (await bot.get_chat_member(GROUP, user)) for user in (1, 2, 3, 4)
+    ]  # aiogram parses each
     assert [m.status for m in statuses] == ["member", "administrator", "creator", "left"]
     assert statuses[2].is_anonymous is True  # type: ignore[union-attr]
     telegram.members[GROUP].discard(2)  # she left
@@ -379,8 +504,16 @@ async def test_messages_on_behalf_of_a_chat(telegram: TelegramServer, api: Api) 
 
     message = as_group.message
     assert message and message.sender_chat and message.sender_chat.id == GROUP
-    assert message.from_user and message.from_user.id == 1087968824 and message.author_signature == "Владелец"
-    assert message.text == "/find 4567" and message.entities and message.entities[0].type == "bot_command"
+    assert (
+        message.from_user
+        and message.from_user.id == 1087968824
+        and message.author_signature == "Владелец"
+    )
+    assert (
+        message.text == "/find 4567"
+        and message.entities
+        and message.entities[0].type == "bot_command"
+    )
 
     message = forwarded.message
     assert message and message.sender_chat and message.sender_chat.id == LINKED_CHANNEL
@@ -389,13 +522,20 @@ async def test_messages_on_behalf_of_a_chat(telegram: TelegramServer, api: Api) 
 
     message = as_channel.message
     assert message and message.sender_chat and message.sender_chat.id == LINKED_CHANNEL
-    assert message.from_user and message.from_user.id == 136817688 and not message.is_automatic_forward
+    assert (
+        message.from_user and message.from_user.id == 136817688 and not message.is_automatic_forward
+    )
 
     assert nobody.message and nobody.message.from_user is None and nobody.message.chat.id == GROUP
-    assert post.channel_post and post.channel_post.from_user is None and post.channel_post.chat.type == "channel"
+    assert (
+        post.channel_post
+        and post.channel_post.from_user is None
+        and post.channel_post.chat.type == "channel"
+    )
 
 
 # ---- what each chat saw --------------------------------------------------------------------------
+
 
 async def test_sent_to_and_refused(telegram: TelegramServer, api: Api) -> None:
     telegram.blocked.update({ANNA + 1, OTHER_GROUP})
@@ -405,35 +545,52 @@ async def test_sent_to_and_refused(telegram: TelegramServer, api: Api) -> None:
     await api.ok("editMessageText", chat_id=ANNA, message_id=sent["message_id"], text="two, edited")
     await api.ok("copyMessage", chat_id=ANNA, from_chat_id=ANNA, message_id=sent["message_id"])
     assert (await api.refused("sendMessage", chat_id=ANNA + 1, text="x"))["description"] == (
-        "Forbidden: bot was blocked by the user")
+        "Forbidden: bot was blocked by the user"
+    )
     assert (await api.refused("sendMessage", chat_id=OTHER_GROUP, text="x"))["description"] == (
-        "Forbidden: bot was kicked from the supergroup chat")
+        "Forbidden: bot was kicked from the supergroup chat"
+    )
     assert [(c.method, c.text) for c in telegram.sent_to(ANNA)] == [
-        ("sendMessage", "one"), ("sendMessage", "two"), ("copyMessage", "")]
+        ("sendMessage", "one"),
+        ("sendMessage", "two"),
+        ("copyMessage", ""),
+    ]
     assert [(c.error_code, c.description) for c in telegram.refused] == [
         (400, "Bad Request: message text is empty"),
         (403, "Forbidden: bot was blocked by the user"),
-        (403, "Forbidden: bot was kicked from the supergroup chat")]
+        (403, "Forbidden: bot was kicked from the supergroup chat"),
+    ]
 
 
 async def test_a_bot_cannot_start_a_conversation(telegram: TelegramServer, api: Api) -> None:
     telegram.require_started = True
     assert (await api.refused("sendMessage", chat_id=ANNA, text="x"))["description"] == (
-        "Forbidden: bot can't initiate conversation with a user")
+        "Forbidden: bot can't initiate conversation with a user"
+    )
     await telegram.user(ANNA).send("/start")
     await api.ok("sendMessage", chat_id=ANNA, text="x")
     await api.ok("sendMessage", chat_id=GROUP, text="groups are not private chats")
 
 
 async def test_unknown_methods_and_tokens(telegram: TelegramServer, api: Api) -> None:
-    assert (await api.refused("sendPoll", chat_id=ANNA))["description"] == "test server: sendPoll not supported"
-    assert [(c.method, c.error_code) for c in telegram.refused] == [("sendPoll", 400)]  # noticed at once
+    assert (await api.refused("sendPoll", chat_id=ANNA))[
+        "description"
+    ] == "test server: sendPoll not supported"
+    assert [(c.method, c.error_code) for c in telegram.refused] == [
+        ("sendPoll", 400)
+    ]  # noticed at once
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{telegram.url}/bot1:wrong/getMe") as response:
-            assert await response.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+            assert await response.json() == {
+                "ok": False,
+                "error_code": 401,
+                "description": "Unauthorized",
+            }
 
 
 async def test_the_limits_hold_under_concurrent_sends(telegram: TelegramServer, api: Api) -> None:
-    results = await asyncio.gather(*(api("sendMessage", chat_id=GROUP, text=f"{i}") for i in range(30)))
+    results = await asyncio.gather(
+        *(api("sendMessage", chat_id=GROUP, text=f"{i}") for i in range(30))
+    )
     assert sorted(status for status, _ in results) == [200] * 20 + [429] * 10
     assert len(telegram.sent_to(GROUP)) == 20

@@ -1,4 +1,5 @@
 """Telegram's length rules: UTF-16 units after entity parsing, and cuts that keep HTML valid."""
+
 from __future__ import annotations
 
 import random
@@ -38,7 +39,7 @@ def well_formed(html: str) -> bool:
     stack: list[str] = []
     at = 0
     for match in _TAG.finditer(html):
-        text = _ENTITY.sub("", html[at:match.start()])
+        text = _ENTITY.sub("", html[at : match.start()])
         if any(c in text for c in "<>&"):
             return False
         at = match.end()
@@ -60,25 +61,42 @@ def test_limits() -> None:
     assert (TEXT_LIMIT, CAPTION_LIMIT, CALLBACK_DATA_BYTES) == (4096, 1024, 64)
 
 
-@pytest.mark.parametrize(("text", "units"), [
-    ("", 0), ("abc", 3), ("Привет", 6), ("😀", 2), ("a😀b", 4), (FAMILY, 11), (THUMB, 4), (FLAG, 4),
-    (HEART, 2), ("𝕏", 2),
-])
+@pytest.mark.parametrize(
+    ("text", "units"),
+    [
+        ("", 0),
+        ("abc", 3),
+        ("Привет", 6),
+        ("😀", 2),
+        ("a😀b", 4),
+        (FAMILY, 11),
+        (THUMB, 4),
+        (FLAG, 4),
+        (HEART, 2),
+        ("𝕏", 2),
+    ],
+)
 def test_utf16_len(text: str, units: int) -> None:
     assert utf16_len(text) == units
 
 
-@pytest.mark.parametrize(("html", "shown"), [
-    ("<b>Anna</b> &amp; <i>Bob</i>", "Anna & Bob"),
-    ("&lt;b&gt;x&lt;/b&gt; &quot;q&quot; &#39;s&#39;", '<b>x</b> "q" \'s\''),
-    ("&#x1F600; &#128512;", "😀 😀"),
-    ('<a href="https://e.x/?a=1&amp;b=2">link</a>', "link"),
-    ('<span class="tg-spoiler">s</span><tg-spoiler>t</tg-spoiler>', "st"),
-    ('<pre><code class="language-python">x &lt; 1</code></pre>', "x < 1"),
-    ("a &nbsp; b &#0; &#xD800;", "a &nbsp; b &#0; &#xD800;"),  # not Telegram entities: shown as typed
-    ("Tom & Jerry", "Tom & Jerry"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("html", "shown"),
+    [
+        ("<b>Anna</b> &amp; <i>Bob</i>", "Anna & Bob"),
+        ("&lt;b&gt;x&lt;/b&gt; &quot;q&quot; &#39;s&#39;", "<b>x</b> \"q\" 's'"),
+        ("&#x1F600; &#128512;", "😀 😀"),
+        ('<a href="https://e.x/?a=1&amp;b=2">link</a>', "link"),
+        ('<span class="tg-spoiler">s</span><tg-spoiler>t</tg-spoiler>', "st"),
+        ('<pre><code class="language-python">x &lt; 1</code></pre>', "x < 1"),
+        (
+            "a &nbsp; b &#0; &#xD800;",
+            "a &nbsp; b &#0; &#xD800;",
+        ),  # not Telegram entities: shown as typed
+        ("Tom & Jerry", "Tom & Jerry"),
+        ("", ""),
+    ],
+)
 def test_visible(html: str, shown: str) -> None:
     assert visible(html) == shown
 
@@ -104,7 +122,9 @@ def test_split_prefers_paragraphs_then_lines_then_spaces() -> None:
     line = "a" * 30 + "\n" + "b" * 10 + " " + "c" * 20
     assert split_html(line, 45) == ["a" * 30, "b" * 10 + " " + "c" * 20]
     words = "word " * 20
-    assert split_html(words, 22) == ["word word word word"] * 4 + ["word word word word "]  # the end is no cut
+    assert split_html(words, 22) == ["word word word word"] * 4 + [
+        "word word word word "
+    ]  # the end is no cut
     # a paragraph break early in the window loses to a space late in it (no tiny parts)
     early = "a\n\n" + "b " * 30
     assert split_html(early, 20)[0] == "a\n\nb b b b b b b b b"
@@ -116,10 +136,10 @@ def test_split_cuts_a_word_only_when_there_is_no_whitespace() -> None:
 
 
 def test_split_never_cuts_an_entity_or_a_surrogate_pair() -> None:
-    html = escape("&<>\"" * 10)
+    html = escape('&<>"' * 10)
     parts = split_html(html, 7)
     assert all(well_formed(p) and visible_len(p) <= 7 for p in parts)
-    assert "".join(visible(p) for p in parts) == "&<>\"" * 10
+    assert "".join(visible(p) for p in parts) == '&<>"' * 10
     emoji = "😀" * 10  # 20 units: a limit of 5 holds two emoji, never two and a half
     assert split_html(emoji, 5) == ["😀😀"] * 5
 
@@ -137,7 +157,7 @@ def test_split_reopens_tags_with_their_attributes() -> None:
     html = '<b>bold <a href="https://e.x/?a=1&amp;b=2">' + "link " * 10 + "</a> tail</b> after"
     parts = split_html(html, 20)
     assert all(well_formed(p) for p in parts), parts
-    assert parts[0].startswith("<b>bold <a href=\"https://e.x/?a=1&amp;b=2\">")
+    assert parts[0].startswith('<b>bold <a href="https://e.x/?a=1&amp;b=2">')
     assert parts[1].startswith('<b><a href="https://e.x/?a=1&amp;b=2">link')
     assert parts[-2].endswith("link </a> tail</b>") and parts[-1] == "after"
     assert pieces_of(html, parts)
@@ -171,7 +191,9 @@ def test_truncate() -> None:
     assert truncate_html(escape("&&&&&"), 3) == "&amp;&amp;…"
     assert truncate_html(FAMILY * 2, 12) == FAMILY + "…"
     assert truncate_html(FAMILY * 2, 11) == "…"  # never a piece of a family
-    assert truncate_html("abcdef", 4, ellipsis=" [...]") == " [.."  # even the ellipsis is cut to fit
+    assert (
+        truncate_html("abcdef", 4, ellipsis=" [...]") == " [.."
+    )  # even the ellipsis is cut to fit
     assert truncate_html("abcdef", 0) == ""
     assert truncate_html("abcdef", 4, ellipsis="") == "abcd"
 
@@ -198,10 +220,13 @@ def test_card_messages() -> None:
     assert parts[0].startswith(card + "\n\nword")
     assert all(visible_len(p) <= 100 and well_formed(p) for p in parts)
     assert re.sub(r"\s+", "", "".join(visible(p) for p in parts[0:])) == re.sub(
-        r"\s+", "", visible(card) + visible(body))
+        r"\s+", "", visible(card) + visible(body)
+    )
     long_card = "<b>" + "c" * 500 + "</b>"
     parts = card_messages(long_card, body, 100)
-    assert visible_len(parts[0]) <= 100 and visible(parts[0]).startswith("c" * 47 + "…\n\nword")  # half a message
+    assert visible_len(parts[0]) <= 100 and visible(parts[0]).startswith(
+        "c" * 47 + "…\n\nword"
+    )  # half a message
 
 
 def test_card_messages_with_a_fixed_card_room_split_the_body_alike() -> None:
@@ -233,7 +258,11 @@ def test_shorten_fields_shortens_the_most_expendable_first() -> None:
     card = _Card("Анна & Co", "😀" * 100)
     assert shorten_fields(render, card, ("note", "name"), 300) == render(card)
     text = shorten_fields(render, card, ("note", "name"), 60)
-    assert visible_len(text) <= 60 and text.startswith("<b>Анна &amp; Co</b>\n📝 😀") and text.endswith("…")
+    assert (
+        visible_len(text) <= 60
+        and text.startswith("<b>Анна &amp; Co</b>\n📝 😀")
+        and text.endswith("…")
+    )
     text = shorten_fields(render, _Card("Я" * 50, "x"), ("note", "name"), 30)
     assert visible_len(text) <= 30 and text.startswith("<b>ЯЯЯ") and "…</b>" in text
     assert visible_len(shorten_fields(render, card, (), 10)) <= 10  # at worst the whole is cut
@@ -247,15 +276,21 @@ def test_fit_shortened_gives_every_text_the_same_cap() -> None:
 
     assert fit_shortened(render, 200, 1000) == render(None)
     text = fit_shortened(render, 200, 100)
-    assert visible_len(text) <= 100 and text.splitlines() == ["• " + "a" * 40 + "…", "• " + "b" * 10,
-                                                               "• " + "c" * 40 + "…"]
+    assert visible_len(text) <= 100 and text.splitlines() == [
+        "• " + "a" * 40 + "…",
+        "• " + "b" * 10,
+        "• " + "c" * 40 + "…",
+    ]
     assert visible_len(fit_shortened(render, 200, 5)) <= 5
 
 
 # -- properties over random HTML ----------------------------------------------------------------
 
-ALPHABET = list("abc xyz") + list("Привет мир") + ["&", "<", ">", '"', "'", "\n", "\n\n", "  ",
-                                                     "😀", FAMILY, THUMB, FLAG, HEART, "e\u0301"]
+ALPHABET = (
+    list("abc xyz")
+    + list("Привет мир")
+    + ["&", "<", ">", '"', "'", "\n", "\n\n", "  ", "😀", FAMILY, THUMB, FLAG, HEART, "e\u0301"]
+)
 
 
 def random_html(rng: random.Random, depth: int = 0) -> str:
@@ -266,7 +301,7 @@ def random_html(rng: random.Random, depth: int = 0) -> str:
             tag = rng.choice(["b", "i", "u", "s", "code", "tg-spoiler"])
             out.append(f"<{tag}>{random_html(rng, depth + 1)}</{tag}>")
         elif roll < 0.2 and depth < 3:
-            href = escape(f"https://e.x/?q={rng.randint(0, 99)}&r=\"{rng.choice(ALPHABET)}\"")
+            href = escape(f'https://e.x/?q={rng.randint(0, 99)}&r="{rng.choice(ALPHABET)}"')
             out.append(f'<a href="{href}">{random_html(rng, depth + 1)}</a>')
         else:
             out.append(escape("".join(rng.choice(ALPHABET) for _ in range(rng.randint(1, 30)))))

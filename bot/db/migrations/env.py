@@ -3,6 +3,7 @@
 For `alembic revision --autogenerate` during development, set DATABASE_URL and run
 `alembic -c alembic.ini revision --autogenerate -m "..."` from the project root.
 """
+
 from __future__ import annotations
 
 import asyncio
