@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import Any
 
 from aiogram import Bot
@@ -17,6 +16,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextR
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.outbox.errors import Withdrawn
 from bot.outbox.limits import DELIVERY, Limiter, Priority
@@ -55,7 +55,9 @@ MAX_WAIT_SECONDS = {Priority.INTERACTIVE: 30.0, Priority.RELAY: 120.0, Priority.
 MAX_ATTEMPTS = 5  # then the caller hears of it (the outbox sender reschedules; a handler logs)
 # Calls into no chat that are still worth a retry here (a button press waits for its answer).
 UNCHATTED_RETRIED = frozenset({"answerCallbackQuery"})
-BACKOFF_BASE_SECONDS = 0.5
+# 0.5 s, 1 s, 2 s, 4 s, 8 s between attempts at a transient error, a little jittered (aiogram's own
+# backoff, as its polling uses).
+BACKOFF = BackoffConfig(min_delay=0.5, max_delay=8.0, factor=2.0, jitter=0.1)
 
 
 class TelegramLimits(BaseRequestMiddleware):
@@ -75,6 +77,7 @@ class TelegramLimits(BaseRequestMiddleware):
         if chat_id is None and method.__api_method__ not in UNCHATTED_RETRIED:
             return await make_request(bot, method)  # polling, getMe, webhooks: their callers decide
         attempt = 0
+        backoff = Backoff(BACKOFF)
         while True:
             # The outbox sender takes the first turn of its one-call messages itself (and checks
             # they are still wanted); a retry waits here like any other call.
@@ -109,7 +112,7 @@ class TelegramLimits(BaseRequestMiddleware):
                     or attempt > MAX_ATTEMPTS
                 ):
                     raise
-                delay = BACKOFF_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.75, 1.25)
+                delay = max(next(backoff), 0.0)
                 log.info(
                     "telegram call failed, retrying method=%s chat_id=%s attempt=%s error=%s",
                     method.__api_method__,
