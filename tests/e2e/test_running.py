@@ -94,18 +94,23 @@ async def test_conversation_in_redis_survives_a_restart(
     from redis.asyncio import Redis
 
     assert REDIS_URL
+    # Its own person per database: the two run at once in parallel test processes and share
+    # one Redis, so neither may flush it or meet the other's conversation state and locks.
+    user_id = 3002 if database_url.startswith("sqlite") else 3012
     redis = Redis.from_url(REDIS_URL)
-    await redis.flushdb()
+    stale = [key async for key in redis.scan_iter(f"fsm:*:{user_id}:*")]
+    if stale:
+        await redis.delete(*stale)
     await redis.aclose()
     running = RunningBot(make_settings(telegram, database_url, redis_url=REDIS_URL), clock)
     await running.start()
     try:
-        anna = telegram.user(3002)
+        anna = telegram.user(user_id)
         await consent(anna)
         await running.restart()
         await anna.send_contact("79161234567")
         assert "номер сохранён" in (await anna.reply()).text
-        customer = await customer_of(running.db, 3002)
+        customer = await customer_of(running.db, user_id)
         assert customer and customer.phone == "+79161234567"
     finally:
         await running.stop()
