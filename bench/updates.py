@@ -52,8 +52,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
-from tests.telegram_server import TelegramServer  # noqa: E402
+# The bare bot is aiogram as it ships: its process imports nothing of ours before aiogram, so
+# none of carebot's own speed-ups (bot/lazy_types.py, which `tests` installs) reach it.
+BARE_WORKER = sys.argv[1:2] == ["--bare-worker"]
+if not BARE_WORKER:
+    from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+    from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-updates"
 ADMIN_CHAT = -1001234567890
