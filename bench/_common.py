@@ -5,8 +5,9 @@ fast on both, and one printed line per run."""
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,49 @@ def business_file(folder: Path) -> Path:
     path = folder / "business.toml"
     path.write_text(text.replace('quiet_hours = "21:00-10:00"', 'quiet_hours = "04:00-04:01"'))
     return path
+
+
+def bot_environment(
+    token: str, database_url: str, api: str, business: str, *, admin_chat: int | None = None
+) -> None:
+    """A bot process's settings, as an owner's environment would give them to `carebot run`."""
+    os.environ.update(
+        BOT_TOKEN=token,
+        TELEGRAM_API_URL=api,
+        DATABASE_URL=database_url,
+        BUSINESS_FILE=business,
+        SECRET_KEY="bench-secret-key-not-for-production",
+    )
+    if admin_chat is not None:
+        os.environ["ADMIN_CHAT_ID"] = str(admin_chat)
+
+
+# Customers who went through onboarding (which is not what these benches measure).
+ONBOARDED_COLUMNS = (
+    "tg_user_id",
+    "name",
+    "language",
+    "phone",
+    "marketing_opt_out",
+    "created_at",
+    "onboarded_at",
+)
+
+
+def onboarded(
+    first_id: int,
+    count: int,
+    now: Any,
+    *,
+    name: str = "Клиент",
+    phone: str = "+7916",
+    opted_out: bool = False,
+) -> Iterator[tuple[Any, ...]]:
+    """`count` rows for ONBOARDED_COLUMNS from Telegram id `first_id`: "<name> n", "<phone>nnnnnnn"."""
+    return (
+        (first_id + n, f"{name} {n}", "ru", f"{phone}{n:07d}", opted_out, now, now)
+        for n in range(count)
+    )
 
 
 def line(title: str, figures: dict[str, Any]) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import resource
 import sys
 import tempfile
@@ -34,7 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    ONBOARDED_COLUMNS,
+    Seeder,
+    bot_environment,
+    business_file,
+    database_argument,
+    line,
+    migrated,
+    onboarded,
+)
 from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-broadcast"
@@ -44,32 +52,15 @@ async def seed(seeder: Seeder, count: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
         "customers",
-        (
-            "tg_user_id",
-            "name",
-            "language",
-            "phone",
-            "marketing_opt_out",
-            "created_at",
-            "onboarded_at",
-        ),
-        (
-            (2_000_000 + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
-            for n in range(count)
-        ),
+        ONBOARDED_COLUMNS,
+        onboarded(2_000_000, count, now),
     )
     await seeder.close()
 
 
 async def worker(url: str, api: str, business: str, report: str) -> None:
     """The bot's process: create the broadcast, queue it, send it all, write its own figures."""
-    os.environ.update(
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api,
-        DATABASE_URL=url,
-        BUSINESS_FILE=business,
-        SECRET_KEY="bench-secret-key-not-for-production",
-    )
+    bot_environment(TOKEN, url, api, business)
     from bot.app import App
     from bot.services.segments import Condition
     from bot.settings import load_settings

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import random
 import signal
 import statistics
@@ -31,7 +30,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    ONBOARDED_COLUMNS,
+    Seeder,
+    bot_environment,
+    business_file,
+    database_argument,
+    line,
+    migrated,
+    onboarded,
+)
 from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-interactive"
@@ -46,35 +54,19 @@ async def seed(seeder: Seeder, recipients: int, customers: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
         "customers",
-        (
-            "tg_user_id",
-            "name",
-            "language",
-            "phone",
-            "marketing_opt_out",
-            "created_at",
-            "onboarded_at",
-        ),
+        ONBOARDED_COLUMNS,
         [
-            (RECIPIENTS_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
-            for n in range(recipients)
-        ]
-        # the ones who talk opted out of offers: the broadcast goes to the others only
-        + [(1 + n, f"Гость {n}", "ru", f"+7925{n:07d}", True, now, now) for n in range(customers)],
+            *onboarded(RECIPIENTS_FROM, recipients, now),
+            # the ones who talk opted out of offers: the broadcast goes to the others only
+            *onboarded(1, customers, now, name="Гость", phone="+7925", opted_out=True),
+        ],
     )
     await seeder.close()
 
 
 async def worker(url: str, api: str, business: str) -> None:
     """The bot's process: queue the broadcast, then run exactly as `carebot run` does."""
-    os.environ.update(
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api,
-        DATABASE_URL=url,
-        BUSINESS_FILE=business,
-        ADMIN_CHAT_ID=str(ADMIN_CHAT),
-        SECRET_KEY="bench-secret-key-not-for-production",
-    )
+    bot_environment(TOKEN, url, api, business, admin_chat=ADMIN_CHAT)
     from bot.app import App
     from bot.services.segments import Condition
     from bot.settings import load_settings

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import sys
@@ -35,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
+from bench._common import Seeder, bot_environment, database_argument, line, migrated  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import OutboxMessage  # noqa: E402
@@ -94,13 +93,7 @@ async def states(url: str) -> Counter[str]:
 
 async def worker(url: str, api: str, business: str) -> None:
     """The sender process: deliver until nothing is pending or sending."""
-    os.environ.update(
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api,
-        DATABASE_URL=url,
-        BUSINESS_FILE=business,
-        SECRET_KEY="bench-secret-key-not-for-production",
-    )
+    bot_environment(TOKEN, url, api, business)
     from bot.app import App
     from bot.settings import load_settings
 

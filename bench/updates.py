@@ -56,7 +56,16 @@ sys.path.insert(0, str(ROOT))
 # none of carebot's own speed-ups (bot/lazy_types.py, which `tests` installs) reach it.
 BARE_WORKER = sys.argv[1:2] == ["--bare-worker"]
 if not BARE_WORKER:
-    from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+    from bench._common import (  # noqa: E402
+        ONBOARDED_COLUMNS,
+        Seeder,
+        bot_environment,
+        business_file,
+        database_argument,
+        line,
+        migrated,
+        onboarded,
+    )
     from tests.telegram_server import TelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-updates"
@@ -72,33 +81,15 @@ async def seed(seeder: Seeder, count: int) -> None:
     now = seeder.stamp(datetime.now(UTC))
     await seeder.insert(
         "customers",
-        (
-            "tg_user_id",
-            "name",
-            "language",
-            "phone",
-            "marketing_opt_out",
-            "created_at",
-            "onboarded_at",
-        ),
-        [
-            (ONBOARDED_FROM + n, f"Клиент {n}", "ru", f"+7916{n:07d}", False, now, now)
-            for n in range(count)
-        ],
+        ONBOARDED_COLUMNS,
+        onboarded(ONBOARDED_FROM, count, now),
     )
     await seeder.close()
 
 
 async def carebot_worker(url: str, api: str, business: str, profile: str) -> None:
     """carebot's process: run exactly as `carebot run` does."""
-    os.environ.update(
-        BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=api,
-        DATABASE_URL=url,
-        BUSINESS_FILE=business,
-        ADMIN_CHAT_ID=str(ADMIN_CHAT),
-        SECRET_KEY="bench-secret-key-not-for-production",
-    )
+    bot_environment(TOKEN, url, api, business, admin_chat=ADMIN_CHAT)
     from bot.app import App
     from bot.cli import freeze_start_up
     from bot.settings import load_settings
