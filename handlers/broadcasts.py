@@ -78,13 +78,13 @@ class SampleCoupon:
     valid_until: date
 
 
-def _cancel_button(render: Renderer, lang: str) -> InlineKeyboardBuilder:
+def _choices(render: Renderer, lang: str, *choices: tuple[str, WizardAct]) -> InlineKeyboardMarkup:
+    """The wizard's answers, one a row: (label key, action)."""
     builder = InlineKeyboardBuilder()
-    builder.button(
-        text=render.label(lang, "staff_cancel"),
-        callback_data=WizardCallback(action=WizardAct.CANCEL),
-    )
-    return builder
+    for label, action in choices:
+        builder.button(text=render.label(lang, label), callback_data=WizardCallback(action=action))
+    builder.adjust(1)
+    return builder.as_markup()
 
 
 async def _ask(
@@ -137,23 +137,14 @@ async def content(
         return
     await state.update_data(content=found)
     await state.set_state(BroadcastWizard.buttons)
-    builder = InlineKeyboardBuilder()
-    builder.button(
-        text=render.label(staff_lang, "broadcast_book_button"),
-        callback_data=WizardCallback(action=WizardAct.BOOK),
+    choices = _choices(
+        render,
+        staff_lang,
+        ("broadcast_book_button", WizardAct.BOOK),
+        ("broadcast_no_buttons", WizardAct.NO_BUTTONS),
+        ("staff_cancel", WizardAct.CANCEL),
     )
-    builder.button(
-        text=render.label(staff_lang, "broadcast_no_buttons"),
-        callback_data=WizardCallback(action=WizardAct.NO_BUTTONS),
-    )
-    builder.button(
-        text=render.label(staff_lang, "staff_cancel"),
-        callback_data=WizardCallback(action=WizardAct.CANCEL),
-    )
-    builder.adjust(1)
-    await _ask(
-        message, state, str(render.text(staff_lang, "broadcast_ask_buttons")), builder.as_markup()
-    )
+    await _ask(message, state, str(render.text(staff_lang, "broadcast_ask_buttons")), choices)
 
 
 def parse_buttons(text: str) -> list[dict[str, Any]] | None:
@@ -173,19 +164,13 @@ async def _to_coupon(
     message: Message, state: FSMContext, render: Renderer, staff_lang: str
 ) -> None:
     await state.set_state(BroadcastWizard.coupon)
-    builder = InlineKeyboardBuilder()
-    builder.button(
-        text=render.label(staff_lang, "broadcast_no_coupon"),
-        callback_data=WizardCallback(action=WizardAct.NO_COUPON),
+    choices = _choices(
+        render,
+        staff_lang,
+        ("broadcast_no_coupon", WizardAct.NO_COUPON),
+        ("staff_cancel", WizardAct.CANCEL),
     )
-    builder.button(
-        text=render.label(staff_lang, "staff_cancel"),
-        callback_data=WizardCallback(action=WizardAct.CANCEL),
-    )
-    builder.adjust(1)
-    await _ask(
-        message, state, str(render.text(staff_lang, "broadcast_ask_coupon")), builder.as_markup()
-    )
+    await _ask(message, state, str(render.text(staff_lang, "broadcast_ask_coupon")), choices)
 
 
 async def buttons_typed(
@@ -460,13 +445,8 @@ async def segment_done(
     await callback.message.edit_reply_markup(reply_markup=None)
     await preview(bot, callback.message.chat.id, data, broadcasts, render, staff_lang)
     await state.set_state(BroadcastWizard.confirm)
-    builder = InlineKeyboardBuilder()
-    for action in (WizardAct.SEND, WizardAct.SCHEDULE, WizardAct.CANCEL):
-        builder.button(
-            text=render.label(staff_lang, f"broadcast_{action}"),
-            callback_data=WizardCallback(action=action),
-        )
-    builder.adjust(1)
+    actions = (WizardAct.SEND, WizardAct.SCHEDULE, WizardAct.CANCEL)
+    choices = _choices(render, staff_lang, *((f"broadcast_{action}", action) for action in actions))
     await callback.message.answer(
         render.text(
             staff_lang,
@@ -477,7 +457,7 @@ async def segment_done(
             waits_until=broadcasts.waits_until(broadcasts.clock.now()),
             data=data,
         ),
-        reply_markup=builder.as_markup(),
+        reply_markup=choices,
     )
 
 
