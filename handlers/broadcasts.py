@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from bot.business import Business
 from bot.clock import Clock
+from bot.db.models import ConsentVia
 from bot.rendering import Renderer
 from bot.services.broadcasts import BroadcastService, Progress
 from bot.services.customers import CustomerService
@@ -654,7 +655,7 @@ async def sleeping_stats(
 async def unsubscribe(
     callback: CallbackQuery, customers: CustomerService, render: Renderer, lang: str
 ) -> None:
-    changed = await customers.set_marketing(callback.from_user.id, False)
+    changed = await customers.set_marketing(callback.from_user.id, False, ConsentVia.UNSUBSCRIBE)
     await callback.answer(render.label(lang, "unsubscribed"), show_alert=True)
     if changed and isinstance(callback.message, Message):
         await callback.message.answer(render.text(lang, "marketing_off", changed=True))

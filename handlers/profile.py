@@ -10,6 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
+from bot.db.models import ConsentVia
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService, CustomerView
 from handlers.callbacks import ForgetCallback, MenuAct, MenuCallback
@@ -52,7 +53,9 @@ async def marketing(
     if customer is None:
         await message.answer(render.text(lang, "not_registered"))
         return
-    changed = await customers.set_marketing(message.from_user.id, allowed)
+    # /resume is the command's own "yes" (a button in the sense of 38-FZ: a deliberate act)
+    via = ConsentVia.BUTTON if allowed else ConsentVia.STOP
+    changed = await customers.set_marketing(message.from_user.id, allowed, via)
     await message.answer(
         render.text(lang, "marketing_on" if allowed else "marketing_off", changed=changed)
     )

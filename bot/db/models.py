@@ -86,6 +86,29 @@ class BroadcastState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ConsentKind(StrEnum):
+    """Two separate documents (152-FZ art. 9 since 2025-09-01; 38-FZ art. 18 for offers)."""
+
+    PERSONAL_DATA = "personal_data"
+    MARKETING = "marketing"  # consent to offers
+
+
+class ConsentVia(StrEnum):
+    """How a consent was given or withdrawn: what the owner shows if asked to prove it."""
+
+    BUTTON = "button"  # a button in onboarding, the profile, or a re-consent question
+    STOP = "stop"  # the /stop command
+    UNSUBSCRIBE = "unsubscribe"  # the unsubscribe button under an offer
+    FORGET = "forget"  # /forget withdraws everything
+    IMPORT = "import"  # carried over from the owner's previous base
+    LEGACY = "legacy"  # recorded before migration 0010 kept the "how"
+
+
+class ErasureReason(StrEnum):
+    FORGET = "forget"  # the customer asked (/forget)
+    RETENTION = "retention"  # the owner's retention period ran out
+
+
 class CareDirection(StrEnum):
     IN = "in"  # from the customer
     OUT = "out"  # from the staff
@@ -143,7 +166,11 @@ class Customer(Base):
     birth_month: Mapped[int | None] = mapped_column(SmallInteger)
     birth_year: Mapped[int | None] = mapped_column(SmallInteger)
     source: Mapped[str | None] = mapped_column(String(64))
+    # True while there is no current consent to offers (declined, withdrawn, imported, erased)
     marketing_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The privacy text's version their current personal-data consent is for (None: none given)
+    data_consent_version: Mapped[str | None] = mapped_column(String(32))
+    imported_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # came from the owner's base
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     onboarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -159,10 +186,30 @@ class Consent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # "personal_data" | "marketing"
+    kind: Mapped[str] = mapped_column(String(32))  # ConsentKind
     granted: Mapped[bool] = mapped_column(Boolean)
     version: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    via: Mapped[str] = mapped_column(String(16), default=ConsentVia.LEGACY)  # ConsentVia
+
+    __table_args__ = (
+        CheckConstraint(one_of("kind", ConsentKind), name="kind"),
+        CheckConstraint(one_of("via", ConsentVia), name="via"),
+    )
+
+
+class Erasure(Base):
+    """A destruction record without personal data: whose row (an id), what went, when, why."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: not one person
+    reason: Mapped[str] = mapped_column(String(16))  # ErasureReason
+    categories: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # category -> count
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+    __table_args__ = (CheckConstraint(one_of("reason", ErasureReason), name="reason"),)
 
 
 class Coupon(Base):
@@ -221,6 +268,9 @@ class Purchase(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     staff_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_name: Mapped[str | None] = mapped_column(String(128))
+    # Set for a visit imported from the owner's base: "<customer id>:<local date>:<service>",
+    # unique, so the same file imported twice adds nothing.
+    import_key: Mapped[str | None] = mapped_column(String(80), unique=True)
 
 
 class StaffNote(Base):

@@ -50,6 +50,8 @@ from bot.db.models import (
     CareMessage,
     CareTopic,
     Consent,
+    ConsentKind,
+    ConsentVia,
     Coupon,
     Customer,
     Cycle,
@@ -198,10 +200,24 @@ class ConsentRepo:
         self.session = session
 
     def record(
-        self, customer_id: int, kind: str, granted: bool, version: str, at: datetime
+        self,
+        customer_id: int,
+        kind: ConsentKind,
+        granted: bool,
+        version: str,
+        at: datetime,
+        *,
+        via: ConsentVia,
     ) -> None:
         self.session.add(
-            Consent(customer_id=customer_id, kind=kind, granted=granted, version=version, at=at)
+            Consent(
+                customer_id=customer_id,
+                kind=kind,
+                granted=granted,
+                version=version,
+                at=at,
+                via=via,
+            )
         )
 
     async def latest(self, customer_id: int, kind: str) -> Consent | None:

@@ -17,14 +17,15 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.business import Business
 from bot.clock import Clock, local_today
-from bot.db.models import Customer
+from bot.db.models import ConsentKind, ConsentVia, Customer
 from bot.db.repositories import Database, Repos
 from bot.events import CustomerErased, Events
 from bot.services.birthdays import Birthday
 from bot.services.coupons import CouponView, issue_coupon
 
-PERSONAL_DATA = "personal_data"
-MARKETING = "marketing"
+PERSONAL_DATA = ConsentKind.PERSONAL_DATA
+MARKETING = ConsentKind.MARKETING
+BUTTON, FORGET = ConsentVia.BUTTON, ConsentVia.FORGET
 WELCOME = "welcome"
 MAX_NAME_LENGTH = 64
 KEYED_PREFIX = "k1:"  # fingerprints keyed with the secret key; plain SHA-256 hex came before
@@ -209,13 +210,14 @@ class CustomerService:
                     language=language,
                     source=source,
                     marketing_opt_out=False,
+                    data_consent_version=self.business.privacy_version,
                     created_at=now,
                 )
                 repos.customers.add(customer)
                 await repos.customers.flush()
                 version = self.business.privacy_version
-                repos.consents.record(customer.id, PERSONAL_DATA, True, version, now)
-                repos.consents.record(customer.id, MARKETING, True, version, now)
+                repos.consents.record(customer.id, PERSONAL_DATA, True, version, now, via=BUTTON)
+                repos.consents.record(customer.id, MARKETING, True, version, now, via=BUTTON)
                 return customer_view(customer)
         except IntegrityError:  # a second tap in another process won the insert
             found = await self.find(tg_user_id)
@@ -323,7 +325,9 @@ class CustomerService:
                 active_coupons=len(await repos.coupons.active(customer.id, self.clock.now())),
             )
 
-    async def set_marketing(self, tg_user_id: int, allowed: bool) -> bool:
+    async def set_marketing(
+        self, tg_user_id: int, allowed: bool, via: ConsentVia = ConsentVia.BUTTON
+    ) -> bool:
         """Opt in or out of marketing; returns False when it already was so."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
@@ -332,7 +336,7 @@ class CustomerService:
                 return False
             customer.marketing_opt_out = not allowed
             repos.consents.record(
-                customer.id, MARKETING, allowed, self.business.privacy_version, now
+                customer.id, MARKETING, allowed, self.business.privacy_version, now, via=via
             )
             return True
 
@@ -350,12 +354,13 @@ class CustomerService:
             customer.phone = None
             customer.birth_day = customer.birth_month = customer.birth_year = None
             customer.marketing_opt_out = True
+            customer.data_consent_version = None
             customer.erased_at = now
             await repos.coupons.void_active(customer.id, now)
             await repos.care.erase(tg_user_id, customer.id)
             version = self.business.privacy_version
-            repos.consents.record(customer.id, PERSONAL_DATA, False, version, now)
-            repos.consents.record(customer.id, MARKETING, False, version, now)
+            repos.consents.record(customer.id, PERSONAL_DATA, False, version, now, via=FORGET)
+            repos.consents.record(customer.id, MARKETING, False, version, now, via=FORGET)
             await self.events.customer_erased(repos, CustomerErased(customer.id, now))
             # Last, so what the subscribers just wrote (a cancelled visit's notices) is covered too.
             await repos.erasure.erase(customer.id, tg_user_id)
