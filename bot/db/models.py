@@ -100,6 +100,7 @@ class ConsentVia(StrEnum):
     STOP = "stop"  # the /stop command
     UNSUBSCRIBE = "unsubscribe"  # the unsubscribe button under an offer
     FORGET = "forget"  # /forget withdraws everything
+    RETENTION = "retention"  # the owner's retention period erased them (not their own act)
     IMPORT = "import"  # carried over from the owner's previous base
     LEGACY = "legacy"  # recorded before migration 0010 kept the "how"
 
