@@ -36,8 +36,17 @@ class CouponRule(_Strict):
         return self
 
 
+class WelcomeRule(CouponRule):
+    """The welcome coupon, and whom it is for."""
+
+    # Someone the business already knows (visits imported from its previous base, or recorded
+    # before they finished onboarding) gets it too when true: joining the bot is worth the same
+    # to the business whoever joins. False: only newcomers get it.
+    for_known_customers: bool = True
+
+
 class Coupons(_Strict):
-    welcome: CouponRule
+    welcome: WelcomeRule
     birthday: CouponRule | None = None  # the gift in the birthday greeting
     thanks: CouponRule | None = None  # the time-limited offer after a purchase
     reactivation: CouponRule | None = None  # the offer that wakes up a sleeping customer
@@ -155,6 +164,8 @@ class Master(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     hours: dict[str, TimeRange]
     breaks: list[TimeRange] = []
+    # Other spellings of this master in an imported file (`carebot import visits`), e.g. "Анна К."
+    aliases: list[str] = []
 
     @field_validator("hours", mode="before")
     @classmethod
@@ -181,6 +192,9 @@ class Service(_Strict):
     price: Annotated[int, Field(ge=0)]
     cycle_days: Annotated[int, Field(ge=1, le=3650)]
     masters: list[str] = []
+    # Other names of this service in an imported file (`carebot import visits`): a visit whose
+    # service matches neither the id, the name nor an alias (any case) is refused, with its line.
+    aliases: list[str] = []
     survey_delay_hours: Annotated[float, Field(ge=0, le=24 * 7)] | None = (
         None  # else [surveys] delay_hours
     )
@@ -251,6 +265,9 @@ class Business(_Strict):
     currency: str = "₽"
     privacy_url: str = ""
     privacy_version: Annotated[str, Field(min_length=1, max_length=32)]
+    # The wording of the question "may we send you offers?" (templates ask_offers): every answer
+    # is stored with it. A new one does not ask again; a new privacy_version does.
+    offers_version: Annotated[str, Field(min_length=1, max_length=32)] = "1"
     contact: str = ""
     coupons: Coupons
     services: list[Service] = []
