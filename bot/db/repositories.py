@@ -318,8 +318,9 @@ class CouponRepo:
         )
         return list(await self.session.scalars(query))
 
-    async def void_active(self, customer_id: int, now: datetime) -> None:
-        await self.session.execute(
+    async def void_active(self, customer_id: int, now: datetime) -> int:
+        """Their unused coupons voided; how many."""
+        result = await self.session.execute(
             update(Coupon)
             .where(
                 Coupon.customer_id == customer_id,
@@ -328,6 +329,7 @@ class CouponRepo:
             )
             .values(voided_at=now)
         )
+        return max(getattr(result, "rowcount", 0) or 0, 0)
 
 
 class WelcomeClaimRepo:
