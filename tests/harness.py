@@ -38,7 +38,7 @@ from bot.app import App
 from bot.clock import FixedClock
 from bot.db.repositories import Database
 from bot.settings import Settings
-from tests.telegram_server import TelegramServer
+from tests.telegram_server import TelegramServer, Upload
 
 log = logging.getLogger("tests.harness")
 
@@ -64,8 +64,9 @@ class StandInSession(BaseSession):
             value = self.prepare_value(value, bot=bot, files=files)
             if value:
                 raw[key] = value
-        for key, file in files.items():
-            raw[key] = f"<file {file.filename or key}>"
+        for key, file in files.items():  # read as the server would receive them
+            data = b"".join([chunk async for chunk in file.read(bot)])
+            raw[key] = Upload(file.filename or key, data)
         await asyncio.sleep(0)  # a call over the network lets other tasks run; so does this one
         status, body = await self.server.call(method.__api_method__, TelegramServer.decode(raw))
         response = self.check_response(

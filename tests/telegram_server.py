@@ -46,6 +46,8 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64  # bytes, UTF-8
 CALLBACK_ANSWER_LIMIT = 200  # answerCallbackQuery text
 GROUP_PER_MINUTE = 20
+UPLOAD_LIMIT = 50 * 1024 * 1024  # bytes a bot may upload in one call (a bigger request: 413)
+UPLOADS = "_uploads"  # the parameter under which a call keeps the files it uploaded (Call.upload)
 
 _JSON_PARAMS = {
     "reply_markup",
@@ -358,6 +360,14 @@ def visible_text(text: str, parse_mode: str | None) -> str:
 # ---- what the bot's calls were --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file the bot uploaded with a call (multipart/form-data), as the server received it."""
+
+    filename: str
+    data: bytes
+
+
 @dataclass
 class Call:
     """One request the bot made, with its parsed parameters."""
@@ -385,6 +395,11 @@ class Call:
     @property
     def text(self) -> str:
         return str(self.params.get("text") or self.params.get("caption") or "")
+
+    def upload(self, param: str = "document") -> Upload:
+        """The file this call uploaded as `param` (sent as `attach://<name>` plus a file part)."""
+        reference = str(self.params.get(param) or "").removeprefix("attach://")
+        return self.params[UPLOADS][reference]
 
     @property
     def markup(self) -> dict[str, Any]:
@@ -480,7 +495,7 @@ class TelegramServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=UPLOAD_LIMIT + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
         # A bot that stops polling drops its long poll; cancel that getUpdates at once.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
@@ -693,14 +708,22 @@ class TelegramServer:
     def decode(raw: dict[str, Any]) -> dict[str, Any]:
         """Form fields as a bot sends them (JSON-encoded objects, numbers as text) → parameters."""
         params: dict[str, Any] = {}
+        uploads: dict[str, Upload] = {}
         for key, value in raw.items():
             if isinstance(value, str) and key in _JSON_PARAMS:
                 value = json.loads(value)
             elif isinstance(value, str) and key in _INT_PARAMS and value.lstrip("-").isdigit():
                 value = int(value)
+            elif isinstance(value, Upload):  # the in-process harness read the file already
+                uploads[key] = value
+                value = f"<file {value.filename}>"
             elif not isinstance(value, (str, int, float, bool, dict, list)) and value is not None:
+                if hasattr(value, "file"):  # aiohttp's FileField: keep what was uploaded
+                    uploads[key] = Upload(value.filename or key, value.file.read())
                 value = f"<file {getattr(value, 'filename', '')}>"
             params[key] = value
+        if uploads:
+            params[UPLOADS] = uploads
         return params
 
     @staticmethod

@@ -16,7 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
-from aiogram.types import Update
+from aiogram.types import BufferedInputFile, Update
 
 from tests.conftest import TOKEN
 from tests.telegram_server import LINKED_CHANNEL, TelegramServer
@@ -594,3 +594,15 @@ async def test_the_limits_hold_under_concurrent_sends(telegram: TelegramServer, 
     )
     assert sorted(status for status, _ in results) == [200] * 20 + [429] * 10
     assert len(telegram.sent_to(GROUP)) == 20
+
+
+async def test_an_uploaded_document_is_kept(telegram: TelegramServer, bot: Bot) -> None:
+    """sendDocument as multipart/form-data: the test reads back the file and its name."""
+    sent = await bot.send_document(
+        GROUP, BufferedInputFile("имя,phone\r\n".encode("utf-8-sig"), "export.csv")
+    )
+    assert sent.document is not None
+    [call] = [c for c in telegram.calls if c.method == "sendDocument"]
+    upload = call.upload()
+    assert upload.filename == "export.csv"
+    assert upload.data.decode("utf-8-sig") == "имя,phone\r\n"
