@@ -14,6 +14,9 @@ from bot.db.models import Customer
 from bot.outbox import MARKETING
 
 CAP_WINDOW = timedelta(days=7)
+# Marketing to a customer who has not yet agreed to the current privacy text waits this long at a
+# time (they are asked again at their next message), until it is too late for it.
+PRIVACY_HOLD = timedelta(hours=1)
 
 
 class Decision(StrEnum):
@@ -31,7 +34,10 @@ class Verdict:
 
 
 class Policy:
-    def __init__(self, marketing: Marketing, tz: ZoneInfo) -> None:
+    def __init__(
+        self, marketing: Marketing, tz: ZoneInfo, privacy_version: str | None = None
+    ) -> None:
+        self.privacy_version = privacy_version  # None: not checked (planners only plan)
         self.per_week = marketing.per_week
         self.quiet_start, self.quiet_end = marketing.quiet()
         self.tz = tz
@@ -74,6 +80,11 @@ class Policy:
             return Verdict(Decision.SEND)
         if customer is not None and customer.marketing_opt_out:
             return Verdict(Decision.SKIP, reason="opted_out")
+        if self.privacy_version and customer is not None:
+            if customer.data_consent_version != self.privacy_version:  # to agree to it again
+                if now + PRIVACY_HOLD > not_after:
+                    return Verdict(Decision.EXPIRE, reason="privacy_outdated")
+                return Verdict(Decision.DEFER, until=now + PRIVACY_HOLD, reason="privacy_outdated")
         later = self.quiet_until(now)
         reason = "quiet_hours"
         if later is None and len(recent_marketing) >= self.per_week:

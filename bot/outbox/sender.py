@@ -127,7 +127,7 @@ class OutboxSender:
         self.business = business
         self.tz = tz
         self.render = render
-        self.policy = Policy(business.marketing, tz)
+        self.policy = Policy(business.marketing, tz, business.privacy_version)
         limits = business.outbox
         self.limiter = limiter or Limiter(
             limits.messages_per_second, limits.seconds_per_chat, limits.group_per_minute
