@@ -1,0 +1,166 @@
+"""The import's SQL (`bot.services.importing`): set-wise look-ups and writes of one chunk.
+
+Every statement takes a chunk's rows at once: a look-up is one `IN (…)` of up to a chunk's
+keys, a write one executemany (sqlite3's C loop, asyncpg's prepared executemany), so a million
+visits are two hundred round trips, not a million.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import Consent, ConsentKind, ConsentVia, Customer, Purchase, StaffNote
+
+IMPORT_STAFF = "import"
+CUSTOMERS = cast(Table, Customer.__table__)  # Core statements: executemany, no ORM objects
+CONSENTS = cast(Table, Consent.__table__)
+NOTES = cast(Table, StaffNote.__table__)
+PURCHASES = cast(Table, Purchase.__table__)
+PAGE = 5000  # keys per IN (…), under every driver's limit on bound parameters
+
+
+@dataclass(frozen=True)
+class KnownCustomer:
+    id: int
+    name: str | None
+    birth_month: int | None
+
+
+def _pages(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), PAGE):
+        yield items[start : start + PAGE]
+
+
+class ImportRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def customers_by_phone(self, phones: Sequence[str]) -> dict[str, KnownCustomer]:
+        """The customer each phone belongs to (not erased; the first one if several share it)."""
+        found: dict[str, KnownCustomer] = {}
+        for page in _pages(phones):
+            query = (
+                select(Customer.phone, Customer.id, Customer.name, Customer.birth_month)
+                .where(Customer.phone.in_(page), Customer.erased_at.is_(None))
+                .order_by(Customer.id.desc())
+            )
+            for phone, customer_id, name, month in await self.session.execute(query):
+                found[str(phone)] = KnownCustomer(customer_id, name, month)  # the lowest id stays
+        return found
+
+    async def add_customers(self, rows: list[dict[str, Any]], version: str, at: datetime) -> None:
+        """New customers (no Telegram account), each with one consent row that says they have
+        not agreed to offers (kind marketing, granted False, via import): the truth, on record."""
+        if not rows:
+            return
+        await self.session.execute(insert(CUSTOMERS), rows)
+        ids = await self.customers_by_phone([row["phone"] for row in rows])
+        await self.session.execute(
+            insert(CONSENTS),
+            [
+                {
+                    "customer_id": ids[row["phone"]].id,
+                    "kind": ConsentKind.MARKETING.value,
+                    "granted": False,
+                    "version": version,
+                    "at": at,
+                    "via": ConsentVia.IMPORT.value,
+                }
+                for row in rows
+            ],
+        )
+
+    async def fill_customers(self, fills: list[dict[str, Any]]) -> None:
+        """Known customers get the fields they lack, and only those: whatever a customer gave
+        in Telegram (or an earlier import) is kept, even if it changed since this was planned."""
+        if not fills:
+            return
+        table = CUSTOMERS
+        c = table.c
+        empty_birthday = c.birth_month.is_(None)
+        statement = (
+            update(table)
+            .where(c.id == bindparam("b_id"))
+            .values(
+                name=func.coalesce(c.name, bindparam("b_name")),
+                name_folded=func.coalesce(c.name_folded, bindparam("b_folded")),
+                birth_year=case((empty_birthday, bindparam("b_year")), else_=c.birth_year),
+                birth_month=case((empty_birthday, bindparam("b_month")), else_=c.birth_month),
+                birth_day=case((empty_birthday, bindparam("b_day")), else_=c.birth_day),
+            )
+        )
+        await self.session.execute(
+            statement,
+            [
+                {
+                    "b_id": fill["customer_id"],
+                    "b_name": fill.get("name"),
+                    "b_folded": fill.get("name_folded"),
+                    "b_year": fill.get("birth_year"),
+                    "b_month": fill.get("birth_month"),
+                    "b_day": fill.get("birth_day"),
+                }
+                for fill in fills
+            ],
+        )
+
+    async def notes_missing(self, notes: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        """The (customer, text) pairs no earlier import wrote as a note yet (once each)."""
+        if not notes:
+            return []
+        there: set[tuple[int, str]] = set()
+        ids = sorted({customer_id for customer_id, _ in notes})
+        for page in _pages(ids):
+            query = select(StaffNote.customer_id, StaffNote.text).where(
+                StaffNote.customer_id.in_(page), StaffNote.staff_name == IMPORT_STAFF
+            )
+            there.update((row[0], row[1]) for row in await self.session.execute(query))
+        missing: list[tuple[int, str]] = []
+        for note in notes:
+            if note not in there:
+                there.add(note)
+                missing.append(note)
+        return missing
+
+    async def add_notes(self, notes: list[tuple[int, str]], at: datetime) -> None:
+        if not notes:
+            return
+        await self.session.execute(
+            insert(NOTES),
+            [
+                {
+                    "customer_id": customer_id,
+                    "text": text,
+                    "staff_id": 0,
+                    "staff_name": IMPORT_STAFF,
+                    "at": at,
+                }
+                for customer_id, text in notes
+            ],
+        )
+
+    async def existing_visits(self, keys: Sequence[str]) -> set[str]:
+        """The import keys already in `purchases` (an earlier import of the same visits)."""
+        there: set[str] = set()
+        for page in _pages(keys):
+            query = select(Purchase.import_key).where(Purchase.import_key.in_(page))
+            there.update(key for key in await self.session.scalars(query) if key is not None)
+        return there
+
+    async def add_visits(self, rows: list[dict[str, Any]]) -> None:
+        """Visits as purchases, written straight (no purchase event: nothing is sent for a visit
+        from the past); one that is already there (the same import key) is left as it is."""
+        if not rows:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_(PURCHASES).on_conflict_do_nothing(index_elements=["import_key"])
+        await self.session.execute(statement, rows)
