@@ -248,6 +248,14 @@ class Care(_Strict):
     acknowledge_after_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
 
 
+class Retention(_Strict):
+    """How long personal data is kept (0: kept until the customer asks, `/forget`). The
+    retention planners erase what is older, in chunks, and write destruction records."""
+
+    care_texts_days: Annotated[int, Field(ge=0, le=36500)] = 0  # care-chat words older than this
+    inactive_customers_years: Annotated[int, Field(ge=0, le=100)] = 0  # nothing from them since
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -261,6 +269,7 @@ class Business(_Strict):
     booking: Booking = Booking()
     sleeping: Sleeping = Sleeping()
     broadcasts: Broadcasts = Broadcasts()
+    retention: Retention = Retention()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
