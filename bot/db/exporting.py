@@ -1,0 +1,239 @@
+"""Reads for `carebot export`, `/export` and `/mydata`: the whole base page by page, and one
+customer's every row.
+
+The base is read in pages of plain rows (columns, not ORM objects), each page the next ids after
+the last one seen (keyset pagination: an index range, the same cost on page 1 and page 500), so
+a base of 100,000 customers and a million visits is never held in memory at once. Each page
+carries what a file needs from the customer row (their phone, whether they were erased) by a
+join, and a page of customers their staff notes in one more query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import (
+    Booking,
+    CareMessage,
+    Consent,
+    Coupon,
+    Customer,
+    Cycle,
+    OutboxMessage,
+    OutboxState,
+    Purchase,
+    StaffAction,
+    StaffNote,
+    Survey,
+)
+
+PAGE = 2000  # rows per statement: memory stays flat, and ids in one IN (...) stay few
+
+Page = Sequence[Row[Any]]
+
+
+class ExportRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def one_snapshot(self) -> None:
+        """The rest of this read transaction sees the base as it was at its first statement, so
+        the files agree with each other (a visit's customer is in the customers' file). SQLite's
+        read transaction is a snapshot already; PostgreSQL's default (READ COMMITTED) takes a new
+        one per statement. Call it first."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+    async def _pages(self, query: Any, key: Any) -> AsyncIterator[Page]:
+        """`query`'s rows in pages, by `key` (an integer primary key, selected first)."""
+        last: int | None = None
+        while True:
+            page = query.order_by(key).limit(PAGE)
+            if last is not None:
+                page = page.where(key > last)
+            rows = (await self.session.execute(page)).all()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def customers(self) -> AsyncIterator[Page]:
+        query = select(
+            Customer.id,
+            Customer.name,
+            Customer.phone,
+            Customer.birth_day,
+            Customer.birth_month,
+            Customer.birth_year,
+            Customer.tg_user_id,
+            Customer.username,
+            Customer.language,
+            Customer.source,
+            Customer.marketing_opt_out,
+            Customer.data_consent_version,
+            Customer.created_at,
+            Customer.onboarded_at,
+            Customer.imported_at,
+            Customer.blocked_at,
+            Customer.erased_at,
+        )
+        return self._pages(query, Customer.id)
+
+    async def notes_of(self, customer_ids: Iterable[int]) -> dict[int, list[str]]:
+        """The staff notes of these customers (a page of them), oldest first, in one query."""
+        query = (
+            select(StaffNote.customer_id, StaffNote.text)
+            .where(StaffNote.customer_id.in_(list(customer_ids)))
+            .order_by(StaffNote.customer_id, StaffNote.id)
+        )
+        found: dict[int, list[str]] = {}
+        for customer_id, text in await self.session.execute(query):
+            found.setdefault(customer_id, []).append(text)
+        return found
+
+    def visits(self) -> AsyncIterator[Page]:
+        query = select(
+            Purchase.id,
+            Purchase.at,
+            Customer.phone,
+            Customer.name,
+            Purchase.service_id,
+            Purchase.master_id,
+            Purchase.amount_minor,
+            Purchase.customer_id,
+            Purchase.staff_name,
+            Customer.erased_at,
+        ).join(Customer, Customer.id == Purchase.customer_id)
+        return self._pages(query, Purchase.id)
+
+    def coupons(self) -> AsyncIterator[Page]:
+        query = select(
+            Coupon.id,
+            Coupon.code,
+            Coupon.customer_id,
+            Customer.phone,
+            Coupon.kind,
+            Coupon.percent,
+            Coupon.amount,
+            Coupon.issued_at,
+            Coupon.expires_at,
+            Coupon.redeemed_at,
+            Coupon.redeemed_by_name,
+            Coupon.voided_at,
+            Customer.erased_at,
+        ).outerjoin(Customer, Customer.id == Coupon.customer_id)
+        return self._pages(query, Coupon.id)
+
+    def bookings(self) -> AsyncIterator[Page]:
+        query = select(
+            Booking.id,
+            Booking.customer_id,
+            Customer.phone,
+            Booking.service_id,
+            Booking.master_id,
+            Booking.starts_at,
+            Booking.ends_at,
+            Booking.state,
+            Booking.source,
+            Booking.created_at,
+            Booking.decided_at,
+            Booking.decided_by,
+            Booking.reason,
+            Booking.purchase_id,
+            Customer.erased_at,
+        ).join(Customer, Customer.id == Booking.customer_id)
+        return self._pages(query, Booking.id)
+
+    def surveys(self) -> AsyncIterator[Page]:
+        query = select(
+            Survey.id,
+            Survey.purchase_id,
+            Survey.customer_id,
+            Customer.phone,
+            Survey.service_id,
+            Survey.master_id,
+            Survey.planned_at,
+            Survey.answered_at,
+            Survey.score,
+            Survey.comment,
+            Survey.resolved_at,
+            Survey.resolved_by,
+            Customer.erased_at,
+        ).join(Customer, Customer.id == Survey.customer_id)
+        return self._pages(query, Survey.id)
+
+    def consents(self) -> AsyncIterator[Page]:
+        query = select(
+            Consent.id,
+            Consent.customer_id,
+            Customer.phone,
+            Consent.kind,
+            Consent.granted,
+            Consent.version,
+            Consent.via,
+            Consent.at,
+            Customer.erased_at,
+        ).join(Customer, Customer.id == Consent.customer_id)
+        return self._pages(query, Consent.id)
+
+    async def person(self, tg_user_id: int) -> PersonRows | None:
+        """Everything stored about one customer (`/mydata`): a query per kind of row, however
+        long their history (eleven in all)."""
+        customer = (
+            await self.session.scalars(select(Customer).where(Customer.tg_user_id == tg_user_id))
+        ).one_or_none()
+        if customer is None:
+            return None
+
+        async def of(model: Any, *order: Any, where: Any = None) -> list[Any]:
+            condition = model.customer_id == customer.id if where is None else where
+            return list(await self.session.scalars(select(model).where(condition).order_by(*order)))
+
+        return PersonRows(
+            customer=customer,
+            consents=await of(Consent, Consent.at, Consent.id),
+            visits=await of(Purchase, Purchase.at, Purchase.id),
+            coupons=await of(Coupon, Coupon.issued_at, Coupon.id),
+            bookings=await of(Booking, Booking.starts_at, Booking.id),
+            surveys=await of(Survey, Survey.planned_at, Survey.id),
+            # what they wrote before they consented is theirs too (kept by their account)
+            care=await of(
+                CareMessage,
+                CareMessage.at,
+                CareMessage.id,
+                where=or_(
+                    CareMessage.customer_id == customer.id, CareMessage.tg_user_id == tg_user_id
+                ),
+            ),
+            notes=await of(StaffNote, StaffNote.at, StaffNote.id),
+            staff_actions=await of(StaffAction, StaffAction.at, StaffAction.id),
+            cycles=await of(Cycle, Cycle.service_id),
+            messages=await of(
+                OutboxMessage,
+                OutboxMessage.sent_at,
+                OutboxMessage.id,
+                where=(OutboxMessage.customer_id == customer.id)
+                & OutboxMessage.chat_id.is_(None)  # to them, not a notice about them to staff
+                & (OutboxMessage.state == OutboxState.SENT),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class PersonRows:
+    customer: Customer
+    consents: list[Consent]
+    visits: list[Purchase]
+    coupons: list[Coupon]
+    bookings: list[Booking]
+    surveys: list[Survey]
+    care: list[CareMessage]
+    notes: list[StaffNote]
+    staff_actions: list[StaffAction]
+    cycles: list[Cycle]
+    messages: list[OutboxMessage]
