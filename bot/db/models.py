@@ -176,6 +176,8 @@ class Customer(Base):
     onboarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # they blocked the bot
+    # When their first offer was given the line on how to stop offers (None: not yet)
+    stop_hint_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_customers_birthday", "birth_month", "birth_day"),)
 
