@@ -382,6 +382,7 @@ class Call:
     description: str | None = None  # when refused, Telegram's words
     retry_after: int | None = None  # with a 429
     template: str | None = None  # the template (or label key) that rendered `text`, when known
+    labels: list[str | None] = field(default_factory=list)  # label keys of `buttons`, when known
 
     @property
     def ok(self) -> bool:
@@ -733,6 +734,7 @@ class TelegramServer:
     async def _record(self, call: Call) -> None:
         if call.text:
             call.template = self.templates.get(call.text.strip())
+        call.labels = [self.templates.get(text.strip()) for text in call.button_texts]
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
