@@ -43,6 +43,9 @@ class WelcomeRule(CouponRule):
     # before they finished onboarding) gets it too when true: joining the bot is worth the same
     # to the business whoever joins. False: only newcomers get it.
     for_known_customers: bool = True
+    # True: only a customer who agreed to offers gets it (one who said no is told they can turn
+    # offers on with /resume, and gets it then, once); false: everyone who finishes onboarding.
+    requires_offers_consent: bool = False
 
 
 class Coupons(_Strict):
