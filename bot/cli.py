@@ -1,4 +1,4 @@
-"""`carebot run | migrate | tick | outbox`: every fault at start-up is one line on stderr, never a traceback."""
+"""`carebot run | migrate | tick | outbox | import | export`: every fault at start-up is one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import gc
 import logging
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -54,6 +55,33 @@ def _parser() -> argparse.ArgumentParser:
         help="act as of this moment, e.g. 2026-03-14T10:30+03:00 (default: now)",
     )
     commands.add_parser("outbox", help="print the outbox queue by kind and state")
+    export = commands.add_parser(
+        "export",
+        help="write the base as CSV files (customers, visits, coupons, bookings, surveys, consents)",
+        description="Write the base as CSV files (UTF-8 with a BOM, commas), customers and visits "
+        "in the import template's columns, so `carebot import` restores them.",
+    )
+    export.add_argument(
+        "--to", metavar="DIR", type=Path, help="the folder to write (default ./export-<date>)"
+    )
+    importing = commands.add_parser(
+        "import",
+        help="bring in customers or visits from a CSV file (a dry run unless --apply)",
+        description="Read a CSV of customers or visits (the generic template, or a YCLIENTS or "
+        "Altegio export; UTF-8 or Windows-1251, comma or semicolon) and print what it holds. "
+        "Nothing is written without --apply; importing the same file again adds nothing.",
+    )
+    importing.add_argument("kind", choices=("customers", "visits"))
+    importing.add_argument("file", metavar="FILE", help="the CSV file")
+    importing.add_argument("--apply", action="store_true", help="write it (default: a dry run)")
+    importing.add_argument(
+        "--lang", choices=("ru", "en"), default="ru", help="the report's language (default ru)"
+    )
+    importing.add_argument(
+        "--rejected",
+        metavar="CSV",
+        help="also write every rejected line (line, reason, value) to this CSV file",
+    )
     return parser
 
 
@@ -160,6 +188,91 @@ async def _outbox(settings: Settings) -> None:
         print("(the outbox is empty)")
 
 
+class ImportFailed(Exception):
+    """The file to import cannot be read: one line, exit 1, nothing written."""
+
+
+IMPORT_LINES_SHOWN = 50  # rejected lines printed; --rejected writes them all
+
+
+def _import(settings: Settings, args: argparse.Namespace) -> None:
+    """The file is opened (and the rejected lines written) here, outside the event loop."""
+    try:
+        stream = open(args.file, "rb")  # noqa: SIM115  (closed once imported)
+    except OSError as error:
+        raise ImportFailed(f"cannot open {args.file}: {error.strerror or error}") from None
+    with stream:
+        text, rejected = asyncio.run(_imported(settings, args, stream))
+    print(text)
+    if args.rejected:
+        try:
+            with open(args.rejected, "wb") as out:
+                out.write(rejected)
+        except OSError as error:
+            raise ImportFailed(f"cannot write {args.rejected}: {error.strerror or error}") from None
+
+
+async def _imported(
+    settings: Settings, args: argparse.Namespace, stream: BinaryIO
+) -> tuple[str, bytes]:
+    from bot.business import load_business
+    from bot.clock import SystemClock
+    from bot.db.engine import create_engine
+    from bot.db.migrate import upgrade
+    from bot.db.repositories import Database
+    from bot.rendering import Renderer
+    from bot.services.importing import ImportFileError, ImportService, Kind
+    from bot.telegram_text import visible
+
+    business = load_business(settings.business_file)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        service = ImportService(Database(engine), SystemClock(), business, settings.tz)
+        try:
+            report = await service.run(stream, Kind(args.kind), apply=args.apply)
+        except ImportFileError as error:
+            raise ImportFailed(f"{args.file}: {error}") from None
+    finally:
+        await engine.dispose()
+    text = Renderer(settings.tz).text(
+        args.lang,
+        "import_report",
+        report=report,
+        lines=report.rejected[:IMPORT_LINES_SHOWN],
+        channel="cli",
+    )
+    return visible(text), report.rejected_csv() if args.rejected else b""
+
+
+class ExportFailed(Exception):
+    """The export's folder cannot be written: one line, exit 1."""
+
+
+async def _export(settings: Settings, folder: Path | None) -> None:
+    from bot.business import load_business
+    from bot.clock import SystemClock
+    from bot.db.engine import create_engine
+    from bot.db.migrate import upgrade
+    from bot.db.repositories import Database
+    from bot.services.exporting import Exporter
+
+    business = load_business(settings.business_file)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        exporter = Exporter(Database(engine), SystemClock(), business, settings.tz)
+        folder = folder or Path(exporter.folder_name())
+        try:
+            files = await exporter.to_folder(folder)
+        except OSError as error:
+            raise ExportFailed(f"cannot write {folder}: {error.strerror or error}") from None
+    finally:
+        await engine.dispose()
+    for file in files:
+        print(f"{folder / file.name} rows={file.rows}")
+
+
 async def _migrate(settings: Settings) -> None:
     from bot.db.engine import create_engine
     from bot.db.migrate import upgrade
@@ -216,12 +329,16 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_tick(settings, args.now))
         elif args.command == "outbox":
             asyncio.run(_outbox(settings))
+        elif args.command == "export":
+            asyncio.run(_export(settings, args.to))
+        elif args.command == "import":
+            _import(settings, args)
         else:
             asyncio.run(_run(settings, args.webhook, args.listen))
     except ConfigError as error:
         print(f"carebot: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    except Unreachable as error:
+    except (Unreachable, ImportFailed, ExportFailed) as error:
         print(f"carebot: {error}", file=sys.stderr)
         return EXIT_FAILURE
     except TelegramUnauthorizedError:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,9 +63,12 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import IO, Any
 
+import phonenumbers
+
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.repositories import Database
+from bot.db.importing import KnownCustomer
+from bot.db.repositories import Database, Repos
 from bot.services.phones import normalize_phone
 
 CHUNK = 5000  # rows per transaction (and per look-up: under every driver's bound-parameter limit)
@@ -375,13 +379,48 @@ def parse_amount(text: str) -> int:
     return int((value * 100).quantize(Decimal(1)))
 
 
+_VALID_RU: dict[str, bool] = {}  # +7 national number's first 7 digits → valid (see fast_phone)
+
+
+def fast_phone(text: str) -> str | None:
+    """`normalize_phone(text)`, with a short way for the Russian numbers a base is made of.
+
+    Written by hand because libphonenumber's parse costs about 0.2-0.5 ms (its regexes), so a
+    base's 100,000 numbers in two spellings cost a minute. `+7…`/`7…` with 10 digits after the 7,
+    `89…` with 10 after the 8 and `9…` with 10 digits are the cases where normalize_phone tries
+    exactly "+7" and the 10 digits first (no country code begins "+89") and returns it when valid;
+    here validity comes from `is_valid_number` on the number built directly, cached by its first
+    7 digits (libphonenumber's patterns for +7, Russia and Kazakhstan, decide on at most the first
+    6 digits and the length). Anything else, or a number found invalid, goes to normalize_phone.
+    """
+    stripped = text.strip()
+    if not stripped or len(stripped) > 32 or any(c.isalpha() for c in stripped):
+        return None
+    digits = "".join(c for c in stripped if c.isdigit())
+    national = ""
+    if len(digits) == 11 and digits[0] == "7":
+        national = digits[1:]
+    elif len(digits) == 11 and digits[:2] == "89" and not stripped.startswith("+"):
+        national = digits[1:]
+    elif len(digits) == 10 and digits[0] == "9" and not stripped.startswith("+"):
+        national = digits
+    if national:
+        valid = _VALID_RU.get(national[:7])
+        if valid is None:
+            number = phonenumbers.PhoneNumber(country_code=7, national_number=int(national))
+            valid = _VALID_RU[national[:7]] = phonenumbers.is_valid_number(number)
+        if valid:
+            return "+7" + national
+    return normalize_phone(text)
+
+
 def first_phone(text: str) -> str | None:
     """E.164 of the cell's number, or of the first real one of several."""
-    phone = normalize_phone(text)
+    phone = fast_phone(text)
     if phone is not None or not re.search(r"[,;/]", text):
         return phone
     for part in re.split(r"[,;/]", text):
-        phone = normalize_phone(part)
+        phone = fast_phone(part)
         if phone is not None:
             return phone
     return None
@@ -511,15 +550,22 @@ def _has(row: list[str], kind: Kind) -> bool:
 
 
 def _rows(reader: Any, columns: dict[str, int]) -> Iterator[Line]:
-    items = list(columns.items())
+    names = tuple(columns)
+    picked = operator.itemgetter(*columns.values())
+    width = max(columns.values()) + 1
     start = reader.line_num + 1
     try:
         for row in reader:
-            if any(cell.strip() for cell in row):
-                yield Line(
-                    start,
-                    {name: row[index].strip() if index < len(row) else "" for name, index in items},
-                )
+            if len(row) >= width:
+                values = picked(row)
+                if len(names) == 1:
+                    values = (values,)
+            elif any(cell.strip() for cell in row):  # a short row: the missing cells are empty
+                values = tuple(row[i] if i < len(row) else "" for i in columns.values())
+            else:
+                values = ()
+            if any(values):
+                yield Line(start, {n: v.strip() for n, v in zip(names, values, strict=True)})
             start = reader.line_num + 1
     except UnicodeDecodeError:
         raise ImportFileError(
@@ -573,7 +619,7 @@ class CustomerRow:
 class VisitRow:
     line: int
     phone: str
-    customer: str | None
+    customer: str  # the name as written (cleaned when the customer is created)
     day: date  # local
     at: datetime  # UTC
     service_id: str
@@ -602,6 +648,22 @@ class Parser:
             for name in (master.id, master.name, *master.aliases):
                 self.masters.setdefault(fold_name(name), master.id)
         self.prices = {s.id: s.price * 100 for s in business.services}
+        self._services_seen: dict[str, str | None] = {}
+        self._masters_seen: dict[str, str | None] = {}
+
+    def _service(self, text: str) -> str | None:
+        try:
+            return self._services_seen[text]
+        except KeyError:
+            found = self._services_seen[text] = self.services.get(fold_name(text))
+            return found
+
+    def _master(self, text: str) -> str | None:
+        try:
+            return self._masters_seen[text]
+        except KeyError:
+            found = self._masters_seen[text] = self.masters.get(fold_name(text))
+            return found
 
     @staticmethod
     def _phone(text: str) -> str:
@@ -666,12 +728,12 @@ class Parser:
         raw_service = cells.get("service", "")
         if not raw_service:
             return Issue(number, Reason.NO_SERVICE)
-        service_id = self.services.get(fold_name(raw_service))
+        service_id = self._service(raw_service)
         if service_id is None:
             return Issue(number, Reason.UNKNOWN_SERVICE, raw_service)
         master_id = None
         if raw_master := cells.get("master"):
-            master_id = self.masters.get(fold_name(raw_master))
+            master_id = self._master(raw_master)
             if master_id is None:
                 issues.append(Issue(number, Reason.UNKNOWN_MASTER, raw_master))
         raw_amount = cells.get("amount", "")
@@ -684,7 +746,7 @@ class Parser:
             amount = self.prices[service_id]
             issues.append(Issue(number, Reason.PRICE_FROM_LIST))
         return VisitRow(
-            number, phone, clean_name(cells.get("customer", "")), day, at, service_id, master_id,
+            number, phone, cells.get("customer", ""), day, at, service_id, master_id,
             amount,
         )  # fmt: skip
 
@@ -810,6 +872,7 @@ class ImportService:
     ) -> None:
         seen: set[int] = set()  # hashes of phones met in earlier chunks
         now = self.clock.now()
+        index = await PhoneIndex.load(self.db)
         for chunk in _chunks(self._validated(table, report, parser.customer), self.chunk):
             merged: dict[str, CustomerRow] = {}
             for row in chunk:
@@ -825,7 +888,7 @@ class ImportService:
                 first.birthday = first.birthday or row.birthday
                 first.notes.extend(n for n in row.notes if n not in first.notes)
             async with self._unit(apply) as repos:
-                known = await repos.importing.customers_by_phone(list(merged))
+                known = await index.find(repos, list(merged))
                 new = [
                     _new_customer(row, now)
                     for phone, row in merged.items()
@@ -849,7 +912,7 @@ class ImportService:
                 if apply:
                     await repos.importing.add_customers(new, self._offers_version(), now)
                     await repos.importing.fill_customers(fills)
-                    known = await repos.importing.customers_by_phone(list(merged))
+                    known.update(await index.refresh(repos, [row["phone"] for row in new]))
                 else:  # the notes of customers a real run would create are all new
                     report.notes_new += sum(
                         len(row.notes) for phone, row in merged.items() if phone not in known
@@ -872,6 +935,7 @@ class ImportService:
         seen_keys: set[int] = set()  # hashes of (phone, day, service) met earlier in the file
         created: set[int] = set()  # dry run: hashes of phones a real run would have created
         now = self.clock.now()
+        index = await PhoneIndex.load(self.db)
         for chunk in _chunks(self._validated(table, report, parser.visit), self.chunk):
             rows: list[VisitRow] = []
             for row in chunk:
@@ -883,13 +947,14 @@ class ImportService:
                 seen_keys.add(key)
                 rows.append(row)
             async with self._unit(apply) as repos:
-                phones = list({row.phone: None for row in rows})
-                known = await repos.importing.customers_by_phone(phones)
+                known = await index.find(repos, list({row.phone: None for row in rows}))
                 missing: dict[str, CustomerRow] = {}
                 for row in rows:
                     if row.phone not in known and row.phone not in missing:
                         if apply or hash(row.phone) not in created:
-                            missing[row.phone] = CustomerRow(row.line, row.phone, row.customer)
+                            missing[row.phone] = CustomerRow(
+                                row.line, row.phone, clean_name(row.customer)
+                            )
                 report.customers_new += len(missing)
                 if apply:
                     await repos.importing.add_customers(
@@ -897,7 +962,7 @@ class ImportService:
                         self._offers_version(),
                         now,
                     )
-                    known.update(await repos.importing.customers_by_phone(list(missing)))
+                    known.update(await index.refresh(repos, list(missing)))
                 else:
                     created.update(hash(phone) for phone in missing)
                 keyed = [
@@ -905,12 +970,17 @@ class ImportService:
                     for row in rows
                     if row.phone in known
                 ]
-                there = await repos.importing.existing_visits([key for key, _ in keyed])
-                report.visits_known += len(there)
+                report.visits_new += len(rows) - len(keyed)  # dry run: of customers to create
+                counted = apply and repos.importing.counts_inserts
+                there = (
+                    set()
+                    if counted
+                    else await repos.importing.existing_visits([k for k, _ in keyed])
+                )
                 fresh = [(key, row) for key, row in keyed if key not in there]
-                report.visits_new += len(fresh) + (len(rows) - len(keyed))
+                inserted = len(fresh)
                 if apply:
-                    await repos.importing.add_visits(
+                    written = await repos.importing.add_visits(
                         [
                             {
                                 "customer_id": known[row.phone].id,
@@ -925,6 +995,9 @@ class ImportService:
                             for key, row in fresh
                         ]
                     )
+                    inserted = written if counted else inserted
+                report.visits_new += inserted
+                report.visits_known += len(keyed) - inserted
 
     def _offers_version(self) -> str:
         """The version the "no offers" consent row of a new customer is recorded under."""
@@ -932,6 +1005,38 @@ class ImportService:
 
     def _unit(self, apply: bool) -> Any:
         return self.db.transaction() if apply else self.db.reading()
+
+
+PRELOAD_LIMIT = 300_000  # customers with a phone read at once (about 20 MB); more: per chunk
+
+
+class PhoneIndex:
+    """Phone → known customer: the whole base read once when it is small enough (a million
+    visits then need no look-up at all), else looked up chunk by chunk. Customers who join the
+    bot while an import runs are not seen by it (their phone would be imported as a new
+    customer; the /start recognition merges such a pair)."""
+
+    def __init__(self, known: dict[str, KnownCustomer] | None) -> None:
+        self.known = known
+
+    @classmethod
+    async def load(cls, db: Database) -> PhoneIndex:
+        async with db.reading() as repos:
+            if await repos.importing.phone_count() > PRELOAD_LIMIT:
+                return cls(None)
+            return cls(await repos.importing.all_phones())
+
+    async def find(self, repos: Repos, phones: list[str]) -> dict[str, KnownCustomer]:
+        if self.known is None:
+            return await repos.importing.customers_by_phone(phones)
+        return {phone: self.known[phone] for phone in phones if phone in self.known}
+
+    async def refresh(self, repos: Repos, phones: list[str]) -> dict[str, KnownCustomer]:
+        """The customers just written, with their ids."""
+        fresh = await repos.importing.customers_by_phone(phones) if phones else {}
+        if self.known is not None:
+            self.known.update(fresh)
+        return fresh
 
 
 def _new_customer(row: CustomerRow, now: datetime) -> dict[str, Any]:
