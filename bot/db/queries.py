@@ -44,11 +44,17 @@ from bot.db.repositories import planned_rows
 # ---- customers ---------------------------------------------------------------------------------
 
 
+def reachable() -> ColumnElement[bool]:
+    """Customers a message can reach in their own chat: not erased, and with a Telegram account
+    (not one imported from the owner's base who has not joined the bot yet)."""
+    return and_(Customer.erased_at.is_(None), Customer.tg_user_id.is_not(None))
+
+
 def may_get_offers() -> ColumnElement[bool]:
-    """Customers an offer may be planned for (the sender checks again when sending)."""
+    """Customers an offer may be planned for: reachable, not blocking the bot, with a current
+    consent to offers (the sender's policy checks the same again when sending)."""
     return and_(
-        Customer.erased_at.is_(None),
-        Customer.tg_user_id.is_not(None),
+        reachable(),
         Customer.blocked_at.is_(None),
         Customer.marketing_opt_out.is_(False),
     )
@@ -124,11 +130,14 @@ def bought_any(service_ids: list[str]) -> ColumnElement[bool]:
 
 def latest_visit() -> Any:
     """The customer's latest visit among their cycles (by purchase, so one visit of two
-    services recorded at the same moment is still one)."""
+    services recorded at the same moment is still one): the latest by its time, then by id
+    (imported visits' ids do not follow their dates)."""
     other = aliased(Cycle)  # its own name: the callers' queries have Cycle in them already
     return (
-        select(func.max(other.last_purchase_id))
+        select(other.last_purchase_id)
         .where(other.customer_id == Customer.id)
+        .order_by(other.last_visit_at.desc(), other.last_purchase_id.desc())
+        .limit(1)
         .correlate(Customer)
         .scalar_subquery()
     )
@@ -180,6 +189,33 @@ def customer_rows(
         due_at=due_at,
         now=now,
     )
+
+
+def one_customer_row(
+    key: str,
+    customer_id: int,
+    *,
+    template: str,
+    data: dict[str, Any],
+    not_before: datetime,
+    not_after: datetime,
+    due_at: datetime,
+    now: datetime,
+    kind: OutboxKind = OutboxKind.MARKETING,
+) -> Select[Any]:
+    """One row for one customer (keyed `key`); add `.where(...)` for when it is written at all
+    (`may_get_offers()`: an offer to someone who cannot get it is not even written)."""
+    return planned_rows(
+        literal(key, String),
+        Customer.id,
+        kind=kind,
+        template=template,
+        data=data,
+        not_before=not_before,
+        not_after=not_after,
+        due_at=due_at,
+        now=now,
+    ).where(Customer.id == customer_id)
 
 
 def expiry_reminder_rows(

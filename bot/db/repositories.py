@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     Integer,
     Select,
     String,
@@ -38,6 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
+from bot.db.exporting import ExportRepo
+from bot.db.importing import ImportRepo
+from bot.db.merging import MergeRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
     OUTBOX_WAITING,
@@ -396,6 +400,16 @@ class PurchaseRepo:
                 select(Purchase).where(Purchase.id.in_(list(purchase_ids)))
             )
         }
+
+    async def imported_of(self, customer_id: int, limit: int) -> list[Purchase]:
+        """A customer's visits imported from the owner's previous base, the latest first."""
+        query = (
+            select(Purchase)
+            .where(Purchase.customer_id == customer_id, Purchase.import_key.is_not(None))
+            .order_by(Purchase.at.desc(), Purchase.id.desc())
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
 
     async def summary(self, customer_id: int) -> tuple[int, int, datetime | None]:
         """Visits, total spent (minor units) and the last visit of one customer."""
@@ -1071,6 +1085,61 @@ class CycleRepo:
     def add(self, cycle: Cycle) -> None:
         self.session.add(cycle)
 
+    @staticmethod
+    def _unlearned() -> ColumnElement[bool]:
+        """A visit whose (customer, service) has no cycle."""
+        return ~exists().where(
+            Cycle.customer_id == Purchase.customer_id, Cycle.service_id == Purchase.service_id
+        )
+
+    async def unlearned(self, service_ids: list[str], after: int, limit: int) -> list[int]:
+        """Customers (ids above `after`, in order) with visits that taught no cycle: visits
+        imported from the owner's previous base (a sale recorded here teaches its cycle at once),
+        or a recognised customer's, whose cycles start again. Erased customers' teach nothing."""
+        query = (
+            select(Purchase.customer_id)
+            .join(Customer, Customer.id == Purchase.customer_id)
+            .where(
+                Purchase.customer_id > after,
+                Customer.erased_at.is_(None),
+                Purchase.service_id.in_(service_ids),
+                self._unlearned(),
+            )
+            .distinct()
+            .order_by(Purchase.customer_id)
+            .limit(limit)
+        )
+        return list(await self.session.scalars(query))
+
+    async def unlearned_visits(
+        self, customer_ids: list[int], service_ids: list[str], limit: int
+    ) -> dict[tuple[int, str], list[Purchase]]:
+        """The latest `limit` visits of these customers for each service that has no cycle yet,
+        newest first, in one query (a window over each customer's visits of a service)."""
+        order = func.row_number().over(
+            partition_by=(Purchase.customer_id, Purchase.service_id),
+            order_by=(Purchase.at.desc(), Purchase.id.desc()),
+        )
+        ranked = (
+            select(Purchase.id, order.label("n"))
+            .where(
+                Purchase.customer_id.in_(customer_ids),
+                Purchase.service_id.in_(service_ids),
+                self._unlearned(),
+            )
+            .subquery()
+        )
+        query = (
+            select(Purchase)
+            .join(ranked, ranked.c.id == Purchase.id)
+            .where(ranked.c.n <= limit)
+            .order_by(Purchase.customer_id, Purchase.service_id, ranked.c.n)
+        )
+        found: dict[tuple[int, str], list[Purchase]] = {}
+        for purchase in await self.session.scalars(query):
+            found.setdefault((purchase.customer_id, purchase.service_id or ""), []).append(purchase)
+        return found
+
     async def visits(self, customer_id: int, service_id: str, limit: int) -> list[datetime]:
         """The latest visits for one service, newest first."""
         query = (
@@ -1177,6 +1246,9 @@ class Repos:
         self.cycles = CycleRepo(session)
         self.broadcasts = BroadcastRepo(session)
         self.erasure = ErasureRepo(session)
+        self.exporting = ExportRepo(session)
+        self.importing = ImportRepo(session)
+        self.merging = MergeRepo(session)
         self.fsm = FsmRepo(session)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 LEARN_FROM_VISITS = 7  # the median of the last six intervals: recent habits, robust to one odd gap
 SAME_VISIT_DAYS = 0.5  # two sales within half a day are one visit, not an interval
 ROLL_BATCH = 1000
+HISTORY_BATCH = 1000  # customers whose cycles are learned from history per transaction
 
 
 def learned_interval(visits: list[datetime], default_days: float) -> tuple[float, bool]:
@@ -87,11 +88,58 @@ class CycleService:
             cycle = Cycle(customer_id=event.customer_id, service_id=service.id)
             repos.cycles.add(cycle)
         cycle.master_id = event.master_id or cycle.master_id
-        cycle.last_purchase_id, cycle.last_visit_at = event.purchase_id, event.at
+        self._reset(cycle, event.purchase_id, event.at, interval, own)
+        self._schedule(cycle, event.at + timedelta(days=interval))
+
+    def _reset(
+        self, cycle: Cycle, purchase_id: int, at: datetime, interval: float, own: bool
+    ) -> None:
+        cycle.last_purchase_id, cycle.last_visit_at = purchase_id, at
         cycle.interval_days, cycle.learned = interval, own
         cycle.round, cycle.offered_round, cycle.ignored = 0, None, 0
-        self._schedule(cycle, event.at + timedelta(days=interval))
-        cycle.sleeps_at = event.at + timedelta(days=interval * self.business.sleeping.factor)
+        cycle.sleeps_at = at + timedelta(days=interval * self.business.sleeping.factor)
+
+    async def learn_from_history(self) -> int:
+        """Cycles from visits that taught none yet: those imported from the owner's previous
+        base, and a recognised customer's (their cycles start again the moment they join). Each
+        is scheduled as of now: a cycle already past its due date is offered now (due within
+        the offer's lead), one past its sleep moment is left to the sleeping-customer campaign.
+        Runs first in the due-offer planner, so the first tick after an import (or after
+        someone is recognised) plans from their history."""
+        services = {s.id: s for s in self.business.services}
+        async with self.db.reading() as repos:
+            if not await repos.cycles.unlearned(list(services), 0, 1):
+                return 0
+        learned, after = 0, 0
+        while True:
+            now = self.clock.now()
+            async with self.db.transaction() as repos:
+                customers = await repos.cycles.unlearned(list(services), after, HISTORY_BATCH)
+                visits = await repos.cycles.unlearned_visits(
+                    customers, list(services), LEARN_FROM_VISITS
+                )
+                for (customer_id, service_id), latest in visits.items():
+                    interval, own = learned_interval(
+                        [p.at for p in latest], services[service_id].cycle_days
+                    )
+                    cycle = Cycle(customer_id=customer_id, service_id=service_id)
+                    cycle.master_id = next((p.master_id for p in latest if p.master_id), None)
+                    self._reset(cycle, latest[0].id, latest[0].at, interval, own)
+                    self._schedule_from_history(cycle, now)
+                    repos.cycles.add(cycle)
+                    learned += 1
+            if len(customers) < HISTORY_BATCH:
+                return learned
+            after = customers[-1]
+
+    def _schedule_from_history(self, cycle: Cycle, now: datetime) -> None:
+        due = cycle.last_visit_at + timedelta(days=cycle.interval_days)
+        if cycle.sleeps_at is not None and cycle.sleeps_at <= now:
+            cycle.due_at = cycle.offer_at = None  # asleep: the reactivation campaign's
+        elif due <= now:
+            cycle.due_at, cycle.offer_at = now + self.lead(cycle.interval_days), now
+        else:
+            self._schedule(cycle, due)
 
     async def forget(self, repos: Repos, event: CustomerErased) -> None:
         """Subscribed to `/forget`: no more due-offers, and their rhythm is not kept."""
@@ -100,6 +148,7 @@ class CycleService:
     # ---- the planner ---------------------------------------------------------------------------
 
     async def plan_due_offers(self) -> int:
+        await self.learn_from_history()
         await self._roll_passed()
         now = self.clock.now()
         async with self.db.transaction() as repos:

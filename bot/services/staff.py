@@ -54,6 +54,7 @@ class CustomerCard:
     csat_average: float | None = None
     no_shows: int = 0
     next_visit: datetime | None = None
+    imported: bool = False  # from the owner's previous base (not in Telegram while no tg_user_id)
 
 
 class UsageError(ValueError):
@@ -315,6 +316,7 @@ class StaffService:
                 csat_average=facts[customer.id].csat_average,
                 no_shows=facts[customer.id].no_shows,
                 next_visit=facts[customer.id].next_visit,
+                imported=customer.imported_at is not None,
             )
             for customer in customers
         ]
@@ -481,6 +483,24 @@ class StaffService:
     async def history(self, customer_id: int) -> list[HistoryEntry]:
         async with self.db.transaction() as repos:
             actions = await repos.audit.of_customer(customer_id, HISTORY_LIMIT)
-            return [
-                HistoryEntry(a.at, a.staff_name, a.action, dict(a.details or {})) for a in actions
-            ]
+            imported = await repos.purchases.imported_of(customer_id, HISTORY_LIMIT)
+        entries = [
+            HistoryEntry(a.at, a.staff_name, a.action, dict(a.details or {})) for a in actions
+        ] + [self._imported_visit(p) for p in imported]
+        entries.sort(key=lambda e: e.at, reverse=True)
+        return entries[:HISTORY_LIMIT]
+
+    def _imported_visit(self, purchase: Purchase) -> HistoryEntry:
+        """A visit from the owner's previous base: no staff action recorded it here."""
+        service = self.business.service(purchase.service_id)
+        master = self.business.master(purchase.master_id)
+        return HistoryEntry(
+            purchase.at,
+            purchase.staff_name or "",
+            "imported_visit",
+            {
+                "amount_minor": purchase.amount_minor,
+                "service": service.name if service else purchase.service_id,
+                "master": master.name if master else purchase.master_id,
+            },
+        )
