@@ -50,9 +50,9 @@ async def test_find_by_anything_a_person_knows(
     coupon = await _anna(telegram, carebot)
     await olga.send(f"/find {coupon.code.lower() if query == 'code' else query}")
     card = await olga.reply()
-    assert "👤 <b>Анна</b> · +79161234567 · @anna · #1" in card.text
+    assert card.template == "staff_card" and "<b>Анна</b> · +79161234567 · @anna · #1" in card.text
     assert f"<code>{coupon.code}</code> — 10%, до 23.12.2026" in card.text
-    assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
+    assert card.labels == ["staff_sale", "staff_redeem", "staff_note", "staff_history"]
 
 
 async def test_find_nobody_several_and_no_query(
@@ -61,27 +61,29 @@ async def test_find_nobody_several_and_no_query(
     await _anna(telegram, carebot)
     await _anna(telegram, carebot, 5002, "79031112233", "Анна Петрова", None)
     await olga.send("/find Ксения")
-    assert "Клиент «Ксения» не найден" in (await olga.reply()).text
+    nobody = await olga.reply()
+    assert nobody.template == "staff_usage" and "Клиент «Ксения» не найден" in nobody.text
     await olga.send("/find")
-    assert "Кого ищем?" in (await olga.reply()).text
+    how = await olga.reply()
+    assert how.template == "staff_usage" and "Кого ищем?" in how.text
     await olga.send("/find анна")
     listing = await olga.reply()
-    assert "нашлось 2" in listing.text
+    assert listing.template == "staff_found_many" and "«анна»" in listing.text
+    assert "2" in listing.text
+    assert listing.labels == ["staff_pick", "staff_pick"]
     assert listing.button_texts == ["Анна · +79161234567 · #1", "Анна Петрова · +79031112233 · #2"]
     await olga.press(listing, "Петрова")
     card = await olga.reply()
-    assert "<b>Анна Петрова</b> · +79031112233 · #2" in card.text
+    assert card.template == "staff_card" and "<b>Анна Петрова</b> · +79031112233 · #2" in card.text
 
 
 async def test_sale_by_command(carebot, telegram: TelegramServer, olga: Person) -> None:
     await _anna(telegram, carebot)
     await olga.send("/sale +7 916 123 45 67 2000 маникюр Анна")
     done = await olga.reply()
-    assert (
-        "✅ Продажа записана: Анна (#1) — 2\u00a0000\u00a0₽, Маникюр с покрытием, мастер Анна."
-        in done.text
-    )
-    assert "Записал(а): Ольга (@olga_admin). Визитов теперь: 1." in done.text
+    assert done.template == "staff_sale_done"
+    assert "Анна (#1) — 2\u00a0000\u00a0₽, Маникюр с покрытием, мастер Анна." in done.text
+    assert "Ольга (@olga_admin)" in done.text and ": 1." in done.text  # who, and the visit count
     async with carebot.db.transaction() as repos:
         [purchase] = list(await repos.session.scalars(select(Purchase)))
     assert (purchase.amount_minor, purchase.service_id, purchase.master_id, purchase.staff_id) == (
@@ -91,11 +93,12 @@ async def test_sale_by_command(carebot, telegram: TelegramServer, olga: Person) 
         9001,
     )
     await olga.send("/sale #1 1500,50")
-    assert "1\u00a0500,50\u00a0₽" in (await olga.reply()).text
+    kopecks = await olga.reply()
+    assert kopecks.template == "staff_sale_done" and "1\u00a0500,50\u00a0₽" in kopecks.text
     await olga.send("/find #1")
-    assert (
-        "Визитов: 2, последний 23.11.2026 · всего 3\u00a0500,50\u00a0₽" in (await olga.reply()).text
-    )
+    card = await olga.reply()
+    assert card.template == "staff_card"
+    assert "Визитов: 2, последний 23.11.2026 · всего 3\u00a0500,50\u00a0₽" in card.text
 
 
 @pytest.mark.parametrize(
@@ -122,7 +125,7 @@ async def test_sale_arguments_that_do_not_parse(
     await _anna(telegram, carebot, 5002, "79031112233", "Анна Петрова", None)
     await olga.send(command)
     reply = await olga.reply()
-    assert answer in reply.text, reply.text
+    assert reply.template == "staff_usage" and answer in reply.text, reply.text  # which mistake
     assert "Traceback" not in reply.text
     assert await count(carebot.db, Purchase) == 0
 
@@ -133,24 +136,32 @@ async def test_sale_from_the_card(carebot, telegram: TelegramServer, olga: Perso
     card = await olga.reply()
     await olga.press(card, "Продажа")
     prompt = await olga.reply()
-    assert prompt.text.startswith(
-        '<a href="tg://user?id=9001">Ольга</a>, какая сумма продажи для Анна (#1)?'
-    )
+    assert prompt.template == "staff_sale_ask"
+    assert prompt.text.startswith('<a href="tg://user?id=9001">Ольга</a>,')  # mentions who asked
+    assert "Анна (#1)" in prompt.text
     assert prompt.markup == {"force_reply": True, "selective": True}
     await olga.send("полторы тысячи", reply_to=prompt)
     again = await olga.reply()
-    assert "не сумма" in again.text and again.markup["force_reply"]
+    assert again.template == "staff_usage" and "не сумма" in again.text
+    assert again.markup["force_reply"]
     await olga.send("1 500", reply_to=again)
     services = await olga.reply()
-    assert services.button_texts == ["Маникюр с покрытием", "Педикюр", "— не указывать", "✖️ Отмена"]
+    assert services.template == "staff_sale_ask_service"
+    assert services.button_texts[:2] == ["Маникюр с покрытием", "Педикюр"]
+    assert services.labels[2:] == ["staff_skip", "staff_cancel"]
     await olga.press(services, "Педикюр")
     masters = await olga.next("editMessageText")
-    assert masters.button_texts == ["Ольга", "— не указывать", "✖️ Отмена"]
+    assert masters.template == "staff_sale_ask_master"
+    assert masters.button_texts[0] == "Ольга" and masters.labels[1:] == [
+        "staff_skip",
+        "staff_cancel",
+    ]
     await olga.press(masters, "Ольга")
     done = await olga.next("editMessageText")
+    assert done.template == "staff_sale_done"
     assert "1\u00a0500\u00a0₽, Педикюр, мастер Ольга" in done.text
     await olga.press(masters, "Ольга")  # the same button again: the sale is already recorded
-    assert "неактуальна" in (await olga.next("answerCallbackQuery")).params["text"]
+    assert (await olga.next("answerCallbackQuery")).template == "stale_button"
     await olga.quiet()
     assert await count(carebot.db, Purchase) == 1
 
@@ -159,7 +170,7 @@ async def test_sale_from_the_card(carebot, telegram: TelegramServer, olga: Perso
     await olga.send("700")
     services = await olga.reply()
     await olga.press(services, "Отмена")
-    assert "Отменено" in (await olga.next("editMessageText")).text
+    assert (await olga.next("editMessageText")).template == "staff_cancelled"
     assert await count(carebot.db, Purchase) == 1
 
 
@@ -169,23 +180,27 @@ async def test_redeem_once_with_who_and_when(
     coupon = await _anna(telegram, carebot)
     await olga.send(f"/redeem {coupon.code[:4].lower()}-{coupon.code[4:].lower()}")
     done = await olga.reply()
+    assert done.template == "staff_redeem"
     assert (
         f"✅ Купон <code>{coupon.code}</code> погашен: скидка 10%, клиент Анна (+79161234567)"
         in done.text
-    )
+    )  # redeemed, not refused: said in words, one template says both
     carebot.clock.advance(timedelta(minutes=5))
     misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
     await misha.send(f"/redeem {coupon.code}")
     again = await misha.reply()
+    assert again.template == "staff_redeem"
     assert (
         f"⛔ Купон <code>{coupon.code}</code> уже использован 23.11.2026 12:00, погасил(а) Ольга (@olga_admin)"
         in again.text
     )
     assert await olga.reply() == again  # Olga sees it in the same chat
     await olga.send("/redeem NOPE2345")
-    assert "не найден" in (await olga.reply()).text
+    unknown = await olga.reply()
+    assert unknown.template == "staff_redeem" and "«NOPE2345» не найден" in unknown.text
     await olga.send("/redeem")
-    assert "Какой купон погасить?" in (await olga.reply()).text
+    how = await olga.reply()
+    assert how.template == "staff_usage" and "Какой купон погасить?" in how.text
 
 
 async def test_expired_coupon_is_not_redeemed(
@@ -194,7 +209,10 @@ async def test_expired_coupon_is_not_redeemed(
     coupon = await _anna(telegram, carebot)
     carebot.clock.advance(timedelta(days=40))
     await olga.send(f"/redeem {coupon.code}")
-    assert "истёк: он действовал до 23.12.2026" in (await olga.reply()).text
+    expired = await olga.reply()
+    assert (
+        expired.template == "staff_redeem" and "истёк: он действовал до 23.12.2026" in expired.text
+    )
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
 
 
@@ -204,7 +222,9 @@ async def test_two_staff_redeem_at_once_exactly_one_wins(
     coupon = await _anna(telegram, carebot)
     misha = telegram.staff(9002, "Миша", ADMIN_CHAT)
     await asyncio.gather(olga.send(f"/redeem {coupon.code}"), misha.send(f"/redeem {coupon.code}"))
-    answers = [c.text for c in [await olga.reply(), await olga.reply()]]
+    replies = [await olga.reply(), await olga.reply()]
+    assert [c.template for c in replies] == ["staff_redeem", "staff_redeem"]
+    answers = [c.text for c in replies]
     assert (
         sum("✅" in a for a in answers) == 1 and sum("уже использован" in a for a in answers) == 1
     )
@@ -225,18 +245,22 @@ async def test_redeem_from_the_card_checks_the_owner(
     await olga.press_data(
         choose, RedeemCallback(code=anna_coupon.code, customer_id=ksenia).pack()
     )  # Anna's code
-    assert "принадлежит другому клиенту" in (await olga.next("editMessageText")).text
+    refused = await olga.next("editMessageText")
+    assert refused.template == "staff_redeem" and "принадлежит другому клиенту" in refused.text
     await olga.press(choose, "10%")
-    assert "✅" in (await olga.next("editMessageText")).text
+    redeemed = await olga.next("editMessageText")
+    assert redeemed.template == "staff_redeem" and "✅" in redeemed.text
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 1
 
 
 async def test_notes_and_history(carebot, telegram: TelegramServer, olga: Person) -> None:
     coupon = await _anna(telegram, carebot)
     await olga.send("/note +79161234567 любит <кофе> без сахара")
-    assert "Заметка добавлена в карточку Анна (#1)" in (await olga.reply()).text
+    added = await olga.reply()
+    assert added.template == "staff_note_done" and "Анна (#1)" in added.text
     await olga.send("/note 4567")
-    assert "Как добавить заметку" in (await olga.reply()).text
+    how = await olga.reply()
+    assert how.template == "staff_usage" and "Как добавить заметку" in how.text
     await olga.send(f"/redeem {coupon.code}")
     await olga.reply()
     await olga.send("/find #1")
@@ -249,7 +273,9 @@ async def test_notes_and_history(carebot, telegram: TelegramServer, olga: Person
     await olga.send("/sale #1 900")
     await olga.reply()
     await olga.press(card, "История")
-    history = (await olga.reply()).text
+    shown = await olga.reply()
+    assert shown.template == "staff_history"
+    history = shown.text
     lines = [line for line in history.splitlines() if line.startswith("23.11.2026")]
     assert [re.sub(r"^\S+ \S+ · ", "", line) for line in lines] == [
         "Ольга (@olga_admin) · продажа 900\u00a0₽",
@@ -289,7 +315,7 @@ async def test_staff_buttons_forged_in_a_private_chat_are_refused(
     await anna.send("/mycoupons")
     message = await anna.reply()
     await anna.press_data(message, data.format(code=coupon.code))
-    assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
+    assert (await anna.next("answerCallbackQuery")).template == "stale_button"
     await anna.quiet()
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
 
@@ -307,7 +333,7 @@ async def test_a_former_member_cannot_press_staff_buttons(
         9004
     )  # left the group; an old client still shows the buttons
     await leaver.press(choose, coupon.code)
-    assert "неактуальна" in (await leaver.next("answerCallbackQuery")).params["text"]
+    assert (await leaver.next("answerCallbackQuery")).template == "stale_button"
     await olga.quiet()
     assert await count(carebot.db, Coupon, Coupon.redeemed_at.is_not(None)) == 0
 
@@ -322,9 +348,10 @@ async def test_card_of_an_erased_customer(carebot, telegram: TelegramServer, olg
     await anna.press(confirm, "Да, удалить")
     await anna.next("editMessageText")
     await olga.press(card, "История")
-    assert "данные удалены" in (await olga.next("answerCallbackQuery")).params["text"]
+    assert (await olga.next("answerCallbackQuery")).template == "staff_customer_gone"
     await olga.send("/find 4567")
-    assert "не найден" in (await olga.reply()).text
+    nobody = await olga.reply()
+    assert nobody.template == "staff_usage" and "«4567» не найден" in nobody.text
 
 
 async def test_a_reply_to_a_customer_during_a_staff_step_still_reaches_the_customer(
@@ -341,7 +368,7 @@ async def test_a_reply_to_a_customer_during_a_staff_step_still_reaches_the_custo
     assert (await anna.next("copyMessage")).message["text"] == "Конечно, на когда?"
     assert await count(carebot.db, StaffNote) == 0
     await olga.send("просила перенести", reply_to=prompt)
-    assert "Заметка добавлена" in (await olga.reply()).text
+    assert (await olga.reply()).template == "staff_note_done"
     assert await count(carebot.db, StaffNote) == 1
 
 
@@ -379,10 +406,13 @@ async def test_chat_id_helps_the_owner_set_up(
     carebot, telegram: TelegramServer, olga: Person
 ) -> None:
     await olga.send("/chatid")
-    assert "все настроено" in (await olga.reply()).text.replace("всё", "все")
+    ours = await olga.reply()
+    assert ours.template == "staff_chat_id" and "<code>-1001234567890</code>" in ours.text
+    assert "все настроено" in ours.text.replace("всё", "все")  # this is the admin chat already
     stranger_group = telegram.staff(9005, "Кто-то", -1005555)
     await stranger_group.send("/chatid")
-    assert "ADMIN_CHAT_ID=-1005555" in (await stranger_group.reply()).text
+    theirs = await stranger_group.reply()
+    assert theirs.template == "staff_chat_id" and "ADMIN_CHAT_ID=-1005555" in theirs.text
     anna = telegram.user(5009)
     await anna.send("/chatid")
     assert (
@@ -404,7 +434,7 @@ async def test_a_long_note_on_a_long_name_never_breaks_the_card(
     await _anna(telegram, carebot, name=LONG_NAME)
     for n in range(3):
         await olga.send(f"/note #1 {n} {LONG_NOTE}")
-        assert "Заметка добавлена" in (await olga.reply()).text
+        assert (await olga.reply()).template == "staff_note_done"
     await olga.send("/find #1")
     card = await olga.reply()
     assert card.method == "sendMessage" and visible_len(card.text) <= TEXT_LIMIT
@@ -412,7 +442,7 @@ async def test_a_long_note_on_a_long_name_never_breaks_the_card(
         f"👤 <b>{escape(LONG_NAME)}</b> · +79161234567 · @anna · #1" in card.text
     )  # the name whole
     assert f"📝 2 {escape(LONG_NOTE[:100])}" in card.text and "…" in card.text  # the note shortened
-    assert card.button_texts == ["🧾 Продажа", "🎟 Погасить купон", "📝 Заметка", "📜 История"]
+    assert card.labels == ["staff_sale", "staff_redeem", "staff_note", "staff_history"]
     await olga.press(card, "История")
     history = await olga.reply()
     assert visible_len(history.text) <= TEXT_LIMIT
