@@ -314,6 +314,11 @@ async def test_pages_of_the_base(
     ]
 
 
+def test_names_of_the_folder_and_the_archive(exporter: Exporter) -> None:
+    assert exporter.folder_name() == "export-2026-11-23"  # the business's today
+    assert exporter.archive_name() == "carebot-export-2026-11-23.zip"
+
+
 def test_cells() -> None:
     assert money(150000) == "1500.00" and money(5) == "0.05" and money(0) == "0.00"
     assert money(-1050) == "-10.50"
