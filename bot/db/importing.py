@@ -13,11 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, select, update
+from sqlalchemy import Table, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Consent, ConsentKind, ConsentVia, Customer, Purchase, StaffNote
+from bot.db.models import (
+    Consent,
+    ConsentKind,
+    ConsentVia,
+    Customer,
+    Purchase,
+    StaffNote,
+    UTCDateTime,
+)
 
 IMPORT_STAFF = "import"
 CUSTOMERS = cast(Table, Customer.__table__)  # Core statements: executemany, no ORM objects
@@ -42,6 +50,43 @@ def _pages(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 class ImportRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def _insert(
+        self, table: Table, rows: list[dict[str, Any]], *, unique: str | None = None
+    ) -> int:
+        """Rows into `table` in one executemany; with `unique`, a row whose value there is taken
+        is skipped. Returns how many went in on SQLite, -1 on PostgreSQL (asyncpg's executemany
+        does not say).
+
+        On SQLite straight to sqlite3's executemany, with the moments in the text form
+        SQLAlchemy's SQLite DATETIME stores (`_sqlite_stamp`): through SQLAlchemy's
+        executemany, a million visits spent most of their time in its per-row parameter
+        processing (UTCDateTime, then the dialect's datetime-to-text)."""
+        if not rows:
+            return 0
+        if self.session.get_bind().dialect.name != "sqlite":
+            statement: Any = pg_insert(table)
+            if unique:
+                statement = statement.on_conflict_do_nothing(index_elements=[unique])
+            await self.session.execute(statement, rows)
+            return -1
+        columns = list(rows[0])
+        moments = {name for name in columns if isinstance(table.c[name].type, UTCDateTime)}
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+            + (f" ON CONFLICT ({unique}) DO NOTHING" if unique else "")
+        )
+        values = [
+            tuple(
+                _sqlite_stamp(row[name]) if name in moments and row[name] is not None else row[name]
+                for name in columns
+            )
+            for row in rows
+        ]
+        connection = await self.session.connection()
+        result: Any = await connection.exec_driver_sql(sql, values)
+        return int(result.rowcount)
 
     async def customers_by_phone(self, phones: Sequence[str]) -> dict[str, KnownCustomer]:
         """The customer each phone belongs to (not erased; the first one if several share it)."""
@@ -76,10 +121,10 @@ class ImportRepo:
         not agreed to offers (kind marketing, granted False, via import): the truth, on record."""
         if not rows:
             return
-        await self.session.execute(insert(CUSTOMERS), rows)
+        await self._insert(CUSTOMERS, rows)
         ids = await self.customers_by_phone([row["phone"] for row in rows])
-        await self.session.execute(
-            insert(CONSENTS),
+        await self._insert(
+            CONSENTS,
             [
                 {
                     "customer_id": ids[row["phone"]].id,
@@ -134,10 +179,8 @@ class ImportRepo:
         there: set[tuple[int, str]] = set()
         ids = sorted({customer_id for customer_id, _ in notes})
         for page in _pages(ids):
-            query = select(StaffNote.customer_id, StaffNote.text).where(
-                StaffNote.customer_id.in_(page), StaffNote.staff_name == IMPORT_STAFF
-            )
-            there.update((row[0], row[1]) for row in await self.session.execute(query))
+            rows = await self.session.execute(_NOTES_THERE, {"ids": list(page)})
+            there.update((row[0], row[1]) for row in rows)
         missing: list[tuple[int, str]] = []
         for note in notes:
             if note not in there:
@@ -148,8 +191,8 @@ class ImportRepo:
     async def add_notes(self, notes: list[tuple[int, str]], at: datetime) -> None:
         if not notes:
             return
-        await self.session.execute(
-            insert(NOTES),
+        await self._insert(
+            NOTES,
             [
                 {
                     "customer_id": customer_id,
@@ -182,37 +225,8 @@ class ImportRepo:
         Returns how many went in where the driver says so (`counts_inserts`), else -1."""
         if not rows:
             return 0
-        if self.counts_inserts:  # SQLite: straight to sqlite3's executemany, see _sqlite_stamp
-            connection = await self.session.connection()
-            result: Any = await connection.exec_driver_sql(
-                _SQLITE_VISITS,
-                [
-                    (
-                        row["customer_id"],
-                        row["amount_minor"],
-                        row["service_id"],
-                        row["master_id"],
-                        _sqlite_stamp(row["at"]),
-                        row["staff_id"],
-                        row["staff_name"],
-                        row["import_key"],
-                    )
-                    for row in rows
-                ],
-            )
-            return int(result.rowcount)
-        statement = pg_insert(PURCHASES).on_conflict_do_nothing(index_elements=["import_key"])
-        await self.session.execute(statement, rows)
-        return -1
-
-
-# A million visits through SQLAlchemy's executemany spent most of their time in its per-row
-# parameter processing (the UTCDateTime conversion, the dialect's datetime-to-text); on SQLite
-# the rows go to the driver as the stored form, the text SQLAlchemy's SQLite DATETIME writes.
-_SQLITE_VISITS = (
-    "INSERT INTO purchases (customer_id, amount_minor, service_id, master_id, at, staff_id, "
-    "staff_name, import_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (import_key) DO NOTHING"
-)
+        written = await self._insert(PURCHASES, rows, unique="import_key")
+        return written if self.counts_inserts else -1
 
 
 @functools.lru_cache(maxsize=65536)
@@ -227,6 +241,10 @@ _BY_PHONE = (
     select(Customer.phone, Customer.id, Customer.name, Customer.birth_month)
     .where(Customer.phone.in_(bindparam("phones", expanding=True)), Customer.erased_at.is_(None))
     .order_by(Customer.id.desc())
+)
+_NOTES_THERE = select(StaffNote.customer_id, StaffNote.text).where(
+    StaffNote.customer_id.in_(bindparam("ids", expanding=True)),
+    StaffNote.staff_name == IMPORT_STAFF,
 )
 _VISITS_THERE = select(Purchase.import_key).where(
     Purchase.import_key.in_(bindparam("keys", expanding=True))

@@ -252,9 +252,14 @@ TEMPLATE = {
 _NOT_ATTENDED = re.compile(r"не\s*пришел|не\s*пришла|отмен|cancel|no[\s-]*show|did\s*not\s*come")
 
 
+_UNIT = re.compile(r"\s*(?:,|\()\s*(?:руб\.?|р\.|₽|rub|rur)\)?\s*$|\s*₽$")
+
+
 def fold_header(text: str) -> str:
+    """A header cell as compared: any case, ё = е, spaces collapsed, no "*", ":" or a money unit
+    ("Стоимость, руб.", "Сумма (₽)")."""
     text = text.replace("\ufeff", "").strip().strip("*:").strip().casefold().replace("ё", "е")
-    return " ".join(text.split())
+    return " ".join(_UNIT.sub("", text).split())
 
 
 def fold_name(text: str) -> str:
@@ -287,12 +292,27 @@ def detect_kind(header: list[str]) -> Kind | None:
 
 # ---- values ---------------------------------------------------------------------------------
 
-_MONTHS = {
-    "янв": 1, "фев": 2, "мар": 3, "апр": 4, "мая": 5, "май": 5, "июн": 6, "июл": 7, "авг": 8,
-    "сен": 9, "окт": 10, "ноя": 11, "дек": 12,
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-    "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
+# month names, Russian (genitive and nominative) and English; a word matches as a prefix of at
+# least three letters ("мар", "марта", "март", "Mar", "March"), nothing else ("мартобря")
+_MONTH_NAMES = (
+    ("января", "январь", "january"), ("февраля", "февраль", "february"),
+    ("марта", "март", "march"), ("апреля", "апрель", "april"), ("мая", "май", "may"),
+    ("июня", "июнь", "june"), ("июля", "июль", "july"), ("августа", "август", "august"),
+    ("сентября", "сентябрь", "september"), ("октября", "октябрь", "october"),
+    ("ноября", "ноябрь", "november"), ("декабря", "декабрь", "december"),
+)  # fmt: skip
+
+
+def _month(word: str) -> int | None:
+    word = word.rstrip(".")
+    if len(word) < 3:
+        return None
+    for number, names in enumerate(_MONTH_NAMES, start=1):
+        if any(name.startswith(word) for name in names):
+            return number
+    return None
+
+
 _DMY = re.compile(r"^(\d{1,2})[./-](\d{1,2})(?:[./-](\d{2}|\d{4}))?$")
 _YMD = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _WORDS = re.compile(r"^(\d{1,2})\s+([^\W\d_]+)\.?(?:\s+(\d{4}))?(?:\s*г\.?)?$")
@@ -330,7 +350,7 @@ def parse_day(text: str, today: date, *, birthday: bool = False) -> tuple[int | 
             if birthday and year > today.year:
                 year -= 100
     elif match := _WORDS.match(text):
-        month_number = _MONTHS.get(match[2][:3])
+        month_number = _month(match[2])
         if month_number is None:
             raise BadValue(text)
         day, month = int(match[1]), month_number
