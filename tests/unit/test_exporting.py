@@ -29,9 +29,11 @@ from bot.db.models import (
 )
 from bot.db.repositories import Database
 from bot.services.exporting import Exporter, birthday_cell, money, text_cell
+from tests.unit.test_query_counts import counting
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BOM = "\ufeff"
+MY_DATA_BOUND = 13  # a BEGIN, the customer, then a statement per kind of row (eleven)
 
 
 def utc(text: str) -> datetime:
@@ -382,3 +384,44 @@ async def test_my_data_is_everything_about_them(
     assert summary.data_consent and summary.data_consent_version == "2026-11-01"
     # nobody else's rows: the erased customer's visit, survey and consent are not in it
     assert "ERASED01" not in mine.document.decode() and "2800.50" not in mine.document.decode()
+
+
+async def test_my_data_costs_the_same_statements_whatever_the_history(
+    db: Database, exporter: Exporter
+) -> None:
+    """A fixed number of statements (one per kind of row), not one per visit or message."""
+    await seed(db)
+    with counting(db) as few:
+        await exporter.my_data(7001)
+    async with db.transaction() as repos:
+        for i in range(30):
+            at = utc("2026-10-01 10:00")
+            repos.session.add(
+                Purchase(  # ids given: seed() gave its own, which PostgreSQL's sequence never saw
+                    id=100 + i, customer_id=1, amount_minor=100 * i, service_id="manicure", at=at
+                )
+            )
+            repos.session.add(
+                CareMessage(
+                    id=100 + i, tg_user_id=7001, customer_id=1, direction="in", kind="text", at=at
+                )
+            )
+            repos.session.add(
+                StaffNote(
+                    id=100 + i, customer_id=1, text=f"n{i}", staff_id=1, staff_name="О", at=at
+                )
+            )
+    with counting(db) as many:
+        mine = await exporter.my_data(7001)
+    assert mine is not None and mine.summary.visits == 31
+    assert many.count == few.count <= MY_DATA_BOUND
+
+
+async def test_the_export_costs_statements_per_page_not_per_row(
+    db: Database, exporter: Exporter, tmp_path: Path
+) -> None:
+    await seed(db)
+    with counting(db) as statements:
+        await exporter.to_folder(tmp_path)
+    # six files, each a page and the empty page that ends it, the customers' notes, a BEGIN
+    assert statements.count <= 2 * 6 + 1 + 1
