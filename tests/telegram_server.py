@@ -46,6 +46,7 @@ CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64  # bytes, UTF-8
 CALLBACK_ANSWER_LIMIT = 200  # answerCallbackQuery text
 GROUP_PER_MINUTE = 20
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes getFile serves (a bigger file: "file is too big")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # bytes a bot may upload in one call (a bigger request: 413)
 UPLOADS = "_uploads"  # the parameter under which a call keeps the files it uploaded (Call.upload)
 
@@ -474,6 +475,7 @@ class TelegramServer:
         self.channels: dict[int, str] = {LINKED_CHANNEL: "Канал салона"}  # channel id → title
         self.started: set[int] = set()  # users who wrote to the bot in private
         self.topics: dict[int, dict[int, str]] = {}  # group id → thread id → name
+        self.files: dict[str, bytes] = {}  # file_id → content, for getFile and its download
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -498,6 +500,7 @@ class TelegramServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=UPLOAD_LIMIT + 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_route("GET", "/file/bot{token}/{path:.+}", self._download)
         # A bot that stops polling drops its long poll; cancel that getUpdates at once.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
         await self._runner.setup()
@@ -540,6 +543,27 @@ class TelegramServer:
             return web.json_response(self._ok(await self._get_updates(params))[1])
         status, body = await self.call(method, params)
         return web.json_response(body, status=status)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """A file's content at the path getFile gave (`/file/bot<token>/<file_path>`)."""
+        data = (
+            self.file_content(request.match_info["path"])
+            if (request.match_info["token"] == self.token)
+            else None
+        )
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    def file_content(self, file_path: str) -> bytes | None:
+        """What a download of getFile's `file_path` gets (None: no such file)."""
+        return self.files.get(file_path.rsplit("/", 1)[-1])
+
+    def host_file(self, data: bytes) -> str:
+        """A file a person sends: its file_id, which getFile and a download then serve."""
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = data
+        return file_id
 
     async def call(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """One Bot API call with its parameters as the server reads them (`decode`): the HTTP
@@ -731,9 +755,17 @@ class TelegramServer:
     def _ok(result: Any) -> tuple[int, dict[str, Any]]:
         return 200, {"ok": True, "result": result}
 
+    def template_of(self, text: str) -> str | None:
+        """The template (or label key) that rendered `text`, or else its beginning up to a blank
+        line (a care card above the customer's own words)."""
+        head = text.strip()
+        while head not in self.templates and "\n\n" in head:
+            head = head.rsplit("\n\n", 1)[0]
+        return self.templates.get(head)
+
     async def _record(self, call: Call) -> None:
         if call.text:
-            call.template = self.templates.get(call.text.strip())
+            call.template = self.template_of(call.text)
         call.labels = [self.templates.get(text.strip()) for text in call.button_texts]
         async with self._changed:
             self.calls.append(call)
@@ -783,6 +815,14 @@ class TelegramServer:
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
+        replied_id = (params.get("reply_parameters") or {}).get("message_id") or params.get(
+            "reply_to_message_id"
+        )
+        replied = self.messages.get((chat_id, replied_id)) if replied_id else None
+        if replied is not None:  # as Telegram shows it: the message replied to, one level deep
+            message["reply_to_message"] = {
+                k: v for k, v in replied.items() if k != "reply_to_message"
+            }
         if (params.get("reply_markup") or {}).get("inline_keyboard"):
             message["reply_markup"] = params["reply_markup"]
         self.messages[(chat_id, message["message_id"])] = message
@@ -847,6 +887,20 @@ class TelegramServer:
             "forum_topic_created": {"name": params["name"], "icon_color": 7322096},
         }
         return {"message_thread_id": thread_id, "name": params["name"], "icon_color": 7322096}
+
+    def _m_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(params.get("file_id") or "")
+        data = self.files.get(file_id)
+        if data is None:
+            raise BadRequest("invalid file_id")
+        if len(data) > DOWNLOAD_LIMIT:
+            raise BadRequest("file is too big")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data),
+            "file_path": f"documents/{file_id}",
+        }
 
     def _m_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -1179,6 +1233,32 @@ class Person:
         content: dict[str, Any] = {kind: MEDIA[kind]}
         if caption:
             content["caption"] = caption
+        return await self.server.push({"message": self._message(reply_to, thread_id, **content)})
+
+    async def send_document(
+        self,
+        data: bytes,
+        file_name: str,
+        caption: str | None = None,
+        *,
+        reply_to: Call | None = None,
+        thread_id: int | None = None,
+    ) -> int:
+        """A file (a CSV to import, say), which the bot can then fetch with getFile."""
+        document = {
+            "file_id": self.server.host_file(data),
+            "file_unique_id": f"d{len(self.server.files)}",
+            "file_name": file_name,
+            "mime_type": "text/csv" if file_name.endswith(".csv") else "application/octet-stream",
+            "file_size": len(data),
+        }
+        content: dict[str, Any] = {"document": document}
+        if caption:
+            content["caption"] = caption
+            if caption.startswith("/"):
+                content["caption_entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": utf16_len(caption.split()[0])}
+                ]
         return await self.server.push({"message": self._message(reply_to, thread_id, **content)})
 
     async def send_contact(
