@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
@@ -20,6 +21,7 @@ from bot.services.surveys import SurveyOutcome, SurveyService, SurveyView
 from handlers.admin_chat import AdminChat
 from handlers.callbacks import ComplaintAct, ComplaintCallback, SurveyCallback, SurveySkip
 from handlers.filters import admin_chat_router
+from handlers.fsm_storage import SqlStorage
 
 DEFAULT_PERIOD_DAYS = 30
 _PERIOD = re.compile(r"^(\d{1,4})\s*([dwmдннм]?)", re.IGNORECASE)
@@ -100,10 +102,24 @@ async def score(
     staff_lang: str,
     business: Business,
 ) -> None:
-    outcome, survey = await surveys.answer(
-        callback.from_user.id, callback_data.id, callback_data.score
-    )
+    stored = await state.get_state(), await state.get_data()
+    # The next step is set first, so that the answer's own transaction stores it (one write per
+    # tap); a tap that records nothing stores neither, and the conversation stays where it was.
+    # The question for the comment is sent once both are stored: its message id is remembered
+    # by this process, not stored (`SurveyService.comment_prompts`). Should the bot stop in
+    # between, the score is kept and the customer's next words are taken as the comment (which
+    # reaches the staff, as every comment does).
+    await state.set_state(SurveyComment.text)
+    await state.set_data({"survey_id": callback_data.id})
+    try:
+        outcome, survey = await surveys.answer(
+            callback.from_user.id, callback_data.id, callback_data.score
+        )
+    except BaseException:
+        await _back(state, *stored)
+        raise
     if outcome is not SurveyOutcome.RECORDED or survey is None:
+        await _back(state, *stored)
         label = {
             SurveyOutcome.ALREADY_ANSWERED: "survey_answered",
             SurveyOutcome.CLOSED: "survey_closed",
@@ -126,8 +142,15 @@ async def score(
         render.text(lang, "survey_ask_comment", survey=survey),
         reply_markup=builder.as_markup(),
     )
-    await state.set_state(SurveyComment.text)
-    await state.set_data({"survey_id": survey.id, "prompt_id": prompt.message_id})
+    surveys.prompt_sent(survey.id, prompt.message_id)
+    if not isinstance(state.storage, SqlStorage):  # Redis: costs no database transaction
+        await state.update_data(prompt_id=prompt.message_id)
+
+
+async def _back(state: FSMContext, stored_state: str | None, data: dict[str, Any]) -> None:
+    """The conversation as it was before the tap (nothing to write when it is unchanged)."""
+    await state.set_state(stored_state)
+    await state.set_data(data)
 
 
 async def _close(
@@ -174,9 +197,14 @@ async def comment(
         return
     if survey.comment:
         await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
-    await bot.edit_message_reply_markup(
-        chat_id=message.chat.id, message_id=data["prompt_id"], reply_markup=None
-    )
+    # Its question's Skip button goes (stored in the conversation by an earlier version, or on
+    # Redis; else remembered by this process: after a restart the button stays, answered as stale).
+    remembered = surveys.take_prompt(survey.id)
+    prompt_id = data.get("prompt_id", remembered)
+    if prompt_id is not None:
+        await bot.edit_message_reply_markup(
+            chat_id=message.chat.id, message_id=prompt_id, reply_markup=None
+        )
     await _close(bot, message.chat.id, state, render, lang, business, survey)
 
 
@@ -200,6 +228,7 @@ async def skip(
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
     survey = await surveys.comment(callback.from_user.id, callback_data.id, "")
+    surveys.take_prompt(callback_data.id)  # this is it
     await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)

@@ -27,6 +27,7 @@ LOW = 3  # a score of 1-3 alerts the staff
 MAX_COMMENT = TEXT_LIMIT  # all a customer can write in one message: kept whole, never cut
 LATEST_COMMENTS = 5
 ALERT_CARD_ROOM = 1024  # a comment too long for one message leaves the alert's card this much
+MAX_PROMPTS_KEPT = 10_000  # comment prompts remembered (the oldest forgotten first)
 
 
 class SurveyOutcome(StrEnum):
@@ -57,6 +58,15 @@ class SurveyView:
     @property
     def low(self) -> bool:
         return self.score is not None and self.score <= LOW
+
+
+class _NotRecorded(Exception):
+    """A tap that records nothing: raised inside the answer's transaction to roll it back."""
+
+    def __init__(self, outcome: SurveyOutcome, survey: SurveyView | None) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.survey = survey
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,12 @@ class SurveyService:
         self.tz = tz
         self.render = render
         self.policy = Policy(business.marketing, tz)
+        # The message that asked for each answered survey's comment, only to take its Skip
+        # button off once the comment is in. Kept in memory, not stored: it is sent after the
+        # answer is stored, so storing it would cost the customer's tap a second write
+        # transaction (issue 15). After a restart the button stays; a tap on it is answered
+        # as a stale button.
+        self.comment_prompts: dict[int, int] = {}
 
     def register(self, features: Features) -> None:
         """A purchase plans its satisfaction survey."""
@@ -122,7 +138,8 @@ class SurveyService:
         since = event.at - timedelta(days=settings.every_days)
         recent = await repos.surveys.planned_since(event.customer_id, since)
         customer = await repos.customers.get(event.customer_id)
-        if recent or customer is None:
+        # nobody to ask: erased, or imported from the owner's base and not in Telegram yet
+        if recent or customer is None or customer.tg_user_id is None:
             return
         service = self.business.service(event.service_id)
         delay = (
@@ -203,17 +220,36 @@ class SurveyService:
     async def answer(
         self, tg_user_id: int, survey_id: int, score: int
     ) -> tuple[SurveyOutcome, SurveyView | None]:
+        """Record the score, in one write transaction, which also stores what rides along with
+        it (`ALONG`: the conversation's next step, which the handler set before calling). Only a
+        recorded answer commits: any other outcome rolls back, so that step is not stored either
+        and the conversation stays where it was."""
         now = self.clock.now()
-        async with self.db.transaction() as repos:
-            survey = await self._own(repos, tg_user_id, survey_id)
-            if survey is None or not 1 <= score <= 5 or not await self._asked(repos, survey):
-                return SurveyOutcome.NOT_YOURS, None
-            if survey.score is not None:
-                return SurveyOutcome.ALREADY_ANSWERED, await self._view(repos, survey)
-            if now >= survey.closes_at:
-                return SurveyOutcome.CLOSED, None
-            survey.score, survey.answered_at = score, now
-            return SurveyOutcome.RECORDED, await self._view(repos, survey)
+        try:
+            async with self.db.transaction() as repos:
+                survey = await self._own(repos, tg_user_id, survey_id)
+                if survey is None or not 1 <= score <= 5 or not await self._asked(repos, survey):
+                    raise _NotRecorded(SurveyOutcome.NOT_YOURS, None)
+                if survey.score is not None:
+                    raise _NotRecorded(
+                        SurveyOutcome.ALREADY_ANSWERED, await self._view(repos, survey)
+                    )
+                if now >= survey.closes_at:
+                    raise _NotRecorded(SurveyOutcome.CLOSED, None)
+                survey.score, survey.answered_at = score, now
+                return SurveyOutcome.RECORDED, await self._view(repos, survey)
+        except _NotRecorded as not_recorded:
+            return not_recorded.outcome, not_recorded.survey
+
+    def prompt_sent(self, survey_id: int, message_id: int) -> None:
+        """The message asking for this survey's comment was sent (see `comment_prompts`)."""
+        self.comment_prompts[survey_id] = message_id
+        while len(self.comment_prompts) > MAX_PROMPTS_KEPT:
+            del self.comment_prompts[next(iter(self.comment_prompts))]  # the oldest
+
+    def take_prompt(self, survey_id: int) -> int | None:
+        """The message that asked for this survey's comment, if this process sent it."""
+        return self.comment_prompts.pop(survey_id, None)
 
     async def comment(self, tg_user_id: int, survey_id: int, text: str) -> SurveyView | None:
         async with self.db.transaction() as repos:
