@@ -119,6 +119,9 @@ class OnboardingAct(StrEnum):
     PRIVACY = "privacy"
     SKIP_BIRTHDAY = "skip_birthday"
     KEEP_NAME = "keep_name"
+    OFFERS_YES = "offers_yes"  # the separate consent to offers, at the end of onboarding
+    OFFERS_NO = "offers_no"
+    RECONSENT = "reconsent"  # agreed to a new version of the privacy text
 
 
 class OnboardingCallback(CallbackData, prefix="onb"):

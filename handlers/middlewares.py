@@ -6,18 +6,31 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram.enums import ChatType
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
 
+from bot.buttons import BookingAct
 from bot.rendering import pick_language
 from bot.services.customers import CustomerService
+from handlers.callbacks import (
+    BookingCallback,
+    ForgetCallback,
+    OnboardingAct,
+    OnboardingCallback,
+    UnsubscribeCallback,
+)
 from handlers.fsm_storage import prefetched_customer
+from handlers.masters import INVITE_PREFIX, DeclineReason
+from handlers.onboarding import ask_reconsent
 
 
 class CustomerMiddleware(BaseMiddleware):
-    """Puts `customer` (a CustomerView or None) and `lang` ("ru"/"en") into handler data."""
+    """Puts `customer` (a CustomerView or None) and `lang` ("ru"/"en") into handler data; a
+    customer who has yet to agree to the current privacy text is asked to first (PrivacyGate)."""
 
     def __init__(self, customers: CustomerService) -> None:
         self.customers = customers
+        self.gate = PrivacyGate(customers.business.privacy_version)
 
     async def __call__(
         self,
@@ -39,4 +52,77 @@ class CustomerMiddleware(BaseMiddleware):
         data["lang"] = (
             customer.language if customer else pick_language(user.language_code if user else None)
         )
+        if customer is not None and customer.data_consent_version != self.gate.privacy_version:
+            inner = event.event if isinstance(event, Update) else event
+            if await self.gate.stopped(inner, data):
+                return None
         return await handler(event, data)
+
+
+# What still works before a customer agrees to a new privacy text: reading it, their data, and
+# withdrawing (commands); the new consent itself, the privacy text, erasure, unsubscribing
+# (buttons); and a master's answers about their bookings (their work, not their data as a customer).
+_OPEN_COMMANDS = frozenset({"/forget", "/mydata", "/stop", "/privacy"})
+_OPEN_BUTTONS = frozenset({ForgetCallback.__prefix__, UnsubscribeCallback.__prefix__})
+_OPEN_ONBOARDING = frozenset({OnboardingAct.RECONSENT, OnboardingAct.PRIVACY})
+_MASTERS_BUTTONS = frozenset(
+    {
+        BookingAct.ACCEPT,
+        BookingAct.DECLINE,
+        BookingAct.DECLINE_NOW,
+        BookingAct.DONE,
+        BookingAct.NO_SHOW,
+    }
+)
+_MASTERS_STATES = frozenset({DeclineReason.text.state})
+_SEP = ForgetCallback.__separator__
+
+
+class PrivacyGate:
+    """A customer who agreed to an older privacy text than the business's is asked to agree to
+    the current one at their next message or button, and until they do nothing else of the bot
+    is served to them (the outbox holds their offers: bot/outbox/policy.py).
+
+    Costs nothing per update: the customer's agreed version came with the customer row that
+    CustomerMiddleware read (with the conversation's state, in one statement).
+    """
+
+    def __init__(self, privacy_version: str) -> None:
+        self.privacy_version = privacy_version
+
+    async def stopped(self, event: object, data: dict[str, Any]) -> bool:
+        """Asked to agree again instead of being served (False: let it through)."""
+        chat: Chat | None = data.get("event_chat")
+        if chat is None or chat.type != ChatType.PRIVATE or self._open(event, data):
+            return False
+        render, lang, business = data["render"], data["lang"], data["business"]
+        if isinstance(event, CallbackQuery):
+            await event.answer()
+            if isinstance(event.message, Message):
+                await ask_reconsent(event.message, render, lang, business)
+        elif isinstance(event, Message):
+            await ask_reconsent(event, render, lang, business, wrote=True)
+        else:
+            return False  # anything else (a member update, an inline query): not theirs to ask
+        return True
+
+    @staticmethod
+    def _open(event: object, data: dict[str, Any]) -> bool:
+        if data.get("raw_state") in _MASTERS_STATES:
+            return True
+        if isinstance(event, Message):
+            words = (event.text or "").split(maxsplit=1)
+            command = words[0].split("@", 1)[0].lower() if words else ""
+            if command == "/start" and len(words) > 1:
+                return words[1].startswith(INVITE_PREFIX)  # a master's invite link
+            return command in _OPEN_COMMANDS
+        if isinstance(event, CallbackQuery):
+            prefix, _, rest = (event.data or "").partition(_SEP)
+            if prefix in _OPEN_BUTTONS:
+                return True
+            action = rest.split(_SEP, 1)[0]
+            if prefix == OnboardingCallback.__prefix__:
+                return action in _OPEN_ONBOARDING
+            if prefix == BookingCallback.__prefix__:
+                return action in _MASTERS_BUTTONS
+        return False

@@ -1,7 +1,21 @@
-"""The first visit: consent → phone (own contact only) → birthday → name → welcome coupon.
+"""The first visit: data consent → phone (own contact only) → birthday → name → offers → coupon.
 
 Nothing about the customer is stored before the consent button; until then the FSM holds
 only the deep-link source. Every step re-asks politely on input it cannot use.
+
+Two consents, two questions (152-FZ art. 9: the data consent is a document of its own; 38-FZ art.
+18: offers need a prior consent that can be proved). The data consent comes first, with the link
+to the privacy text: nothing can be stored without it. The offers question ("may we send you
+offers and gifts? yes / no", neither pre-selected) comes last, just before the welcome coupon:
+by then the customer knows what they get and who we are, so the answer is an informed one and
+not a reflex tap through a wall of legal questions at the door; the answer and the gift arrive
+together, so a business whose welcome coupon comes with offers (`requires_offers_consent`) can
+say so right where it matters, and a "no" still ends onboarding politely, with the way back
+(/resume). Each answer is its own row in `consents` with its version (privacy_version,
+offers_version) and how it was given.
+
+A new privacy version is agreed to again here too (`reconsent_given`): the question itself is
+asked at the edge (handlers/middlewares.py PrivacyGate) at the customer's next message.
 """
 
 from __future__ import annotations
@@ -27,7 +41,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.birthdays import InvalidBirthday, parse_birthday
-from bot.services.customers import CustomerService, CustomerView, WelcomeOutcome, clean_name
+from bot.services.customers import (
+    CustomerService,
+    CustomerView,
+    WelcomeOutcome,
+    WelcomeResult,
+    clean_name,
+)
 from bot.services.phones import normalize_phone
 from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
@@ -41,6 +61,7 @@ class Onboarding(StatesGroup):
     phone = State()
     birthday = State()
     name = State()
+    offers = State()
 
 
 def _source(command: CommandObject) -> str | None:
@@ -48,10 +69,15 @@ def _source(command: CommandObject) -> str | None:
     return match[1].lower() if match else None
 
 
-def _consent_keyboard(render: Renderer, lang: str, business: Business) -> InlineKeyboardMarkup:
+def _consent_keyboard(
+    render: Renderer, lang: str, business: Business, again: bool = False
+) -> InlineKeyboardMarkup:
     # Built directly, not with InlineKeyboardBuilder: the same markup in a third of the time (every
-    # newcomer's /start gets it).
-    consent = OnboardingCallback(action=OnboardingAct.CONSENT).pack()
+    # newcomer's /start gets it). `again`: the question after the privacy text changed.
+    act, label = (
+        (OnboardingAct.RECONSENT, "reconsent") if again else (OnboardingAct.CONSENT, "consent")
+    )
+    consent = OnboardingCallback(action=act).pack()
     if business.privacy_url:
         privacy = InlineKeyboardButton(text=render.label(lang, "privacy"), url=business.privacy_url)
     else:
@@ -61,7 +87,7 @@ def _consent_keyboard(render: Renderer, lang: str, business: Business) -> Inline
         )
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [InlineKeyboardButton(text=render.label(lang, "consent"), callback_data=consent)],
+            [InlineKeyboardButton(text=render.label(lang, label), callback_data=consent)],
             [privacy],
         ]
     )
@@ -77,6 +103,38 @@ async def ask_consent(message: Message, render: Renderer, lang: str, business: B
     await message.answer(
         render.text(lang, "onboarding_intro", business=business, rule=business.coupons.welcome),
         reply_markup=_consent_keyboard(render, lang, business),
+    )
+
+
+async def ask_reconsent(
+    message: Message, render: Renderer, lang: str, business: Business, wrote: bool = False
+) -> None:
+    """The data-consent question again: the privacy text changed since they agreed."""
+    await message.answer(
+        render.text(lang, "reconsent", business=business, wrote=wrote),
+        reply_markup=_consent_keyboard(render, lang, business, again=True),
+    )
+
+
+async def ask_offers(
+    message: Message, render: Renderer, lang: str, business: Business, lead: str | None = None
+) -> None:
+    """The separate consent to offers: yes or no, side by side, neither pre-selected."""
+    yes = OnboardingCallback(action=OnboardingAct.OFFERS_YES).pack()
+    no = OnboardingCallback(action=OnboardingAct.OFFERS_NO).pack()
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=render.label(lang, "offers_yes"), callback_data=yes),
+                InlineKeyboardButton(text=render.label(lang, "offers_no"), callback_data=no),
+            ]
+        ]
+    )
+    await message.answer(
+        render.text(
+            lang, "ask_offers", business=business, rule=business.coupons.welcome, lead=lead
+        ),
+        reply_markup=keyboard,
     )
 
 
@@ -119,10 +177,13 @@ async def _resume(
     render: Renderer,
     lang: str,
     customers: CustomerService,
+    business: Business,
 ) -> None:
     """A /start in the middle of onboarding asks the current question again."""
     current = await state.get_state()
-    if current == Onboarding.name.state:
+    if current == Onboarding.offers.state:
+        await ask_offers(message, render, lang, business)
+    elif current == Onboarding.name.state:
         await ask_name(message, render, lang, customer.name)
     elif current == Onboarding.birthday.state:
         await ask_birthday(message, render, lang)
@@ -153,7 +214,7 @@ async def start(
             reply_markup=main_menu(render, lang),
         )
     elif customer:
-        await _resume(message, state, customer, render, lang, customers)
+        await _resume(message, state, customer, render, lang, customers, business)
     else:
         await state.set_state(Onboarding.consent)
         await state.set_data({"source": _source(command)})
@@ -216,9 +277,17 @@ async def phone_shared(
     if phone is None:
         await ask_phone(message, render, lang, lead=render.text(lang, "phone_invalid"))
         return
-    await customers.set_phone(message.from_user.id, phone)
+    saved = await customers.set_phone(message.from_user.id, phone)
+    if saved.recognised:  # the business knew them: their history is theirs here now
+        text = render.text(lang, "phone_recognised", **vars(saved))
+        await message.answer(text, reply_markup=ReplyKeyboardRemove())
+        if saved.birthday:  # they told the business before: not asked again (/profile shows it)
+            await state.set_state(Onboarding.name)
+            await ask_name(message, render, lang, saved.name)
+            return
+    else:
+        await message.answer(render.text(lang, "phone_saved"), reply_markup=ReplyKeyboardRemove())
     await state.set_state(Onboarding.birthday)
-    await message.answer(render.text(lang, "phone_saved"), reply_markup=ReplyKeyboardRemove())
     await ask_birthday(message, render, lang)
 
 
@@ -280,16 +349,14 @@ async def birthday_expected(message: Message, render: Renderer, lang: str) -> No
 async def name_kept(
     callback: CallbackQuery,
     state: FSMContext,
-    customers: CustomerService,
     render: Renderer,
     lang: str,
     business: Business,
 ) -> None:
+    await state.set_state(Onboarding.offers)
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
-        await _finish(
-            callback.message, callback.from_user.id, state, customers, render, lang, business
-        )
+        await ask_offers(callback.message, render, lang, business)
 
 
 async def name_typed(
@@ -306,8 +373,9 @@ async def name_typed(
     if name is None:
         await ask_name(message, render, lang, customer.name, lead=render.text(lang, "name_invalid"))
         return
+    await state.set_state(Onboarding.offers)  # stored by the name's own write
     await customers.set_name(message.from_user.id, name)
-    await _finish(message, message.from_user.id, state, customers, render, lang, business)
+    await ask_offers(message, render, lang, business)
 
 
 async def name_expected(
@@ -316,19 +384,65 @@ async def name_expected(
     await ask_name(message, render, lang, customer.name, lead=render.text(lang, "name_invalid"))
 
 
-async def _finish(
-    message: Message,
-    tg_user_id: int,
+@flags.callback_answer(disabled=True)  # answers the press itself, before its edits
+async def offers_answered(
+    callback: CallbackQuery,
+    callback_data: OnboardingCallback,
     state: FSMContext,
     customers: CustomerService,
+    customer: CustomerView,
     render: Renderer,
     lang: str,
     business: Business,
 ) -> None:
-    result = await customers.finish_onboarding(tg_user_id)
+    """Their answer about offers is its own consent row; onboarding ends with the coupon."""
+    granted = callback_data.action == OnboardingAct.OFFERS_YES
+    # Cleared first so that the answer's own transaction stores it (one write per tap); if the
+    # answer is not stored, the question stays.
     await state.clear()
-    customer = await customers.find(tg_user_id)
-    name = customer.name if customer else None
+    try:
+        result = await customers.answer_offers(callback.from_user.id, granted)
+    except BaseException:
+        await state.set_state(Onboarding.offers)
+        raise
+    await callback.answer(render.label(lang, "consent_thanks"))
+    if isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+        await _welcome(callback.message, result, customer.name, render, lang, business)
+
+
+async def offers_expected(
+    message: Message, render: Renderer, lang: str, business: Business
+) -> None:
+    await ask_offers(message, render, lang, business, lead=render.text(lang, "offers_expected"))
+
+
+async def _welcome(
+    message: Message,
+    result: WelcomeResult,
+    name: str | None,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
+    if result.outcome is WelcomeOutcome.NEEDS_OFFERS:
+        await message.answer(
+            render.text(
+                lang,
+                "welcome_needs_offers",
+                name=name,
+                rule=business.coupons.welcome,
+                business=business,
+            ),
+            reply_markup=main_menu(render, lang),
+        )
+        return
+    if result.outcome is WelcomeOutcome.KNOWN_CUSTOMER:  # [coupons.welcome] for_known_customers
+        await message.answer(
+            render.text(lang, "welcome_known", name=name, business=business),
+            reply_markup=main_menu(render, lang),
+        )
+        return
     if result.outcome is WelcomeOutcome.CLAIMED_ELSEWHERE or result.coupon is None:
         await message.answer(
             render.text(lang, "welcome_already_claimed", name=name, business=business),
@@ -339,6 +453,34 @@ async def _finish(
         render.text(lang, "welcome_coupon", name=name, coupon=result.coupon, business=business),
         reply_markup=main_menu(render, lang, coupon_id=result.coupon.id),
     )
+
+
+@flags.callback_answer(disabled=True)  # answers the press itself, before its edits
+async def reconsent_given(
+    callback: CallbackQuery,
+    state: FSMContext,
+    customer: CustomerView | None,
+    customers: CustomerService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
+    """They agreed to the new privacy text: recorded, and the bot is theirs again."""
+    if customer is None:  # erased meanwhile: an old button
+        await callback.answer(render.label(lang, "stale_button"), show_alert=True)
+        return
+    await customers.reconsent(callback.from_user.id)
+    await callback.answer(render.label(lang, "consent_thanks"))
+    if not isinstance(callback.message, Message):
+        return
+    await callback.message.edit_reply_markup(reply_markup=None)
+    if customer.onboarded:
+        await callback.message.answer(
+            render.text(lang, "reconsent_thanks"), reply_markup=main_menu(render, lang)
+        )
+    else:
+        await callback.message.answer(render.text(lang, "reconsent_thanks"))
+        await _resume(callback.message, state, customer, render, lang, customers, business)
 
 
 def create_router() -> Router:
@@ -368,4 +510,15 @@ def create_router() -> Router:
     )
     router.message.register(name_typed, Onboarding.name, F.text)
     router.message.register(name_expected, Onboarding.name)
+    router.callback_query.register(
+        offers_answered,
+        Onboarding.offers,
+        OnboardingCallback.filter(
+            F.action.in_({OnboardingAct.OFFERS_YES, OnboardingAct.OFFERS_NO})
+        ),
+    )
+    router.message.register(offers_expected, Onboarding.offers)
+    router.callback_query.register(
+        reconsent_given, OnboardingCallback.filter(F.action == OnboardingAct.RECONSENT)
+    )
     return router

@@ -14,6 +14,7 @@ from bot.db.models import ConsentVia
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService, CustomerView
 from handlers.callbacks import ForgetCallback, MenuAct, MenuCallback
+from handlers.keyboards import main_menu
 
 
 async def _send_profile(
@@ -47,6 +48,7 @@ async def marketing(
     customers: CustomerService,
     render: Renderer,
     lang: str,
+    business: Business,
 ) -> None:
     assert message.from_user is not None and message.text is not None
     allowed = message.text.split()[0].lstrip("/").split("@")[0] == "resume"
@@ -54,11 +56,19 @@ async def marketing(
         await message.answer(render.text(lang, "not_registered"))
         return
     # /resume is the command's own "yes" (a button in the sense of 38-FZ: a deliberate act)
-    via = ConsentVia.BUTTON if allowed else ConsentVia.STOP
-    changed = await customers.set_marketing(message.from_user.id, allowed, via)
-    await message.answer(
-        render.text(lang, "marketing_on" if allowed else "marketing_off", changed=changed)
-    )
+    if not allowed:
+        changed = await customers.set_marketing(message.from_user.id, False, ConsentVia.STOP)
+        await message.answer(render.text(lang, "marketing_off", changed=changed))
+        return
+    change = await customers.allow_offers(message.from_user.id, ConsentVia.BUTTON)
+    await message.answer(render.text(lang, "marketing_on", changed=change.changed))
+    if change.welcome is not None:  # the welcome gift that waited for offers
+        await message.answer(
+            render.text(
+                lang, "welcome_coupon", name=customer.name, coupon=change.welcome, business=business
+            ),
+            reply_markup=main_menu(render, lang, coupon_id=change.welcome.id),
+        )
 
 
 async def forget(

@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.business import Business
 from bot.clock import Clock, local_today
-from bot.db.models import ConsentKind, ConsentVia, Customer
+from bot.db.models import ConsentKind, ConsentVia, Customer, Erasure, ErasureReason
 from bot.db.repositories import Database, Repos
 from bot.events import CustomerErased, Events
 from bot.services.birthdays import Birthday
 from bot.services.coupons import CouponView, issue_coupon
+from bot.services.recognition import PhoneSaved, account_row, save_phone
 
 PERSONAL_DATA = ConsentKind.PERSONAL_DATA
 MARKETING = ConsentKind.MARKETING
@@ -92,6 +93,8 @@ class WelcomeOutcome(StrEnum):
     ISSUED = "issued"
     ALREADY_YOURS = "already_yours"  # this customer got it before: show it again
     CLAIMED_ELSEWHERE = "claimed_elsewhere"  # this phone or account got one on another record
+    NEEDS_OFFERS = "needs_offers"  # the rule gives it with offers only, and they said no
+    KNOWN_CUSTOMER = "known_customer"  # they have visits, and the rule keeps it for newcomers
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Profile:
     consent_at: datetime | None
     marketing: bool
     active_coupons: int
+    offers_at: datetime | None = None  # when they last answered about offers (None: not yet)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,17 @@ class CustomerView:
     onboarded: bool
     marketing: bool
     blocked: bool = False
+    # The privacy version of their current data consent: not the business's one, and every
+    # message of theirs is answered with the consent question again (handlers/middlewares.py).
+    data_consent_version: str | None = None
+
+
+@dataclass(frozen=True)
+class OffersChange:
+    """What /resume (or /stop) changed; `welcome` is the welcome gift that waited for offers."""
+
+    changed: bool
+    welcome: CouponView | None = None
 
 
 def customer_view(customer: Customer) -> CustomerView:
@@ -131,6 +146,7 @@ def customer_view(customer: Customer) -> CustomerView:
         onboarded=customer.onboarded_at is not None,
         marketing=not customer.marketing_opt_out,
         blocked=customer.blocked_at is not None,
+        data_consent_version=customer.data_consent_version,
     )
 
 
@@ -193,8 +209,11 @@ class CustomerService:
         username: str | None,
         language: str,
         source: str | None,
+        offers: bool | None = None,
     ) -> CustomerView:
-        """The customer agreed: only now is anything about them stored. Idempotent."""
+        """The customer agreed to the processing of their data: only now is anything about them
+        stored. Idempotent. Offers are a separate consent, asked at the end of onboarding
+        (`answer_offers`); `offers` records that answer at once (a customer made in one go)."""
         now = self.clock.now()
         try:
             async with self.db.transaction() as repos:
@@ -209,7 +228,7 @@ class CustomerService:
                     name_folded=cleaned.casefold() if cleaned else None,
                     language=language,
                     source=source,
-                    marketing_opt_out=False,
+                    marketing_opt_out=not offers,  # no offers consent until they say yes
                     data_consent_version=self.business.privacy_version,
                     created_at=now,
                 )
@@ -217,13 +236,42 @@ class CustomerService:
                 await repos.customers.flush()
                 version = self.business.privacy_version
                 repos.consents.record(customer.id, PERSONAL_DATA, True, version, now, via=BUTTON)
-                repos.consents.record(customer.id, MARKETING, True, version, now, via=BUTTON)
+                if offers is not None:
+                    self._record_offers(repos, customer, offers, now, BUTTON)
                 return customer_view(customer)
         except IntegrityError:  # a second tap in another process won the insert
             found = await self.find(tg_user_id)
             if found is None:
                 raise
             return found
+
+    def _record_offers(
+        self, repos: Repos, customer: Customer, granted: bool, now: datetime, via: ConsentVia
+    ) -> None:
+        """A consent to offers given or withdrawn: the row that proves it, and the fast flag."""
+        customer.marketing_opt_out = not granted
+        version = self.business.offers_version
+        repos.consents.record(customer.id, MARKETING, granted, version, now, via=via)
+
+    async def reconsent(self, tg_user_id: int) -> bool:
+        """They agreed to the current privacy text (after it changed); False: already had."""
+        now = self.clock.now()
+        version = self.business.privacy_version
+        async with self.db.transaction() as repos:
+            customer = await self._customer(repos, tg_user_id)
+            if customer.data_consent_version == version:
+                return False
+            customer.data_consent_version = version
+            repos.consents.record(customer.id, PERSONAL_DATA, True, version, now, via=BUTTON)
+            return True
+
+    async def answer_offers(self, tg_user_id: int, granted: bool) -> WelcomeResult:
+        """Onboarding's last question: their answer about offers is recorded, onboarding ends
+        and the welcome coupon is given (if its rule wants offers, only to a "yes"): one write."""
+        try:
+            return await self._finish(tg_user_id, offers=granted)
+        except IntegrityError:
+            return await self._finish(tg_user_id, offers=granted)
 
     async def _customer(self, repos: Repos, tg_user_id: int) -> Customer:
         customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
@@ -237,9 +285,13 @@ class CustomerService:
             if customer is not None:
                 customer.blocked_at = None
 
-    async def set_phone(self, tg_user_id: int, phone: str) -> None:
+    async def set_phone(self, tg_user_id: int, phone: str) -> PhoneSaved:
+        """Their own phone; a customer imported with it becomes them (bot/services/recognition.py)."""
         async with self.db.transaction() as repos:
-            (await self._customer(repos, tg_user_id)).phone = phone
+            customer = await account_row(repos, tg_user_id)
+            if customer is None:
+                raise CustomerNotFound(tg_user_id)
+            return (await save_phone(repos, customer, phone))[1]
 
     async def set_birthday(self, tg_user_id: int, birthday: Birthday | None) -> None:
         async with self.db.transaction() as repos:
@@ -263,28 +315,48 @@ class CustomerService:
             # sees its claim and answers accordingly.
             return await self._finish(tg_user_id)
 
-    async def _finish(self, tg_user_id: int) -> WelcomeResult:
+    async def _finish(self, tg_user_id: int, offers: bool | None = None) -> WelcomeResult:
         now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await self._customer(repos, tg_user_id)
+            if offers is not None:
+                self._record_offers(repos, customer, offers, now, BUTTON)
             if customer.onboarded_at is None:
                 customer.onboarded_at = now
-            own = await repos.coupons.of_kind(customer.id, WELCOME)
-            if own is not None:
-                return WelcomeResult(WelcomeOutcome.ALREADY_YOURS, CouponView.of(own, self.tz))
-            fingerprints = welcome_fingerprints(self._welcome_key, tg_user_id, customer.phone)
-            if await repos.welcome_claims.claimed(fingerprints):
-                return WelcomeResult(WelcomeOutcome.CLAIMED_ELSEWHERE, None)
-            coupon = await issue_coupon(
-                repos,
-                customer_id=customer.id,
-                kind=WELCOME,
-                rule=self.business.coupons.welcome,
-                now=now,
-                tz=self.tz,
-            )
-            await repos.welcome_claims.claim(fingerprints, coupon.id, now)
-            return WelcomeResult(WelcomeOutcome.ISSUED, CouponView.of(coupon, self.tz))
+            return await self._welcome(repos, customer, tg_user_id, now)
+
+    async def _welcome(
+        self, repos: Repos, customer: Customer, tg_user_id: int, now: datetime
+    ) -> WelcomeResult:
+        """The welcome coupon, once per account and per phone (and with offers, if so ruled)."""
+        own = await repos.coupons.of_kind(customer.id, WELCOME)
+        if own is not None:
+            return WelcomeResult(WelcomeOutcome.ALREADY_YOURS, CouponView.of(own, self.tz))
+        rule = self.business.coupons.welcome
+        if not rule.for_known_customers and await self._known(repos, customer):
+            return WelcomeResult(WelcomeOutcome.KNOWN_CUSTOMER, None)
+        if self.business.coupons.welcome.requires_offers_consent and customer.marketing_opt_out:
+            return WelcomeResult(WelcomeOutcome.NEEDS_OFFERS, None)
+        fingerprints = welcome_fingerprints(self._welcome_key, tg_user_id, customer.phone)
+        if await repos.welcome_claims.claimed(fingerprints):
+            return WelcomeResult(WelcomeOutcome.CLAIMED_ELSEWHERE, None)
+        coupon = await issue_coupon(
+            repos,
+            customer_id=customer.id,
+            kind=WELCOME,
+            rule=self.business.coupons.welcome,
+            now=now,
+            tz=self.tz,
+        )
+        await repos.welcome_claims.claim(fingerprints, coupon.id, now)
+        return WelcomeResult(WelcomeOutcome.ISSUED, CouponView.of(coupon, self.tz))
+
+    @staticmethod
+    async def _known(repos: Repos, customer: Customer) -> bool:
+        """The business knew them before they joined: they have visits (imported, or recorded
+        before onboarding ended)."""
+        visits, _, _ = await repos.purchases.summary(customer.id)
+        return visits > 0
 
     async def active_coupons(self, tg_user_id: int) -> list[CouponView]:
         async with self.db.reading() as repos:
@@ -309,6 +381,7 @@ class CustomerService:
             if customer is None:
                 return None
             consent = await repos.consents.latest(customer.id, PERSONAL_DATA)
+            offers = await repos.consents.latest(customer.id, MARKETING)
             birthday = (
                 Birthday(customer.birth_day, customer.birth_month, customer.birth_year)
                 if customer.birth_day and customer.birth_month
@@ -323,22 +396,40 @@ class CustomerService:
                 consent_at=consent.at if consent else None,
                 marketing=not customer.marketing_opt_out,
                 active_coupons=len(await repos.coupons.active(customer.id, self.clock.now())),
+                offers_at=offers.at if offers else None,
             )
 
     async def set_marketing(
         self, tg_user_id: int, allowed: bool, via: ConsentVia = ConsentVia.BUTTON
     ) -> bool:
         """Opt in or out of marketing; returns False when it already was so."""
+        return (await self._set_offers(tg_user_id, allowed, via)).changed
+
+    async def allow_offers(
+        self, tg_user_id: int, via: ConsentVia = ConsentVia.BUTTON
+    ) -> OffersChange:
+        """/resume: offers on; a welcome coupon that waited for this is given now, once."""
+        try:
+            return await self._set_offers(tg_user_id, True, via)
+        except IntegrityError:  # another process claimed the same fingerprint at that instant
+            return await self._set_offers(tg_user_id, True, via)
+
+    async def _set_offers(self, tg_user_id: int, allowed: bool, via: ConsentVia) -> OffersChange:
         now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await self._customer(repos, tg_user_id)
             if customer.marketing_opt_out == (not allowed):
-                return False
-            customer.marketing_opt_out = not allowed
-            repos.consents.record(
-                customer.id, MARKETING, allowed, self.business.privacy_version, now, via=via
-            )
-            return True
+                return OffersChange(changed=False)
+            self._record_offers(repos, customer, allowed, now, via)
+            welcome = None
+            if (
+                allowed
+                and customer.onboarded_at is not None
+                and self.business.coupons.welcome.requires_offers_consent
+            ):
+                result = await self._welcome(repos, customer, tg_user_id, now)
+                welcome = result.coupon if result.outcome is WelcomeOutcome.ISSUED else None
+            return OffersChange(changed=True, welcome=welcome)
 
     async def forget(self, tg_user_id: int) -> bool:
         """Erase personal data, every copy of it (bot/db/erasure.py); keep an anonymous row, the
@@ -348,23 +439,47 @@ class CustomerService:
             customer = await repos.customers.by_tg_user(tg_user_id, for_update=True)
             if customer is None:
                 return False
-            customer.tg_user_id = None
-            customer.username = None
-            customer.name = customer.name_folded = None
-            customer.phone = None
-            customer.birth_day = customer.birth_month = customer.birth_year = None
-            customer.marketing_opt_out = True
-            customer.data_consent_version = None
-            customer.erased_at = now
-            await repos.coupons.void_active(customer.id, now)
-            await repos.care.erase(tg_user_id, customer.id)
-            version = self.business.privacy_version
-            repos.consents.record(customer.id, PERSONAL_DATA, False, version, now, via=FORGET)
-            repos.consents.record(customer.id, MARKETING, False, version, now, via=FORGET)
-            await self.events.customer_erased(repos, CustomerErased(customer.id, now))
-            # Last, so what the subscribers just wrote (a cancelled visit's notices) is covered too.
-            await repos.erasure.erase(customer.id, tg_user_id)
+            await self.erase(repos, customer, now, ErasureReason.FORGET)
             return True
+
+    async def erase(
+        self, repos: Repos, customer: Customer, now: datetime, reason: ErasureReason
+    ) -> Erasure:
+        """`/forget`'s erasure, in the caller's transaction (also the owner's retention period's,
+        bot/services/retention.py), with its destruction record: counts per category, no name,
+        phone, text or Telegram id."""
+        tg_user_id = customer.tg_user_id
+        erased = {
+            "profile_fields": sum(
+                value is not None
+                for value in (
+                    tg_user_id,
+                    customer.username,
+                    customer.name,
+                    customer.phone,
+                    customer.birth_day or customer.birth_month or customer.birth_year,
+                )
+            )
+        }
+        customer.tg_user_id = None
+        customer.username = None
+        customer.name = customer.name_folded = None
+        customer.phone = None
+        customer.birth_day = customer.birth_month = customer.birth_year = None
+        customer.marketing_opt_out = True
+        customer.data_consent_version = None
+        customer.erased_at = now
+        erased["coupons_voided"] = await repos.coupons.void_active(customer.id, now)
+        erased |= await repos.erasure.care(tg_user_id, customer.id)
+        via = FORGET if reason == ErasureReason.FORGET else ConsentVia.RETENTION
+        version = self.business.privacy_version
+        repos.consents.record(customer.id, PERSONAL_DATA, False, version, now, via=via)
+        repos.consents.record(customer.id, MARKETING, False, version, now, via=via)
+        erased |= await repos.erasure.rhythm(customer.id)
+        await self.events.customer_erased(repos, CustomerErased(customer.id, now))
+        # Last, so what the subscribers just wrote (a cancelled visit's notices) is covered too.
+        erased |= await repos.erasure.erase(customer.id, tg_user_id)
+        return repos.erasure.record(customer.id, reason, erased, now)
 
     def today(self) -> date:
         """Today in the business's time zone (birthdays are checked against it)."""

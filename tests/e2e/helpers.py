@@ -39,8 +39,10 @@ async def onboard(
     phone: str = "79161234567",
     birthday: str | None = "14.03.1990",
     start: str = "/start",
+    offers: bool = True,
 ) -> Call:
-    """From /start to the welcome coupon; returns the bot's last message."""
+    """From /start to the welcome coupon, saying yes (or no) to offers; returns the bot's last
+    message."""
     await consent(person, start)
     await person.send_contact(phone)
     await person.reply()  # "number saved", removes the contact keyboard
@@ -50,6 +52,13 @@ async def onboard(
     else:
         await person.send(birthday)
     await tap(person, await person.reply(), person.first_name)
+    return await answer_offers(person, await person.reply(), offers)
+
+
+async def answer_offers(person: Person, question: Call, offers: bool) -> Call:
+    """The offers question answered with its button; returns the welcome message."""
+    ru = person.language_code == "ru"
+    await tap(person, question, ("Да" if offers else "Нет") if ru else ("Yes" if offers else "No"))
     return await person.reply()
 
 

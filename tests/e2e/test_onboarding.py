@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from bot.db.models import Coupon, Customer
+from bot.db.models import Consent, Coupon, Customer
 from bot.services.coupons import CODE_ALPHABET, CODE_LENGTH
 from handlers.callbacks import CouponCallback
 from tests.e2e.helpers import (
+    answer_offers,
     consent,
     consents_of,
     count,
@@ -56,6 +57,16 @@ async def test_from_start_to_welcome_coupon(carebot, telegram: TelegramServer) -
     assert ask_name.button_texts == ["Да, Анна"]
 
     await tap(anna, ask_name, "Анна")
+    ask_offers = await anna.reply()
+    assert ask_offers.template == "ask_offers"
+    assert "присылать вам персональные предложения и подарки?" in ask_offers.text
+    assert "Купон вы получите при любом ответе" in ask_offers.text
+    assert ask_offers.button_texts == ["Да, присылайте", "Нет, спасибо"]
+    assert len(ask_offers.markup["inline_keyboard"]) == 1, "side by side, neither first"
+
+    await anna.press(ask_offers, "Да")
+    assert (await anna.next("answerCallbackQuery")).params.get("text") == "Спасибо! 🙏"
+    assert not (await anna.next("editMessageReplyMarkup")).markup
     welcome = await anna.reply()
     code = CODE.search(welcome.text)
     assert code, welcome.text
@@ -79,10 +90,12 @@ async def test_from_start_to_welcome_coupon(carebot, telegram: TelegramServer) -
     assert (customer.name, customer.username, customer.source) == ("Анна", "anna", "instagram")
     assert customer.onboarded_at is not None
     consents = await consents_of(carebot.db, customer.id)
-    assert [(c.kind, c.granted, c.version) for c in consents] == [
-        ("personal_data", True, "2026-11-01"),
-        ("marketing", True, "2026-11-01"),
+    assert [(c.kind, c.granted, c.version, c.via) for c in consents] == [
+        ("personal_data", True, "2026-11-01", "button"),
+        ("marketing", True, "1", "button"),
     ]
+    assert consents[1].at > consents[0].at or consents[1].id > consents[0].id
+    assert customer.data_consent_version == "2026-11-01" and not customer.marketing_opt_out
     [coupon] = await coupons_of(carebot.db, customer.id)
     assert coupon.code == code[1] and coupon.kind == "welcome" and coupon.percent == 10
 
@@ -241,7 +254,7 @@ async def test_typed_name_is_stored_and_shown_escaped(carebot, telegram: Telegra
     refused = await anna.reply()
     assert "Имя должно быть текстом" in refused.text and refused.button_texts == ["Да, Anna"]
     await anna.send("<b>Ann</b> & Co")
-    welcome = await anna.reply()
+    welcome = await answer_offers(anna, await anna.reply(), True)
     assert "Спасибо, &lt;b&gt;Ann&lt;/b&gt; &amp; Co!" in welcome.text
     customer = await customer_of(carebot.db, 1011)
     assert customer and customer.name == "<b>Ann</b> & Co"
@@ -273,12 +286,23 @@ async def test_stale_buttons_change_nothing(carebot, telegram: TelegramServer) -
     assert customer and customer.birth_day == 14
 
     await tap(anna, ask_name, "Анна")
-    await anna.reply()
+    ask_offers = await anna.reply()
     telegram.messages[(anna.id, ask_name.result["message_id"])]["reply_markup"] = ask_name.markup
     await anna.press(ask_name, "Анна")
     assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
     await anna.quiet()
+
+    await answer_offers(anna, ask_offers, True)
+    telegram.messages[(anna.id, ask_offers.result["message_id"])]["reply_markup"] = (
+        ask_offers.markup
+    )
+    await anna.press(ask_offers, "Нет")  # the other answer, on the old question
+    assert "неактуальна" in (await anna.next("answerCallbackQuery")).params["text"]
+    await anna.quiet()
     assert await count(carebot.db, Coupon) == 1
+    customer = await customer_of(carebot.db, 1012)
+    assert customer and not customer.marketing_opt_out
+    assert await count(carebot.db, Consent, Consent.kind == "marketing") == 1
 
 
 @pytest.mark.parametrize(
@@ -317,8 +341,10 @@ async def test_two_fast_taps_give_one_coupon(carebot, telegram: TelegramServer) 
     await to_birthday(anna)
     await anna.send("14.03")
     ask_name = await anna.reply()
-    await anna.press(ask_name, "Анна")
-    await anna.press(ask_name, "Анна")
+    await tap(anna, ask_name, "Анна")
+    ask_offers = await anna.reply()
+    await anna.press(ask_offers, "Да")
+    await anna.press(ask_offers, "Да")
     calls = [await anna.next() for _ in range(4)]
     methods = sorted(c.method for c in calls)
     assert methods == [
@@ -330,6 +356,7 @@ async def test_two_fast_taps_give_one_coupon(carebot, telegram: TelegramServer) 
     assert any("неактуальна" in str(c.params.get("text")) for c in calls)
     await anna.quiet()
     assert await count(carebot.db, Coupon) == 1
+    assert await count(carebot.db, Consent, Consent.kind == "marketing") == 1
 
 
 async def test_second_account_with_the_same_phone_gets_no_second_coupon(
@@ -368,7 +395,9 @@ async def test_restart_in_the_middle_of_onboarding(carebot, telegram: TelegramSe
     assert "Запомнили: 14.03.1990" in ask_name.text
     await carebot.restart()
     await tap(anna, ask_name, "Анна")
-    assert CODE.search((await anna.reply()).text)
+    ask_offers = await anna.reply()
+    await carebot.restart()
+    assert CODE.search((await answer_offers(anna, ask_offers, False)).text)
 
 
 async def test_start_in_the_middle_asks_the_current_question(

@@ -82,12 +82,18 @@ async def test_stop_and_resume_marketing(carebot, telegram: TelegramServer) -> N
     customer = await customer_of(carebot.db, 2004)
     assert customer and not customer.marketing_opt_out
     marketing = [
-        (c.granted, c.at)
+        (c.granted, c.at, c.version, c.via)
         for c in await consents_of(carebot.db, customer.id)
         if c.kind == "marketing"
     ]
-    assert [g for g, _ in marketing] == [True, False, True]
+    assert [(g, version, via) for g, _, version, via in marketing] == [
+        (True, "1", "button"),  # the offers question in onboarding
+        (False, "1", "stop"),
+        (True, "1", "button"),
+    ]
     assert marketing[2][1] - marketing[1][1] == timedelta(hours=1)
+    await anna.send("/profile")
+    assert "Согласие на предложения: да, с 23.11.2026" in (await anna.reply()).text
 
 
 async def test_forget_asks_first_then_erases(carebot, telegram: TelegramServer) -> None:
