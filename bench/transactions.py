@@ -126,9 +126,13 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
             await quiet(server)
             show("birthday skipped (tap)", counter)
             await tap(anna, ask_name, anna.first_name)
+            ask_offers = await anna.reply()
+            await quiet(server)
+            show("name kept (tap)", counter)
+            await tap(anna, ask_offers, "Да")
             await anna.reply()
             await quiet(server)
-            show("name kept (tap): welcome coupon", counter)
+            show("offers: yes (tap): welcome coupon", counter)
             await anna.send("/profile")
             await anna.reply()
             await quiet(server)
@@ -160,6 +164,12 @@ async def run(idle_seconds: float, database_url: str | None) -> None:
             await anna.reply()  # the question for a comment
             await quiet(server)
             show("survey tap", counter)
+            await anna.send("Анна — волшебница")
+            await anna.next("editMessageReplyMarkup")  # the question's Skip button goes
+            await anna.reply()  # thanks, with the review links
+            await olga.reply()  # the praise, shared with the staff
+            await quiet(server)
+            show("survey comment (+ shared)", counter)
         finally:
             counter.close()
             await bot.stop()
