@@ -11,7 +11,9 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from bot.db.models import OutboxMessage, OutboxState
 from bot.services.segments import Condition
 from bot.services.staff import Staff
 from tests.conftest import ADMIN_CHAT, RunningBot
@@ -37,6 +39,17 @@ async def _bought(
     now = carebot.clock.now()
     carebot.clock.set(datetime(day.year, day.month, day.day, 12, tzinfo=MOSCOW))
     await carebot.app.staff.record_sale(Staff(1, "Ольга"), customer.id, 200000, service, master)
+    # Expired at once: left waiting, the sender could send them while a later past visit is being
+    # recorded (the clock back a day or two, still within their time to go).
+    async with carebot.db.transaction() as repos:
+        await repos.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.customer_id == customer.id,
+                OutboxMessage.state == OutboxState.PENDING,
+            )
+            .values(state=OutboxState.EXPIRED)
+        )
     carebot.clock.set(now)
 
 
@@ -72,67 +85,73 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(
 
     await olga.send("/broadcast")
     ask = await olga.reply()
-    assert ask.text.startswith("📣 <b>Новая рассылка</b>") and ask.markup == {
+    assert ask.template == "broadcast_ask_content" and ask.markup == {
         "force_reply": True,
         "selective": True,
     }
     ask_buttons = await _answer(
         olga, ask, "Скидки к Новому году!", entities=[{"type": "bold", "offset": 0, "length": 6}]
     )
-    assert ask_buttons.button_texts == ["📅 Кнопка «Записаться»", "Без кнопок", "✖️ Отмена"]
+    assert ask_buttons.template == "broadcast_ask_buttons"
+    assert ask_buttons.labels == ["broadcast_book_button", "broadcast_no_buttons", "staff_cancel"]
     bad = await _answer(olga, ask_buttons, "просто текст")
-    assert bad.text.startswith("Не получилось разобрать кнопки")
+    assert bad.template == "broadcast_bad_buttons"
     ask_coupon = await _answer(olga, bad, "Наш сайт | https://example.ru\nзаписаться")
-    assert ask_coupon.button_texts == ["Без купона", "✖️ Отмена"]
+    assert ask_coupon.template == "broadcast_ask_coupon"
+    assert ask_coupon.labels == ["broadcast_no_coupon", "staff_cancel"]
     bad = await _answer(olga, ask_coupon, "10% до 31.02")
-    assert bad.text.startswith("Не понял купон")
+    assert bad.template == "broadcast_bad_coupon"
     segment = await _answer(olga, bad, "10% до 31.12")
-    assert (
-        "• все, кто согласился на рассылки" in segment.text
-        and "Получателей сейчас: <b>2</b>" in segment.text
-    )
+    assert segment.template == "broadcast_segment" and "<b>2</b>" in segment.text  # recipients
+    assert "• все, кто согласился на рассылки" in segment.text  # the conditions, in words
     services = await _tap(olga, segment, "По услуге", "editMessageText")
-    assert services.button_texts == ["Маникюр с покрытием", "Педикюр", "← Назад"]
+    assert services.template == "broadcast_segment"
+    assert services.button_texts[:2] == ["Маникюр с покрытием", "Педикюр"]
+    assert services.labels[2:] == ["back"]
     chosen = await _tap(olga, services, "Маникюр", "editMessageText")
-    assert (
-        "• были на «Маникюр с покрытием»" in chosen.text
-        and "Получателей сейчас: <b>1</b>" in chosen.text
-    )
-    assert chosen.button(" получателей")["text"] == "✅ Готово: 1 получателей"
+    assert chosen.template == "broadcast_segment" and "<b>1</b>" in chosen.text
+    assert "• были на «Маникюр с покрытием»" in chosen.text
+    done_button = chosen.buttons[chosen.labels.index("segment_done")]
+    assert "1" in done_button["text"]
 
     await _tap(olga, chosen, "Готово")
     preview = await olga.reply()
-    assert preview.text.startswith("<b>Скидки</b> к Новому году!")
-    assert "по купону <code>ABCD2345</code>, действует до 31.12.2026 включительно" in preview.text
-    assert [(b["text"], b.get("url")) for b in preview.buttons] == [
-        ("Наш сайт", "https://example.ru"),
-        ("📅 Записаться", None),
-        ("🔕 Отписаться от рассылки", None),
-    ]
+    assert preview.template == "broadcast"
+    assert preview.text.startswith("<b>Скидки</b> к Новому году!")  # the staff's own words
+    assert "<code>ABCD2345</code>" in preview.text and "31.12.2026" in preview.text
+    assert preview.buttons[0]["text"] == "Наш сайт"
+    assert preview.buttons[0].get("url") == "https://example.ru"
+    assert preview.labels == [None, "book", "unsubscribe"]
     summary = await olga.reply()
-    assert "Получателей: <b>1</b> (были на «Маникюр с покрытием»)" in summary.text
-    assert "тихие часы" not in summary.text
-    assert summary.button_texts == ["🚀 Отправить сейчас", "🕐 Запланировать", "✖️ Отмена"]
+    assert summary.template == "broadcast_summary"
+    assert "<b>1</b>" in summary.text and "«Маникюр с покрытием»" in summary.text
+    assert "тихие часы" not in summary.text  # daytime: no quiet-hours warning
+    assert summary.labels == ["broadcast_send", "broadcast_schedule", "broadcast_cancel"]
     await _tap(olga, summary, "Отправить сейчас")
     progress = await olga.reply()
-    assert progress.text.startswith("📣 <b>Рассылка №1</b>") and progress.button_texts == [
-        "⏹ Остановить рассылку"
-    ]
+    assert progress.template == "broadcast_progress" and "№1" in progress.text
+    assert progress.labels == ["broadcast_stop"]
 
     got = await anna.reply(timeout=15)
     code = CODE.search(got.text)
+    assert got.template == "broadcast"
     assert got.text.startswith("<b>Скидки</b> к Новому году!") and code and code[1] != "ABCD2345"
-    assert got.button_texts == ["Наш сайт", "📅 Записаться", "🔕 Отписаться от рассылки"]
+    assert got.button_texts[0] == "Наш сайт" and got.labels == [None, "book", "unsubscribe"]
     report = await _call(
         telegram,
-        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT and c.text.startswith("📊"),
+        lambda c: (
+            c.method == "sendMessage"
+            and c.chat_id == ADMIN_CHAT
+            and c.template == "broadcast_report"
+        ),
     )
     assert "Получателей: 1\nДоставлено: 1\nЗаблокировали бота: 0" in report.text
     done = await _call(
         telegram,
         lambda c: (
             c.method == "editMessageText"
-            and "завершена" in c.text
+            and c.template == "broadcast_progress"
+            and "завершена" in c.text  # its state
             and c.params["message_id"] == progress.message["message_id"]
         ),
     )
@@ -142,24 +161,21 @@ async def test_the_wizard_preview_progress_report_and_unsubscribe(
     await olga.send(f"/redeem {code[1]}")
     await _call(
         telegram,
-        lambda c: (
-            c.chat_id == ADMIN_CHAT
-            and "Купон погашен" in c.text
-            or (c.chat_id == ADMIN_CHAT and code[1] in c.text and c.method == "sendMessage")
-        ),
+        lambda c: c.chat_id == ADMIN_CHAT and c.template == "staff_redeem" and code[1] in c.text,
     )
     olga._cursor = len(olga._mine())
     updated = await _tap(olga, report, "Обновить", "editMessageText")
+    assert updated.template == "broadcast_report"
     assert "Погашено купонов из рассылки: 1" in updated.text
 
     await anna.press(got, "Отписаться")
-    assert "Вы отписались" in (await anna.next("answerCallbackQuery")).params["text"]
-    assert "больше не будем присылать акции" in (await anna.reply()).text
+    assert (await anna.next("answerCallbackQuery")).template == "unsubscribed"
+    assert (await anna.reply()).template == "marketing_off"
     assert carebot.app is not None
     assert await carebot.app.broadcasts.count([Condition("all")]) == 1  # only Борис now
     await anna.press(got, "Записаться")  # the broadcast's booking button opens the booking menu
     await anna.next("answerCallbackQuery")
-    assert (await anna.reply()).text == "На что хотите записаться?"
+    assert (await anna.reply()).template == "booking_services"
 
 
 async def test_quiet_hours_hold_it_and_stop_cancels_it(
@@ -177,29 +193,25 @@ async def test_quiet_hours_hold_it_and_stop_cancels_it(
     await _tap(olga, segment, "Готово")
     await olga.reply()  # the preview
     summary = await olga.reply()
+    assert summary.template == "broadcast_summary"
     assert "🌙 Сейчас тихие часы: если отправить сейчас, рассылка начнётся в 10:00." in summary.text
     await _tap(olga, summary, "Отправить сейчас")
     progress = await olga.reply()
     waiting = await _call(
         telegram, lambda c: c.method == "editMessageText" and "продолжим в 10:00" in c.text
     )
+    assert waiting.template == "broadcast_progress"
     assert "осталось: 1" in waiting.text
     await olga.press(progress, "Остановить")  # the progress message is being edited meanwhile
     stopped = await _call(
         telegram, lambda c: c.method == "editMessageText" and "Остановил(а)" in c.text
     )
+    assert stopped.template == "broadcast_progress"
     assert "⏹ Остановил(а): Ольга (@olga_admin)" in stopped.text and not stopped.markup
     await olga.press(progress, "Остановить")  # again: it is not running
-    assert (
-        "уже закончилась или отменена"
-        in (
-            await _call(
-                telegram,
-                lambda c: (
-                    c.method == "answerCallbackQuery" and "отменена" in str(c.params.get("text"))
-                ),
-            )
-        ).params["text"]
+    await _call(
+        telegram,
+        lambda c: c.method == "answerCallbackQuery" and c.template == "broadcast_not_running",
     )
     carebot.clock.set(datetime(2026, 11, 24, 10, 30, tzinfo=MOSCOW))
     await anna.quiet(1.5)
@@ -211,20 +223,21 @@ async def test_the_wizard_refuses_what_it_cannot_send_and_cancels(
     anna = telegram.user(6001)
     await onboard(anna)
     await anna.send("/broadcast")
-    assert "для сотрудников" in (await anna.reply()).text
+    assert (await anna.reply()).template == "staff_only"
     await olga.send("/broadcast")
     ask = await olga.reply()
     await olga.send_media("sticker", reply_to=ask)
     again = await olga.reply()
-    assert again.text.startswith("Такое разослать не получится")
+    assert again.template == "broadcast_bad_content"
     ask_buttons = await _answer(olga, again, "Текст")
     await olga.press(ask_buttons, "Отмена")
     await olga.next("answerCallbackQuery")
-    assert (await olga.next("editMessageText")).text == "Рассылка отменена, ничего не отправлено."
+    assert (await olga.next("editMessageText")).template == "broadcast_wizard_cancelled"
     await olga.press(ask_buttons, "Без кнопок")  # a button of the cancelled wizard
     assert (await olga.next("answerCallbackQuery")).params.get("show_alert")
     await olga.send("/find 4567")  # staff commands work again at once
-    assert "Анна" in (await olga.reply()).text
+    card = await olga.reply()
+    assert card.template == "staff_card" and "Анна" in card.text
     await anna.quiet()
 
 
@@ -247,27 +260,26 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
         "photo", "Соскучились? Новогодний дизайн уже здесь", reply_to=await olga.reply()
     )
     await _tap(olga, ask_buttons := await olga.reply(), "Без кнопок")
-    assert ask_buttons.button_texts[0] == "📅 Кнопка «Записаться»"
+    assert ask_buttons.labels[0] == "broadcast_book_button"
     await _tap(olga, await olga.reply(), "Без купона")
     segment = await olga.reply()
-    assert "Получателей сейчас: <b>3</b>" in segment.text
+    assert segment.template == "broadcast_segment" and "<b>3</b>" in segment.text
     masters = await _tap(olga, segment, "По мастеру", "editMessageText")
-    assert (
-        masters.button_texts == ["Анна", "Ольга", "← Назад"] and "Выберите мастера" in masters.text
-    )
+    assert masters.template == "broadcast_segment"
+    assert masters.button_texts[:2] == ["Анна", "Ольга"] and masters.labels[2:] == ["back"]
+    assert "Выберите мастера" in masters.text  # the segment's step, in words
     by_anna = await _tap(olga, masters, "Анна", "editMessageText")
-    assert (
-        "• были у мастера Анна" in by_anna.text and "Получателей сейчас: <b>2</b>" in by_anna.text
-    )
+    assert by_anna.template == "broadcast_segment" and "<b>2</b>" in by_anna.text
+    assert "• были у мастера Анна" in by_anna.text
     await olga.press(by_anna, "Были до даты")
     await olga.next("answerCallbackQuery")
     ask_date = await olga.reply()
-    assert "последний визит был <b>до</b> какой даты" in ask_date.text
+    assert ask_date.template == "broadcast_ask_date" and "<b>до</b>" in ask_date.text  # before
     bad = await _answer(olga, ask_date, "32.10")
-    assert bad.text.startswith("Не понял дату (или она в будущем)")
+    assert bad.template == "broadcast_bad_date"
     lapsed = await _answer(olga, bad, "01.11")
+    assert lapsed.template == "broadcast_segment" and "<b>1</b>" in lapsed.text
     assert "• были у мастера Анна\n• последний визит до 01.11.2026" in lapsed.text
-    assert "Получателей сейчас: <b>1</b>" in lapsed.text
 
     await _tap(olga, lapsed, "Готово")
     preview = await olga.next("sendPhoto")
@@ -275,16 +287,17 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
         preview.params["photo"] == "photo-1"
         and preview.text == "Соскучились? Новогодний дизайн уже здесь"
     )
-    assert preview.button_texts == ["🔕 Отписаться от рассылки"]
+    assert preview.template == "broadcast" and preview.labels == ["unsubscribe"]
     summary = await olga.reply()
     await _tap(olga, summary, "Запланировать")
     ask_when = await olga.reply()
-    assert ask_when.text.startswith("Когда отправить?")
+    assert ask_when.template == "broadcast_ask_schedule"
     past = await _answer(olga, ask_when, "23.11 11:00")  # an hour ago
-    assert past.text.startswith("Не понял время (или оно уже прошло)")
+    assert past.template == "broadcast_bad_schedule"
     progress = await _answer(olga, past, "завтра 11:30")
-    assert progress.text.startswith("📣 <b>Рассылка №1</b>: запланирована на 24.11")
-    assert progress.button_texts == ["⏹ Остановить рассылку"]
+    assert progress.template == "broadcast_progress" and "№1" in progress.text
+    assert "запланирована на 24.11" in progress.text  # its state, and when
+    assert progress.labels == ["broadcast_stop"]
     await anna.quiet(2.5)  # the broadcast watch ran at least once: not yet
 
     carebot.clock.set(datetime(2026, 11, 24, 11, 31, tzinfo=MOSCOW))
@@ -292,10 +305,14 @@ async def test_a_photo_for_one_masters_lapsed_customers_scheduled_for_tomorrow(
     assert (
         got.params["photo"] == "photo-1" and got.text == "Соскучились? Новогодний дизайн уже здесь"
     )
-    assert got.button_texts == ["🔕 Отписаться от рассылки"]
+    assert got.template == "broadcast" and got.labels == ["unsubscribe"]
     report = await _call(
         telegram,
-        lambda c: c.method == "sendMessage" and c.chat_id == ADMIN_CHAT and c.text.startswith("📊"),
+        lambda c: (
+            c.method == "sendMessage"
+            and c.chat_id == ADMIN_CHAT
+            and c.template == "broadcast_report"
+        ),
     )
     assert "Получателей: 1\nДоставлено: 1" in report.text
     await boris.quiet()
@@ -349,11 +366,13 @@ async def test_a_sleeping_customer_is_woken_once(
     assert carebot.app is not None
     assert (await carebot.app.planners.run_all())["reactivation"] == 1
     wake = await anna.reply(timeout=15)
-    assert wake.text.startswith("Анна, здравствуйте! Давно вас не видели на «Маникюр с покрытием»")
-    assert "скидка 15%" in wake.text and wake.button_texts == ["📅 Записаться", "🎁 Мои купоны"]
+    assert wake.template == "reactivation" and wake.text.startswith("Анна,")
+    assert "«Маникюр с покрытием»" in wake.text
+    assert "скидка 15%" in wake.text and wake.labels == ["book", "my_coupons", "unsubscribe"]
     assert (await carebot.app.planners.run_all())["reactivation"] == 0
     await olga.send("/sleeping")
     stats = await olga.reply()
+    assert stats.template == "sleeping_stats"
     assert (
         "Спят сейчас: 1\nНаписали им: 1\nПроснулись (записались или купили в срок предложения): 0 — 0.0%"
         in stats.text
