@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -34,7 +34,7 @@ from bot.db.models import (
 
 PAGE = 2000  # rows per statement: memory stays flat, and ids in one IN (...) stay few
 
-Page = Sequence[Row[Any]]
+Page = Sequence[Any]  # rows (sqlalchemy.Row) of the columns each query names
 
 
 class ExportRepo:

@@ -32,7 +32,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -109,10 +108,11 @@ FILES: dict[str, tuple[str, ...]] = {
     "consents": ("customer_id", "phone", "kind", "granted", "version", "via", "at"),
 }
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-MINUTES = "%Y-%m-%d %H:%M"
-SECONDS = "%Y-%m-%d %H:%M:%S"
+MINUTES = len("2026-11-20 15:30")  # isoformat(" ") cut to this: C-fast, where strftime is slow
+SECONDS = len("2026-11-20 15:30:05")
 
 Opener = Callable[[str], AbstractContextManager[IO[str]]]
+Rows = AsyncIterator[list[list[Any]]]  # a file's rows, a page at a time
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,12 @@ class ExportedFile:
 
 
 def money(minor: int | None) -> str:
-    """Kopecks as the template's amount: `150000` → `1500.00`."""
-    return "" if minor is None else f"{Decimal(minor).scaleb(-2):.2f}"
+    """Kopecks as the template's amount: `150000` → `1500.00` (integer arithmetic: exact, and
+    a million visits' amounts in a fraction of what Decimal takes)."""
+    if minor is None:
+        return ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{'-' if minor < 0 else ''}{whole}.{cents:02d}"
 
 
 def birthday_cell(day: int | None, month: int | None, year: int | None) -> str:
@@ -189,123 +193,145 @@ class Exporter:
         async with self.db.reading() as repos:
             await repos.exporting.one_snapshot()
             for name, columns in FILES.items():
-                rows = getattr(self, f"_{name}")(repos.exporting)
+                pages = getattr(self, f"_{name}")(repos.exporting)
                 with opener(f"{name}.csv") as stream:
-                    count = await _write_csv(stream, columns, rows)
+                    count = await _write_csv(stream, columns, pages)
                 written.append(ExportedFile(f"{name}.csv", count))
         return written
 
-    def _at(self, value: datetime | None, pattern: str = MINUTES) -> str:
-        return "" if value is None else value.astimezone(self.tz).strftime(pattern)
+    def _at(self, value: datetime | None, length: int = MINUTES) -> str:
+        return "" if value is None else value.astimezone(self.tz).isoformat(" ")[:length]
 
-    async def _customers(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _customers(self, repo: ExportRepo) -> Rows:
         async for page in repo.customers():
             notes = await repo.notes_of(row.id for row in page if row.erased_at is None)
+            rows = []
             for r in page:
                 erased = r.erased_at is not None
-                yield [
-                    "" if erased else text_cell(r.name),
-                    "" if erased else r.phone or "",
-                    "" if erased else birthday_cell(r.birth_day, r.birth_month, r.birth_year),
-                    text_cell("\n".join(notes.get(r.id, ()))),
-                    "",  # no e-mail is kept (an imported one is in the notes)
-                    r.id,
-                    "" if erased else r.tg_user_id or "",
-                    "" if erased else r.username or "",
-                    r.language,
-                    r.source or "",
-                    "no" if r.marketing_opt_out else "yes",
-                    r.data_consent_version or "",
-                    self._at(r.created_at),
-                    self._at(r.onboarded_at),
-                    self._at(r.imported_at),
-                    self._at(r.blocked_at),
-                    self._at(r.erased_at),
-                ]
+                rows.append(
+                    [
+                        "" if erased else text_cell(r.name),
+                        "" if erased else r.phone or "",
+                        "" if erased else birthday_cell(r.birth_day, r.birth_month, r.birth_year),
+                        text_cell("\n".join(notes.get(r.id, ()))),
+                        "",  # no e-mail is kept (an imported one is in the notes)
+                        r.id,
+                        "" if erased else r.tg_user_id or "",
+                        "" if erased else r.username or "",
+                        r.language,
+                        r.source or "",
+                        "no" if r.marketing_opt_out else "yes",
+                        r.data_consent_version or "",
+                        self._at(r.created_at),
+                        self._at(r.onboarded_at),
+                        self._at(r.imported_at),
+                        self._at(r.blocked_at),
+                        self._at(r.erased_at),
+                    ]
+                )
+            yield rows
 
-    async def _visits(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _visits(self, repo: ExportRepo) -> Rows:
+        at = self._at  # a million rows: unpacked tuples, no attribute look-ups per cell
         async for page in repo.visits():
-            for r in page:
-                erased = r.erased_at is not None
-                yield [
-                    self._at(r.at),
-                    "" if erased else r.phone or "",
-                    "" if erased else text_cell(r.name),
-                    r.service_id or "",
-                    r.master_id or "",
-                    money(r.amount_minor),
-                    r.id,
-                    r.customer_id,
-                    r.staff_name or "",
+            yield [
+                [
+                    at(when),
+                    "" if erased else phone or "",
+                    "" if erased else text_cell(name),
+                    service or "",
+                    master or "",
+                    money(amount),
+                    visit_id,
+                    customer_id,
+                    staff or "",
                 ]
+                for visit_id, when, phone, name, service, master, amount, customer_id, staff, erased in page
+            ]
 
-    async def _coupons(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _coupons(self, repo: ExportRepo) -> Rows:
         async for page in repo.coupons():
+            rows = []
             for r in page:
-                yield [
-                    r.code,
-                    r.customer_id or "",
-                    _phone(r),
-                    r.kind,
-                    r.percent if r.percent is not None else "",
-                    money(r.amount * 100) if r.amount is not None else "",
-                    self._at(r.issued_at),
-                    self._at(r.expires_at),
-                    self._at(r.redeemed_at),
-                    r.redeemed_by_name or "",
-                    self._at(r.voided_at),
-                ]
+                rows.append(
+                    [
+                        r.code,
+                        r.customer_id or "",
+                        _phone(r),
+                        r.kind,
+                        r.percent if r.percent is not None else "",
+                        money(r.amount * 100) if r.amount is not None else "",
+                        self._at(r.issued_at),
+                        self._at(r.expires_at),
+                        self._at(r.redeemed_at),
+                        r.redeemed_by_name or "",
+                        self._at(r.voided_at),
+                    ]
+                )
+            yield rows
 
-    async def _bookings(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _bookings(self, repo: ExportRepo) -> Rows:
         async for page in repo.bookings():
+            rows = []
             for r in page:
-                yield [
-                    r.id,
-                    r.customer_id,
-                    _phone(r),
-                    r.service_id,
-                    r.master_id,
-                    self._at(r.starts_at),
-                    self._at(r.ends_at),
-                    r.state,
-                    r.source,
-                    self._at(r.created_at),
-                    self._at(r.decided_at),
-                    r.decided_by or "",
-                    "" if r.erased_at is not None else text_cell(r.reason),
-                    r.purchase_id or "",
-                ]
+                rows.append(
+                    [
+                        r.id,
+                        r.customer_id,
+                        _phone(r),
+                        r.service_id,
+                        r.master_id,
+                        self._at(r.starts_at),
+                        self._at(r.ends_at),
+                        r.state,
+                        r.source,
+                        self._at(r.created_at),
+                        self._at(r.decided_at),
+                        r.decided_by or "",
+                        "" if r.erased_at is not None else text_cell(r.reason),
+                        r.purchase_id or "",
+                    ]
+                )
+            yield rows
 
-    async def _surveys(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _surveys(self, repo: ExportRepo) -> Rows:
         async for page in repo.surveys():
+            rows = []
             for r in page:
-                yield [
-                    r.id,
-                    r.purchase_id,
-                    r.customer_id,
-                    _phone(r),
-                    r.service_id or "",
-                    r.master_id or "",
-                    self._at(r.planned_at),
-                    self._at(r.answered_at),
-                    r.score if r.score is not None else "",
-                    "" if r.erased_at is not None else text_cell(r.comment),
-                    self._at(r.resolved_at),
-                    r.resolved_by or "",
-                ]
+                rows.append(
+                    [
+                        r.id,
+                        r.purchase_id,
+                        r.customer_id,
+                        _phone(r),
+                        r.service_id or "",
+                        r.master_id or "",
+                        self._at(r.planned_at),
+                        self._at(r.answered_at),
+                        r.score if r.score is not None else "",
+                        "" if r.erased_at is not None else text_cell(r.comment),
+                        self._at(r.resolved_at),
+                        r.resolved_by or "",
+                    ]
+                )
+            yield rows
 
-    async def _consents(self, repo: ExportRepo) -> AsyncIterator[list[Any]]:
+    async def _consents(self, repo: ExportRepo) -> Rows:
         async for page in repo.consents():
+            rows = []
             for r in page:
-                yield [
-                    r.customer_id,
-                    _phone(r),
-                    r.kind,
-                    "yes" if r.granted else "no",
-                    r.version,
-                    r.via,
-                    self._at(r.at, SECONDS),
-                ]
+                rows.append(
+                    [
+                        r.customer_id,
+                        _phone(r),
+                        r.kind,
+                        "yes" if r.granted else "no",
+                        r.version,
+                        r.via,
+                        self._at(r.at, SECONDS),
+                    ]
+                )
+            yield rows
 
     # ---- one customer's data (/mydata) --------------------------------------------------------
 
@@ -505,13 +531,11 @@ def _phone(row: Any) -> str:
     return "" if row.erased_at is not None else row.phone or ""
 
 
-async def _write_csv(
-    stream: IO[str], columns: tuple[str, ...], rows: AsyncIterator[list[Any]]
-) -> int:
+async def _write_csv(stream: IO[str], columns: tuple[str, ...], pages: Rows) -> int:
     writer = csv.writer(stream)  # Excel's dialect: commas, "" inside quotes, CRLF
     writer.writerow(columns)
     count = 0
-    async for row in rows:
-        writer.writerow(row)
-        count += 1
+    async for rows in pages:
+        writer.writerows(rows)
+        count += len(rows)
     return count
