@@ -26,7 +26,8 @@ from bot.services.birthdays import Birthday
 from bot.services.staff import Staff
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN, make_settings
 from tests.e2e.helpers import onboard
-from tests.telegram_server import TelegramServer
+from tests.harness import Renderings
+from tests.telegram_server import Call, TelegramServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -50,6 +51,7 @@ async def app(
     instance = await App.create(
         make_settings(telegram, database_url, business_file=quiet_business), clock=clock
     )
+    Renderings(telegram.templates).wrap(instance.render)  # so each Call knows its template
     yield instance
     await instance.close()
 
@@ -75,12 +77,14 @@ async def rows(app: App) -> list[OutboxMessage]:
         return list(await repos.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
-def sent_to(telegram: TelegramServer, chat_id: int) -> list[str]:
+def sent_calls(telegram: TelegramServer, chat_id: int) -> list[Call]:
     return [
-        c.text
-        for c in telegram.calls
-        if c.method == "sendMessage" and c.chat_id == chat_id and c.result
+        c for c in telegram.calls if c.method == "sendMessage" and c.chat_id == chat_id and c.result
     ]
+
+
+def sent_to(telegram: TelegramServer, chat_id: int) -> list[str]:
+    return [c.text for c in sent_calls(telegram, chat_id)]
 
 
 async def test_birthday_greeting_once_with_a_gift(
@@ -92,15 +96,16 @@ async def test_birthday_greeting_once_with_a_gift(
     clock.set(msk("2027-03-14T10:30"))
     result = await app.tick()
     assert result["birthdays"] == 1 and result["outbox_sent"] == 1
-    [text] = sent_to(telegram, 7)
-    assert text.startswith("Анна, с днём рождения! 🎂")
+    [call] = sent_calls(telegram, 7)
+    text = call.text
+    assert call.template == "birthday_greeting" and text.startswith("Анна,")
     code = re.search(r"<code>(\w+)</code>", text)
-    assert code and "скидка 15%" in text and "действует до 21.03.2027 включительно" in text
+    assert code and "скидка 15%" in text and "21.03.2027" in text
     async with app.db.transaction() as repos:
         coupon = await repos.coupons.by_code(code[1])
     assert coupon and coupon.kind == "birthday" and coupon.customer_id is not None
-    [call] = [c for c in telegram.calls if c.method == "sendMessage"]
-    assert call.button_texts == ["🎁 Мои купоны"]
+    assert [c for c in telegram.calls if c.method == "sendMessage"] == [call]
+    assert call.labels == ["my_coupons", "unsubscribe"]  # every offer can be stopped
 
     again = await app.tick()
     assert again["birthdays"] == 0 and again["outbox_sent"] == 0
@@ -188,10 +193,11 @@ async def test_holiday_greetings_with_a_coupon_each(
     clock.set(msk("2027-03-08T11:00"))
     result = await app.tick()
     assert result["holidays"] == 2 and result["outbox_sent"] == 2
-    [anna], [olga] = sent_to(telegram, 7), sent_to(telegram, 8)
-    assert anna.startswith("Анна, с 8 Марта! 🌷") and olga.startswith(
-        "Happy International Women's Day, Ольга!"
-    )
+    [anna_call], [olga_call] = sent_calls(telegram, 7), sent_calls(telegram, 8)
+    assert anna_call.template == olga_call.template == "holiday_mar8"
+    anna, olga = anna_call.text, olga_call.text
+    assert anna.startswith("Анна,")
+    assert olga.startswith("Happy International Women's Day, Ольга!")  # in her language
     codes = {re.search(r"<code>(\w+)</code>", t)[1] for t in (anna, olga)}  # type: ignore[index]
     assert len(codes) == 2, "a coupon of one's own"
     assert (await app.tick())["holidays"] == 0
@@ -226,8 +232,9 @@ async def test_expiry_reminder_a_day_before(
     assert result["expiry_reminders"] == 1 and result["outbox_sent"] == 0
     clock.set(msk("2026-12-23T10:00"))
     assert (await app.tick())["outbox_sent"] == 1
-    [text] = sent_to(telegram, 7)
-    assert text.startswith("Анна, напоминаем: ваш купон") and "до 23.12.2026 включительно" in text
+    [call] = sent_calls(telegram, 7)
+    assert call.template == "coupon_expiring" and call.text.startswith("Анна,")
+    assert "23.12.2026" in call.text
     clock.set(msk("2026-12-23T15:00"))
     assert (await app.tick())["expiry_reminders"] == 0
 
@@ -241,11 +248,10 @@ async def test_thank_you_offer_after_a_purchase(
     assert (await app.tick())["outbox_sent"] == 0
     clock.set(msk("2026-11-23T15:00"))
     assert (await app.tick())["outbox_sent"] == 1
-    [text] = sent_to(telegram, 7)
-    assert text.startswith(
-        "Анна, спасибо, что были у нас на процедуре «Маникюр с покрытием» у мастера Анна!"
-    )
-    assert "скидка 5%" in text
+    [call] = sent_calls(telegram, 7)
+    assert call.template == "thanks_offer" and call.text.startswith("Анна,")
+    assert "«Маникюр с покрытием»" in call.text and "мастера Анна" in call.text  # the last visit
+    assert "скидка 5%" in call.text
 
 
 async def test_at_most_two_offers_a_week(
@@ -390,8 +396,8 @@ async def test_the_running_bot_sends_on_its_own(carebot, telegram: TelegramServe
     # The background sender wakes up by itself: the survey (a service message goes before
     # marketing), then the thank-you offer.
     first, second = await anna.reply(timeout=15), await anna.reply(timeout=15)
-    assert first.text.startswith("Анна, как вам у нас?")
-    assert second.text.startswith("Анна, спасибо, что были у нас!")
+    assert first.template == "survey_question" and first.text.startswith("Анна,")
+    assert second.template == "thanks_offer" and second.text.startswith("Анна,")
 
 
 async def due_service_rows(app: App, clock: FixedClock, count: int) -> None:
@@ -495,6 +501,7 @@ async def test_your_birthday_is_coming(
     app = await App.create(
         make_settings(telegram, database_url, business_file=business), clock=clock
     )
+    Renderings(telegram.templates).wrap(app.render)
     try:
         clock.set(msk("2027-03-01T12:00"))
         await customer(app, 7, birthday=Birthday(14, 3))
@@ -503,11 +510,9 @@ async def test_your_birthday_is_coming(
         result = await app.tick()
         assert result["birthdays"] == 1 and result["outbox_sent"] == 1
         assert result["outbox_expired"] == 1  # the thank-you of the 1st is ten days too late by now
-        soon = sent_to(telegram, 7)[-1]
-        assert (
-            soon.startswith("Анна, у вас скоро день рождения 🎈")
-            and "на маникюр с покрытием" in soon
-        )
+        soon = sent_calls(telegram, 7)[-1]
+        assert soon.template == "birthday_soon" and soon.text.startswith("Анна,")
+        assert "маникюр с покрытием" in soon.text  # her last service
         assert (await app.tick())["birthdays"] == 0
     finally:
         await app.close()
