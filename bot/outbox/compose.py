@@ -8,11 +8,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business, CouponRule
-from bot.buttons import Button, Keyboard, ShowCoupons, dump
-from bot.db.models import Coupon, Customer, OutboxMessage
+from bot.buttons import Button, Keyboard, ShowCoupons, Unsubscribe, dump, is_intents, load
+from bot.db.models import Coupon, Customer, OutboxKind, OutboxMessage
 from bot.db.repositories import Repos
+from bot.db.stop_hints import StopHintRepo
 from bot.rendering import Renderer
 from bot.services.coupons import CouponView, issue_coupon
+from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
+
+STOP_HINT = "marketing_stop_hint"  # the template of the line on how to stop offers
+STOP_HINT_GAP = "\n\n"  # between the message and that line
 
 
 class Obsolete(Exception):
@@ -94,4 +99,47 @@ async def compose(
         context["coupon"] = CouponView.of(coupon, tz)
     if coupon is not None and markup is None:
         markup = dump([[Button(render.label(lang, "my_coupons"), ShowCoupons())]])
-    return str(render.text(lang, row.template, **context)), markup
+    text = str(render.text(lang, row.template, **context))
+    if row.kind == OutboxKind.MARKETING and customer is not None:
+        markup = with_unsubscribe(markup, render.label(lang, "unsubscribe"))
+        text = await _with_stop_hint(repos, row, customer, text, render, lang, now)
+    return text, markup
+
+
+def with_unsubscribe(markup: dict[str, Any] | None, label: str) -> dict[str, Any] | None:
+    """Every marketing message ends with the unsubscribe button, added here so that no planner
+    can forget it; once, where its composer put one already (a broadcast's)."""
+    if markup is not None and not is_intents(markup):
+        return markup  # Telegram's own JSON of a row stored before intents: sent as it was
+    rows = load(markup) if markup else []
+    if any(isinstance(button.intent, Unsubscribe) for row in rows for button in row):
+        return markup
+    return dump([*rows, [Button(label, Unsubscribe())]])
+
+
+def stop_hint_room(render: Renderer, languages: tuple[str, ...]) -> int:
+    """Telegram's units the line on how to stop offers takes, in its longest language (a
+    broadcast's text leaves room for it)."""
+    return max(visible_len(STOP_HINT_GAP + render.text(lang, STOP_HINT)) for lang in languages)
+
+
+async def _with_stop_hint(
+    repos: Repos,
+    row: OutboxMessage,
+    customer: Customer,
+    text: str,
+    render: Renderer,
+    lang: str,
+    now: datetime,
+) -> str:
+    """The first marketing message a customer receives says how to stop them, once: the row that
+    takes `customers.stop_hint_at` (bot/db/stop_hints.py) carries it, and its data says so (given
+    back when it never goes). A text with no room left for it goes without; the next one says it."""
+    if customer.stop_hint_at is not None:
+        return text
+    told = f"{text}{STOP_HINT_GAP}{render.text(lang, STOP_HINT)}"
+    limit = CAPTION_LIMIT if (row.data or {}).get("media") else TEXT_LIMIT
+    if visible_len(told) > limit or not await StopHintRepo(repos.session).take(customer.id, now):
+        return text
+    row.data = {**(row.data or {}), "stop_hint": True}
+    return told

@@ -145,16 +145,20 @@ class Planners:
     async def thanks_after_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
         """Subscribed to purchases: a thank-you with a time-limited offer, some hours later."""
         not_before = event.at + timedelta(hours=self.business.thanks.delay_hours)
-        await repos.outbox.queue(
-            key=f"thanks:{event.purchase_id}",
-            customer_id=event.customer_id,
+        rows = queries.one_customer_row(
+            f"thanks:{event.purchase_id}",
+            event.customer_id,
             kind=MARKETING,
             template="thanks_offer",
             data=coupon_data(self.business.coupons.thanks, "thanks"),
             not_before=not_before,
             not_after=not_before + timedelta(days=2),
+            due_at=not_before,
             now=event.at,
         )
+        # None to someone with no consent to offers, or no Telegram account yet (a visit of a
+        # customer imported from the owner's base, recorded at the desk)
+        await repos.outbox.plan(rows.where(queries.may_get_offers()))
 
     async def run_all(self) -> dict[str, int]:
         planned = {

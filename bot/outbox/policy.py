@@ -78,7 +78,9 @@ class Policy:
                 return Verdict(Decision.SKIP, reason="blocked")
         if kind != MARKETING:
             return Verdict(Decision.SEND)
-        if customer is not None and customer.marketing_opt_out:
+        # Offers only to a customer with a current consent to them (none: declined, withdrawn by
+        # /stop or the unsubscribe button, imported without one; or no customer at all).
+        if customer is None or customer.marketing_opt_out:
             return Verdict(Decision.SKIP, reason="opted_out")
         if self.privacy_version and customer is not None:
             if customer.data_consent_version != self.privacy_version:  # to agree to it again

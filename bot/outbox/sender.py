@@ -30,6 +30,7 @@ from bot.business import Business
 from bot.clock import Clock
 from bot.db.models import OutboxError, OutboxMessage, OutboxState
 from bot.db.repositories import Database, Repos
+from bot.db.stop_hints import StopHintRepo
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
 from bot.outbox.errors import Blocked, RetryAfter, Withdrawn, describe, is_transient
@@ -258,6 +259,7 @@ class OutboxSender:
                         else OutboxError(str(verdict.reason))
                     )
                     await repos.coupons.void_issued_for(row.key, now)
+                    await _give_back_stop_hints(repos, [row])
                     await self._failed_hook(repos, _ready_of(row, 0), [row.id], str(verdict.reason))
                     tally.skipped += verdict.decision is Decision.SKIP
                     tally.expired += verdict.decision is Decision.EXPIRE
@@ -456,11 +458,13 @@ class OutboxSender:
         """Rows that will never go (failed, skipped): why in words (`error`) and as a code, their
         coupons voided, and the template's failure hook told why."""
         now = self.clock.now()
-        for row in await repos.outbox.get_many(row_ids):
+        rows = await repos.outbox.get_many(row_ids)
+        for row in rows:
             row.state, row.last_error, row.claimed_at, row.claimed_by = state, error, None, None
             row.error_code = code
             row.attempts += 1 if count_attempt else 0
             await repos.coupons.void_issued_for(row.key, now)
+        await _give_back_stop_hints(repos, rows)
         await self._failed_hook(repos, item, row_ids, reason or error or state)
 
     async def _failed_hook(
@@ -587,6 +591,14 @@ class OutboxSender:
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         """The long-running sender of `carebot run`; stops when `stop` is set, after what it has claimed."""
         await self._pump(stop, idle_seconds)
+
+
+async def _give_back_stop_hints(repos: Repos, rows: list[OutboxMessage]) -> None:
+    """Rows that told their customers how to stop offers and will never go: the next offer tells
+    them (bot/outbox/compose.py)."""
+    told = [r.customer_id for r in rows if r.customer_id and (r.data or {}).get("stop_hint")]
+    if told:
+        await StopHintRepo(repos.session).give_back(told)
 
 
 def _ready_of(

@@ -32,7 +32,7 @@ from bot.db.models import (
 )
 from bot.db.repositories import Database, Repos
 from bot.outbox import SERVICE
-from bot.outbox.compose import Obsolete
+from bot.outbox.compose import Obsolete, stop_hint_room
 from bot.outbox.policy import Policy
 from bot.rendering import LANGUAGES, Renderer
 from bot.services.segments import Condition, Segments
@@ -307,7 +307,8 @@ class BroadcastService:
 
     def content_limit(self, kind: str) -> int:
         """How long the owner's text (or caption) may be, in Telegram's units, so that it still
-        fits with the longest coupon line in any language: the coupon is chosen after the text."""
+        fits with the longest coupon line in any language (the coupon is chosen after the text)
+        and the line a customer's first offer ends with, on how to stop them."""
         limit = TEXT_LIMIT if kind == "text" else CAPTION_LIMIT
         widest = _WidestCoupon(date(2026, 12, 31))  # the longest date in any language's format
         gift = max(
@@ -319,7 +320,7 @@ class BroadcastService:
             - 1
             for lang in LANGUAGES
         )
-        return limit - gift
+        return limit - gift - stop_hint_room(self.render, LANGUAGES)
 
     async def compose(
         self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
