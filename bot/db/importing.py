@@ -219,14 +219,43 @@ class ImportRepo:
         asyncpg's executemany gives none)."""
         return self.session.get_bind().dialect.name == "sqlite"
 
-    async def add_visits(self, rows: list[dict[str, Any]]) -> int:
-        """Visits as purchases, written straight (no purchase event: nothing is sent for a visit
-        from the past); one that is already there (the same import key) is left as it is.
-        Returns how many went in where the driver says so (`counts_inserts`), else -1."""
+    async def add_visits(self, rows: list[tuple[Any, ...]]) -> int:
+        """Visits as purchases (tuples in `VISIT_COLUMNS` order), written straight (no purchase
+        event: nothing is sent for a visit from the past); one that is already there (the same
+        import key) is left as it is. Returns how many went in where the driver says so
+        (`counts_inserts`), else -1."""
         if not rows:
             return 0
-        written = await self._insert(PURCHASES, rows, unique="import_key")
-        return written if self.counts_inserts else -1
+        if not self.counts_inserts:
+            await self._insert(
+                PURCHASES,
+                [dict(zip(VISIT_COLUMNS, row, strict=True)) for row in rows],
+                unique="import_key",
+            )
+            return -1
+        at = VISIT_COLUMNS.index("at")
+        connection = await self.session.connection()
+        result: Any = await connection.exec_driver_sql(
+            _SQLITE_VISITS,
+            [(*row[:at], _sqlite_stamp(row[at]), *row[at + 1 :]) for row in rows],
+        )
+        return int(result.rowcount)
+
+
+VISIT_COLUMNS = (
+    "customer_id",
+    "amount_minor",
+    "service_id",
+    "master_id",
+    "at",
+    "staff_id",
+    "staff_name",
+    "import_key",
+)
+_SQLITE_VISITS = (
+    f"INSERT INTO purchases ({', '.join(VISIT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in VISIT_COLUMNS)}) ON CONFLICT (import_key) DO NOTHING"
+)
 
 
 @functools.lru_cache(maxsize=65536)
