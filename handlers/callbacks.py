@@ -15,6 +15,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from bot.buttons import BookingAct
+from bot.services.importing import Kind as ImportKind
 
 # A number in button data: an id, minutes since the epoch, a yyyymmdd day; all fit in 31 bits.
 # Forged data with any other number does not unpack, so the button is answered as stale (and no
@@ -221,3 +222,17 @@ class SaleStep(StrEnum):
 class SaleCallback(CallbackData, prefix="sale"):
     step: SaleStep
     value: str  # a service or master id, or "-" for none
+
+
+# ---- import (admin chat) ------------------------------------------------------------------------
+
+
+class ImportAct(StrEnum):
+    APPLY = "apply"  # write the file the report (a reply to it) was made from
+
+
+class ImportCallback(CallbackData, prefix="imp"):
+    """Under an import's dry-run report, which replies to the staff member's CSV document."""
+
+    action: ImportAct
+    kind: ImportKind
