@@ -40,6 +40,9 @@ from bot.services.broadcasts import BroadcastService
 from bot.services.care import CareService
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
+from bot.services.exporting import Exporter
+from bot.services.importing import ImportService
+from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.surveys import SurveyService
@@ -58,7 +61,17 @@ log = logging.getLogger("carebot")
 PLAN_EVERY = timedelta(minutes=10)
 WATCH_EVERY = timedelta(seconds=2)
 GUARD_EVERY = timedelta(seconds=2)
-COMMANDS = ("start", "book", "mycoupons", "profile", "stop", "resume", "forget", "privacy")
+COMMANDS = (
+    "start",
+    "book",
+    "mycoupons",
+    "profile",
+    "stop",
+    "resume",
+    "mydata",
+    "forget",
+    "privacy",
+)
 
 
 @dataclass(kw_only=True)
@@ -75,6 +88,7 @@ class Core:
     booking: BookingService
     cycles: CycleService
     sleeping: SleepingService
+    retention: RetentionService
 
     @classmethod
     async def build(
@@ -101,9 +115,10 @@ class Core:
             booking=booking,
             cycles=CycleService(db, clock, business, tz, booking),
             sleeping=SleepingService(db, clock, business, tz, render),
+            retention=RetentionService(db, clock, business, customers),
         )
         # In this order, as the subscribers and planners have always run.
-        for feature in (core.surveys, core.cycles, core.booking, core.sleeping):
+        for feature in (core.surveys, core.cycles, core.booking, core.sleeping, core.retention):
             feature.register(features)
         return core
 
@@ -204,7 +219,10 @@ class App(Core):
             cycles=self.cycles,
             broadcasts=self.broadcasts,
             sleeping=self.sleeping,
+            retention=self.retention,
             sender=self.sender,
+            exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
+            importer=ImportService(self.db, self.clock, self.business, self.settings.tz),
         )
         self.dp.startup.register(self._on_startup)
         self.dp.shutdown.register(self._on_shutdown)

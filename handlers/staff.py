@@ -28,6 +28,7 @@ from bot.services.staff import (
     split_customer,
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
+from handlers import erasures
 from handlers.admin_chat import AdminChat
 from handlers.callbacks import CardAct, CardCallback, RedeemCallback, SaleCallback, SaleStep
 from handlers.filters import AnswersPrompt, admin_chat_router
@@ -45,6 +46,8 @@ STAFF_COMMANDS = (
     "invite_master",
     "broadcast",
     "sleeping",
+    "erasures",
+    "import",
 )
 
 
@@ -514,5 +517,6 @@ def create_router() -> Router:
     router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))
     elsewhere = Router(name="staff-commands-elsewhere")
     elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS, *MASTER_COMMANDS))
-    router.include_routers(admin, elsewhere)  # a router tries its sub-routers in this order
+    # /erasures (handlers/erasures.py) is a staff command too: refused alike outside
+    router.include_routers(erasures.create_router(), admin, elsewhere)  # tried in this order
     return router

@@ -358,7 +358,8 @@ def inactive(before: datetime) -> ColumnElement[bool]:
     any_purchase = exists().where(Purchase.customer_id == mine)
     started = or_(
         and_(not_(imported_only), Customer.created_at >= before),
-        Customer.onboarded_at >= before,
+        # (a NULL compared is unknown, and NOT unknown would hide the customer from the set)
+        and_(Customer.onboarded_at.is_not(None), Customer.onboarded_at >= before),
         and_(imported_only, not_(any_purchase), Customer.imported_at >= before),
     )
     since = [

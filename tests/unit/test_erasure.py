@@ -5,6 +5,7 @@ outside the database."""
 from __future__ import annotations
 
 import hashlib
+import json
 import stat
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,10 @@ from bot.clock import FixedClock
 from bot.db.models import (
     Booking,
     CareMessage,
+    Consent,
+    ConsentVia,
+    Erasure,
+    ErasureReason,
     FsmRecord,
     OutboxMessage,
     Purchase,
@@ -32,6 +37,7 @@ from bot.events import Events
 from bot.keys import KEY_FILE_NAME, key_file_path, load_secret_key
 from bot.outbox.compose import compose
 from bot.rendering import Renderer
+from bot.services.birthdays import Birthday
 from bot.services.booking import Actor, BookingService
 from bot.services.care import CareService, Inbound, StaffReply
 from bot.services.customers import (
@@ -365,6 +371,79 @@ async def test_their_conversation_state_goes(db: Database, customers: CustomerSe
             f"fsm:999:{TG}0:{TG}0:default",
         ]
     )
+
+
+# ---- the destruction record ---------------------------------------------------------------------
+
+
+async def test_the_destruction_record_counts_each_category_and_names_nobody(
+    db: Database,
+    customers: CustomerService,
+    staff: StaffService,
+    clock: FixedClock,
+    business: Business,
+) -> None:
+    care = CareService(db, clock, business)
+    customer_id = await _onboard(customers, TG)
+    await customers.set_birthday(TG, Birthday(14, 3, 1990))
+    await staff.add_note(OLGA, customer_id, "Зульфия просила звонить после 18")
+    await staff.add_note(OLGA, customer_id, "аллергия на шеллак")
+    sale = await staff.record_sale(OLGA, customer_id, 150000, "manicure", "anna")
+    await care.record_inbound(Inbound(TG, "text", "я беременна, можно ли гель-лак?", (101,)))
+    async with db.transaction() as repos:
+        repos.session.add(
+            Survey(
+                purchase_id=sale.purchase_id,
+                customer_id=customer_id,
+                planned_at=clock.now(),
+                closes_at=clock.now(),
+                score=2,
+                answered_at=clock.now(),
+                comment="Зульфия: скол на второй день",
+            )
+        )
+        repos.session.add(
+            FsmRecord(key=f"fsm:999:{TG}:{TG}:default", state="x", data={"typed": NAME})
+        )
+
+    assert await customers.forget(TG)
+    [record] = await _all(db, Erasure)
+    assert (record.customer_id, record.reason, record.at) == (
+        customer_id,
+        ErasureReason.FORGET,
+        clock.now(),
+    )
+    assert record.categories == {
+        "profile_fields": 5,  # their account, username, name, phone, birthday
+        "care_messages": 1,
+        "staff_notes": 2,
+        "audit_details": 2,  # the notes' texts in the staff history (the sale's amount stays)
+        "survey_comments": 1,
+        "coupons_voided": 1,  # the welcome coupon
+        "conversation_state": 1,
+    }
+    stored = json.dumps(
+        {c.name: getattr(record, c.name) for c in Erasure.__table__.columns},
+        ensure_ascii=False,
+        default=str,
+    )
+    for needle in (NAME, PHONE, PHONE[1:], "zulfiya_k", "беременна", "шеллак", "скол", str(TG)):
+        assert needle not in stored, needle
+    [consent] = [c for c in await _all(db, Consent) if c.kind == "personal_data" and not c.granted]
+    assert consent.via == ConsentVia.FORGET
+
+    assert not await customers.forget(TG)  # a second /forget finds nobody and records nothing
+    assert len(await _all(db, Erasure)) == 1
+
+
+async def test_a_customer_with_little_gets_a_short_record(
+    db: Database, customers: CustomerService
+) -> None:
+    """Only the categories that had anything: a customer who only consented."""
+    await customers.consent(TG, name=None, username=None, language="ru", source=None)
+    assert await customers.forget(TG)
+    [record] = await _all(db, Erasure)
+    assert record.categories == {"profile_fields": 1}  # their Telegram account
 
 
 # ---- keyed fingerprints ------------------------------------------------------------------------
