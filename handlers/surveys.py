@@ -177,6 +177,21 @@ async def _close(
     )
 
 
+async def _comment(
+    state: FSMContext, surveys: SurveyService, tg_user_id: int, survey_id: int, text: str
+) -> SurveyView | None:
+    """The comment stored (empty: skipped), the conversation over: cleared first, so that the
+    comment's own transaction stores that too (one write per message); should that transaction
+    fail, the conversation stays where it was."""
+    stored = await state.get_state(), await state.get_data()
+    await state.clear()
+    try:
+        return await surveys.comment(tg_user_id, survey_id, text)
+    except BaseException:
+        await _back(state, *stored)
+        raise
+
+
 async def comment(
     message: Message,
     state: FSMContext,
@@ -191,9 +206,10 @@ async def comment(
 ) -> None:
     assert message.from_user is not None and message.text is not None
     data = await state.get_data()
-    survey = await surveys.comment(message.from_user.id, int(data["survey_id"]), message.text)
+    survey = await _comment(
+        state, surveys, message.from_user.id, int(data["survey_id"]), message.text
+    )
     if survey is None:
-        await state.clear()
         return
     if survey.comment:
         await _tell_staff(bot, admin_chat, care, surveys, render, staff_lang, survey)
@@ -227,7 +243,7 @@ async def skip(
     if data.get("survey_id") != callback_data.id:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    survey = await surveys.comment(callback.from_user.id, callback_data.id, "")
+    survey = await _comment(state, surveys, callback.from_user.id, callback_data.id, "")
     surveys.take_prompt(callback_data.id)  # this is it
     await callback.answer()
     if isinstance(callback.message, Message):
