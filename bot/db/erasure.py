@@ -287,47 +287,43 @@ class ErasureRepo:
 
     # ---- retention ------------------------------------------------------------------------------
 
-    async def old_care_texts(self, before: datetime, limit: int) -> dict[str, int]:
-        """Care-chat texts written before `before`, at most `limit` messages: the texts blanked
-        (the rows stay, so the conversation's counts and a late reply's way back remain), and
-        the stored text and data of their relays that are done (a relay still on its way keeps
-        them until it has gone; a later run takes them)."""
-        ids = list(
-            await self.session.scalars(
-                select(CareMessage.id)
-                .where(CareMessage.at < before, CareMessage.text.is_not(None))
-                .order_by(CareMessage.id)
-                .limit(limit)
-            )
+    async def old_care_texts(self, before: datetime, limit: int) -> tuple[list[int], list[int]]:
+        """Care-chat messages with a text written before `before`, and the care relays of then
+        that are done and still hold a text or data (a relay on its way keeps them until it has
+        gone; a later run takes it): at most `limit` of each, oldest first. A read, so the
+        write lock is held only for `blank_care_texts`."""
+        messages = await self.session.scalars(
+            select(CareMessage.id)
+            .where(CareMessage.at < before, CareMessage.text.is_not(None))
+            .order_by(CareMessage.id)
+            .limit(limit)
         )
-        blanked = 0
-        for chunk in _chunks(ids):
+        relays = await self.session.scalars(
+            select(OutboxMessage.id)
+            .where(_done_care_relay(before))
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return list(messages), list(relays)
+
+    async def blank_care_texts(
+        self, before: datetime, messages: Sequence[int], relays: Sequence[int]
+    ) -> dict[str, int]:
+        """The texts of those messages blanked (the rows stay, so the conversation's counts and
+        a late reply's way back remain), and the relays' stored text and data; checked again
+        here, so a second run (or a second process) counts nothing twice."""
+        blanked = scrubbed = 0
+        for chunk in _chunks(messages):
             blanked += await self._count(
                 update(CareMessage)
-                .where(CareMessage.id.in_(chunk))
+                .where(CareMessage.id.in_(chunk), CareMessage.text.is_not(None))
                 .values(text=None)
                 .execution_options(synchronize_session=False)
             )
-        relays = list(
-            await self.session.scalars(
-                select(OutboxMessage.id)
-                .where(
-                    OutboxMessage.kind == OutboxKind.RELAY,
-                    OutboxMessage.template.in_(CARE_RELAYS),
-                    OutboxMessage.created_at < before,
-                    OutboxMessage.state.not_in(WAITING),
-                    OutboxMessage.text.is_not(None)
-                    | cast(OutboxMessage.data, String).not_in(["{}", "null"]),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            )
-        )
-        scrubbed = 0
         for chunk in _chunks(relays):
             scrubbed += await self._count(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(chunk))
+                .where(OutboxMessage.id.in_(chunk), _done_care_relay(before))
                 .values(text=None, markup=null(), data={})
                 .execution_options(synchronize_session=False)
             )
@@ -342,6 +338,16 @@ class ErasureRepo:
         if customer_id is not None:
             query = query.where(Customer.id == customer_id)
         return list(await self.session.scalars(query.order_by(Customer.id).limit(limit)))
+
+
+def _done_care_relay(before: datetime) -> ColumnElement[bool]:
+    return and_(
+        OutboxMessage.kind == OutboxKind.RELAY,
+        OutboxMessage.template.in_(CARE_RELAYS),
+        OutboxMessage.created_at < before,
+        OutboxMessage.state.not_in(WAITING),
+        OutboxMessage.text.is_not(None) | cast(OutboxMessage.data, String).not_in(["{}", "null"]),
+    )
 
 
 def inactive(before: datetime) -> ColumnElement[bool]:

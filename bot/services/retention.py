@@ -85,13 +85,16 @@ class RetentionService:
         before = self.clock.now() - timedelta(days=days)
         blanked = 0
         while blanked < MAX_PER_RUN:
-            now = self.clock.now()
+            async with self.db.reading() as repos:  # found without the write lock
+                messages, relays = await repos.erasure.old_care_texts(before, TEXTS_CHUNK)
+            if not messages and not relays:
+                break
             async with self.db.transaction() as repos:
-                erased = await repos.erasure.old_care_texts(before, TEXTS_CHUNK)
+                erased = await repos.erasure.blank_care_texts(before, messages, relays)
                 if any(erased.values()):
-                    repos.erasure.record(None, ErasureReason.RETENTION, erased, now)
+                    repos.erasure.record(None, ErasureReason.RETENTION, erased, self.clock.now())
             blanked += erased["care_texts"]
-            if max(erased.values()) < TEXTS_CHUNK:
+            if max(len(messages), len(relays)) < TEXTS_CHUNK or not any(erased.values()):
                 break
         return blanked
 
