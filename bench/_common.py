@@ -142,7 +142,9 @@ ONBOARDED_COLUMNS = (
     "marketing_opt_out",
     "created_at",
     "onboarded_at",
+    "data_consent_version",  # agreed to the test business's privacy text (else offers wait for it)
 )
+PRIVACY_VERSION = "2026-11-01"  # tests/data/business.toml's
 
 
 def onboarded(
@@ -156,7 +158,7 @@ def onboarded(
 ) -> Iterator[tuple[Any, ...]]:
     """`count` rows for ONBOARDED_COLUMNS from Telegram id `first_id`: "<name> n", "<phone>nnnnnnn"."""
     return (
-        (first_id + n, f"{name} {n}", "ru", f"{phone}{n:07d}", opted_out, now, now)
+        (first_id + n, f"{name} {n}", "ru", f"{phone}{n:07d}", opted_out, now, now, PRIVACY_VERSION)
         for n in range(count)
     )
 

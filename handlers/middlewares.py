@@ -30,7 +30,7 @@ class CustomerMiddleware(BaseMiddleware):
 
     def __init__(self, customers: CustomerService) -> None:
         self.customers = customers
-        self.gate = PrivacyGate(customers.business.privacy_version)
+        self.gate = PrivacyGate()
 
     async def __call__(
         self,
@@ -52,7 +52,8 @@ class CustomerMiddleware(BaseMiddleware):
         data["lang"] = (
             customer.language if customer else pick_language(user.language_code if user else None)
         )
-        if customer is not None and customer.data_consent_version != self.gate.privacy_version:
+        privacy = self.customers.business.privacy_version if customer is not None else None
+        if customer is not None and customer.data_consent_version != privacy:
             inner = event.event if isinstance(event, Update) else event
             if await self.gate.stopped(inner, data):
                 return None
@@ -86,9 +87,6 @@ class PrivacyGate:
     Costs nothing per update: the customer's agreed version came with the customer row that
     CustomerMiddleware read (with the conversation's state, in one statement).
     """
-
-    def __init__(self, privacy_version: str) -> None:
-        self.privacy_version = privacy_version
 
     async def stopped(self, event: object, data: dict[str, Any]) -> bool:
         """Asked to agree again instead of being served (False: let it through)."""

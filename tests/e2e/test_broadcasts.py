@@ -326,7 +326,9 @@ async def test_a_restart_in_the_middle_sends_nobody_twice(
     customers = carebot.app.customers
     people = range(7000, 7120)
     for tg in people:
-        await customers.consent(tg, name=f"Клиент {tg}", username=None, language="ru", source=None)
+        await customers.consent(
+            tg, name=f"Клиент {tg}", username=None, language="ru", source=None, offers=True
+        )
         await customers.set_phone(tg, f"+7916{tg:07d}")
         await customers.finish_onboarding(tg)
     broadcast_id = await carebot.app.broadcasts.create(
@@ -395,7 +397,7 @@ async def test_stopping_in_the_middle_sends_nothing_more(
     people = range(7000, 7120)
     for tg in people:
         await carebot.app.customers.consent(
-            tg, name=f"Клиент {tg}", username=None, language="ru", source=None
+            tg, name=f"Клиент {tg}", username=None, language="ru", source=None, offers=True
         )
         await carebot.app.customers.finish_onboarding(tg)
     broadcast_id = await carebot.app.broadcasts.create(

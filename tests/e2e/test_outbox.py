@@ -65,7 +65,9 @@ async def customer(
     birthday: Birthday | None = None,
     language: str = "ru",
 ) -> int:
-    view = await app.customers.consent(tg, name=name, username=None, language=language, source=None)
+    view = await app.customers.consent(
+        tg, name=name, username=None, language=language, source=None, offers=True
+    )
     await app.customers.set_phone(tg, phone)
     await app.customers.set_birthday(tg, birthday)
     await app.customers.finish_onboarding(tg)

@@ -140,7 +140,7 @@ def cycles(
 async def _customer(db: Database, clock: FixedClock, business: Business, tg: int) -> int:
     customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     view = await customers.consent(
-        tg, name=f"Клиент {tg}", username=None, language="ru", source=None
+        tg, name=f"Клиент {tg}", username=None, language="ru", source=None, offers=True
     )
     await customers.set_phone(tg, f"+7916{tg:07d}")
     await customers.finish_onboarding(tg)

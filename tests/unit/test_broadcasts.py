@@ -63,7 +63,7 @@ async def _customer(
     customers: CustomerService, tg: int, *, birthday: Birthday | None = None, finish: bool = True
 ) -> int:
     view = await customers.consent(
-        tg, name=f"Клиент {tg}", username=None, language="ru", source=None
+        tg, name=f"Клиент {tg}", username=None, language="ru", source=None, offers=True
     )
     await customers.set_phone(tg, f"+7916{tg:07d}")
     await customers.set_birthday(tg, birthday)
