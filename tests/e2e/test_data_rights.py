@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+import handlers.data_rights
 from bot.business import Business
 from bot.clock import FixedClock
 from bot.db.models import Consent, Coupon, Customer, Purchase, StaffNote
@@ -236,6 +237,26 @@ async def test_export_in_the_admin_chat(carebot, telegram: TelegramServer, olga:
     assert coupon["kind"] == "welcome" and coupon["phone"] == "+79161234567"
     assert {(c["kind"], c["granted"]) for c in consents} >= {("personal_data", "yes")}
     await olga.quiet()
+
+
+async def test_an_archive_too_big_for_telegram_is_not_sent(
+    carebot, telegram: TelegramServer, olga: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers.data_rights, "DOCUMENT_LIMIT", 100)  # bytes: any archive is more
+    await _registered(carebot.db, 7251, "Анна")
+    await olga.send("/export")
+    assert (await olga.reply()).template == "export_too_big"
+    assert not [c for c in telegram.calls if c.method == "sendDocument"]
+
+
+def test_my_data_is_in_the_commands_menu() -> None:
+    from bot.app import COMMANDS
+    from bot.rendering import LANGUAGES, Renderer
+
+    assert "mydata" in COMMANDS
+    render = Renderer(MOSCOW)
+    for lang in LANGUAGES:
+        assert render.label(lang, "cmd_mydata")
 
 
 async def test_export_is_for_staff_only(carebot, telegram: TelegramServer) -> None:
