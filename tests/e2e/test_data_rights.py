@@ -239,6 +239,40 @@ async def test_export_in_the_admin_chat(carebot, telegram: TelegramServer, olga:
     await olga.quiet()
 
 
+async def test_a_customer_who_forgot_is_exported_anonymous(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna = telegram.user(7261, "Анна", username="anna_k")
+    customer_id = await _registered(carebot.db, 7261, "Анна", username="anna_k")
+    await _sale_and_note(olga)
+    await anna.send("/forget")
+    confirm = await anna.reply()
+    await anna.press(confirm, "Да, удалить")
+    await anna.next("answerCallbackQuery")
+    assert (await anna.next("editMessageText")).template == "forget_done"
+    await anna.send("/mydata")
+    assert (await anna.reply()).template == "not_registered"
+
+    await olga.send("/export")
+    upload = (await olga.next("sendDocument")).upload()
+    with zipfile.ZipFile(io.BytesIO(upload.data)) as archive:
+        [customer] = _csv(archive, "customers.csv")
+        [visit] = _csv(archive, "visits.csv")
+        consents = _csv(archive, "consents.csv")
+        everything = b"".join(archive.read(name) for name in archive.namelist()).decode()
+    assert customer["id"] == str(customer_id) and customer["erased_at"]
+    assert (customer["name"], customer["phone"], customer["telegram_id"]) == ("", "", "")
+    assert (visit["amount"], visit["service"], visit["phone"], visit["customer"]) == (
+        "2000.00",
+        "manicure",
+        "",
+        "",
+    )
+    assert {c["phone"] for c in consents} == {""}
+    for personal in ("Анна", "anna_k", "79161234567", "холодный чай"):
+        assert personal not in everything, personal
+
+
 async def test_an_archive_too_big_for_telegram_is_not_sent(
     carebot, telegram: TelegramServer, olga: Person, monkeypatch: pytest.MonkeyPatch
 ) -> None:
