@@ -19,7 +19,7 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import format_decimal, format_percent
 from jinja2 import (
     BaseLoader,
     ChoiceLoader,
@@ -97,6 +97,25 @@ def _plural(context: Context, count: int, lang: str | None = None, **forms: str)
     raise ValueError(f"plural: no form {form!r} among {sorted(forms)}")
 
 
+@pass_context
+def _format_percent(context: Context, share: float, lang: str | None = None) -> str:
+    """A fraction as a percentage by the locale (0.3 → "30 %" in Russian, "30%" in English),
+    one decimal only when there is one."""
+    locale = _LOCALES[_lang(context, lang)]
+    pattern = locale.percent_formats[None].pattern.replace("#,##0", "#,##0.#", 1)
+    return format_percent(share, pattern, locale=locale)
+
+
+@pass_context
+def _format_number(
+    context: Context, value: float, sign: bool = False, lang: str | None = None
+) -> str:
+    """A number with at most one decimal by the locale (12,5 / 12.5); with `sign`, "+" before a
+    positive one (a change in percentage points)."""
+    pattern = "+#,##0.#;-#,##0.#" if sign else "#,##0.#"
+    return format_decimal(value, pattern, locale=_LOCALES[_lang(context, lang)])
+
+
 def _format_birthday(value: Any, lang: str = DEFAULT_LANGUAGE) -> str:
     text = f"{value.day:02d}.{value.month:02d}"
     return f"{text}.{value.year}" if value.year else text
@@ -151,6 +170,8 @@ class Renderer:
         self.env.filters["local"] = lambda value: value.astimezone(self.tz)
         self.env.filters["money"] = _format_money
         self.env.filters["plural"] = _plural
+        self.env.filters["percent"] = _format_percent
+        self.env.filters["number"] = _format_number
         self.env.filters["datetime"] = lambda value: format_datetime(
             value.astimezone(self.tz), _DATETIME, locale=_LOCALES[DEFAULT_LANGUAGE]
         )
