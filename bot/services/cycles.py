@@ -9,12 +9,14 @@ customer who let `ignored_offers_limit` offers pass is left for the reactivation
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from bot.business import Business
+from bot.business import Business, Service
 from bot.buttons import Button, Keyboard, PostponeCycle
 from bot.clock import Clock
 from bot.db import queries
@@ -112,25 +114,46 @@ class CycleService:
                 return 0
         learned, after = 0, 0
         while True:
+            # Read and worked out outside the write transaction, which only inserts: the write
+            # lock is held for milliseconds a page, not while a page of visits is read.
             now = self.clock.now()
-            async with self.db.transaction() as repos:
+            async with self.db.reading() as repos:
                 customers = await repos.cycles.unlearned(list(services), after, HISTORY_BATCH)
-                visits = await repos.cycles.unlearned_visits(
-                    customers, list(services), LEARN_FROM_VISITS
+                visits = await repos.cycles.visits_of(customers, list(services))
+            cycles = [
+                self._from_history(customer_id, services[service_id], list(rows), now)
+                for (customer_id, service_id), rows in itertools.groupby(
+                    visits, key=lambda v: (v[0], v[1])
                 )
-                for (customer_id, service_id), latest in visits.items():
-                    interval, own = learned_interval(
-                        [p.at for p in latest], services[service_id].cycle_days
-                    )
-                    cycle = Cycle(customer_id=customer_id, service_id=service_id)
-                    cycle.master_id = next((p.master_id for p in latest if p.master_id), None)
-                    self._reset(cycle, latest[0].id, latest[0].at, interval, own)
-                    self._schedule_from_history(cycle, now)
-                    repos.cycles.add(cycle)
-                    learned += 1
+            ]
+            async with self.db.transaction() as repos:
+                await repos.cycles.add_many(cycles)
+            learned += len(cycles)
             if len(customers) < HISTORY_BATCH:
                 return learned
             after = customers[-1]
+
+    def _from_history(
+        self,
+        customer_id: int,
+        service: Service,
+        visits: list[tuple[int, str, int, datetime, str | None]],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A cycle learned from a customer's visits of one service (newest first), as a row."""
+        latest = visits[:LEARN_FROM_VISITS]
+        interval, own = learned_interval([v[3] for v in latest], service.cycle_days)
+        # A plain namespace with a cycle's attributes, not a Cycle: an ORM instance costs more to
+        # build than everything else here (a first run learns a whole imported base at once).
+        row = SimpleNamespace(
+            customer_id=customer_id,
+            service_id=service.id,
+            master_id=next((v[4] for v in latest if v[4]), None),
+        )
+        cycle = cast(Cycle, row)
+        self._reset(cycle, latest[0][2], latest[0][3], interval, own)
+        self._schedule_from_history(cycle, now)
+        return vars(row)
 
     def _schedule_from_history(self, cycle: Cycle, now: datetime) -> None:
         due = cycle.last_visit_at + timedelta(days=cycle.interval_days)
