@@ -55,6 +55,9 @@ class CustomerCard:
     no_shows: int = 0
     next_visit: datetime | None = None
     imported: bool = False  # from the owner's previous base (not in Telegram while no tg_user_id)
+    data_consent_version: str | None = None  # the privacy version they agreed to; None: none
+    data_consent_at: datetime | None = None
+    offers_consent_at: datetime | None = None  # when they last answered about offers
 
 
 class UsageError(ValueError):
@@ -317,6 +320,9 @@ class StaffService:
                 no_shows=facts[customer.id].no_shows,
                 next_visit=facts[customer.id].next_visit,
                 imported=customer.imported_at is not None,
+                data_consent_version=customer.data_consent_version,
+                data_consent_at=facts[customer.id].data_consent_at,
+                offers_consent_at=facts[customer.id].offers_consent_at,
             )
             for customer in customers
         ]
