@@ -43,20 +43,22 @@ KINDS = {
 }
 
 
-class NotThisFile(Exception):
-    """The document cannot be fetched or read as an import: said in one line."""
-
-
 async def _fetch(bot: Bot, document: Document) -> bytes:
     if document.file_size and document.file_size > DOWNLOAD_LIMIT:
-        raise NotThisFile("больше 20 МБ — загрузите его командой carebot import на сервере")
+        raise ImportFileError("too_big", "over 20 MB: import it with carebot import")
     buffer = io.BytesIO()
     try:
         await bot.download(document, destination=buffer)
     except TelegramAPIError as error:
         log.warning("cannot fetch an import file_id=%s error=%s", document.file_id, error)
-        raise NotThisFile(str(error)) from None
+        raise ImportFileError("download", str(error)) from None
     return buffer.getvalue()
+
+
+def _failed(render: Renderer, lang: str, error: ImportFileError) -> str:
+    return render.text(
+        lang, "import_failed", code=error.code, reason=str(error), details=error.details
+    )
 
 
 def _report_text(render: Renderer, lang: str, report: ImportReport) -> str:
@@ -84,8 +86,8 @@ async def import_document(
     try:
         data = await _fetch(bot, document)
         report = await importer.run(io.BytesIO(data), kind, apply=False)
-    except (NotThisFile, ImportFileError) as error:
-        await message.reply(render.text(staff_lang, "import_failed", reason=str(error)))
+    except ImportFileError as error:
+        await message.reply(_failed(render, staff_lang, error))
         return
     markup = None
     if report.accepted:
@@ -132,8 +134,8 @@ async def apply_import(
     try:
         data = await _fetch(bot, source.document)
         report = await importer.run(io.BytesIO(data), callback_data.kind, apply=True)
-    except (NotThisFile, ImportFileError) as error:
-        await report_message.reply(render.text(staff_lang, "import_failed", reason=str(error)))
+    except ImportFileError as error:
+        await report_message.reply(_failed(render, staff_lang, error))
         return
     log.info(
         "imported kind=%s by=%s customers_new=%s visits_new=%s rejected=%s",

@@ -108,7 +108,13 @@ WARNINGS = frozenset({Reason.BAD_BIRTHDAY, Reason.UNKNOWN_MASTER, Reason.PRICE_F
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be read (no such file, not a CSV, no phone column): one line."""
+    """The file as a whole cannot be read (not a CSV, no phone column, …): one line in English
+    (`str`, the command line's), and a `code` with `details` the admin chat's templates word."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details
 
 
 # ---- columns ---------------------------------------------------------------------------------
@@ -517,9 +523,11 @@ def open_table(stream: IO[bytes], kind: Kind | None) -> tuple[Kind, Table]:
     and matched. `kind` None: told from the header. ImportFileError for a file that is not one."""
     sample = stream.read(SAMPLE)
     if not sample.strip():
-        raise ImportFileError("the file is empty")
+        raise ImportFileError("empty", "the file is empty")
     if b"\x00" in sample or sample.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
-        raise ImportFileError("this is not a CSV file (an Excel workbook? save it as CSV)")
+        raise ImportFileError(
+            "not_csv", "this is not a CSV file (an Excel workbook? save it as CSV)"
+        )
     encoding = _encoding(sample)
     text = io.TextIOWrapper(
         io.BufferedReader(_Prepend(sample, stream)), encoding=encoding, newline=""
@@ -548,17 +556,24 @@ def open_table(stream: IO[bytes], kind: Kind | None) -> tuple[Kind, Table]:
                 kind = kind or found
                 break
     except (UnicodeDecodeError, csv.Error) as error:
-        raise ImportFileError(f"cannot read the file as CSV: {error}") from None
+        raise ImportFileError("unreadable", f"cannot read the file as CSV: {error}") from None
     if header is None or kind is None:
         wanted = "phone, date and service" if kind == Kind.VISITS else "phone"
         raise ImportFileError(
+            "no_header",
             f"no header with the {wanted} columns in the first {HEADER_SEARCH} lines "
-            f"(see the template: {', '.join(TEMPLATE[kind or Kind.CUSTOMERS])})"
+            f"(see the template: {', '.join(TEMPLATE[kind or Kind.CUSTOMERS])})",
+            kind=kind or Kind.CUSTOMERS,
+            template=", ".join(TEMPLATE[kind or Kind.CUSTOMERS]),
         )
     columns = match_columns(header, kind)
     missing = [f for f in REQUIRED[kind] if f not in columns]
     if missing:
-        raise ImportFileError(f"the file has no {', '.join(missing)} column for {kind}")
+        raise ImportFileError(
+            "no_column",
+            f"the file has no {', '.join(missing)} column for {kind}",
+            columns=missing,
+        )
     table = Table(encoding, delimiter, header, columns, reader.line_num, iter(()))
     table.rows = _rows(reader, columns)
     return kind, table
@@ -589,10 +604,13 @@ def _rows(reader: Any, columns: dict[str, int]) -> Iterator[Line]:
             start = reader.line_num + 1
     except UnicodeDecodeError:
         raise ImportFileError(
-            f"line {start}: the file changes its encoding (neither UTF-8 nor Windows-1251 throughout)"
+            "encoding",
+            f"line {start}: the file changes its encoding (neither UTF-8 nor Windows-1251 "
+            "throughout); the lines before it were read",
+            line=start,
         ) from None
     except csv.Error as error:
-        raise ImportFileError(f"line {start}: {error}") from None
+        raise ImportFileError("unreadable", f"line {start}: {error}", line=start) from None
 
 
 class _Prepend(io.RawIOBase):

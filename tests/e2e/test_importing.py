@@ -75,7 +75,10 @@ async def test_a_file_that_is_no_import_and_a_wrong_word(
 ) -> None:
     await olga.send_document(b"PK\x03\x04 an xlsx", "base.xlsx", "/import customers")
     failed = await olga.reply()
-    assert failed.template == "import_failed" and "CSV" in failed.text
+    assert failed.template == "import_failed" and "это не CSV" in failed.text
+    await olga.send_document("Имя;Город\nАнна;Москва\n".encode(), "c.csv", "/import customers")
+    failed = await olga.reply()
+    assert "нет заголовка с телефоном" in failed.text and "name, phone" in failed.text
     await olga.send_document(b"phone\n+79161234567\n", "c.csv", "/import everything")
     assert (await olga.reply()).template == "import_usage"
     await olga.send("/import")
