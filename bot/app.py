@@ -45,6 +45,7 @@ from bot.services.importing import ImportService
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
+from bot.services.stats import StatsService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import setup_dispatcher
@@ -223,6 +224,7 @@ class App(Core):
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),
+            stats=StatsService(self.db, self.clock, self.settings.tz),
         )
         self.dp.startup.register(self._on_startup)
         self.dp.shutdown.register(self._on_shutdown)

@@ -25,6 +25,7 @@ from handlers import (
     onboarding,
     profile,
     staff,
+    stats,
     surveys,
 )
 from handlers.middlewares import CustomerMiddleware
@@ -82,6 +83,7 @@ def all_routers() -> list[Router]:
         onboarding,
         surveys,
         importing,  # before staff: its "for staff only" answers /import anywhere else
+        stats,  # before staff too: /stats elsewhere is refused there
         staff,
         care,
         fallback,

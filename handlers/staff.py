@@ -48,6 +48,7 @@ STAFF_COMMANDS = (
     "sleeping",
     "erasures",
     "import",
+    "stats",
 )
 
 

@@ -1,0 +1,63 @@
+"""/stats in the admin chat, end to end: the staff see the share of repeat sales of the articles'
+example (60 sales, 42 first, 18 repeat: 30 %); anyone else is told it is for staff; a period
+that is not one gets the usage line and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import onboard
+from tests.telegram_server import Person, TelegramServer
+from tests.unit.test_stats import articles_example
+
+pytestmark = pytest.mark.in_process
+
+
+@pytest.fixture
+def olga(telegram: TelegramServer) -> Person:
+    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+
+
+async def test_staff_see_the_repeat_share(carebot, telegram: TelegramServer, olga: Person) -> None:
+    await articles_example(carebot.db)
+    await olga.send("/stats")
+    answer = await olga.reply()
+    assert answer.template == "stats"
+    assert "24.08.2026 — 23.11.2026" in answer.text
+    assert "60 продаж на 67\u00a0200\u00a0₽" in answer.text
+    assert "первые: 42 (70\u00a0%)" in answer.text and "повторные: 18 (30\u00a0%)" in answer.text
+    assert "Доля повторных: 30\u00a0%</b> по числу, 37,5\u00a0% по деньгам" in answer.text
+    assert "Прошлый период (24.05.2026 — 23.08.2026): 10 продаж" in answer.text
+    assert "+20 п.п. по числу, +27,5 п.п. по деньгам" in answer.text
+    assert "Купили: 51 · новых: 42 · вернувшихся: 9" in answer.text
+
+    # September: 17 first sales (14 new customers every other day, 3 on 10.09), 12 repeat
+    # (6 + 3 back on 01.09, 3 on 20.09)
+    await olga.send("/stats 01.09.2026 30.09.2026")
+    september = await olga.reply()
+    assert september.template == "stats" and "01.09.2026 — 30.09.2026" in september.text
+    assert "29 продаж" in september.text and "повторные: 12 (41,4\u00a0%)" in september.text
+
+
+async def test_stats_is_for_staff_only(carebot, telegram: TelegramServer, olga: Person) -> None:
+    customer = telegram.user(5002, "Анна")
+    await onboard(customer)
+    await customer.send("/stats")
+    assert (await customer.reply()).template == "staff_only"
+    insider = telegram.user(9001, "Ольга")  # a staff member, but in a private chat with the bot
+    await insider.send("/stats")
+    assert (await insider.reply()).template == "staff_only"
+    outsider = telegram.staff(9003, "Чужой", -1009999)  # a group that is not the admin chat
+    await outsider.send("/stats")
+    assert (await outsider.reply()).template == "staff_only"
+
+
+@pytest.mark.parametrize("period", ["вчера", "31.02.2026 01.03.2026", "0", "01.12.2026 01.11.2026"])
+async def test_a_bad_period_gets_the_usage(
+    carebot, telegram: TelegramServer, olga: Person, period: str
+) -> None:
+    await olga.send(f"/stats {period}")
+    usage = await olga.reply()
+    assert usage.template == "stats" and "не период" in usage.text and period in usage.text
+    assert "/stats 01.09.2026 30.11.2026" in usage.text
