@@ -92,7 +92,8 @@ async def test_a_non_member_in_the_admin_chat_is_told_it_is_for_staff_and_nothin
     ):
         await stranger.send(command)
         answer = await stranger.reply()
-        assert answer.text == "Эта команда — только для сотрудников.", (command, answer.text)
+        assert answer.template == "staff_only", (command, answer.text)
+        assert "администраторов" not in answer.text  # in the admin chat: not "use the admin chat"
         assert answer.params.get("reply_parameters"), (
             command
         )  # a reply, so the group sees whom it answers
@@ -152,7 +153,8 @@ async def test_a_channel_post_is_not_staff(
     await _nothing_recorded(carebot)
     assert not [r for r in caplog.records if "update failed" in r.getMessage()]
     await olga.send("/find 4567")  # and the staff go on working
-    assert "<b>Анна</b>" in (await olga.reply()).text
+    card = await olga.reply()
+    assert card.template == "staff_card" and "<b>Анна</b>" in card.text
 
 
 async def test_an_anonymous_admin_records_a_sale_and_a_day_off(
@@ -165,9 +167,10 @@ async def test_an_anonymous_admin_records_a_sale_and_a_day_off(
         "author_signature": "Владелец",
     }
     await push_in_admin_chat(telegram, "/sale #1 500", **anonymous)
-    assert "Продажа записана" in (await olga.reply()).text
+    assert (await olga.reply()).template == "staff_sale_done"
     await push_in_admin_chat(telegram, "/dayoff Анна 25.11", **anonymous)
-    assert (await olga.reply()).text.startswith("Выходной отмечен: Анна")
+    dayoff = await olga.reply()
+    assert dayoff.template == "dayoff_set" and "Анна" in dayoff.text
     async with carebot.db.transaction() as repos:
         [purchase] = list(await repos.session.scalars(select(Purchase)))
     assert purchase.staff_name == "Владелец"
