@@ -84,7 +84,8 @@ class PostponeCycle(Intent):
 
 @dataclass(frozen=True)
 class Unsubscribe(Intent):
-    """No more marketing messages: the same as /stop."""
+    """No more marketing messages: the same as /stop. Every offer ends with it (the sender adds
+    it when a composer has not)."""
 
     kind: ClassVar[str] = "unsubscribe"
 

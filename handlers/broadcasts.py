@@ -648,7 +648,7 @@ async def sleeping_stats(
     )
 
 
-# ---- the customer's buttons under a broadcast ---------------------------------------------------
+# ---- the customer's buttons under a broadcast (the unsubscribe one is under every offer) -------
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)

@@ -155,7 +155,8 @@ class ComplaintCallback(CallbackData, prefix="complaint"):
 
 
 class UnsubscribeCallback(CallbackData, prefix="unsub"):
-    """The "unsubscribe" button under every broadcast: the same as /stop."""
+    """The "unsubscribe" button under every offer (added when it is sent: bot/outbox/compose.py):
+    the same as /stop, in one tap."""
 
 
 class BookFromBroadcast(CallbackData, prefix="bcbook"):
