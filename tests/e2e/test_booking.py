@@ -86,8 +86,10 @@ async def test_due_offer_booked_accepted_reminded_and_closed(
     assert offer.template == "due_offer" and offer.text.startswith("Анна,")
     assert "«Маникюр с покрытием»" in offer.text
     assert "обычно вы приходите примерно в эти дни" in offer.text  # her own cycle's wording
-    slots = offer.button_texts[:-2]
-    assert 1 <= len(slots) <= 6 and offer.labels[-2:] == ["other_time", "not_now"]
+    keyed = zip(offer.button_texts, offer.labels, strict=True)
+    slots = [text for text, key in keyed if key == "slot_button"]
+    assert 1 <= len(slots) <= 6  # then another time, not now, and (an offer) unsubscribe
+    assert offer.labels[len(slots) :] == ["other_time", "not_now", "unsubscribe"]
     # Her usual master first: Анна works Mon-Fri; the offer starts the day before her due date (Fri 11.12).
     assert slots[0] == "пт 11.12 в 10:00 · Анна", slots
 
