@@ -19,6 +19,23 @@ from bot.db.engine import create_engine
 from bot.db.migrate import upgrade
 
 
+def volume_arguments(description: str) -> tuple[argparse.Namespace, str | None]:
+    """The export and import benchmarks' options (a base of `--customers` and `--visits`, on
+    `--database-url` or, with `--postgres`, CAREBOT_TEST_POSTGRES_URL), and the URL given if any."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--visits", type=int, default=1_000_000)
+    parser.add_argument(
+        "--postgres", action="store_true", help="use CAREBOT_TEST_POSTGRES_URL as --database-url"
+    )
+    database_argument(parser)
+    args = parser.parse_args()
+    url_given = args.database_url or (
+        os.environ.get("CAREBOT_TEST_POSTGRES_URL") if args.postgres else None
+    )
+    return args, url_given
+
+
 def database_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",

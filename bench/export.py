@@ -12,7 +12,6 @@ the peak memory stays flat however large the base.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -31,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 from bench._common import (  # noqa: E402
     ONBOARDED_COLUMNS,
     bot_environment,
-    database_argument,
     line,
     migrated,
     onboarded,
+    volume_arguments,
 )
 
 TOKEN = "123456:BENCH-token-for-carebot-export"
@@ -121,17 +120,7 @@ def archive_mb(folder: Path, target: Path) -> str:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--visits", type=int, default=1_000_000)
-    parser.add_argument(
-        "--postgres", action="store_true", help="use CAREBOT_TEST_POSTGRES_URL as --database-url"
-    )
-    database_argument(parser)
-    args = parser.parse_args()
-    url_given = args.database_url or (
-        os.environ.get("CAREBOT_TEST_POSTGRES_URL") if args.postgres else None
-    )
+    args, url_given = volume_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory() as folder:
         url = url_given or f"sqlite+aiosqlite:///{Path(folder) / 'export.sqlite3'}"
         started = time.perf_counter()

@@ -16,7 +16,6 @@ dropped and recreated first (a scratch database).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import bot_environment, database_argument, line, migrated  # noqa: E402
+from bench._common import bot_environment, line, migrated, volume_arguments  # noqa: E402
 
 TOKEN = "123456:BENCH-token-for-carebot-import"
 SERVICES = ("Маникюр с покрытием", "Педикюр", "manicure", "pedicure")
@@ -114,17 +113,7 @@ def run(kind: str, path: Path) -> dict[str, object]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--visits", type=int, default=1_000_000)
-    parser.add_argument(
-        "--postgres", action="store_true", help="use CAREBOT_TEST_POSTGRES_URL as --database-url"
-    )
-    database_argument(parser)
-    args = parser.parse_args()
-    url_given = args.database_url or (
-        os.environ.get("CAREBOT_TEST_POSTGRES_URL") if args.postgres else None
-    )
+    args, url_given = volume_arguments(__doc__.splitlines()[0])
     with tempfile.TemporaryDirectory() as folder:
         url, _ = await migrated(folder, "import.sqlite3", url_given)
         bot_environment(TOKEN, url, "", str(ROOT / "tests" / "data" / "business.toml"))
