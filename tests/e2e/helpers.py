@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot.app import App
+from bot.clock import FixedClock
 from bot.db.models import Consent, Coupon, Customer
 from bot.db.repositories import Database
-from tests.telegram_server import Call, Person
+from tests.conftest import make_settings
+from tests.harness import Renderings
+from tests.telegram_server import Call, Person, TelegramServer
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def msk(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
+
+
+@asynccontextmanager
+async def app_of(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, business_file: Path
+) -> AsyncIterator[App]:
+    """The bot's App on a business file of the test's own, each Call knowing its template."""
+    instance = await App.create(
+        make_settings(telegram, database_url, business_file=business_file), clock=clock
+    )
+    Renderings(telegram.templates).wrap(instance.render)  # so each Call knows its template
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+def carebot_cli(
+    args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`carebot <args>` in its own process, as the owner runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 async def tap(

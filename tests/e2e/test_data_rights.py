@@ -9,8 +9,6 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -36,7 +34,7 @@ from tests.conftest import (
     SqliteDatabases,
     _migrate,
 )
-from tests.e2e.helpers import customer_id_of
+from tests.e2e.helpers import carebot_cli, customer_id_of
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -306,18 +304,6 @@ async def test_export_is_for_staff_only(carebot, telegram: TelegramServer) -> No
 # ---- carebot export --to DIR ---------------------------------------------------------------------
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_carebot_export_to_a_folder(
     db: Database, database_url: str, telegram: TelegramServer, tmp_path: Path
 ) -> None:
@@ -334,7 +320,7 @@ async def test_carebot_export_to_a_folder(
     if database_url.startswith("postgresql"):
         env["SECRET_KEY"] = "carebot-tests-secret-key"
     out = tmp_path / "out"
-    done = await asyncio.to_thread(_cli, ["export", "--to", str(out)], env, tmp_path)
+    done = await asyncio.to_thread(carebot_cli, ["export", "--to", str(out)], env, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"{out / name}.csv rows={rows}"
@@ -353,7 +339,7 @@ async def test_carebot_export_to_a_folder(
 
     (tmp_path / "taken").write_text("a file, not a folder")
     failed = await asyncio.to_thread(
-        _cli, ["export", "--to", str(tmp_path / "taken")], env, tmp_path
+        carebot_cli, ["export", "--to", str(tmp_path / "taken")], env, tmp_path
     )
     assert failed.returncode == 1 and "cannot write" in failed.stderr
     assert "Traceback" not in failed.stderr

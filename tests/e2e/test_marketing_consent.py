@@ -5,9 +5,7 @@ outbox row, for a customer imported from the owner's base who is not in Telegram
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -19,12 +17,10 @@ from bot.outbox.compose import STOP_HINT
 from bot.services.birthdays import Birthday
 from bot.services.segments import Condition
 from bot.services.staff import Staff
-from tests.conftest import BUSINESS_FILE, RunningBot, make_settings
-from tests.e2e.helpers import consents_of
-from tests.harness import Renderings
+from tests.conftest import BUSINESS_FILE, RunningBot
+from tests.e2e.helpers import app_of, consents_of, msk
 from tests.telegram_server import Call, TelegramServer
 
-MOSCOW = ZoneInfo("Europe/Moscow")
 OLGA = Staff(1, "Ольга")
 HINT_RU = "нажмите «Отписаться от рассылки» под этим сообщением или отправьте /stop"
 MARKETING_KINDS = {
@@ -36,10 +32,6 @@ MARKETING_KINDS = {
     "reactivation",
     "broadcast",
 }
-
-
-def msk(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
 
 
 @pytest.fixture
@@ -54,12 +46,8 @@ def roomy_business(tmp_path: Path) -> Path:
 async def app(
     telegram: TelegramServer, database_url: str, clock: FixedClock, roomy_business: Path
 ) -> AsyncIterator[App]:
-    instance = await App.create(
-        make_settings(telegram, database_url, business_file=roomy_business), clock=clock
-    )
-    Renderings(telegram.templates).wrap(instance.render)  # so each Call knows its template
-    yield instance
-    await instance.close()
+    async with app_of(telegram, database_url, clock, roomy_business) as instance:
+        yield instance
 
 
 async def customer(

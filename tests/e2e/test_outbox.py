@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -25,15 +22,9 @@ from bot.outbox.sender import OutboxSender, Tally
 from bot.services.birthdays import Birthday
 from bot.services.staff import Staff
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN, make_settings
-from tests.e2e.helpers import onboard
+from tests.e2e.helpers import MOSCOW, app_of, carebot_cli, msk, onboard
 from tests.harness import Renderings
 from tests.telegram_server import Call, TelegramServer
-
-MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-def msk(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
 
 
 @pytest.fixture
@@ -48,12 +39,8 @@ def quiet_business(tmp_path: Path) -> Path:
 async def app(
     telegram: TelegramServer, database_url: str, clock: FixedClock, quiet_business: Path
 ) -> AsyncIterator[App]:
-    instance = await App.create(
-        make_settings(telegram, database_url, business_file=quiet_business), clock=clock
-    )
-    Renderings(telegram.templates).wrap(instance.render)  # so each Call knows its template
-    yield instance
-    await instance.close()
+    async with app_of(telegram, database_url, clock, quiet_business) as instance:
+        yield instance
 
 
 async def customer(
@@ -442,18 +429,6 @@ async def test_two_senders_at_once_send_nothing_twice(
     assert {r.state for r in await rows(app)} == {"sent"}
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_carebot_tick_and_outbox_commands(
     telegram: TelegramServer, tmp_path: Path, clock: FixedClock
 ) -> None:
@@ -473,17 +448,19 @@ async def test_carebot_tick_and_outbox_commands(
         "ADMIN_CHAT_ID": str(ADMIN_CHAT),
     }
     env.pop("REDIS_URL", None)
-    tick = await asyncio.to_thread(_cli, ["tick", "--now", "2027-03-14T10:30+03:00"], env, tmp_path)
+    tick = await asyncio.to_thread(
+        carebot_cli, ["tick", "--now", "2027-03-14T10:30+03:00"], env, tmp_path
+    )
     assert tick.returncode == 0, tick.stderr
     assert "birthdays=1" in tick.stdout and "outbox_sent=1" in tick.stdout
     assert len(sent_to(telegram, 7)) == 1
     again = await asyncio.to_thread(
-        _cli, ["tick", "--now", "2027-03-14T11:00+03:00"], env, tmp_path
+        carebot_cli, ["tick", "--now", "2027-03-14T11:00+03:00"], env, tmp_path
     )
     assert "outbox_sent=0" in again.stdout and len(sent_to(telegram, 7)) == 1
-    listing = await asyncio.to_thread(_cli, ["outbox"], env, tmp_path)
+    listing = await asyncio.to_thread(carebot_cli, ["outbox"], env, tmp_path)
     assert re.search(r"marketing\s+sent\s+1", listing.stdout), listing.stdout
-    bad = await asyncio.to_thread(_cli, ["tick", "--now", "tomorrow"], env, tmp_path)
+    bad = await asyncio.to_thread(carebot_cli, ["tick", "--now", "tomorrow"], env, tmp_path)
     assert (
         bad.returncode == 2
         and "is not an ISO-8601 moment" in bad.stderr
