@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -34,6 +38,39 @@ def volume_arguments(description: str) -> tuple[argparse.Namespace, str | None]:
         os.environ.get("CAREBOT_TEST_POSTGRES_URL") if args.postgres else None
     )
     return args, url_given
+
+
+class CarebotRun(NamedTuple):
+    stdout: str
+    seconds: float
+    cpu_seconds: float  # the process's own work, whatever else the machine runs
+    peak_rss_mb: float  # the largest child so far (getrusage keeps one maximum over all children)
+
+    def figures(self, rows: int) -> dict[str, object]:
+        return {
+            "rows": rows,
+            "seconds": f"{self.seconds:.1f}",
+            "cpu_seconds": f"{self.cpu_seconds:.1f}",
+            "rows_per_s": f"{rows / self.seconds:.0f}",
+            "peak_rss_mb": f"{self.peak_rss_mb:.0f}",
+        }
+
+
+def run_carebot(what: str, *args: str) -> CarebotRun:
+    """`carebot <args>` as the owner runs it, in its own process, so its peak memory is its own
+    (RUSAGE_CHILDREN); a failure stops the benchmark with its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        print(done.stdout, done.stderr, file=sys.stderr)
+        raise SystemExit(f"carebot {what} failed ({done.returncode})")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return CarebotRun(done.stdout, seconds, cpu, after.ru_maxrss / 1024)
 
 
 def database_argument(parser: argparse.ArgumentParser) -> None:

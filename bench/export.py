@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +31,7 @@ from bench._common import (  # noqa: E402
     line,
     migrated,
     onboarded,
+    run_carebot,
     volume_arguments,
 )
 
@@ -87,27 +86,10 @@ async def seed(url: str, folder: str, customers: int, visits: int) -> None:
 
 
 def export(folder: Path) -> dict[str, object]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "export", "--to", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        print(done.stdout, done.stderr, file=sys.stderr)
-        raise SystemExit(f"carebot export failed ({done.returncode})")
-    rows = sum(int(s.rsplit("rows=", 1)[1]) for s in done.stdout.splitlines() if "rows=" in s)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    run = run_carebot("export", "export", "--to", str(folder))
+    rows = sum(int(s.rsplit("rows=", 1)[1]) for s in run.stdout.splitlines() if "rows=" in s)
     return {
-        "rows": rows,
-        "seconds": f"{seconds:.1f}",
-        "cpu_seconds": f"{cpu:.1f}",
-        "rows_per_s": f"{rows / seconds:.0f}",
-        "peak_rss_mb": f"{after.ru_maxrss / 1024:.0f}",
+        **run.figures(rows),
         "csv_mb": f"{sum(p.stat().st_size for p in folder.iterdir()) / 2**20:.1f}",
     }
 

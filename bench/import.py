@@ -20,8 +20,6 @@ import asyncio
 import csv
 import os
 import random
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import bot_environment, line, migrated, volume_arguments  # noqa: E402
+from bench._common import (  # noqa: E402
+    bot_environment,
+    line,
+    migrated,
+    run_carebot,
+    volume_arguments,
+)
 
 TOKEN = "123456:BENCH-token-for-carebot-import"
 SERVICES = ("Маникюр с покрытием", "Педикюр", "manicure", "pedicure")
@@ -85,31 +89,10 @@ def write_visits(path: Path, count: int, customers: int, seed: int = 16) -> None
 
 
 def run(kind: str, path: Path) -> dict[str, object]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "import", kind, str(path), "--apply", "--lang", "en"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        print(done.stdout, done.stderr, file=sys.stderr)
-        raise SystemExit(f"carebot import {kind} failed ({done.returncode})")
+    done = run_carebot(f"import {kind}", "import", kind, str(path), "--apply", "--lang", "en")
     rows = sum(1 for _ in path.open("rb")) - 1
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     summary = [s for s in done.stdout.splitlines() if s.strip()][2:5]
-    return {
-        "rows": rows,
-        "seconds": f"{seconds:.1f}",
-        "cpu_seconds": f"{cpu:.1f}",  # the process's own work, whatever else the machine runs
-        "rows_per_s": f"{rows / seconds:.0f}",
-        # the largest child so far (getrusage keeps one maximum over all children)
-        "peak_rss_mb": f"{after.ru_maxrss / 1024:.0f}",
-        "report": " | ".join(summary),
-    }
+    return {**done.figures(rows), "report": " | ".join(summary)}
 
 
 async def main() -> None:
