@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from bot.app import App
 from bot.clock import FixedClock
 from bot.db.models import Consent, Coupon, Customer
 from bot.db.repositories import Database
-from tests.conftest import make_settings
+from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN, make_settings
 from tests.harness import Renderings
 from tests.telegram_server import Call, Person, TelegramServer
 
@@ -41,6 +42,20 @@ async def app_of(
         yield instance
     finally:
         await instance.close()
+
+
+def carebot_env(telegram: TelegramServer, database_url: str) -> dict[str, str]:
+    """The environment `carebot` commands run in: the test bot, base and business, no Redis."""
+    env = {
+        **os.environ,
+        "BOT_TOKEN": TOKEN,
+        "TELEGRAM_API_URL": telegram.url,
+        "DATABASE_URL": database_url,
+        "BUSINESS_FILE": str(BUSINESS_FILE),
+        "ADMIN_CHAT_ID": str(ADMIN_CHAT),
+    }
+    env.pop("REDIS_URL", None)
+    return env
 
 
 def carebot_cli(

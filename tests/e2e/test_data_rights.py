@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -27,14 +26,12 @@ from bot.db.repositories import Database
 from bot.services.exporting import CUSTOMER_COLUMNS, VISIT_COLUMNS
 from tests.conftest import (
     ADMIN_CHAT,
-    BUSINESS_FILE,
     NOW,
-    TOKEN,
     PostgresDatabases,
     SqliteDatabases,
     _migrate,
 )
-from tests.e2e.helpers import carebot_cli, customer_id_of
+from tests.e2e.helpers import carebot_cli, carebot_env, customer_id_of
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -308,15 +305,7 @@ async def test_carebot_export_to_a_folder(
     db: Database, database_url: str, telegram: TelegramServer, tmp_path: Path
 ) -> None:
     await _seed_base(db)
-    env = {
-        **os.environ,
-        "BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_URL": telegram.url,
-        "DATABASE_URL": database_url,
-        "BUSINESS_FILE": str(BUSINESS_FILE),
-        "ADMIN_CHAT_ID": str(ADMIN_CHAT),
-    }
-    env.pop("REDIS_URL", None)
+    env = carebot_env(telegram, database_url)
     if database_url.startswith("postgresql"):
         env["SECRET_KEY"] = "carebot-tests-secret-key"
     out = tmp_path / "out"

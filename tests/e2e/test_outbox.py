@@ -21,8 +21,8 @@ from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender, Tally
 from bot.services.birthdays import Birthday
 from bot.services.staff import Staff
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN, make_settings
-from tests.e2e.helpers import MOSCOW, app_of, carebot_cli, msk, onboard
+from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
+from tests.e2e.helpers import MOSCOW, app_of, carebot_cli, carebot_env, msk, onboard
 from tests.harness import Renderings
 from tests.telegram_server import Call, TelegramServer
 
@@ -437,17 +437,7 @@ async def test_carebot_tick_and_outbox_commands(
     clock.set(msk("2027-03-01T12:00"))
     await customer(app, 7, birthday=Birthday(14, 3))
     await app.close()
-    import os
-
-    env = {
-        **os.environ,
-        "BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_URL": telegram.url,
-        "DATABASE_URL": database_url,
-        "BUSINESS_FILE": str(BUSINESS_FILE),
-        "ADMIN_CHAT_ID": str(ADMIN_CHAT),
-    }
-    env.pop("REDIS_URL", None)
+    env = carebot_env(telegram, database_url)
     tick = await asyncio.to_thread(
         carebot_cli, ["tick", "--now", "2027-03-14T10:30+03:00"], env, tmp_path
     )
