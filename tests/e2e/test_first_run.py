@@ -107,14 +107,14 @@ async def test_a_silent_bot_api_is_named_and_given_up_on(
     telegram: TelegramServer, tmp_path: Path
 ) -> None:
     telegram.hang = True  # accepts connections, never answers
-    started = time.monotonic()
     async with carebot(
         ["run"], environment(telegram, tmp_path, TELEGRAM_TIMEOUT="2"), tmp_path
     ) as process:
-        assert await asyncio.wait_for(process.wait(), 30) == 1
+        # start-up, then 2 s, not aiogram's minute; the bound is loose for a busy machine (the
+        # error line below names the 2 s it waited)
+        assert await asyncio.wait_for(process.wait(), 45) == 1
         assert process.stderr is not None
         lines = (await process.stderr.read()).decode().splitlines()
-    assert time.monotonic() - started < 15  # start-up, then 2 s: not a minute
     assert len(lines) == 2, lines
     assert (
         "level=warning" in lines[0]
