@@ -29,6 +29,13 @@ def msk(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
 
 
+def business_with(folder: Path, old: str, new: str) -> Path:
+    """The test business file with one line changed, written into `folder`."""
+    path = folder / "business.toml"
+    path.write_text(BUSINESS_FILE.read_text().replace(old, new))
+    return path
+
+
 @asynccontextmanager
 async def app_of(
     telegram: TelegramServer, database_url: str, clock: FixedClock, business_file: Path

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -25,6 +24,7 @@ from tests.e2e.helpers import (
     coupons_of,
     customer_id_of,
     customer_of,
+    msk,
     onboard,
     tap,
 )
@@ -32,12 +32,6 @@ from tests.harness import InProcessBot
 from tests.telegram_server import TelegramServer
 
 pytestmark = pytest.mark.in_process
-
-MOSCOW = ZoneInfo("Europe/Moscow")
-
-
-def msk(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)
 
 
 @pytest.fixture

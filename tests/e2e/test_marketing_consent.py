@@ -17,8 +17,8 @@ from bot.outbox.compose import STOP_HINT
 from bot.services.birthdays import Birthday
 from bot.services.segments import Condition
 from bot.services.staff import Staff
-from tests.conftest import BUSINESS_FILE, RunningBot
-from tests.e2e.helpers import app_of, consents_of, msk
+from tests.conftest import RunningBot
+from tests.e2e.helpers import app_of, business_with, consents_of, msk
 from tests.telegram_server import Call, TelegramServer
 
 OLGA = Staff(1, "Ольга")
@@ -37,9 +37,7 @@ MARKETING_KINDS = {
 @pytest.fixture
 def roomy_business(tmp_path: Path) -> Path:
     """The test business with room for many offers a week (the cap is not what is tested)."""
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text().replace("per_week = 2", "per_week = 50"))
-    return path
+    return business_with(tmp_path, "per_week = 2", "per_week = 50")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from bot.outbox.sender import OutboxSender, Tally
 from bot.services.birthdays import Birthday
 from bot.services.staff import Staff
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import MOSCOW, app_of, carebot_cli, carebot_env, msk, onboard
+from tests.e2e.helpers import MOSCOW, app_of, business_with, carebot_cli, carebot_env, msk, onboard
 from tests.harness import Renderings
 from tests.telegram_server import Call, TelegramServer
 
@@ -30,9 +30,7 @@ from tests.telegram_server import Call, TelegramServer
 @pytest.fixture
 def quiet_business(tmp_path: Path) -> Path:
     """The test business without surveys, so these tests count only greetings and offers."""
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text().replace("enabled = true", "enabled = false"))
-    return path
+    return business_with(tmp_path, "enabled = true", "enabled = false")
 
 
 @pytest.fixture
