@@ -82,11 +82,11 @@ class Policy:
         # /stop or the unsubscribe button, imported without one; or no customer at all).
         if customer is None or customer.marketing_opt_out:
             return Verdict(Decision.SKIP, reason="opted_out")
-        if self.privacy_version and customer is not None:
-            if customer.data_consent_version != self.privacy_version:  # to agree to it again
-                if now + PRIVACY_HOLD > not_after:
-                    return Verdict(Decision.EXPIRE, reason="privacy_outdated")
-                return Verdict(Decision.DEFER, until=now + PRIVACY_HOLD, reason="privacy_outdated")
+        if self.privacy_version and customer.data_consent_version != self.privacy_version:
+            # they are to agree to the new privacy text first
+            if now + PRIVACY_HOLD > not_after:
+                return Verdict(Decision.EXPIRE, reason="privacy_outdated")
+            return Verdict(Decision.DEFER, until=now + PRIVACY_HOLD, reason="privacy_outdated")
         later = self.quiet_until(now)
         reason = "quiet_hours"
         if later is None and len(recent_marketing) >= self.per_week:
