@@ -74,6 +74,7 @@ from bot.db.models import (
     WelcomeClaim,
 )
 from bot.db.stats import StatsRepo
+from bot.db.stop_hints import StopHintRepo
 
 SEARCH_LIMIT = 10
 
@@ -1264,6 +1265,7 @@ class Repos:
         self.merging = MergeRepo(session)
         self.fsm = FsmRepo(session)
         self.stats = StatsRepo(session)
+        self.stop_hints = StopHintRepo(session)
 
 
 class WriterQueue:

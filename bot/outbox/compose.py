@@ -11,7 +11,6 @@ from bot.business import Business, CouponRule
 from bot.buttons import Button, Keyboard, ShowCoupons, Unsubscribe, dump, is_intents, load
 from bot.db.models import Coupon, Customer, OutboxKind, OutboxMessage
 from bot.db.repositories import Repos
-from bot.db.stop_hints import StopHintRepo
 from bot.rendering import Renderer
 from bot.services.coupons import CouponView, issue_coupon
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
@@ -139,7 +138,7 @@ async def _with_stop_hint(
         return text
     told = f"{text}{STOP_HINT_GAP}{render.text(lang, STOP_HINT)}"
     limit = CAPTION_LIMIT if (row.data or {}).get("media") else TEXT_LIMIT
-    if visible_len(told) > limit or not await StopHintRepo(repos.session).take(customer.id, now):
+    if visible_len(told) > limit or not await repos.stop_hints.take(customer.id, now):
         return text
     row.data = {**(row.data or {}), "stop_hint": True}
     return told

@@ -30,7 +30,6 @@ from bot.business import Business
 from bot.clock import Clock
 from bot.db.models import OutboxError, OutboxMessage, OutboxState
 from bot.db.repositories import Database, Repos
-from bot.db.stop_hints import StopHintRepo
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
 from bot.outbox.errors import Blocked, RetryAfter, Withdrawn, describe, is_transient
@@ -598,7 +597,7 @@ async def _give_back_stop_hints(repos: Repos, rows: list[OutboxMessage]) -> None
     them (bot/outbox/compose.py)."""
     told = [r.customer_id for r in rows if r.customer_id and (r.data or {}).get("stop_hint")]
     if told:
-        await StopHintRepo(repos.session).give_back(told)
+        await repos.stop_hints.give_back(told)
 
 
 def _ready_of(
