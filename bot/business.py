@@ -259,6 +259,13 @@ class Retention(_Strict):
     inactive_customers_years: Annotated[int, Field(ge=0, le=100)] = 0  # nothing from them since
 
 
+class Stats(_Strict):
+    """The owner's numbers: the weekly digest to the admin chat (`bot.services.digest`)."""
+
+    weekly_digest: bool = False  # every Monday: repeat share this week vs last, one chart
+    digest_hour: Annotated[int, Field(ge=0, le=23)] = 9  # local hour on Monday it goes from
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -273,6 +280,7 @@ class Business(_Strict):
     sleeping: Sleeping = Sleeping()
     broadcasts: Broadcasts = Broadcasts()
     retention: Retention = Retention()
+    stats: Stats = Stats()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
