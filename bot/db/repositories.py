@@ -74,6 +74,7 @@ from bot.db.models import (
     WelcomeClaim,
 )
 from bot.db.stats import StatsRepo
+from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
 
 SEARCH_LIMIT = 10
@@ -1265,6 +1266,7 @@ class Repos:
         self.merging = MergeRepo(session)
         self.fsm = FsmRepo(session)
         self.stats = StatsRepo(session)
+        self.stats_breakdowns = StatsBreakdownRepo(session)
         self.stop_hints = StopHintRepo(session)
 
 
