@@ -46,6 +46,7 @@ from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.stats import StatsService
+from bot.services.stats_breakdowns import StatsBreakdownService
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import setup_dispatcher
@@ -225,6 +226,9 @@ class App(Core):
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),
             stats=StatsService(self.db, self.clock, self.settings.tz),
+            stats_breakdowns=StatsBreakdownService(
+                self.db, self.clock, self.settings.tz, self.business
+            ),
         )
         self.dp.startup.register(self._on_startup)
         self.dp.shutdown.register(self._on_shutdown)
