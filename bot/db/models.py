@@ -59,6 +59,7 @@ class OutboxError(StrEnum):
     OBSOLETE = "obsolete"  # it no longer made sense when its turn came
     REFUSED = "refused"  # Telegram refused it (a bad request, a wrong token): never retried
     GAVE_UP = "gave_up"  # transient errors, retried until the attempts ran out
+    HOLDOUT = "holdout"  # the campaign's control group: written to be counted, never sent
 
 
 class BookingState(StrEnum):
@@ -364,9 +365,15 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     message_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Which automatic message or broadcast it is ("birthday", "broadcast:7"; None: not a campaign)
+    # and the arm the customer fell into ("a", "b", "holdout"), recorded when it was planned
+    # (bot/services/campaigns.py), so the campaign report is reproducible.
+    campaign: Mapped[str | None] = mapped_column(String(40))
+    arm: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         Index("ix_outbox_state_due", "state", "due_at"),
+        Index("ix_outbox_campaign_created", "campaign", "created_at"),
         Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
         CheckConstraint(one_of("state", OutboxState), name="state"),
         CheckConstraint(one_of("kind", OutboxKind), name="kind"),
@@ -529,3 +536,15 @@ class Broadcast(Base):
     progress_message_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint(one_of("state", BroadcastState), name="state"),)
+
+
+class CampaignWinner(Base):
+    """The variant the owner made the default of a campaign ("make B the default" under
+    `/stats campaigns`): from then on everyone but the holdout gets it."""
+
+    __tablename__ = "campaign_winners"
+
+    campaign: Mapped[str] = mapped_column(String(40), primary_key=True)
+    arm: Mapped[str] = mapped_column(String(8))  # "a" | "b"
+    chosen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    chosen_by: Mapped[str] = mapped_column(String(128))
