@@ -49,6 +49,10 @@ GROUP_PER_MINUTE = 20
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes getFile serves (a bigger file: "file is too big")
 UPLOAD_LIMIT = 50 * 1024 * 1024  # bytes a bot may upload in one call (a bigger request: 413)
 UPLOADS = "_uploads"  # the parameter under which a call keeps the files it uploaded (Call.upload)
+ALBUM_MIN, ALBUM_MAX = 2, 10  # sendMediaGroup: items in one album
+PHOTO_LIMIT = 10 * 1024 * 1024  # bytes of an uploaded photo
+# What Telegram takes as a photo: PNG and JPEG (by their first bytes).
+PHOTO_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 _JSON_PARAMS = {
     "reply_markup",
@@ -84,8 +88,9 @@ _SEND_METHODS = {
     "sendAnimation",
     "sendLocation",
 }
-# Methods that post a new message into a chat: Telegram's flood limits count these.
-_CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage"}
+# Methods that post a new message into a chat: Telegram's flood limits count these (an album
+# counts as many messages as it has items).
+_CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage", "sendMediaGroup"}
 # What a message carries, as opposed to where it is: copied by copyMessage.
 _CONTENT = {
     "text",
@@ -404,6 +409,16 @@ class Call:
         return self.params[UPLOADS][reference]
 
     @property
+    def album(self) -> list[dict[str, Any]]:
+        """sendMediaGroup: its items as sent (`type`, `media`, `caption`, …), in order."""
+        return list(self.params.get("media") or [])
+
+    def album_uploads(self) -> list[Upload]:
+        """sendMediaGroup: the file each item uploaded (`attach://<name>`), in order."""
+        uploads = self.params.get(UPLOADS) or {}
+        return [uploads[str(item["media"]).removeprefix("attach://")] for item in self.album]
+
+    @property
     def markup(self) -> dict[str, Any]:
         return self.params.get("reply_markup") or {}
 
@@ -592,7 +607,7 @@ class TelegramServer:
         try:
             self._validate(method, params)
             if method in _CREATING:
-                self._limits(chat_id)
+                self._limits(chat_id, len(params.get("media") or [1]))
             if chat_id in self.blocked:
                 raise _Refusal(
                     403,
@@ -614,7 +629,9 @@ class TelegramServer:
         except _Refusal as refusal:
             return await self._refuse(call, refusal.code, refusal.description, refusal.retry_after)
         if method in _CREATING and chat_id is not None and chat_id < 0:
-            self._group_sends.setdefault(chat_id, collections.deque()).append(self.clock())
+            self._group_sends.setdefault(chat_id, collections.deque()).extend(
+                [self.clock()] * len(params.get("media") or [1])
+            )
         await self._record(call)
         return self._ok(call.result)
 
@@ -629,9 +646,10 @@ class TelegramServer:
         await self._record(call)
         return self._error(code, description, retry_after)
 
-    def _limits(self, chat_id: int | None) -> None:
+    def _limits(self, chat_id: int | None, messages: int = 1) -> None:
         """Scripted errors, per-chat 429s, the global rate (sliding second), the group limit
-        (sliding minute), and injected 5xx, in that order; raises the refusal."""
+        (sliding minute; an album of `messages` items needs room for all of them), and injected
+        5xx, in that order; raises the refusal."""
         if self.scripted:
             code, description, retry_after = self.scripted.pop(0)
             raise _Refusal(code, description, retry_after)
@@ -648,8 +666,13 @@ class TelegramServer:
             window = self._group_sends.setdefault(chat_id, collections.deque())
             while window and now - window[0] >= 60.0:
                 window.popleft()
-            if len(window) >= self.group_per_minute:
-                retry_after = max(1, math.ceil(window[0] + 60.0 - now))
+            if len(window) + messages > self.group_per_minute:
+                oldest = (
+                    window[min(len(window) - 1, len(window) + messages - 1 - self.group_per_minute)]
+                    if window
+                    else now
+                )
+                retry_after = max(1, math.ceil(oldest + 60.0 - now))
                 raise _Refusal(429, f"Too Many Requests: retry after {retry_after}", retry_after)
         self._sends_seen += 1
         if self.fail_every and self._sends_seen % self.fail_every == 0:
@@ -663,6 +686,11 @@ class TelegramServer:
     # ---- what Telegram refuses before sending anything ----------------------------------------
 
     def _validate(self, method: str, params: dict[str, Any]) -> None:
+        if method == "sendMediaGroup":
+            self._check_album(params)
+        elif method == "sendPhoto" and UPLOADS in params:
+            reference = str(params.get("photo") or "").removeprefix("attach://")
+            self._check_photo(params[UPLOADS].get(reference))
         if method in ("sendMessage", "editMessageText"):
             self._check_text(params, "text", TEXT_LIMIT)
         elif method in _SEND_METHODS or method in ("copyMessage", "editMessageCaption"):
@@ -671,6 +699,44 @@ class TelegramServer:
             if utf16_len(str(params.get("text") or "")) > CALLBACK_ANSWER_LIMIT:
                 raise BadRequest("MESSAGE_TOO_LONG")
         self._check_markup(params.get("reply_markup"))
+
+    @classmethod
+    def _check_album(cls, params: dict[str, Any]) -> None:
+        """2 to 10 items; photos and videos mix, documents or audio only with their own kind;
+        each caption within the caption limit; each uploaded file present (and a photo an image)."""
+        media = params.get("media")
+        if not isinstance(media, list) or not media:
+            raise BadRequest("media must be a non-empty array")
+        if not ALBUM_MIN <= len(media) <= ALBUM_MAX:
+            raise BadRequest("wrong number of media: must include 2-10 items")
+        kinds = {item.get("type") if isinstance(item, dict) else None for item in media}
+        if not kinds <= {"photo", "video", "document", "audio"}:
+            raise BadRequest("unsupported media type in a media group")
+        if len(kinds) > 1 and not kinds <= {"photo", "video"}:
+            raise BadRequest("documents and audio can't be mixed with other media types")
+        uploads = params.get(UPLOADS) or {}
+        for item in media:
+            cls._check_text(item, "caption", CAPTION_LIMIT)
+            reference = str(item.get("media") or "")
+            if reference.startswith("attach://"):
+                upload = uploads.get(reference.removeprefix("attach://"))
+                if upload is None:
+                    raise BadRequest("wrong file identifier/HTTP URL specified")
+                if item["type"] == "photo":
+                    cls._check_photo(upload)
+            elif not reference:
+                raise BadRequest("MEDIA_EMPTY")
+
+    @staticmethod
+    def _check_photo(upload: Upload | None) -> None:
+        """An uploaded photo is a PNG or JPEG of at most 10 MB (anything else: Telegram cannot
+        process it)."""
+        if upload is None:
+            return
+        if len(upload.data) > PHOTO_LIMIT:
+            raise BadRequest("PHOTO_SAVE_FILE_INVALID")
+        if not upload.data.startswith(PHOTO_SIGNATURES):
+            raise BadRequest("IMAGE_PROCESS_FAILED")
 
     @staticmethod
     def _check_text(params: dict[str, Any], key: str, limit: int) -> None:
@@ -856,6 +922,24 @@ class TelegramServer:
                 content["caption"] = params["caption"]
         copied = self._new_message(params["chat_id"], params, **content)
         return copied  # Telegram answers with {"message_id": …} only; the extra keys are for tests
+
+    def _m_sendMediaGroup(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One message per item, sharing a media_group_id; a caption shows under its own item."""
+        group_id = str(next(self._message_ids))
+        messages = []
+        for item in params["media"]:
+            kind = item["type"]
+            sample = MEDIA.get(kind)
+            file_id = str(item["media"])
+            content: dict[str, Any] = {"media_group_id": group_id}
+            if isinstance(sample, list):
+                content[kind] = [{**size, "file_id": file_id} for size in sample]
+            else:
+                content[kind] = {**(sample or {"file_unique_id": "x"}), "file_id": file_id}
+            if item.get("caption"):
+                content["caption"] = item["caption"]
+            messages.append(self._new_message(params["chat_id"], params, **content))
+        return messages
 
     def _m_forwardMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         source = self.messages.get((params["from_chat_id"], params["message_id"]))

@@ -16,7 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
-from aiogram.types import BufferedInputFile, Update
+from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Update
 
 from tests.conftest import TOKEN
 from tests.telegram_server import LINKED_CHANNEL, TelegramServer
@@ -606,3 +606,86 @@ async def test_an_uploaded_document_is_kept(telegram: TelegramServer, bot: Bot) 
     upload = call.upload()
     assert upload.filename == "export.csv"
     assert upload.data.decode("utf-8-sig") == "имя,phone\r\n"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64  # what the server checks of a photo: its signature
+
+
+def _photos(count: int, caption: str | None = None) -> list[InputMediaPhoto]:
+    return [
+        InputMediaPhoto(
+            media=BufferedInputFile(PNG, f"chart{i}.png"), caption=caption if i == 0 else None
+        )
+        for i in range(count)
+    ]
+
+
+async def test_an_album_of_uploaded_photos(telegram: TelegramServer, bot: Bot) -> None:
+    """sendMediaGroup as multipart/form-data: one message per item, the files read back in order,
+    the caption under its own item."""
+    sent = await bot.send_media_group(GROUP, _photos(3, caption="<b>Итоги</b>"))
+    assert len(sent) == 3 and len({m.media_group_id for m in sent}) == 1
+    assert sent[0].caption == "<b>Итоги</b>" and sent[1].caption is None
+    [call] = [c for c in telegram.calls if c.method == "sendMediaGroup"]
+    assert [u.filename for u in call.album_uploads()] == ["chart0.png", "chart1.png", "chart2.png"]
+    assert all(u.data == PNG for u in call.album_uploads())
+    assert [item["type"] for item in call.album] == ["photo"] * 3
+    assert telegram.sent_to(GROUP) == [call]
+
+
+@pytest.mark.parametrize("count", [1, 11])
+async def test_an_album_has_two_to_ten_items(
+    telegram: TelegramServer, bot: Bot, count: int
+) -> None:
+    with pytest.raises(TelegramBadRequest, match="2-10 items"):
+        await bot.send_media_group(GROUP, _photos(count))
+    assert telegram.sent_to(GROUP) == []
+
+
+async def test_an_album_caption_is_measured_after_html(bot: Bot) -> None:
+    await bot.send_media_group(GROUP, _photos(2, caption="&amp;" * 1024))
+    with pytest.raises(TelegramBadRequest, match="caption is too long"):
+        await bot.send_media_group(GROUP, _photos(2, caption="я" * 1025))
+
+
+async def test_an_uploaded_photo_must_be_an_image(telegram: TelegramServer, bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):
+        await bot.send_photo(GROUP, BufferedInputFile(b"not a picture", "chart.png"))
+    with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):
+        await bot.send_media_group(
+            GROUP,
+            [
+                InputMediaPhoto(media=BufferedInputFile(PNG, "a.png")),
+                InputMediaPhoto(media=BufferedInputFile(b"GIF89a", "b.gif")),
+            ],
+        )
+    await bot.send_photo(GROUP, BufferedInputFile(PNG, "chart.png"))
+    assert len(telegram.sent_to(GROUP)) == 1
+
+
+async def test_documents_do_not_mix_with_photos(bot: Bot) -> None:
+    with pytest.raises(TelegramBadRequest, match="can't be mixed"):
+        await bot.send_media_group(
+            GROUP,
+            [
+                InputMediaPhoto(media=BufferedInputFile(PNG, "a.png")),
+                InputMediaDocument(media=BufferedInputFile(b"a;b\r\n", "a.csv")),
+            ],
+        )
+
+
+async def test_each_album_item_counts_toward_the_group_limit(
+    telegram: TelegramServer, bot: Bot, server_clock: FakeClock
+) -> None:
+    """Telegram counts an album's items one by one in a group's 20 a minute: 4 albums of 4 and
+    then an album of 5 does not fit (16 + 5 > 20) while one of 4 does, and then nothing more."""
+    for _ in range(4):
+        await bot.send_media_group(GROUP, _photos(4))
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_media_group(GROUP, _photos(5))
+    await bot.send_media_group(GROUP, _photos(4))
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(GROUP, "one more")
+    server_clock.now += 60
+    await bot.send_message(GROUP, "a minute later")
+    assert len(telegram.sent_to(GROUP)) == 6
