@@ -14,7 +14,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
-from aiogram.methods import Response, TelegramMethod
+from aiogram.methods import Response, SendMediaGroup, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
@@ -74,6 +74,8 @@ class TelegramLimits(BaseRequestMiddleware):
         chat: Any = getattr(method, "chat_id", None)
         chat_id = chat if isinstance(chat, int) else None
         counted = method.__api_method__ in NEW_MESSAGE_METHODS
+        # An album is as many messages as it has items, for Telegram's limits as for ours.
+        turns = len(method.media) if isinstance(method, SendMediaGroup) else 1
         if chat_id is None and method.__api_method__ not in UNCHATTED_RETRIED:
             return await make_request(bot, method)  # polling, getMe, webhooks: their callers decide
         attempt = 0
@@ -83,7 +85,8 @@ class TelegramLimits(BaseRequestMiddleware):
             # they are still wanted); a retry waits here like any other call.
             if chat_id is not None and not (delivery.paced and attempt == 0):
                 if counted:
-                    await self.limiter.wait_turn(chat_id, delivery.priority)
+                    for _ in range(turns):
+                        await self.limiter.wait_turn(chat_id, delivery.priority)
                 else:
                     await self.limiter.wait_unpaused(chat_id)
             if delivery.still_wanted is not None and not delivery.still_wanted():
