@@ -37,6 +37,8 @@ from bot.outbox.sender import OutboxSender
 from bot.rendering import LANGUAGES, Renderer
 from bot.services.booking import BookingService
 from bot.services.broadcasts import BroadcastService
+from bot.services.campaign_results import CampaignResultsService
+from bot.services.campaigns import CampaignAssigner
 from bot.services.care import CareService
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
@@ -98,6 +100,7 @@ class Core:
     ) -> Core:
         tz = settings.tz
         events = Events()
+        db.assign = CampaignAssigner(business.campaigns)  # every planned row's campaign and arm
         planners = Planners(db, clock, business, tz)
         features = Features(events, planners)
         features.on_purchase(planners.thanks_after_purchase)
@@ -226,6 +229,9 @@ class App(Core):
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),
             stats=StatsService(self.db, self.clock, self.settings.tz),
+            campaign_results=CampaignResultsService(
+                self.db, self.clock, self.business.campaigns, self.settings.tz
+            ),
             stats_breakdowns=StatsBreakdownService(
                 self.db, self.clock, self.settings.tz, self.business
             ),

@@ -266,6 +266,69 @@ class Stats(_Strict):
     digest_hour: Annotated[int, Field(ge=0, le=23)] = 9  # local hour on Monday it goes from
 
 
+Share = Annotated[float, Field(ge=0, le=0.5)]  # of a campaign's customers kept as its holdout
+
+
+class Variant(_Strict):
+    """A campaign's second variant ("b"): another text and/or another coupon value (its days
+    stay the campaign's). Half of those who are not held out get it, until the owner makes one
+    of the two the default from `/stats campaigns`."""
+
+    template: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")] | None = None
+    percent: Annotated[int, Field(ge=1, le=100)] | None = None
+    amount: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Variant:
+        if self.percent is not None and self.amount is not None:
+            raise ValueError("give at most one of percent or amount")
+        if self.template is None and self.percent is None and self.amount is None:
+            raise ValueError("give a template, a percent or an amount")
+        return self
+
+
+class CampaignRule(_Strict):
+    holdout: Share | None = None  # None: [campaigns] holdout
+    b: Variant | None = None
+
+
+class Campaigns(_Strict):
+    """Control groups and experiments (`bot.services.campaigns`): a share of each campaign's
+    customers, chosen by a hash of (customer, campaign, salt), gets nothing, so its report
+    can show what the message itself brought."""
+
+    holdout: Share = 0.0  # 0: everyone gets every message (the default: nothing held back)
+    window_days: Annotated[int, Field(ge=1, le=365)] = 30  # "came back" within this many days
+    salt: Annotated[str, Field(min_length=1, max_length=64)] = "carebot"
+    birthday: CampaignRule = CampaignRule()
+    holiday: CampaignRule = CampaignRule()
+    thanks: CampaignRule = CampaignRule()
+    expiry: CampaignRule = CampaignRule()
+    due_offer: CampaignRule = CampaignRule()
+    reactivation: CampaignRule = CampaignRule()
+    broadcast: CampaignRule = CampaignRule()  # every broadcast, each its own campaign
+
+    @model_validator(mode="after")
+    def _variants(self) -> Campaigns:
+        for name in ("expiry", "due_offer"):  # they carry no coupon of their own
+            variant = getattr(self, name).b
+            if variant is not None and (variant.percent or variant.amount):
+                raise ValueError(f"{name}.b: this message gives no coupon; give a template")
+        for name in ("holiday", "broadcast"):  # each holiday and broadcast has its own text
+            variant = getattr(self, name).b
+            if variant is not None and variant.template is not None:
+                raise ValueError(f"{name}.b: its text is its own; give a percent or an amount")
+        return self
+
+    def rule(self, campaign: str) -> CampaignRule:
+        """`broadcast:7` is ruled by [campaigns.broadcast]."""
+        return getattr(self, campaign.split(":", 1)[0], None) or CampaignRule()
+
+    def holdout_of(self, campaign: str) -> float:
+        own = self.rule(campaign).holdout
+        return self.holdout if own is None else own
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -281,6 +344,7 @@ class Business(_Strict):
     broadcasts: Broadcasts = Broadcasts()
     retention: Retention = Retention()
     stats: Stats = Stats()
+    campaigns: Campaigns = Campaigns()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""

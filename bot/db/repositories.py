@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.db.campaign_results import Assign, CampaignResultsRepo, Planned
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
@@ -515,18 +516,35 @@ def planned_rows(
 
 
 class OutboxRepo:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, assign: Assign | None = None) -> None:
         self.session = session
+        self.assign = assign
 
     async def plan(self, rows: Select[Any]) -> int:
         """INSERT … SELECT … ON CONFLICT (key) DO NOTHING: a planner run twice, or in two
-        processes at once, adds nothing twice. Returns how many rows were new."""
-        result = await self.session.execute(
+        processes at once, adds nothing twice. Returns how many rows were new. The new rows go
+        to the campaign assignment (control groups, variants), when there is one: every planner's
+        rows pass here, so none can forget it."""
+        statement = (
             dialect_insert(self.session)(OutboxMessage)
             .from_select(_PLANNED, rows)
             .on_conflict_do_nothing(index_elements=["key"])
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if self.assign is None:
+            result = await self.session.execute(statement)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        returned = (
+            OutboxMessage.id,
+            OutboxMessage.key,
+            OutboxMessage.customer_id,
+            OutboxMessage.kind,
+        )
+        planned = [
+            Planned(*row) for row in await self.session.execute(statement.returning(*returned))
+        ]
+        if planned:
+            await self.assign(CampaignResultsRepo(self.session), planned)
+        return len(planned)
 
     async def queue(
         self,
@@ -1245,7 +1263,7 @@ def _state_with_customer() -> Select[Any]:
 class Repos:
     """The repositories of one transaction."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, assign: Assign | None = None) -> None:
         self.session = session
         self.customers = CustomerRepo(session)
         self.consents = ConsentRepo(session)
@@ -1255,7 +1273,7 @@ class Repos:
         self.notes = StaffNoteRepo(session)
         self.audit = AuditRepo(session)
         self.care = CareRepo(session)
-        self.outbox = OutboxRepo(session)
+        self.outbox = OutboxRepo(session, assign)
         self.surveys = SurveyRepo(session)
         self.bookings = BookingRepo(session)
         self.cycles = CycleRepo(session)
@@ -1268,6 +1286,7 @@ class Repos:
         self.stats = StatsRepo(session)
         self.stats_breakdowns = StatsBreakdownRepo(session)
         self.stop_hints = StopHintRepo(session)
+        self.campaign_results = CampaignResultsRepo(session)
 
 
 class WriterQueue:
@@ -1339,6 +1358,9 @@ class Database:
         )
         self._writer = WriterQueue()
         self._holder: asyncio.Task[Any] | None = None
+        # The campaign assignment every planned row goes through (set by the composition root,
+        # `bot.services.campaigns`); None: rows are written as planned.
+        self.assign: Assign | None = None
 
     @asynccontextmanager
     async def transaction(self, *, urgent: bool = False) -> AsyncIterator[Repos]:
@@ -1368,7 +1390,7 @@ class Database:
         just before the commit, and told once it is committed."""
         along = ALONG.get()
         async with self.sessions.begin() as session:
-            repos = Repos(session)
+            repos = Repos(session, self.assign)
             yield repos
             committed = await along(repos) if along is not None else None
         if committed is not None:

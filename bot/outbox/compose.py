@@ -12,6 +12,7 @@ from bot.buttons import Button, Keyboard, ShowCoupons, Unsubscribe, dump, is_int
 from bot.db.models import Coupon, Customer, OutboxKind, OutboxMessage
 from bot.db.repositories import Repos
 from bot.rendering import Renderer
+from bot.services.campaigns import coupon_rule, shown_template
 from bot.services.coupons import CouponView, issue_coupon
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
 
@@ -34,14 +35,21 @@ Composer = Callable[
 
 
 async def _coupon(
-    repos: Repos, row: OutboxMessage, customer: Customer | None, tz: ZoneInfo, now: datetime
+    repos: Repos,
+    row: OutboxMessage,
+    customer: Customer | None,
+    business: Business,
+    tz: ZoneInfo,
+    now: datetime,
 ) -> Coupon | None:
-    """The coupon the message carries: one issued for it (once, by its key) or one named in it."""
+    """The coupon the message carries: one issued for it (once, by its key) or one named in it
+    (worth its campaign's variant b, for a customer in that arm)."""
     if row.coupon_id is not None:
         return await repos.coupons.get(row.coupon_id)
     rule = (row.data or {}).get("coupon")
     if not rule or customer is None:
         return None
+    rule = coupon_rule(row, business.campaigns, rule)
     last_day = date.fromisoformat(rule["last_day"]) if rule.get("last_day") else None
     coupon = await issue_coupon(
         repos,
@@ -93,12 +101,12 @@ async def compose(
         context.update(extra)
         if keyboard is not None:
             markup = dump(keyboard)
-    coupon = await _coupon(repos, row, customer, tz, now)
+    coupon = await _coupon(repos, row, customer, business, tz, now)
     if coupon is not None:
         context["coupon"] = CouponView.of(coupon, tz)
     if coupon is not None and markup is None:
         markup = dump([[Button(render.label(lang, "my_coupons"), ShowCoupons())]])
-    text = str(render.text(lang, row.template, **context))
+    text = str(render.text(lang, shown_template(row, business.campaigns), **context))
     if row.kind == OutboxKind.MARKETING and customer is not None:
         markup = with_unsubscribe(markup, render.label(lang, "unsubscribe"))
         text = await _with_stop_hint(repos, row, customer, text, render, lang, now)
