@@ -26,6 +26,7 @@ from handlers import (
     profile,
     staff,
     stats,
+    stats_breakdowns,
     surveys,
 )
 from handlers.middlewares import CustomerMiddleware
@@ -83,6 +84,7 @@ def all_routers() -> list[Router]:
         onboarding,
         surveys,
         importing,  # before staff: its "for staff only" answers /import anywhere else
+        stats_breakdowns,  # before stats: /stats masters|sources|funnel; the rest passes on
         stats,  # before staff too: /stats elsewhere is refused there
         staff,
         care,
