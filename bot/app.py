@@ -40,8 +40,10 @@ from bot.services.broadcasts import BroadcastService
 from bot.services.campaign_results import CampaignResultsService
 from bot.services.campaigns import CampaignAssigner
 from bot.services.care import CareService
+from bot.services.charts import FigureSources
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
+from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
 from bot.services.retention import RetentionService
@@ -59,6 +61,7 @@ from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
 from handlers.outbox_client import TelegramTransport
+from handlers.stats_digest import StatsDigestDelivery
 
 log = logging.getLogger("carebot")
 
@@ -236,8 +239,31 @@ class App(Core):
                 self.db, self.clock, self.settings.tz, self.business
             ),
         )
+        self._wire_stats_pictures()
         self.dp.startup.register(self._on_startup)
         self.dp.shutdown.register(self._on_shutdown)
+
+    def _wire_stats_pictures(self) -> None:
+        """The /stats charts' sources and the weekly digest (its planner, and its delivery with
+        a chart). The months and cohorts of the summary's service join when it has them."""
+        data = self.dp.workflow_data
+        breakdowns, campaigns = data["stats_breakdowns"], data["campaign_results"]
+        sources = FigureSources(funnel=breakdowns.funnel, campaigns=campaigns.results)
+        data["chart_sources"] = sources
+        digest = StatsDigest(
+            self.db,
+            self.clock,
+            self.business,
+            self.settings.tz,
+            self.render,
+            self.settings.admin_chat_id,
+            stats=data["stats"],
+            sources=sources,
+            masters=breakdowns.masters,
+            campaigns=campaigns.results,
+        )
+        digest.register(self.features)
+        StatsDigestDelivery(self.bot, digest).register(self.sender)
 
     def start_background(self) -> None:
         """Planners on APScheduler (now, then every PLAN_EVERY) and the outbox sender."""

@@ -25,7 +25,7 @@ import asyncio
 import io
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from bot.rendering import Renderer
+    from bot.services.stats import Period
 
 WIDTH, HEIGHT, DPI = 8.0, 4.5, 100  # 800 × 450 px: readable on a phone, tens of kilobytes
 COHORT_ROWS = 12  # the latest cohorts on the heatmap (the export has them all)
@@ -395,6 +396,38 @@ class Figures:
     campaigns: tuple[CampaignResult, ...] = ()
 
 
+Source = Callable[["Period"], Awaitable[Sequence[Any]]]
+
+
+@dataclass(frozen=True)
+class FigureSources:
+    """Where each chart's numbers come from, for a period: the services' methods, wired by the
+    composition root (`StatsService.months`, `StatsService.cohorts`,
+    `StatsBreakdownService.funnel`, `CampaignResultsService.results`). One not wired (None)
+    gives no chart."""
+
+    months: Source | None = None
+    cohorts: Source | None = None
+    funnel: Source | None = None
+    campaigns: Source | None = None
+
+    async def gather(self, period: Period, only: Sequence[str] = ()) -> Figures:
+        """The figures of `period`, one read after the other (each its own read snapshot; a
+        SQLite base has one connection to give). `only`: the charts wanted (default all)."""
+        wanted = set(only or CHARTS)
+        found: dict[str, tuple[Any, ...]] = {}
+        for field_name, chart in (
+            ("months", "repeat_share"),
+            ("cohorts", "cohorts"),
+            ("funnel", "funnel"),
+            ("campaigns", "campaigns"),
+        ):
+            source = getattr(self, field_name)
+            if source is not None and chart in wanted:
+                found[field_name] = tuple(await source(period))
+        return Figures(**found)
+
+
 @dataclass(frozen=True)
 class Chart:
     """One picture: `name` is its file name without `.png` (repeat_share, cohorts, funnel,
@@ -428,4 +461,6 @@ def draw_now(figures: Figures, texts: ChartTexts, only: Sequence[str] = CHARTS) 
 
 async def draw(figures: Figures, texts: ChartTexts, only: Sequence[str] = CHARTS) -> list[Chart]:
     """`draw_now` in a worker thread: the event loop keeps answering while the charts are drawn."""
+    if not (figures.months or figures.cohorts or figures.funnel or figures.campaigns):
+        return []  # nothing to draw: no thread, no matplotlib
     return await asyncio.to_thread(draw_now, figures, texts, only)
