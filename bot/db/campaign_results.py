@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, Interval, and_, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -28,6 +28,7 @@ from bot.db.models import (
 
 CHUNK = 5000  # ids per statement: under every driver's limit on bound parameters
 HOLDOUT = "holdout"
+JULIAN_SLACK = 1e-8  # days (under a millisecond): the rounding of SQLite's julianday()
 
 
 class Planned(NamedTuple):
@@ -98,9 +99,11 @@ class CampaignResultsRepo:
     def _within(self, later: Any, earlier: Any, days: int) -> ColumnElement[bool]:
         """`later` after `earlier` by at most `days` days (each database's date arithmetic)."""
         if self.session.get_bind().dialect.name == "postgresql":
-            return and_(later > earlier, later <= earlier + timedelta(days=days))
-        # SQLite keeps text datetimes: compared as text for the index, as days for the span
-        return and_(later > earlier, func.julianday(later) - func.julianday(earlier) <= days)
+            return and_(later > earlier, later <= earlier + literal(timedelta(days=days), Interval))
+        # SQLite keeps text datetimes: compared as text for the index, as days for the span (to
+        # a millisecond: a julian day's double holds about 50 µs)
+        span = func.julianday(later) - func.julianday(earlier)
+        return and_(later > earlier, span <= days + JULIAN_SLACK)
 
     async def outcomes(self, start: datetime, end: datetime, window_days: int) -> list[ArmRow]:
         """Per campaign and arm, the customers whose first row of that campaign was planned in
@@ -169,20 +172,20 @@ class CampaignResultsRepo:
         query = (
             select(
                 w.campaign,
-                func.coalesce(w.arm, literal("a")),
+                w.arm,
                 func.count(),
                 func.sum(w.sent),
                 func.sum(w.redeemed),
                 func.sum(w.came_back),
                 func.sum(w.revenue),
             )
-            .group_by(w.campaign, func.coalesce(w.arm, literal("a")))
-            .order_by(w.campaign, func.coalesce(w.arm, literal("a")))
+            .group_by(w.campaign, w.arm)
+            .order_by(w.campaign, w.arm)
         )
         return [
             ArmRow(
                 campaign=str(campaign),
-                arm=str(arm),
+                arm=str(arm or "a"),  # the assignment always records both
                 customers=int(customers),
                 sent=int(sent or 0),
                 redeemed=int(redeemed or 0),

@@ -61,6 +61,7 @@ class Progress:
     failed: int = 0
     skipped: int = 0
     waiting: int = 0  # pending or being sent
+    held_out: int = 0  # the control group (`[campaigns]`): never sent, not among the recipients
     starts_at: datetime | None = None
     expected_end: datetime | None = None
     redeemed: int = 0  # coupons of this broadcast redeemed so far
@@ -232,12 +233,15 @@ class BroadcastService:
                 progress.sent += n
             elif state in OUTBOX_WAITING:
                 progress.waiting += n
+            elif code == OutboxError.HOLDOUT:
+                progress.held_out += n
             elif code == OutboxError.BLOCKED:  # a 403, or known blocked before it was sent
                 progress.blocked += n
             elif state == OutboxState.FAILED:
                 progress.failed += n
             else:  # skipped (opted out meanwhile, cancelled) or expired
                 progress.skipped += n
+        progress.recipients -= progress.held_out
         if progress.waiting:
             start = max(self.clock.now(), self.policy.morning(self.clock.now()))
             progress.expected_end = start + timedelta(
