@@ -236,6 +236,8 @@ class Sleeping(_Strict):
     enabled: bool = True
     factor: Annotated[float, Field(ge=1.1, le=20)] = 2
     second_after_days: Annotated[int, Field(ge=0, le=365)] = 7  # 0: no second message
+    # /stats: asleep this many days on end, a customer counts as lost (half a year by default)
+    lost_after_days: Annotated[int, Field(ge=1, le=3650)] = 180
 
 
 class Broadcasts(_Strict):
