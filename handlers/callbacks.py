@@ -237,3 +237,32 @@ class ImportCallback(CallbackData, prefix="imp"):
 
     action: ImportAct
     kind: ImportKind
+
+
+# ---- the owner's numbers (admin chat) -----------------------------------------------------------
+
+
+class CampaignName(StrEnum):
+    """The automatic campaigns that can run two variants (a broadcast is a one-off)."""
+
+    BIRTHDAY = "birthday"
+    HOLIDAY = "holiday"
+    THANKS = "thanks"
+    EXPIRY = "expiry"
+    DUE_OFFER = "due_offer"
+    REACTIVATION = "reactivation"
+
+
+class WinnerArm(StrEnum):
+    A = "a"
+    B = "b"
+
+
+class CampaignWinnerCallback(CallbackData, prefix="cwin"):
+    """ "Make B the default" under `/stats campaigns`: the campaign, the better variant, and the
+    period whose figures showed it (yyyymmdd; checked again when it is tapped)."""
+
+    campaign: CampaignName
+    arm: WinnerArm
+    first: Number
+    last: Number

@@ -143,11 +143,23 @@ class CampaignResultsService:
         async with self.db.reading() as repos:
             return await repos.campaign_results.winners()
 
-    async def make_default(self, campaign: str, arm: str, by: str) -> bool:
+    def can_choose(self, result: CampaignResult, winners: dict[str, str]) -> str | None:
+        """The variant the owner may make the default of this result's campaign: the one
+        significantly better, while none is chosen yet (a broadcast is a one-off: none)."""
+        winner = winner_of(result)
+        if winner is None or result.campaign not in CAMPAIGNS or result.campaign in winners:
+            return None
+        return winner if self.has_variants(result.campaign) else None
+
+    async def make_default(self, campaign: str, arm: str, by: str, period: Period) -> bool:
         """The owner's "make B the default": from now on everyone but the holdout gets `arm`.
-        False (nothing changed) for a campaign without two variants, an arm that is not a
-        variant, or a winner already chosen."""
-        if arm not in (A, B) or not self.has_variants(campaign):
+        Checked again against the period's figures the button was under, so a forged or stale
+        tap (no two variants, that arm not significantly better, a winner already chosen)
+        changes nothing and says False."""
+        if arm not in (A, B) or campaign not in CAMPAIGNS or not self.has_variants(campaign):
+            return False
+        result = next((r for r in await self.results(period) if r.campaign == campaign), None)
+        if result is None or winner_of(result) != arm:
             return False
         async with self.db.transaction() as repos:
             return await repos.campaign_results.choose_winner(

@@ -113,7 +113,7 @@ FACTORIES = [
 
 
 def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
-    assert len(FACTORIES) == 19
+    assert len(FACTORIES) == 20
     prefixes = [f.__prefix__ for f in FACTORIES]  # type: ignore[attr-defined]
     assert len(prefixes) == len(set(prefixes))
     for factory in FACTORIES:
@@ -137,6 +137,9 @@ def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
         "complaint:bogus:1",
         "bw:bogus:",
         "onb:bogus",
+        "cwin:broadcast:b:20261101:20261123",
+        "cwin:reactivation:holdout:20261101:20261123",
+        "cwin:reactivation:b:-1:20261123",
     ],
 )
 def test_a_forged_action_does_not_unpack(data: str) -> None:

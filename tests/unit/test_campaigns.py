@@ -372,15 +372,15 @@ async def test_a_small_sample_is_not_significant(db: Database) -> None:
     assert not result.lift.significant
 
 
-async def test_variants_compared_and_the_winner_recorded_once(db: Database) -> None:
-    """Variant b came back at 25 %, a at 10 % (1,000 each): b wins; the owner makes it the
-    default once, and the assignment gives it to everyone but the holdout from then on."""
-    await _customers(db, 2000)
+async def variants_base(db: Database, held: int = 0) -> None:
+    """The reactivation's variant b came back at 25 %, a at 10 % (1,000 customers each, ids 1 to
+    2,000, a first); `held` more were held out (a tenth came back). All planned on 2 November."""
+    await _customers(db, 2000 + held)
     at = local(11, 2)
     async with db.transaction() as repos:
         rows, purchases = [], []
-        for i in range(1, 2001):
-            arm = "b" if i > 1000 else "a"
+        for i in range(1, 2001 + held):
+            arm = "holdout" if i > 2000 else "b" if i > 1000 else "a"
             rows.append(
                 dict(
                     key=f"reactivation:{i}:1:1",
@@ -391,7 +391,8 @@ async def test_variants_compared_and_the_winner_recorded_once(db: Database) -> N
                     not_before=at,
                     not_after=at,
                     due_at=at,
-                    state=OutboxState.SENT,
+                    state=OutboxState.SKIPPED if arm == "holdout" else OutboxState.SENT,
+                    error_code=OutboxError.HOLDOUT if arm == "holdout" else None,
                     attempts=0,
                     created_at=at,
                     campaign="reactivation",
@@ -402,16 +403,28 @@ async def test_variants_compared_and_the_winner_recorded_once(db: Database) -> N
                 purchases.append(dict(customer_id=i, amount_minor=1000, at=at + timedelta(days=1)))
         await repos.session.execute(insert(OutboxMessage), rows)
         await repos.session.execute(insert(Purchase), purchases)
+
+
+async def test_variants_compared_and_the_winner_recorded_once(db: Database) -> None:
+    """Variant b came back at 25 %, a at 10 % (1,000 each): b wins; the owner makes it the
+    default once, and the assignment gives it to everyone but the holdout from then on."""
+    await variants_base(db)
     rules = Campaigns(reactivation=CampaignRule(b=Variant(percent=20)))
     service = CampaignResultsService(db, FixedClock(local(11, 23)), rules, MOSCOW)
     [result] = await service.results(NOVEMBER)
     assert result.variants is not None and result.variants.difference == pytest.approx(0.15)
     assert winner_of(result) == "b" and result.lift is None
-    assert not await service.make_default("birthday", "b", "Анна")  # no variants there
-    assert not await service.make_default("reactivation", "holdout", "Анна")
-    assert await service.make_default("reactivation", "b", "Анна")
-    assert not await service.make_default("reactivation", "a", "Ольга")  # chosen already
+    assert service.can_choose(result, {}) == "b"
+    assert not await service.make_default("birthday", "b", "Анна", NOVEMBER)  # no variants there
+    assert not await service.make_default("reactivation", "holdout", "Анна", NOVEMBER)
+    assert not await service.make_default("reactivation", "a", "Анна", NOVEMBER)  # the worse one
+    october = Period(date(2026, 10, 1), date(2026, 10, 31))
+    assert not await service.make_default("reactivation", "b", "Анна", october)  # no figures
+    assert await service.winners() == {}
+    assert await service.make_default("reactivation", "b", "Анна", NOVEMBER)
+    assert not await service.make_default("reactivation", "b", "Ольга", NOVEMBER)  # chosen already
     assert await service.winners() == {"reactivation": "b"}
+    assert service.can_choose(result, {"reactivation": "b"}) is None
     async with db.reading() as repos:
         winners = await repos.campaign_results.winners()
     assert {arm_of(c, "reactivation", rules, winners) for c in range(1, 500)} == {"b"}
