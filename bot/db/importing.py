@@ -213,29 +213,26 @@ class ImportRepo:
             there.update(key for key in rows if key is not None)
         return there
 
-    @property
-    def counts_inserts(self) -> bool:
-        """Whether `add_visits` can say how many it inserted (sqlite3's executemany rowcount;
-        asyncpg's executemany gives none)."""
-        return self.session.get_bind().dialect.name == "sqlite"
-
     async def add_visits(self, rows: list[tuple[Any, ...]]) -> int:
         """Visits as purchases (tuples in `VISIT_COLUMNS` order), written straight (no purchase
         event: nothing is sent for a visit from the past); one that is already there (the same
-        import key) is left as it is. Returns how many went in where the driver says so
-        (`counts_inserts`), else -1."""
+        import key) is left as it is. Returns how many went in.
+
+        On PostgreSQL one statement per chunk: the chunk's columns as arrays, unnested into
+        the table (`_POSTGRES_VISITS`). By hand because neither SQLAlchemy's executemany (a
+        statement per row, and no count) nor its insertmanyvalues (a statement of 8 × rows
+        parameters) gives the count without a look-up of every key first; with 1,000,000 visits
+        that look-up was most of the import's time."""
         if not rows:
             return 0
-        if not self.counts_inserts:
-            await self._insert(
-                PURCHASES,
-                [dict(zip(VISIT_COLUMNS, row, strict=True)) for row in rows],
-                unique="import_key",
-            )
-            return -1
         at = VISIT_COLUMNS.index("at")
         connection = await self.session.connection()
-        result: Any = await connection.exec_driver_sql(
+        if connection.dialect.name == "postgresql":
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            columns[at] = [moment.astimezone(UTC).replace(tzinfo=None) for moment in columns[at]]
+            result: Any = await connection.exec_driver_sql(_POSTGRES_VISITS, tuple(columns))
+            return int(result.rowcount)
+        result = await connection.exec_driver_sql(
             _SQLITE_VISITS,
             [(*row[:at], _sqlite_stamp(row[at]), *row[at + 1 :]) for row in rows],
         )
@@ -251,6 +248,12 @@ VISIT_COLUMNS = (
     "staff_id",
     "staff_name",
     "import_key",
+)
+_POSTGRES_VISITS = (
+    f"INSERT INTO purchases ({', '.join(VISIT_COLUMNS)}) "
+    "SELECT * FROM unnest($1::integer[], $2::bigint[], $3::varchar[], $4::varchar[], "
+    "$5::timestamp[], $6::bigint[], $7::varchar[], $8::varchar[]) "
+    "ON CONFLICT (import_key) DO NOTHING"
 )
 _SQLITE_VISITS = (
     f"INSERT INTO purchases ({', '.join(VISIT_COLUMNS)}) "

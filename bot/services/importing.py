@@ -1009,16 +1009,14 @@ class ImportService:
                     if row.phone in known
                 ]
                 report.visits_new += len(rows) - len(keyed)  # dry run: of customers to create
-                counted = apply and repos.importing.counts_inserts
+                # applied, the insert itself skips (and counts) the visits already there
                 there = (
-                    set()
-                    if counted
-                    else await repos.importing.existing_visits([k for k, _ in keyed])
+                    set() if apply else await repos.importing.existing_visits([k for k, _ in keyed])
                 )
                 fresh = [(key, row) for key, row in keyed if key not in there]
                 inserted = len(fresh)
                 if apply:
-                    written = await repos.importing.add_visits(
+                    inserted = await repos.importing.add_visits(
                         [
                             (
                                 known[row.phone].id,
@@ -1033,7 +1031,6 @@ class ImportService:
                             for key, row in fresh
                         ]
                     )
-                    inserted = written if counted else inserted
                 report.visits_new += inserted
                 report.visits_known += len(keyed) - inserted
 
