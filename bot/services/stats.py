@@ -8,6 +8,11 @@ equal length just before, and the change in percentage points. Beside it: custom
 period, returning (bought in it and before it), the average check, and the average interval
 between a customer's consecutive visits (the frequency).
 
+Customers, by their own rhythm as `/sleeping` sees it: asleep now, lost (asleep longer than
+`[sleeping] lost_after_days`), woken up in the period, and what sleeping costs a month (article
+002); LTV, the first 12 months' spending by the month customers came (cohorts); and the repeat
+share month by month (the charts' data, `bot.services.stats_figures`).
+
 Days are the business's: a period is whole local days [first_day, last_day].
 """
 
@@ -19,11 +24,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.business import Sleeping
 from bot.clock import Clock
+from bot.db import queries
 from bot.db.repositories import Database
-from bot.db.stats import PeriodSales
+from bot.db.stats import Month, PeriodSales
+from bot.services.stats_figures import Cohort, MonthShare
 
 DEFAULT_MONTHS = 3
+CHART_MONTHS = 12  # months and cohorts go at least this far back from the period's end
+LTV_MONTHS = 12
+DEFAULT_WAKE_SHARE = 0.30  # article 002's "coefficient of return", until there is a measure
+MEASURED_FROM = 30  # sleepers at the period's start needed to trust the measured share
+DAYS_A_MONTH = 365.25 / 12
 MAX_DAYS = 3660  # ten years: longer is a typo
 _LENGTH = re.compile(r"(\d{1,4})\s*([dwmднм]?)", re.IGNORECASE)
 _DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d")
@@ -148,9 +161,72 @@ class Split:
 
 
 @dataclass(frozen=True)
+class Customers:
+    """The period's customers. New: their first purchase ever was in it; returning: bought in it
+    and before it. Sleeping and lost are as of now, exactly as `/sleeping` counts: past their
+    latest cycle's sleep moment with nothing booked; lost: asleep `lost_after_days` or more on
+    end (they are among the sleeping too). Asleep at the start: by the rhythm they have now, the
+    time since their last purchase before the period was past their sleep span; woke up: of
+    them, those who bought in the period. Fell asleep: their current sleep began in the period
+    and goes on."""
+
+    new: int
+    returning: int
+    sleeping: int
+    lost: int
+    asleep_at_start: int
+    woke: int
+    fell_asleep: int
+    period_days: int
+    lost_after_days: int
+    average_check_minor: int | None
+    interval_days: float | None  # the average interval between visits ending in the period
+    previous_interval_days: float | None  # the same in the previous period
+    ltv_minor: int | None  # spent in their first 12 months, per customer (cohorts with 12 over)
+    ltv_customers: int  # the customers behind it
+
+    @property
+    def interval_trend_days(self) -> float | None:
+        """The change of the average interval since the previous period, in days (less: they
+        come more often)."""
+        if self.interval_days is None or self.previous_interval_days is None:
+            return None
+        return round(self.interval_days - self.previous_interval_days, 1)
+
+    @property
+    def wake_share_measured(self) -> bool:
+        return self.asleep_at_start >= MEASURED_FROM
+
+    @property
+    def wake_share(self) -> float:
+        """The measured wake-up share: of the customers asleep at the period's start, the share
+        who bought in it (whatever woke them: a message or not). Measured once at least
+        MEASURED_FROM were asleep (fewer say little); article 002's 30 % until then. Over a
+        longer period more of them come back: it is the share over this period."""
+        if not self.wake_share_measured:
+            return DEFAULT_WAKE_SHARE
+        return self.woke / self.asleep_at_start
+
+    @property
+    def fell_asleep_a_month(self) -> float:
+        return self.fell_asleep * DAYS_A_MONTH / self.period_days
+
+    @property
+    def sleeping_cost_minor(self) -> int | None:
+        """What sleeping costs a month, article 002's estimate: customers falling asleep a month
+        (those whose sleep began in the period and goes on, per month of it; the article's 40 a
+        week) × the wake-up share × the average check: what waking them would bring back."""
+        if self.average_check_minor is None:
+            return None
+        return round(self.fell_asleep_a_month * self.wake_share * self.average_check_minor)
+
+
+@dataclass(frozen=True)
 class StatsReport:
     current: Split
     previous: Split
+    customers: Customers | None = None
+    cohorts: tuple[Cohort, ...] = ()  # those `StatsService.cohorts` gives for the period
 
     @property
     def repeat_change(self) -> float | None:
@@ -163,10 +239,13 @@ class StatsReport:
 
 
 class StatsService:
-    def __init__(self, db: Database, clock: Clock, tz: ZoneInfo) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, tz: ZoneInfo, sleeping: Sleeping | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.tz = tz
+        self.sleeping = sleeping or Sleeping()
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()
@@ -176,10 +255,97 @@ class StatsService:
         return parse_period(text, self.today())
 
     async def report(self, period: Period) -> StatsReport:
-        """The period and the one before it, in one statement."""
+        """The period and the one before it (one statement), its customers and cohorts."""
         previous = period.previous()
+        start, end = period.bounds(self.tz)
+        now = self.clock.now()
+        lost_since = now - timedelta(days=self.sleeping.lost_after_days)
         async with self.db.reading() as repos:
             current_sales, previous_sales = await repos.stats.sales(
-                [period.bounds(self.tz), previous.bounds(self.tz)]
+                [(start, end), previous.bounds(self.tz)]
             )
-        return StatsReport(Split(period, current_sales), Split(previous, previous_sales))
+            stats = repos.stats
+            sleeping, lost = await stats.count_customers(
+                queries.all_of(queries.known(), queries.sleeping(now)),
+                queries.sleeping(lost_since),
+                # ↑ asleep then too, and ever since: their latest cycle's sleep moment was then
+            )
+            asleep_at_start, woke = await stats.count_customers(
+                queries.all_of(queries.known(), stats.asleep_at(start)),
+                stats.bought_between(start, end),
+            )
+            fell_asleep = 0
+            if start < now:
+                began = queries.all_of(
+                    queries.known(),
+                    queries.sleeping(now),
+                    queries.sleeping(min(end, now)),
+                    ~queries.sleeping(start),
+                )
+                (fell_asleep,) = await stats.count_customers(began)
+            months = self._months(period)
+            cohorts = await stats.cohorts(months, self._cohort_count(period, months))
+        current, before = Split(period, current_sales), Split(previous, previous_sales)
+        ripe = [c for c in cohorts if len(c.returned) > LTV_MONTHS]  # their 12 months are over
+        ltv_customers = sum(c.customers for c in ripe)
+        customers = Customers(
+            new=current_sales.new,
+            returning=current_sales.returning,
+            sleeping=sleeping,
+            lost=lost,
+            asleep_at_start=asleep_at_start,
+            woke=woke,
+            fell_asleep=fell_asleep,
+            period_days=period.days,
+            lost_after_days=self.sleeping.lost_after_days,
+            average_check_minor=current.average_check_minor,
+            interval_days=current.average_interval_days,
+            previous_interval_days=before.average_interval_days,
+            ltv_minor=(
+                round(sum(c.revenue_12m_minor for c in ripe) / ltv_customers)
+                if ltv_customers
+                else None
+            ),
+            ltv_customers=ltv_customers,
+        )
+        return StatsReport(current, before, customers, tuple(cohorts))
+
+    def _month_starts(self, period: Period) -> list[date]:
+        """The first days of the months from at least CHART_MONTHS back from the period's end
+        (or from its first month, when it is longer) to the current month."""
+        last = period.last_day.replace(day=1)
+        first = min(period.first_day.replace(day=1), months_back(last, CHART_MONTHS - 1))
+        through = max(last, self.today().replace(day=1))
+        found = []
+        while first <= through:
+            found.append(first)
+            first = months_back(first, -1)
+        return found
+
+    def _months(self, period: Period) -> list[Month]:
+        starts = self._month_starts(period)
+        bounds = [datetime.combine(day, time(), tzinfo=self.tz) for day in starts]
+        bounds.append(datetime.combine(months_back(starts[-1], -1), time(), tzinfo=self.tz))
+        return [Month(day, bounds[i], bounds[i + 1]) for i, day in enumerate(starts)]
+
+    @staticmethod
+    def _cohort_count(period: Period, months: list[Month]) -> int:
+        """Cohorts are the months up to the period's last."""
+        last = period.last_day.replace(day=1)
+        return sum(1 for m in months if m.first_day <= last)
+
+    async def months(self, period: Period) -> list[MonthShare]:
+        """The repeat share by calendar month (the chart): from at least 12 months back from the
+        period's end (or its first month) to the end's month."""
+        months = self._months(period)
+        months = months[: self._cohort_count(period, months)]
+        async with self.db.reading() as repos:
+            return await repos.stats.months(months)
+
+    async def cohorts(self, period: Period) -> list[Cohort]:
+        """Customers by the month of their first purchase, for the months of `months(period)`;
+        how many bought again each month since, up to the current month (a cohort's returns go
+        on after the period ends), and what they spent in their first 12 months (LTV)."""
+        months = self._months(period)
+        async with self.db.reading() as repos:
+            return await repos.stats.cohorts(months, self._cohort_count(period, months))

@@ -1,0 +1,297 @@
+"""`/stats` on a big base: prints figures, asserts nothing (these machines are shared and noisy).
+
+    .venv/bin/python -m bench.stats [--scale 1.0] [--database-url URL] [--step NAME ...]
+
+Seeds, straight through the driver, 100,000 customers with 1,000,000 sales over 3 years and
+2,000,000 outbox rows (× `--scale`): each customer has their own rhythm (every 2 to 13 weeks, a
+visit ±30 % around it) and stops coming at some point, so some are new, some regular, some asleep
+and some lost, and cohorts thin out month by month; their cycles are learned as the cycle service
+would (the median interval, asleep at twice it). Then it times each measured step: `/stats` for
+the last 3 months and for the last 3 years, the chart data (months, cohorts). Each step is a
+named entry of STEPS, so the breakdowns, campaigns and charts of issue 17 add theirs as further
+steps. Prints wall seconds per step, the process's peak RSS, and the load average (the machine is
+shared: a loaded one stretches wall time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bot.business import Business, load_business  # noqa: E402
+from bot.clock import FixedClock  # noqa: E402
+from bot.db.engine import create_engine  # noqa: E402
+from bot.db.repositories import Database  # noqa: E402
+from bot.services.stats import Period, StatsService, months_back  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("UTC"))
+TZ = ZoneInfo("Europe/Moscow")
+YEARS = 3
+CUSTOMERS, SALES, OUTBOX = 100_000, 1_000_000, 2_000_000
+BATCH = 50_000
+SERVICES = (("manicure", 250_000), ("pedicure", 320_000), ("design", 150_000))
+TEMPLATES = ("welcome", "birthday", "holiday", "thanks", "expiry", "due_offer", "reactivation")
+SLEEP_FACTOR = 2.0  # tests/data/business.toml's [sleeping] factor
+LEARN_FROM = 7  # the cycle service's LEARN_FROM_VISITS
+
+
+async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
+    """Customers, their sales and cycles, and the outbox, in batches (memory stays flat). Sales
+    are written in the order of time, as a shop records them (ids follow dates): each customer
+    arrives at a random moment (more of them lately: a growing business) and comes back at their
+    own rhythm until they stop."""
+    rng = random.Random(17)
+    customers = max(10, round(CUSTOMERS * scale))
+    start = NOW - timedelta(days=365 * YEARS)
+    span = (NOW - start).total_seconds()
+    stamp = seeder.stamp
+    counts = {"customers": customers, "sales": 0, "cycles": 0, "outbox": 0}
+    arrivals = sorted(span * rng.random() ** 0.8 for _ in range(customers))
+    # (seconds since start of the next visit, customer, rhythm in days, leaves after a visit)
+    upcoming: list[tuple[float, int, float, float]] = []
+    visits: dict[int, list[float]] = {}  # each customer's last visits (seconds), for the cycle
+    last_purchase: dict[int, int] = {}
+    people: list[tuple[Any, ...]] = []
+    sales: list[tuple[Any, ...]] = []
+    purchase, arrived = 0, 0
+    while arrived < customers or upcoming:
+        if arrived < customers and (not upcoming or arrivals[arrived] <= upcoming[0][0]):
+            arrived += 1
+            moment = arrivals[arrived - 1]
+            # Two in three become regulars (and leave after ~40 visits, on average), the rest
+            # leave after one or two: about 10 sales a customer in all.
+            customer = arrived
+            rhythm = float(rng.choice((10, 14, 21, 28, 35, 45, 60)))
+            keep = 0.975 if rng.random() < 0.65 else 0.5
+            people.append(
+                (
+                    customer,
+                    f"Клиент {customer}",
+                    "ru",
+                    False,
+                    stamp(start + timedelta(seconds=moment)),
+                )
+            )
+        else:
+            moment, customer, rhythm, keep = heapq.heappop(upcoming)
+        purchase += 1
+        service, price = SERVICES[customer % len(SERVICES)]
+        at = start + timedelta(seconds=moment)
+        sales.append(
+            (purchase, customer, price + rng.randrange(0, 100_000, 5_000), service, stamp(at))
+        )
+        last_purchase[customer] = purchase
+        last = visits.setdefault(customer, [])
+        last.append(moment)
+        del last[:-LEARN_FROM]
+        later = moment + 86400 * rhythm * rng.uniform(0.7, 1.3)
+        if rng.random() <= keep and later < span:
+            heapq.heappush(upcoming, (later, customer, rhythm, keep))
+        if len(sales) >= BATCH:
+            await _flush(seeder, people, sales, counts)
+    await _flush(seeder, people, sales, counts)
+    await _cycles(seeder, visits, last_purchase, start, counts)
+    outbox = round(OUTBOX * scale)
+    for first_row in range(0, outbox, BATCH):
+        rows = []
+        for n in range(first_row, min(outbox, first_row + BATCH)):
+            at = stamp(start + timedelta(seconds=span * rng.random()))
+            template = TEMPLATES[n % len(TEMPLATES)]
+            rows.append(
+                (n + 1, f"{template}:{n}", rng.randint(1, customers), "marketing", template, "{}")
+                + (at, at, at, "sent", 1, at, at)
+            )
+        await seeder.insert(
+            "outbox",
+            (
+                "id",
+                "key",
+                "customer_id",
+                "kind",
+                "template",
+                "data",
+                "not_before",
+                "not_after",
+                "due_at",
+                "state",
+                "attempts",
+                "sent_at",
+                "created_at",
+            ),
+            rows,
+        )
+        counts["outbox"] += len(rows)
+    await seeder.close()
+    return counts
+
+
+async def _flush(
+    seeder: Seeder,
+    people: list[tuple[Any, ...]],
+    sales: list[tuple[Any, ...]],
+    counts: dict[str, int],
+) -> None:
+    """Customers first (the sales name them), then their sales; the lists emptied."""
+    await seeder.insert(
+        "customers", ("id", "name", "language", "marketing_opt_out", "created_at"), people
+    )
+    await seeder.insert(
+        "purchases", ("id", "customer_id", "amount_minor", "service_id", "at"), sales
+    )
+    counts["sales"] += len(sales)
+    people.clear()
+    sales.clear()
+
+
+async def _cycles(
+    seeder: Seeder,
+    visits: dict[int, list[float]],
+    last_purchase: dict[int, int],
+    start: datetime,
+    counts: dict[str, int],
+) -> None:
+    """Each customer's cycle as the cycle service learns it: the median of their last six
+    intervals (28 days before there are two), asleep at `SLEEP_FACTOR` times it."""
+    rows = []
+    for customer, moments in visits.items():
+        intervals = [(b - a) / 86400 for a, b in zip(moments, moments[1:], strict=False)]
+        interval = statistics.median(intervals) if len(intervals) >= 2 else 28.0
+        last = start + timedelta(seconds=moments[-1])
+        rows.append(
+            (
+                customer,
+                SERVICES[customer % len(SERVICES)][0],
+                last_purchase[customer],
+                seeder.stamp(last),
+                interval,
+                len(intervals) >= 2,
+                seeder.stamp(last + timedelta(days=interval * SLEEP_FACTOR)),
+                0,
+                0,
+            )
+        )
+    await seeder.insert(
+        "cycles",
+        (
+            "customer_id",
+            "service_id",
+            "last_purchase_id",
+            "last_visit_at",
+            "interval_days",
+            "learned",
+            "sleeps_at",
+            "round",
+            "ignored",
+        ),
+        rows,
+    )
+    counts["cycles"] += len(rows)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One measured call; `run` gets the service and the period and returns what it answered
+    (a few of its numbers are printed, to see the base is what the figures say)."""
+
+    name: str
+    run: Callable[[StatsService, Period], Awaitable[Any]]
+    period_months: int
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    if isinstance(result, list):
+        return {"rows": len(result)}
+    current = getattr(result, "current", None)
+    if current is not None:
+        customers = getattr(result, "customers", None)
+        figures: dict[str, Any] = {
+            "sales": current.sales.sales,
+            "repeat_share": f"{current.repeat_share or 0:.3f}",
+        }
+        if customers is not None:
+            figures |= {"sleeping": customers.sleeping, "lost": customers.lost}
+        return figures
+    return {}
+
+
+# The steps, in order; later parts of /stats add theirs here.
+STEPS: list[Step] = [
+    Step("stats 3 months", lambda s, p: s.report(p), 3),
+    Step("stats 3 years", lambda s, p: s.report(p), 36),
+    Step("months 3 months", lambda s, p: s.months(p), 3),
+    Step("months 3 years", lambda s, p: s.months(p), 36),
+    Step("cohorts 3 months", lambda s, p: s.cohorts(p), 3),
+    Step("cohorts 3 years", lambda s, p: s.cohorts(p), 36),
+]
+
+
+def _period(today: date, months: int) -> Period:
+    return Period(months_back(today, months) + timedelta(days=1), today)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def measure(url: str, business: Business, steps: list[Step]) -> None:
+    """Each step once, on a fresh engine, as the bot would answer it."""
+    engine = create_engine(url)
+    stats = StatsService(Database(engine), FixedClock(NOW), TZ, business.sleeping)
+    today = NOW.astimezone(TZ).date()
+    try:
+        for step in steps:
+            started = time.perf_counter()
+            result = await step.run(stats, _period(today, step.period_months))
+            seconds = time.perf_counter() - started
+            line(
+                step.name,
+                {
+                    "s": f"{seconds:.2f}",
+                    **_summary(result),
+                    "peak_rss_mb": f"{_peak_rss_mb():.0f}",
+                    "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
+                },
+            )
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
+    parser.add_argument(
+        "--step", action="append", help="run only these steps (by name; repeatable)"
+    )
+    database_argument(parser)
+    args = parser.parse_args()
+    steps = [s for s in STEPS if not args.step or s.name in args.step]
+    with tempfile.TemporaryDirectory() as folder:
+        url, seeder = await migrated(folder, "stats.sqlite3", args.database_url)
+        started = time.perf_counter()
+        counts = await seed(seeder, args.scale)
+        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
+        business = load_business(business_file(Path(folder)))
+        await measure(url, business, steps)
+        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
