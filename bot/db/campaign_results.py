@@ -106,23 +106,22 @@ class CampaignResultsRepo:
         return and_(later > earlier, span <= days + JULIAN_SLACK)
 
     async def outcomes(self, start: datetime, end: datetime, window_days: int) -> list[ArmRow]:
-        """Per campaign and arm, the customers whose first row of that campaign was planned in
+        """Per campaign and arm, the customers with a row of that campaign and arm planned in
         [start, end): assigned, sent, coupon redeemed, came back (a purchase within
-        `window_days` after that first row) and their spending then. One statement: the rows of
-        the period ranked per customer and campaign, one row per customer, their purchases by the
-        (customer_id, at) index, summed per arm."""
+        `window_days` after their first such row) and their spending then. A customer whose arm
+        changed within the period (the owner changed the share, or chose a winner) counts in
+        each arm they were in. One statement: the period's rows from the covering campaign
+        index, one row per customer and arm, their purchases by the (customer_id, at) index,
+        summed per arm."""
         o = OutboxMessage
-        rows = (
+        per_customer = (
             select(
                 o.campaign.label("campaign"),
                 o.customer_id.label("customer_id"),
                 o.arm.label("arm"),
-                o.created_at.label("at"),
-                case((o.state == OutboxState.SENT, 1), else_=0).label("sent"),
-                case((Coupon.redeemed_at.is_not(None), 1), else_=0).label("redeemed"),
-                func.row_number()
-                .over(partition_by=(o.campaign, o.customer_id), order_by=(o.created_at, o.id))
-                .label("n"),
+                func.min(o.created_at).label("at"),
+                func.max(case((o.state == OutboxState.SENT, 1), else_=0)).label("sent"),
+                func.max(case((Coupon.redeemed_at.is_not(None), 1), else_=0)).label("redeemed"),
             )
             .outerjoin(Coupon, Coupon.id == o.coupon_id)
             .where(
@@ -131,20 +130,7 @@ class CampaignResultsRepo:
                 o.created_at >= start,
                 o.created_at < end,
             )
-            .subquery("campaign_rows")
-        )
-        r = rows.c
-        first = r.n == 1
-        per_customer = (
-            select(
-                r.campaign,
-                r.customer_id,
-                func.max(case((first, r.arm))).label("arm"),
-                func.min(r.at).label("at"),
-                func.max(r.sent).label("sent"),
-                func.max(r.redeemed).label("redeemed"),
-            )
-            .group_by(r.campaign, r.customer_id)
+            .group_by(o.campaign, o.customer_id, o.arm)
             .subquery("assigned")
         )
         a = per_customer.c

@@ -373,7 +373,16 @@ class OutboxMessage(Base):
 
     __table_args__ = (
         Index("ix_outbox_state_due", "state", "due_at"),
-        Index("ix_outbox_campaign_created", "campaign", "created_at"),
+        # /stats campaigns reads a period's campaign rows from this index alone (it covers them)
+        Index(
+            "ix_outbox_campaign_created",
+            "campaign",
+            "created_at",
+            "customer_id",
+            "arm",
+            "state",
+            "coupon_id",
+        ),
         Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
         CheckConstraint(one_of("state", OutboxState), name="state"),
         CheckConstraint(one_of("kind", OutboxKind), name="kind"),
