@@ -215,10 +215,12 @@ class Customers:
     def sleeping_cost_minor(self) -> int | None:
         """What sleeping costs a month, article 002's estimate: customers falling asleep a month
         (those whose sleep began in the period and goes on, per month of it; the article's 40 a
-        week) × the wake-up share × the average check: what waking them would bring back."""
+        week) × the wake-up share × the average check: what waking them would bring back. In
+        whole units of money (an estimate has no kopecks)."""
         if self.average_check_minor is None:
             return None
-        return round(self.fell_asleep_a_month * self.wake_share * self.average_check_minor)
+        cost = self.fell_asleep_a_month * self.wake_share * self.average_check_minor
+        return round(cost / 100) * 100  # an estimate: in whole roubles (units)
 
 
 @dataclass(frozen=True)
