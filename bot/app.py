@@ -51,6 +51,7 @@ from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.stats import StatsService
 from bot.services.stats_breakdowns import StatsBreakdownService
+from bot.services.stats_export import StatsExporter
 from bot.services.surveys import SurveyService
 from bot.settings import Settings
 from handlers import setup_dispatcher
@@ -250,6 +251,12 @@ class App(Core):
         breakdowns, campaigns = data["stats_breakdowns"], data["campaign_results"]
         sources = FigureSources(funnel=breakdowns.funnel, campaigns=campaigns.results)
         data["chart_sources"] = sources
+        data["stats_exporter"] = StatsExporter(
+            data["stats"],
+            sources,
+            masters=breakdowns.masters,
+            joined_by_source=breakdowns.sources,
+        )
         digest = StatsDigest(
             self.db,
             self.clock,

@@ -19,7 +19,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.outbox.errors import Withdrawn
-from bot.outbox.limits import DELIVERY, Limiter, Priority
+from bot.outbox.limits import DELIVERY, Limiter, Priority, is_group
 from handlers.outbox_client import is_transient
 
 log = logging.getLogger("carebot.delivery")
@@ -80,19 +80,26 @@ class TelegramLimits(BaseRequestMiddleware):
             return await make_request(bot, method)  # polling, getMe, webhooks: their callers decide
         attempt = 0
         backoff = Backoff(BACKOFF)
+        # In a group, when this message's turns came: once it is in, it counts from then on
+        # (Telegram counts a group's minute from arrival; an album's upload takes a while).
+        departed: float | None = None
         while True:
             # The outbox sender takes the first turn of its one-call messages itself (and checks
             # they are still wanted); a retry waits here like any other call.
             if chat_id is not None and not (delivery.paced and attempt == 0):
-                if counted:
-                    for _ in range(turns):
-                        await self.limiter.wait_turn(chat_id, delivery.priority)
+                if counted and is_group(chat_id):
+                    departed = await self.limiter.wait_turns(chat_id, turns, delivery.priority)
+                elif counted:
+                    await self.limiter.wait_turn(chat_id, delivery.priority)
                 else:
                     await self.limiter.wait_unpaused(chat_id)
             if delivery.still_wanted is not None and not delivery.still_wanted():
                 raise Withdrawn(method.__api_method__)
             try:
-                return await make_request(bot, method)
+                response = await make_request(bot, method)
+                if departed is not None and chat_id is not None:
+                    self.limiter.arrived(chat_id, departed, turns)
+                return response
             except TelegramRetryAfter as error:
                 self.limiter.pause(chat_id, error.retry_after)
                 attempt += 1

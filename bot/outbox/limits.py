@@ -126,8 +126,35 @@ class Limiter:
 
     # ---- taking a turn -----------------------------------------------------------------------
 
-    async def wait_turn(self, chat_id: int, priority: Priority = Priority.BULK) -> None:
-        """Wait until one more message may go into this chat and globally; take that turn."""
+    async def wait_turns(
+        self, chat_id: int, count: int, priority: Priority = Priority.BULK
+    ) -> float:
+        """A message of `count` items (an album: Telegram counts each item as a message): each
+        takes a turn, and all of them count from when the last turn came (an item counted from an
+        earlier turn would leave a group's window early, and the next message would earn a 429).
+        Returns that moment, for `arrived`."""
+        taken = [await self.wait_turn(chat_id, priority) for _ in range(count)]
+        departed = self.now()
+        self._restamp(chat_id, taken, departed)
+        return departed
+
+    def arrived(self, chat_id: int, departed: float, count: int) -> None:
+        """A message into a group was accepted: its items count from now. Telegram counts a
+        group's minute from when they arrived, later than when they left (an album's upload takes
+        a while): counted from the departure, the oldest would leave our window before Telegram's,
+        and the message after it would earn a 429."""
+        self._restamp(chat_id, [departed] * count, self.now())
+
+    def _restamp(self, chat_id: int, moments: list[float], moment: float) -> None:
+        chat = self._chat(chat_id)
+        for old in moments:
+            if old != moment and old in chat.sent:
+                chat.sent.remove(old)
+                bisect.insort(chat.sent, moment)
+
+    async def wait_turn(self, chat_id: int, priority: Priority = Priority.BULK) -> float:
+        """Wait until one more message may go into this chat and globally; take that turn (the
+        moment it is counted from is returned)."""
         chat = self._chat(chat_id)
         if priority is Priority.INTERACTIVE:
             reserved = await self._chat_turn(chat, chat_id, priority)
@@ -143,6 +170,7 @@ class Limiter:
             chat.sent.remove(reserved)
             bisect.insort(chat.sent, departed)
         self._prune()
+        return departed
 
     async def _chat_turn(self, chat: _Chat, chat_id: int, priority: Priority) -> float:
         while True:
