@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -57,7 +58,7 @@ async def week_of_sales(app: App, clock: FixedClock) -> None:
     clock.set(now)
 
 
-async def digests(app: App) -> list[tuple[str, int | None, str, str, int | None]]:
+async def digests(app: App) -> list[tuple[Any, ...]]:
     """The digest rows: key, chat, kind, state, the message's id."""
     async with app.db.reading() as repos:
         o = OutboxMessage
