@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 WIDTH, HEIGHT, DPI = 8.0, 4.5, 100  # 800 × 450 px: readable on a phone, tens of kilobytes
 COHORT_ROWS = 12  # the latest cohorts on the heatmap (the export has them all)
 COHORT_MONTHS = 13  # months since the first purchase: 0 … 12 (the LTV's year)
+MAX_LINES = 12  # intervals on the campaigns chart (the export has them all)
+NOTED_LINES = 6  # up to this many, each with its arms' shares under it
 LINE_COLOURS = ("#1f77b4", "#ff7f0e")
 GOOD, BAD, UNSURE = "#2ca02c", "#d62728", "#7f7f7f"
 _LOCK = threading.Lock()  # one chart at a time in the whole process
@@ -144,15 +146,16 @@ def month_label(month: Any, lang: str) -> str:
 # ---- the figures -----------------------------------------------------------------------------
 
 
-def _figure() -> Figure:
+def _figure(left: float = 0.09, bottom: float = 0.12, right: float = 0.97) -> Figure:
     import matplotlib
 
     matplotlib.use("Agg")  # no display, ever (a no-op when already so)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, layout="constrained")
-    figure.get_layout_engine().set(w_pad=0.1, h_pad=0.1)  # type: ignore[union-attr, call-arg]
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
+    # Fixed margins, not a layout engine: laying out every text again costs more than drawing.
+    figure.subplots_adjust(left=left, bottom=bottom, right=right, top=0.91)
     FigureCanvasAgg(figure)
     return figure
 
@@ -177,7 +180,7 @@ def repeat_share_chart(months: Sequence[MonthShare], texts: ChartTexts) -> bytes
     if not any(m.sales for m in months):
         return None
     lang = texts.lang
-    figure = _figure()
+    figure = _figure(left=0.08, bottom=0.15)
     axes = figure.subplots()
     xs = list(range(len(months)))
     shares: list[float] = []
@@ -204,7 +207,7 @@ def repeat_share_chart(months: Sequence[MonthShare], texts: ChartTexts) -> bytes
     axes.set_xticks(xs[::step], [month_label(m.month, lang) for m in months][::step])
     if len(xs[::step]) > 6:
         axes.tick_params(axis="x", labelrotation=35)
-    axes.set_xlim(-0.5, len(xs) - 0.5)
+    axes.set_xlim(-0.5, len(xs) - (0.5 if len(xs) <= 6 else -0.5))  # room for the last label
     axes.set_ylim(0, min(1.05, max(shares, default=0) * 1.25 + 0.1))
     _percent_axis(axes, lang)
     axes.grid(axis="y", alpha=0.3)
@@ -224,7 +227,7 @@ def cohort_chart(cohorts: Sequence[Cohort], texts: ChartTexts) -> bytes | None:
     grid = [[math.nan if (v := c.retention(k)) is None else v for k in range(width)] for c in rows]
     import numpy
 
-    figure = _figure()
+    figure = _figure(left=0.2, bottom=0.11, right=1.0)
     axes = figure.subplots()
     top = max(0.05, max((v for row in grid for v in row if not math.isnan(v)), default=0))
     image = axes.imshow(
@@ -269,7 +272,7 @@ def funnel_chart(steps: Sequence[FunnelStep], texts: ChartTexts) -> bytes | None
     if not steps or not steps[0].customers:
         return None
     lang = texts.lang
-    figure = _figure()
+    figure = _figure(left=0.24, bottom=0.03)
     axes = figure.subplots()
     ys = list(range(len(steps)))
     counts = [s.customers for s in steps]
@@ -306,35 +309,26 @@ def _arm_shares(result: CampaignResult, texts: ChartTexts, lang: str) -> str:
 def campaign_chart(results: Sequence[CampaignResult], texts: ChartTexts) -> bytes | None:
     """Each campaign's lift (came back: the campaign minus its holdout) and each A/B test's
     difference (B minus A), in percentage points, with the 95 % interval as error bars around
-    a zero line; green or red when significant, grey when not yet. None with no interval."""
+    a zero line; green or red when significant, grey when not yet; the arms' shares under each
+    while there are few. None with no interval."""
     lang = texts.lang
     lines: list[tuple[str, float, float, float, str]] = []  # label, point, low, high, note
     for result in results:
-        shares = _arm_shares(result, texts, lang)
+        name, shares = texts.campaign(result.campaign), _arm_shares(result, texts, lang)
         if result.lift is not None:
-            lines.append(
-                (
-                    texts.campaign(result.campaign),
-                    result.lift.difference,
-                    result.lift.low,
-                    result.lift.high,
-                    shares,
-                )
-            )
+            interval = result.lift
+            lines.append((name, interval.difference, interval.low, interval.high, shares))
         if result.variants is not None:
-            lines.append(
-                (
-                    f"{texts.campaign(result.campaign)}: {texts['variants']}",
-                    result.variants.difference,
-                    result.variants.low,
-                    result.variants.high,
-                    "" if result.lift is not None else shares,
-                )
-            )
+            interval = result.variants
+            label = f"↳ {texts['variants']}" if result.lift else f"{name}: {texts['variants']}"
+            note = "" if result.lift is not None else shares
+            lines.append((label, interval.difference, interval.low, interval.high, note))
     if not lines:
         return None
-    lines = lines[:12]  # the export has them all
-    figure = _figure()
+    lines = lines[:MAX_LINES]  # the export has them all
+    noted = len(lines) <= NOTED_LINES  # more, and the notes would overlap
+    longest = max(len(label) for label, *_ in lines)
+    figure = _figure(left=min(0.45, 0.05 + 0.0115 * longest), bottom=0.12)
     axes = figure.subplots()
     reach = max(max(abs(low), abs(high)) for _, _, low, high, _ in lines) * 100 or 1.0
     for y, (_label, point, low, high, note) in enumerate(lines):
@@ -348,24 +342,27 @@ def campaign_chart(results: Sequence[CampaignResult], texts: ChartTexts) -> byte
             capsize=4,
             linewidth=2,
         )
-        caption = f"{number(point * 100, lang, sign=True)} ({number(low * 100, lang, sign=True)}…{number(high * 100, lang, sign=True)})"
+        caption = (
+            f"{number(point * 100, lang, sign=True)} "
+            f"({number(low * 100, lang, sign=True)}…{number(high * 100, lang, sign=True)})"
+        )
         if low <= 0 <= high:
             caption += f", {texts['not_significant']}"
-        axes.annotate(
+        axes.annotate(  # right of the interval: never over another line
             caption,
-            (point * 100, y),
+            (high * 100, y),
             textcoords="offset points",
-            xytext=(0, 7),
-            ha="center",
+            xytext=(8, 0),
+            va="center",
             fontsize=8,
             color=colour,
         )
-        if note:
+        if note and noted:
             axes.annotate(
                 note,
                 (point * 100, y),
                 textcoords="offset points",
-                xytext=(0, -12),
+                xytext=(0, -13),
                 ha="center",
                 fontsize=7,
                 color="#555555",
@@ -373,7 +370,7 @@ def campaign_chart(results: Sequence[CampaignResult], texts: ChartTexts) -> byte
     axes.axvline(0, color="black", linewidth=1)
     axes.set_yticks(range(len(lines)), [label for label, *_ in lines])
     axes.set_ylim(len(lines) - 0.4, -0.6)
-    axes.set_xlim(-reach * 1.5, reach * 1.5)
+    axes.set_xlim(-reach * 1.2, reach * 2.4)  # room on the right for the captions
     from matplotlib.ticker import FuncFormatter
 
     axes.xaxis.set_major_formatter(FuncFormatter(lambda v, _: number(v, lang, sign=True)))
