@@ -245,14 +245,20 @@ class App(Core):
         self.dp.shutdown.register(self._on_shutdown)
 
     def _wire_stats_pictures(self) -> None:
-        """The /stats charts' sources and the weekly digest (its planner, and its delivery with
-        a chart). The months and cohorts of the summary's service join when it has them."""
+        """The /stats charts' sources, /stats export, and the weekly digest (its planner, and its
+        delivery with a chart)."""
         data = self.dp.workflow_data
         breakdowns, campaigns = data["stats_breakdowns"], data["campaign_results"]
-        sources = FigureSources(funnel=breakdowns.funnel, campaigns=campaigns.results)
+        stats = data["stats"]
+        sources = FigureSources(
+            months=stats.months,
+            cohorts=stats.cohorts,
+            funnel=breakdowns.funnel,
+            campaigns=campaigns.results,
+        )
         data["chart_sources"] = sources
         data["stats_exporter"] = StatsExporter(
-            data["stats"],
+            stats,
             sources,
             masters=breakdowns.masters,
             joined_by_source=breakdowns.sources,
@@ -264,7 +270,7 @@ class App(Core):
             self.settings.tz,
             self.render,
             self.settings.admin_chat_id,
-            stats=data["stats"],
+            stats=stats,
             sources=sources,
             masters=breakdowns.masters,
             campaigns=campaigns.results,

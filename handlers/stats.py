@@ -17,7 +17,7 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
 
 from bot.business import Business
 from bot.rendering import Renderer
-from bot.services.charts import Chart, FigureSources, chart_texts, draw
+from bot.services.charts import Chart, Figures, FigureSources, chart_texts, draw
 from bot.services.stats import Period, StatsService
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, truncate_html
 from handlers.filters import admin_chat_router
@@ -39,7 +39,7 @@ async def stats(
     report = await stats.report(period)
     text = render.text(staff_lang, "stats", usage=False, report=report, currency=business.currency)
     await message.answer(truncate_html(text, TEXT_LIMIT))
-    figures = await chart_sources.gather(period)
+    figures = await chart_sources.gather(period, known=Figures(cohorts=report.cohorts))
     charts = await draw(figures, chart_texts(render, staff_lang))
     await send_charts(message, charts, render, staff_lang, period)
 

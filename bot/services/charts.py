@@ -408,9 +408,12 @@ class FigureSources:
     funnel: Source | None = None
     campaigns: Source | None = None
 
-    async def gather(self, period: Period, only: Sequence[str] = ()) -> Figures:
+    async def gather(
+        self, period: Period, only: Sequence[str] = (), known: Figures | None = None
+    ) -> Figures:
         """The figures of `period`, one read after the other (each its own read snapshot; a
-        SQLite base has one connection to give). `only`: the charts wanted (default all)."""
+        SQLite base has one connection to give). `only`: the charts wanted (default all);
+        `known`: figures already read (the summary's cohorts), not read again."""
         wanted = set(only or CHARTS)
         found: dict[str, tuple[Any, ...]] = {}
         for field_name, chart in (
@@ -419,8 +422,12 @@ class FigureSources:
             ("funnel", "funnel"),
             ("campaigns", "campaigns"),
         ):
-            source = getattr(self, field_name)
-            if source is not None and chart in wanted:
+            source, have = getattr(self, field_name), getattr(known, field_name, ())
+            if chart not in wanted:
+                continue
+            if have:
+                found[field_name] = tuple(have)
+            elif source is not None:
                 found[field_name] = tuple(await source(period))
         return Figures(**found)
 

@@ -2,11 +2,11 @@
 gets last week's numbers, the week before beside them, and one chart.
 
 - the repeat share of last week's sales (Monday to Sunday) and of the week before, by count;
-- customers new last week, and who woke up (when the summary's service tells it);
+- customers new last week, and who woke up (asleep when the week began, bought in it);
 - satisfaction: the average score of the surveys answered last week (all masters);
 - the campaign that brought most back against its holdout and the one that brought least (when
   campaigns keep holdouts);
-- one chart: the repeat share by month over the last half-year (else the campaigns', else the
+- one chart: the repeat share by month over the last year (else the campaigns', else the
   funnel's, whichever has numbers).
 
 Nothing sends a proactive message but the outbox sender: the planner writes one row a week
@@ -39,10 +39,9 @@ CATCH_UP = timedelta(days=2)  # a bot down on Monday still sends it until Wednes
 CHART_MONTHS = 6
 DIGEST_CHARTS = ("repeat_share", "campaigns", "funnel")  # the first that has numbers is drawn
 
-# Sources the summary's and the breakdowns' services give (None: that line shows "—").
+# Sources the breakdowns' and the campaigns' services give (None: that line is left out).
 Masters = Callable[[Period], Awaitable[Sequence[Any]]]  # StatsBreakdownService.masters
 Campaigns = Callable[[Period], Awaitable[Sequence[CampaignResult]]]
-WokeUp = Callable[[Period], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,6 @@ class StatsDigest:
         sources: FigureSources,
         masters: Masters | None = None,
         campaigns: Campaigns | None = None,
-        woke_up: WokeUp | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -115,7 +113,6 @@ class StatsDigest:
         self.sources = sources
         self.masters = masters
         self.campaigns = campaigns
-        self.woke_up = woke_up
 
     def register(self, features: Features) -> None:
         features.plan("stats_digest", self.plan)
@@ -160,19 +157,20 @@ class StatsDigest:
             report=report,
             answers=answers,
             csat=round(scores / answers, 1) if answers else None,
-            woke_up=await self.woke_up(week) if self.woke_up is not None else None,
+            woke_up=report.customers.woke if report.customers is not None else None,
             best=best,
             worst=worst,
         )
 
     async def chart(self, digest: Digest) -> Chart | None:
-        """One chart: the repeat share by month over the half-year up to the week's Sunday (or,
-        without it, the week's campaigns, or the half-year's funnel)."""
+        """One chart: the repeat share by month up to the week's Sunday (a year of months, as
+        the summary's service gives them), or else the week's campaigns, or the half-year's
+        funnel."""
         last = digest.week.last_day
         half_year = Period(months_back(last, CHART_MONTHS) + timedelta(days=1), last)
         texts = chart_texts(self.render, self.lang)
         for name in DIGEST_CHARTS:
-            period = digest.week if name == "campaigns" else half_year
+            period = half_year if name == "funnel" else digest.week
             figures = await self.sources.gather(period, only=[name])
             charts = await draw(figures, texts, only=[name])
             if charts:

@@ -302,7 +302,7 @@ class StatsExporter:
 
     async def tables(self, period: Period) -> StatsTables:
         report = await self.stats.report(period)
-        figures = await self.sources.gather(period)
+        figures = await self.sources.gather(period, known=Figures(cohorts=report.cohorts))
         masters = tuple(await self.masters(period)) if self.masters else None
         joined = tuple(await self.joined_by_source(period)) if self.joined_by_source else None
         return StatsTables(report, figures, masters, joined)

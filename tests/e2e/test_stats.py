@@ -31,6 +31,7 @@ async def test_staff_see_the_repeat_share(carebot, telegram: TelegramServer, olg
     assert "Прошлый период (24.05.2026 — 23.08.2026): 10 продаж" in answer.text
     assert "+20 п.п. по числу, +27,5 п.п. по деньгам" in answer.text
     assert "Купили: 51 · новых: 42 · вернувшихся: 9" in answer.text
+    await olga.next("sendMediaGroup")  # the charts follow the text (tests/e2e/test_stats_charts.py)
 
     # September: 17 first sales (14 new customers every other day, 3 on 10.09), 12 repeat
     # (6 + 3 back on 01.09, 3 on 20.09)

@@ -42,8 +42,7 @@ async def app(
 
 async def week_of_sales(app: App, clock: FixedClock) -> None:
     """Last week (16–22.11.2026): a newcomer's first sale and a regular's repeat one (50 %);
-    the week before: one first sale (0 %). Two customers onboarded in Telegram (the funnel: the
-    chart while the monthly shares are not wired)."""
+    the week before: one first sale (0 %). Two customers onboarded in Telegram."""
     await buyer(app.db, [(local(2026, 11, 10), FIRST_MINOR)])
     await buyer(app.db, [(local(2026, 11, 17), FIRST_MINOR)])
     await buyer(app.db, [(local(2026, 6, 1), FIRST_MINOR), (local(2026, 11, 18), REPEAT_MINOR)])
@@ -85,7 +84,7 @@ async def test_monday_digest_goes_to_the_admin_chat_with_a_chart(
     assert "Продаж: 2 на 2\u00a0400\u00a0₽ · новых клиентов: 1" in caption
     assert "Оценка сервиса: оценок не было" in caption
     upload = photo.upload("photo")
-    assert upload.filename == "funnel.png" and png_size(upload.data) == (800, 450)
+    assert upload.filename == "repeat_share.png" and png_size(upload.data) == (800, 450)
     assert photo.message["message_id"] == message_id
 
     assert (await app.tick())["stats_digest"] == 0  # once a week
