@@ -98,68 +98,97 @@ class StatsRepo:
             return extract("epoch", later - earlier) / DAY_SECONDS
         return func.julianday(later) - func.julianday(earlier)  # SQLite keeps text datetimes
 
-    def _previous(self, until: datetime) -> Any:
-        """Every purchase before `until` with the time of the customer's purchase just before it
-        (`prev_at`, NULL for their first): a scan of the (customer_id, at, id) index."""
+    def _previous(self, periods: Sequence[tuple[datetime, datetime]]) -> Any:
+        """The purchases in the periods with the time of the customer's purchase just before each
+        (`prev_at`, NULL for their first) and the days since it (`gap`), labelled with their
+        period's index (`k`) and start: an ordered scan of the (customer_id, at, id) index (no
+        table row read), over the histories of the customers who bought in the periods only."""
+        since, until = min(start for start, _ in periods), max(end for _, end in periods)
         order = (Purchase.at, Purchase.id)  # two sales at the same moment: the earlier row first
-        return (
+        buyers = select(Purchase.customer_id).where(Purchase.at >= since, Purchase.at < until)
+        ranked = (
             select(
                 Purchase.id.label("id"),
-                Purchase.customer_id.label("customer_id"),
                 Purchase.at.label("at"),
                 func.lag(Purchase.at)
                 .over(partition_by=Purchase.customer_id, order_by=order)
                 .label("prev_at"),
             )
-            .where(Purchase.at < until)
+            .where(Purchase.at < until, Purchase.customer_id.in_(buyers))
             .subquery("ranked")
+        )
+        r = ranked.c
+        k = case(*((and_(r.at >= start, r.at < end), i) for i, (start, end) in enumerate(periods)))
+        start = case(
+            *(
+                (and_(r.at >= start, r.at < end), literal(start, UTCDateTime))
+                for start, end in periods
+            )
+        )
+        return (
+            select(
+                k.label("k"),
+                start.label("start"),
+                r.id,
+                r.prev_at,
+                self._days_between(r.at, r.prev_at).label("gap"),
+            )
+            .where(r.at >= since)
+            .subquery("sales")
         )
 
     async def sales(self, periods: Sequence[tuple[datetime, datetime]]) -> list[PeriodSales]:
         """Each period's sales split into first and repeat, its customers new and returning, and
         the intervals between visits ending in it (a purchase within a day of the previous one
-        is the same visit, not an interval). One statement whatever the number of sales."""
+        is the same visit, not an interval). The periods do not overlap. Two statements whatever
+        the number of sales: the counts, grouped by period, and the money, by range scans."""
         if not periods:
             return []
-        r = self._previous(max(end for _, end in periods)).c
-        gap = self._days_between(r.at, r.prev_at)
-        amount = (
-            select(Purchase.amount_minor).where(Purchase.id == r.id).scalar_subquery()
-        )  # read for first sales only: the rest is summed by the range scans below
-        columns: list[Any] = []
-        for start, end in periods:
-            inside = and_(r.at >= start, r.at < end)
-            first = and_(inside, r.prev_at.is_(None))
-            counted_gap = and_(inside, r.prev_at.is_not(None), gap >= 1)
-            columns += [
-                func.count(case((inside, 1))),
+        r = self._previous(periods).c
+        amount = select(Purchase.amount_minor).where(Purchase.id == r.id).scalar_subquery()
+        first = r.prev_at.is_(None)
+        counted_gap = r.gap >= 1  # NULL (no previous) is not >= 1
+        rows = await self.session.execute(
+            select(
+                r.k,
+                func.count(),
                 func.count(case((first, 1))),
-                select(func.coalesce(func.sum(Purchase.amount_minor), 0))
-                .where(Purchase.at >= start, Purchase.at < end)
-                .scalar_subquery(),
-                func.coalesce(func.sum(case((first, amount))), 0),
-                func.count(func.distinct(case((inside, r.customer_id)))),
-                # bought before the period: their first sale in it had one before it
-                func.count(func.distinct(case((and_(inside, r.prev_at < start), r.customer_id)))),
+                func.coalesce(func.sum(case((first, amount))), 0),  # first sales' rows only
+                # a customer's first sale in the period is the one whose previous is before it
+                func.count(case((or_(first, r.prev_at < r.start), 1))),
+                func.count(case((r.prev_at < r.start, 1))),  # bought before the period
                 func.count(case((counted_gap, 1))),
-                func.coalesce(func.sum(case((counted_gap, gap))), 0),
-            ]
-        since = min(start for start, _ in periods)
-        row = (await self.session.execute(select(*columns).where(r.at >= since))).one()
-        width = 8
+                func.coalesce(func.sum(case((counted_gap, r.gap))), 0),
+            )
+            .where(r.k.is_not(None))
+            .group_by(r.k)
+        )
+        counts = {int(row[0]): row[1:] for row in rows}
+        money = (
+            await self.session.execute(
+                select(
+                    *(
+                        select(func.coalesce(func.sum(Purchase.amount_minor), 0))
+                        .where(Purchase.at >= start, Purchase.at < end)
+                        .scalar_subquery()
+                        for start, end in periods
+                    )
+                )
+            )
+        ).one()
         found = []
         for i in range(len(periods)):
-            v = row[i * width : (i + 1) * width]
+            v = counts.get(i, (0, 0, 0, 0, 0, 0, 0.0))
             found.append(
                 PeriodSales(
                     sales=int(v[0]),
                     first=int(v[1]),
-                    money_minor=int(v[2] or 0),
-                    first_minor=int(v[3]),
-                    customers=int(v[4]),
-                    returning=int(v[5]),
-                    gaps=int(v[6]),
-                    gap_days=float(v[7]),
+                    money_minor=int(money[i] or 0),
+                    first_minor=int(v[2]),
+                    customers=int(v[3]),
+                    returning=int(v[4]),
+                    gaps=int(v[5]),
+                    gap_days=float(v[6]),
                 )
             )
         return found
@@ -235,7 +264,7 @@ class StatsRepo:
         table = self._months(months)
         m = table.c
         first_rows = await self.session.execute(
-            select(m.i, func.count(), func.sum(f.amount))
+            select(m.i, func.count(), func.sum(self._first_amount(firsts)))
             .select_from(firsts)
             .join(table, and_(f.at >= m.start, f.at < m.end))
             .group_by(m.i)
@@ -253,28 +282,25 @@ class StatsRepo:
         ]
 
     def _firsts(self, start: datetime, end: datetime) -> Any:
-        """Customers whose first purchase ever is in [start, end): its time and amount."""
-        earlier = aliased(Purchase)
-        later = aliased(Purchase)
+        """Customers whose first purchase ever is in [start, end), and its time: a grouped scan
+        of the (customer_id, at, id) index alone."""
+        first_at = func.min(Purchase.at)
         return (
-            select(
-                Purchase.customer_id.label("customer_id"),
-                Purchase.at.label("at"),
-                Purchase.amount_minor.label("amount"),
-            )
-            .where(
-                Purchase.at >= start,
-                Purchase.at < end,
-                ~exists().where(
-                    earlier.customer_id == Purchase.customer_id, earlier.at < Purchase.at
-                ),
-                ~exists().where(
-                    later.customer_id == Purchase.customer_id,
-                    later.at == Purchase.at,
-                    later.id < Purchase.id,
-                ),
-            )
+            select(Purchase.customer_id.label("customer_id"), first_at.label("at"))
+            .group_by(Purchase.customer_id)
+            .having(and_(first_at >= start, first_at < end))
             .subquery("firsts")
+        )
+
+    def _first_amount(self, firsts: Any) -> Any:
+        """The amount of a customer's first purchase (of two at that moment, the first row's):
+        one seek and one row per customer."""
+        return (
+            select(Purchase.amount_minor)
+            .where(Purchase.customer_id == firsts.c.customer_id, Purchase.at == firsts.c.at)
+            .order_by(Purchase.id)
+            .limit(1)
+            .scalar_subquery()
         )
 
     async def cohorts(self, months: Sequence[Month], cohorts: int) -> list[Cohort]:
@@ -286,7 +312,7 @@ class StatsRepo:
         firsts = self._firsts(months[0].start, months[cohorts - 1].end)
         table = self._months(months)
         m = table.c
-        cohort = (
+        cohort = (  # each newcomer's month of first purchase
             select(firsts.c.customer_id.label("customer_id"), m.i.label("ci"))
             .select_from(firsts)
             .join(table, and_(firsts.c.at >= m.start, firsts.c.at < m.end))
@@ -294,7 +320,7 @@ class StatsRepo:
         )
         table = self._months(months)
         m = table.c
-        visits = (
+        visits = (  # each customer's purchases by month: one range scan of `at` a month
             select(
                 Purchase.customer_id.label("customer_id"),
                 m.i.label("mi"),
@@ -303,7 +329,6 @@ class StatsRepo:
             )
             .select_from(Purchase)
             .join(table, and_(Purchase.at >= m.start, Purchase.at < m.end))
-            .where(Purchase.customer_id.in_(select(cohort.c.customer_id)))
             .group_by(Purchase.customer_id, m.i)
             .subquery("visits")
         )
