@@ -232,7 +232,7 @@ class App(Core):
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),
-            stats=StatsService(self.db, self.clock, self.settings.tz),
+            stats=StatsService(self.db, self.clock, self.settings.tz, self.business.sleeping),
             campaign_results=CampaignResultsService(
                 self.db, self.clock, self.business.campaigns, self.settings.tz
             ),

@@ -32,7 +32,7 @@ from bot.db.stats import Month, PeriodSales
 from bot.services.stats_figures import Cohort, MonthShare
 
 DEFAULT_MONTHS = 3
-CHART_MONTHS = 12  # months and cohorts go at least this far back from the period's end
+CHART_MONTHS = 13  # months and cohorts: the end's month and 12 before (a cohort whose year is over)
 LTV_MONTHS = 12
 DEFAULT_WAKE_SHARE = 0.30  # article 002's "coefficient of return", until there is a measure
 MEASURED_FROM = 30  # sleepers at the period's start needed to trust the measured share
@@ -313,8 +313,9 @@ class StatsService:
         return StatsReport(current, before, customers, tuple(cohorts))
 
     def _month_starts(self, period: Period) -> list[date]:
-        """The first days of the months from at least CHART_MONTHS back from the period's end
-        (or from its first month, when it is longer) to the current month."""
+        """The first days of the months from 12 months before the period's last month (or from
+        its first month, when it is longer) to the current month: the oldest cohort's first
+        year is over when the period ends this month."""
         last = period.last_day.replace(day=1)
         first = min(period.first_day.replace(day=1), months_back(last, CHART_MONTHS - 1))
         through = max(last, self.today().replace(day=1))
@@ -337,8 +338,8 @@ class StatsService:
         return sum(1 for m in months if m.first_day <= last)
 
     async def months(self, period: Period) -> list[MonthShare]:
-        """The repeat share by calendar month (the chart): from at least 12 months back from the
-        period's end (or its first month) to the end's month."""
+        """The repeat share by calendar month (the chart): from 12 months before the period's
+        last month (or its first month, when it is longer) to its last month."""
         months = self._months(period)
         months = months[: self._cohort_count(period, months)]
         async with self.db.reading() as repos:

@@ -139,9 +139,12 @@ async def test_every_number_of_the_summary(db: Database, stats: StatsService) ->
     # first 12 months = 5 000 ₽ each
     assert (c.ltv_minor, c.ltv_customers) == (5000 * RUB, 2)
 
-    # cohorts: November 2025 … October 2026 (12 back from October), returns up to November 2026
+    # cohorts: October 2025 … October 2026 (12 before October), returns up to November 2026
     cohorts = await stats.cohorts(OCTOBER)
     assert cohorts == list(report.cohorts)
+    assert cohorts[0].month == date(2025, 10, 1) and cohorts[0].customers == 0
+    assert cohorts[0].returned == (0,) * 14  # October 2025 … November 2026
+    cohorts = cohorts[1:]
     assert [x.month for x in cohorts] == [
         date(2025 + (10 + i) // 12, (10 + i) % 12 + 1, 1) for i in range(12)
     ]
@@ -173,7 +176,7 @@ async def test_every_number_of_the_summary(db: Database, stats: StatsService) ->
 
     # months: the repeat share of each month, November 2025 … October 2026
     months = {m.month: m for m in await stats.months(OCTOBER)}
-    assert list(months) == [x.month for x in cohorts]
+    assert list(months) == [date(2025, 10, 1)] + [x.month for x in cohorts]
     shares = {
         date(2025, 11, 1): (3, 1, 3500, 1000),  # A, A again, B
         date(2025, 12, 1): (1, 0, 1000, 0),  # H
