@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import false
+
 from bot.business import Sleeping
 from bot.clock import Clock
 from bot.db import queries
@@ -267,24 +269,17 @@ class StatsService:
                 [(start, end), previous.bounds(self.tz)]
             )
             stats = repos.stats
-            sleeping, lost = await stats.count_customers(
+            # their current sleep began in the period (asleep at its end, not at its start)
+            began = queries.all_of(queries.sleeping(min(end, now)), ~queries.sleeping(start))
+            sleeping, lost, fell_asleep = await stats.count_customers(
                 queries.all_of(queries.known(), queries.sleeping(now)),
-                queries.sleeping(lost_since),
-                # ↑ asleep then too, and ever since: their latest cycle's sleep moment was then
+                queries.sleeping(lost_since),  # asleep then too: their sleep moment was then
+                began if start < now else false(),
             )
             asleep_at_start, woke = await stats.count_customers(
                 queries.all_of(queries.known(), stats.asleep_at(start)),
                 stats.bought_between(start, end),
             )
-            fell_asleep = 0
-            if start < now:
-                began = queries.all_of(
-                    queries.known(),
-                    queries.sleeping(now),
-                    queries.sleeping(min(end, now)),
-                    ~queries.sleeping(start),
-                )
-                (fell_asleep,) = await stats.count_customers(began)
             months = self._months(period)
             cohorts = await stats.cohorts(months, self._cohort_count(period, months))
         current, before = Split(period, current_sales), Split(previous, previous_sales)
