@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -98,53 +99,48 @@ class StatsRepo:
             return extract("epoch", later - earlier) / DAY_SECONDS
         return func.julianday(later) - func.julianday(earlier)  # SQLite keeps text datetimes
 
-    def _previous(self, periods: Sequence[tuple[datetime, datetime]]) -> Any:
+    def _previous(self, periods: Sequence[tuple[datetime, datetime]], *, buyers_only: bool) -> Any:
         """The purchases in the periods with the time of the customer's purchase just before each
         (`prev_at`, NULL for their first) and the days since it (`gap`), labelled with their
         period's index (`k`) and start: an ordered scan of the (customer_id, at, id) index (no
-        table row read), over the histories of the customers who bought in the periods only."""
+        table row read). All is computed in the window's own select, once a row (SQLite would
+        repeat an outer select's expressions in each aggregate). With `buyers_only`, over the
+        histories of the customers who bought in the periods only (worth it when the periods are
+        a small part of the history: the list of buyers costs a range scan and a set)."""
         since, until = min(start for start, _ in periods), max(end for _, end in periods)
         order = (Purchase.at, Purchase.id)  # two sales at the same moment: the earlier row first
-        buyers = select(Purchase.customer_id).where(Purchase.at >= since, Purchase.at < until)
-        ranked = (
-            select(
-                Purchase.id.label("id"),
-                Purchase.at.label("at"),
-                func.lag(Purchase.at)
-                .over(partition_by=Purchase.customer_id, order_by=order)
-                .label("prev_at"),
-            )
-            .where(Purchase.at < until, Purchase.customer_id.in_(buyers))
-            .subquery("ranked")
-        )
-        r = ranked.c
-        k = case(*((and_(r.at >= start, r.at < end), i) for i, (start, end) in enumerate(periods)))
+        prev_at = func.lag(Purchase.at).over(partition_by=Purchase.customer_id, order_by=order)
+        at = Purchase.at
+        buyers = select(Purchase.customer_id).where(at >= since, at < until)
+        k = case(*((and_(at >= start, at < end), i) for i, (start, end) in enumerate(periods)))
         start = case(
-            *(
-                (and_(r.at >= start, r.at < end), literal(start, UTCDateTime))
-                for start, end in periods
-            )
+            *((and_(at >= start, at < end), literal(start, UTCDateTime)) for start, end in periods)
         )
         return (
             select(
+                Purchase.id.label("id"),
+                at.label("at"),
                 k.label("k"),
                 start.label("start"),
-                r.id,
-                r.prev_at,
-                self._days_between(r.at, r.prev_at).label("gap"),
+                prev_at.label("prev_at"),
+                self._days_between(at, prev_at).label("gap"),
             )
-            .where(r.at >= since)
-            .subquery("sales")
+            .where(at < until, Purchase.customer_id.in_(buyers) if buyers_only else true())
+            .subquery("ranked")
         )
 
     async def sales(self, periods: Sequence[tuple[datetime, datetime]]) -> list[PeriodSales]:
         """Each period's sales split into first and repeat, its customers new and returning, and
         the intervals between visits ending in it (a purchase within a day of the previous one
-        is the same visit, not an interval). The periods do not overlap. Two statements whatever
-        the number of sales: the counts, grouped by period, and the money, by range scans."""
+        is the same visit, not an interval). The periods do not overlap. A constant number of
+        statements whatever the number of sales: the counts in one pass grouped by period (one
+        set of sums a row: SQLite's cost is per aggregate and row), the money by range scans."""
         if not periods:
             return []
-        r = self._previous(periods).c
+        since, until = min(start for start, _ in periods), max(end for _, end in periods)
+        first_ever = (await self.session.execute(select(func.min(Purchase.at)))).scalar()
+        history = until - first_ever if first_ever is not None else until - since
+        r = self._previous(periods, buyers_only=(until - since) * 2 < history).c
         amount = select(Purchase.amount_minor).where(Purchase.id == r.id).scalar_subquery()
         first = r.prev_at.is_(None)
         counted_gap = r.gap >= 1  # NULL (no previous) is not >= 1
@@ -160,7 +156,7 @@ class StatsRepo:
                 func.count(case((counted_gap, 1))),
                 func.coalesce(func.sum(case((counted_gap, r.gap))), 0),
             )
-            .where(r.k.is_not(None))
+            .where(r.at >= since, r.k.is_not(None))
             .group_by(r.k)
         )
         counts = {int(row[0]): row[1:] for row in rows}
