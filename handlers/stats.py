@@ -11,6 +11,8 @@ there is nothing to draw.
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
@@ -21,6 +23,8 @@ from bot.services.charts import Chart, Figures, FigureSources, chart_texts, draw
 from bot.services.stats import Period, StatsService
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, truncate_html
 from handlers.filters import admin_chat_router
+
+log = logging.getLogger("carebot.stats")
 
 
 async def stats(
@@ -40,7 +44,11 @@ async def stats(
     text = render.text(staff_lang, "stats", usage=False, report=report, currency=business.currency)
     await message.answer(truncate_html(text, TEXT_LIMIT))
     figures = await chart_sources.gather(period, known=Figures(cohorts=report.cohorts))
-    charts = await draw(figures, chart_texts(render, staff_lang))
+    try:
+        charts = await draw(figures, chart_texts(render, staff_lang))
+    except Exception:  # the text is there; a picture that fails to draw is left out
+        log.exception("the /stats charts could not be drawn period=%s", period)
+        return
     await send_charts(message, charts, render, staff_lang, period)
 
 

@@ -17,6 +17,7 @@ thread. The row keeps only the week (its Monday), so a retry or a restart draws 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -32,6 +33,8 @@ from bot.rendering import Renderer
 from bot.services.charts import Chart, FigureSources, chart_texts, draw
 from bot.services.stats import Period, StatsReport, StatsService, months_back
 from bot.services.stats_figures import CampaignResult
+
+log = logging.getLogger("carebot.digest")
 
 TEMPLATE = "stats_digest"
 KEY = "digest:"  # digest:2026-W47, the week reported
@@ -181,4 +184,9 @@ class StatsDigest:
         """The row's text (Telegram HTML, short enough for a caption) and its chart."""
         digest = await self.digest(date.fromisoformat(str(data["week"])))
         text = str(self.render.text(self.lang, TEMPLATE, digest=digest, currency=self.currency))
-        return text, await self.chart(digest)
+        try:
+            chart = await self.chart(digest)
+        except Exception:  # the numbers still go, without their picture
+            log.exception("the digest's chart could not be drawn week=%s", data["week"])
+            chart = None
+        return text, chart

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.clock import FixedClock
 from bot.db.models import OutboxMessage
+from bot.services import digest as digest_module
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE
 from tests.e2e.helpers import app_of, msk
 from tests.telegram_server import TelegramServer
@@ -123,3 +124,16 @@ async def test_off_unless_the_business_file_says_so(
     async with app_of(telegram, database_url, clock, BUSINESS_FILE) as app:
         assert app.business.stats.weekly_digest is False
         assert (await app.tick())["stats_digest"] == 0
+
+
+async def test_a_chart_that_fails_leaves_the_numbers(
+    app: App, telegram: TelegramServer, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(digest_module, "draw", broken)
+    await week_of_sales(app, clock)
+    assert (await app.tick())["stats_digest"] == 1
+    [text] = telegram.sent_to(ADMIN_CHAT)
+    assert text.method == "sendMessage" and "Итоги недели" in text.text
