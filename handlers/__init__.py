@@ -27,6 +27,7 @@ from handlers import (
     staff,
     stats,
     stats_breakdowns,
+    stats_export,
     surveys,
 )
 from handlers.middlewares import CustomerMiddleware
@@ -85,6 +86,7 @@ def all_routers() -> list[Router]:
         surveys,
         importing,  # before staff: its "for staff only" answers /import anywhere else
         stats_breakdowns,  # before stats: /stats masters|sources|funnel; the rest passes on
+        stats_export,  # before stats: /stats export [period]; the rest passes on
         stats,  # before staff too: /stats elsewhere is refused there
         staff,
         care,
