@@ -35,9 +35,11 @@ class BreakdownAsked(BaseFilter):
     """`/stats <breakdown> [period]`: passes the breakdown and the rest (the period) on."""
 
     async def __call__(self, message: Message, command: CommandObject) -> bool | dict[str, str]:
-        word, _, rest = (command.args or "").strip().partition(" ")
-        breakdown = BREAKDOWNS.get(word.casefold())
-        return {"breakdown": breakdown, "period_text": rest.strip()} if breakdown else False
+        words = (command.args or "").split(maxsplit=1)
+        breakdown = BREAKDOWNS.get(words[0].casefold()) if words else None
+        if breakdown is None:
+            return False
+        return {"breakdown": breakdown, "period_text": words[1] if len(words) > 1 else ""}
 
 
 async def stats_breakdown(

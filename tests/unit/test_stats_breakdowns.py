@@ -397,3 +397,26 @@ def test_the_texts(render: Renderer) -> None:
     )
     assert "3. Дали телефон: <b>6</b> (75\u00a0%) · ушли 2" in text
     assert "7. Купили снова: <b>1</b> (12,5\u00a0%) · ушли 1" in text
+
+
+def test_the_texts_in_english(render: Renderer) -> None:
+    masters = [MasterFigures("anna", "Anna", 4, 2, 500000, 3, 2, 9, 3, 1)]
+    text = render.text(
+        "en", "stats_breakdowns", usage=False, breakdown="masters", period=OCTOBER,
+        shown=masters, hidden=[], currency="₽",
+    )  # fmt: skip
+    assert "By master</b> · 01 Oct 2026 — 31 Oct 2026" in text
+    assert "<b>Anna</b>: 4 visits, 2 repeat (50%) · score 4.5 (2 answers)" in text
+    assert "no-shows 25% (1 of 4)" in text
+    sources = [SourceFigures(None, 1200, 3, 1)]
+    text = render.text(
+        "en", "stats_breakdowns", usage=False, breakdown="sources", period=OCTOBER,
+        sources=sources, shown=sources, hidden=[], currency="₽",
+    )  # fmt: skip
+    assert "no link: joined 1,200 · bought 3 (0.2%) · bought again 1 (33.3%)" in text
+    steps = [FunnelStep(k, n) for k, n in zip(FUNNEL_KEYS, [8, 8, 6, 5, 3, 2, 1], strict=True)]
+    text = render.text(
+        "en", "stats_breakdowns", usage=False, breakdown="funnel", period=OCTOBER,
+        steps=list(zip(steps, drops(steps), strict=True)), currency="₽",
+    )  # fmt: skip
+    assert "3. Gave their phone: <b>6</b> (75%) · 2 left" in text
