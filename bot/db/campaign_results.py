@@ -148,6 +148,9 @@ class CampaignResultsRepo:
                 Purchase,
                 and_(
                     Purchase.customer_id == a.customer_id,
+                    # only the purchases that can fall in a window: a hash join reads no others
+                    Purchase.at > start,
+                    Purchase.at <= end + timedelta(days=window_days, seconds=1),
                     self._within(Purchase.at, a.at, window_days),
                 ),
             )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy import text as sql  # `text` is a column of the outbox
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # States and kinds: the values the database accepts (CHECK constraints, migration 0009) and
@@ -373,15 +374,18 @@ class OutboxMessage(Base):
 
     __table_args__ = (
         Index("ix_outbox_state_due", "state", "due_at"),
-        # /stats campaigns reads a period's campaign rows from this index alone (it covers them)
+        # /stats campaigns reads a period's campaign rows from this index alone: by time, only
+        # the campaigns' rows (not the relays and notices), covering what it reads of them
         Index(
             "ix_outbox_campaign_created",
-            "campaign",
             "created_at",
+            "campaign",
             "customer_id",
             "arm",
             "state",
             "coupon_id",
+            sqlite_where=sql("campaign IS NOT NULL"),
+            postgresql_where=sql("campaign IS NOT NULL"),
         ),
         Index("ix_outbox_kind_state_due", "kind", "state", "due_at"),
         CheckConstraint(one_of("state", OutboxState), name="state"),

@@ -8,8 +8,8 @@ Each automatic message or broadcast row records which campaign it belongs to and
 customer fell into ("a", "b" or "holdout"), so `/stats campaigns` is reproducible; a held-out
 row is written, skipped at once with error_code "holdout", and never sent. Rows before this
 revision have no campaign (they are not counted). `campaign_winners` keeps the variant the owner
-made a campaign's default. The index on (campaign, created_at, …) covers what the campaign
-report reads of a period's rows, so it never visits the table.
+made a campaign's default. The index on (created_at, campaign, …) of the campaigns' rows only
+covers what the campaign report reads of a period, so it never visits the table.
 """
 
 import sqlalchemy as sa
@@ -50,7 +50,9 @@ def upgrade() -> None:
         )
         batch.create_index(
             "ix_outbox_campaign_created",
-            ["campaign", "created_at", "customer_id", "arm", "state", "coupon_id"],
+            ["created_at", "campaign", "customer_id", "arm", "state", "coupon_id"],
+            sqlite_where=sa.text("campaign IS NOT NULL"),
+            postgresql_where=sa.text("campaign IS NOT NULL"),
         )
     op.create_table(
         "campaign_winners",
