@@ -14,6 +14,7 @@ from bot.services.customers import CustomerService
 from handlers import (
     booking,
     broadcasts,
+    campaigns,
     care,
     coupons,
     data_rights,
@@ -87,6 +88,7 @@ def all_routers() -> list[Router]:
         importing,  # before staff: its "for staff only" answers /import anywhere else
         stats_breakdowns,  # before stats: /stats masters|sources|funnel; the rest passes on
         stats_export,  # before stats: /stats export [period]; the rest passes on
+        campaigns,  # before stats: /stats campaigns [period]; the rest passes on
         stats,  # before staff too: /stats elsewhere is refused there
         staff,
         care,

@@ -111,6 +111,8 @@ async def test_staff_see_the_arms_and_make_the_better_variant_the_default(
     assert not again.buttons
     await olga.send(f"/stats {NOVEMBER}")
     assert (await olga.reply()).template == "stats"
+    album = await olga.next("sendMediaGroup")  # the charts, the campaigns' lift among them
+    assert "campaigns.png" in str(album.params)
     await olga.quiet()
 
 
