@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     union_all,
 )
@@ -93,6 +94,14 @@ class StatsRepo:
     @property
     def _postgres(self) -> bool:
         return self.session.get_bind().dialect.name == "postgresql"
+
+    async def prepare(self) -> None:
+        """For this read transaction only (SET LOCAL), on PostgreSQL: no JIT (compiling these
+        statements took longer, 0.5 s, than running them) and memory enough to group a million
+        sales by customer and month without spilling to disk (the default is 4 MB)."""
+        if self._postgres:
+            await self.session.execute(text("SET LOCAL jit = off"))
+            await self.session.execute(text("SET LOCAL work_mem = '64MB'"))
 
     def _days_between(self, later: Any, earlier: Any) -> ColumnElement[Any]:
         if self._postgres:
@@ -312,7 +321,8 @@ class StatsRepo:
             select(firsts.c.customer_id.label("customer_id"), m.i.label("ci"))
             .select_from(firsts)
             .join(table, and_(firsts.c.at >= m.start, firsts.c.at < m.end))
-            .subquery("cohort")
+            .cte("cohort")
+            .prefix_with("MATERIALIZED")  # once: PostgreSQL misjudges the firsts' count
         )
         table = self._months(months)
         m = table.c
@@ -326,7 +336,8 @@ class StatsRepo:
             .select_from(Purchase)
             .join(table, and_(Purchase.at >= m.start, Purchase.at < m.end))
             .group_by(Purchase.customer_id, m.i)
-            .subquery("visits")
+            .cte("visits")
+            .prefix_with("MATERIALIZED")
         )
         c, v = cohort.c, visits.c
         since = (v.mi - c.ci).label("k")

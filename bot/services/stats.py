@@ -265,6 +265,7 @@ class StatsService:
         now = self.clock.now()
         lost_since = now - timedelta(days=self.sleeping.lost_after_days)
         async with self.db.reading() as repos:
+            await repos.stats.prepare()
             current_sales, previous_sales = await repos.stats.sales(
                 [(start, end), previous.bounds(self.tz)]
             )
@@ -338,6 +339,7 @@ class StatsService:
         months = self._months(period)
         months = months[: self._cohort_count(period, months)]
         async with self.db.reading() as repos:
+            await repos.stats.prepare()
             return await repos.stats.months(months)
 
     async def cohorts(self, period: Period) -> list[Cohort]:
@@ -346,4 +348,5 @@ class StatsService:
         on after the period ends), and what they spent in their first 12 months (LTV)."""
         months = self._months(period)
         async with self.db.reading() as repos:
+            await repos.stats.prepare()
             return await repos.stats.cohorts(months, self._cohort_count(period, months))
