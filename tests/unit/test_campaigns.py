@@ -27,6 +27,7 @@ from bot.db.repositories import Database
 from bot.outbox.compose import compose
 from bot.outbox.planners import Planners
 from bot.rendering import Renderer
+from bot.services.broadcasts import BroadcastService
 from bot.services.campaign_results import (
     CampaignResultsService,
     newcombe,
@@ -445,3 +446,34 @@ async def test_rows_of_no_campaign_and_other_periods_are_not_counted(db: Databas
     assert await _service(db).results(NOVEMBER) == []
     await _row(db, 1, "thanks", "a", datetime(2026, 11, 23, 21, 0, tzinfo=UTC))  # 24.11 in Moscow
     assert await _service(db).results(NOVEMBER) == []
+
+
+async def test_a_broadcasts_control_group_is_neither_a_recipient_nor_skipped(
+    db: Database, business: Business
+) -> None:
+    """A broadcast is a campaign of its own (`broadcast:<id>`): its held-out customers are written
+    and closed, and its progress counts them apart: not recipients, not skipped, not waiting."""
+    rules = Campaigns(broadcast=CampaignRule(holdout=0.5))
+    await _customers(db, 40, onboarded_at=local(1, 2))
+    db.assign = CampaignAssigner(rules)
+    tuned = business.model_copy(update={"campaigns": rules})
+    clock = FixedClock(local(11, 23, 12))
+    broadcasts = BroadcastService(db, clock, tuned, MOSCOW, Renderer(MOSCOW), admin_chat_id=-100)
+    broadcast_id = await broadcasts.create(
+        by="Ольга",
+        content={"kind": "text", "html": "Привет"},
+        buttons=[],
+        coupon=None,
+        conditions=[],
+        starts_at=None,
+    )
+    assert await broadcasts.queue_due() == 40
+    held = [c for c in range(1, 41) if arm_of(c, f"broadcast:{broadcast_id}", rules) == "holdout"]
+    assert 8 <= len(held) <= 32
+    progress = await broadcasts.progress(broadcast_id)
+    assert progress is not None
+    assert (progress.recipients, progress.held_out) == (40 - len(held), len(held))
+    assert (progress.waiting, progress.skipped, progress.sent) == (40 - len(held), 0, 0)
+    text = Renderer(MOSCOW).text("ru", "broadcast_report", progress=progress)
+    assert f"Получателей: {40 - len(held)} · контрольная группа" in text
+    assert f"для сравнения): {len(held)}\nДоставлено: 0" in text
