@@ -174,7 +174,7 @@ async def test_every_number_of_the_summary(db: Database, stats: StatsService) ->
         assert by_month[empty].customers == 0 and not any(by_month[empty].returned)
     assert len(by_month[date(2026, 1, 1)].returned) == 11  # January … November
 
-    # months: the repeat share of each month, November 2025 … October 2026
+    # months: the repeat share of each month, October 2025 … October 2026
     months = {m.month: m for m in await stats.months(OCTOBER)}
     assert list(months) == [date(2025, 10, 1)] + [x.month for x in cohorts]
     shares = {
