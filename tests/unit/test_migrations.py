@@ -83,3 +83,33 @@ async def test_every_migration_up_and_down_and_0009_backfills(empty_database_url
             assert await connection.run_sync(_differences) == []
     finally:
         await engine.dispose()
+
+
+async def test_0014_lets_a_held_out_row_be_written_and_its_downgrade_drops_them(
+    empty_database_url: str,
+) -> None:
+    """0014's error code `holdout` is checked like the others; going back to 0013 removes the
+    held-out rows (never sent: nothing lost), and the code is refused again."""
+    engine = create_engine(empty_database_url)
+    insert = text(
+        "INSERT INTO outbox (key, kind, template, data, not_before, not_after, due_at, state,"
+        " attempts, error_code, created_at) VALUES (:key, 'marketing', 't', '{}', :at, :at, :at,"
+        " 'skipped', 0, :code, :at)"
+    )
+    at = datetime(2026, 11, 23, 9)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_alembic, "upgrade", "head")
+            await connection.execute(insert, {"key": "held", "code": "holdout", "at": at})
+            await connection.execute(insert, {"key": "kept", "code": "cancelled", "at": at})
+            await connection.run_sync(_alembic, "downgrade", "0013")
+            keys = (await connection.execute(text("SELECT key FROM outbox"))).scalars().all()
+            assert keys == ["kept"]
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(insert, {"key": "held", "code": "holdout", "at": at})
+        async with engine.begin() as connection:
+            await connection.run_sync(_alembic, "upgrade", "head")
+            assert await connection.run_sync(_differences) == []
+    finally:
+        await engine.dispose()

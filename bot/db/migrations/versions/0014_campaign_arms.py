@@ -20,8 +20,8 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-# The codes as of 0009, and with this revision's.
-OUTBOX_ERRORS = (
+# The codes as of 0009, and with this revision's (tests/unit/test_states.py reads the newest).
+BEFORE = (
     "blocked",
     "erased",
     "opted_out",
@@ -32,7 +32,7 @@ OUTBOX_ERRORS = (
     "refused",
     "gave_up",
 )
-WITH_HOLDOUT = (*OUTBOX_ERRORS, "holdout")
+OUTBOX_ERRORS = (*BEFORE, "holdout")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -46,7 +46,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("arm", sa.String(length=8), nullable=True))
         batch.drop_constraint(op.f("ck_outbox_error_code"), type_="check")
         batch.create_check_constraint(
-            op.f("ck_outbox_error_code"), _one_of("error_code", WITH_HOLDOUT)
+            op.f("ck_outbox_error_code"), _one_of("error_code", OUTBOX_ERRORS)
         )
         batch.create_index(
             "ix_outbox_campaign_created",
@@ -70,8 +70,6 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_index("ix_outbox_campaign_created")
         batch.drop_constraint(op.f("ck_outbox_error_code"), type_="check")
-        batch.create_check_constraint(
-            op.f("ck_outbox_error_code"), _one_of("error_code", OUTBOX_ERRORS)
-        )
+        batch.create_check_constraint(op.f("ck_outbox_error_code"), _one_of("error_code", BEFORE))
         batch.drop_column("arm")
         batch.drop_column("campaign")
