@@ -32,7 +32,7 @@ def _migrations() -> list[object]:
     """The migrations from 0009 on, the newest first."""
     versions = resources.files("bot.db") / "migrations" / "versions"
     paths = sorted((p for p in versions.iterdir() if p.name[:4] >= "0009"), key=lambda p: p.name)
-    modules = []
+    modules: list[object] = []
     for path in reversed(paths):
         if not path.name.endswith(".py"):
             continue
