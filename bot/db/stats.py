@@ -198,40 +198,77 @@ class StatsRepo:
             )
         return found
 
-    async def count_customers(
-        self, where: ColumnElement[bool], *subsets: ColumnElement[bool]
-    ) -> list[int]:
-        """How many customers match `where`, and of them each of `subsets`: one statement."""
-        columns: list[Any] = [func.count()]
-        columns += [func.count(case((subset, 1))) for subset in subsets]
-        row = (await self.session.execute(select(*columns).where(where))).one()
-        return [int(v) for v in row]
+    async def sleepers(
+        self, *, now: datetime, start: datetime, end: datetime, lost_since: datetime
+    ) -> Sleepers:
+        """The period's customers by their sleep, in one pass over the customers (each one's
+        latest cycle looked up a fixed number of times, not once per number):
 
-    def asleep_at(self, moment: datetime) -> ColumnElement[bool]:
-        """A condition over `Customer`: asleep at a past `moment` by the rhythm they have now.
-        Their latest cycle (`queries.latest_visit`) keeps how long after a visit they fall
-        asleep (`sleeps_at - last_visit_at`, the factor × interval of `/sleeping`); they were
-        asleep when the time since their last purchase before the moment was at least that.
-        Bookings of the past are not known, so they do not count here."""
+        - asleep now: `queries.sleeping(now)`, the rule of `/sleeping` itself;
+        - lost: of them, asleep since `lost_since` or before. Asleep now, their sleep began at
+          their latest cycle's sleep moment (`sleeps_at`), so that is compared;
+        - fell asleep: of them, the sleep moment in the period [start, end);
+        - asleep at the start: by the rhythm they have now (their latest cycle keeps how long
+          after a visit they fall asleep: `sleeps_at - last_visit_at`, the factor × interval),
+          the time since their last purchase before the start was at least that (bookings of
+          the past are not known, so they do not count here); woke: of them, bought in it.
+        """
         from bot.db import queries  # queries imports the repositories, which import this module
 
         cycle = aliased(Cycle)
-        last = (
+
+        def latest(value: Any) -> Any:  # of the customer's latest cycle, as queries.latest_visit
+            return (
+                select(value)
+                .where(cycle.customer_id == Customer.id)
+                .order_by(cycle.last_visit_at.desc(), cycle.last_purchase_id.desc())
+                .limit(1)
+                .correlate(Customer)
+                .scalar_subquery()
+            )
+
+        last_before = (
             select(func.max(Purchase.at))
-            .where(Purchase.customer_id == Customer.id, Purchase.at < moment)
+            .where(Purchase.customer_id == Customer.id, Purchase.at < start)
             .correlate(Customer)
             .scalar_subquery()
         )
-        return exists().where(
-            cycle.customer_id == Customer.id,
-            cycle.last_purchase_id == queries.latest_visit(),
-            self._days_between(literal(moment, UTCDateTime), last)
-            >= self._days_between(cycle.sleeps_at, cycle.last_visit_at),
+        each = (
+            select(
+                Customer.id.label("id"),
+                case((queries.sleeping(now), 1), else_=0).label("asleep"),
+                latest(cycle.sleeps_at).label("sleeps_at"),
+                latest(self._days_between(cycle.sleeps_at, cycle.last_visit_at)).label("span"),
+                self._days_between(literal(start, UTCDateTime), last_before).label("since_last"),
+            )
+            .where(queries.known())
+            .cte("sleepers")
+            .prefix_with("MATERIALIZED")  # each customer's look-ups once, whatever counts them
         )
-
-    def bought_between(self, start: datetime, end: datetime) -> ColumnElement[bool]:
-        return exists().where(
-            Purchase.customer_id == Customer.id, Purchase.at >= start, Purchase.at < end
+        c = each.c
+        asleep = c.asleep == 1
+        fell = and_(asleep, c.sleeps_at >= start, c.sleeps_at < end)
+        at_start = c.since_last >= c.span  # NULL (no purchase before, or no cycle) is not
+        bought = exists().where(
+            Purchase.customer_id == c.id, Purchase.at >= start, Purchase.at < end
+        )
+        row = (
+            await self.session.execute(
+                select(
+                    func.count(case((asleep, 1))),
+                    func.count(case((and_(asleep, c.sleeps_at <= lost_since), 1))),
+                    func.count(case((fell, 1))),
+                    func.count(case((at_start, 1))),
+                    func.count(case((and_(at_start, bought), 1))),
+                )
+            )
+        ).one()
+        return Sleepers(
+            sleeping=int(row[0]),
+            lost=int(row[1]),
+            fell_asleep=int(row[2]),
+            asleep_at_start=int(row[3]),
+            woke=int(row[4]),
         )
 
     def _months(self, months: Sequence[Month]) -> Any:

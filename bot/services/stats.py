@@ -24,11 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import false
-
 from bot.business import Sleeping
 from bot.clock import Clock
-from bot.db import queries
 from bot.db.repositories import Database
 from bot.db.stats import Month, PeriodSales
 from bot.services.stats_figures import Cohort, MonthShare
@@ -270,17 +267,7 @@ class StatsService:
                 [(start, end), previous.bounds(self.tz)]
             )
             stats = repos.stats
-            # their current sleep began in the period (asleep at its end, not at its start)
-            began = queries.all_of(queries.sleeping(min(end, now)), ~queries.sleeping(start))
-            sleeping, lost, fell_asleep = await stats.count_customers(
-                queries.all_of(queries.known(), queries.sleeping(now)),
-                queries.sleeping(lost_since),  # asleep then too: their sleep moment was then
-                began if start < now else false(),
-            )
-            asleep_at_start, woke = await stats.count_customers(
-                queries.all_of(queries.known(), stats.asleep_at(start)),
-                stats.bought_between(start, end),
-            )
+            sleep = await stats.sleepers(now=now, start=start, end=end, lost_since=lost_since)
             months = self._months(period)
             cohorts = await stats.cohorts(months, self._cohort_count(period, months))
         current, before = Split(period, current_sales), Split(previous, previous_sales)
@@ -289,11 +276,11 @@ class StatsService:
         customers = Customers(
             new=current_sales.new,
             returning=current_sales.returning,
-            sleeping=sleeping,
-            lost=lost,
-            asleep_at_start=asleep_at_start,
-            woke=woke,
-            fell_asleep=fell_asleep,
+            sleeping=sleep.sleeping,
+            lost=sleep.lost,
+            asleep_at_start=sleep.asleep_at_start,
+            woke=sleep.woke,
+            fell_asleep=sleep.fell_asleep,
             period_days=period.days,
             lost_after_days=self.sleeping.lost_after_days,
             average_check_minor=current.average_check_minor,
