@@ -68,11 +68,11 @@ async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
         )
     sales = round(SALES * scale)
     for first in range(1, sales + 1, BATCH):
-        rows = [
+        bought = [
             (i, rng.randint(1, customers), rng.randrange(100_000, 400_000, 5_000), stamp(moment()))
             for i in range(first, min(sales + 1, first + BATCH))
         ]
-        await seeder.insert("purchases", ("id", "customer_id", "amount_minor", "at"), rows)
+        await seeder.insert("purchases", ("id", "customer_id", "amount_minor", "at"), bought)
     campaigns = [*CAMPAIGNS, *(f"broadcast:{n}" for n in range(1, BROADCASTS + 1))]
     outbox, coupon = round(OUTBOX * scale), 0
     for first in range(1, outbox + 1, BATCH):
