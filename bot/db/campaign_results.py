@@ -28,6 +28,7 @@ from bot.db.models import (
 
 CHUNK = 5000  # ids per statement: under every driver's limit on bound parameters
 HOLDOUT = "holdout"
+WELCOME = "welcome"  # the welcome coupon's kind, and its campaign's name in the report
 JULIAN_SLACK = 1e-8  # days (under a millisecond): the rounding of SQLite's julianday()
 
 
@@ -185,3 +186,62 @@ class CampaignResultsRepo:
                 await self.session.execute(query)
             )
         ]
+
+    async def welcome(self, start: datetime, end: datetime, window_days: int) -> ArmRow | None:
+        """The welcome coupons given in [start, end), as the one arm of the campaign "welcome"
+        (no outbox row and no holdout: onboarding promises it): the customers who got one, how
+        many used it, came back (bought within `window_days` of it) and spent then."""
+        given = (
+            select(
+                Coupon.id.label("id"),
+                Coupon.customer_id.label("customer_id"),
+                Coupon.issued_at.label("at"),
+                case((Coupon.redeemed_at.is_not(None), 1), else_=0).label("redeemed"),
+            )
+            .where(
+                Coupon.kind == WELCOME,
+                Coupon.customer_id.is_not(None),
+                Coupon.issued_at >= start,
+                Coupon.issued_at < end,
+            )
+            .subquery("given")
+        )
+        g = given.c
+        per_coupon = (
+            select(
+                g.redeemed,
+                case((func.count(Purchase.id) > 0, 1), else_=0).label("came_back"),
+                func.coalesce(func.sum(Purchase.amount_minor), 0).label("revenue"),
+            )
+            .select_from(given)
+            .outerjoin(
+                Purchase,
+                and_(
+                    Purchase.customer_id == g.customer_id,
+                    Purchase.at > start,
+                    Purchase.at <= end + timedelta(days=window_days, seconds=1),
+                    self._within(Purchase.at, g.at, window_days),
+                ),
+            )
+            .group_by(g.id, g.redeemed)
+            .subquery("welcomed")
+        )
+        w = per_coupon.c
+        customers, redeemed, came_back, revenue = (
+            await self.session.execute(
+                select(
+                    func.count(), func.sum(w.redeemed), func.sum(w.came_back), func.sum(w.revenue)
+                )
+            )
+        ).one()
+        if not customers:
+            return None
+        return ArmRow(
+            campaign=WELCOME,
+            arm="a",
+            customers=int(customers),
+            sent=int(customers),
+            redeemed=int(redeemed or 0),
+            came_back=int(came_back or 0),
+            revenue_minor=int(revenue or 0),
+        )

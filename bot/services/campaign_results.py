@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from bot.business import Campaigns
 from bot.clock import Clock
-from bot.db.campaign_results import ArmRow
+from bot.db.campaign_results import WELCOME, ArmRow
 from bot.db.repositories import Database
 from bot.services.campaigns import CAMPAIGNS, HOLDOUT, A, B
 from bot.services.stats import Period, parse_period
@@ -29,6 +29,7 @@ from bot.services.stats_figures import ArmOutcome, CampaignResult, Interval
 
 Z95 = 1.959963984540054  # the normal distribution's 97.5th percentile
 ARM_ORDER = {A: 0, B: 1, HOLDOUT: 2}
+ORDER = (WELCOME, *CAMPAIGNS)  # the automatic messages as the report lists them, then broadcasts
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -97,8 +98,8 @@ def results_of(rows: list[ArmRow]) -> list[CampaignResult]:
 
 def _order(item: tuple[str, list[ArmOutcome]]) -> tuple[int, int, str]:
     campaign = item[0]
-    if campaign in CAMPAIGNS:
-        return 0, CAMPAIGNS.index(campaign), campaign
+    if campaign in ORDER:
+        return 0, ORDER.index(campaign), campaign
     _, _, number = campaign.partition(":")
     return 1, int(number) if number.isdigit() else 0, campaign
 
@@ -134,7 +135,8 @@ class CampaignResultsService:
         """The same for [start, end) (the digest's week, the charts)."""
         async with self.db.reading() as repos:
             rows = await repos.campaign_results.outcomes(start, end, self.rules.window_days)
-        return results_of(rows)
+            welcome = await repos.campaign_results.welcome(start, end, self.rules.window_days)
+        return results_of([welcome, *rows] if welcome else rows)
 
     def has_variants(self, campaign: str) -> bool:
         return self.rules.rule(campaign).b is not None

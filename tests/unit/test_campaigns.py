@@ -477,3 +477,46 @@ async def test_a_broadcasts_control_group_is_neither_a_recipient_nor_skipped(
     text = Renderer(MOSCOW).text("ru", "broadcast_report", progress=progress)
     assert f"Получателей: {40 - len(held)} · контрольная группа" in text
     assert f"для сравнения): {len(held)}\nДоставлено: 0" in text
+
+
+async def test_the_welcome_coupon_is_reported_without_a_control_group(db: Database) -> None:
+    """No outbox row and no holdout: the welcome coupons given in the period are its one arm.
+    c1 got one on 3.11, used it and bought on 4.11 (1 200) and 5.12 (too late); c2 got one on
+    10.11 and did nothing; c3's of 31.10 is before the period."""
+    await _customers(db, 3)
+    async with db.transaction() as repos:
+        for customer_id, at, used in (
+            (1, local(11, 3), local(11, 4)),
+            (2, local(11, 10), None),
+            (3, local(10, 31), None),
+        ):
+            repos.session.add(
+                Coupon(
+                    code=f"WELCOME{customer_id}",
+                    customer_id=customer_id,
+                    kind="welcome",
+                    percent=10,
+                    issued_at=at,
+                    expires_at=at + timedelta(days=30),
+                    redeemed_at=used,
+                )
+            )
+    await _bought(db, 1, local(11, 4), 1200)
+    await _bought(db, 1, local(12, 5), 900)
+    [result] = await _service(db).results(NOVEMBER)
+    assert result.campaign == "welcome" and result.lift is None and result.variants is None
+    [arm] = result.arms
+    assert (arm.arm, arm.customers, arm.sent, arm.redeemed, arm.came_back) == ("a", 2, 2, 1, 1)
+    assert arm.revenue_minor == 120_000
+    text = Renderer(MOSCOW).text(
+        "ru",
+        "stats_campaigns",
+        usage=False,
+        period=NOVEMBER,
+        results=[result],
+        winners={},
+        window_days=30,
+        currency="₽",
+    )
+    assert "<b>Приветствие</b>\n• получили: 2 клиента · отправлено 2 · купон использовали 1" in text
+    assert "его никому не придерживают" in text
