@@ -561,3 +561,15 @@ class CampaignWinner(Base):
     arm: Mapped[str] = mapped_column(String(8))  # "a" | "b"
     chosen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     chosen_by: Mapped[str] = mapped_column(String(128))
+
+
+class OnboardingStart(Base):
+    """How many newcomers pressed /start, per local day and deep-link source: the funnel's first
+    step, which nothing else records (no customer exists before the consent button). Counts
+    only, nothing about a person: no id, no name, so erasure (/forget) has nothing here."""
+
+    __tablename__ = "onboarding_starts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the business's local day
+    source: Mapped[str] = mapped_column(String(48), primary_key=True)  # `src_…`'s; "" for none
+    count: Mapped[int] = mapped_column(Integer)

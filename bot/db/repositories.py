@@ -74,6 +74,7 @@ from bot.db.models import (
     UTCDateTime,
     WelcomeClaim,
 )
+from bot.db.onboarding_starts import OnboardingStartRepo
 from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
@@ -1287,6 +1288,7 @@ class Repos:
         self.stats_breakdowns = StatsBreakdownRepo(session)
         self.stop_hints = StopHintRepo(session)
         self.campaign_results = CampaignResultsRepo(session)
+        self.onboarding_starts = OnboardingStartRepo(session)
 
 
 class WriterQueue:
