@@ -46,6 +46,7 @@ from bot.services.cycles import CycleService
 from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
+from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
@@ -239,6 +240,7 @@ class App(Core):
             stats_breakdowns=StatsBreakdownService(
                 self.db, self.clock, self.settings.tz, self.business
             ),
+            onboarding_starts=OnboardingStarts(self.db, self.clock, self.settings.tz),
         )
         self._wire_stats_pictures()
         self.dp.startup.register(self._on_startup)

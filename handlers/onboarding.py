@@ -48,6 +48,7 @@ from bot.services.customers import (
     WelcomeResult,
     clean_name,
 )
+from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.phones import normalize_phone
 from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
@@ -206,6 +207,7 @@ async def start(
     render: Renderer,
     lang: str,
     business: Business,
+    onboarding_starts: OnboardingStarts,
 ) -> None:
     if customer and customer.onboarded:
         await state.clear()
@@ -216,8 +218,13 @@ async def start(
     elif customer:
         await _resume(message, state, customer, render, lang, customers, business)
     else:
+        first = await state.get_state() not in Onboarding.__all_states_names__
+        source = _source(command)
         await state.set_state(Onboarding.consent)
-        await state.set_data({"source": _source(command)})
+        await state.set_data({"source": source})
+        if first:  # a second /start before consenting is the same start
+            # After the state is set, so that the count's transaction writes it too (one write).
+            await onboarding_starts.count(source)
         await ask_consent(message, render, lang, business)
 
 

@@ -14,10 +14,13 @@
 - **The funnel** (article 004: look at the losses at each step every season), for the customers
   who joined in the period: started → consented → phone → birthday → welcome coupon → first
   purchase → second purchase. Steps are nested (a customer counts at a step when they reached it
-  and every step before it), so each drop is the loss at that step and they add up. Nothing is
-  stored before the consent button (152-FZ), so *started* is the consented customers: the ones
-  who pressed /start and left before consenting are not counted. Imported customers without
-  Telegram are not in it; purchases count from joining up to today.
+  and every step before it), so each drop is the loss at that step and they add up. Nothing
+  about a person is stored before the consent button (152-FZ), so *started* is the newcomers'
+  /start counted anonymously per local day (`bot.services.onboarding_starts`; a second press
+  before consenting is not counted again), and never fewer than *consented*: days before that
+  counter existed (migration 0015) have no count, and a customer who consented in the period
+  may have pressed /start before it. Imported customers without Telegram are not in it;
+  purchases count from joining up to today.
 """
 
 from __future__ import annotations
@@ -93,14 +96,15 @@ class SourceFigures:
         return share(self.bought_again, self.bought)
 
 
-def funnel_of(rows: list[SourceJoined]) -> list[FunnelStep]:
-    """The funnel of all sources together, in `FUNNEL_KEYS` order."""
+def funnel_of(rows: list[SourceJoined], started: int = 0) -> list[FunnelStep]:
+    """The funnel of all sources together, in `FUNNEL_KEYS` order. `started`: the starts counted
+    in the period; shown as at least the consented (days before the counter have none)."""
 
     def total(field: str) -> int:
         return sum(getattr(row, field) for row in rows)
 
     joined = total("joined")
-    counts = [joined, joined, *(total(key) for key in FUNNEL_KEYS[2:])]
+    counts = [max(started, joined), joined, *(total(key) for key in FUNNEL_KEYS[2:])]
     return [FunnelStep(key, n) for key, n in zip(FUNNEL_KEYS, counts, strict=True)]
 
 
@@ -155,8 +159,13 @@ class StatsBreakdownService:
         return sorted(found, key=lambda s: (-s.joined, s.source is None, s.source or ""))
 
     async def funnel(self, period: Period) -> list[FunnelStep]:
-        """The onboarding funnel of the customers who joined in the period (`FUNNEL_KEYS`)."""
-        return funnel_of(await self._joined(period))
+        """The onboarding funnel of the customers who joined in the period (`FUNNEL_KEYS`),
+        started being the newcomers' /start counted on its days (at least the consented)."""
+        start, end = period.bounds(self.tz)
+        async with self.db.reading() as repos:
+            joined = await repos.stats_breakdowns.joined_by_source(start, end)
+            started = await repos.onboarding_starts.between(period.first_day, period.last_day)
+        return funnel_of(joined, started)
 
     async def _joined(self, period: Period) -> list[SourceJoined]:
         start, end = period.bounds(self.tz)
