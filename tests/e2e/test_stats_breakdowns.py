@@ -4,10 +4,12 @@ summary, a period that is not one gets the usage, and anyone else gets the refus
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from tests.conftest import ADMIN_CHAT
-from tests.e2e.helpers import onboard
+from tests.e2e.helpers import onboard, tap
 from tests.telegram_server import Person, TelegramServer
 from tests.unit.test_stats_breakdowns import masters_base, sources_base
 
@@ -70,6 +72,30 @@ async def test_staff_see_the_breakdowns(carebot, telegram: TelegramServer, olga:
     assert "24.08.2026 — 23.11.2026\n1. Начали: <b>10</b>" in (await olga.reply()).text
     await olga.send(f"/stats {OCTOBER}")
     assert (await olga.reply()).template == "stats"
+
+
+async def test_the_funnel_counts_who_left_at_the_consent_question(
+    carebot, telegram: TelegramServer, olga: Person
+) -> None:
+    """Two newcomers press /start (one twice: the same start), one of them consents: the funnel
+    starts 2 → 1, and the start is counted under its deep link's source, nothing personal."""
+    anna, boris = telegram.user(5101, "Анна"), telegram.user(5102, "Борис")
+    await anna.send("/start src_Insta")
+    await anna.reply()
+    await boris.send("/start")
+    await boris.reply()
+    await boris.send("/start")  # again, before consenting: not a second start
+    await tap(boris, await boris.reply(), "✅")
+    await boris.reply()  # the phone question
+    async with carebot.db.reading() as repos:
+        assert await repos.onboarding_starts.by_day() == {
+            (date(2026, 11, 23), "insta"): 1,
+            (date(2026, 11, 23), ""): 1,
+        }
+    await olga.send("/stats funnel")
+    funnel = (await olga.reply()).text
+    assert "1. Начали: <b>2</b>" in funnel
+    assert "2. Согласились на обработку данных: <b>1</b> (50\u00a0%) · ушли 1" in funnel
 
 
 async def test_breakdowns_are_for_staff_only(

@@ -59,9 +59,13 @@ async def test_write_transactions_per_customer_message(
 ) -> None:
     anna = telegram.user(6001)
     counter.reset()
-    # A newcomer's /start: the conversation state is stored once (state and data together); the
-    # reads of the state and of the customer take no write lock.
+    # A newcomer's /start: the start counted (onboarding_starts) and the conversation state
+    # (state and data together) in one transaction, the state riding along with the count's;
+    # the reads of the state and of the customer take no write lock.
     assert await writes_of(carebot, telegram, counter, anna, "/start") == 1
+    await anna.reply()
+    # Again before consenting: the same start (not counted again), the same state: no write.
+    assert await writes_of(carebot, telegram, counter, anna, "/start") == 0
     consent = await anna.reply()
     assert consent.button_texts[0].startswith("✅")
     # The consent tap: the consent and the next step of the conversation, in one transaction.

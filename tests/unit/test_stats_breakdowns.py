@@ -27,6 +27,7 @@ from bot.db.models import (
 )
 from bot.db.repositories import Database
 from bot.rendering import Renderer
+from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.stats import Period, StatsService
 from bot.services.stats_breakdowns import (
     FUNNEL_KEYS,
@@ -342,6 +343,36 @@ async def test_funnel(db: Database, breakdowns: StatsBreakdownService) -> None:
     assert [s.customers for s in september] == [1, 1, 1, 1, 1, 1, 0]
     november = await breakdowns.funnel(Period(date(2026, 11, 1), date(2026, 11, 23)))
     assert [s.customers for s in november] == [0] * 7
+
+
+async def test_funnel_started_counts_the_starts_before_consent(
+    db: Database, breakdowns: StatsBreakdownService
+) -> None:
+    """Two newcomers pressed /start on 14.10 (counted, nothing about them stored) and one
+    consented: started 2, consented 1. A start on 30.09 is not October's."""
+    clock = FixedClock(local(10, 14))
+    starts = OnboardingStarts(db, clock, MOSCOW)
+    await starts.count("insta")
+    await starts.count(None)
+    clock.set(local(9, 30, 23, 59))
+    await starts.count("insta")
+    await joined(db, local(10, 14, 12, 5), "insta", coupon=False, bought=(local(10, 20),))
+    steps = await breakdowns.funnel(OCTOBER)
+    assert [s.customers for s in steps] == [2, 1, 1, 1, 0, 0, 0]
+    assert drops(steps)[:2] == [None, 1]  # the one lost at the consent question
+    september = await breakdowns.funnel(Period(date(2026, 9, 1), date(2026, 9, 30)))
+    assert [s.customers for s in september][:2] == [1, 0]
+
+
+async def test_funnel_started_is_never_fewer_than_consented(
+    db: Database, breakdowns: StatsBreakdownService
+) -> None:
+    """Days before the counter existed have no starts: the 8 who consented in October started."""
+    await sources_base(db)
+    async with db.transaction() as repos:
+        await repos.onboarding_starts.count(date(2026, 10, 31), "vk")  # 1 counted, 8 consented
+    steps = await breakdowns.funnel(OCTOBER)
+    assert [s.customers for s in steps][:2] == [8, 8]
 
 
 @pytest.fixture
