@@ -1,7 +1,9 @@
 """The first visit: data consent → phone (own contact only) → birthday → name → offers → coupon.
 
 Nothing about the customer is stored before the consent button; until then the FSM holds
-only the deep-link source. Every step re-asks politely on input it cannot use.
+only the deep-link source, and their first /start only adds one to the day's anonymous count of
+starts (`bot.services.onboarding_starts`, the funnel's first step). Every step re-asks politely
+on input it cannot use.
 
 Two consents, two questions (152-FZ art. 9: the data consent is a document of its own; 38-FZ art.
 18: offers need a prior consent that can be proved). The data consent comes first, with the link

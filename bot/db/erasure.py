@@ -10,7 +10,9 @@ and phone). Each step returns how many rows it erased, for the record.
 
 What stays is what the business's totals need and names nobody: the anonymous customer row,
 purchases (amounts, services, masters), coupons, consents, visits (times and states), survey
-scores, and the outbox rows' keys and states (counts, broadcast results).
+scores, and the outbox rows' keys and states (counts, broadcast results). The newcomers'
+/start counts (`onboarding_starts`: a day, a deep-link source, a number) hold nothing of anyone,
+so there is nothing of theirs to erase there.
 """
 
 from __future__ import annotations
