@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,6 +139,54 @@ class StatsRepo:
             .subquery("ranked")
         )
 
+    def _previous_by_seek(self, periods: Sequence[tuple[datetime, datetime]]) -> Any:
+        """The same rows as `_previous` (and each sale's amount), for periods that are a small
+        part of the history: the sales of the periods by a range scan of `at`, and for each the
+        purchase before it by one seek on the (customer_id, at, id) index, backwards from the
+        sale: cheaper than scanning the buyers' whole history. Materialized, so the seek runs
+        once a sale whatever reads its result."""
+        since, until = min(start for start, _ in periods), max(end for _, end in periods)
+        at = Purchase.at
+        before = aliased(Purchase)
+        prev_at = (
+            select(before.at)
+            .where(
+                before.customer_id == Purchase.customer_id,
+                tuple_(before.at, before.id) < tuple_(Purchase.at, Purchase.id),
+            )
+            .order_by(before.at.desc(), before.id.desc())
+            .limit(1)
+            .correlate(Purchase)
+            .scalar_subquery()
+        )
+        k = case(*((and_(at >= start, at < end), i) for i, (start, end) in enumerate(periods)))
+        start = case(
+            *((and_(at >= start, at < end), literal(start, UTCDateTime)) for start, end in periods)
+        )
+        seeks = (
+            select(
+                Purchase.id.label("id"),
+                at.label("at"),
+                Purchase.amount_minor.label("amount"),
+                k.label("k"),
+                start.label("start"),
+                prev_at.label("prev_at"),
+            )
+            .where(at >= since, at < until)
+            .cte("seeks")
+            .prefix_with("MATERIALIZED")
+        )
+        c = seeks.c
+        return select(
+            c.id,
+            c.at,
+            c.amount,
+            c.k,
+            c.start,
+            c.prev_at,
+            self._days_between(c.at, c.prev_at).label("gap"),
+        ).subquery("ranked")
+
     async def sales(self, periods: Sequence[tuple[datetime, datetime]]) -> list[PeriodSales]:
         """Each period's sales split into first and repeat, its customers new and returning, and
         the intervals between visits ending in it (a purchase within a day of the previous one
@@ -149,8 +198,15 @@ class StatsRepo:
         since, until = min(start for start, _ in periods), max(end for _, end in periods)
         first_ever = (await self.session.execute(select(func.min(Purchase.at)))).scalar()
         history = until - first_ever if first_ever is not None else until - since
-        r = self._previous(periods, buyers_only=(until - since) * 2 < history).c
-        amount = select(Purchase.amount_minor).where(Purchase.id == r.id).scalar_subquery()
+        if not self._postgres and (until - since) * 2 < history:
+            # a short part of the history, on SQLite: a seek a sale (0.8 s of CPU instead of 1.1
+            # for 3 months of a million sales; PostgreSQL's per-row subplans cost more than its
+            # window pass, 1.3 s against 0.5 s, so it always passes over the index)
+            r = self._previous_by_seek(periods).c
+            amount: Any = r.amount
+        else:  # most of it: one ordered pass over the index
+            r = self._previous(periods, buyers_only=False).c
+            amount = select(Purchase.amount_minor).where(Purchase.id == r.id).scalar_subquery()
         first = r.prev_at.is_(None)
         counted_gap = r.gap >= 1  # NULL (no previous) is not >= 1
         rows = await self.session.execute(

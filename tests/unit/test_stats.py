@@ -222,3 +222,19 @@ def test_months_back_keeps_the_day_or_the_months_last() -> None:
     assert Period(date(2026, 8, 24), date(2026, 11, 23)).previous() == Period(
         date(2026, 5, 24), date(2026, 8, 23)
     )
+
+
+async def test_the_same_numbers_whichever_way_the_sales_are_read(
+    db: Database, stats: StatsService
+) -> None:
+    """Periods that are most of the history are read in one pass over it, a short part of it
+    (on SQLite) with a seek per sale: a customer who bought once in 2015 (in neither period)
+    makes the default periods a short part, and changes no number."""
+    await articles_example(db)
+    period = Period(date(2026, 8, 24), date(2026, 11, 23))
+    one_pass = await stats.report(period)
+    await buyer(db, [(local(2015, 3, 1), FIRST_MINOR)])
+    seeks = await stats.report(period)
+    assert seeks.current.sales == one_pass.current.sales
+    assert seeks.previous.sales == one_pass.previous.sales
+    assert seeks.current.sales.sales == 60 and seeks.previous.sales.gaps == 1
