@@ -5,9 +5,10 @@ A repeat sale is any purchase but a customer's first: imported visits count as h
 erased customer's purchases stay (their anonymous row keeps its id), so the totals add up. Two
 sales at the same moment are ordered by id. What makes it fast (issue 17: a million purchases in
 under 2 s): the index on purchases (customer_id, at, id) (migration 0013) gives each purchase the
-one before it by an ordered scan of the index alone (no table row is read for it), and each
-customer's first purchase by a seek; money and counts per period or month are range scans on
-`at`, reading the rows of that time only.
+one before it, by an ordered scan of the index alone (no table row is read for it) or, for a
+short period on SQLite, by one seek a sale; customers' first purchases come from a grouped scan
+of it; money and counts per period or month are range scans on `at`, reading the rows of that
+time only. Customers' sleep is one pass over the customers.
 """
 
 from __future__ import annotations
