@@ -10,7 +10,8 @@ update's conversation is read once and kept: `get_state` at the start and the ha
 `get_data` cost one read, no write lock. What the handler sets is written once, at the end (still
 inside the lock, so the next update of the same chat sees it), or carried by the handler's own
 next write transaction (`bot.db.repositories.ALONG`); nothing is written when nothing changed
-(`state.clear()` of a chat without state). Outside an update (tests, other chats' state) every
+(`state.clear()` of a chat without state). A write the update's services left for later
+(`bot.db.repositories.LATER`: a newcomer's start counted) goes in the same transaction. Outside an update (tests, other chats' state) every
 call goes straight to the database, as before.
 """
 
@@ -36,7 +37,7 @@ from aiogram.fsm.storage.base import (
     StorageKey,
 )
 
-from bot.db.repositories import ALONG, Database, Repos
+from bot.db.repositories import ALONG, LATER, Database, Later, Repos
 from bot.services.customers import CustomerView, customer_view
 
 
@@ -52,9 +53,13 @@ class _Unit:
     stored: tuple[str | None, dict[str, Any]] = (None, {})
     state: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    later: list[Later] = field(default_factory=list)  # writes left to the state's transaction
+
+    def changed(self) -> bool:
+        return self.known and (self.state, self.data) != self.stored
 
     def pending(self) -> bool:
-        return self.known and (self.state, self.data) != self.stored
+        return self.changed() or bool(self.later)
 
     def saved(self) -> None:
         self.stored = (self.state, dict(self.data))
@@ -114,28 +119,46 @@ class SqlStorage(BaseStorage):
         unit = _UNIT.get()
         if unit is None or unit.closed or not unit.pending():
             return None
-        await repos.fsm.save(unit.key, state=unit.state, data=dict(unit.data))
-        state, data = unit.state, dict(unit.data)
+        later = list(unit.later)
+        for write in later:
+            await write(repos)
+        changed, state, data = unit.changed(), unit.state, dict(unit.data)
+        if changed:
+            await repos.fsm.save(unit.key, state=state, data=data)
 
         def committed() -> None:
-            unit.stored = (state, data)
+            del unit.later[: len(later)]
+            if changed:
+                unit.stored = (state, data)
 
         return committed
+
+    @staticmethod
+    def _later(write: Later) -> bool:
+        """`LATER`: into the update's state transaction, while the update lasts."""
+        unit = _UNIT.get()
+        if unit is None or unit.closed:
+            return False
+        unit.later.append(write)
+        return True
 
     @asynccontextmanager
     async def unit(self, key: StorageKey) -> AsyncIterator[None]:
         """One update of this conversation: its state read once, its changes written once."""
         unit = _Unit(self.key_builder.build(key), key.user_id)
-        token, along = _UNIT.set(unit), ALONG.set(self._along)
+        token, along, later = _UNIT.set(unit), ALONG.set(self._along), LATER.set(self._later)
         try:
             yield
         finally:
+            LATER.reset(later)
             ALONG.reset(along)
             _UNIT.reset(token)
             unit.closed = True
             if unit.pending():
-                await self._writes.save(unit.key, unit.state, dict(unit.data))
+                state = (unit.state, dict(unit.data)) if unit.changed() else None
+                await self._writes.save(unit.key, state, unit.later)
                 unit.saved()
+                unit.later = []
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         await self._save(key, state=state.state if isinstance(state, State) else state)
@@ -180,24 +203,34 @@ class _GroupCommit:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._waiting: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        self._later: list[Later] = []
         self._told: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def save(self, key: str, state: str | None, data: dict[str, Any]) -> None:
+    async def save(
+        self, key: str, state: tuple[str | None, dict[str, Any]] | None, later: list[Later]
+    ) -> None:
+        """This conversation's (state, data), None when unchanged, and the update's writes left
+        for later (`LATER`), all in the next group transaction."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = (state, data)
+        if state is not None:
+            self._waiting[key] = state
+        self._later.extend(later)
         self._told.append(done)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
         await asyncio.shield(done)
 
     async def _write(self) -> None:
-        while self._waiting:
-            values, told = self._waiting, self._told
-            self._waiting, self._told = {}, []
+        while self._told:
+            values, later, told = self._waiting, self._later, self._told
+            self._waiting, self._later, self._told = {}, [], []
             try:
                 async with self.db.transaction() as repos:
-                    await repos.fsm.save_many(values)
+                    if values:
+                        await repos.fsm.save_many(values)
+                    for write in later:
+                        await write(repos)
             except BaseException as error:
                 for done in told:
                     if not done.done():

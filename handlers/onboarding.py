@@ -225,8 +225,7 @@ async def start(
         await state.set_state(Onboarding.consent)
         await state.set_data({"source": source})
         if first:  # a second /start before consenting is the same start
-            # After the state is set, so that the count's transaction writes it too (one write).
-            await onboarding_starts.count(source)
+            await onboarding_starts.count(source)  # written with the state: one write
         await ask_consent(message, render, lang, business)
 
 

@@ -1335,6 +1335,15 @@ ALONG: ContextVar[Callable[[Repos], Awaitable[Callable[[], None] | None]] | None
     "carebot_along", default=None
 )
 
+# A write an update may leave to the end of its handling (set by the edge's FSM storage): `LATER`
+# takes `write` and calls it with the repos of the transaction that stores the update's
+# conversation state, grouped across updates (200 newcomers' /start at once: a few transactions,
+# not 200), or of the handler's own next write transaction (as `ALONG`); it returns False when it
+# cannot (the update is over), and the caller writes at once, as it does when `LATER` is None
+# (outside an update, another storage). Only for writes nothing in the update reads back.
+Later = Callable[[Repos], Awaitable[None]]
+LATER: ContextVar[Callable[[Later], bool] | None] = ContextVar("carebot_later", default=None)
+
 
 class Database:
     """Units of work. On SQLite, which has one writer at a time, this process's writers queue

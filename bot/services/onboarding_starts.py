@@ -12,7 +12,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
-from bot.db.repositories import Database
+from bot.db.repositories import LATER, Database, Repos
 
 
 class OnboardingStarts:
@@ -26,8 +26,16 @@ class OnboardingStarts:
 
     async def count(self, source: str | None) -> None:
         """One more start today from `source` (the `src_…` link's, as onboarding stores it; None
-        for no link). One statement in its own short transaction; a conversation state the
-        update set before it is written by the same transaction (`ALONG`), so a newcomer's /start
-        still costs one write."""
-        async with self.db.transaction() as repos:
-            await repos.onboarding_starts.count(self.today(), source or "")
+        for no link): one statement. Within an update it goes with the write of the update's
+        conversation state (`LATER`), so a newcomer's /start still costs one write transaction,
+        shared with the other updates' of that moment (a burst of newcomers is not one
+        transaction each for SQLite's one writer); elsewhere, in a short transaction of its own."""
+        day, key = self.today(), source or ""
+
+        async def write(repos: Repos) -> None:
+            await repos.onboarding_starts.count(day, key)
+
+        later = LATER.get()
+        if later is None or not later(write):
+            async with self.db.transaction() as repos:
+                await write(repos)
