@@ -4,14 +4,19 @@ the end or with the handler's own transaction, not at all when nothing changed."
 from __future__ import annotations
 
 import asyncio
+from datetime import date
+from zoneinfo import ZoneInfo
 
 from aiogram.fsm.storage.base import StorageKey
 
+from bot.clock import FixedClock
 from bot.db.repositories import Database
+from bot.services.onboarding_starts import OnboardingStarts
 from handlers.fsm_storage import SqlStorage
 from tests.transactions import TransactionCounter
 
 KEY = StorageKey(bot_id=1, chat_id=42, user_id=42)
+DAY = date(2026, 11, 23)  # the tests' clock: 12:00 in Moscow
 
 
 async def test_one_read_and_one_write_per_update(db: Database) -> None:
@@ -79,5 +84,45 @@ async def test_many_updates_state_in_a_few_transactions(db: Database) -> None:
         await asyncio.gather(*(update(key) for key in keys))
         assert sum(counter.writes.values()) < len(keys) // 2  # a group commit, not 50 turns
         assert await storage.count() == len(keys)
+    finally:
+        counter.close()
+
+
+async def test_a_start_counted_goes_with_the_state(db: Database, clock: FixedClock) -> None:
+    """A newcomer's start counted in an update (`LATER`) is written by the transaction of its
+    state: 50 newcomers at once, a few transactions for their states and counts together; a
+    count with the handler's own transaction rides it; after the update, it goes at once."""
+    storage = SqlStorage(db)
+    starts = OnboardingStarts(db, clock, ZoneInfo("Europe/Moscow"))
+    counter = TransactionCounter(db.engine)
+    keys = [StorageKey(bot_id=1, chat_id=n, user_id=n) for n in range(1, 51)]
+
+    async def update(key: StorageKey) -> None:
+        async with storage.unit(key):
+            await storage.set_state(key, "Onboarding:consent")
+            await starts.count("insta")
+            async with db.reading() as repos:  # not yet: left to the state's transaction
+                assert await repos.onboarding_starts.between(DAY, DAY) < len(keys)
+
+    async def counted() -> int:
+        async with db.reading() as repos:
+            return await repos.onboarding_starts.between(DAY, DAY)
+
+    try:
+        await asyncio.gather(*(update(key) for key in keys))
+        assert sum(counter.writes.values()) < len(keys) // 2
+        assert await counted() == len(keys) and await storage.count() == len(keys)
+        counter.reset()
+        async with storage.unit(KEY):  # only a count, the state unchanged: one write
+            await starts.count(None)
+        assert sum(counter.writes.values()) == 1 and await counted() == len(keys) + 1
+        counter.reset()
+        async with storage.unit(KEY):
+            await starts.count(None)
+            async with db.transaction() as repos:  # the handler's own write carries it
+                await repos.fsm.count()
+        assert sum(counter.writes.values()) == 1 and await counted() == len(keys) + 2
+        await starts.count(None)  # outside an update: at once
+        assert await counted() == len(keys) + 3
     finally:
         counter.close()
