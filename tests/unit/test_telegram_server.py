@@ -16,7 +16,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
-from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, Update
+from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, MediaUnion, Update
 
 from tests.conftest import TOKEN
 from tests.telegram_server import LINKED_CHANNEL, TelegramServer
@@ -611,7 +611,7 @@ async def test_an_uploaded_document_is_kept(telegram: TelegramServer, bot: Bot) 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64  # what the server checks of a photo: its signature
 
 
-def _photos(count: int, caption: str | None = None) -> list[InputMediaPhoto]:
+def _photos(count: int, caption: str | None = None) -> list[MediaUnion]:
     return [
         InputMediaPhoto(
             media=BufferedInputFile(PNG, f"chart{i}.png"), caption=caption if i == 0 else None
