@@ -68,6 +68,7 @@ async def test_a_bad_period_gets_the_usage(
     usage = await olga.reply()
     assert usage.template == "stats" and "не период" in usage.text and period in usage.text
     assert "/stats 01.09.2026 30.11.2026" in usage.text
+    assert all(f"/stats {word}" in usage.text for word in ("masters", "funnel", "campaigns"))
 
 
 async def test_staff_see_the_customers(carebot, telegram: TelegramServer, olga: Person) -> None:
