@@ -278,6 +278,7 @@ class App(Core):
             campaigns=campaigns.results,
         )
         digest.register(self.features)
+        campaigns.register(self.features)  # closes the campaign report's past days
         StatsDigestDelivery(self.bot, digest).register(self.sender)
 
     def start_background(self) -> None:

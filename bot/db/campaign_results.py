@@ -2,16 +2,19 @@
 
 `record_arms` is what the campaign assignment (`bot.services.campaigns`) writes right after a
 planner's rows are inserted: set-wise, a few statements per planner run whatever its size.
-`outcomes` is `/stats campaigns`'s one statement: per campaign and arm, the customers assigned in
-the period (each by their first row of that campaign in it), how many of them were sent it, used
-its coupon, and bought within N days of the assignment, and what they spent then.
+`outcomes` is `/stats campaigns`'s live statement: per local day, campaign and arm, the customers
+assigned that day (each by their first row of that campaign that day), how many of them were sent
+it, used its coupon, and bought within N days of the assignment, and what they spent then. The
+unit is the assignment per day: a customer assigned on two days counts twice. The same
+statement fills `campaign_days` for the days whose window has passed (`CampaignDaysRepo`), so
+the report over years sums those and counts only the last days live.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Interval, and_, case, func, literal, select, update
@@ -46,9 +49,18 @@ class Planned(NamedTuple):
 Assign = Callable[["CampaignResultsRepo", list[Planned]], Awaitable[None]]
 
 
+class Day(NamedTuple):
+    """One local day of the business as [start, end) in time (23 or 25 hours on a DST change)."""
+
+    day: date
+    start: datetime
+    end: datetime
+
+
 @dataclass(frozen=True)
 class ArmRow:
-    """One campaign's arm in a period, as counted (the service turns it into an ArmOutcome)."""
+    """One campaign's arm on one local day (or summed over days), as counted (the service turns
+    it into an ArmOutcome). `customers` counts assignments: a customer per day."""
 
     campaign: str
     arm: str
@@ -57,6 +69,18 @@ class ArmRow:
     redeemed: int
     came_back: int
     revenue_minor: int
+    day: date | None = None
+
+
+def day_of(column: Any, days: Sequence[Day]) -> Any:
+    """Which of these consecutive days (its index) a moment falls on; the caller keeps the
+    moments within [days[0].start, days[-1].end). Bounds computed in Python, so each database
+    tells the business's local day the same way, DST included."""
+    if len(days) == 1:
+        return literal(0)
+    return case(
+        *((column < day.end, index) for index, day in enumerate(days[:-1])), else_=len(days) - 1
+    )
 
 
 class CampaignResultsRepo:
@@ -106,32 +130,53 @@ class CampaignResultsRepo:
         span = func.julianday(later) - func.julianday(earlier)
         return and_(later > earlier, span <= days + JULIAN_SLACK)
 
-    async def outcomes(self, start: datetime, end: datetime, window_days: int) -> list[ArmRow]:
-        """Per campaign and arm, the customers with a row of that campaign and arm planned in
-        [start, end): assigned, sent, coupon redeemed, came back (a purchase within
-        `window_days` after their first such row) and their spending then. A customer whose arm
-        changed within the period (the owner changed the share, or chose a winner) counts in
-        each arm they were in. One statement: the period's rows from the covering campaign
-        index, one row per customer and arm, their purchases by the (customer_id, at) index,
-        summed per arm."""
+    async def outcomes(self, days: Sequence[Day], window_days: int) -> list[ArmRow]:
+        """Per consecutive local day, campaign and arm, the customers with a row of that
+        campaign and arm planned that day: assigned, sent, coupon redeemed, came back (a
+        purchase within `window_days` after their first such row that day) and their spending
+        then. A customer counts once per day and arm, on each day they were assigned; one whose
+        arm changed (the owner changed the share, or chose a winner) counts in each arm they
+        were in. One statement: the days' rows from the covering campaign index, one row per
+        customer, day and arm, their purchases by the (customer_id, at) index, summed per day
+        and arm."""
+        if not days:
+            return []
+        start, end = days[0].start, days[-1].end
         o = OutboxMessage
-        per_customer = (
+        # the day computed once per row, in a subquery: PostgreSQL would not match a grouped
+        # expression's bound parameters with the selected one's
+        planned = (
             select(
                 o.campaign.label("campaign"),
                 o.customer_id.label("customer_id"),
                 o.arm.label("arm"),
-                func.min(o.created_at).label("at"),
-                func.max(case((o.state == OutboxState.SENT, 1), else_=0)).label("sent"),
-                func.max(case((Coupon.redeemed_at.is_not(None), 1), else_=0)).label("redeemed"),
+                day_of(o.created_at, days).label("day"),
+                o.created_at.label("at"),
+                o.state.label("state"),
+                o.coupon_id.label("coupon_id"),
             )
-            .outerjoin(Coupon, Coupon.id == o.coupon_id)
             .where(
                 o.campaign.is_not(None),
                 o.customer_id.is_not(None),
                 o.created_at >= start,
                 o.created_at < end,
             )
-            .group_by(o.campaign, o.customer_id, o.arm)
+            .subquery("planned")
+        )
+        p = planned.c
+        per_customer = (
+            select(
+                p.campaign,
+                p.customer_id,
+                p.arm,
+                p.day,
+                func.min(p.at).label("at"),
+                func.max(case((p.state == OutboxState.SENT, 1), else_=0)).label("sent"),
+                func.max(case((Coupon.redeemed_at.is_not(None), 1), else_=0)).label("redeemed"),
+            )
+            .select_from(planned)
+            .outerjoin(Coupon, Coupon.id == p.coupon_id)
+            .group_by(p.campaign, p.customer_id, p.arm, p.day)
             .subquery("assigned")
         )
         a = per_customer.c
@@ -139,6 +184,7 @@ class CampaignResultsRepo:
             select(
                 a.campaign,
                 a.arm,
+                a.day,
                 a.sent,
                 a.redeemed,
                 case((func.count(Purchase.id) > 0, 1), else_=0).label("came_back"),
@@ -155,12 +201,13 @@ class CampaignResultsRepo:
                     self._within(Purchase.at, a.at, window_days),
                 ),
             )
-            .group_by(a.campaign, a.customer_id, a.arm, a.sent, a.redeemed)
+            .group_by(a.campaign, a.customer_id, a.arm, a.day, a.sent, a.redeemed)
             .subquery("outcomes")
         )
         w = with_purchases.c
         query = (
             select(
+                w.day,
                 w.campaign,
                 w.arm,
                 func.count(),
@@ -169,8 +216,8 @@ class CampaignResultsRepo:
                 func.sum(w.came_back),
                 func.sum(w.revenue),
             )
-            .group_by(w.campaign, w.arm)
-            .order_by(w.campaign, w.arm)
+            .group_by(w.day, w.campaign, w.arm)
+            .order_by(w.day, w.campaign, w.arm)
         )
         return [
             ArmRow(
@@ -181,21 +228,27 @@ class CampaignResultsRepo:
                 redeemed=int(redeemed or 0),
                 came_back=int(came_back or 0),
                 revenue_minor=int(revenue or 0),
+                day=days[int(index)].day,
             )
-            for campaign, arm, customers, sent, redeemed, came_back, revenue in (
+            for index, campaign, arm, customers, sent, redeemed, came_back, revenue in (
                 await self.session.execute(query)
             )
         ]
 
-    async def welcome(self, start: datetime, end: datetime, window_days: int) -> ArmRow | None:
-        """The welcome coupons given in [start, end), as the one arm of the campaign "welcome"
-        (no outbox row and no holdout: onboarding promises it): the customers who got one, how
-        many used it, came back (bought within `window_days` of it) and spent then."""
+    async def welcome(self, days: Sequence[Day], window_days: int) -> list[ArmRow]:
+        """The welcome coupons given on these consecutive days, per day, as the one arm of the
+        campaign "welcome" (no outbox row and no holdout: onboarding promises it): the customers
+        who got one, how many used it, came back (bought within `window_days` of it) and spent
+        then."""
+        if not days:
+            return []
+        start, end = days[0].start, days[-1].end
         given = (
             select(
                 Coupon.id.label("id"),
                 Coupon.customer_id.label("customer_id"),
                 Coupon.issued_at.label("at"),
+                day_of(Coupon.issued_at, days).label("day"),
                 case((Coupon.redeemed_at.is_not(None), 1), else_=0).label("redeemed"),
             )
             .where(
@@ -209,6 +262,7 @@ class CampaignResultsRepo:
         g = given.c
         per_coupon = (
             select(
+                g.day,
                 g.redeemed,
                 case((func.count(Purchase.id) > 0, 1), else_=0).label("came_back"),
                 func.coalesce(func.sum(Purchase.amount_minor), 0).label("revenue"),
@@ -223,25 +277,31 @@ class CampaignResultsRepo:
                     self._within(Purchase.at, g.at, window_days),
                 ),
             )
-            .group_by(g.id, g.redeemed)
+            .group_by(g.id, g.day, g.redeemed)
             .subquery("welcomed")
         )
         w = per_coupon.c
-        customers, redeemed, came_back, revenue = (
-            await self.session.execute(
-                select(
-                    func.count(), func.sum(w.redeemed), func.sum(w.came_back), func.sum(w.revenue)
-                )
+        rows = await self.session.execute(
+            select(
+                w.day,
+                func.count(),
+                func.sum(w.redeemed),
+                func.sum(w.came_back),
+                func.sum(w.revenue),
             )
-        ).one()
-        if not customers:
-            return None
-        return ArmRow(
-            campaign=WELCOME,
-            arm="a",
-            customers=int(customers),
-            sent=int(customers),
-            redeemed=int(redeemed or 0),
-            came_back=int(came_back or 0),
-            revenue_minor=int(revenue or 0),
+            .group_by(w.day)
+            .order_by(w.day)
         )
+        return [
+            ArmRow(
+                campaign=WELCOME,
+                arm="a",
+                customers=int(customers),
+                sent=int(customers),
+                redeemed=int(redeemed or 0),
+                came_back=int(came_back or 0),
+                revenue_minor=int(revenue or 0),
+                day=days[int(index)].day,
+            )
+            for index, customers, redeemed, came_back, revenue in rows
+        ]

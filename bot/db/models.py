@@ -573,3 +573,24 @@ class OnboardingStart(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)  # the business's local day
     source: Mapped[str] = mapped_column(String(48), primary_key=True)  # `src_…`'s; "" for none
     count: Mapped[int] = mapped_column(Integer)
+
+
+class CampaignDay(Base):
+    """What a campaign's arm brought, per local day of assignment, for the days whose window has
+    fully passed (`/stats campaigns` over years sums these instead of seeking every assigned
+    customer's purchases). Filled by `CampaignResultsService.close_days` with the live query's
+    own rules; one row per day with campaign "" and arm "" says the day is closed (even with no
+    assignments). Counts only, nothing about a person: erasure (/forget) has nothing here."""
+
+    __tablename__ = "campaign_days"
+
+    campaign: Mapped[str] = mapped_column(String(40), primary_key=True)
+    arm: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the business's local day
+    assigned: Mapped[int] = mapped_column(Integer)
+    sent: Mapped[int] = mapped_column(Integer)
+    redeemed: Mapped[int] = mapped_column(Integer)
+    came_back: Mapped[int] = mapped_column(Integer)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_campaign_days_day", "day"),)

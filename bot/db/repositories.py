@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.db.campaign_days import CampaignDaysRepo
 from bot.db.campaign_results import Assign, CampaignResultsRepo, Planned
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
@@ -1288,6 +1289,7 @@ class Repos:
         self.stats_breakdowns = StatsBreakdownRepo(session)
         self.stop_hints = StopHintRepo(session)
         self.campaign_results = CampaignResultsRepo(session)
+        self.campaign_days = CampaignDaysRepo(session)
         self.onboarding_starts = OnboardingStartRepo(session)
 
 

@@ -1,7 +1,8 @@
 """What each automatic message and broadcast brought, against its control group
 (`/stats campaigns`): per campaign and arm, the customers assigned in the period, how many were
 sent it, used its coupon, came back (bought within `[campaigns] window_days` of the assignment)
-and what they spent then; the lift (came back: the campaign's arms minus the holdout) and the
+and what they spent then (the unit is the assignment per local day: a customer assigned on two
+days counts twice, once a day at most); the lift (came back: the campaign's arms minus the holdout) and the
 variants' difference (b minus a), each with a 95 % confidence interval.
 
 The intervals are Newcombe's hybrid score intervals for a difference of two independent
@@ -16,13 +17,15 @@ Plain `math`: two square roots per interval.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.business import Campaigns
 from bot.clock import Clock
-from bot.db.campaign_results import WELCOME, ArmRow
-from bot.db.repositories import Database
+from bot.db.campaign_results import WELCOME, ArmRow, Day
+from bot.db.repositories import Database, Repos
+from bot.features import Features
 from bot.services.campaigns import CAMPAIGNS, HOLDOUT, A, B
 from bot.services.stats import Period, parse_period
 from bot.services.stats_figures import ArmOutcome, CampaignResult, Interval
@@ -30,6 +33,8 @@ from bot.services.stats_figures import ArmOutcome, CampaignResult, Interval
 Z95 = 1.959963984540054  # the normal distribution's 97.5th percentile
 ARM_ORDER = {A: 0, B: 1, HOLDOUT: 2}
 ORDER = (WELCOME, *CAMPAIGNS)  # the automatic messages as the report lists them, then broadcasts
+CLOSE_PER_RUN = 30  # days closed per planner run: one run stays short, a backlog goes oldest first
+DAYS_PER_STATEMENT = 31  # days counted live in one statement (one CASE branch a day)
 
 
 def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
@@ -78,11 +83,26 @@ def result_of(campaign: str, arms: list[ArmOutcome]) -> CampaignResult:
     return CampaignResult(campaign=campaign, arms=tuple(arms), lift=lift, variants=variants)
 
 
+def summed(rows: Iterable[ArmRow]) -> list[ArmRow]:
+    """Rows of several days (closed and live) as one per campaign and arm."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        total = totals.setdefault((row.campaign, row.arm), [0, 0, 0, 0, 0])
+        for index, value in enumerate(
+            (row.customers, row.sent, row.redeemed, row.came_back, row.revenue_minor)
+        ):
+            total[index] += value
+    return [
+        ArmRow(campaign, arm, *numbers)  # type: ignore[arg-type]
+        for (campaign, arm), numbers in sorted(totals.items())
+    ]
+
+
 def results_of(rows: list[ArmRow]) -> list[CampaignResult]:
     """The repository's rows as results: the automatic campaigns in a fixed order, then the
-    broadcasts by id."""
+    broadcasts by id (rows of several days summed first)."""
     grouped: dict[str, list[ArmOutcome]] = {}
-    for row in rows:
+    for row in summed(rows):
         grouped.setdefault(row.campaign, []).append(
             ArmOutcome(
                 arm=row.arm,
@@ -127,16 +147,94 @@ class CampaignResultsService:
         return parse_period(text, self.clock.now().astimezone(self.tz).date())
 
     async def results(self, period: Period) -> list[CampaignResult]:
-        """Every campaign with customers assigned in the period (one statement)."""
+        """Every campaign with customers assigned in the period: the closed days' counts summed,
+        the days after them counted live (the last `window_days`, or a backlog not closed yet)."""
         start, end = period.bounds(self.tz)
         return await self.between(start, end)
 
     async def between(self, start: datetime, end: datetime) -> list[CampaignResult]:
-        """The same for [start, end) (the digest's week, the charts)."""
+        """The same for [start, end) (the digest's week, the charts): whole local days already
+        closed from `campaign_days`, the rest (a partial first or last day included) live."""
         async with self.db.reading() as repos:
-            rows = await repos.campaign_results.outcomes(start, end, self.rules.window_days)
-            welcome = await repos.campaign_results.welcome(start, end, self.rules.window_days)
-        return results_of([welcome, *rows] if welcome else rows)
+            through = await repos.campaign_days.closed_through()
+            first = start.astimezone(self.tz).date()
+            if self._start_of(first) < start:
+                first += timedelta(days=1)
+            last = min(end.astimezone(self.tz).date() - timedelta(days=1), through or date.min)
+            if through is None or first > last:
+                rows = await self._live(repos, start, end)
+            else:
+                rows = await repos.campaign_days.totals(first, last)
+                rows += await self._live(repos, start, self._start_of(first))
+                rows += await self._live(repos, self._start_of(last + timedelta(days=1)), end)
+        return results_of(rows)
+
+    async def live(self, start: datetime, end: datetime) -> list[CampaignResult]:
+        """The same counted from the outbox alone (what the closed days must add up to)."""
+        async with self.db.reading() as repos:
+            return results_of(await self._live(repos, start, end))
+
+    async def close_days(self) -> int:
+        """The planner's step: the oldest days not closed yet whose window has fully passed (at
+        most CLOSE_PER_RUN a run) counted by the live statement and kept in `campaign_days`;
+        recounting a day replaces it. How many days were closed."""
+        last = self.last_closable_day()
+        async with self.db.transaction() as repos:
+            through = await repos.campaign_days.closed_through()
+            if through is not None:
+                first = through + timedelta(days=1)
+            else:
+                earliest = await repos.campaign_days.earliest()
+                if earliest is None:
+                    return 0
+                first = earliest.astimezone(self.tz).date()
+            if first > last:
+                return 0
+            count = min(CLOSE_PER_RUN, (last - first).days + 1)
+            days = [self._day(first + timedelta(days=n)) for n in range(count)]
+            rows = await self._counted(repos, days)
+            await repos.campaign_days.replace([day.day for day in days], rows)
+        return count
+
+    def last_closable_day(self) -> date:
+        """The last local day whose window (its end plus `window_days`) has fully passed."""
+        passed = self.clock.now() - timedelta(days=self.rules.window_days)
+        day = passed.astimezone(self.tz).date()
+        return day if self._start_of(day + timedelta(days=1)) <= passed else day - timedelta(days=1)
+
+    def _start_of(self, day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=self.tz)
+
+    def _day(self, day: date) -> Day:
+        return Day(day, self._start_of(day), self._start_of(day + timedelta(days=1)))
+
+    def _days(self, start: datetime, end: datetime) -> list[Day]:
+        """[start, end) cut at local midnights (the first and last may be parts of a day)."""
+        days: list[Day] = []
+        at = start
+        while at < end:
+            day = at.astimezone(self.tz).date()
+            following = min(end, self._start_of(day + timedelta(days=1)))
+            days.append(Day(day, at, following))
+            at = following
+        return days
+
+    async def _live(self, repos: Repos, start: datetime, end: datetime) -> list[ArmRow]:
+        days = self._days(start, end)
+        rows: list[ArmRow] = []
+        for first in range(0, len(days), DAYS_PER_STATEMENT):
+            rows += await self._counted(repos, days[first : first + DAYS_PER_STATEMENT])
+        return rows
+
+    async def _counted(self, repos: Repos, days: list[Day]) -> list[ArmRow]:
+        """Per day, campaign and arm: the one set of rules both the report and the closing use."""
+        window = self.rules.window_days
+        welcome = await repos.campaign_results.welcome(days, window)
+        return welcome + await repos.campaign_results.outcomes(days, window)
+
+    def register(self, features: Features) -> None:
+        """Closed days are counted with the outbox's planners (now, then every few minutes)."""
+        features.plan("campaign_days", self.close_days)
 
     def has_variants(self, campaign: str) -> bool:
         return self.rules.rule(campaign).b is not None

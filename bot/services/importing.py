@@ -58,7 +58,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import IO, Any, NamedTuple
@@ -974,6 +974,7 @@ class ImportService:
         created: set[int] = set()  # dry run: hashes of phones a real run would have created
         now = self.clock.now()
         index = await PhoneIndex.load(self.db)
+        earliest: datetime | None = None  # the earliest visit written: campaign days it reopens
         for chunk in _chunks(self._validated(table, report, parser.visit), self.chunk):
             rows: list[VisitRow] = []
             for row in chunk:
@@ -1031,8 +1032,22 @@ class ImportService:
                             for key, row in fresh
                         ]
                     )
+                    if inserted and fresh:
+                        first = min(row.at for _, row in fresh)
+                        earliest = first if earliest is None else min(earliest, first)
                 report.visits_new += inserted
                 report.visits_known += len(keyed) - inserted
+        if earliest is not None:
+            await self._reopen_campaign_days(earliest)
+
+    async def _reopen_campaign_days(self, earliest: datetime) -> None:
+        """Old visits may make customers assigned up to `window_days` before them "came back":
+        the campaign report's closed days from then on are counted again by the planner."""
+        day = earliest.astimezone(self.tz).date() - timedelta(
+            days=self.business.campaigns.window_days
+        )
+        async with self.db.transaction() as repos:
+            await repos.campaign_days.reopen_from(day)
 
     def _offers_version(self) -> str:
         """The version the "no offers" consent row of a new customer is recorded under."""

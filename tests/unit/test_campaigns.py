@@ -256,13 +256,16 @@ def _service(db: Database, window_days: int = 30) -> CampaignResultsService:
 
 
 async def test_sent_redeemed_came_back_and_revenue_by_hand(db: Database) -> None:
-    """November 1–23, a 30-day window from each customer's first row of the campaign:
+    """November 1–23, a 30-day window from each customer's first row of the campaign that day
+    (the unit is the assignment per day):
 
-    reactivation, arm a: c1 (sent 5.11 12:00, its coupon used; a second message 12.11 is the same
-    customer; bought 10.11 for 1 500 and 5.12 12:00, exactly 30 days on, for 500; 5.12 12:01 for
-    700 is too late), c2 (sent 6.11; bought 1.11, before it, and 16.11 for 2 500, which the
+    reactivation, arm a: c1 (sent 5.11 12:00, its coupon used; bought 10.11 for 1 500 and 5.12
+    12:00, exactly 30 days on, for 500; 5.12 12:01 for 700 is too late for it), c1 again on 12.11
+    (another day, another assignment: sent, no coupon; 5.12's 500 and 700 are within its window:
+    came back, 1 200), c2 (sent 6.11; bought 1.11, before it, and 16.11 for 2 500, which the
     broadcast of 15.11 also claims), c3 (its row expired: assigned, never sent; bought nothing):
-    3 customers, 2 sent, 1 coupon, 2 came back, 4 500.
+    4 assignments, 3 sent, 1 coupon, 3 came back, 5 700 (with customers counted once it was 3,
+    2, 1, 2 and 4 500: c1's second message was folded into the first).
     reactivation, holdout: c4 (5.11; bought 20.11 for 1 000), c5 (8.11; nothing): 2, 0, 0, 1, 1 000.
     broadcast:7, arm a: c2 (15.11; 16.11 for 2 500): 1, 1, 0, 1, 2 500.
     c6's row of 20.10 is before the period: not counted."""
@@ -290,18 +293,18 @@ async def test_sent_redeemed_came_back_and_revenue_by_hand(db: Database) -> None
         (arm.arm, arm.customers, arm.sent, arm.redeemed, arm.came_back, arm.revenue_minor)
         for arm in reactivation.arms
     ]
-    assert shape == [("a", 3, 2, 1, 2, 450_000), ("holdout", 2, 0, 0, 1, 100_000)]
+    assert shape == [("a", 4, 3, 1, 3, 570_000), ("holdout", 2, 0, 0, 1, 100_000)]
     [arm] = broadcast.arms
     assert (arm.arm, arm.customers, arm.sent, arm.redeemed, arm.came_back) == ("a", 1, 1, 0, 1)
     assert arm.revenue_minor == 250_000
     assert reactivation.lift is not None
-    assert reactivation.lift.difference == pytest.approx(2 / 3 - 1 / 2)
-    assert not reactivation.lift.significant  # 5 customers tell nothing yet
+    assert reactivation.lift.difference == pytest.approx(3 / 4 - 1 / 2)
+    assert not reactivation.lift.significant  # 6 assignments tell nothing yet
     assert reactivation.variants is None and broadcast.lift is None
 
     shorter = await _service(db, window_days=5).results(NOVEMBER)
     assert [(a.arm, a.came_back, a.revenue_minor) for a in shorter[0].arms] == [
-        ("a", 1, 150_000),  # c1 on 10.11 only; c2's 16.11 is 10 days on
+        ("a", 1, 150_000),  # c1 on 10.11 only (nothing 12-17.11); c2's 16.11 is 10 days on
         ("holdout", 0, 0),
     ]
 
