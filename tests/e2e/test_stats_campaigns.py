@@ -67,6 +67,7 @@ async def test_staff_see_the_arms_and_make_the_better_variant_the_default(
     text = report.text
     assert "Что дали сообщения</b> · 01.11.2026 — 23.11.2026" in text
     assert "в течение 30 дней" in text
+    assert "в разные дни, считается в каждом из них, в один день — один раз" in text
     assert "<b>Возврат уснувших</b>" in text
     assert (
         "• вариант A: 1 000 клиентов · отправлено 1 000 · купон использовали 0 · вернулись 100"
