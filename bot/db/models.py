@@ -594,3 +594,38 @@ class CampaignDay(Base):
     revenue_minor: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_campaign_days_day", "day"),)
+
+
+class SalesDay(Base):
+    """`/stats`'s sales of one closed local day, counted by `StatsRepo.sales`'s own rules (first
+    or repeat, the gaps ending that day). Every day from the first purchase's to the last closed
+    one has a row (zeros too), so the latest row says how far days are closed. Counts and sums
+    only, nothing about a person: erasure (/forget) need not touch it. Filled by
+    `StatsService.close`, deleted from a day on by an import of visits in the past."""
+
+    __tablename__ = "sales_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # the business's local day
+    sales: Mapped[int] = mapped_column(Integer)
+    firsts: Mapped[int] = mapped_column(Integer)
+    money_minor: Mapped[int] = mapped_column(BigInteger)
+    first_minor: Mapped[int] = mapped_column(BigInteger)
+    gaps: Mapped[int] = mapped_column(Integer)
+    gap_days: Mapped[float] = mapped_column(Float)
+
+
+class CohortMonth(Base):
+    """A cohort's cell for a closed local month: of the customers whose first purchase was in
+    `cohort`, how many bought in `month`, how many of those bought again (a later month, or twice
+    in their first), and what they spent in it. Each closed month has its (month, month) row,
+    zeros too, so the latest says how far months are closed. Counts only, nothing personal."""
+
+    __tablename__ = "cohort_months"
+
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)  # first day of the month
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    customers: Mapped[int] = mapped_column(Integer)
+    returned: Mapped[int] = mapped_column(Integer)
+    money_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_cohort_months_month", "month"),)

@@ -23,9 +23,11 @@ from sqlalchemy import (
     Integer,
     and_,
     case,
+    delete,
     exists,
     extract,
     func,
+    insert,
     literal,
     or_,
     select,
@@ -37,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.db.models import Customer, Cycle, Purchase, UTCDateTime
+from bot.db.models import CohortMonth, Customer, Cycle, Purchase, SalesDay, UTCDateTime
 from bot.services.stats_figures import Cohort, MonthShare
 
 DAY_SECONDS = 86400
@@ -199,10 +201,12 @@ class StatsRepo:
         since, until = min(start for start, _ in periods), max(end for _, end in periods)
         first_ever = (await self.session.execute(select(func.min(Purchase.at)))).scalar()
         history = until - first_ever if first_ever is not None else until - since
-        if not self._postgres and (until - since) * 2 < history:
+        share = 40 if self._postgres else 2
+        if (until - since) * share < history:
             # a short part of the history, on SQLite: a seek a sale (0.8 s of CPU instead of 1.1
             # for 3 months of a million sales; PostgreSQL's per-row subplans cost more than its
-            # window pass, 1.3 s against 0.5 s, so it always passes over the index)
+            # window pass, 1.3 s against 0.5 s, so it seeks only for under a fortieth of it: the open part
+            # of a report whose past is summed from `sales_days`)
             r = self._previous_by_seek(periods).c
             amount: Any = r.amount
         else:  # most of it: one ordered pass over the index
@@ -328,14 +332,15 @@ class StatsRepo:
             woke=int(row[4]),
         )
 
-    def _months(self, months: Sequence[Month]) -> Any:
+    def _months(self, months: Sequence[Month], numbers: Sequence[int] | None = None) -> Any:
         """The months as a table (i, start, end) to join sales to by their time: each month is
         then a range scan of the index on `at`. A union of one-row selects, as SQLite does not
-        name the columns of a VALUES list."""
+        name the columns of a VALUES list. `i` is the month's place, or its number given."""
+        numbers = numbers if numbers is not None else range(len(months))
         return union_all(
             *(
                 select(
-                    literal(i, Integer).label("i"),
+                    literal(numbers[i], Integer).label("i"),
                     literal(m.start, UTCDateTime).label("start"),
                     literal(m.end, UTCDateTime).label("end"),
                 )
@@ -402,23 +407,20 @@ class StatsRepo:
             .scalar_subquery()
         )
 
-    async def cohorts(self, months: Sequence[Month], cohorts: int) -> list[Cohort]:
-        """Customers by the month of their first purchase (the first `cohorts` of `months`), and
-        how many of them bought again in each month since, up to the last of `months`; what they
-        spent in their first 12 months."""
-        if not months or cohorts < 1:
-            return []
-        firsts = self._firsts(months[0].start, months[cohorts - 1].end)
-        table = self._months(months)
-        m = table.c
-        cohort = (  # each newcomer's month of first purchase
-            select(firsts.c.customer_id.label("customer_id"), m.i.label("ci"))
-            .select_from(firsts)
-            .join(table, and_(firsts.c.at >= m.start, firsts.c.at < m.end))
-            .cte("cohort")
-            .prefix_with("MATERIALIZED")  # once: PostgreSQL misjudges the firsts' count
-        )
-        table = self._months(months)
+    async def cohort_cells(
+        self, cohorts: Sequence[Month], months: Sequence[Month]
+    ) -> dict[tuple[date, date], tuple[int, int, int]]:
+        """Per (cohort, month): of the customers whose first purchase ever was in the cohort's
+        month, how many bought in the month, how many of those bought again (in a later month
+        than their first, or twice in it), and what they spent in it. The rules of the cohorts
+        chart, the same for the live months and for closing them (`cohort_months`). The month's
+        buyers by range scans of `at`; each one's first purchase by one seek on the
+        (customer_id, at, id) index."""
+        if not cohorts or not months:
+            return {}
+        every = sorted({m.first_day: m for m in (*cohorts, *months)}.values(), key=_first_day)
+        index = {m.first_day: i for i, m in enumerate(every)}
+        table = self._months(months, [index[m.first_day] for m in months])
         m = table.c
         visits = (  # each customer's purchases by month: one range scan of `at` a month
             select(
@@ -433,32 +435,217 @@ class StatsRepo:
             .cte("visits")
             .prefix_with("MATERIALIZED")
         )
-        c, v = cohort.c, visits.c
-        since = (v.mi - c.ci).label("k")
+        v = visits.c
+        buyers = select(v.customer_id).distinct().subquery("buyers")
+        first_at = (
+            select(func.min(Purchase.at))
+            .where(Purchase.customer_id == buyers.c.customer_id)
+            .correlate(buyers)
+            .scalar_subquery()
+        )
+        firsts = (
+            select(buyers.c.customer_id.label("customer_id"), first_at.label("at"))
+            .cte("firsts")
+            .prefix_with("MATERIALIZED")  # one seek a buyer, whatever reads it
+        )
+        table = self._months(cohorts, [index[m.first_day] for m in cohorts])
+        m = table.c
+        f = firsts.c
+        cohort = (  # each buyer's cohort, when it is one of `cohorts`
+            select(f.customer_id.label("customer_id"), m.i.label("ci"))
+            .select_from(firsts)
+            .join(table, and_(f.at >= m.start, f.at < m.end))
+            .subquery("cohort")
+        )
+        c = cohort.c
         rows = await self.session.execute(
             select(
                 c.ci,
-                since,
+                v.mi,
                 func.count(),
                 func.count(case((or_(v.mi > c.ci, v.n >= 2), 1))),
-                func.sum(case((v.mi - c.ci < 12, v.money), else_=0)),
+                func.sum(v.money),
             )
             .select_from(cohort)
             .join(visits, and_(v.customer_id == c.customer_id, v.mi >= c.ci))
-            .group_by(c.ci, since)
+            .group_by(c.ci, v.mi)
         )
-        grid: dict[int, dict[int, tuple[int, int, int]]] = {}
-        for ci, k, count, returned, money in rows:
-            grid.setdefault(int(ci), {})[int(k)] = (int(count), int(returned), int(money or 0))
-        found = []
-        for i in range(cohorts):
-            cells = grid.get(i, {})
-            found.append(
-                Cohort(
-                    month=months[i].first_day,
-                    customers=cells.get(0, (0, 0, 0))[0],  # all bought in their first month
-                    returned=tuple(cells.get(k, (0, 0, 0))[1] for k in range(len(months) - i)),
-                    revenue_12m_minor=sum(cell[2] for cell in cells.values()),
+        return {
+            (every[int(ci)].first_day, every[int(mi)].first_day): (
+                int(count),
+                int(returned),
+                int(money or 0),
+            )
+            for ci, mi, count, returned, money in rows
+        }
+
+    async def cohorts(self, months: Sequence[Month], cohorts: int) -> list[Cohort]:
+        """Customers by the month of their first purchase (the first `cohorts` of `months`), and
+        how many of them bought again in each month since, up to the last of `months`; what they
+        spent in their first 12 months."""
+        if not months or cohorts < 1:
+            return []
+        cells = await self.cohort_cells(months[:cohorts], months)
+        return cohorts_of([m.first_day for m in months], cohorts, cells)
+
+    # Closed days and months (`sales_days`, `cohort_months`): see `StatsService.close`.
+
+    async def first_purchase_at(self) -> datetime | None:
+        return await self.session.scalar(select(func.min(Purchase.at)))
+
+    async def days_closed_through(self) -> date | None:
+        """The last closed day: every day from the first purchase's to it is closed."""
+        return await self.session.scalar(select(func.max(SalesDay.day)))
+
+    async def months_closed_through(self) -> date | None:
+        """The first day of the last closed month (each closed month has its own cell)."""
+        return await self.session.scalar(select(func.max(CohortMonth.month)))
+
+    async def closed_days(self, first: date, last: date) -> list[tuple[date, PeriodSales]]:
+        """The closed days from `first` to `last` (their distinct customers are not kept)."""
+        d = SalesDay
+        rows = await self.session.execute(
+            select(d.day, d.sales, d.firsts, d.money_minor, d.first_minor, d.gaps, d.gap_days)
+            .where(d.day >= first, d.day <= last)
+            .order_by(d.day)
+        )
+        return [
+            (
+                day,
+                PeriodSales(
+                    sales=int(sales),
+                    first=int(firsts),
+                    money_minor=int(money),
+                    first_minor=int(first_minor),
+                    gaps=int(gaps),
+                    gap_days=float(gap_days),
+                ),
+            )
+            for day, sales, firsts, money, first_minor, gaps, gap_days in rows
+        ]
+
+    async def close_days(self, days: Sequence[tuple[date, PeriodSales]]) -> None:
+        """These days closed with these numbers (closing a day again replaces it)."""
+        if not days:
+            return
+        await self.session.execute(
+            delete(SalesDay).where(SalesDay.day.in_([day for day, _ in days]))
+        )
+        await self.session.execute(
+            insert(SalesDay),
+            [
+                {
+                    "day": day,
+                    "sales": s.sales,
+                    "firsts": s.first,
+                    "money_minor": s.money_minor,
+                    "first_minor": s.first_minor,
+                    "gaps": s.gaps,
+                    "gap_days": s.gap_days,
+                }
+                for day, s in days
+            ],
+        )
+
+    async def closed_cells(
+        self, cohorts: Sequence[date], months: Sequence[date]
+    ) -> dict[tuple[date, date], tuple[int, int, int]]:
+        """The closed months' cohort cells (see `cohort_cells`)."""
+        if not cohorts or not months:
+            return {}
+        c = CohortMonth
+        rows = await self.session.execute(
+            select(c.cohort, c.month, c.customers, c.returned, c.money_minor).where(
+                c.cohort.in_(list(cohorts)), c.month.in_(list(months)), c.customers > 0
+            )
+        )
+        return {
+            (cohort, month): (int(customers), int(returned), int(money))
+            for cohort, month, customers, returned, money in rows
+        }
+
+    async def close_months(
+        self, months: Sequence[date], cells: dict[tuple[date, date], tuple[int, int, int]]
+    ) -> None:
+        """These months closed with their cells; each month's own (month, month) cell is written
+        even when empty (it says the month is closed)."""
+        if not months:
+            return
+        await self.session.execute(delete(CohortMonth).where(CohortMonth.month.in_(list(months))))
+        rows = dict.fromkeys(((m, m) for m in months), (0, 0, 0)) | {
+            key: value for key, value in cells.items() if key[1] in set(months)
+        }
+        await self.session.execute(
+            insert(CohortMonth),
+            [
+                {
+                    "cohort": cohort,
+                    "month": month,
+                    "customers": n,
+                    "returned": returned,
+                    "money_minor": money,
+                }
+                for (cohort, month), (n, returned, money) in rows.items()
+            ],
+        )
+
+    async def reopen_from(self, day: date) -> None:
+        """Visits imported from `day` on: the closed days from it and the months from its month
+        are counted again by the planner (an earlier sale changes later ones' first and gaps,
+        and a customer's cohort)."""
+        await self.session.execute(delete(SalesDay).where(SalesDay.day >= day))
+        await self.session.execute(
+            delete(CohortMonth).where(CohortMonth.month >= day.replace(day=1))
+        )
+
+    async def lock_closing(self) -> None:
+        """On PostgreSQL, the closing transaction holds off an import's reopening until it
+        commits (and waits for one under way), so no day counted before the import's visits
+        is kept after them. SQLite's writes are one at a time already."""
+        if self._postgres:
+            await self.session.execute(
+                text("LOCK TABLE sales_days, cohort_months IN SHARE ROW EXCLUSIVE MODE")
+            )
+
+    async def buyers(self, periods: Sequence[tuple[datetime, datetime]]) -> list[int]:
+        """Distinct customers who bought in each period."""
+        if not periods:
+            return []
+        row = (
+            await self.session.execute(
+                select(
+                    *(
+                        select(func.count(func.distinct(Purchase.customer_id)))
+                        .where(Purchase.at >= start, Purchase.at < end)
+                        .scalar_subquery()
+                        for start, end in periods
+                    )
                 )
             )
-        return found
+        ).one()
+        return [int(n or 0) for n in row]
+
+
+def _first_day(month: Month) -> date:
+    return month.first_day
+
+
+def cohorts_of(
+    months: Sequence[date], cohorts: int, cells: dict[tuple[date, date], tuple[int, int, int]]
+) -> list[Cohort]:
+    """The cohorts chart from its cells: the first `cohorts` of `months`, each with the customers
+    who came that month, those who bought again each month since (to the last of `months`) and
+    what they spent in their first 12 months."""
+    found = []
+    for i in range(cohorts):
+        cohort = months[i]
+        row = [cells.get((cohort, months[k]), (0, 0, 0)) for k in range(i, len(months))]
+        found.append(
+            Cohort(
+                month=cohort,
+                customers=row[0][0] if row else 0,  # all bought in their first month
+                returned=tuple(cell[1] for cell in row),
+                revenue_12m_minor=sum(cell[2] for cell in row[:12]),
+            )
+        )
+    return found

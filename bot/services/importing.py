@@ -1039,6 +1039,7 @@ class ImportService:
                 report.visits_known += len(keyed) - inserted
         if earliest is not None:
             await self._reopen_campaign_days(earliest)
+            await self._reopen_sales_days(earliest)
 
     async def _reopen_campaign_days(self, earliest: datetime) -> None:
         """Old visits may make customers assigned up to `window_days` before them "came back":
@@ -1048,6 +1049,13 @@ class ImportService:
         )
         async with self.db.transaction() as repos:
             await repos.campaign_days.reopen_from(day)
+
+    async def _reopen_sales_days(self, earliest: datetime) -> None:
+        """Visits in the past change `/stats`'s closed days from theirs (later sales become
+        repeat ones, gaps change) and the cohorts from their month: the planner counts them
+        again."""
+        async with self.db.transaction() as repos:
+            await repos.stats.reopen_from(earliest.astimezone(self.tz).date())
 
     def _offers_version(self) -> str:
         """The version the "no offers" consent row of a new customer is recorded under."""

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import calendar
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.business import Sleeping
 from bot.clock import Clock
-from bot.db.repositories import Database
-from bot.db.stats import Month, PeriodSales
+from bot.db.repositories import Database, Repos
+from bot.db.stats import Month, PeriodSales, cohorts_of
+from bot.features import Features
 from bot.services.stats_figures import Cohort, MonthShare
 
 DEFAULT_MONTHS = 3
@@ -36,7 +37,10 @@ LTV_MONTHS = 12
 DEFAULT_WAKE_SHARE = 0.30  # article 002's "coefficient of return", until there is a measure
 MEASURED_FROM = 30  # sleepers at the period's start needed to trust the measured share
 DAYS_A_MONTH = 365.25 / 12
-MAX_DAYS = 3660  # ten years: longer is a typo
+MAX_DAYS = 3660
+CLOSE_DAYS = 186  # days closed a planner run (about half a year: a second or two of work)
+DAYS_PER_STATEMENT = 31  # days counted in one statement (one CASE branch a day)
+CLOSE_MONTHS = 12  # months of cohort cells closed a run (one pass over their sales)  # ten years: longer is a typo
 _LENGTH = re.compile(r"(\d{1,4})\s*([dwmднм]?)", re.IGNORECASE)
 _DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d")
 
@@ -263,13 +267,11 @@ class StatsService:
         lost_since = now - timedelta(days=self.sleeping.lost_after_days)
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            current_sales, previous_sales = await repos.stats.sales(
-                [(start, end), previous.bounds(self.tz)]
-            )
+            current_sales, previous_sales = await self._sales(repos, [period, previous])
             stats = repos.stats
             sleep = await stats.sleepers(now=now, start=start, end=end, lost_since=lost_since)
             months = self._months(period)
-            cohorts = await stats.cohorts(months, self._cohort_count(period, months))
+            cohorts = await self._cohorts(repos, months, self._cohort_count(period, months))
         current, before = Split(period, current_sales), Split(previous, previous_sales)
         ripe = [c for c in cohorts if len(c.returned) > LTV_MONTHS]  # their 12 months are over
         ltv_customers = sum(c.customers for c in ripe)
@@ -327,7 +329,30 @@ class StatsService:
         months = months[: self._cohort_count(period, months)]
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            return await repos.stats.months(months)
+            through = await repos.stats.days_closed_through()
+            if through is None or through < months[0].first_day:
+                return await repos.stats.months(months)
+            closed: dict[date, list[PeriodSales]] = {}
+            for day, sales in await repos.stats.closed_days(months[0].first_day, through):
+                closed.setdefault(day.replace(day=1), []).append(sales)
+            open_from = self._start_of(through + timedelta(days=1))
+            parts = [m for m in months if m.end > open_from]
+            live = await repos.stats.sales([(max(m.start, open_from), m.end) for m in parts])
+            for m, sales in zip(parts, live, strict=True):
+                closed.setdefault(m.first_day, []).append(sales)
+        shares = []
+        for m in months:
+            s = _summed(closed.get(m.first_day, []))
+            shares.append(
+                MonthShare(
+                    month=m.first_day,
+                    sales=s.sales,
+                    repeat=s.repeat,
+                    money_minor=s.money_minor,
+                    repeat_minor=s.repeat_minor,
+                )
+            )
+        return shares
 
     async def cohorts(self, period: Period) -> list[Cohort]:
         """Customers by the month of their first purchase, for the months of `months(period)`;
@@ -336,4 +361,122 @@ class StatsService:
         months = self._months(period)
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            return await repos.stats.cohorts(months, self._cohort_count(period, months))
+            return await self._cohorts(repos, months, self._cohort_count(period, months))
+
+    def _start_of(self, day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=self.tz)
+
+    async def _sales(self, repos: Repos, periods: list[Period]) -> list[PeriodSales]:
+        """Each period's sales: the closed days' sums (`sales_days`) and the days after them
+        counted live, by the same `StatsRepo.sales`; its distinct customers counted over the
+        whole period (the returning are those of them not new)."""
+        stats = repos.stats
+        through = await stats.days_closed_through()
+        if through is None or through < min(p.first_day for p in periods):
+            return await stats.sales([p.bounds(self.tz) for p in periods])
+        open_from = through + timedelta(days=1)
+        live_parts = [
+            (self._start_of(max(p.first_day, open_from)), p.bounds(self.tz)[1])
+            for p in periods
+            if p.last_day >= open_from
+        ]
+        live = iter(await stats.sales(live_parts))
+        closed = [p for p in periods if p.first_day <= through]
+        buyers = dict(
+            zip(
+                (id(p) for p in closed),
+                await stats.buyers([p.bounds(self.tz) for p in closed]),
+                strict=True,
+            )
+        )
+        found = []
+        for p in periods:
+            parts = [s for _, s in await stats.closed_days(p.first_day, min(p.last_day, through))]
+            if p.last_day >= open_from:
+                parts.append(next(live))
+            total = _summed(parts)
+            customers = buyers.get(id(p), total.customers)
+            found.append(replace(total, customers=customers, returning=customers - total.first))
+        return found
+
+    async def _cohorts(self, repos: Repos, months: list[Month], count: int) -> list[Cohort]:
+        """The cohorts of `months`: the closed months' cells (`cohort_months`) and the months
+        after them counted live, by the same `StatsRepo.cohort_cells`."""
+        if not months or count < 1:
+            return []
+        stats = repos.stats
+        through = await stats.months_closed_through()
+        if through is None or through < months[0].first_day:
+            return await stats.cohorts(months, count)
+        days = [m.first_day for m in months]
+        cells = await stats.closed_cells(days[:count], [d for d in days if d <= through])
+        cells |= await stats.cohort_cells(
+            months[:count], [m for m in months if m.first_day > through]
+        )
+        return cohorts_of(days, count, cells)
+
+    async def close(self) -> int:
+        """The planner's step: the oldest days and months that are over and not closed yet (at
+        most CLOSE_DAYS and CLOSE_MONTHS a run, so a run stays short and a backlog goes oldest
+        first) counted by the live path's own statements and kept in `sales_days` and
+        `cohort_months`; closing again replaces. How many days and months were closed."""
+        today = self.today()
+        async with self.db.transaction() as repos:
+            stats = repos.stats
+            await stats.lock_closing()
+            first_at = await stats.first_purchase_at()
+            if first_at is None:
+                return 0
+            first_day = first_at.astimezone(self.tz).date()
+            through = await stats.days_closed_through()
+            start = through + timedelta(days=1) if through is not None else first_day
+            days = [
+                start + timedelta(days=n)
+                for n in range(min(CLOSE_DAYS, max(0, (today - start).days)))
+            ]
+            counted: list[tuple[date, PeriodSales]] = []
+            for chunk in range(0, len(days), DAYS_PER_STATEMENT):
+                some = days[chunk : chunk + DAYS_PER_STATEMENT]
+                ranges = [(self._start_of(d), self._start_of(d + timedelta(days=1))) for d in some]
+                counted += zip(some, await stats.sales(ranges), strict=True)
+            await stats.close_days(counted)
+            month = await stats.months_closed_through()
+            first_month = months_back(month, -1) if month else first_day.replace(day=1)
+            closing: list[date] = []
+            while first_month < today.replace(day=1) and len(closing) < CLOSE_MONTHS:
+                closing.append(first_month)
+                first_month = months_back(first_month, -1)
+            if closing:
+                cohorts = self._month_list(first_day.replace(day=1), closing[-1])
+                chosen = [m for m in cohorts if m.first_day in set(closing)]
+                cells = await stats.cohort_cells(cohorts, chosen)
+                await stats.close_months(closing, cells)
+        return len(days) + len(closing)
+
+    def _month_list(self, first: date, last: date) -> list[Month]:
+        """The months from `first` to `last` (first days) as local ranges."""
+        found = []
+        while first <= last:
+            following = months_back(first, -1)
+            found.append(Month(first, self._start_of(first), self._start_of(following)))
+            first = following
+        return found
+
+    def register(self, features: Features) -> None:
+        """Closed days and months are counted with the outbox's planners (now, then every few
+        minutes; `carebot tick`)."""
+        features.plan("stats_days", self.close)
+
+
+def _summed(parts: list[PeriodSales]) -> PeriodSales:
+    """Days' or parts' sales added up (their distinct customers are not: see `_sales`)."""
+    return PeriodSales(
+        sales=sum(p.sales for p in parts),
+        first=sum(p.first for p in parts),
+        money_minor=sum(p.money_minor for p in parts),
+        first_minor=sum(p.first_minor for p in parts),
+        customers=sum(p.customers for p in parts),
+        returning=sum(p.returning for p in parts),
+        gaps=sum(p.gaps for p in parts),
+        gap_days=sum(p.gap_days for p in parts),
+    )
