@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.rendering import Renderer  # noqa: E402
-from bot.services.charts import CHARTS, STEPS, Figures, chart_texts, draw_now  # noqa: E402
+from bot.services.charts import CHARTS, Figures, chart_texts, draw_now  # noqa: E402
 from bot.services.stats_figures import (  # noqa: E402
+    FUNNEL_KEYS,
     ArmOutcome,
     CampaignResult,
     Cohort,
@@ -61,7 +62,7 @@ def figures(months: int, seed: int = 7) -> Figures:
         )
         for i in range(months)
     ]
-    funnel = [FunnelStep(k, int(10_000 * 0.8**i)) for i, k in enumerate(STEPS)]
+    funnel = [FunnelStep(k, int(10_000 * 0.8**i)) for i, k in enumerate(FUNNEL_KEYS)]
     names = ["birthday", "holiday", "thanks", "expiry", "due_offer", "reactivation"]
     campaigns = [
         CampaignResult(

@@ -33,7 +33,13 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
-from bot.services.stats_figures import CampaignResult, Cohort, FunnelStep, MonthShare
+from bot.services.stats_figures import (
+    FUNNEL_KEYS,
+    CampaignResult,
+    Cohort,
+    FunnelStep,
+    MonthShare,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,15 +75,6 @@ CHART_KEYS = (
     "arm_holdout",
     "not_significant",
 )
-STEPS = (
-    "started",
-    "consented",
-    "phone",
-    "birthday",
-    "coupon",
-    "first_purchase",
-    "second_purchase",
-)
 CAMPAIGNS = (
     "welcome",
     "birthday",
@@ -110,7 +107,7 @@ class ChartTexts:
 def chart_texts(render: Renderer, lang: str) -> ChartTexts:
     """The chart words of `templates/<lang>/charts.txt` (the owner's `data/templates/` first)."""
     module = render.env.get_template(f"{lang}/charts.txt").module
-    keys = (*CHART_KEYS, *(f"step_{s}" for s in STEPS), *(f"campaign_{c}" for c in CAMPAIGNS))
+    keys = (*CHART_KEYS, *(f"step_{s}" for s in FUNNEL_KEYS), *(f"campaign_{c}" for c in CAMPAIGNS))
     words = {key: str(getattr(module, key)()).strip() for key in keys if hasattr(module, key)}
     broadcast = module.campaign_broadcast  # type: ignore[attr-defined]
     return ChartTexts(lang, words, lambda id: str(broadcast(id)).strip())

@@ -34,17 +34,7 @@ from bot.clock import Clock
 from bot.db.repositories import Database
 from bot.db.stats_breakdowns import SourceJoined
 from bot.services.stats import Period, parse_period
-from bot.services.stats_figures import FunnelStep, share
-
-FUNNEL_KEYS = (
-    "started",
-    "consented",
-    "phone",
-    "birthday",
-    "coupon",
-    "first_purchase",
-    "second_purchase",
-)
+from bot.services.stats_figures import FUNNEL_KEYS, FunnelStep, share
 
 
 @dataclass(frozen=True)

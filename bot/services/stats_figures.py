@@ -57,6 +57,17 @@ class Cohort:
         return round(self.revenue_12m_minor / self.customers) if self.customers else None
 
 
+FUNNEL_KEYS = (
+    "started",
+    "consented",
+    "phone",
+    "birthday",
+    "coupon",
+    "first_purchase",
+    "second_purchase",
+)  # the onboarding funnel's steps, in order (each names a label in the templates)
+
+
 @dataclass(frozen=True)
 class FunnelStep:
     """One step of onboarding and after: started, consented, phone, birthday, coupon,

@@ -19,7 +19,6 @@ import pytest
 from bot.rendering import Renderer
 from bot.services import charts
 from bot.services.charts import (
-    STEPS,
     ChartTexts,
     Figures,
     FigureSources,
@@ -33,6 +32,7 @@ from bot.services.charts import (
 )
 from bot.services.stats import Period
 from bot.services.stats_figures import (
+    FUNNEL_KEYS,
     ArmOutcome,
     CampaignResult,
     Cohort,
@@ -54,7 +54,7 @@ COHORTS = (
     Cohort(date(2026, 11, 1), 0, (0,)),  # nobody: not a row
 )
 FUNNEL = tuple(
-    FunnelStep(k, n) for k, n in zip(STEPS, (1000, 900, 700, 650, 640, 300, 120), strict=True)
+    FunnelStep(k, n) for k, n in zip(FUNNEL_KEYS, (1000, 900, 700, 650, 640, 300, 120), strict=True)
 )
 CAMPAIGNS = (
     CampaignResult(
@@ -136,7 +136,7 @@ def test_nothing_to_show_draws_nothing(ru: ChartTexts) -> None:
     assert repeat_share_chart([], ru) is None
     assert repeat_share_chart([MonthShare(date(2026, 9, 1), 0, 0, 0, 0)], ru) is None
     assert cohort_chart([Cohort(date(2026, 9, 1), 0, (0,))], ru) is None
-    assert funnel_chart([FunnelStep(k, 0) for k in STEPS], ru) is None
+    assert funnel_chart([FunnelStep(k, 0) for k in FUNNEL_KEYS], ru) is None
     no_holdout = CampaignResult("welcome", (ArmOutcome("a", 5, 5, 1, 1, 0),), None, None)
     assert campaign_chart([no_holdout], ru) is None
     assert draw_now(Figures(campaigns=(no_holdout,)), ru) == []

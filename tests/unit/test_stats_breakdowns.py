@@ -30,13 +30,12 @@ from bot.rendering import Renderer
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.stats import Period, StatsService
 from bot.services.stats_breakdowns import (
-    FUNNEL_KEYS,
     MasterFigures,
     SourceFigures,
     StatsBreakdownService,
     drops,
 )
-from bot.services.stats_figures import FunnelStep
+from bot.services.stats_figures import FUNNEL_KEYS, FunnelStep
 from bot.telegram_text import TEXT_LIMIT, visible_len
 from handlers.stats_breakdowns import TOP_MASTERS, TOP_SOURCES
 
