@@ -279,6 +279,7 @@ class App(Core):
         )
         digest.register(self.features)
         campaigns.register(self.features)  # closes the campaign report's past days
+        stats.register(self.features)  # closes /stats's past days and months
         StatsDigestDelivery(self.bot, digest).register(self.sender)
 
     def start_background(self) -> None:

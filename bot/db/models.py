@@ -612,6 +612,8 @@ class SalesDay(Base):
     first_minor: Mapped[int] = mapped_column(BigInteger)
     gaps: Mapped[int] = mapped_column(Integer)
     gap_days: Mapped[float] = mapped_column(Float)
+    # the last purchase id when closed: purchases after it in a closed day reopen it
+    counted_to: Mapped[int] = mapped_column(Integer)
 
 
 class CohortMonth(Base):

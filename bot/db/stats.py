@@ -501,6 +501,18 @@ class StatsRepo:
         """The first day of the last closed month (each closed month has its own cell)."""
         return await self.session.scalar(select(func.max(CohortMonth.month)))
 
+    async def stale_since(self) -> datetime | None:
+        """The earliest purchase written after the closed days were counted (the ids after the
+        last one counted: a few, today's), when one is older than they are: a closed day it
+        falls in is wrong, from its day on."""
+        counted_to = select(func.max(SalesDay.counted_to)).scalar_subquery()
+        return await self.session.scalar(
+            select(func.min(Purchase.at)).where(Purchase.id > func.coalesce(counted_to, 0))
+        )
+
+    async def last_purchase_id(self) -> int:
+        return int(await self.session.scalar(select(func.max(Purchase.id))) or 0)
+
     async def closed_days(self, first: date, last: date) -> list[tuple[date, PeriodSales]]:
         """The closed days from `first` to `last` (their distinct customers are not kept)."""
         d = SalesDay
@@ -524,8 +536,9 @@ class StatsRepo:
             for day, sales, firsts, money, first_minor, gaps, gap_days in rows
         ]
 
-    async def close_days(self, days: Sequence[tuple[date, PeriodSales]]) -> None:
-        """These days closed with these numbers (closing a day again replaces it)."""
+    async def close_days(self, days: Sequence[tuple[date, PeriodSales]], counted_to: int) -> None:
+        """These days closed with these numbers, counted with the purchases up to the id
+        `counted_to` (closing a day again replaces it)."""
         if not days:
             return
         await self.session.execute(
@@ -542,6 +555,7 @@ class StatsRepo:
                     "first_minor": s.first_minor,
                     "gaps": s.gaps,
                     "gap_days": s.gap_days,
+                    "counted_to": counted_to,
                 }
                 for day, s in days
             ],

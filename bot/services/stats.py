@@ -329,7 +329,7 @@ class StatsService:
         months = months[: self._cohort_count(period, months)]
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            through = await repos.stats.days_closed_through()
+            through, _ = await self._closed(repos)
             if through is None or through < months[0].first_day:
                 return await repos.stats.months(months)
             closed: dict[date, list[PeriodSales]] = {}
@@ -366,12 +366,28 @@ class StatsService:
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(), tzinfo=self.tz)
 
+    async def _closed(self, repos: Repos) -> tuple[date | None, date | None]:
+        """The last closed day and the first day of the last closed month that still hold: a
+        purchase written into a closed day after it was counted (not by an import, which
+        reopens them itself) makes the days from its own and the months from its month count
+        live until the planner closes them again."""
+        stats = repos.stats
+        days, months = await stats.days_closed_through(), await stats.months_closed_through()
+        stale = await stats.stale_since()
+        if stale is not None:
+            day = stale.astimezone(self.tz).date()
+            if days is not None and day <= days:
+                days = day - timedelta(days=1)
+            if months is not None and day.replace(day=1) <= months:
+                months = months_back(day.replace(day=1), 1)
+        return days, months
+
     async def _sales(self, repos: Repos, periods: list[Period]) -> list[PeriodSales]:
         """Each period's sales: the closed days' sums (`sales_days`) and the days after them
         counted live, by the same `StatsRepo.sales`; its distinct customers counted over the
         whole period (the returning are those of them not new)."""
         stats = repos.stats
-        through = await stats.days_closed_through()
+        through, _ = await self._closed(repos)
         if through is None or through < min(p.first_day for p in periods):
             return await stats.sales([p.bounds(self.tz) for p in periods])
         open_from = through + timedelta(days=1)
@@ -405,7 +421,7 @@ class StatsService:
         if not months or count < 1:
             return []
         stats = repos.stats
-        through = await stats.months_closed_through()
+        _, through = await self._closed(repos)
         if through is None or through < months[0].first_day:
             return await stats.cohorts(months, count)
         days = [m.first_day for m in months]
@@ -428,6 +444,10 @@ class StatsService:
             if first_at is None:
                 return 0
             first_day = first_at.astimezone(self.tz).date()
+            stale = await stats.stale_since()
+            if stale is not None:
+                await stats.reopen_from(stale.astimezone(self.tz).date())
+            counted_to = await stats.last_purchase_id()
             through = await stats.days_closed_through()
             start = through + timedelta(days=1) if through is not None else first_day
             days = [
@@ -439,7 +459,7 @@ class StatsService:
                 some = days[chunk : chunk + DAYS_PER_STATEMENT]
                 ranges = [(self._start_of(d), self._start_of(d + timedelta(days=1))) for d in some]
                 counted += zip(some, await stats.sales(ranges), strict=True)
-            await stats.close_days(counted)
+            await stats.close_days(counted, counted_to)
             month = await stats.months_closed_through()
             first_month = months_back(month, -1) if month else first_day.replace(day=1)
             closing: list[date] = []

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("first_minor", sa.BigInteger(), nullable=False),
         sa.Column("gaps", sa.Integer(), nullable=False),
         sa.Column("gap_days", sa.Float(), nullable=False),
+        sa.Column("counted_to", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", name=op.f("pk_sales_days")),
     )
     op.create_table(
