@@ -6,9 +6,13 @@ Seeds, straight through the driver, 100,000 customers with 1,000,000 sales over 
 2,000,000 campaign outbox rows (× `--scale`): the six automatic campaigns and 30 broadcasts, each
 row's arm drawn as the assignment draws it (`bot.services.campaigns.arm_of`: 10 % holdout, the
 reactivation and birthday with a variant b), a coupon on a fifth of the rows (a fifth of them
-used). Then times `CampaignResultsService.results` for the last 3 months and the last 3 years
-(the one statement behind `/stats campaigns` and the campaign chart). Prints wall seconds, the
-campaigns and customers counted, the process's peak RSS and the load average.
+used). Then times the live count alone for the last 3 months and 3 years (every day counted
+from the outbox and purchases: what `/stats campaigns` cost before `campaign_days`), runs the
+planner's closing step until no day is left to close (the 3 years' backlog, 30 days a run, as
+the running bot would have closed it over time) and times `CampaignResultsService.results` for
+the same periods (closed days summed, the last `window_days` live: what `/stats campaigns` and the
+campaign chart cost). Prints wall seconds, the campaigns and assignments counted, the process's
+peak RSS and the load average.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from bot.db.repositories import Database  # noqa: E402
 from bot.services.campaign_results import CampaignResultsService  # noqa: E402
 from bot.services.campaigns import CAMPAIGNS, arm_of  # noqa: E402
 from bot.services.stats import Period, months_back  # noqa: E402
+from bot.services.stats_figures import CampaignResult  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("UTC"))
 TZ = ZoneInfo("Europe/Moscow")
@@ -117,26 +122,55 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _periods() -> list[tuple[int, Period]]:
+    today = NOW.astimezone(TZ).date()
+    return [
+        (months, Period(months_back(today, months) + timedelta(days=1), today))
+        for months in (3, 36)
+    ]
+
+
+def _figures(seconds: float, results: list[CampaignResult]) -> dict[str, object]:
+    return {
+        "s": f"{seconds:.2f}",
+        "campaigns": len(results),
+        "assignments": sum(arm.customers for r in results for arm in r.arms),
+        "peak_rss_mb": f"{_peak_rss_mb():.0f}",
+        "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
 async def measure(url: str) -> None:
     engine = create_engine(url)
     service = CampaignResultsService(Database(engine), FixedClock(NOW), RULES, TZ)
-    today = NOW.astimezone(TZ).date()
     try:
-        for months in (3, 36):
-            period = Period(months_back(today, months) + timedelta(days=1), today)
+        for months, period in _periods():
+            start, end = period.bounds(TZ)
+            started = time.perf_counter()
+            results = await service.live(start, end)
+            line(f"live only {months} months", _figures(time.perf_counter() - started, results))
+        started = time.perf_counter()
+        runs, slowest = 0, 0.0
+        while True:
+            run = time.perf_counter()
+            closed = await service.close_days()
+            if not closed:
+                break
+            runs += 1
+            slowest = max(slowest, time.perf_counter() - run)
+        line(
+            "closing the backlog",
+            {
+                "s": f"{time.perf_counter() - started:.1f}",
+                "runs": runs,
+                "slowest_run_s": f"{slowest:.2f}",
+                "closed_through": str(service.last_closable_day()),
+            },
+        )
+        for months, period in _periods():
             started = time.perf_counter()
             results = await service.results(period)
-            seconds = time.perf_counter() - started
-            line(
-                f"campaigns {months} months",
-                {
-                    "s": f"{seconds:.2f}",
-                    "campaigns": len(results),
-                    "customers": sum(arm.customers for r in results for arm in r.arms),
-                    "peak_rss_mb": f"{_peak_rss_mb():.0f}",
-                    "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
-                },
-            )
+            line(f"campaigns {months} months", _figures(time.perf_counter() - started, results))
     finally:
         await engine.dispose()
 
