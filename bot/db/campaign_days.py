@@ -5,7 +5,8 @@ erasure (/forget) need not touch it.
 
 A closed day is written whole, with a marker row (campaign "" and arm "") even when nothing was
 assigned that day, so "closed through" is the latest marker; an import of old visits deletes the
-days it may change (`reopen_from`), and the planner closes them again.
+days it may change (`reopen_from`), and the planner closes them again. A closed day is frozen:
+a coupon used or a message sent after its window no longer changes it (the live count would).
 """
 
 from __future__ import annotations

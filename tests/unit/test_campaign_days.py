@@ -52,7 +52,9 @@ async def seed(db: Database, customers: int = 80) -> None:
     def moment() -> datetime:
         return start + timedelta(seconds=span * rng.random())
 
-    rows, coupons, purchases = [], [], []
+    rows: list[dict[str, object]] = []
+    coupons: list[dict[str, object]] = []
+    purchases: list[dict[str, object]] = []
     async with db.transaction() as repos:
         await repos.session.execute(
             insert(Customer),
