@@ -8,7 +8,9 @@ visit ±30 % around it) and stops coming at some point, so some are new, some re
 and some lost, and cohorts thin out month by month; their cycles are learned as the cycle service
 would (the median interval, asleep at twice it). Then it times each measured step: the summary of
 `/stats` (with its cohorts) for the last 3 months and for the last 3 years, the months and the
-cohorts alone, and all `/stats` reads (the summary and the months). Each step is a
+cohorts alone, and all `/stats` reads (the summary and the months), after the planner's
+closing step has closed every past day and month (how long that takes is printed; `--live`
+measures without it, everything counted live). Each step is a
 named entry of STEPS, so the breakdowns, campaigns and charts of issue 17 add theirs as further
 steps. Prints wall seconds per step, the process's peak RSS, and the load average (the machine is
 shared: a loaded one stretches wall time).
@@ -289,6 +291,37 @@ async def measure(url: str, business: Business, steps: list[Step]) -> None:
         await engine.dispose()
 
 
+async def closed(url: str, business: Business) -> None:
+    """The planner's closing step run until no backlog is left (as the bot does after an
+    upgrade, a run every few minutes): how long closing three years takes, in how many runs."""
+    engine = create_engine(url)
+    stats = StatsService(Database(engine), FixedClock(NOW), TZ, business.sleeping)
+    started, cpu, runs, closed_count = time.perf_counter(), time.process_time(), 0, 0
+    slowest = 0.0
+    try:
+        while True:
+            run_started = time.perf_counter()
+            count = await stats.close()
+            if not count:
+                break
+            slowest = max(slowest, time.perf_counter() - run_started)
+            runs += 1
+            closed_count += count
+    finally:
+        await engine.dispose()
+    line(
+        "closing",
+        {
+            "s": f"{time.perf_counter() - started:.2f}",
+            "cpu_s": f"{time.process_time() - cpu:.2f}",
+            "runs": runs,
+            "days_and_months": closed_count,
+            "slowest_run_s": f"{slowest:.2f}",
+            "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
+        },
+    )
+
+
 async def settled(url: str) -> None:
     """On PostgreSQL, VACUUM (ANALYZE) the seeded tables, as autovacuum soon would: until then
     no scan is index-only (every row's visibility is checked in the table)."""
@@ -310,6 +343,9 @@ async def main() -> None:
     parser.add_argument(
         "--step", action="append", help="run only these steps (by name; repeatable)"
     )
+    parser.add_argument(
+        "--live", action="store_true", help="measure without closing days first (all counted live)"
+    )
     database_argument(parser)
     args = parser.parse_args()
     steps = [s for s in STEPS if not args.step or s.name in args.step]
@@ -327,6 +363,8 @@ async def main() -> None:
         )
         await settled(url)
         business = load_business(business_file(Path(folder)))
+        if not args.live:
+            await closed(url, business)
         await measure(url, business, steps)
         line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
 

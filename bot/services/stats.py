@@ -435,43 +435,67 @@ class StatsService:
         """The planner's step: the oldest days and months that are over and not closed yet (at
         most CLOSE_DAYS and CLOSE_MONTHS a run, so a run stays short and a backlog goes oldest
         first) counted by the live path's own statements and kept in `sales_days` and
-        `cohort_months`; closing again replaces. How many days and months were closed."""
-        today = self.today()
+        `cohort_months`; closing again replaces. How many days and months were closed.
+
+        On SQLite they are counted in a read transaction and written in a short one after (a
+        write transaction holds off every other writer, staff sales too, for as long as it
+        lasts); a purchase written in between has an id after `counted_to` and is found by the
+        next report and closing. On PostgreSQL one transaction, which holds off an import's
+        reopening until it commits (ids there may commit out of order)."""
+        if self.db.engine.dialect.name == "postgresql":
+            async with self.db.transaction() as repos:
+                await repos.stats.lock_closing()
+                closing = await self._counted(repos)
+                return await self._kept(repos, closing)
+        async with self.db.reading() as repos:
+            closing = await self._counted(repos)
+        if closing is None:
+            return 0
         async with self.db.transaction() as repos:
-            stats = repos.stats
-            await stats.lock_closing()
-            first_at = await stats.first_purchase_at()
-            if first_at is None:
-                return 0
-            first_day = first_at.astimezone(self.tz).date()
-            stale = await stats.stale_since()
-            if stale is not None:
-                await stats.reopen_from(stale.astimezone(self.tz).date())
-            counted_to = await stats.last_purchase_id()
-            through = await stats.days_closed_through()
-            start = through + timedelta(days=1) if through is not None else first_day
-            days = [
-                start + timedelta(days=n)
-                for n in range(min(CLOSE_DAYS, max(0, (today - start).days)))
-            ]
-            counted: list[tuple[date, PeriodSales]] = []
-            for chunk in range(0, len(days), DAYS_PER_STATEMENT):
-                some = days[chunk : chunk + DAYS_PER_STATEMENT]
-                ranges = [(self._start_of(d), self._start_of(d + timedelta(days=1))) for d in some]
-                counted += zip(some, await stats.sales(ranges), strict=True)
-            await stats.close_days(counted, counted_to)
-            month = await stats.months_closed_through()
-            first_month = months_back(month, -1) if month else first_day.replace(day=1)
-            closing: list[date] = []
-            while first_month < today.replace(day=1) and len(closing) < CLOSE_MONTHS:
-                closing.append(first_month)
-                first_month = months_back(first_month, -1)
-            if closing:
-                cohorts = self._month_list(first_day.replace(day=1), closing[-1])
-                chosen = [m for m in cohorts if m.first_day in set(closing)]
-                cells = await stats.cohort_cells(cohorts, chosen)
-                await stats.close_months(closing, cells)
-        return len(days) + len(closing)
+            return await self._kept(repos, closing)
+
+    async def _counted(self, repos: Repos) -> _Closing | None:
+        """The next days and months to close, counted (nothing written)."""
+        today = self.today()
+        stats = repos.stats
+        first_at = await stats.first_purchase_at()
+        if first_at is None:
+            return None
+        first_day = first_at.astimezone(self.tz).date()
+        stale = await stats.stale_since()
+        counted_to = await stats.last_purchase_id()
+        through, month = await self._closed(repos)  # less what `stale` reopens
+        start = through + timedelta(days=1) if through is not None else first_day
+        days = [
+            start + timedelta(days=n) for n in range(min(CLOSE_DAYS, max(0, (today - start).days)))
+        ]
+        counted: list[tuple[date, PeriodSales]] = []
+        for chunk in range(0, len(days), DAYS_PER_STATEMENT):
+            some = days[chunk : chunk + DAYS_PER_STATEMENT]
+            ranges = [(self._start_of(d), self._start_of(d + timedelta(days=1))) for d in some]
+            counted += zip(some, await stats.sales(ranges), strict=True)
+        first_month = months_back(month, -1) if month else first_day.replace(day=1)
+        months: list[date] = []
+        while first_month < today.replace(day=1) and len(months) < CLOSE_MONTHS:
+            months.append(first_month)
+            first_month = months_back(first_month, -1)
+        cells: dict[tuple[date, date], tuple[int, int, int]] = {}
+        if months:
+            cohorts = self._month_list(first_day.replace(day=1), months[-1])
+            chosen = [m for m in cohorts if m.first_day in set(months)]
+            cells = await stats.cohort_cells(cohorts, chosen)
+        reopen = stale.astimezone(self.tz).date() if stale is not None else None
+        return _Closing(reopen, counted_to, counted, months, cells)
+
+    @staticmethod
+    async def _kept(repos: Repos, closing: _Closing | None) -> int:
+        if closing is None:
+            return 0
+        if closing.reopen_from is not None:
+            await repos.stats.reopen_from(closing.reopen_from)
+        await repos.stats.close_days(closing.days, closing.counted_to)
+        await repos.stats.close_months(closing.months, closing.cells)
+        return len(closing.days) + len(closing.months)
 
     def _month_list(self, first: date, last: date) -> list[Month]:
         """The months from `first` to `last` (first days) as local ranges."""
@@ -486,6 +510,17 @@ class StatsService:
         """Closed days and months are counted with the outbox's planners (now, then every few
         minutes; `carebot tick`)."""
         features.plan("stats_days", self.close)
+
+
+@dataclass(frozen=True)
+class _Closing:
+    """What one closing run counted, to be written."""
+
+    reopen_from: date | None  # a purchase written into a closed day: from its day on
+    counted_to: int  # the last purchase id when counting began
+    days: list[tuple[date, PeriodSales]]
+    months: list[date]
+    cells: dict[tuple[date, date], tuple[int, int, int]]
 
 
 def _summed(parts: list[PeriodSales]) -> PeriodSales:
