@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.campaign_results import WELCOME, ArmRow
-from bot.db.models import CampaignDay, Coupon, OutboxMessage
+from bot.db.models import CampaignDay, Coupon, OutboxMessage, Purchase
 
 MARKER = ""  # campaign and arm of the row saying "this day is closed"
 
@@ -42,6 +42,17 @@ class CampaignDaysRepo:
         )
         moments = [moment for moment in (planned, welcomed) if moment is not None]
         return min(moments) if moments else None
+
+    async def last_purchase(self) -> int:
+        """The newest purchase's id (0 for none): what a closing counted with."""
+        return int(await self.session.scalar(select(func.max(Purchase.id))) or 0)
+
+    async def first_bought_after(self, purchase_id: int) -> datetime | None:
+        """The earliest moment among the purchases written after that one (by the primary
+        key: a range of the newest ids)."""
+        return await self.session.scalar(
+            select(func.min(Purchase.at)).where(Purchase.id > purchase_id)
+        )
 
     async def replace(self, days: Sequence[date], rows: Sequence[ArmRow]) -> None:
         """These days closed with these counts (recomputing a day replaces its rows)."""

@@ -177,9 +177,13 @@ class CampaignResultsService:
     async def close_days(self) -> int:
         """The planner's step: the oldest days not closed yet whose window has fully passed (at
         most CLOSE_PER_RUN a run) counted by the live statement and kept in `campaign_days`;
-        recounting a day replaces it. How many days were closed."""
+        recounting a day replaces it. Counted in a read snapshot, written in a short
+        transaction (a write transaction on SQLite holds off every other writer, a staff sale
+        too, for as long as it lasts); skipped until the next run if meanwhile the closed days
+        changed or a purchase came in within the counted days' windows (an import of old
+        visits under way). How many days were closed."""
         last = self.last_closable_day()
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             through = await repos.campaign_days.closed_through()
             if through is not None:
                 first = through + timedelta(days=1)
@@ -192,7 +196,15 @@ class CampaignResultsService:
                 return 0
             count = min(CLOSE_PER_RUN, (last - first).days + 1)
             days = [self._day(first + timedelta(days=n)) for n in range(count)]
+            seen = await repos.campaign_days.last_purchase()
             rows = await self._counted(repos, days)
+        windows_end = days[-1].end + timedelta(days=self.rules.window_days, seconds=1)
+        async with self.db.transaction() as repos:
+            if await repos.campaign_days.closed_through() != through:
+                return 0
+            bought = await repos.campaign_days.first_bought_after(seen)
+            if bought is not None and bought <= windows_end:
+                return 0
             await repos.campaign_days.replace([day.day for day in days], rows)
         return count
 

@@ -339,3 +339,36 @@ async def test_the_planners_close_days_with_the_outbox_ones(
     planned = await planners.run_all()
     assert planned["campaign_days"] == 30
     assert await closed_through(db) == date(2026, 1, 30)
+
+
+async def test_a_purchase_written_while_days_are_counted_holds_their_closing_back(
+    db: Database,
+) -> None:
+    """Counted in a snapshot, written after: a visit of those days' windows written in between
+    (an import under way) makes the run write nothing; the next run counts it. A sale at now
+    (outside every closed window) does not hold anything back."""
+    await seed(db, customers=10)
+    results = service(db)
+    counted = results._counted
+    sales = [
+        datetime(2026, 1, 20, 12, tzinfo=BERLIN),  # within the first 30 days' windows
+        NOW,  # a staff sale today
+    ]
+
+    async def counted_then_sold(repos, days):  # type: ignore[no-untyped-def]
+        rows = await counted(repos, days)
+        if sales:
+            async with db.transaction() as writing:
+                await writing.purchases.add(
+                    Purchase(customer_id=1, amount_minor=1, at=sales.pop(0))
+                )
+        return rows
+
+    results._counted = counted_then_sold  # type: ignore[method-assign]
+    assert await results.close_days() == 0
+    assert await closed_through(db) is None
+    assert await results.close_days() == 30  # the sale at now holds nothing back
+    assert await closed_through(db) == date(2026, 1, 30)
+    period = Period(date(2026, 1, 1), date(2026, 1, 30))
+    start, end = period.bounds(BERLIN)
+    assert await results.results(period) == await results.live(start, end)
