@@ -33,6 +33,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_decimal, format_percent
 
+from bot.services.campaign_results import ORDER as CAMPAIGNS
 from bot.services.stats_figures import (
     FUNNEL_KEYS,
     CampaignResult,
@@ -74,15 +75,6 @@ CHART_KEYS = (
     "arm_b",
     "arm_holdout",
     "not_significant",
-)
-CAMPAIGNS = (
-    "welcome",
-    "birthday",
-    "holiday",
-    "thanks",
-    "expiry",
-    "due_offer",
-    "reactivation",
 )
 
 
