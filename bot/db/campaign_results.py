@@ -130,6 +130,19 @@ class CampaignResultsRepo:
         span = func.julianday(later) - func.julianday(earlier)
         return and_(later > earlier, span <= days + JULIAN_SLACK)
 
+    def _purchases_after(
+        self, customer_id: Any, at: Any, start: datetime, end: datetime, window_days: int
+    ) -> ColumnElement[bool]:
+        """The join to the purchases of `customer_id` within `window_days` after `at`, for
+        moments `at` in [start, end): only the purchases that can fall in a window, so a hash
+        join reads no others."""
+        return and_(
+            Purchase.customer_id == customer_id,
+            Purchase.at > start,
+            Purchase.at <= end + timedelta(days=window_days, seconds=1),
+            self._within(Purchase.at, at, window_days),
+        )
+
     async def outcomes(self, days: Sequence[Day], window_days: int) -> list[ArmRow]:
         """Per consecutive local day, campaign and arm, the customers with a row of that
         campaign and arm planned that day: assigned, sent, coupon redeemed, came back (a
@@ -193,13 +206,7 @@ class CampaignResultsRepo:
             .select_from(per_customer)
             .outerjoin(
                 Purchase,
-                and_(
-                    Purchase.customer_id == a.customer_id,
-                    # only the purchases that can fall in a window: a hash join reads no others
-                    Purchase.at > start,
-                    Purchase.at <= end + timedelta(days=window_days, seconds=1),
-                    self._within(Purchase.at, a.at, window_days),
-                ),
+                self._purchases_after(a.customer_id, a.at, start, end, window_days),
             )
             .group_by(a.campaign, a.customer_id, a.arm, a.day, a.sent, a.redeemed)
             .subquery("outcomes")
@@ -270,12 +277,7 @@ class CampaignResultsRepo:
             .select_from(given)
             .outerjoin(
                 Purchase,
-                and_(
-                    Purchase.customer_id == g.customer_id,
-                    Purchase.at > start,
-                    Purchase.at <= end + timedelta(days=window_days, seconds=1),
-                    self._within(Purchase.at, g.at, window_days),
-                ),
+                self._purchases_after(g.customer_id, g.at, start, end, window_days),
             )
             .group_by(g.id, g.day, g.redeemed)
             .subquery("welcomed")
