@@ -8,7 +8,9 @@ under 2 s): the index on purchases (customer_id, at, id) (migration 0013) gives 
 one before it, by an ordered scan of the index alone (no table row is read for it) or, for a
 short period on SQLite, by one seek a sale; customers' first purchases come from a grouped scan
 of it; money and counts per period or month are range scans on `at`, reading the rows of that
-time only. Customers' sleep is one pass over the customers.
+time only. Customers' sleep is one pass over the customers. Days and months that are over are
+kept summed in `sales_days` and `cohort_months` (`StatsService.close` fills them with these same
+statements, restricted to those days and months), so a report counts only the rest live.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ Customers, by their own rhythm as `/sleeping` sees it: asleep now, lost (asleep 
 002); LTV, the first 12 months' spending by the month customers came (cohorts); and the repeat
 share month by month (the charts' data, `bot.services.stats_figures`).
 
-Days are the business's: a period is whole local days [first_day, last_day].
+Days are the business's: a period is whole local days [first_day, last_day]. Days and months that
+are over are summed from what the planner closed (`close`), the rest counted live by the same
+statements: the same numbers, in a time that does not grow with the history.
 """
 
 from __future__ import annotations
