@@ -460,6 +460,7 @@ class StatsService:
         """The next days and months to close, counted (nothing written)."""
         today = self.today()
         stats = repos.stats
+        await stats.prepare()  # PostgreSQL: months of sales grouped by customer, in memory
         first_at = await stats.first_purchase_at()
         if first_at is None:
             return None
