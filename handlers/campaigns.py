@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from aiogram import F, Router, flags
-from aiogram.filters import Command, CommandObject
+from aiogram import Router, flags
+from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -24,13 +24,9 @@ from bot.services.stats import Period
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.admin_chat import AdminChat
 from handlers.callbacks import CampaignName, CampaignWinnerCallback, WinnerArm
-from handlers.filters import admin_chat_router
+from handlers.filters import StatsSection, admin_chat_router
 
-WORDS = ("campaigns", "кампании")  # the first word after /stats, in either language
-
-
-def asked(args: str | None) -> bool:
-    return (args or "").strip().partition(" ")[0].casefold() in WORDS
+WORDS = {"campaigns": "campaigns", "кампании": "campaigns"}  # the first word after /stats
 
 
 def _day(value: date) -> int:
@@ -46,13 +42,12 @@ def _from_day(value: int) -> date | None:
 
 async def campaigns_report(
     message: Message,
-    command: CommandObject,
+    period_text: str,
     campaign_results: CampaignResultsService,
     business: Business,
     render: Renderer,
     staff_lang: str,
 ) -> None:
-    period_text = (command.args or "").strip().partition(" ")[2].strip()
     period = campaign_results.period(period_text)
     if period is None:
         await message.reply(
@@ -135,6 +130,6 @@ async def make_default(
 
 def create_router() -> Router:
     router = admin_chat_router("stats-campaigns")
-    router.message.register(campaigns_report, Command("stats", magic=F.args.func(asked)))
+    router.message.register(campaigns_report, Command("stats"), StatsSection(WORDS))
     router.callback_query.register(make_default, CampaignWinnerCallback.filter())
     return router

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiogram import Router
-from aiogram.filters import BaseFilter
+from aiogram.filters import BaseFilter, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
@@ -80,6 +82,22 @@ class NotCommand(BaseFilter):
 
     async def __call__(self, message: Message) -> bool:
         return not (message.text or "").startswith("/")
+
+
+class StatsSection(BaseFilter):
+    """`/stats <section> [period]`: the first word (in either language) names a section of the
+    owner's numbers; the handler gets the section and the rest, the period, as `section` and
+    `period_text`. Goes after `Command("stats")`, which hands it `command`."""
+
+    def __init__(self, words: Mapping[str, str]) -> None:
+        self.words = {word.casefold(): section for word, section in words.items()}
+
+    async def __call__(self, message: Message, command: CommandObject) -> bool | dict[str, str]:
+        words = (command.args or "").split(maxsplit=1)
+        section = self.words.get(words[0].casefold()) if words else None
+        if section is None:
+            return False
+        return {"section": section, "period_text": words[1] if len(words) > 1 else ""}
 
 
 def admin_chat_router(name: str) -> Router:

@@ -9,14 +9,14 @@ refused by the staff router as /stats is.
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.filters import BaseFilter, Command, CommandObject
+from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.stats_breakdowns import StatsBreakdownService, drops
 from bot.telegram_text import TEXT_LIMIT, truncate_html
-from handlers.filters import admin_chat_router
+from handlers.filters import StatsSection, admin_chat_router
 
 # The first word after /stats, in either language, and the breakdown it asks for.
 BREAKDOWNS = {
@@ -31,20 +31,9 @@ TOP_MASTERS = 20
 TOP_SOURCES = 25
 
 
-class BreakdownAsked(BaseFilter):
-    """`/stats <breakdown> [period]`: passes the breakdown and the rest (the period) on."""
-
-    async def __call__(self, message: Message, command: CommandObject) -> bool | dict[str, str]:
-        words = (command.args or "").split(maxsplit=1)
-        breakdown = BREAKDOWNS.get(words[0].casefold()) if words else None
-        if breakdown is None:
-            return False
-        return {"breakdown": breakdown, "period_text": words[1] if len(words) > 1 else ""}
-
-
 async def stats_breakdown(
     message: Message,
-    breakdown: str,
+    section: str,  # masters, sources or funnel (StatsSection)
     period_text: str,
     stats_breakdowns: StatsBreakdownService,
     business: Business,
@@ -52,18 +41,18 @@ async def stats_breakdown(
     staff_lang: str,
 ) -> None:
     period = stats_breakdowns.period(period_text)
-    context: dict[str, object] = {"breakdown": breakdown, "period": period}
+    context: dict[str, object] = {"breakdown": section, "period": period}
     if period is None:
         await message.reply(
             render.text(staff_lang, "stats_breakdowns", usage=True, value=period_text, **context)
         )
         return
-    if breakdown == "masters":
+    if section == "masters":
         masters = await stats_breakdowns.masters(period)
         if len(masters) > TOP_MASTERS:  # the busiest shown, the rest summed up
             masters = sorted(masters, key=lambda m: -m.sales)
         context |= {"shown": masters[:TOP_MASTERS], "hidden": masters[TOP_MASTERS:]}
-    elif breakdown == "sources":
+    elif section == "sources":
         sources = await stats_breakdowns.sources(period)  # most joined first
         context |= {
             "sources": sources,
@@ -81,5 +70,5 @@ async def stats_breakdown(
 
 def create_router() -> Router:
     router = admin_chat_router("stats-breakdowns-staff")
-    router.message.register(stats_breakdown, Command("stats"), BreakdownAsked())
+    router.message.register(stats_breakdown, Command("stats"), StatsSection(BREAKDOWNS))
     return router

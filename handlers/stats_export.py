@@ -6,32 +6,28 @@ is refused by the staff router as /stats is."""
 from __future__ import annotations
 
 import asyncio
-import re
 
-from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram import Router
+from aiogram.filters import Command
 from aiogram.types import BufferedInputFile, Message
 
 from bot.rendering import Renderer
 from bot.services.stats import StatsService
 from bot.services.stats_export import StatsExporter, archive_name, stats_archive
 from bot.telegram_text import CAPTION_LIMIT, truncate_html
-from handlers.filters import admin_chat_router
+from handlers.filters import StatsSection, admin_chat_router
 
-# `/stats export`, `/stats экспорт`, then the period as /stats reads it.
-EXPORT = re.compile(r"^\s*(?:export|экспорт)(?:\s+(?P<period>.*))?$", re.IGNORECASE | re.DOTALL)
+WORDS = {"export": "export", "экспорт": "export"}  # `/stats export [period]`, either language
 
 
 async def stats_export(
     message: Message,
-    command: CommandObject,
+    period_text: str,
     stats: StatsService,
     stats_exporter: StatsExporter,
     render: Renderer,
     staff_lang: str,
 ) -> None:
-    match = EXPORT.match(command.args or "")
-    period_text = ((match["period"] if match else None) or "").strip()
     period = stats.period(period_text)
     if period is None:
         await message.reply(render.text(staff_lang, "stats_export", usage=True, value=period_text))
@@ -46,5 +42,5 @@ async def stats_export(
 
 def create_router() -> Router:
     router = admin_chat_router("stats-export")
-    router.message.register(stats_export, Command("stats", magic=F.args.regexp(EXPORT)))
+    router.message.register(stats_export, Command("stats"), StatsSection(WORDS))
     return router
