@@ -331,6 +331,24 @@ class Campaigns(_Strict):
         return self.holdout if own is None else own
 
 
+class Cashback(_Strict):
+    """Points for every sale (`bot.services.loyalty`): `percent` of the amount, rounded down to
+    whole points, 1 point = 1 ruble (or the business's currency unit); they expire
+    `expire_months` after the sale (0: never). `max_share` is the most of one check points may
+    pay (for paying with points, a later step)."""
+
+    enabled: bool = False
+    percent: Annotated[float, Field(gt=0, le=100)] = 5
+    max_share: Annotated[float, Field(gt=0, le=1)] = 0.3
+    expire_months: Annotated[int, Field(ge=0, le=120)] = 12
+
+
+class Loyalty(_Strict):
+    """The loyalty programs; each may be off."""
+
+    cashback: Cashback = Cashback()
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -347,6 +365,7 @@ class Business(_Strict):
     retention: Retention = Retention()
     stats: Stats = Stats()
     campaigns: Campaigns = Campaigns()
+    loyalty: Loyalty = Loyalty()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
