@@ -343,10 +343,20 @@ class Cashback(_Strict):
     expire_months: Annotated[int, Field(ge=0, le=120)] = 12
 
 
+class Certificates(_Strict):
+    """Gift certificates (`bot.services.certificates`): staff issue one with `/gift`; it is
+    valid `expire_months` months from issue, through that last local day. enabled = false:
+    no new ones are issued (those already sold are still claimed and spent)."""
+
+    enabled: bool = False
+    expire_months: Annotated[int, Field(ge=1, le=120)] = 12
+
+
 class Loyalty(_Strict):
     """The loyalty programs; each may be off."""
 
     cashback: Cashback = Cashback()
+    certificates: Certificates = Certificates()
 
 
 class Business(_Strict):

@@ -44,6 +44,7 @@ from bot.db.models import (
     Booking,
     CareMessage,
     CareTopic,
+    Certificate,
     Consent,
     Coupon,
     Customer,
@@ -142,6 +143,13 @@ class ErasureRepo:
                 .where(Booking.customer_id == customer_id, Booking.reason == ERASED)
             )
             or 0
+        )
+        # Still claimed (claimed_at kept), so the link cannot be claimed again; the rest unspent.
+        erased["certificates"] = await self._count(
+            update(Certificate)
+            .where(Certificate.customer_id == customer_id)
+            .values(customer_id=None, for_name=None)
+            .execution_options(synchronize_session=False)
         )
         erased |= await self._outbox(customer_id, tg_user_id)
         if tg_user_id is not None:

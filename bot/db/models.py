@@ -631,3 +631,37 @@ class CohortMonth(Base):
     money_minor: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_cohort_months_month", "month"),)
+
+
+class Certificate(Base):
+    """A gift certificate: an amount staff sold (or gave), a code and a link that can be
+    forwarded; whoever opens it first owns it. Its balance is `amount_minor` minus its uses
+    (`certificate_uses`, append-only), never stored on its own, so it cannot drift."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # in kopecks / cents
+    for_name: Mapped[str | None] = mapped_column(String(64))  # staff's free text: personal data
+    issued_by_id: Mapped[int] = mapped_column(BigInteger)  # staff member's Telegram id
+    issued_by_name: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CertificateUse(Base):
+    """One spending of a certificate at the counter (append-only: the balance is their sum)."""
+
+    __tablename__ = "certificate_uses"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))

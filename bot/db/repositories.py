@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.campaign_days import CampaignDaysRepo
 from bot.db.campaign_results import Assign, CampaignResultsRepo, Planned
+from bot.db.certificates import CertificateRepo
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
@@ -1291,6 +1292,7 @@ class Repos:
         self.campaign_results = CampaignResultsRepo(session)
         self.campaign_days = CampaignDaysRepo(session)
         self.onboarding_starts = OnboardingStartRepo(session)
+        self.certificates = CertificateRepo(session)
 
 
 class WriterQueue:
