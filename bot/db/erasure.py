@@ -10,9 +10,10 @@ and phone). Each step returns how many rows it erased, for the record.
 
 What stays is what the business's totals need and names nobody: the anonymous customer row,
 purchases (amounts, services, masters), coupons, consents, visits (times and states), survey
-scores, and the outbox rows' keys and states (counts, broadcast results). The newcomers'
-/start counts (`onboarding_starts`: a day, a deep-link source, a number) hold nothing of anyone,
-so there is nothing of theirs to erase there.
+scores, and the outbox rows' keys and states (counts, broadcast results). Their points
+ledger (`loyalty_entries`) is deleted: a balance is theirs, a correction's reason typed text.
+The newcomers' /start counts (`onboarding_starts`: a day, a deep-link source, a number) hold
+nothing of anyone, so there is nothing of theirs to erase there.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from bot.db.models import (
     Erasure,
     ErasureReason,
     FsmRecord,
+    LoyaltyEntry,
     OutboxError,
     OutboxKind,
     OutboxMessage,
@@ -66,7 +68,7 @@ ERASED = "erased"
 # A visit's reason as the bot writes it (kept: it names nobody); anything else was typed by a person.
 SYSTEM_REASONS = ("rescheduled", "customer", "erased")
 # Audit details that are amounts, codes or names from the business file, never free text.
-KEPT_DETAILS = frozenset({"amount_minor", "service", "master", "code", "kind"})
+KEPT_DETAILS = frozenset({"amount_minor", "service", "master", "code", "kind", "points"})
 WAITING = OUTBOX_WAITING
 # Keys of an outbox row's data that hold a Telegram account: a relay of their words (from a
 # time before they consented, too), a staff reply to them.
@@ -114,6 +116,12 @@ class ErasureRepo:
         erased["staff_notes"] = await self._count(
             delete(StaffNote).where(StaffNote.customer_id == customer_id)
         )
+        # their points ledger (the expiry entries first: they point at the accruals)
+        erased["loyalty_entries"] = await self._count(
+            delete(LoyaltyEntry).where(
+                LoyaltyEntry.customer_id == customer_id, LoyaltyEntry.accrual_id.is_not(None)
+            )
+        ) + await self._count(delete(LoyaltyEntry).where(LoyaltyEntry.customer_id == customer_id))
         trimmed = 0
         for action in await self.session.scalars(
             select(StaffAction).where(StaffAction.customer_id == customer_id)

@@ -117,6 +117,15 @@ class CareDirection(StrEnum):
     OUT = "out"  # from the staff
 
 
+class LedgerKind(StrEnum):
+    """What a loyalty ledger entry is (`loyalty_entries`, migration 0018)."""
+
+    ACCRUAL = "accrual"  # cashback of a sale (+), expires at `expires_at`
+    SPENDING = "spending"  # points paid (-)
+    EXPIRY = "expiry"  # what was left of one accrual when it expired (-; 0 marks it settled)
+    CORRECTION = "correction"  # by a staff member, with a reason (+ or -)
+
+
 def one_of(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:
     """A CHECK constraint's condition: `column` holds one of the enum's values."""
     allowed = ", ".join(f"'{v.value}'" for v in values)
@@ -665,3 +674,43 @@ class CertificateUse(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     staff_id: Mapped[int] = mapped_column(BigInteger)
     staff_name: Mapped[str] = mapped_column(String(128))
+
+
+class LoyaltyEntry(Base):
+    """One line of a customer's points ledger, only ever appended: the balance is the sum of
+    `points`. Spending and expiry take the soonest-expiring points first (bot/services/loyalty.py);
+    an expiry entry names the accrual it closes (`accrual_id`, unique: once per accrual)."""
+
+    __tablename__ = "loyalty_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # LedgerKind
+    points: Mapped[int] = mapped_column(Integer)  # signed
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # accruals; None: never
+    accrual_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_entries.id"), unique=True)
+    staff_id: Mapped[int | None] = mapped_column(BigInteger)  # who corrected (Telegram id)
+    staff_name: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(500))  # a correction's, as typed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_loyalty_entries_customer", "customer_id", "id"),
+        # the expiry planner's seek: accruals by when they expire
+        Index(
+            "ix_loyalty_entries_expiring",
+            "expires_at",
+            sqlite_where=sql("kind = 'accrual'"),
+            postgresql_where=sql("kind = 'accrual'"),
+        ),
+        # one accrual per sale, whatever retries
+        Index(
+            "uq_loyalty_entries_accrual_purchase",
+            "purchase_id",
+            unique=True,
+            sqlite_where=sql("kind = 'accrual'"),
+            postgresql_where=sql("kind = 'accrual'"),
+        ),
+        CheckConstraint(one_of("kind", LedgerKind), name="kind"),
+    )

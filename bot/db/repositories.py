@@ -43,6 +43,7 @@ from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_ses
 from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
 from bot.db.importing import ImportRepo
+from bot.db.loyalty import LoyaltyRepo
 from bot.db.merging import MergeRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
@@ -1292,6 +1293,7 @@ class Repos:
         self.campaign_results = CampaignResultsRepo(session)
         self.campaign_days = CampaignDaysRepo(session)
         self.onboarding_starts = OnboardingStartRepo(session)
+        self.loyalty = LoyaltyRepo(session)
         self.certificates = CertificateRepo(session)
 
 

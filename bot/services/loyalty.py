@@ -1,0 +1,275 @@
+"""Cashback points: the ledger's rules (bot/db/loyalty.py keeps the rows).
+
+- A recorded sale credits `[loyalty.cashback] percent` of its amount, rounded down to whole
+  points (1 point = 1 ruble; amounts are in kopecks), in the sale's own transaction (a purchase
+  subscriber), expiring `expire_months` after the sale (0: never).
+- Points are used soonest-expiring first (FIFO by expiry, then by age; a correction upward never
+  expires and is used last). What expires is what is left of an accrual at its `expires_at`
+  after the debits before it took their share: `lots` replays the ledger to find it. The expiry
+  planner writes one expiry entry per expired accrual (0 points when it was all spent: the entry
+  says the accrual is settled), a bounded number of accruals per run.
+- The balance never goes negative: a debit (spending, a correction downward) is a conditional
+  insert under the customer's row lock (`LoyaltyRepo.debit`), after their expired points went.
+- A staff correction needs a reason and is in the audit.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from bot.business import Business
+from bot.clock import Clock
+from bot.db.loyalty import Line
+from bot.db.models import LedgerKind, LoyaltyEntry, StaffAction
+from bot.db.repositories import Database, Repos
+from bot.events import PurchaseRecorded
+from bot.features import Features
+from bot.services.staff import Staff, UsageError
+
+EXPIRE_PER_RUN = 500  # accruals settled per planner run (the rest go at the next one)
+MAX_CORRECTION = 1_000_000
+MAX_REASON = 500
+
+
+@dataclass
+class Lot:
+    """What is left of one credit (an accrual, a correction upward)."""
+
+    entry_id: int
+    points: int
+    left: int
+    created_at: datetime
+    expires_at: datetime | None
+    settled: bool = False  # an expiry entry closed it
+
+
+def _order(lot: Lot) -> tuple[bool, datetime, int]:
+    """Soonest-expiring first; those that never expire last; then the oldest."""
+    return (lot.expires_at is None, lot.expires_at or lot.created_at, lot.entry_id)
+
+
+def lots(lines: list[Line]) -> list[Lot]:
+    """Replay a customer's ledger (oldest first): each debit takes from the credits it found
+    open at its time, soonest-expiring first; an expiry entry closes its own accrual."""
+    credits: dict[int, Lot] = {}
+    for line in lines:
+        if line.kind == LedgerKind.EXPIRY and line.accrual_id in credits:
+            lot = credits[line.accrual_id]
+            lot.left += line.points
+            lot.settled = True
+        elif line.points > 0:
+            credits[line.id] = Lot(
+                line.id, line.points, line.points, line.created_at, line.expires_at
+            )
+        elif line.points < 0:
+            owed = -line.points
+            for lot in sorted(credits.values(), key=_order):
+                if owed == 0:
+                    break
+                if lot.settled or lot.left == 0:
+                    continue
+                if lot.expires_at is not None and lot.expires_at <= line.created_at:
+                    continue  # had expired by then (its expiry entry may come later)
+                taken = min(owed, lot.left)
+                lot.left -= taken
+                owed -= taken
+    return sorted(credits.values(), key=_order)
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """The same day and time `months` later (the month's last day if it is shorter)."""
+    year, month = divmod(at.month - 1 + months, 12)
+    year += at.year
+    day = min(at.day, calendar.monthrange(year, month + 1)[1])
+    return at.replace(year=year, month=month + 1, day=day)
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A customer's points as shown: the balance without what expired already, and the soonest
+    expiry ahead with how many points it takes."""
+
+    enabled: bool
+    points: int
+    next_expiry: datetime | None = None
+    expiring: int = 0
+
+
+@dataclass(frozen=True)
+class Correction:
+    customer_id: int
+    points: int
+    balance: int
+    reason: str
+
+
+class LoyaltyService:
+    def __init__(self, db: Database, clock: Clock, business: Business) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+
+    @property
+    def cashback(self):  # type: ignore[no-untyped-def]
+        return self.business.loyalty.cashback
+
+    def register(self, features: Features) -> None:
+        """A sale credits its cashback; the planner expires points; erasure is ErasureRepo's."""
+        features.on_purchase(self.accrue_for_purchase)
+        features.plan("loyalty_expiry", self.expire)
+
+    def points_for(self, amount_minor: int) -> int:
+        """Cashback of an amount in kopecks: percent of it, in whole rubles, rounded down."""
+        share = Decimal(amount_minor) * Decimal(str(self.cashback.percent)) / Decimal(10_000)
+        return int(share.to_integral_value(rounding=ROUND_FLOOR))
+
+    def expiry_of(self, at: datetime) -> datetime | None:
+        months = self.cashback.expire_months
+        return add_months(at, months) if months else None
+
+    async def accrue_for_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
+        """Subscribed to purchases: the sale's cashback, in the sale's transaction (once)."""
+        if not self.cashback.enabled:
+            return
+        points = self.points_for(event.amount_minor)
+        if points <= 0 or await repos.loyalty.has_accrual(event.purchase_id):
+            return
+        await repos.loyalty.add(
+            LoyaltyEntry(
+                customer_id=event.customer_id,
+                kind=LedgerKind.ACCRUAL,
+                points=points,
+                purchase_id=event.purchase_id,
+                expires_at=self.expiry_of(event.at),
+                created_at=event.at,
+            )
+        )
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    async def wallet(self, customer_id: int) -> Wallet:
+        async with self.db.reading() as repos:
+            return await self.wallet_in(repos, customer_id)
+
+    async def wallet_in(self, repos: Repos, customer_id: int) -> Wallet:
+        now = self.clock.now()
+        open_lots = [
+            lot
+            for lot in lots(await repos.loyalty.lines(customer_id))
+            if not lot.settled and lot.left > 0
+        ]
+        alive = [lot for lot in open_lots if lot.expires_at is None or lot.expires_at > now]
+        dated = [lot for lot in alive if lot.expires_at is not None]
+        soonest = dated[0].expires_at if dated else None
+        return Wallet(
+            enabled=self.cashback.enabled,
+            points=sum(lot.left for lot in alive),
+            next_expiry=soonest,
+            expiring=sum(lot.left for lot in dated if lot.expires_at == soonest),
+        )
+
+    # ---- expiry -------------------------------------------------------------------------------
+
+    async def expire_in(self, repos: Repos, customer_id: int, now: datetime) -> int:
+        """Close the customer's accruals expired by `now` (their row locked): one expiry entry
+        each, of what is left of it. Returns the points that expired."""
+        await repos.loyalty.lock(customer_id)
+        expired = 0
+        for lot in lots(await repos.loyalty.lines(customer_id)):
+            if lot.settled or lot.expires_at is None or lot.expires_at > now:
+                continue
+            await repos.loyalty.add(
+                LoyaltyEntry(
+                    customer_id=customer_id,
+                    kind=LedgerKind.EXPIRY,
+                    points=-lot.left,
+                    accrual_id=lot.entry_id,
+                    created_at=now,
+                )
+            )
+            expired += lot.left
+        return expired
+
+    async def expire(self) -> int:
+        """The planner: settle up to EXPIRE_PER_RUN expired accruals, soonest first; returns the
+        customers whose points expired. Idempotent: a settled accrual is never found again."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customers = await repos.loyalty.expiring_customers(now, EXPIRE_PER_RUN)
+            touched = 0
+            for customer_id in customers:
+                if await self.expire_in(repos, customer_id, now):
+                    touched += 1
+            return touched
+
+    # ---- spending and corrections ---------------------------------------------------------------
+
+    async def spend_in(
+        self, repos: Repos, customer_id: int, points: int, purchase_id: int | None = None
+    ) -> bool:
+        """Spend `points` if the balance (after what expired) covers them; False otherwise and
+        nothing is written. Two spends of the same points at once: one of them wins."""
+        now = self.clock.now()
+        await self.expire_in(repos, customer_id, now)
+        return await repos.loyalty.debit(
+            customer_id, LedgerKind.SPENDING, points, now, purchase_id=purchase_id
+        )
+
+    async def spend(self, customer_id: int, points: int, purchase_id: int | None = None) -> bool:
+        async with self.db.transaction() as repos:
+            return await self.spend_in(repos, customer_id, points, purchase_id)
+
+    async def correct(self, staff: Staff, customer_id: int, points: int, reason: str) -> Correction:
+        """A staff member's correction (+ or -), with a reason; audited. UsageError when the
+        reason is missing, the number is 0 or huge, or a debit is more than the balance."""
+        why = " ".join(reason.split())
+        if not why:
+            raise UsageError("points_reason")
+        if len(why) > MAX_REASON:
+            raise UsageError("points_reason_long", limit=MAX_REASON)
+        if points == 0 or abs(points) > MAX_CORRECTION:
+            raise UsageError("points_usage")
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            customer = await repos.customers.get(customer_id, for_update=True)
+            if customer is None or customer.erased_at is not None:
+                raise UsageError("not_found", query=f"#{customer_id}")
+            await self.expire_in(repos, customer_id, now)
+            if points > 0:
+                await repos.loyalty.add(
+                    LoyaltyEntry(
+                        customer_id=customer_id,
+                        kind=LedgerKind.CORRECTION,
+                        points=points,
+                        staff_id=staff.id,
+                        staff_name=staff.name,
+                        reason=why,
+                        created_at=now,
+                    )
+                )
+            elif not await repos.loyalty.debit(
+                customer_id,
+                LedgerKind.CORRECTION,
+                -points,
+                now,
+                staff_id=staff.id,
+                staff_name=staff.name,
+                reason=why,
+            ):
+                balance = await repos.loyalty.balance(customer_id)
+                raise UsageError("points_short", balance=balance, points=-points)
+            repos.audit.record(
+                StaffAction(
+                    at=now,
+                    staff_id=staff.id,
+                    staff_name=staff.name,
+                    action="points",
+                    customer_id=customer_id,
+                    details={"points": points, "reason": why},
+                )
+            )
+            balance = await repos.loyalty.balance(customer_id)
+        return Correction(customer_id, points, balance, why)
