@@ -6,14 +6,19 @@ Seeds, straight through the driver, 100,000 customers with 1,000,000 sales over 
 2,000,000 outbox rows (× `--scale`): each customer has their own rhythm (every 2 to 13 weeks, a
 visit ±30 % around it) and stops coming at some point, so some are new, some regular, some asleep
 and some lost, and cohorts thin out month by month; their cycles are learned as the cycle service
-would (the median interval, asleep at twice it). Then it times each measured step: the summary of
-`/stats` (with its cohorts) for the last 3 months and for the last 3 years, the months and the
-cohorts alone, and all `/stats` reads (the summary and the months), after the planner's
-closing step has closed every past day and month (how long that takes is printed; `--live`
-measures without it, everything counted live). Each step is a
-named entry of STEPS, so the breakdowns, campaigns and charts of issue 17 add theirs as further
-steps. Prints wall seconds per step, the process's peak RSS, and the load average (the machine is
-shared: a loaded one stretches wall time).
+would (the median interval, asleep at twice it). The outbox rows are the six automatic campaigns'
+messages, each with the arm the assignment gives it (`bench.campaigns.RULES`: a 10 % holdout, two
+variants of two campaigns; held-out rows are written, never sent). Then the planner's closing
+steps close every past day and month of the sales and the campaigns (how long that takes is
+printed; `--live` measures without it, everything counted live), and each measured step runs:
+the summary of `/stats` (with its cohorts) for the last 3 months and the last 3 years, the months
+and the cohorts alone, the funnel and the campaigns, and **the whole `/stats` answer** as
+`handlers/stats.py` makes it (the summary and its text, every chart's figures, the charts drawn
+in a worker thread; only the sending left out), first in a fresh process (matplotlib's import
+and font cache included) and then again. The seeded base has no onboarding, so its funnel is
+empty and its chart not drawn (`bench/charts.py` times that chart: about 0.1 s). Each step is a
+named entry of STEPS. Prints wall seconds per step, the process's peak RSS, and the load average
+(the machine is shared: a loaded one stretches wall time).
 """
 
 from __future__ import annotations
@@ -41,11 +46,17 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import text  # noqa: E402
 
 from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bench.campaigns import RULES  # noqa: E402  (10 % holdout, variants of two campaigns)
 from bot.business import Business, load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
 from bot.db.repositories import Database  # noqa: E402
+from bot.rendering import Renderer  # noqa: E402
+from bot.services.campaign_results import CampaignResultsService  # noqa: E402
+from bot.services.campaigns import CAMPAIGNS, arm_of  # noqa: E402
+from bot.services.charts import Figures, FigureSources, chart_texts, draw  # noqa: E402
 from bot.services.stats import Period, StatsService, months_back  # noqa: E402
+from bot.services.stats_breakdowns import StatsBreakdownService  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("UTC"))
 TZ = ZoneInfo("Europe/Moscow")
@@ -53,7 +64,6 @@ YEARS = 3
 CUSTOMERS, SALES, OUTBOX = 100_000, 1_000_000, 2_000_000
 BATCH = 50_000
 SERVICES = (("manicure", 250_000), ("pedicure", 320_000), ("design", 150_000))
-TEMPLATES = ("welcome", "birthday", "holiday", "thanks", "expiry", "due_offer", "reactivation")
 SLEEP_FACTOR = 2.0  # tests/data/business.toml's [sleeping] factor
 LEARN_FROM = 7  # the cycle service's LEARN_FROM_VISITS
 
@@ -119,10 +129,14 @@ async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
         rows = []
         for n in range(first_row, min(outbox, first_row + BATCH)):
             at = stamp(start + timedelta(seconds=span * rng.random()))
-            template = TEMPLATES[n % len(TEMPLATES)]
+            campaign = CAMPAIGNS[n % len(CAMPAIGNS)]
+            customer = rng.randint(1, customers)
+            arm = arm_of(customer, campaign, RULES)  # as the planner records it
+            held = arm == "holdout"  # written, never sent
             rows.append(
-                (n + 1, f"{template}:{n}", rng.randint(1, customers), "marketing", template, "{}")
-                + (at, at, at, "sent", 1, at, at)
+                (n + 1, f"{campaign}:{n}", customer, "marketing", campaign, "{}", at, at, at)
+                + ("skipped" if held else "sent", 1, "holdout" if held else None)
+                + (None if held else at, at, campaign, arm)
             )
         await seeder.insert(
             "outbox",
@@ -138,8 +152,11 @@ async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
                 "due_at",
                 "state",
                 "attempts",
+                "error_code",
                 "sent_at",
                 "created_at",
+                "campaign",
+                "arm",
             ),
             rows,
         )
@@ -213,15 +230,47 @@ async def _cycles(
 
 @dataclass(frozen=True)
 class Step:
-    """One measured call; `run` gets the service and the period and returns what it answered
+    """One measured call; `run` gets the services and the period and returns what it answered
     (a few of its numbers are printed, to see the base is what the figures say)."""
 
     name: str
-    run: Callable[[StatsService, Period], Awaitable[Any]]
+    run: Callable[[Services, Period], Awaitable[Any]]
     period_months: int
 
 
+@dataclass
+class Services:
+    """What the bot's `/stats` answer uses, built as the composition root builds it."""
+
+    stats: StatsService
+    breakdowns: StatsBreakdownService
+    campaigns: CampaignResultsService
+    render: Renderer
+
+    @property
+    def sources(self) -> FigureSources:
+        return FigureSources(
+            months=self.stats.months,
+            cohorts=self.stats.cohorts,
+            funnel=self.breakdowns.funnel,
+            campaigns=self.campaigns.results,
+        )
+
+
+def services(url: str, business: Business) -> tuple[Any, Services]:
+    engine = create_engine(url)
+    db, clock = Database(engine), FixedClock(NOW)
+    return engine, Services(
+        StatsService(db, clock, TZ, business.sleeping),
+        StatsBreakdownService(db, clock, TZ, business),
+        CampaignResultsService(db, clock, RULES, TZ),
+        Renderer(TZ),
+    )
+
+
 def _summary(result: Any) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
     if isinstance(result, list):
         return {"rows": len(result)}
     current = getattr(result, "current", None)
@@ -237,24 +286,41 @@ def _summary(result: Any) -> dict[str, Any]:
     return {}
 
 
-async def _summary_and_months(stats: StatsService, period: Period) -> Any:
+async def _summary_and_months(s: Services, period: Period) -> Any:
     """What `/stats` reads for its text and its repeat-share and cohort charts (the summary
     carries the cohorts)."""
-    report = await stats.report(period)
-    await stats.months(period)
+    report = await s.stats.report(period)
+    await s.stats.months(period)
     return report
+
+
+async def _answer(s: Services, period: Period) -> Any:
+    """The whole `/stats` answer as `handlers/stats.py` makes it: the summary and its text, then
+    every chart's figures (months, the summary's cohorts, the funnel, the campaigns) and the four
+    charts drawn (in a worker thread, as the bot does); only the sending is left out."""
+    report = await s.stats.report(period)
+    s.render.text("ru", "stats", usage=False, report=report, currency="₽")
+    figures = await s.sources.gather(period, known=Figures(cohorts=report.cohorts))
+    charts = await draw(figures, chart_texts(s.render, "ru"))
+    return {"charts": len(charts), "png_kb": sum(len(c.png) for c in charts) // 1024}
 
 
 # The steps, in order; later parts of /stats (breakdowns, campaigns, charts) add theirs here.
 STEPS: list[Step] = [
-    Step("summary 3 months", lambda s, p: s.report(p), 3),
-    Step("summary 3 years", lambda s, p: s.report(p), 36),
-    Step("months 3 months", lambda s, p: s.months(p), 3),
-    Step("months 3 years", lambda s, p: s.months(p), 36),
-    Step("cohorts 3 months", lambda s, p: s.cohorts(p), 3),
-    Step("cohorts 3 years", lambda s, p: s.cohorts(p), 36),
+    Step("summary 3 months", lambda s, p: s.stats.report(p), 3),
+    Step("summary 3 years", lambda s, p: s.stats.report(p), 36),
+    Step("months 3 months", lambda s, p: s.stats.months(p), 3),
+    Step("months 3 years", lambda s, p: s.stats.months(p), 36),
+    Step("cohorts 3 months", lambda s, p: s.stats.cohorts(p), 3),
+    Step("cohorts 3 years", lambda s, p: s.stats.cohorts(p), 36),
     Step("/stats data 3 months", _summary_and_months, 3),
     Step("/stats data 3 years", _summary_and_months, 36),
+    Step("funnel 3 years", lambda s, p: s.breakdowns.funnel(p), 36),
+    Step("campaigns 3 years", lambda s, p: s.campaigns.results(p), 36),
+    # the first answer of the process also imports matplotlib and builds its font cache
+    Step("/stats answer with charts 3 months, first in the process", _answer, 3),
+    Step("/stats answer with charts 3 months", _answer, 3),
+    Step("/stats answer with charts 3 years", _answer, 36),
 ]
 
 
@@ -268,13 +334,12 @@ def _peak_rss_mb() -> float:
 
 async def measure(url: str, business: Business, steps: list[Step]) -> None:
     """Each step once, on a fresh engine, as the bot would answer it."""
-    engine = create_engine(url)
-    stats = StatsService(Database(engine), FixedClock(NOW), TZ, business.sleeping)
+    engine, bench = services(url, business)
     today = NOW.astimezone(TZ).date()
     try:
         for step in steps:
             started, cpu = time.perf_counter(), time.process_time()
-            result = await step.run(stats, _period(today, step.period_months))
+            result = await step.run(bench, _period(today, step.period_months))
             seconds = time.perf_counter() - started
             line(
                 step.name,
@@ -294,14 +359,14 @@ async def measure(url: str, business: Business, steps: list[Step]) -> None:
 async def closed(url: str, business: Business) -> None:
     """The planner's closing step run until no backlog is left (as the bot does after an
     upgrade, a run every few minutes): how long closing three years takes, in how many runs."""
-    engine = create_engine(url)
-    stats = StatsService(Database(engine), FixedClock(NOW), TZ, business.sleeping)
+    engine, bench = services(url, business)
     started, cpu, runs, closed_count = time.perf_counter(), time.process_time(), 0, 0
     slowest = 0.0
     try:
         while True:
             run_started = time.perf_counter()
-            count = await stats.close()
+            # the sales' days and months, and the campaigns' days: both planner steps
+            count = await bench.stats.close() + await bench.campaigns.close_days()
             if not count:
                 break
             slowest = max(slowest, time.perf_counter() - run_started)
