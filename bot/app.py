@@ -40,6 +40,7 @@ from bot.services.broadcasts import BroadcastService
 from bot.services.campaign_results import CampaignResultsService
 from bot.services.campaigns import CampaignAssigner
 from bot.services.care import CareService
+from bot.services.certificates import CertificateService
 from bot.services.charts import FigureSources
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
@@ -241,6 +242,9 @@ class App(Core):
                 self.db, self.clock, self.settings.tz, self.business
             ),
             onboarding_starts=OnboardingStarts(self.db, self.clock, self.settings.tz),
+            certificates=CertificateService(
+                self.db, self.clock, self.business.loyalty.certificates, self.settings.tz
+            ),
         )
         self._wire_stats_pictures()
         self.dp.startup.register(self._on_startup)

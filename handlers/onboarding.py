@@ -43,6 +43,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.birthdays import InvalidBirthday, parse_birthday
+from bot.services.certificates import CertificateService, gift_code
 from bot.services.customers import (
     CustomerService,
     CustomerView,
@@ -52,6 +53,7 @@ from bot.services.customers import (
 )
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.phones import normalize_phone
+from handlers import gifts
 from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
 
@@ -210,9 +212,17 @@ async def start(
     lang: str,
     business: Business,
     onboarding_starts: OnboardingStarts,
+    certificates: CertificateService,
 ) -> None:
+    gift = gift_code(command.args)  # a certificate's link: claimed once they have consented
+    if customer and gift:
+        assert message.from_user is not None
+        result = await certificates.claim(message.from_user.id, gift)
+        await gifts.answer_claim(message, result, render, lang, business)
     if customer and customer.onboarded:
         await state.clear()
+        if gift:
+            return
         await message.answer(
             render.text(lang, "returning", name=customer.name, business=business),
             reply_markup=main_menu(render, lang),
@@ -223,7 +233,7 @@ async def start(
         first = await state.get_state() not in Onboarding.__all_states_names__
         source = _source(command)
         await state.set_state(Onboarding.consent)
-        await state.set_data({"source": source})
+        await state.set_data({"source": source, "gift": gift} if gift else {"source": source})
         if first:  # a second /start before consenting is the same start
             await onboarding_starts.count(source)  # written with the state: one write
         await ask_consent(message, render, lang, business)
@@ -239,8 +249,10 @@ async def consent_given(
     callback: CallbackQuery,
     state: FSMContext,
     customers: CustomerService,
+    certificates: CertificateService,
     render: Renderer,
     lang: str,
+    business: Business,
 ) -> None:
     user = callback.from_user
     data = await state.get_data()
@@ -263,6 +275,9 @@ async def consent_given(
     await callback.answer(render.label(lang, "consent_thanks"))
     if isinstance(callback.message, Message):
         await callback.message.edit_reply_markup(reply_markup=None)
+        if data.get("gift"):  # they came by a certificate's link: theirs now, if still free
+            result = await certificates.claim(user.id, data["gift"])
+            await gifts.answer_claim(callback.message, result, render, lang, business)
         await ask_phone(callback.message, render, lang)
 
 

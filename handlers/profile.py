@@ -12,30 +12,54 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.db.models import ConsentVia
 from bot.rendering import Renderer
+from bot.services.certificates import CertificateService
 from bot.services.customers import CustomerService, CustomerView
 from handlers.callbacks import ForgetCallback, MenuAct, MenuCallback
 from handlers.keyboards import main_menu
 
 
 async def _send_profile(
-    message: Message, tg_user_id: int, customers: CustomerService, render: Renderer, lang: str
+    message: Message,
+    tg_user_id: int,
+    customers: CustomerService,
+    certificates: CertificateService,
+    render: Renderer,
+    lang: str,
+    business: Business,
 ) -> None:
     profile = await customers.profile(tg_user_id)
-    await message.answer(render.text(lang, "profile", profile=profile))
+    gifts = await certificates.of_customer(tg_user_id) if profile else []
+    await message.answer(
+        render.text(lang, "profile", profile=profile, certificates=gifts, business=business)
+    )
 
 
 async def profile(
-    message: Message, customers: CustomerService, render: Renderer, lang: str
+    message: Message,
+    customers: CustomerService,
+    certificates: CertificateService,
+    render: Renderer,
+    lang: str,
+    business: Business,
 ) -> None:
     assert message.from_user is not None
-    await _send_profile(message, message.from_user.id, customers, render, lang)
+    await _send_profile(
+        message, message.from_user.id, customers, certificates, render, lang, business
+    )
 
 
 async def profile_button(
-    callback: CallbackQuery, customers: CustomerService, render: Renderer, lang: str
+    callback: CallbackQuery,
+    customers: CustomerService,
+    certificates: CertificateService,
+    render: Renderer,
+    lang: str,
+    business: Business,
 ) -> None:
     if isinstance(callback.message, Message):
-        await _send_profile(callback.message, callback.from_user.id, customers, render, lang)
+        await _send_profile(
+            callback.message, callback.from_user.id, customers, certificates, render, lang, business
+        )
 
 
 async def privacy(message: Message, render: Renderer, lang: str, business: Business) -> None:

@@ -17,8 +17,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
 from bot.rendering import Renderer
+from bot.services.certificates import CertificateService
 from bot.services.staff import (
     CustomerCard,
+    RedeemOutcome,
     StaffService,
     UsageError,
     card_text,
@@ -28,7 +30,7 @@ from bot.services.staff import (
     split_customer,
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
-from handlers import erasures
+from handlers import erasures, gifts
 from handlers.admin_chat import AdminChat
 from handlers.callbacks import CardAct, CardCallback, RedeemCallback, SaleCallback, SaleStep
 from handlers.filters import AnswersPrompt, admin_chat_router
@@ -39,6 +41,7 @@ STAFF_COMMANDS = (
     "find",
     "sale",
     "redeem",
+    "gift",
     "note",
     "cancel",
     "complaints",
@@ -153,19 +156,29 @@ async def redeem(
     message: Message,
     command: CommandObject,
     staff_service: StaffService,
+    certificates: CertificateService,
     admin_chat: AdminChat,
     render: Renderer,
     staff_lang: str,
     business: Business,
 ) -> None:
+    """A coupon by its code, or a gift certificate by its code and the amount spent of it."""
     assert message.from_user is not None
     code = (command.args or "").strip()
     if not code:
         await _usage(message, render, staff_lang, UsageError("redeem_usage"), "redeem")
         return
-    result = await staff_service.redeem(
-        admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature), code
-    )
+    staff = admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature)
+    spending = gifts.certificate_redemption(code)
+    if spending is not None and await certificates.exists(spending[0]):
+        await gifts.redeem_certificate(
+            message, staff, *spending, certificates, render, staff_lang, business
+        )
+        return
+    result = await staff_service.redeem(staff, code)
+    if result.outcome is RedeemOutcome.NOT_FOUND and await certificates.exists(code):
+        await _usage(message, render, staff_lang, UsageError("redeem_amount", code=code), "redeem")
+        return
     await message.reply(render.text(staff_lang, "staff_redeem", result=result, business=business))
 
 
@@ -518,6 +531,8 @@ def create_router() -> Router:
     router.message.register(chat_id, Command("chatid"), F.chat.type.in_({"group", "supergroup"}))
     elsewhere = Router(name="staff-commands-elsewhere")
     elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS, *MASTER_COMMANDS))
-    # /erasures (handlers/erasures.py) is a staff command too: refused alike outside
-    router.include_routers(erasures.create_router(), admin, elsewhere)  # tried in this order
+    # /erasures (handlers/erasures.py) and /gift (handlers/gifts.py) are staff commands too:
+    # refused alike outside, and a UsageError of theirs is answered by `usage_error`
+    routers = (erasures.create_router(), gifts.create_router(), admin, elsewhere)
+    router.include_routers(*routers)  # tried in this order
     return router
