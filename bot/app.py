@@ -47,6 +47,7 @@ from bot.services.cycles import CycleService
 from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
+from bot.services.loyalty import LoyaltyService
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
@@ -76,6 +77,7 @@ COMMANDS = (
     "book",
     "mycoupons",
     "profile",
+    "card",
     "stop",
     "resume",
     "mydata",
@@ -99,6 +101,7 @@ class Core:
     cycles: CycleService
     sleeping: SleepingService
     retention: RetentionService
+    loyalty: LoyaltyService
 
     @classmethod
     async def build(
@@ -127,9 +130,17 @@ class Core:
             cycles=CycleService(db, clock, business, tz, booking),
             sleeping=SleepingService(db, clock, business, tz, render),
             retention=RetentionService(db, clock, business, customers),
+            loyalty=LoyaltyService(db, clock, business),
         )
         # In this order, as the subscribers and planners have always run.
-        for feature in (core.surveys, core.cycles, core.booking, core.sleeping, core.retention):
+        for feature in (
+            core.surveys,
+            core.cycles,
+            core.booking,
+            core.sleeping,
+            core.retention,
+            core.loyalty,  # a sale's cashback, the points' expiry
+        ):
             feature.register(features)
         return core
 
@@ -231,6 +242,7 @@ class App(Core):
             broadcasts=self.broadcasts,
             sleeping=self.sleeping,
             retention=self.retention,
+            loyalty=self.loyalty,
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),

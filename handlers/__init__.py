@@ -21,6 +21,7 @@ from handlers import (
     errors,
     fallback,
     importing,
+    loyalty,
     masters,
     nobody,
     onboarding,
@@ -79,6 +80,7 @@ def all_routers() -> list[Router]:
         nobody,
         coupons,
         profile,
+        loyalty,  # /card, and the staff's /points (refused outside the admin chat)
         data_rights,
         booking,
         masters,

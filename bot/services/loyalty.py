@@ -131,7 +131,9 @@ class LoyaltyService:
         return add_months(at, months) if months else None
 
     async def accrue_for_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
-        """Subscribed to purchases: the sale's cashback, in the sale's transaction (once)."""
+        """Subscribed to purchases: the sale's cashback, in the sale's transaction (once). The
+        customer's expired points go first, so the balance the sale shows staff is what is left."""
+        await self.expire_in(repos, event.customer_id, event.at)
         if not self.cashback.enabled:
             return
         points = self.points_for(event.amount_minor)

@@ -96,6 +96,9 @@ class Sale:
     service: Service | None
     master_name: str | None
     staff: Staff
+    points: int = (
+        0  # the customer's loyalty points after the sale's cashback (bot/services/loyalty.py)
+    )
 
 
 @dataclass(frozen=True)
@@ -422,7 +425,13 @@ class StaffService:
         )
         card = await self._card(repos, customer)
         return Sale(
-            purchase.id, card, amount_minor, service, master.name if master else None, staff
+            purchase.id,
+            card,
+            amount_minor,
+            service,
+            master.name if master else None,
+            staff,
+            points=await repos.loyalty.balance(customer.id),  # the subscribers' accrual included
         )
 
     async def redeem(

@@ -1,0 +1,92 @@
+"""Cashback points end to end: a sale shows staff the customer's balance, the customer sees it
+with its expiry in /card, staff correct it with a reason (and only in the admin chat)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock
+from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
+from tests.e2e.helpers import customer_of, onboard
+from tests.harness import InProcessBot
+from tests.telegram_server import Person, TelegramServer
+
+pytestmark = pytest.mark.in_process
+
+CASHBACK = """
+[loyalty.cashback]
+enabled = true
+percent = 5
+expire_months = 12
+"""
+
+
+@pytest.fixture
+async def cashback_bot(
+    tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
+) -> AsyncIterator[InProcessBot]:
+    path = tmp_path / "business.toml"
+    path.write_text(BUSINESS_FILE.read_text() + CASHBACK)
+    bot = InProcessBot(make_settings(telegram, database_url, business_file=path), clock, telegram)
+    await bot.start()
+    yield bot
+    await bot.stop()
+
+
+@pytest.fixture
+def olga(telegram: TelegramServer) -> Person:
+    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+
+
+async def test_a_sale_shows_the_balance_and_the_customer_sees_it(
+    cashback_bot: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna = telegram.user(5001, "Анна", username="anna")
+    await onboard(anna)
+    customer = await customer_of(cashback_bot.db, 5001)
+    assert customer
+    await anna.send("/card")
+    assert "Баллов: <b>0</b>" in (await anna.reply()).text
+
+    await olga.send(f"/sale #{customer.id} 2000 маникюр")
+    sold = await olga.reply()
+    assert "Продажа записана" in sold.text and "Баллов у клиента: 100." in sold.text
+    await olga.send(f"/sale #{customer.id} 1000")
+    assert "Баллов у клиента: 150." in (await olga.reply()).text
+
+    await anna.send("/card")
+    card = (await anna.reply()).text
+    assert "Баллов: <b>150</b>" in card
+    assert "150 баллов сгорят 23.11.2027" in card and "5\u00a0%" in card
+
+
+async def test_staff_correct_points_with_a_reason_only(
+    cashback_bot: InProcessBot, telegram: TelegramServer, olga: Person, clock: FixedClock
+) -> None:
+    anna = telegram.user(5001, "Анна", username="anna")
+    await onboard(anna)
+    customer = await customer_of(cashback_bot.db, 5001)
+    assert customer
+    await olga.send(f"/points #{customer.id} +40")
+    assert "Нужна причина" in (await olga.reply()).text
+    await olga.send(f"/points #{customer.id} сорок")
+    assert "Как поправить баллы" in (await olga.reply()).text
+    await olga.send(f"/points #{customer.id} -10 <b>ошибка</b>")
+    assert "Нельзя списать 10: у клиента 0 баллов." in (await olga.reply()).text
+    await olga.send(f"/points #{customer.id} +40 подарок <b>за</b> отзыв")
+    done = (await olga.reply()).text
+    assert "Баллы начислены: Анна" in done and "+40" in done
+    assert "подарок &lt;b&gt;за&lt;/b&gt; отзыв" in done and "Баллов теперь: 40." in done
+    await olga.send("/points #999 +5 кто это")
+    assert "не найден" in (await olga.reply()).text
+
+    await anna.send(f"/points #{customer.id} +1000 сама себе")
+    assert "для сотрудников" in (await anna.reply()).text
+    clock.advance(timedelta(days=1))
+    await anna.send("/card")
+    card = (await anna.reply()).text
+    assert "Баллов: <b>40</b>" in card and "сгор" not in card  # a correction never expires
