@@ -98,6 +98,12 @@ async def test_issued_claimed_once_and_spent_in_two_parts(
     assert sorted(uses) == [100000, 200000]
     await anna.send("/profile")
     assert code not in (await anna.reply()).text  # nothing left: no longer shown
+    await olga.send(f"/find #{anna_id}")
+    card = await olga.reply()
+    await olga.press(card, "История")
+    history = (await olga.reply()).text
+    assert f"Ольга (@olga_admin) · списано с сертификата {code}: 2\u00a0000\u00a0₽" in history
+    assert f"Ольга (@olga_admin) · списано с сертификата {code}: 1\u00a0000\u00a0₽" in history
 
 
 async def test_gift_escapes_the_name_and_is_for_staff_only(

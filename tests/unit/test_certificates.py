@@ -167,3 +167,24 @@ async def test_two_counters_at_once_spend_once(
     async with db.reading() as repos:
         uses = list(await repos.session.scalars(select(CertificateUse.amount_minor)))
     assert uses == [200000]
+
+
+async def test_erasure_blanks_owner_and_name_and_keeps_it_claimed(
+    certificates: CertificateService, db: Database, clock: FixedClock, business: Business
+) -> None:
+    customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
+    await _customer(db, clock, business, 7)
+    await _customer(db, clock, business, 8)
+    issued = await certificates.issue(OLGA, GiftCommand(100000, "Анна Петрова"))
+    await certificates.claim(7, issued.code)
+    assert await customers.forget(7)
+    async with db.reading() as repos:
+        row = (
+            await repos.session.execute(
+                select(Certificate.customer_id, Certificate.for_name, Certificate.claimed_at)
+            )
+        ).one()
+    assert row.customer_id is None and row.for_name is None and row.claimed_at is not None
+    assert (await certificates.claim(8, issued.code)).outcome is CertificateOutcome.ALREADY_CLAIMED
+    spent = await certificates.redeem(OLGA, issued.code, 40000)  # what was paid for still holds
+    assert spent.certificate and spent.certificate.balance_minor == 60000
