@@ -90,3 +90,22 @@ async def test_staff_correct_points_with_a_reason_only(
     await anna.send("/card")
     card = (await anna.reply()).text
     assert "Баллов: <b>40</b>" in card and "сгор" not in card  # a correction never expires
+
+
+async def test_points_expire_with_the_planners_tick(
+    cashback_bot: InProcessBot, telegram: TelegramServer, olga: Person, clock: FixedClock
+) -> None:
+    anna = telegram.user(5001, "Анна", username="anna")
+    await onboard(anna)
+    customer = await customer_of(cashback_bot.db, 5001)
+    assert customer
+    await olga.send(f"/sale #{customer.id} 2000")
+    assert "Баллов у клиента: 100." in (await olga.reply()).text
+    clock.advance(timedelta(days=366))
+    assert cashback_bot.app is not None
+    assert (await cashback_bot.app.tick())["loyalty_expiry"] == 1
+    assert (await cashback_bot.app.tick())["loyalty_expiry"] == 0
+    await anna.send("/card")
+    assert "Баллов: <b>0</b>" in (await anna.reply()).text
+    await olga.send(f"/sale #{customer.id} 1000")
+    assert "Баллов у клиента: 50." in (await olga.reply()).text
