@@ -83,6 +83,11 @@ async def test_staff_correct_points_with_a_reason_only(
     assert "подарок &lt;b&gt;за&lt;/b&gt; отзыв" in done and "Баллов теперь: 40." in done
     await olga.send("/points #999 +5 кто это")
     assert "не найден" in (await olga.reply()).text
+    await olga.send(f"/find #{customer.id}")
+    staff_card = await olga.reply()
+    await olga.press(staff_card, "История")
+    history = (await olga.reply()).text
+    assert "· баллы +40: подарок &lt;b&gt;за&lt;/b&gt; отзыв" in history
 
     await anna.send(f"/points #{customer.id} +1000 сама себе")
     assert "для сотрудников" in (await anna.reply()).text
