@@ -1,10 +1,12 @@
 """Gift certificates at the edge: /gift in the admin chat answers with the certificate's code and
 link to forward; whoever opens the link first claims it (a newcomer after the data consent, see
-handlers/onboarding.py); /redeem CODE AMOUNT spends it (handlers/staff.py hands it here)."""
+handlers/onboarding.py); /redeem CODE AMOUNT spends it (handlers/staff.py hands it here). A
+customer's /gift says how to buy one."""
 
 from __future__ import annotations
 
-from aiogram import Bot, Router
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.deep_linking import create_start_link
@@ -78,7 +80,25 @@ async def answer_claim(
     await message.answer(render.text(lang, "gift_claim", result=result, business=business))
 
 
+async def ask_for_gift(
+    message: Message,
+    certificates: CertificateService,
+    render: Renderer,
+    lang: str,
+    business: Business,
+) -> None:
+    """A customer's /gift: how to buy one. They write the amount and for whom in this chat (the care
+    chat takes it to the staff), pay, and the staff issue it with /gift and send them the link."""
+    await message.answer(
+        render.text(lang, "gift_ask", enabled=certificates.enabled, business=business)
+    )
+
+
 def create_router() -> Router:
+    router = Router(name="gifts")
     admin = admin_chat_router("gifts-admin-chat")
     admin.message.register(gift, Command("gift"))
-    return admin
+    private = Router(name="gifts-private")
+    private.message.register(ask_for_gift, Command("gift"), F.chat.type == ChatType.PRIVATE)
+    router.include_routers(admin, private)
+    return router
