@@ -130,7 +130,7 @@ class Core:
             cycles=CycleService(db, clock, business, tz, booking),
             sleeping=SleepingService(db, clock, business, tz, render),
             retention=RetentionService(db, clock, business, customers),
-            loyalty=LoyaltyService(db, clock, business),
+            loyalty=LoyaltyService(db, clock, business, tz),
         )
         # In this order, as the subscribers and planners have always run.
         for feature in (

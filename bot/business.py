@@ -341,6 +341,9 @@ class Cashback(_Strict):
     percent: Annotated[float, Field(gt=0, le=100)] = 5
     max_share: Annotated[float, Field(gt=0, le=1)] = 0.3
     expire_months: Annotated[int, Field(ge=0, le=120)] = 12
+    # a reminder (an offer: consent, quiet hours and the weekly cap apply) this many days before
+    # an accrual's points expire, if some are left; 0: none
+    remind_days_before: Annotated[int, Field(ge=0, le=60)] = 7
 
 
 class Certificates(_Strict):

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, literal, select
+from sqlalchemy import Select, String, cast, exists, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.db.models import Customer, LedgerKind, LoyaltyEntry
+from bot.db.models import Customer, LedgerKind, LoyaltyEntry, OutboxKind
 
 
 @dataclass(frozen=True)
@@ -157,4 +157,37 @@ class LoyaltyRepo:
                 .where(LoyaltyEntry.customer_id == customer_id)
             )
             or 0
+        )
+
+    def reminder_rows(
+        self, key_prefix: str, template: str, *, now: datetime, until: datetime, due_at: datetime
+    ) -> Select[Any]:
+        """Outbox rows (an offer each) for the accruals expiring after `now` and by `until` that
+        are not settled, of customers who may get offers; keyed `<prefix><accrual id>`, due by
+        the expiry. Whether points are left is the composer's question, at send time."""
+        from bot.db import queries  # both import the repositories, which import this module
+        from bot.db.repositories import planned_rows
+
+        closing = aliased(LoyaltyEntry)
+        return (
+            planned_rows(
+                literal(key_prefix, String) + cast(LoyaltyEntry.id, String),
+                LoyaltyEntry.customer_id,
+                kind=OutboxKind.MARKETING,
+                template=template,
+                data={},
+                not_before=now,
+                not_after=LoyaltyEntry.expires_at,
+                due_at=due_at,
+                now=now,
+            )
+            .select_from(LoyaltyEntry)
+            .join(Customer, Customer.id == LoyaltyEntry.customer_id)
+            .where(
+                LoyaltyEntry.kind == LedgerKind.ACCRUAL,
+                LoyaltyEntry.expires_at > now,
+                LoyaltyEntry.expires_at <= until,
+                ~exists().where(closing.accrual_id == LoyaltyEntry.id),
+                queries.may_get_offers(),
+            )
         )

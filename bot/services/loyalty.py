@@ -17,18 +17,25 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.business import Business
+from bot.buttons import Keyboard
 from bot.clock import Clock
 from bot.db.loyalty import Line
-from bot.db.models import LedgerKind, LoyaltyEntry, StaffAction
+from bot.db.models import Customer, LedgerKind, LoyaltyEntry, OutboxMessage, StaffAction
 from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
 from bot.features import Features
+from bot.outbox.compose import Obsolete
+from bot.outbox.policy import Policy
 from bot.services.staff import Staff, UsageError
 
+REMINDER = "points_expiring"  # the template of the reminder before points expire
+REMINDER_KEY = "points_expiry:"  # + the accrual's id: one reminder per accrual
 EXPIRE_PER_RUN = 500  # accruals settled per planner run (the rest go at the next one)
 MAX_CORRECTION = 1_000_000
 MAX_REASON = 500
@@ -107,10 +114,11 @@ class Correction:
 
 
 class LoyaltyService:
-    def __init__(self, db: Database, clock: Clock, business: Business) -> None:
+    def __init__(self, db: Database, clock: Clock, business: Business, tz: ZoneInfo) -> None:
         self.db = db
         self.clock = clock
         self.business = business
+        self.policy = Policy(business.marketing, tz)
 
     @property
     def cashback(self):  # type: ignore[no-untyped-def]
@@ -120,6 +128,8 @@ class LoyaltyService:
         """A sale credits its cashback; the planner expires points; erasure is ErasureRepo's."""
         features.on_purchase(self.accrue_for_purchase)
         features.plan("loyalty_expiry", self.expire)
+        features.plan("loyalty_reminders", self.remind)
+        features.compose(self.compose_reminder, REMINDER)
 
     def points_for(self, amount_minor: int) -> int:
         """Cashback of an amount in kopecks: percent of it, in whole rubles, rounded down."""
@@ -206,6 +216,47 @@ class LoyaltyService:
                 if await self.expire_in(repos, customer_id, now):
                     touched += 1
             return touched
+
+    async def remind(self) -> int:
+        """The planner: a reminder (an offer) `remind_days_before` days before each accrual
+        expires, to those who may get offers; the sender's composer says how many of its points
+        are left then, and drops it if none are (`compose_reminder`). Keyed by the accrual."""
+        days = self.cashback.remind_days_before
+        if not days:
+            return 0
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            return await repos.outbox.plan(
+                repos.loyalty.reminder_rows(
+                    REMINDER_KEY,
+                    REMINDER,
+                    now=now,
+                    until=now + timedelta(days=days),
+                    due_at=self.policy.morning(now),
+                )
+            )
+
+    async def compose_reminder(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard | None]:
+        """What is left of the accrual when the reminder goes; none left: not sent."""
+        accrual_id = int(row.key.removeprefix(REMINDER_KEY))
+        if customer is None:
+            raise Obsolete("no customer")
+        lot = next(
+            (
+                lot
+                for lot in lots(await repos.loyalty.lines(customer.id))
+                if lot.entry_id == accrual_id
+            ),
+            None,
+        )
+        if lot is None or lot.settled or lot.left <= 0 or lot.expires_at is None:
+            raise Obsolete("the points are spent")
+        if lot.expires_at <= now:
+            raise Obsolete("the points expired")
+        wallet = await self.wallet_in(repos, customer.id)
+        return {"points": lot.left, "expires_at": lot.expires_at, "balance": wallet.points}, None
 
     # ---- spending and corrections ---------------------------------------------------------------
 

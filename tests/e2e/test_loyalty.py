@@ -114,3 +114,26 @@ async def test_points_expire_with_the_planners_tick(
     assert "Баллов: <b>0</b>" in (await anna.reply()).text
     await olga.send(f"/sale #{customer.id} 1000")
     assert "Баллов у клиента: 50." in (await olga.reply()).text
+
+
+async def test_a_reminder_before_points_expire_says_what_is_left(
+    cashback_bot: InProcessBot, telegram: TelegramServer, olga: Person, clock: FixedClock
+) -> None:
+    anna = telegram.user(5001, "Анна", username="anna")
+    await onboard(anna)  # agrees to offers
+    customer = await customer_of(cashback_bot.db, 5001)
+    assert customer and cashback_bot.app is not None
+    await olga.send(f"/sale #{customer.id} 2000")
+    await olga.reply()
+    await olga.send(f"/points #{customer.id} -30 потрачено на кофе")
+    await olga.reply()
+    clock.advance(timedelta(days=365 - 7))  # a week before the 100 points expire
+    planned = await cashback_bot.app.tick()
+    assert planned["loyalty_reminders"] == 1
+    assert (await cashback_bot.app.tick())["loyalty_reminders"] == 0  # once per accrual
+    for _ in range(5):
+        message = await anna.reply(timeout=15)
+        if message.template == "points_expiring":
+            break
+    assert message.template == "points_expiring"
+    assert "Анна, у вас 70 баллов, и 23.11.2027 они сгорят" in message.text

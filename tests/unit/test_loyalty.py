@@ -13,9 +13,10 @@ from sqlalchemy import func, select
 from bot.business import Business
 from bot.clock import FixedClock
 from bot.db.engine import create_engine
-from bot.db.models import LedgerKind, LoyaltyEntry, StaffAction
+from bot.db.models import LedgerKind, LoyaltyEntry, OutboxMessage, StaffAction
 from bot.db.repositories import Database
 from bot.events import Events
+from bot.outbox.compose import Obsolete
 from bot.services.customers import CustomerService
 from bot.services.loyalty import LoyaltyService
 from bot.services.staff import Staff, StaffService, UsageError
@@ -39,7 +40,7 @@ def cashback(business: Business) -> Business:
 
 @pytest.fixture
 def loyalty(db: Database, clock: FixedClock, cashback: Business) -> LoyaltyService:
-    return LoyaltyService(db, clock, cashback)
+    return LoyaltyService(db, clock, cashback, MOSCOW)
 
 
 @pytest.fixture
@@ -55,6 +56,7 @@ async def _customer(db: Database, clock: FixedClock, business: Business, tg: int
     customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
     view = await customers.consent(tg, name="Анна", username="anna", language="ru", source=None)
     await customers.finish_onboarding(tg)
+    await customers.set_marketing(tg, True)  # agreed to offers
     return view.id
 
 
@@ -95,7 +97,7 @@ async def test_off_in_the_business_file_accrues_nothing(
     db: Database, clock: FixedClock, business: Business
 ) -> None:
     assert not business.loyalty.cashback.enabled  # off unless the file turns it on
-    off = LoyaltyService(db, clock, business)
+    off = LoyaltyService(db, clock, business, MOSCOW)
     events = Events()
     events.on_purchase(off.accrue_for_purchase)
     customer_id = await _customer(db, clock, business)
@@ -214,10 +216,10 @@ async def test_two_staff_spending_the_same_points_at_once_spend_them_once(
     """Two connections (two processes' worth): each holds its transaction open after its
     debit, so without the row lock both would see the whole balance and both would spend it."""
     customer_id = await _customer(db, clock, cashback)
-    await LoyaltyService(db, clock, cashback).correct(OLGA, customer_id, 100, "старт")
+    await LoyaltyService(db, clock, cashback, MOSCOW).correct(OLGA, customer_id, 100, "старт")
     engines = [create_engine(database_url) for _ in range(2)]
     try:
-        services = [LoyaltyService(Database(e), clock, cashback) for e in engines]
+        services = [LoyaltyService(Database(e), clock, cashback, MOSCOW) for e in engines]
 
         async def spend(service: LoyaltyService, staff: Staff) -> bool:
             if how == "correct":
@@ -265,3 +267,31 @@ async def test_forget_deletes_the_ledger(
         erased = record.categories["loyalty_entries"]
         total = await repos.session.scalar(select(func.count()).select_from(LoyaltyEntry))
     assert erased == 3 and total == 2  # the accrual, its expiry, the correction
+
+
+async def test_the_reminder_is_planned_once_and_dropped_when_nothing_is_left(
+    selling: StaffService,
+    loyalty: LoyaltyService,
+    db: Database,
+    clock: FixedClock,
+    cashback: Business,
+) -> None:
+    customer_id = await _customer(db, clock, cashback)
+    await selling.record_sale(OLGA, customer_id, 200000)  # +100
+    assert await loyalty.remind() == 0  # not within a week of the expiry yet
+    clock.advance(timedelta(days=360))
+    assert await loyalty.remind() == 1
+    assert await loyalty.remind() == 0
+    async with db.transaction() as repos:
+        [row] = await repos.session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "points_expiring")
+        )
+        customer = await repos.customers.get(customer_id)
+        extra, _ = await loyalty.compose_reminder(repos, row, customer, clock.now())
+        assert extra["points"] == 100 and extra["balance"] == 100
+    await loyalty.correct(OLGA, customer_id, -100, "потрачено")
+    async with db.transaction() as repos:
+        [row] = await repos.session.scalars(select(OutboxMessage))
+        customer = await repos.customers.get(customer_id)
+        with pytest.raises(Obsolete):
+            await loyalty.compose_reminder(repos, row, customer, clock.now())
