@@ -1,0 +1,186 @@
+"""The loyalty planners on a big ledger: prints figures, asserts nothing (shared, noisy machines).
+
+    .venv/bin/python -m bench.loyalty [--scale 1.0] [--database-url URL]
+
+Seeds, straight through the driver, 100,000 customers (in Telegram, agreeing to offers) and
+1,000,000 ledger rows (× `--scale`): accruals over the last year, each expiring 12 months after
+it, a spending of part of it after a third of them, a correction now and then. So a day's worth of
+accruals (about 1/365 of them) has just expired and a week's is due for its reminder: what the
+planners meet on an ordinary day. Then times `LoyaltyService.expire` until it settles nothing more
+(500 accruals a run, as the running bot's every-ten-minutes runs would), and
+`LoyaltyService.remind` once (the week ahead's reminders, written set-wise), and a customer's
+`/card` (`wallet`). Prints wall seconds, runs, rows written, peak RSS and the load average.
+(The tier planner of issue 18 does not exist yet.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
+from bot.business import load_business  # noqa: E402
+from bot.clock import FixedClock  # noqa: E402
+from bot.db.engine import create_engine  # noqa: E402
+from bot.db.models import LoyaltyEntry  # noqa: E402
+from bot.db.repositories import Database  # noqa: E402
+from bot.services.loyalty import LoyaltyService, add_months  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("UTC"))
+TZ = ZoneInfo("Europe/Moscow")
+CUSTOMERS, LEDGER = 100_000, 1_000_000
+BATCH = 50_000
+
+
+async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
+    rng = random.Random(18)
+    stamp = seeder.stamp
+    customers = max(10, round(CUSTOMERS * scale))
+    wanted = round(LEDGER * scale)
+    start = NOW - timedelta(days=366)
+    span = (NOW - start).total_seconds()
+    for first in range(1, customers + 1, BATCH):
+        ids = range(first, min(customers + 1, first + BATCH))
+        await seeder.insert(
+            "customers",
+            ("id", "tg_user_id", "name", "language", "marketing_opt_out", "created_at")
+            + ("onboarded_at",),
+            [
+                (i, 10_000_000 + i, f"Клиент {i}", "ru", False, stamp(start), stamp(start))
+                for i in ids
+            ],
+        )
+    # each customer's rows in time order (ids ascending: the order the ledger is replayed in)
+    per_customer = wanted / customers / 1.4  # rows per accrual: 1 + a third of a spending + a few
+    entry, rows = 0, []
+    counts = {"accrual": 0, "spending": 0, "correction": 0}
+    for customer in range(1, customers + 1):
+        moments = sorted(
+            start + timedelta(seconds=span * rng.random())
+            for _ in range(max(1, round(rng.expovariate(1 / per_customer))))
+        )
+        balance = 0
+        for at in moments:
+            points = rng.randrange(50, 200)
+            entry += 1
+            balance += points
+            rows.append(
+                (entry, customer, "accrual", points, stamp(add_months(at, 12)), None, stamp(at))
+            )
+            counts["accrual"] += 1
+            if rng.random() < 1 / 3:
+                spent = rng.randrange(1, balance + 1)
+                balance -= spent
+                entry += 1
+                rows.append(
+                    (
+                        entry,
+                        customer,
+                        "spending",
+                        -spent,
+                        None,
+                        None,
+                        stamp(at + timedelta(hours=1)),
+                    )
+                )
+                counts["spending"] += 1
+            if rng.random() < 0.05:
+                entry += 1
+                rows.append((entry, customer, "correction", 10, None, "бонус", stamp(at)))
+                counts["correction"] += 1
+        if len(rows) >= BATCH:
+            await _write(seeder, rows)
+            rows = []
+    await _write(seeder, rows)
+    await seeder.close()
+    return {"customers": customers, "ledger": entry, **counts}
+
+
+async def _write(seeder: Seeder, rows: list[tuple[object, ...]]) -> None:
+    await seeder.insert(
+        "loyalty_entries",
+        ("id", "customer_id", "kind", "points", "expires_at", "reason", "created_at"),
+        rows,
+    )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def measure(url: str) -> None:
+    engine = create_engine(url)
+    business = load_business(ROOT / "data" / "business.toml")  # cashback on, 12 months, 7 days
+    service = LoyaltyService(Database(engine), FixedClock(NOW), business, TZ)
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    try:
+        started = time.perf_counter()
+        runs, customers, slowest = 0, 0, 0.0
+        while True:
+            run = time.perf_counter()
+            touched = await service.expire()
+            slowest = max(slowest, time.perf_counter() - run)
+            runs += 1
+            if not touched:
+                break
+            customers += touched
+        seconds = time.perf_counter() - started
+        async with service.db.reading() as repos:
+            settled = await repos.session.scalar(
+                select(func.count()).select_from(LoyaltyEntry).where(LoyaltyEntry.kind == "expiry")
+            )
+        line(
+            "expiry planner (a day's accruals)",
+            {
+                "s": f"{seconds:.2f}",
+                "runs": runs,
+                "accruals_settled": settled,
+                "customers_with_points_expired": customers,
+                "slowest_run_s": f"{slowest:.2f}",
+                "load": load,
+            },
+        )
+        started = time.perf_counter()
+        planned = await service.remind()
+        line(
+            "reminder planner (the week ahead)",
+            {"s": f"{time.perf_counter() - started:.2f}", "outbox_rows": planned},
+        )
+        started = time.perf_counter()
+        for customer in range(1, 101):
+            await service.wallet(customer)
+        line("/card of 100 customers", {"s": f"{time.perf_counter() - started:.2f}"})
+    finally:
+        await engine.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
+    database_argument(parser)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        url, seeder = await migrated(folder, "loyalty.sqlite3", args.database_url)
+        started = time.perf_counter()
+        counts = await seed(seeder, args.scale)
+        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
+        await measure(url)
+        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
