@@ -37,6 +37,7 @@ from bot.services.staff import Staff, UsageError
 REMINDER = "points_expiring"  # the template of the reminder before points expire
 REMINDER_KEY = "points_expiry:"  # + the accrual's id: one reminder per accrual
 EXPIRE_PER_RUN = 500  # accruals settled per planner run (the rest go at the next one)
+SETTLE_PER_TRANSACTION = 50  # customers
 MAX_CORRECTION = 1_000_000
 MAX_REASON = 500
 
@@ -188,8 +189,12 @@ class LoyaltyService:
     async def expire_in(self, repos: Repos, customer_id: int, now: datetime) -> int:
         """Close the customer's accruals expired by `now` (their row locked): one expiry entry
         each, of what is left of it. Returns the points that expired."""
+        return (await self._settle(repos, customer_id, now))[1]
+
+    async def _settle(self, repos: Repos, customer_id: int, now: datetime) -> tuple[int, int]:
+        """`expire_in`'s work: (accruals settled, points expired)."""
         await repos.loyalty.lock(customer_id)
-        expired = 0
+        settled = expired = 0
         for lot in lots(await repos.loyalty.lines(customer_id)):
             if lot.settled or lot.expires_at is None or lot.expires_at > now:
                 continue
@@ -203,19 +208,23 @@ class LoyaltyService:
                 )
             )
             expired += lot.left
-        return expired
+            settled += 1
+        return settled, expired
 
     async def expire(self) -> int:
-        """The planner: settle up to EXPIRE_PER_RUN expired accruals, soonest first; returns the
-        customers whose points expired. Idempotent: a settled accrual is never found again."""
+        """The planner: settle the customers of up to EXPIRE_PER_RUN expired accruals, soonest
+        first, SETTLE_PER_TRANSACTION customers a transaction (on SQLite a write transaction holds
+        off every writer, staff sales too); returns the accruals settled. Idempotent: a settled
+        accrual is never found again, and each customer's are settled under their row's lock."""
         now = self.clock.now()
-        async with self.db.transaction() as repos:
+        async with self.db.reading() as repos:
             customers = await repos.loyalty.expiring_customers(now, EXPIRE_PER_RUN)
-            touched = 0
-            for customer_id in customers:
-                if await self.expire_in(repos, customer_id, now):
-                    touched += 1
-            return touched
+        settled = 0
+        for first in range(0, len(customers), SETTLE_PER_TRANSACTION):
+            async with self.db.transaction() as repos:
+                for customer_id in customers[first : first + SETTLE_PER_TRANSACTION]:
+                    settled += (await self._settle(repos, customer_id, now))[0]
+        return settled
 
     async def remind(self) -> int:
         """The planner: a reminder (an offer) `remind_days_before` days before each accrual

@@ -119,7 +119,7 @@ async def test_spending_takes_the_oldest_points_and_expiry_takes_what_is_left(
     assert await loyalty.spend(customer_id, 120)  # all 100 of the first, 20 of the second
     clock.advance(timedelta(days=306))  # one day past the first accrual's expiry
     assert (await loyalty.wallet(customer_id)).points == 30
-    assert await loyalty.expire() == 0  # the first was all spent: settled with 0
+    assert await loyalty.expire() == 1  # the first was all spent: settled with 0
     assert await loyalty.expire() == 0  # and not found again
     assert (await loyalty.wallet(customer_id)).points == 30
     clock.advance(timedelta(days=60))  # past the second's expiry
@@ -295,3 +295,21 @@ async def test_the_reminder_is_planned_once_and_dropped_when_nothing_is_left(
         customer = await repos.customers.get(customer_id)
         with pytest.raises(Obsolete):
             await loyalty.compose_reminder(repos, row, customer, clock.now())
+
+
+async def test_the_expiry_planner_is_bounded_per_run(
+    selling: StaffService,
+    loyalty: LoyaltyService,
+    db: Database,
+    clock: FixedClock,
+    cashback: Business,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bot.services.loyalty.EXPIRE_PER_RUN", 2)
+    monkeypatch.setattr("bot.services.loyalty.SETTLE_PER_TRANSACTION", 1)
+    for tg in (7, 8, 9):
+        await selling.record_sale(OLGA, await _customer(db, clock, cashback, tg), 100000)
+    clock.advance(timedelta(days=400))
+    assert [await loyalty.expire() for _ in range(3)] == [2, 1, 0]
+    async with db.reading() as repos:
+        assert await repos.loyalty.balances([1, 2, 3]) == {1: 0, 2: 0, 3: 0}
