@@ -54,7 +54,13 @@ from bot.db.repositories import Database  # noqa: E402
 from bot.rendering import Renderer  # noqa: E402
 from bot.services.campaign_results import CampaignResultsService  # noqa: E402
 from bot.services.campaigns import CAMPAIGNS, arm_of  # noqa: E402
-from bot.services.charts import Figures, FigureSources, chart_texts, draw  # noqa: E402
+from bot.services.charts import (  # noqa: E402
+    Figures,
+    FigureSources,
+    chart_texts,
+    draw,
+    warm_up,
+)
 from bot.services.stats import Period, StatsService, months_back  # noqa: E402
 from bot.services.stats_breakdowns import StatsBreakdownService  # noqa: E402
 
@@ -298,9 +304,11 @@ async def _answer(s: Services, period: Period) -> Any:
     """The whole `/stats` answer as `handlers/stats.py` makes it: the summary and its text, then
     every chart's figures (months, the summary's cohorts, the funnel, the campaigns) and the four
     charts drawn (in a worker thread, as the bot does); only the sending is left out."""
+    warming = asyncio.create_task(warm_up())
     report = await s.stats.report(period)
     s.render.text("ru", "stats", usage=False, report=report, currency="₽")
     figures = await s.sources.gather(period, known=Figures(cohorts=report.cohorts))
+    await warming
     charts = await draw(figures, chart_texts(s.render, "ru"))
     return {"charts": len(charts), "png_kb": sum(len(c.png) for c in charts) // 1024}
 

@@ -11,6 +11,7 @@ there is nothing to draw.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiogram import Router
@@ -19,7 +20,7 @@ from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
 
 from bot.business import Business
 from bot.rendering import Renderer
-from bot.services.charts import Chart, Figures, FigureSources, chart_texts, draw
+from bot.services.charts import Chart, Figures, FigureSources, chart_texts, draw, warm_up
 from bot.services.stats import Period, StatsService
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, truncate_html
 from handlers.filters import admin_chat_router
@@ -40,11 +41,13 @@ async def stats(
     if period is None:
         await message.reply(render.text(staff_lang, "stats", usage=True, value=command.args))
         return
+    warming = asyncio.create_task(warm_up())  # the charts' library loads while the numbers are read
     report = await stats.report(period)
     text = render.text(staff_lang, "stats", usage=False, report=report, currency=business.currency)
     await message.answer(truncate_html(text, TEXT_LIMIT))
     figures = await chart_sources.gather(period, known=Figures(cohorts=report.cohorts))
     try:
+        await warming
         charts = await draw(figures, chart_texts(render, staff_lang))
     except Exception:  # the text is there; a picture that fails to draw is left out
         log.exception("the /stats charts could not be drawn period=%s", period)

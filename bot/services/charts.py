@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -457,3 +458,23 @@ async def draw(figures: Figures, texts: ChartTexts, only: Sequence[str] = CHARTS
     if not (figures.months or figures.cohorts or figures.funnel or figures.campaigns):
         return []  # nothing to draw: no thread, no matplotlib
     return await asyncio.to_thread(draw_now, figures, texts, only)
+
+
+def _load_matplotlib() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import font_manager
+    from matplotlib.backends import backend_agg  # noqa: F401  (what drawing imports first)
+    from matplotlib.figure import Figure  # noqa: F401
+
+    font_manager.findfont("DejaVu Sans")  # the font list read once
+
+
+async def warm_up() -> None:
+    """matplotlib loaded in a worker thread while a /stats reads its figures: the first chart of
+    a process otherwise waits about 0.7 s for the import after the reads. The bot does not load it
+    at start (a bot nobody asks for numbers stays light); this is the moment it is needed."""
+    if "matplotlib.backends.backend_agg" in sys.modules:
+        return
+    await asyncio.to_thread(_load_matplotlib)
