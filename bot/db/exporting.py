@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import (
     Booking,
     CareMessage,
+    Certificate,
+    CertificateUse,
     Consent,
     Coupon,
     Customer,
     Cycle,
+    LoyaltyEntry,
     OutboxMessage,
     OutboxState,
     Purchase,
@@ -183,7 +186,7 @@ class ExportRepo:
 
     async def person(self, tg_user_id: int) -> PersonRows | None:
         """Everything stored about one customer (`/mydata`): a query per kind of row, however
-        long their history (eleven in all)."""
+        long their history (fourteen in all)."""
         customer = (
             await self.session.scalars(select(Customer).where(Customer.tg_user_id == tg_user_id))
         ).one_or_none()
@@ -213,6 +216,16 @@ class ExportRepo:
             notes=await of(StaffNote, StaffNote.at, StaffNote.id),
             staff_actions=await of(StaffAction, StaffAction.at, StaffAction.id),
             cycles=await of(Cycle, Cycle.service_id),
+            points=await of(LoyaltyEntry, LoyaltyEntry.created_at, LoyaltyEntry.id),
+            certificates=await of(Certificate, Certificate.created_at, Certificate.id),
+            certificate_uses=await of(
+                CertificateUse,
+                CertificateUse.at,
+                CertificateUse.id,
+                where=CertificateUse.certificate_id.in_(
+                    select(Certificate.id).where(Certificate.customer_id == customer.id)
+                ),
+            ),
             messages=await of(
                 OutboxMessage,
                 OutboxMessage.sent_at,
@@ -237,3 +250,6 @@ class PersonRows:
     staff_actions: list[StaffAction]
     cycles: list[Cycle]
     messages: list[OutboxMessage]
+    points: list[LoyaltyEntry]
+    certificates: list[Certificate]
+    certificate_uses: list[CertificateUse]

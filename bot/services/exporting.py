@@ -456,6 +456,33 @@ class Exporter:
                 }
                 for x in rows.cycles
             ],
+            "points": [
+                {
+                    "at": at(x.created_at),
+                    "kind": x.kind,
+                    "points": x.points,
+                    "visit_id": x.purchase_id,
+                    "expires_at": at(x.expires_at),
+                    "by": x.staff_name,
+                    "reason": x.reason,
+                }
+                for x in rows.points
+            ],
+            "gift_certificates": [
+                {
+                    "code": x.code,
+                    "amount": money(x.amount_minor),
+                    "for": x.for_name,
+                    "claimed_at": at(x.claimed_at),
+                    "expires_at": at(x.expires_at),
+                    "used": [
+                        {"at": at(u.at), "amount": money(u.amount_minor), "by": u.staff_name}
+                        for u in rows.certificate_uses
+                        if u.certificate_id == x.id
+                    ],
+                }
+                for x in rows.certificates
+            ],
             "messages_from_us": [
                 {"at": at(x.sent_at), "kind": x.kind, "template": x.template, "text": x.text}
                 for x in rows.messages

@@ -20,9 +20,12 @@ from bot.clock import FixedClock
 from bot.db.models import (
     Booking,
     CareMessage,
+    Certificate,
+    CertificateUse,
     Consent,
     Coupon,
     Customer,
+    LoyaltyEntry,
     Purchase,
     StaffNote,
     Survey,
@@ -33,7 +36,7 @@ from tests.unit.test_query_counts import counting
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BOM = "\ufeff"
-MY_DATA_BOUND = 13  # a BEGIN, the customer, then a statement per kind of row (eleven)
+MY_DATA_BOUND = 16  # a BEGIN, the customer, then a statement per kind of row (fourteen)
 
 
 def utc(text: str) -> datetime:
@@ -425,3 +428,46 @@ async def test_the_export_costs_statements_per_page_not_per_row(
         await exporter.to_folder(tmp_path)
     # six files, each a page and the empty page that ends it, the customers' notes, a BEGIN
     assert statements.count <= 2 * 6 + 1 + 1
+
+
+async def test_my_data_has_their_points_and_gift_certificates(
+    db: Database, exporter: Exporter
+) -> None:
+    """The points ledger and the certificates they claimed (with what was spent of them) are
+    theirs too; someone else's certificate is not in it."""
+    await seed(db)
+    at = utc("2026-11-10 12:00")
+    async with db.transaction() as repos:
+        s = repos.session
+        s.add(LoyaltyEntry(id=1, customer_id=1, kind="accrual", points=75, created_at=at))
+        s.add(
+            LoyaltyEntry(
+                id=2, customer_id=1, kind="correction", points=-5, staff_id=1, staff_name="Ольга",
+                reason="ошибка в чеке", created_at=at,
+            )
+        )  # fmt: skip
+        for certificate_id, owner, code in ((1, 1, "GIFTANNA"), (2, 2, "GIFTMEI")):
+            s.add(
+                Certificate(
+                    id=certificate_id, code=code, amount_minor=300_000, for_name="для Анны",
+                    issued_by_id=1, issued_by_name="Ольга", customer_id=owner, claimed_at=at,
+                    expires_at=utc("2027-11-10 23:59"), created_at=at,
+                )
+            )  # fmt: skip
+        await s.flush()
+        s.add(
+            CertificateUse(
+                id=1, certificate_id=1, amount_minor=100_000, at=at, staff_id=1, staff_name="Ольга"
+            )
+        )
+    mine = await exporter.my_data(7001)
+    assert mine is not None
+    document = json.loads(mine.document)
+    assert [(p["kind"], p["points"], p["reason"]) for p in document["points"]] == [
+        ("accrual", 75, None),
+        ("correction", -5, "ошибка в чеке"),
+    ]
+    [gift] = document["gift_certificates"]
+    assert (gift["code"], gift["amount"], gift["for"]) == ("GIFTANNA", "3000.00", "для Анны")
+    assert gift["used"] == [{"at": gift["claimed_at"], "amount": "1000.00", "by": "Ольга"}]
+    assert "GIFTMEI" not in mine.document.decode()
