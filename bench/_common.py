@@ -10,8 +10,9 @@ import resource
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -219,3 +220,34 @@ def onboarded(
 
 def line(title: str, figures: dict[str, Any]) -> None:
     print(f"{title}: " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def scale_arguments(description: str) -> argparse.Namespace:
+    """`--scale` (a tenth of the base: 0.1) and `--database-url`, for the benches that seed a base."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
+    database_argument(parser)
+    return parser.parse_args()
+
+
+async def seed_then_measure(
+    args: argparse.Namespace,
+    filename: str,
+    seed: Callable[[Seeder, float], Awaitable[dict[str, int]]],
+    measure: Callable[[str, Path], Awaitable[None]],
+) -> None:
+    """A new base (a SQLite file in a temporary folder, or the scratch PostgreSQL of
+    `--database-url`), seeded at `--scale` and timed; then `measure(url, folder)`; then the
+    peak memory."""
+    with tempfile.TemporaryDirectory() as folder:
+        url, seeder = await migrated(folder, filename, args.database_url)
+        started = time.perf_counter()
+        counts = await seed(seeder, args.scale)
+        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
+        await measure(url, Path(folder))
+        line("done", {"peak_rss_mb": f"{peak_rss_mb():.0f}"})

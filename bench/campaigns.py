@@ -17,13 +17,10 @@ peak RSS and the load average.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
-import resource
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +29,13 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    Seeder,
+    line,
+    peak_rss_mb,
+    scale_arguments,
+    seed_then_measure,
+)
 from bot.business import CampaignRule, Campaigns, Variant  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
@@ -118,10 +121,6 @@ async def seed(seeder: Seeder, scale: float) -> dict[str, int]:
     return {"customers": customers, "sales": sales, "outbox": outbox, "coupons": coupon}
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _periods() -> list[tuple[int, Period]]:
     today = NOW.astimezone(TZ).date()
     return [
@@ -135,7 +134,7 @@ def _figures(seconds: float, results: list[CampaignResult]) -> dict[str, object]
         "s": f"{seconds:.2f}",
         "campaigns": len(results),
         "assignments": sum(arm.customers for r in results for arm in r.arms),
-        "peak_rss_mb": f"{_peak_rss_mb():.0f}",
+        "peak_rss_mb": f"{peak_rss_mb():.0f}",
         "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
@@ -176,17 +175,8 @@ async def measure(url: str) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
-    database_argument(parser)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url, seeder = await migrated(folder, "campaigns.sqlite3", args.database_url)
-        started = time.perf_counter()
-        counts = await seed(seeder, args.scale)
-        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
-        await measure(url)
-        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+    args = scale_arguments(__doc__.splitlines()[0])
+    await seed_then_measure(args, "campaigns.sqlite3", seed, lambda url, _: measure(url))
 
 
 if __name__ == "__main__":

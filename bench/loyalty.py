@@ -15,13 +15,10 @@ planners meet on an ordinary day. Then times `LoyaltyService.expire` until it se
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
-import resource
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,7 +29,12 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    Seeder,
+    line,
+    scale_arguments,
+    seed_then_measure,
+)
 from bot.business import load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
@@ -118,10 +120,6 @@ async def _write(seeder: Seeder, rows: list[tuple[object, ...]]) -> None:
     )
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 async def measure(url: str) -> None:
     engine = create_engine(url)
     business = load_business(ROOT / "data" / "business.toml")  # cashback on, 12 months, 7 days
@@ -167,17 +165,8 @@ async def measure(url: str) -> None:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
-    database_argument(parser)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url, seeder = await migrated(folder, "loyalty.sqlite3", args.database_url)
-        started = time.perf_counter()
-        counts = await seed(seeder, args.scale)
-        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
-        await measure(url)
-        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+    args = scale_arguments(__doc__.splitlines()[0])
+    await seed_then_measure(args, "loyalty.sqlite3", seed, lambda url, _: measure(url))
 
 
 if __name__ == "__main__":

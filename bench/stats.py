@@ -28,7 +28,6 @@ import asyncio
 import heapq
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,14 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    Seeder,
+    business_file,
+    database_argument,
+    line,
+    migrated,
+    peak_rss_mb,
+)
 from bench.campaigns import RULES  # noqa: E402  (10 % holdout, variants of two campaigns)
 from bot.business import Business, load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
@@ -336,10 +342,6 @@ def _period(today: date, months: int) -> Period:
     return Period(months_back(today, months) + timedelta(days=1), today)
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 async def measure(url: str, business: Business, steps: list[Step]) -> None:
     """Each step once, on a fresh engine, as the bot would answer it."""
     engine, bench = services(url, business)
@@ -356,7 +358,7 @@ async def measure(url: str, business: Business, steps: list[Step]) -> None:
                     # this process's CPU: on SQLite the database's work too, on PostgreSQL not
                     "cpu_s": f"{time.process_time() - cpu:.2f}",
                     **_summary(result),
-                    "peak_rss_mb": f"{_peak_rss_mb():.0f}",
+                    "peak_rss_mb": f"{peak_rss_mb():.0f}",
                     "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
                 },
             )
@@ -431,7 +433,7 @@ async def main() -> None:
             {
                 **counts,
                 "s": f"{time.perf_counter() - started:.1f}",
-                "peak_rss_mb": f"{_peak_rss_mb():.0f}",
+                "peak_rss_mb": f"{peak_rss_mb():.0f}",
             },
         )
         await settled(url)
@@ -439,7 +441,7 @@ async def main() -> None:
         if not args.live:
             await closed(url, business)
         await measure(url, business, steps)
-        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+        line("done", {"peak_rss_mb": f"{peak_rss_mb():.0f}"})
 
 
 if __name__ == "__main__":

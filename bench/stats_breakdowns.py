@@ -13,14 +13,11 @@ average (the machine is shared: a loaded one stretches wall time).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import heapq
 import os
 import random
-import resource
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -31,7 +28,14 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import Seeder, business_file, database_argument, line, migrated  # noqa: E402
+from bench._common import (  # noqa: E402
+    Seeder,
+    business_file,
+    line,
+    peak_rss_mb,
+    scale_arguments,
+    seed_then_measure,
+)
 from bot.business import load_business  # noqa: E402
 from bot.clock import FixedClock  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
@@ -159,46 +163,37 @@ STEPS: list[tuple[str, Run, int]] = [
 ]
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+async def measure(url: str, folder: Path) -> None:
+    business = load_business(business_file(folder))
+    engine = create_engine(url)
+    service = StatsBreakdownService(Database(engine), FixedClock(NOW), TZ, business)
+    today = NOW.astimezone(TZ).date()
+    try:
+        for name, run, months in STEPS:
+            period = Period(months_back(today, months) + timedelta(days=1), today)
+            started = time.perf_counter()
+            result = await run(service, period)
+            seconds = time.perf_counter() - started
+            first = result[0] if result else None
+            line(
+                name,
+                {
+                    "s": f"{seconds:.2f}",
+                    "rows": len(result),
+                    "first": getattr(first, "customers", None)
+                    or getattr(first, "joined", None)
+                    or getattr(first, "sales", None),
+                    "peak_rss_mb": f"{peak_rss_mb():.0f}",
+                    "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
+                },
+            )
+    finally:
+        await engine.dispose()
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="0.1: a tenth of the base")
-    database_argument(parser)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        url, seeder = await migrated(folder, "breakdowns.sqlite3", args.database_url)
-        started = time.perf_counter()
-        counts = await seed(seeder, args.scale)
-        line("seeded", {**counts, "s": f"{time.perf_counter() - started:.1f}"})
-        business = load_business(business_file(Path(folder)))
-        engine = create_engine(url)
-        service = StatsBreakdownService(Database(engine), FixedClock(NOW), TZ, business)
-        today = NOW.astimezone(TZ).date()
-        try:
-            for name, run, months in STEPS:
-                period = Period(months_back(today, months) + timedelta(days=1), today)
-                started = time.perf_counter()
-                result = await run(service, period)
-                seconds = time.perf_counter() - started
-                first = result[0] if result else None
-                line(
-                    name,
-                    {
-                        "s": f"{seconds:.2f}",
-                        "rows": len(result),
-                        "first": getattr(first, "customers", None)
-                        or getattr(first, "joined", None)
-                        or getattr(first, "sales", None),
-                        "peak_rss_mb": f"{_peak_rss_mb():.0f}",
-                        "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
-                    },
-                )
-        finally:
-            await engine.dispose()
-        line("done", {"peak_rss_mb": f"{_peak_rss_mb():.0f}"})
+    args = scale_arguments((__doc__ or "").splitlines()[0])
+    await seed_then_measure(args, "breakdowns.sqlite3", seed, measure)
 
 
 if __name__ == "__main__":
