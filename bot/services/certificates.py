@@ -18,7 +18,7 @@ from bot.business import Certificates
 from bot.clock import Clock, local_day
 from bot.db.models import Certificate, CertificateUse, StaffAction
 from bot.db.repositories import Database, Repos
-from bot.services.coupons import generate_code, normalize_code
+from bot.services.coupons import free_code, normalize_code
 from bot.services.staff import Staff, UsageError, parse_amount
 
 GIFT_PREFIX = "gift_"  # the start payload of a certificate's link: t.me/<bot>?start=gift_<code>
@@ -148,12 +148,7 @@ class CertificateService:
             raise UsageError("gift_off")
         now = self.clock.now()
         async with self.db.transaction() as repos:
-            for _ in range(10):
-                code = generate_code()
-                if not await repos.certificates.code_exists(code):
-                    break
-            else:  # pragma: no cover - 10 clashes in a row means the alphabet is broken
-                raise RuntimeError("could not find a free certificate code")
+            code = await free_code(repos.certificates.code_exists, "certificate")
             certificate = await repos.certificates.add(
                 Certificate(
                     code=code,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
@@ -18,6 +19,17 @@ CODE_LENGTH = 8
 
 def generate_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+async def free_code(taken: Callable[[str], Awaitable[bool]], what: str) -> str:
+    """A fresh code nobody holds yet (`taken` asks the table): a clash is retried, a code is
+    never sequential. For coupons and gift certificates alike."""
+    for _ in range(10):
+        code = generate_code()
+        if not await taken(code):
+            return code
+    # ten clashes in a row: the alphabet is broken
+    raise RuntimeError(f"could not find a free {what} code")  # pragma: no cover
 
 
 def normalize_code(text: str) -> str:
@@ -70,12 +82,7 @@ async def issue_coupon(
 ) -> Coupon:
     """Create a coupon with a fresh code (a clash is retried, it is never sequential); valid
     `rule.valid_days`, or through `last_day` when a date was promised (a broadcast's offer)."""
-    for _ in range(10):
-        code = generate_code()
-        if not await repos.coupons.code_exists(code):
-            break
-    else:  # pragma: no cover - 10 clashes in a row means the alphabet is broken
-        raise RuntimeError("could not find a free coupon code")
+    code = await free_code(repos.coupons.code_exists, "coupon")
     return await repos.coupons.add(
         Coupon(
             code=code,
