@@ -48,6 +48,7 @@ from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
 from bot.services.loyalty import LoyaltyService
+from bot.services.points_pay import PointsPayService
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
@@ -256,6 +257,14 @@ class App(Core):
             onboarding_starts=OnboardingStarts(self.db, self.clock, self.settings.tz),
             certificates=CertificateService(
                 self.db, self.clock, self.business.loyalty.certificates, self.settings.tz
+            ),
+            points_pay=PointsPayService(
+                self.db,
+                self.clock,
+                self.business,
+                self.loyalty,
+                self.settings.admin_chat_id,
+                self.render,
             ),
         )
         self._wire_stats_pictures()

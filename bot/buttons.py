@@ -119,6 +119,15 @@ class SurveyScore(Intent):
 
 
 @dataclass(frozen=True)
+class AnswerPoints(Intent):
+    """The customer's answer to paying part of a sale with points: `confirm` spends them."""
+
+    kind: ClassVar[str] = "points_answer"
+    request_id: int
+    confirm: bool
+
+
+@dataclass(frozen=True)
 class OpenUrl(Intent):
     """A link (an owner's button under a broadcast)."""
 
@@ -139,6 +148,7 @@ INTENTS: dict[str, type[Intent]] = {
         StopBroadcast,
         ShowCoupons,
         SurveyScore,
+        AnswerPoints,
         OpenUrl,
     )
 }

@@ -25,6 +25,7 @@ from handlers import (
     masters,
     nobody,
     onboarding,
+    points_pay,
     profile,
     staff,
     stats,
@@ -81,6 +82,7 @@ def all_routers() -> list[Router]:
         coupons,
         profile,
         loyalty,  # /card, and the staff's /points (refused outside the admin chat)
+        points_pay,  # paying with points: staff's button, the customer's confirm / decline
         data_rights,
         booking,
         masters,

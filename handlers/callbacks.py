@@ -225,6 +225,27 @@ class SaleCallback(CallbackData, prefix="sale"):
     value: str  # a service or master id, or "-" for none
 
 
+# ---- paying with points ------------------------------------------------------------------------
+
+
+class PayPoints(CallbackData, prefix="ppay"):
+    """ "Pay with points" under /sale's answer (admin chat): asks the sale's customer."""
+
+    purchase_id: Number
+
+
+class PointsAct(StrEnum):
+    CONFIRM = "yes"
+    DECLINE = "no"
+
+
+class PointsAnswerCallback(CallbackData, prefix="ppa"):
+    """The customer's Confirm / Decline under the request to pay with points."""
+
+    action: PointsAct
+    id: Number
+
+
 # ---- import (admin chat) ------------------------------------------------------------------------
 
 

@@ -24,6 +24,8 @@ from handlers.callbacks import (
     CycleCallback,
     MenuAct,
     MenuCallback,
+    PointsAct,
+    PointsAnswerCallback,
     SlotAct,
     SlotCallback,
     SurveyCallback,
@@ -92,6 +94,12 @@ def _(intent: b.ShowCoupons) -> CallbackData:
 @callback_of.register
 def _(intent: b.SurveyScore) -> CallbackData:
     return SurveyCallback(id=intent.survey_id, score=intent.score)
+
+
+@callback_of.register
+def _(intent: b.AnswerPoints) -> CallbackData:
+    act = PointsAct.CONFIRM if intent.confirm else PointsAct.DECLINE
+    return PointsAnswerCallback(action=act, id=intent.request_id)
 
 
 def button(item: b.Button) -> InlineKeyboardButton:

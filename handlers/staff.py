@@ -12,15 +12,24 @@ from aiogram import F, Router, flags
 from aiogram.filters import Command, CommandObject, ExceptionTypeFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, ErrorEvent, ForceReply, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    ErrorEvent,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.certificates import CertificateService
+from bot.services.points_pay import PointsPayService
 from bot.services.staff import (
     CustomerCard,
     RedeemOutcome,
+    Sale,
     StaffService,
     UsageError,
     card_text,
@@ -32,9 +41,17 @@ from bot.services.staff import (
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers import erasures, gifts
 from handlers.admin_chat import AdminChat
-from handlers.callbacks import CardAct, CardCallback, RedeemCallback, SaleCallback, SaleStep
+from handlers.callbacks import (
+    CardAct,
+    CardCallback,
+    PayPoints,
+    RedeemCallback,
+    SaleCallback,
+    SaleStep,
+)
 from handlers.filters import AnswersPrompt, admin_chat_router
 from handlers.masters import MASTER_COMMANDS
+from handlers.points_pay import ask_points
 
 T = TypeVar("T")
 STAFF_COMMANDS = (
@@ -74,6 +91,20 @@ def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyb
         )
     builder.adjust(2)
     return builder.as_markup()
+
+
+def sale_keyboard(
+    render: Renderer, lang: str, sale: Sale, business: Business
+) -> InlineKeyboardMarkup:
+    """The card's buttons, and "pay with points" when the customer has points to pay with."""
+    markup = card_keyboard(render, lang, sale.customer)
+    if business.loyalty.cashback.enabled and sale.points > 0:
+        pay = InlineKeyboardButton(
+            text=render.label(lang, "points_pay"),
+            callback_data=PayPoints(purchase_id=sale.purchase_id).pack(),
+        )
+        markup.inline_keyboard.insert(0, [pay])
+    return markup
 
 
 async def _send_card(
@@ -131,6 +162,7 @@ async def sale(
     message: Message,
     command: CommandObject,
     staff_service: StaffService,
+    points_pay: PointsPayService,
     admin_chat: AdminChat,
     render: Renderer,
     staff_lang: str,
@@ -148,8 +180,19 @@ async def sale(
     )
     await message.answer(
         render.text(staff_lang, "staff_sale_done", sale=done, business=business),
-        reply_markup=card_keyboard(render, staff_lang, done.customer),
+        reply_markup=sale_keyboard(render, staff_lang, done, business),
     )
+    if parsed.points is not None:  # `points:N`: ask the customer at once
+        await ask_points(
+            message,
+            done.staff,
+            done.purchase_id,
+            parsed.points,
+            points_pay,
+            render,
+            staff_lang,
+            business,
+        )
 
 
 async def redeem(
@@ -454,7 +497,7 @@ async def _record_sale(
     if isinstance(callback.message, Message):
         await callback.message.edit_text(
             render.text(staff_lang, "staff_sale_done", sale=done, business=business),
-            reply_markup=card_keyboard(render, staff_lang, done.customer),
+            reply_markup=sale_keyboard(render, staff_lang, done, business),
         )
 
 

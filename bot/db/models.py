@@ -126,6 +126,15 @@ class LedgerKind(StrEnum):
     CORRECTION = "correction"  # by a staff member, with a reason (+ or -)
 
 
+class PointsRequestState(StrEnum):
+    """Paying with points, as the customer answered (`points_requests`, migration 0020)."""
+
+    PENDING = "pending"  # asked, nothing spent yet
+    CONFIRMED = "confirmed"  # spent, the sale reduced
+    DECLINED = "declined"
+    EXPIRED = "expired"  # answered too late
+
+
 def one_of(column: str, values: type[StrEnum], *, nullable: bool = False) -> str:
     """A CHECK constraint's condition: `column` holds one of the enum's values."""
     allowed = ", ".join(f"'{v.value}'" for v in values)
@@ -714,3 +723,26 @@ class LoyaltyEntry(Base):
         ),
         CheckConstraint(one_of("kind", LedgerKind), name="kind"),
     )
+
+
+class PointsRequest(Base):
+    """Staff asked to pay part of a sale with points; the customer confirms it in their chat
+    (bot/services/points_pay.py). `amount_minor` is the sale's amount when asked (the original)."""
+
+    __tablename__ = "points_requests"
+    __table_args__ = (
+        CheckConstraint("points > 0", name="points_positive"),
+        CheckConstraint(one_of("state", PointsRequestState), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))  # PointsRequestState
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -78,6 +78,7 @@ from bot.db.models import (
     WelcomeClaim,
 )
 from bot.db.onboarding_starts import OnboardingStartRepo
+from bot.db.points_requests import PointsRequestRepo
 from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
@@ -1295,6 +1296,7 @@ class Repos:
         self.onboarding_starts = OnboardingStartRepo(session)
         self.loyalty = LoyaltyRepo(session)
         self.certificates = CertificateRepo(session)
+        self.points_requests = PointsRequestRepo(session)
 
 
 class WriterQueue:

@@ -174,6 +174,11 @@ class SaleCommand:
     amount_minor: int
     service_id: str | None
     master_id: str | None
+    points: int | None = None  # `points:N`: ask the customer to pay N points of it (points_pay)
+
+
+PAY_WORDS = ("points", "баллы", "баллами")
+PAY_POINTS = re.compile(r"(?:points|баллы|баллами):(\d{1,7})", re.IGNORECASE)
 
 
 def split_customer(tokens: list[str]) -> tuple[str, list[str]]:
@@ -209,8 +214,18 @@ def check_master_does(business: Business, service: Service | None, master: Maste
 
 
 def parse_sale(args: str, business: Business) -> SaleCommand:
-    """`<customer> <amount> [service] [master]`, e.g. `+79161234567 1500 маникюр Анна`."""
+    """`<customer> <amount> [service] [master] [points:N]`, e.g. `+79161234567 1500 маникюр Анна`."""
     tokens = args.split()
+    points: int | None = None
+    rest_tokens: list[str] = []
+    for token in tokens:
+        if token.split(":")[0].casefold() not in PAY_WORDS:
+            rest_tokens.append(token)
+        elif points is None and (found := PAY_POINTS.fullmatch(token)):
+            points = int(found.group(1))
+        else:
+            raise UsageError("sale_usage")
+    tokens = rest_tokens
     if len(tokens) < 2:
         raise UsageError("sale_usage")
     customer, rest = split_customer(tokens)
@@ -229,7 +244,7 @@ def parse_sale(args: str, business: Business) -> SaleCommand:
             if words[:-1]:
                 service_id = find_service(business, " ".join(words[:-1])).id
     check_master_does(business, business.service(service_id), business.master(master_id))
-    return SaleCommand(customer, amount, service_id, master_id)
+    return SaleCommand(customer, amount, service_id, master_id, points)
 
 
 class StaffService:

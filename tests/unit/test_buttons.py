@@ -42,6 +42,8 @@ PACKED: list[tuple[b.Intent, str]] = [
     (b.StopBroadcast(9), "bc:cancel:9"),
     (b.ShowCoupons(), "menu:coupons"),
     (b.SurveyScore(41, 5), "survey:41:5"),
+    (b.AnswerPoints(7, True), "ppa:yes:7"),
+    (b.AnswerPoints(7, False), "ppa:no:7"),
 ]
 
 
@@ -113,7 +115,7 @@ FACTORIES = [
 
 
 def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
-    assert len(FACTORIES) == 20
+    assert len(FACTORIES) == 22
     prefixes = [f.__prefix__ for f in FACTORIES]  # type: ignore[attr-defined]
     assert len(prefixes) == len(set(prefixes))
     for factory in FACTORIES:
@@ -137,6 +139,9 @@ def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
         "complaint:bogus:1",
         "bw:bogus:",
         "onb:bogus",
+        "ppa:bogus:1",
+        "ppa:yes:-1",
+        "ppay:x",
         "cwin:broadcast:b:20261101:20261123",
         "cwin:reactivation:holdout:20261101:20261123",
         "cwin:reactivation:b:-1:20261123",

@@ -1,0 +1,45 @@
+"""Requests to pay part of a sale with points (`points_requests`, migration 0020)."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.models import PointsRequest, PointsRequestState, Purchase
+
+
+class PointsRequestRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, request: PointsRequest) -> PointsRequest:
+        self.session.add(request)
+        await self.session.flush()
+        return request
+
+    async def get(self, request_id: int, *, for_update: bool = False) -> PointsRequest | None:
+        query = select(PointsRequest).where(PointsRequest.id == request_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query.execution_options(populate_existing=True))
+
+    async def purchase(self, purchase_id: int, *, for_update: bool = False) -> Purchase | None:
+        query = select(Purchase).where(Purchase.id == purchase_id)
+        if for_update:
+            query = query.with_for_update()
+        return await self.session.scalar(query.execution_options(populate_existing=True))
+
+    async def open_for(self, purchase_id: int) -> bool:
+        """A request of this sale that is waiting for the customer or was paid already."""
+        return bool(
+            await self.session.scalar(
+                select(
+                    exists().where(
+                        PointsRequest.purchase_id == purchase_id,
+                        PointsRequest.state.in_(
+                            [PointsRequestState.PENDING, PointsRequestState.CONFIRMED]
+                        ),
+                    )
+                )
+            )
+        )
