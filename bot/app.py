@@ -48,6 +48,7 @@ from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
 from bot.services.loyalty import LoyaltyService
+from bot.services.tiers import TierService
 from bot.services.points_pay import PointsPayService
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.retention import RetentionService
@@ -143,6 +144,7 @@ class Core:
             core.loyalty,  # a sale's cashback, the points' expiry
         ):
             feature.register(features)
+        TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
         return core
 
     def parts(self) -> dict[str, Any]:

@@ -355,11 +355,53 @@ class Certificates(_Strict):
     expire_months: Annotated[int, Field(ge=1, le=120)] = 12
 
 
+class Tier(_Strict):
+    """A club level (`bot.services.tiers`): reached by spending `min_spend` (in the currency's
+    units) OR by `min_visits` purchases over the last 12 months; its `percent` is its members'
+    cashback (instead of `[loyalty.cashback] percent`)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=32)]
+    min_spend: Annotated[int | None, Field(ge=1)] = None
+    min_visits: Annotated[int | None, Field(ge=1)] = None
+    percent: Annotated[float, Field(gt=0, le=100)]
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Tier:
+        if self.min_spend is None and self.min_visits is None:
+            raise ValueError(f"tier {self.name!r}: give min_spend, min_visits or both")
+        return self
+
+
 class Loyalty(_Strict):
     """The loyalty programs; each may be off."""
 
     cashback: Cashback = Cashback()
     certificates: Certificates = Certificates()
+    # lowest first: each higher than the one before in what it asks and in its percent
+    tiers: list[Tier] = []
+
+    @model_validator(mode="after")
+    def _tiers_ascend(self) -> Loyalty:
+        names = [tier.name.casefold() for tier in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("loyalty.tiers: two tiers with one name")
+        for lower, higher in zip(self.tiers, self.tiers[1:], strict=False):
+            for field in ("min_spend", "min_visits"):
+                low, high = getattr(lower, field), getattr(higher, field)
+                if low is not None and high is not None and high <= low:
+                    raise ValueError(
+                        f"loyalty.tiers: {higher.name!r} must ask more {field} than {lower.name!r}"
+                        " (lowest tier first)"
+                    )
+            if higher.percent <= lower.percent:
+                raise ValueError(
+                    f"loyalty.tiers: {higher.name!r} must give more percent than {lower.name!r}"
+                )
+        return self
+
+    def tier(self, name: str | None) -> Tier | None:
+        """The configured tier of that name (a stored name no longer configured: none)."""
+        return next((tier for tier in self.tiers if tier.name == name), None)
 
 
 class Business(_Strict):

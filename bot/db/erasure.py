@@ -11,7 +11,8 @@ and phone). Each step returns how many rows it erased, for the record.
 What stays is what the business's totals need and names nobody: the anonymous customer row,
 purchases (amounts, services, masters), coupons, consents, visits (times and states), survey
 scores, and the outbox rows' keys and states (counts, broadcast results). Their points
-ledger (`loyalty_entries`) is deleted: a balance is theirs, a correction's reason typed text.
+ledger (`loyalty_entries`) and club tier (`loyalty_tiers`) are deleted: a balance is theirs, a
+correction's reason typed text.
 The newcomers' /start counts (`onboarding_starts`: a day, a deep-link source, a number) hold
 nothing of anyone, so there is nothing of theirs to erase there.
 """
@@ -54,6 +55,7 @@ from bot.db.models import (
     ErasureReason,
     FsmRecord,
     LoyaltyEntry,
+    LoyaltyTier,
     OutboxError,
     OutboxKind,
     OutboxMessage,
@@ -115,6 +117,9 @@ class ErasureRepo:
         erased: dict[str, int] = {}
         erased["staff_notes"] = await self._count(
             delete(StaffNote).where(StaffNote.customer_id == customer_id)
+        )
+        erased["loyalty_tiers"] = await self._count(
+            delete(LoyaltyTier).where(LoyaltyTier.customer_id == customer_id)
         )
         # their points ledger (the expiry entries first: they point at the accruals)
         erased["loyalty_entries"] = await self._count(

@@ -725,6 +725,19 @@ class LoyaltyEntry(Base):
     )
 
 
+class LoyaltyTier(Base):
+    """A customer's current club tier (`[[loyalty.tiers]]`, bot/services/tiers.py), one row per
+    customer in a tier: the tier's name, since when, and, once a drop was warned, when it takes
+    effect unless they qualify again by then (`drops_at`)."""
+
+    __tablename__ = "loyalty_tiers"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(32))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    drops_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class PointsRequest(Base):
     """Staff asked to pay part of a sale with points; the customer confirms it in their chat
     (bot/services/points_pay.py). `amount_minor` is the sale's amount when asked (the original)."""

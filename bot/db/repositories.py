@@ -44,6 +44,7 @@ from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
 from bot.db.importing import ImportRepo
 from bot.db.loyalty import LoyaltyRepo
+from bot.db.tiers import TierRepo
 from bot.db.merging import MergeRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
@@ -1295,6 +1296,7 @@ class Repos:
         self.campaign_days = CampaignDaysRepo(session)
         self.onboarding_starts = OnboardingStartRepo(session)
         self.loyalty = LoyaltyRepo(session)
+        self.tiers = TierRepo(session)
         self.certificates = CertificateRepo(session)
         self.points_requests = PointsRequestRepo(session)
 

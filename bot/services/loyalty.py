@@ -22,7 +22,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.business import Business
+from bot.business import Business, Tier
 from bot.buttons import Keyboard
 from bot.clock import Clock
 from bot.db.loyalty import Line
@@ -104,6 +104,8 @@ class Wallet:
     points: int
     next_expiry: datetime | None = None
     expiring: int = 0
+    tier: Tier | None = None  # the club tier (`[[loyalty.tiers]]`), its percent their cashback
+    tier_drops_at: datetime | None = None  # a warned drop
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,11 @@ class LoyaltyService:
         features.plan("loyalty_reminders", self.remind)
         features.compose(self.compose_reminder, REMINDER)
 
-    def points_for(self, amount_minor: int) -> int:
-        """Cashback of an amount in kopecks: percent of it, in whole rubles, rounded down."""
-        share = Decimal(amount_minor) * Decimal(str(self.cashback.percent)) / Decimal(10_000)
+    def points_for(self, amount_minor: int, percent: float | None = None) -> int:
+        """Cashback of an amount in kopecks: percent of it (the customer's tier's, else the flat
+        one), in whole rubles, rounded down."""
+        percent = self.cashback.percent if percent is None else percent
+        share = Decimal(amount_minor) * Decimal(str(percent)) / Decimal(10_000)
         return int(share.to_integral_value(rounding=ROUND_FLOOR))
 
     def expiry_of(self, at: datetime) -> datetime | None:
@@ -147,7 +151,8 @@ class LoyaltyService:
         await self.expire_in(repos, event.customer_id, event.at)
         if not self.cashback.enabled:
             return
-        points = self.points_for(event.amount_minor)
+        tier = self.business.loyalty.tier(await repos.tiers.name_of(event.customer_id))
+        points = self.points_for(event.amount_minor, tier.percent if tier else None)
         if points <= 0 or await repos.loyalty.has_accrual(event.purchase_id):
             return
         await repos.loyalty.add(
@@ -177,7 +182,10 @@ class LoyaltyService:
         alive = [lot for lot in open_lots if lot.expires_at is None or lot.expires_at > now]
         dated = [lot for lot in alive if lot.expires_at is not None]
         soonest = dated[0].expires_at if dated else None
+        held = await repos.tiers.get(customer_id)
         return Wallet(
+            tier=self.business.loyalty.tier(held.tier if held else None),
+            tier_drops_at=held.drops_at if held else None,
             enabled=self.cashback.enabled,
             points=sum(lot.left for lot in alive),
             next_expiry=soonest,

@@ -99,6 +99,7 @@ class Sale:
     points: int = (
         0  # the customer's loyalty points after the sale's cashback (bot/services/loyalty.py)
     )
+    tier: str | None = None  # their club tier (bot/services/tiers.py)
 
 
 @dataclass(frozen=True)
@@ -447,6 +448,9 @@ class StaffService:
             master.name if master else None,
             staff,
             points=await repos.loyalty.balance(customer.id),  # the subscribers' accrual included
+            tier=getattr(
+                self.business.loyalty.tier(await repos.tiers.name_of(customer.id)), "name", None
+            ),
         )
 
     async def redeem(
