@@ -335,7 +335,7 @@ class Cashback(_Strict):
     """Points for every sale (`bot.services.loyalty`): `percent` of the amount, rounded down to
     whole points, 1 point = 1 ruble (or the business's currency unit); they expire
     `expire_months` after the sale (0: never). `max_share` is the most of one check points may
-    pay (for paying with points, a later step)."""
+    pay (`bot.services.points_pay`: only when the customer confirms in their chat)."""
 
     enabled: bool = False
     percent: Annotated[float, Field(gt=0, le=100)] = 5
