@@ -51,6 +51,7 @@ from bot.services.loyalty import LoyaltyService
 from bot.services.tiers import TierService
 from bot.services.points_pay import PointsPayService
 from bot.services.onboarding_starts import OnboardingStarts
+from bot.services.referrals import ReferralService
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
@@ -104,6 +105,7 @@ class Core:
     sleeping: SleepingService
     retention: RetentionService
     loyalty: LoyaltyService
+    referrals: ReferralService
 
     @classmethod
     async def build(
@@ -133,6 +135,7 @@ class Core:
             sleeping=SleepingService(db, clock, business, tz, render),
             retention=RetentionService(db, clock, business, customers),
             loyalty=LoyaltyService(db, clock, business, tz),
+            referrals=ReferralService(db, clock, business, tz, secret_key=secret.value),
         )
         # In this order, as the subscribers and planners have always run.
         for feature in (
@@ -142,6 +145,7 @@ class Core:
             core.sleeping,
             core.retention,
             core.loyalty,  # a sale's cashback, the points' expiry
+            core.referrals,  # bring a friend: the reward at the friend's first sale; /forget
         ):
             feature.register(features)
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
@@ -246,6 +250,7 @@ class App(Core):
             sleeping=self.sleeping,
             retention=self.retention,
             loyalty=self.loyalty,
+            referrals=self.referrals,
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),

@@ -372,10 +372,22 @@ class Tier(_Strict):
         return self
 
 
+class Referral(_Strict):
+    """Bring a friend (`bot.services.referrals`): each customer's personal link; a newcomer who
+    joins through it gets `friend_bonus` points once their phone is given (a phone new to the
+    business), and the one who brought them `referrer_reward` points after the friend's first
+    purchase. 0: none of that bonus."""
+
+    enabled: bool = False
+    friend_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 300
+    referrer_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 500
+
+
 class Loyalty(_Strict):
     """The loyalty programs; each may be off."""
 
     cashback: Cashback = Cashback()
+    referral: Referral = Referral()
     certificates: Certificates = Certificates()
     # lowest first: each higher than the one before in what it asks and in its percent
     tiers: list[Tier] = []

@@ -27,6 +27,7 @@ from handlers import (
     onboarding,
     points_pay,
     profile,
+    referrals,
     staff,
     stats,
     stats_breakdowns,
@@ -82,6 +83,7 @@ def all_routers() -> list[Router]:
         coupons,
         profile,
         loyalty,  # /card, and the staff's /points (refused outside the admin chat)
+        referrals,  # the staff's /referrals (refused outside the admin chat)
         points_pay,  # paying with points: staff's button, the customer's confirm / decline
         data_rights,
         booking,

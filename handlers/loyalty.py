@@ -14,10 +14,12 @@ from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.customers import CustomerView
 from bot.services.loyalty import LoyaltyService
+from bot.services.referrals import ReferralService
 from bot.services.staff import StaffService, UsageError, split_customer
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.admin_chat import AdminChat
 from handlers.filters import admin_chat_router
+from handlers.referrals import invitation
 from handlers.staff import staff_only
 
 POINTS = re.compile(r"[+\-−]?\d{1,7}")
@@ -27,6 +29,7 @@ async def card(
     message: Message,
     customer: CustomerView | None,
     loyalty: LoyaltyService,
+    referrals: ReferralService,
     render: Renderer,
     lang: str,
     business: Business,
@@ -35,7 +38,10 @@ async def card(
         await message.answer(render.text(lang, "not_registered"))
         return
     wallet = await loyalty.wallet(customer.id)
-    await message.answer(render.text(lang, "loyalty_card", wallet=wallet, business=business))
+    text = render.text(lang, "loyalty_card", wallet=wallet, business=business)
+    assert message.bot is not None
+    invite, share = await invitation(message.bot, customer.id, referrals, render, lang, business)
+    await message.answer(text + invite, reply_markup=share)
 
 
 def parse_points(args: str) -> tuple[str, int, str]:

@@ -53,6 +53,7 @@ from bot.services.customers import (
 )
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.phones import normalize_phone
+from bot.services.referrals import ReferralService, referral_token
 from handlers import gifts
 from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
@@ -213,8 +214,12 @@ async def start(
     business: Business,
     onboarding_starts: OnboardingStarts,
     certificates: CertificateService,
+    referrals: ReferralService,
 ) -> None:
     gift = gift_code(command.args)  # a certificate's link: claimed once they have consented
+    ref = referrals.enabled and referral_token(command.args)  # a friend's link: kept to the phone
+    if customer and ref:  # someone we know: a friend's link changes nothing
+        await message.answer(render.text(lang, "referral_known"))
     if customer and gift:
         assert message.from_user is not None
         result = await certificates.claim(message.from_user.id, gift)
@@ -233,7 +238,8 @@ async def start(
         first = await state.get_state() not in Onboarding.__all_states_names__
         source = _source(command)
         await state.set_state(Onboarding.consent)
-        await state.set_data({"source": source, "gift": gift} if gift else {"source": source})
+        data = {"source": source, "gift": gift} if gift else {"source": source}
+        await state.set_data(data | {"ref": ref} if ref else data)
         if first:  # a second /start before consenting is the same start
             await onboarding_starts.count(source)  # written with the state: one write
         await ask_consent(message, render, lang, business)
@@ -259,7 +265,7 @@ async def consent_given(
     # The next step is set first so that it is stored by the consent's own transaction (one write
     # per tap); if the consent is not stored, the conversation stays where it was.
     await state.set_state(Onboarding.phone)
-    await state.set_data({})
+    await state.set_data({"ref": data["ref"]} if data.get("ref") else {})
     try:
         await customers.consent(
             user.id,
@@ -289,7 +295,12 @@ async def consent_expected(
 
 
 async def phone_shared(
-    message: Message, state: FSMContext, customers: CustomerService, render: Renderer, lang: str
+    message: Message,
+    state: FSMContext,
+    customers: CustomerService,
+    referrals: ReferralService,
+    render: Renderer,
+    lang: str,
 ) -> None:
     contact = message.contact
     assert contact is not None and message.from_user is not None
@@ -301,6 +312,8 @@ async def phone_shared(
         await ask_phone(message, render, lang, lead=render.text(lang, "phone_invalid"))
         return
     saved = await customers.set_phone(message.from_user.id, phone)
+    ref = (await state.get_data()).get("ref")  # they came by a friend's link: recorded now
+    joined = await referrals.join(message.from_user.id, ref) if ref else None
     if saved.recognised:  # the business knew them: their history is theirs here now
         text = render.text(lang, "phone_recognised", **vars(saved))
         await message.answer(text, reply_markup=ReplyKeyboardRemove())
@@ -310,6 +323,8 @@ async def phone_shared(
             return
     else:
         await message.answer(render.text(lang, "phone_saved"), reply_markup=ReplyKeyboardRemove())
+        if joined is not None and joined.bonus:
+            await message.answer(render.text(lang, "referral_bonus", points=joined.bonus))
     await state.set_state(Onboarding.birthday)
     await ask_birthday(message, render, lang)
 

@@ -759,3 +759,44 @@ class PointsRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReferralState(StrEnum):
+    """Where a friend brought by a personal link stands (`referrals`, migration 0022)."""
+
+    JOINED = "joined"  # their phone was new: the friend's bonus credited; the reward waits
+    REFUSED = "refused"  # a known phone, themselves, or a loop: nothing for anyone
+    REWARDED = "rewarded"  # they bought: the one who brought them got the reward (once)
+
+
+class ReferralLink(Base):
+    """A customer's personal bring-a-friend link: `?start=ref_<token>`, a random token (not their
+    id, so links cannot be guessed or walked), made once at their first /card."""
+
+    __tablename__ = "referral_links"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """Who brought whom (bot/services/referrals.py): one row per newcomer who came by a link and
+    gave their phone. `phone_key` (a keyed fingerprint, never the number) is unique: one bonus per
+    phone, also after /forget, which only unlinks the erased side (NULL)."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    referrer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    friend_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), unique=True)
+    phone_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16))  # ReferralState
+    refused: Mapped[str | None] = mapped_column(String(16))  # why: known, self, loop
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    bought_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_referrals_joined_at", "joined_at"),
+        CheckConstraint(one_of("state", ReferralState), name="state"),
+    )

@@ -1,0 +1,236 @@
+"""Bring a friend (`[loyalty.referral]`): every customer's personal link, the friend's bonus when
+they join, the reward of the one who brought them after the friend's first purchase.
+
+- A link is `?start=ref_<token>`: a random token made once per customer (stable, unguessable,
+  not their id). A customer who opens any link changes nothing (a polite word at the edge).
+- A newcomer who came by a link is recorded when they give their phone (the end of onboarding's
+  part that makes them someone): JOINED, with `friend_bonus` points credited, when the phone is new
+  to the business; REFUSED otherwise, with nothing for anyone: a phone another customer has had
+  (an imported customer recognised by it too), an account or phone a welcome coupon went to
+  before (those fingerprints outlive /forget), a phone already brought once (`phone_key`, keyed,
+  unique), the referrer themselves (same account, same phone), or a loop (the friend brought the
+  referrer).
+- The friend's first purchase (a purchase subscriber, in the sale's transaction) credits the
+  referrer `referrer_reward` points once (JOINED → REWARDED is a conditional update) and tells
+  them through the outbox: a receipt of points, so a service message (no offers consent needed,
+  like the answer to a sale), not marketing.
+- Both bonuses are ledger accruals (no sale: `purchase_id` empty) with a reason saying which,
+  expiring as cashback does (`[loyalty.cashback] expire_months`).
+- /forget deletes the erased customer's link and unlinks them from the rows (NULL): the referrer's
+  counts stay, the phone's key stays (no second bonus), nothing names the erased.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.business import Business
+from bot.clock import Clock
+from bot.db.models import Customer, LedgerKind, LoyaltyEntry, Referral, ReferralState
+from bot.db.referrals import Referrer
+from bot.db.repositories import Database, Repos
+from bot.events import CustomerErased, PurchaseRecorded
+from bot.features import Features
+from bot.outbox import SERVICE
+from bot.services.customers import welcome_fingerprints, welcome_key
+from bot.services.loyalty import add_months
+from bot.services.stats import Period, parse_period
+
+PAYLOAD = "ref_"
+TOKEN = re.compile(r"^ref_([A-Za-z0-9_-]{8,32})$")
+TOKEN_BYTES = 9  # 12 URL-safe characters: 72 random bits
+FRIEND_BONUS = "referral_bonus"  # the reason of the friend's accrual
+REFERRER_REWARD = "referral_reward"  # the reason of the referrer's, and the template telling them
+REWARD_KEY = "referral_reward:"  # + the referral's id
+NOTICE_VALID = timedelta(days=7)
+TOP = 30
+
+
+def referral_token(args: str | None) -> str | None:
+    """The token of a `/start ref_<token>` payload; None for anything else."""
+    match = TOKEN.match(args or "")
+    return match[1] if match else None
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What the friend's phone earned: `bonus` points (0 when refused)."""
+
+    state: ReferralState
+    bonus: int
+    refused: str | None = None
+
+
+class ReferralService:
+    def __init__(
+        self, db: Database, clock: Clock, business: Business, tz: ZoneInfo, *, secret_key: bytes
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.business = business
+        self.tz = tz
+        self._welcome_key = welcome_key(secret_key)
+        self._phone_key = hmac.new(secret_key, b"carebot referral phones", hashlib.sha256).digest()
+
+    @property
+    def rules(self):  # type: ignore[no-untyped-def]
+        return self.business.loyalty.referral
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rules.enabled)
+
+    def register(self, features: Features) -> None:
+        """The referrer's reward at the friend's first sale; /forget unlinks."""
+        features.on_purchase(self.reward_for_purchase)
+        features.on_erased(self.erase)
+
+    def phone_key(self, phone: str) -> str:
+        return hmac.new(self._phone_key, phone.encode(), hashlib.sha256).hexdigest()
+
+    # ---- the link -----------------------------------------------------------------------------
+
+    async def token(self, customer_id: int) -> str:
+        """The customer's link token, made at the first ask and the same ever after."""
+        async with self.db.reading() as repos:
+            found = await repos.referrals.token_of(customer_id)
+        if found is not None:
+            return found
+        try:
+            async with self.db.transaction() as repos:
+                token = secrets.token_urlsafe(TOKEN_BYTES)
+                await repos.referrals.add_link(customer_id, token, self.clock.now())
+                return token
+        except IntegrityError:  # made by a second /card at the same instant
+            async with self.db.reading() as repos:
+                found = await repos.referrals.token_of(customer_id)
+            assert found is not None
+            return found
+
+    # ---- the friend joins ---------------------------------------------------------------------
+
+    async def join(self, tg_user_id: int, token: str) -> Joined | None:
+        """The newcomer who came by `token`'s link gave their phone: recorded once (see the
+        module's rules). None: no program, no such link, no phone yet, or recorded before."""
+        if not self.enabled:
+            return None
+        try:
+            async with self.db.transaction() as repos:
+                return await self._join(repos, tg_user_id, token)
+        except IntegrityError:  # the same phone brought by two links at the same instant
+            return None
+
+    async def _join(self, repos: Repos, tg_user_id: int, token: str) -> Joined | None:
+        friend = await repos.customers.by_tg_user(tg_user_id)
+        if friend is None or friend.phone is None or friend.erased_at is not None:
+            return None
+        if await repos.referrals.of_friend(friend.id) is not None:
+            return None
+        referrer = await repos.referrals.owner_of(token)
+        if referrer is None:
+            return None
+        now = self.clock.now()
+        phone_key = self.phone_key(friend.phone)
+        refused = await self._refusal(repos, referrer, friend, tg_user_id, phone_key)
+        state = ReferralState.REFUSED if refused else ReferralState.JOINED
+        await repos.referrals.add(
+            Referral(
+                referrer_id=referrer.id,
+                friend_id=friend.id,
+                phone_key=None if refused else phone_key,
+                state=state,
+                refused=refused,
+                joined_at=now,
+            )
+        )
+        bonus = 0 if refused else self.rules.friend_bonus
+        if bonus:
+            await self._credit(repos, friend.id, bonus, FRIEND_BONUS)
+        return Joined(state, bonus, refused)
+
+    async def _refusal(
+        self, repos: Repos, referrer: Customer, friend: Customer, tg_user_id: int, phone_key: str
+    ) -> str | None:
+        """Why this friend earns nothing, or None."""
+        phone = friend.phone
+        assert phone is not None
+        if referrer.id == friend.id or referrer.tg_user_id == tg_user_id or referrer.phone == phone:
+            return "self"
+        if await repos.referrals.brought_by(referrer.id, friend.id):
+            return "loop"
+        visits, _, _ = await repos.purchases.summary(friend.id)
+        if (
+            friend.imported_at is not None
+            or visits > 0
+            or await repos.referrals.phone_elsewhere(phone, friend.id)
+            or await repos.referrals.claimed(
+                welcome_fingerprints(self._welcome_key, tg_user_id, phone)
+            )
+            or await repos.referrals.phone_used(phone_key)
+        ):
+            return "known"
+        return None
+
+    async def _credit(self, repos: Repos, customer_id: int, points: int, reason: str) -> None:
+        now = self.clock.now()
+        months = self.business.loyalty.cashback.expire_months
+        await repos.loyalty.add(
+            LoyaltyEntry(
+                customer_id=customer_id,
+                kind=LedgerKind.ACCRUAL,
+                points=points,
+                reason=reason,
+                expires_at=add_months(now, months) if months else None,
+                created_at=now,
+            )
+        )
+
+    # ---- the friend buys ----------------------------------------------------------------------
+
+    async def reward_for_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
+        """Subscribed to purchases: the friend's first one rewards the referrer, once, in the
+        sale's transaction, and the referrer is told (a service message: a receipt)."""
+        if not self.enabled:
+            return
+        referral = await repos.referrals.of_friend(event.customer_id)
+        if referral is None or referral.state != ReferralState.JOINED:
+            return
+        if not await repos.referrals.mark_bought(referral.id, event.at):
+            return
+        points = self.rules.referrer_reward
+        if referral.referrer_id is None or not points:
+            return  # the referrer was erased, or the program rewards only the friend
+        await self._credit(repos, referral.referrer_id, points, REFERRER_REWARD)
+        now = self.clock.now()
+        await repos.outbox.queue(
+            key=f"{REWARD_KEY}{referral.id}",
+            kind=SERVICE,
+            template=REFERRER_REWARD,
+            customer_id=referral.referrer_id,
+            data={"points": points},
+            not_before=now,
+            not_after=now + NOTICE_VALID,
+            now=now,
+        )
+
+    async def erase(self, repos: Repos, event: CustomerErased) -> None:
+        await repos.referrals.erase(event.customer_id)
+
+    # ---- the owner's view ---------------------------------------------------------------------
+
+    def period(self, text: str | None) -> Period | None:
+        return parse_period(text, self.clock.now().astimezone(self.tz).date())
+
+    async def top(self, period: Period, limit: int = TOP) -> list[Referrer]:
+        """Who brought the most friends who joined in the period, and how many of them bought."""
+        start, end = period.bounds(self.tz)
+        async with self.db.reading() as repos:
+            return await repos.referrals.top(start, end, limit)
