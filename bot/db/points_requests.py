@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from datetime import datetime
+
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import PointsRequest, PointsRequestState, Purchase
@@ -29,15 +31,20 @@ class PointsRequestRepo:
             query = query.with_for_update()
         return await self.session.scalar(query.execution_options(populate_existing=True))
 
-    async def open_for(self, purchase_id: int) -> bool:
-        """A request of this sale that is waiting for the customer or was paid already."""
+    async def open_for(self, purchase_id: int, now: datetime) -> bool:
+        """A request of this sale that still waits for the customer (not past its expiry) or
+        was paid already."""
         return bool(
             await self.session.scalar(
                 select(
                     exists().where(
                         PointsRequest.purchase_id == purchase_id,
-                        PointsRequest.state.in_(
-                            [PointsRequestState.PENDING, PointsRequestState.CONFIRMED]
+                        or_(
+                            PointsRequest.state == PointsRequestState.CONFIRMED,
+                            and_(
+                                PointsRequest.state == PointsRequestState.PENDING,
+                                PointsRequest.expires_at > now,
+                            ),
                         ),
                     )
                 )

@@ -13,6 +13,7 @@
 - Decline or a late answer changes no points. Staff hear of every answer in the admin chat
   (through the outbox). A second tap, a stale or forged button, or someone else's request
   changes nothing; two confirms at once spend once (the row lock, then the state check).
+  A request left unanswered past its expiry no longer blocks asking again for the same sale.
 - While pending, /card shows the balance as it is: a request is never shown as spent.
 """
 
@@ -113,7 +114,7 @@ class PointsPayService:
                 raise UsageError("pay_no_chat")
             if now - purchase.at > ASK_WITHIN:
                 raise UsageError("pay_late")
-            if await repos.points_requests.open_for(purchase.id):
+            if await repos.points_requests.open_for(purchase.id, now):
                 raise UsageError("pay_open")
             await self.loyalty.expire_in(repos, customer.id, now)
             balance = await repos.loyalty.balance(customer.id)

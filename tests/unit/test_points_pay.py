@@ -190,6 +190,17 @@ async def test_decline_and_late_answers_change_nothing(
         second = await repos.points_requests.get(again.request_id)
         assert first and first.state == PointsRequestState.DECLINED
         assert second and second.state == PointsRequestState.EXPIRED
+    unanswered = await pay.ask(OLGA, sale.purchase_id, 100)
+    clock.advance(REQUEST_TTL - timedelta(seconds=1))
+    with pytest.raises(UsageError) as waiting:
+        await pay.ask(OLGA, sale.purchase_id, 100)
+    assert waiting.value.reason == "pay_open"
+    clock.advance(timedelta(seconds=1))  # left unanswered: it may be asked again
+    third = await pay.ask(OLGA, sale.purchase_id, 100)
+    assert third.request_id != unanswered.request_id
+    assert (await pay.answer(customer_id, unanswered.request_id, True)).outcome is (
+        AnswerOutcome.EXPIRED
+    )
     clock.advance(timedelta(days=1))
     with pytest.raises(UsageError) as old:
         await pay.ask(OLGA, sale.purchase_id, 10)
