@@ -10,6 +10,7 @@
   the sale) and reduces the sale's amount by their value. The request keeps the original amount
   (`amount_minor`). The cashback the sale accrued on its original amount stays as it was: the
   customer paid that amount, partly with points they had earned before.
+- A day /stats has summed already is counted again when a sale in it is reduced.
 - Decline or a late answer changes no points. Staff hear of every answer in the admin chat
   (through the outbox). A second tap, a stale or forged button, or someone else's request
   changes nothing; two confirms at once spend once (the row lock, then the state check).
@@ -212,12 +213,25 @@ class PointsPayService:
                 balance = await repos.loyalty.balance(customer_id)
                 return PointsAnswer(AnswerOutcome.SHORT, request.points, original, 0, balance)
             purchase.amount_minor = original - request.points * MINOR_PER_POINT
+            await self._recount_closed_days(repos, purchase.at)
             request.state, request.decided_at = PointsRequestState.CONFIRMED, now
             await self._tell_staff(repos, request, AnswerOutcome.CONFIRMED, now)
             balance = await repos.loyalty.balance(customer_id)
             return PointsAnswer(
                 AnswerOutcome.CONFIRMED, request.points, original, purchase.amount_minor, balance
             )
+
+    async def _recount_closed_days(self, repos: Repos, sold_at: datetime) -> None:
+        """/stats keeps the days that are over summed (`sales_days`, the campaigns' days); a sale
+        just after midnight may be in one already. Its days are counted again by the planner,
+        from the day before its UTC date (whatever the business's zone, its local day is in)."""
+        day = sold_at.date() - timedelta(days=1)
+        closed = await repos.stats.days_closed_through()
+        if closed is not None and closed >= day:
+            await repos.stats.reopen_from(day)
+        await repos.campaign_days.reopen_from(
+            day - timedelta(days=self.business.campaigns.window_days)
+        )
 
     async def _tell_staff(
         self, repos: Repos, request: PointsRequest, outcome: AnswerOutcome, now: datetime

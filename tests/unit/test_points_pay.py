@@ -27,6 +27,7 @@ from bot.services.points_pay import (
     cap_of,
 )
 from bot.services.staff import Staff, StaffService, UsageError
+from bot.services.stats import StatsService
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 OLGA = Staff(1, "Ольга")
@@ -288,3 +289,25 @@ async def test_two_confirms_at_once_spend_once(
     assert await _balance(db, customer_id) == 300
     async with db.reading() as repos:
         assert await _amount(repos, sale.purchase_id) == 170000
+
+
+async def test_a_sale_in_a_day_stats_summed_already_is_counted_again(
+    db: Database, clock: FixedClock, cashback: Business
+) -> None:
+    staff, _, pay = _services(db, clock, cashback)
+    customer_id = await _with_points(db, clock, cashback, 500)
+    local = clock.now().astimezone(MOSCOW)
+    clock.advance(local.replace(hour=23, minute=50) - local)
+    sale = await staff.record_sale(OLGA, customer_id, 200000)
+    asked = await pay.ask(OLGA, sale.purchase_id, 300)
+    clock.advance(timedelta(minutes=15))  # past midnight: the sale's day is over
+    stats = StatsService(db, clock, MOSCOW)
+    await stats.close()
+    async with db.reading() as repos:
+        assert await repos.stats.days_closed_through() == local.date()
+    assert (await pay.answer(customer_id, asked.request_id, True)).outcome is (
+        AnswerOutcome.CONFIRMED
+    )
+    async with db.reading() as repos:
+        closed = await repos.stats.days_closed_through()
+        assert closed is None or closed < local.date()
