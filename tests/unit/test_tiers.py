@@ -16,6 +16,7 @@ from bot.clock import FixedClock
 from bot.db.models import LedgerKind, LoyaltyEntry, LoyaltyTier, OutboxMessage
 from bot.db.repositories import Database
 from bot.events import Events
+from bot.outbox.compose import Obsolete
 from bot.services.customers import CustomerService
 from bot.services.loyalty import LoyaltyService
 from bot.services.staff import Staff, StaffService
@@ -195,12 +196,29 @@ async def test_qualifying_again_cancels_the_drop(
     await tiers.evaluate()
     clock.advance(timedelta(days=366))
     await tiers.evaluate()
-    assert (await _tier(db, customer_id)).drops_at is not None  # type: ignore[union-attr]
+    warned = await _tier(db, customer_id)
+    assert warned is not None and warned.drops_at is not None
+    async with db.reading() as repos:
+        row = await repos.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.template == "tier_down")
+        )
+        assert row is not None
+        customer = await repos.customers.get(customer_id)
+        context, _ = await tiers.compose(repos, row, customer, clock.now())
+        assert context == {"tier": SILVER, "drops_at": warned.drops_at}
     clock.advance(timedelta(days=10))
     await selling.record_sale(OLGA, customer_id, 1_000_000)  # Silver again
     assert await tiers.evaluate() == 1
     held = await _tier(db, customer_id)
     assert held is not None and held.tier == "Silver" and held.drops_at is None
+    async with db.reading() as repos:  # the warning, if not sent yet, is not sent now
+        row = await repos.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.template == "tier_down")
+        )
+        assert row is not None
+        customer = await repos.customers.get(customer_id)
+        with pytest.raises(Obsolete):
+            await tiers.compose(repos, row, customer, clock.now())
     clock.advance(timedelta(days=40))
     assert await tiers.evaluate() == 0
     assert (await _tier(db, customer_id)).tier == "Silver"  # type: ignore[union-attr]
