@@ -48,9 +48,8 @@ from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
 from bot.services.loyalty import LoyaltyService
-from bot.services.tiers import TierService
-from bot.services.points_pay import PointsPayService
 from bot.services.onboarding_starts import OnboardingStarts
+from bot.services.points_pay import PointsPayService
 from bot.services.referrals import ReferralService
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
@@ -59,6 +58,7 @@ from bot.services.stats import StatsService
 from bot.services.stats_breakdowns import StatsBreakdownService
 from bot.services.stats_export import StatsExporter
 from bot.services.surveys import SurveyService
+from bot.services.tiers import TierService
 from bot.settings import Settings
 from handlers import setup_dispatcher
 from handlers.admin_chat import AdminChat

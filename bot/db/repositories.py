@@ -44,7 +44,6 @@ from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
 from bot.db.importing import ImportRepo
 from bot.db.loyalty import LoyaltyRepo
-from bot.db.tiers import TierRepo
 from bot.db.merging import MergeRepo
 from bot.db.models import (
     ACTIVE_BOOKING,
@@ -84,6 +83,7 @@ from bot.db.referrals import ReferralRepo
 from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
+from bot.db.tiers import TierRepo
 
 SEARCH_LIMIT = 10
 

@@ -14,7 +14,7 @@ from bot.clock import FixedClock
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
 from tests.e2e.helpers import customer_of, onboard
 from tests.harness import InProcessBot
-from tests.telegram_server import Person, TelegramServer
+from tests.telegram_server import TelegramServer
 
 pytestmark = pytest.mark.in_process
 
