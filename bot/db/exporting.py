@@ -27,9 +27,13 @@ from bot.db.models import (
     Customer,
     Cycle,
     LoyaltyEntry,
+    LoyaltyTier,
     OutboxMessage,
     OutboxState,
+    PointsRequest,
     Purchase,
+    Referral,
+    ReferralLink,
     StaffAction,
     StaffNote,
     Survey,
@@ -186,7 +190,7 @@ class ExportRepo:
 
     async def person(self, tg_user_id: int) -> PersonRows | None:
         """Everything stored about one customer (`/mydata`): a query per kind of row, however
-        long their history (fourteen in all)."""
+        long their history (eighteen in all)."""
         customer = (
             await self.session.scalars(select(Customer).where(Customer.tg_user_id == tg_user_id))
         ).one_or_none()
@@ -218,6 +222,15 @@ class ExportRepo:
             cycles=await of(Cycle, Cycle.service_id),
             points=await of(LoyaltyEntry, LoyaltyEntry.created_at, LoyaltyEntry.id),
             certificates=await of(Certificate, Certificate.created_at, Certificate.id),
+            tier=await of(LoyaltyTier, LoyaltyTier.since),
+            points_requests=await of(PointsRequest, PointsRequest.created_at, PointsRequest.id),
+            referral_link=await of(ReferralLink, ReferralLink.created_at),
+            referrals=await of(
+                Referral,
+                Referral.joined_at,
+                Referral.id,
+                where=or_(Referral.referrer_id == customer.id, Referral.friend_id == customer.id),
+            ),
             certificate_uses=await of(
                 CertificateUse,
                 CertificateUse.at,
@@ -253,3 +266,7 @@ class PersonRows:
     points: list[LoyaltyEntry]
     certificates: list[Certificate]
     certificate_uses: list[CertificateUse]
+    tier: list[LoyaltyTier]
+    points_requests: list[PointsRequest]
+    referral_link: list[ReferralLink]
+    referrals: list[Referral]

@@ -468,6 +468,36 @@ class Exporter:
                 }
                 for x in rows.points
             ],
+            "loyalty_tier": [
+                {"tier": x.tier, "since": at(x.since), "drops_at": at(x.drops_at)}
+                for x in rows.tier
+            ],
+            "points_payments": [
+                {
+                    "asked_at": at(x.created_at),
+                    "visit_id": x.purchase_id,
+                    "points": x.points,
+                    "amount_before": money(x.amount_minor),
+                    "state": x.state,
+                    "answered_at": at(x.decided_at),
+                    "asked_by": x.staff_name,
+                }
+                for x in rows.points_requests
+            ],
+            "bring_a_friend": {
+                "your_link": [x.token for x in rows.referral_link],
+                # who brought them, and whom they brought, without the other person's identity
+                "you_came_through_a_friend": [
+                    {"joined_at": at(x.joined_at), "state": x.state}
+                    for x in rows.referrals
+                    if x.friend_id == c.id
+                ],
+                "friends_you_brought": [
+                    {"joined_at": at(x.joined_at), "bought_at": at(x.bought_at), "state": x.state}
+                    for x in rows.referrals
+                    if x.referrer_id == c.id
+                ],
+            },
             "gift_certificates": [
                 {
                     "code": x.code,

@@ -26,7 +26,11 @@ from bot.db.models import (
     Coupon,
     Customer,
     LoyaltyEntry,
+    LoyaltyTier,
+    PointsRequest,
     Purchase,
+    Referral,
+    ReferralLink,
     StaffNote,
     Survey,
 )
@@ -36,7 +40,7 @@ from tests.unit.test_query_counts import counting
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BOM = "\ufeff"
-MY_DATA_BOUND = 16  # a BEGIN, the customer, then a statement per kind of row (fourteen)
+MY_DATA_BOUND = 20  # a BEGIN, the customer, then a statement per kind of row (eighteen)
 
 
 def utc(text: str) -> datetime:
@@ -430,11 +434,12 @@ async def test_the_export_costs_statements_per_page_not_per_row(
     assert statements.count <= 2 * 6 + 1 + 1
 
 
-async def test_my_data_has_their_points_and_gift_certificates(
+async def test_my_data_has_their_loyalty_points_tier_friends_and_certificates(
     db: Database, exporter: Exporter
 ) -> None:
-    """The points ledger and the certificates they claimed (with what was spent of them) are
-    theirs too; someone else's certificate is not in it."""
+    """The points ledger, the tier, payments with points, the bring-a-friend link and friends
+    (without the other person's identity), and the certificates they claimed (with what was
+    spent of them) are theirs too; someone else's certificate and link are not in it."""
     await seed(db)
     at = utc("2026-11-10 12:00")
     async with db.transaction() as repos:
@@ -460,9 +465,36 @@ async def test_my_data_has_their_points_and_gift_certificates(
                 id=1, certificate_id=1, amount_minor=100_000, at=at, staff_id=1, staff_name="Ольга"
             )
         )
+        s.add(LoyaltyTier(customer_id=1, tier="Silver", since=at))
+        s.add(ReferralLink(customer_id=1, token="tok-anna", created_at=at))
+        s.add(ReferralLink(customer_id=2, token="tok-mei", created_at=at))
+        s.add(Referral(referrer_id=1, friend_id=2, state="rewarded", joined_at=at, bought_at=at))
+        s.add(
+            Purchase(
+                id=900, customer_id=1, amount_minor=200_000, at=at, staff_id=1, staff_name="Ольга"
+            )
+        )
+        await s.flush()
+        s.add(
+            PointsRequest(
+                customer_id=1, purchase_id=900, points=50, amount_minor=200_000, state="confirmed",
+                staff_id=1, staff_name="Ольга", created_at=at, expires_at=at, decided_at=at,
+            )
+        )  # fmt: skip
     mine = await exporter.my_data(7001)
     assert mine is not None
     document = json.loads(mine.document)
+    assert [t["tier"] for t in document["loyalty_tier"]] == ["Silver"]
+    assert [(r["points"], r["state"]) for r in document["points_payments"]] == [(50, "confirmed")]
+    friend = document["bring_a_friend"]
+    assert friend["your_link"] == ["tok-anna"] and friend["you_came_through_a_friend"] == []
+    assert [f["state"] for f in friend["friends_you_brought"]] == ["rewarded"]
+    assert "tok-mei" not in mine.document.decode()  # the friend's own link is theirs
+    mei = await exporter.my_data(7002)
+    assert mei is not None
+    assert [
+        f["state"] for f in json.loads(mei.document)["bring_a_friend"]["you_came_through_a_friend"]
+    ] == ["rewarded"]
     assert [(p["kind"], p["points"], p["reason"]) for p in document["points"]] == [
         ("accrual", 75, None),
         ("correction", -5, "ошибка в чеке"),
