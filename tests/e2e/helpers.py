@@ -19,7 +19,7 @@ from bot.clock import FixedClock
 from bot.db.models import Consent, Coupon, Customer
 from bot.db.repositories import Database
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN, make_settings
-from tests.harness import Renderings
+from tests.harness import InProcessBot, Renderings
 from tests.telegram_server import Call, Person, TelegramServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -34,6 +34,29 @@ def business_with(folder: Path, old: str, new: str) -> Path:
     path = folder / "business.toml"
     path.write_text(BUSINESS_FILE.read_text().replace(old, new))
     return path
+
+
+def business_plus(folder: Path, sections: str) -> Path:
+    """The test business file with `sections` (TOML) added at its end, written into `folder`."""
+    path = folder / "business.toml"
+    path.write_text(BUSINESS_FILE.read_text() + sections)
+    return path
+
+
+@asynccontextmanager
+async def bot_on(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, business_file: Path
+) -> AsyncIterator[InProcessBot]:
+    """The bot fed in-process (tests/harness.py), as the `carebot` fixture runs it, on a business
+    file of the test's own."""
+    running = InProcessBot(
+        make_settings(telegram, database_url, business_file=business_file), clock, telegram
+    )
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
 
 
 @asynccontextmanager
@@ -87,6 +110,16 @@ async def tap(
     await person.press(message, button)
     await person.next("answerCallbackQuery")
     return await person.next(edit)
+
+
+async def reply_of(person: Person, template: str, tries: int = 6) -> Call:
+    """The first of `person`'s next `tries` messages made from `template` (others sent on their
+    own, a thank-you offer say, may come first)."""
+    for _ in range(tries):
+        message = await person.reply(timeout=15)
+        if message.template == template:
+            return message
+    raise AssertionError(f"no {template} in {tries} messages")
 
 
 async def consent(person: Person, start: str = "/start") -> Call:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import customer_of, onboard
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
 
@@ -29,12 +29,8 @@ expire_months = 12
 async def cashback_bot(
     tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
 ) -> AsyncIterator[InProcessBot]:
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text() + CASHBACK)
-    bot = InProcessBot(make_settings(telegram, database_url, business_file=path), clock, telegram)
-    await bot.start()
-    yield bot
-    await bot.stop()
+    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, CASHBACK)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -131,9 +127,5 @@ async def test_a_reminder_before_points_expire_says_what_is_left(
     planned = await cashback_bot.app.tick()
     assert planned["loyalty_reminders"] == 1
     assert (await cashback_bot.app.tick())["loyalty_reminders"] == 0  # once per accrual
-    for _ in range(5):
-        message = await anna.reply(timeout=15)
-        if message.template == "points_expiring":
-            break
-    assert message.template == "points_expiring"
+    message = await reply_of(anna, "points_expiring", tries=5)
     assert "Анна, у вас 70 баллов, и 23.11.2027 они сгорят" in message.text

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import customer_of, onboard
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
-from tests.telegram_server import Call, Person, TelegramServer
+from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
@@ -30,25 +30,13 @@ expire_months = 12
 async def cashback_bot(
     tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
 ) -> AsyncIterator[InProcessBot]:
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text() + CASHBACK)
-    bot = InProcessBot(make_settings(telegram, database_url, business_file=path), clock, telegram)
-    await bot.start()
-    yield bot
-    await bot.stop()
+    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, CASHBACK)) as running:
+        yield running
 
 
 @pytest.fixture
 def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
-async def _next_of(person: Person, template: str) -> Call:
-    for _ in range(6):
-        message = await person.reply(timeout=15)
-        if message.template == template:
-            return message
-    raise AssertionError(f"no {template}")
 
 
 async def _customer_with_points(
@@ -74,10 +62,10 @@ async def test_staff_ask_the_customer_confirms_and_card_shows_the_new_balance(
     assert "Баллов: <b>600</b>" in (await anna.reply()).text
 
     await olga.press(sold, "Оплатить баллами")
-    asked = await _next_of(olga, "points_pay_asked")
+    asked = await reply_of(olga, "points_pay_asked")
     assert "оплатить баллами 600 из 2\u00a0000" in asked.text
 
-    request = await _next_of(anna, "points_request")
+    request = await reply_of(anna, "points_request")
     assert "Списать <b>600</b> баллов" in request.text and "без вашего согласия" in request.text
     await anna.send("/card")  # asked, not spent: never shown as spent
     assert "Баллов: <b>600</b>" in (await anna.reply()).text
@@ -85,7 +73,7 @@ async def test_staff_ask_the_customer_confirms_and_card_shows_the_new_balance(
     await anna.press(request, "Списать баллы")
     done = await anna.next("editMessageText")
     assert "списано 600 баллов" in done.text and "Осталось баллов: 0" in done.text
-    notice = await _next_of(olga, "points_answered_staff")
+    notice = await reply_of(olga, "points_answered_staff")
     assert f"Клиент #{customer_id} подтвердил(а)" in notice.text
     assert "к оплате 1\u00a0400" in notice.text
     await anna.send("/card")
@@ -103,16 +91,16 @@ async def test_the_customer_declines_and_nothing_is_spent(
 ) -> None:
     anna, customer_id = await _customer_with_points(cashback_bot, telegram, olga)
     await olga.send(f"/sale #{customer_id} 1000 points:700")
-    await _next_of(olga, "staff_sale_done")
+    await reply_of(olga, "staff_sale_done")
     refused = await olga.reply()
     assert refused.template == "points_pay_refused" and "не больше 300" in refused.text
     await olga.send(f"/sale #{customer_id} 1000 points:100")
-    await _next_of(olga, "points_pay_asked")
-    request = await _next_of(anna, "points_request")
+    await reply_of(olga, "points_pay_asked")
+    request = await reply_of(anna, "points_request")
     await anna.press(request, "Не списывать")
     declined = await anna.next("editMessageText")
     assert "баллы не списаны" in declined.text and "Баллов у вас: 600" in declined.text
-    notice = await _next_of(olga, "points_answered_staff")
+    notice = await reply_of(olga, "points_answered_staff")
     assert "отказался(ась)" in notice.text
     await anna.send("/card")
     assert "Баллов: <b>600</b>" in (await anna.reply()).text
@@ -125,8 +113,8 @@ async def test_a_forged_or_someone_elses_request_changes_nothing(
     boris = telegram.user(5002, "Борис", username="boris")
     await onboard(boris)
     await olga.send(f"/sale #{customer_id} 2000 points:100")
-    await _next_of(olga, "points_pay_asked")
-    request = await _next_of(anna, "points_request")
+    await reply_of(olga, "points_pay_asked")
+    request = await reply_of(anna, "points_request")
     data = request.button("Списать баллы")["callback_data"]
     await boris.send("/card")
     card = await boris.reply()
@@ -138,6 +126,6 @@ async def test_a_forged_or_someone_elses_request_changes_nothing(
     assert "Баллов: <b>600</b>" in (await anna.reply()).text
     # staff's button for a sale that does not exist
     await olga.send(f"/sale #{customer_id} 100")
-    sold = await _next_of(olga, "staff_sale_done")
+    sold = await reply_of(olga, "staff_sale_done")
     await olga.press_data(sold, "ppay:999999")
     assert "не найдена" in (await olga.reply()).text

@@ -11,10 +11,18 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import answer_offers, customer_of, onboard, tap
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import (
+    answer_offers,
+    bot_on,
+    business_plus,
+    customer_of,
+    onboard,
+    reply_of,
+    tap,
+)
 from tests.harness import InProcessBot
-from tests.telegram_server import Call, Person, TelegramServer
+from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
@@ -35,25 +43,13 @@ referrer_reward = 500
 async def referral_bot(
     tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
 ) -> AsyncIterator[InProcessBot]:
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text() + REFERRAL)
-    bot = InProcessBot(make_settings(telegram, database_url, business_file=path), clock, telegram)
-    await bot.start()
-    yield bot
-    await bot.stop()
+    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, REFERRAL)) as running:
+        yield running
 
 
 @pytest.fixture
 def olga(telegram: TelegramServer) -> Person:
     return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
-async def _until(person: Person, template: str) -> Call:
-    for _ in range(6):
-        message = await person.reply(timeout=15)
-        if message.template == template:
-            return message
-    raise AssertionError(f"no {template}")
 
 
 async def test_a_friend_joins_buys_and_the_referrer_is_rewarded(
@@ -94,23 +90,23 @@ async def test_a_friend_joins_buys_and_the_referrer_is_rewarded(
     await answer_offers(boris, await boris.reply(), True)
     boris_id = (await customer_of(referral_bot.db, 5002)).id  # type: ignore[union-attr]
     await boris.send("/card")
-    assert "Баллов: <b>300</b>" in (await _until(boris, "loyalty_card")).text
+    assert "Баллов: <b>300</b>" in (await reply_of(boris, "loyalty_card")).text
     await olga.send("/referrals")
     listed = (await olga.reply()).text
     assert f"Анна (#{anna_id}): пришли 1 · купили 0" in listed
 
     await olga.send(f"/sale #{boris_id} 2000")
     await olga.reply()
-    reward = await _until(anna, "referral_reward")
+    reward = await reply_of(anna, "referral_reward")
     assert "Вам начислено 500 баллов" in reward.text
     await anna.send("/card")
-    assert "Баллов: <b>500</b>" in (await _until(anna, "loyalty_card")).text
+    assert "Баллов: <b>500</b>" in (await reply_of(anna, "loyalty_card")).text
     await olga.send("/referrals 30")
     assert f"Анна (#{anna_id}): пришли 1 · купили 1" in (await olga.reply()).text
     await olga.send(f"/sale #{boris_id} 1000")  # the second sale: no second reward
     await olga.reply()
     await anna.send("/card")
-    assert "Баллов: <b>500</b>" in (await _until(anna, "loyalty_card")).text
+    assert "Баллов: <b>500</b>" in (await reply_of(anna, "loyalty_card")).text
     await anna.send("/referrals")
     assert "для сотрудников" in (await anna.reply()).text
     await olga.send("/referrals вчера")

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import CareMessage, Customer, Erasure, ErasureReason
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import ask_staff, customer_id_of, onboard, tap
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import ask_staff, bot_on, business_plus, customer_id_of, onboard, tap
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
 
@@ -93,24 +93,16 @@ async def test_the_list_is_paged_with_the_total(
 # ---- retention by the planner ------------------------------------------------------------------
 
 
-def _business(tmp_path: Path, retention: str) -> Path:
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text() + "\n[retention]\n" + retention)
-    return path
-
-
 @pytest.fixture
 async def keeping(
     telegram: TelegramServer, database_url: str, clock: FixedClock, tmp_path: Path
 ) -> AsyncIterator[InProcessBot]:
     """The bot with retention on: care texts 30 days, customers inactive 2 years."""
-    business = _business(tmp_path, "care_texts_days = 30\ninactive_customers_years = 2\n")
-    running = InProcessBot(
-        make_settings(telegram, database_url, business_file=business), clock, telegram
+    business = business_plus(
+        tmp_path, "\n[retention]\n" + "care_texts_days = 30\ninactive_customers_years = 2\n"
     )
-    await running.start()
-    yield running
-    await running.stop()
+    async with bot_on(telegram, database_url, clock, business) as running:
+        yield running
 
 
 async def _story(bot: InProcessBot, telegram: TelegramServer, olga: Person) -> tuple[int, int]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import onboard
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import bot_on, business_plus, onboard
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
 from tests.unit.test_campaigns import variants_base
@@ -37,14 +37,10 @@ async def experimenting(
     telegram: TelegramServer, database_url: str, clock: FixedClock, tmp_path: Path
 ) -> AsyncIterator[InProcessBot]:
     """The bot on the test business file with a holdout and the reactivation's variant b."""
-    business = tmp_path / "business.toml"
-    business.write_text(BUSINESS_FILE.read_text() + EXPERIMENT)
-    running = InProcessBot(
-        make_settings(telegram, database_url, business_file=business), clock, telegram
-    )
-    await running.start()
-    yield running
-    await running.stop()
+    async with bot_on(
+        telegram, database_url, clock, business_plus(tmp_path, EXPERIMENT)
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, make_settings
-from tests.e2e.helpers import customer_of, onboard
+from tests.conftest import ADMIN_CHAT
+from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
 from tests.telegram_server import TelegramServer
 
@@ -42,12 +42,8 @@ percent = 10
 async def club_bot(
     tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
 ) -> AsyncIterator[InProcessBot]:
-    path = tmp_path / "business.toml"
-    path.write_text(BUSINESS_FILE.read_text() + CLUB)
-    bot = InProcessBot(make_settings(telegram, database_url, business_file=path), clock, telegram)
-    await bot.start()
-    yield bot
-    await bot.stop()
+    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, CLUB)) as running:
+        yield running
 
 
 async def test_sales_take_a_customer_to_silver_congratulated_once(
@@ -68,11 +64,7 @@ async def test_sales_take_a_customer_to_silver_congratulated_once(
     clock.advance(timedelta(days=8))
     assert (await club_bot.app.tick())["loyalty_tiers"] == 1
     assert (await club_bot.app.tick())["loyalty_tiers"] == 0
-    for _ in range(5):
-        message = await anna.reply(timeout=15)
-        if message.template == "tier_up":
-            break
-    assert message.template == "tier_up"
+    message = await reply_of(anna, "tier_up", tries=5)
     assert "Анна, поздравляем! Теперь вы в клубе «Silver &lt;b&gt;»" in message.text
     assert "5\u00a0%" in message.text
 
