@@ -39,10 +39,10 @@ LTV_MONTHS = 12
 DEFAULT_WAKE_SHARE = 0.30  # article 002's "coefficient of return", until there is a measure
 MEASURED_FROM = 30  # sleepers at the period's start needed to trust the measured share
 DAYS_A_MONTH = 365.25 / 12
-MAX_DAYS = 3660
+MAX_DAYS = 3660  # ten years: longer is a typo
 CLOSE_DAYS = 186  # days closed a planner run (about half a year: a second or two of work)
 DAYS_PER_STATEMENT = 31  # days counted in one statement (one CASE branch a day)
-CLOSE_MONTHS = 12  # months of cohort cells closed a run (one pass over their sales)  # ten years: longer is a typo
+CLOSE_MONTHS = 12  # months of cohort cells closed a run (one pass over their sales)
 _LENGTH = re.compile(r"(\d{1,4})\s*([dwmднм]?)", re.IGNORECASE)
 _DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d")
 
@@ -269,11 +269,15 @@ class StatsService:
         lost_since = now - timedelta(days=self.sleeping.lost_after_days)
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            current_sales, previous_sales = await self._sales(repos, [period, previous])
+            days_through, months_through = await self._closed(repos)
+            current_sales, previous_sales = await self._sales(
+                repos, [period, previous], days_through
+            )
             stats = repos.stats
             sleep = await stats.sleepers(now=now, start=start, end=end, lost_since=lost_since)
             months = self._months(period)
-            cohorts = await self._cohorts(repos, months, self._cohort_count(period, months))
+            count = self._cohort_count(period, months)
+            cohorts = await self._cohorts(repos, months, count, months_through)
         current, before = Split(period, current_sales), Split(previous, previous_sales)
         ripe = [c for c in cohorts if len(c.returned) > LTV_MONTHS]  # their 12 months are over
         ltv_customers = sum(c.customers for c in ripe)
@@ -314,9 +318,7 @@ class StatsService:
 
     def _months(self, period: Period) -> list[Month]:
         starts = self._month_starts(period)
-        bounds = [datetime.combine(day, time(), tzinfo=self.tz) for day in starts]
-        bounds.append(datetime.combine(months_back(starts[-1], -1), time(), tzinfo=self.tz))
-        return [Month(day, bounds[i], bounds[i + 1]) for i, day in enumerate(starts)]
+        return self._month_list(starts[0], starts[-1])
 
     @staticmethod
     def _cohort_count(period: Period, months: list[Month]) -> int:
@@ -363,7 +365,8 @@ class StatsService:
         months = self._months(period)
         async with self.db.reading() as repos:
             await repos.stats.prepare()
-            return await self._cohorts(repos, months, self._cohort_count(period, months))
+            _, through = await self._closed(repos)
+            return await self._cohorts(repos, months, self._cohort_count(period, months), through)
 
     def _start_of(self, day: date) -> datetime:
         return datetime.combine(day, time(), tzinfo=self.tz)
@@ -373,9 +376,14 @@ class StatsService:
         purchase written into a closed day after it was counted (not by an import, which
         reopens them itself) makes the days from its own and the months from its month count
         live until the planner closes them again."""
+        return await self._closed_given(repos, await repos.stats.stale_since())
+
+    async def _closed_given(
+        self, repos: Repos, stale: datetime | None
+    ) -> tuple[date | None, date | None]:
+        """`_closed`, with `stale_since()` already read."""
         stats = repos.stats
         days, months = await stats.days_closed_through(), await stats.months_closed_through()
-        stale = await stats.stale_since()
         if stale is not None:
             day = stale.astimezone(self.tz).date()
             if days is not None and day <= days:
@@ -384,12 +392,14 @@ class StatsService:
                 months = months_back(day.replace(day=1), 1)
         return days, months
 
-    async def _sales(self, repos: Repos, periods: list[Period]) -> list[PeriodSales]:
+    async def _sales(
+        self, repos: Repos, periods: list[Period], through: date | None
+    ) -> list[PeriodSales]:
         """Each period's sales: the closed days' sums (`sales_days`) and the days after them
         counted live, by the same `StatsRepo.sales`; its distinct customers counted over the
-        whole period (the returning are those of them not new)."""
+        whole period (the returning are those of them not new). `through`: the last closed
+        day that holds (`_closed`)."""
         stats = repos.stats
-        through, _ = await self._closed(repos)
         if through is None or through < min(p.first_day for p in periods):
             return await stats.sales([p.bounds(self.tz) for p in periods])
         open_from = through + timedelta(days=1)
@@ -417,13 +427,15 @@ class StatsService:
             found.append(replace(total, customers=customers, returning=customers - total.first))
         return found
 
-    async def _cohorts(self, repos: Repos, months: list[Month], count: int) -> list[Cohort]:
+    async def _cohorts(
+        self, repos: Repos, months: list[Month], count: int, through: date | None
+    ) -> list[Cohort]:
         """The cohorts of `months`: the closed months' cells (`cohort_months`) and the months
-        after them counted live, by the same `StatsRepo.cohort_cells`."""
+        after them counted live, by the same `StatsRepo.cohort_cells`. `through`: the first day
+        of the last closed month that holds (`_closed`)."""
         if not months or count < 1:
             return []
         stats = repos.stats
-        _, through = await self._closed(repos)
         if through is None or through < months[0].first_day:
             return await stats.cohorts(months, count)
         days = [m.first_day for m in months]
@@ -467,7 +479,7 @@ class StatsService:
         first_day = first_at.astimezone(self.tz).date()
         stale = await stats.stale_since()
         counted_to = await stats.last_purchase_id()
-        through, month = await self._closed(repos)  # less what `stale` reopens
+        through, month = await self._closed_given(repos, stale)  # less what `stale` reopens
         start = through + timedelta(days=1) if through is not None else first_day
         days = [
             start + timedelta(days=n) for n in range(min(CLOSE_DAYS, max(0, (today - start).days)))
@@ -488,6 +500,8 @@ class StatsService:
             chosen = [m for m in cohorts if m.first_day in set(months)]
             cells = await stats.cohort_cells(cohorts, chosen)
         reopen = stale.astimezone(self.tz).date() if stale is not None else None
+        if reopen is None and not counted and not months:
+            return None  # all closed already: no write transaction to open
         return _Closing(reopen, counted_to, counted, months, cells)
 
     @staticmethod
