@@ -43,10 +43,6 @@ class CampaignDaysRepo:
         moments = [moment for moment in (planned, welcomed) if moment is not None]
         return min(moments) if moments else None
 
-    async def last_purchase(self) -> int:
-        """The newest purchase's id (0 for none): what a closing counted with."""
-        return int(await self.session.scalar(select(func.max(Purchase.id))) or 0)
-
     async def first_bought_after(self, purchase_id: int) -> datetime | None:
         """The earliest moment among the purchases written after that one (by the primary
         key: a range of the newest ids)."""

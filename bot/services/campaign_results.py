@@ -196,7 +196,7 @@ class CampaignResultsService:
                 return 0
             count = min(CLOSE_PER_RUN, (last - first).days + 1)
             days = [self._day(first + timedelta(days=n)) for n in range(count)]
-            seen = await repos.campaign_days.last_purchase()
+            seen = await repos.stats.last_purchase_id()
             rows = await self._counted(repos, days)
         windows_end = days[-1].end + timedelta(days=self.rules.window_days, seconds=1)
         async with self.db.transaction() as repos:

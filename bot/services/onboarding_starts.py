@@ -8,10 +8,9 @@ only (not a second press before consenting).
 
 from __future__ import annotations
 
-from datetime import date
 from zoneinfo import ZoneInfo
 
-from bot.clock import Clock
+from bot.clock import Clock, local_today
 from bot.db.repositories import LATER, Database, Repos
 
 
@@ -21,16 +20,13 @@ class OnboardingStarts:
         self.clock = clock
         self.tz = tz
 
-    def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
-
     async def count(self, source: str | None) -> None:
         """One more start today from `source` (the `src_…` link's, as onboarding stores it; None
         for no link): one statement. Within an update it goes with the write of the update's
         conversation state (`LATER`), so a newcomer's /start still costs one write transaction,
         shared with the other updates' of that moment (a burst of newcomers is not one
         transaction each for SQLite's one writer); elsewhere, in a short transaction of its own."""
-        day, key = self.today(), source or ""
+        day, key = local_today(self.clock, self.tz), source or ""
 
         async def write(repos: Repos) -> None:
             await repos.onboarding_starts.count(day, key)
