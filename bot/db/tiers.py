@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, String, and_, case, delete, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Customer, LoyaltyTier, OutboxKind, Purchase
+from bot.db.models import Customer, LoyaltyTier, Purchase
 
 if TYPE_CHECKING:
     from bot.business import Tier
@@ -134,34 +134,3 @@ class TierRepo:
             delete(LoyaltyTier).where(LoyaltyTier.customer_id == customer_id)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
-
-    def message_rows(
-        self,
-        customer_id: int,
-        key: str,
-        template: str,
-        data: dict[str, Any],
-        *,
-        now: datetime,
-        not_after: datetime,
-        due_at: datetime,
-    ) -> Any:
-        """One offer (the marketing policy's) for this customer, if they may get offers."""
-        from bot.db import queries  # both import the repositories, which import this module
-        from bot.db.repositories import planned_rows
-
-        return (
-            planned_rows(
-                literal(key, String),
-                Customer.id,
-                kind=OutboxKind.MARKETING,
-                template=template,
-                data=data,
-                not_before=now,
-                not_after=not_after,
-                due_at=due_at,
-                now=now,
-            )
-            .select_from(Customer)
-            .where(Customer.id == customer_id, queries.may_get_offers())
-        )

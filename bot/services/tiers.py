@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from bot.business import Business, Tier
 from bot.buttons import Keyboard
 from bot.clock import Clock
+from bot.db import queries
 from bot.db.models import Customer, OutboxMessage
 from bot.db.repositories import Database, Repos
 from bot.db.tiers import Standing
@@ -113,17 +114,18 @@ class TierService:
     async def _message(
         self, repos: Repos, customer_id: int, key: str, template: str, now: datetime
     ) -> None:
-        await repos.outbox.plan(
-            repos.tiers.message_rows(
-                customer_id,
-                key,
-                template,
-                {},
-                now=now,
-                not_after=now + timedelta(days=MESSAGE_DAYS),
-                due_at=self.policy.morning(now),
-            )
+        rows = queries.one_customer_row(
+            key,
+            customer_id,
+            template=template,
+            data={},
+            not_before=now,
+            not_after=now + timedelta(days=MESSAGE_DAYS),
+            due_at=self.policy.morning(now),
+            now=now,
         )
+        # an offer: not even written for someone who cannot get it
+        await repos.outbox.plan(rows.where(queries.may_get_offers()))
 
     async def compose(
         self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
