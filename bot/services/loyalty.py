@@ -87,6 +87,16 @@ def lots(lines: list[Line]) -> list[Lot]:
     return sorted(credits.values(), key=_order)
 
 
+def alive(all_lots: list[Lot], now: datetime) -> list[Lot]:
+    """The lots with points left that have not expired by `now`, soonest-expiring first: what
+    the balance is made of."""
+    return [
+        lot
+        for lot in all_lots
+        if not lot.settled and lot.left > 0 and (lot.expires_at is None or lot.expires_at > now)
+    ]
+
+
 def add_months(at: datetime, months: int) -> datetime:
     """The same day and time `months` later (the month's last day if it is shorter)."""
     year, month = divmod(at.month - 1 + months, 12)
@@ -173,21 +183,15 @@ class LoyaltyService:
             return await self.wallet_in(repos, customer_id)
 
     async def wallet_in(self, repos: Repos, customer_id: int) -> Wallet:
-        now = self.clock.now()
-        open_lots = [
-            lot
-            for lot in lots(await repos.loyalty.lines(customer_id))
-            if not lot.settled and lot.left > 0
-        ]
-        alive = [lot for lot in open_lots if lot.expires_at is None or lot.expires_at > now]
-        dated = [lot for lot in alive if lot.expires_at is not None]
+        spendable = alive(lots(await repos.loyalty.lines(customer_id)), self.clock.now())
+        dated = [lot for lot in spendable if lot.expires_at is not None]
         soonest = dated[0].expires_at if dated else None
         held = await repos.tiers.get(customer_id)
         return Wallet(
             tier=self.business.loyalty.tier(held.tier if held else None),
             tier_drops_at=held.drops_at if held else None,
             enabled=self.cashback.enabled,
-            points=sum(lot.left for lot in alive),
+            points=sum(lot.left for lot in spendable),
             next_expiry=soonest,
             expiring=sum(lot.left for lot in dated if lot.expires_at == soonest),
         )
@@ -260,20 +264,14 @@ class LoyaltyService:
         accrual_id = int(row.key.removeprefix(REMINDER_KEY))
         if customer is None:
             raise Obsolete("no customer")
-        lot = next(
-            (
-                lot
-                for lot in lots(await repos.loyalty.lines(customer.id))
-                if lot.entry_id == accrual_id
-            ),
-            None,
-        )
+        every = lots(await repos.loyalty.lines(customer.id))  # the ledger read once
+        lot = next((lot for lot in every if lot.entry_id == accrual_id), None)
         if lot is None or lot.settled or lot.left <= 0 or lot.expires_at is None:
             raise Obsolete("the points are spent")
         if lot.expires_at <= now:
             raise Obsolete("the points expired")
-        wallet = await self.wallet_in(repos, customer.id)
-        return {"points": lot.left, "expires_at": lot.expires_at, "balance": wallet.points}, None
+        balance = sum(lot.left for lot in alive(every, now))
+        return {"points": lot.left, "expires_at": lot.expires_at, "balance": balance}, None
 
     # ---- spending and corrections ---------------------------------------------------------------
 
