@@ -58,18 +58,15 @@ class CertificateRepo:
         self.session.add(use)
 
     async def of_customer(self, customer_id: int) -> list[tuple[Certificate, int]]:
-        """A customer's certificates with what was spent of each, newest first."""
+        """A customer's certificates with what was spent of each, newest first (each one's
+        spendings summed by its own index range, not every certificate's)."""
         spent = (
-            select(
-                CertificateUse.certificate_id,
-                func.sum(CertificateUse.amount_minor).label("spent"),
-            )
-            .group_by(CertificateUse.certificate_id)
-            .subquery()
+            select(func.coalesce(func.sum(CertificateUse.amount_minor), 0))
+            .where(CertificateUse.certificate_id == Certificate.id)
+            .scalar_subquery()
         )
         rows = await self.session.execute(
-            select(Certificate, func.coalesce(spent.c.spent, 0))
-            .outerjoin(spent, spent.c.certificate_id == Certificate.id)
+            select(Certificate, spent)
             .where(Certificate.customer_id == customer_id)
             .order_by(Certificate.created_at.desc(), Certificate.id.desc())
         )
