@@ -33,14 +33,32 @@ class CustomerErased:
     at: datetime
 
 
+@dataclass(frozen=True)
+class SaleCancelled:
+    """Staff cancelled a mistaken sale: subscribers undo what the purchase caused (cashback,
+    referral reward, stamps, package visits, queued survey...), inside the cancelling
+    transaction, so the cancel and every reversal commit together or not at all. `by` is the
+    Telegram user id of the staff member who cancelled."""
+
+    purchase_id: int
+    customer_id: int
+    service_id: str | None
+    master_id: str | None
+    amount_minor: int
+    at: datetime
+    by: int
+
+
 PurchaseSubscriber = Callable[[Repos, PurchaseRecorded], Awaitable[None]]
 ErasedSubscriber = Callable[[Repos, CustomerErased], Awaitable[None]]
+CancelledSubscriber = Callable[[Repos, SaleCancelled], Awaitable[None]]
 
 
 class Events:
     def __init__(self) -> None:
         self._purchase: list[PurchaseSubscriber] = []
         self._erased: list[ErasedSubscriber] = []
+        self._cancelled: list[CancelledSubscriber] = []
 
     def on_erased(self, subscriber: ErasedSubscriber) -> ErasedSubscriber:
         self._erased.append(subscriber)
@@ -56,4 +74,12 @@ class Events:
 
     async def purchase_recorded(self, repos: Repos, event: PurchaseRecorded) -> None:
         for subscriber in self._purchase:
+            await subscriber(repos, event)
+
+    def on_sale_cancelled(self, subscriber: CancelledSubscriber) -> CancelledSubscriber:
+        self._cancelled.append(subscriber)
+        return subscriber
+
+    async def sale_cancelled(self, repos: Repos, event: SaleCancelled) -> None:
+        for subscriber in self._cancelled:
             await subscriber(repos, event)
