@@ -49,9 +49,26 @@ class SaleCancelled:
     by: int
 
 
+@dataclass(frozen=True)
+class SlotFreed:
+    """A master's time that was taken is free again: a visit cancelled or moved, a request
+    declined, an unpaid deposit hold released, a day off taken back. `starts_at` is the start of
+    the time freed (aware, UTC), `service_id` the service that held it (its duration is how long
+    the time is), `reason` why (cancelled, declined, rescheduled, erased, hold_expired, ...).
+    Subscribers (the waitlist) run inside the freeing transaction: what they queue commits with
+    it."""
+
+    master_id: str
+    starts_at: datetime
+    service_id: str
+    reason: str
+    at: datetime
+
+
 PurchaseSubscriber = Callable[[Repos, PurchaseRecorded], Awaitable[None]]
 ErasedSubscriber = Callable[[Repos, CustomerErased], Awaitable[None]]
 CancelledSubscriber = Callable[[Repos, SaleCancelled], Awaitable[None]]
+FreedSubscriber = Callable[[Repos, SlotFreed], Awaitable[None]]
 
 
 class Events:
@@ -59,6 +76,7 @@ class Events:
         self._purchase: list[PurchaseSubscriber] = []
         self._erased: list[ErasedSubscriber] = []
         self._cancelled: list[CancelledSubscriber] = []
+        self._freed: list[FreedSubscriber] = []
 
     def on_erased(self, subscriber: ErasedSubscriber) -> ErasedSubscriber:
         self._erased.append(subscriber)
@@ -82,4 +100,12 @@ class Events:
 
     async def sale_cancelled(self, repos: Repos, event: SaleCancelled) -> None:
         for subscriber in self._cancelled:
+            await subscriber(repos, event)
+
+    def on_slot_freed(self, subscriber: FreedSubscriber) -> FreedSubscriber:
+        self._freed.append(subscriber)
+        return subscriber
+
+    async def slot_freed(self, repos: Repos, event: SlotFreed) -> None:
+        for subscriber in self._freed:
             await subscriber(repos, event)

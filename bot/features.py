@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.events import ErasedSubscriber, Events, PurchaseSubscriber
+from bot.events import ErasedSubscriber, Events, FreedSubscriber, PurchaseSubscriber
 from bot.outbox.compose import Composer
 from bot.outbox.planners import Planners
 
@@ -22,6 +22,10 @@ class Features:
 
     def on_erased(self, subscriber: ErasedSubscriber) -> None:
         self.events.on_erased(subscriber)
+
+    def on_slot_freed(self, subscriber: FreedSubscriber) -> None:
+        """A master's time free again (cancelled, declined, an expired hold, a day off undone)."""
+        self.events.on_slot_freed(subscriber)
 
     def plan(self, name: str, planner: Callable[[], Awaitable[int]]) -> None:
         """A planner run with the outbox's own (now, then every few minutes; `carebot tick`)."""

@@ -28,7 +28,7 @@ from bot.db.models import (
     OutboxMessage,
 )
 from bot.db.repositories import ACTIVE_BOOKING, Database, Repos
-from bot.events import CustomerErased
+from bot.events import CustomerErased, Events, SlotFreed
 from bot.outbox import SERVICE
 from bot.outbox.compose import Obsolete
 from bot.rendering import Renderer
@@ -120,10 +120,13 @@ class BookingService:
         self.staff = staff
         self.admin_chat_id = admin_chat_id
         self.finder = SlotFinder(business, tz)
+        self.events = Events()  # the app's own once registered (SlotFreed's subscribers)
 
     def register(self, features: Features) -> None:
         """A customer's erasure cancels their visits ahead; unanswered requests are escalated; the
-        booking notices are composed at send time, from the visit as it is then."""
+        booking notices are composed at send time, from the visit as it is then; a slot freed is
+        told to whoever follows SlotFreed (the waitlist)."""
+        self.events = features.events
         features.on_erased(self.cancel_for_erased)
         features.plan("escalations", self.escalate_unanswered)
         features.compose(
@@ -480,6 +483,7 @@ class BookingService:
                     (reason or "").strip()[:500] or None,
                 )
                 await repos.bookings.release(booking.id)
+                await self._freed(repos, booking, "declined", now)
                 await repos.outbox.queue(
                     key=f"booking_declined:{booking.id}",
                     kind=SERVICE,
@@ -574,6 +578,7 @@ class BookingService:
         """Free the slot, drop the reminders, and tell the master (and the admin chat)."""
         booking.state, booking.reason, booking.decided_at = BookingState.CANCELLED, reason, now
         await repos.bookings.release(booking.id)
+        await self._freed(repos, booking, reason, now)
         await repos.outbox.skip_pending(
             "cancelled",
             prefix=f"reminder:{booking.id}:",
@@ -596,6 +601,15 @@ class BookingService:
                 not_before=now,
                 not_after=max(booking.starts_at, now + timedelta(hours=1)),
                 now=now,
+            )
+
+    async def _freed(self, repos: Repos, booking: Booking, reason: str, now: datetime) -> None:
+        """The visit's time is free again: SlotFreed, in this transaction (a visit already past
+        frees nothing anyone could take)."""
+        if booking.starts_at > now:
+            await self.events.slot_freed(
+                repos,
+                SlotFreed(booking.master_id, booking.starts_at, booking.service_id, reason, now),
             )
 
     def is_active(self, visit: BookingView) -> bool:
