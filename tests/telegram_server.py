@@ -53,6 +53,15 @@ ALBUM_MIN, ALBUM_MAX = 2, 10  # sendMediaGroup: items in one album
 PHOTO_LIMIT = 10 * 1024 * 1024  # bytes of an uploaded photo
 # What Telegram takes as a photo: PNG and JPEG (by their first bytes).
 PHOTO_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+# Payments (core.telegram.org/bots/api#sendinvoice, /bots/payments): the limits of an invoice,
+# the provider token a test bot is given in @BotFather (any other: PAYMENT_PROVIDER_INVALID),
+# and the currencies it knows (ISO 4217; XTR, Telegram Stars, takes no provider token).
+INVOICE_TITLE_LIMIT = 32
+INVOICE_DESCRIPTION_LIMIT = 255
+INVOICE_PAYLOAD_LIMIT = 128  # bytes, UTF-8
+PROVIDER_TOKEN = "381764678:TEST:carebot-test-provider"
+CURRENCIES = frozenset({"RUB", "USD", "EUR", "GBP", "KZT", "UAH", "BYN", "UZS", "GEL", "AMD"})
+PRE_CHECKOUT_SECONDS = 10  # a pre_checkout_query must be answered within this
 
 _JSON_PARAMS = {
     "reply_markup",
@@ -65,6 +74,8 @@ _JSON_PARAMS = {
     "caption_entities",
     "media",
     "reaction",
+    "prices",
+    "suggested_tip_amounts",
 }
 _INT_PARAMS = {
     "chat_id",
@@ -90,7 +101,7 @@ _SEND_METHODS = {
 }
 # Methods that post a new message into a chat: Telegram's flood limits count these (an album
 # counts as many messages as it has items).
-_CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage", "sendMediaGroup"}
+_CREATING = _SEND_METHODS | {"copyMessage", "forwardMessage", "sendMediaGroup", "sendInvoice"}
 # What a message carries, as opposed to where it is: copied by copyMessage.
 _CONTENT = {
     "text",
@@ -107,6 +118,7 @@ _CONTENT = {
     "location",
     "video_note",
     "contact",
+    "invoice",
 }
 # Sample content of each kind, as a Telegram client would send it.
 MEDIA: dict[str, Any] = {
@@ -451,6 +463,20 @@ class _Refusal(Exception):
 
 
 @dataclass
+class PreCheckout:
+    """A customer's "Pay" on an invoice: the pre_checkout_query Telegram sent the bot, and the
+    bot's answer (`answered` None until answerPreCheckoutQuery came)."""
+
+    id: str
+    user_id: int
+    invoice: dict[str, Any]  # the sendInvoice parameters of the invoice being paid
+    at: float
+    answered: bool | None = None
+    error_message: str | None = None
+    paid: bool = False  # the successful_payment message went to the bot
+
+
+@dataclass
 class TelegramServer:
     token: str
     calls: list[Call] = field(default_factory=list)
@@ -511,6 +537,11 @@ class TelegramServer:
             str, str
         ] = {}  # rendered text → template name, when the harness records it
         self._runner: web.AppRunner | None = None
+        # Payments: the provider tokens connected in @BotFather, each "Pay" (pre_checkout_query)
+        # by id, and the charge ids of every successful payment.
+        self.provider_tokens: set[str] = {PROVIDER_TOKEN}
+        self.pre_checkouts: dict[str, PreCheckout] = {}
+        self._charges = itertools.count(1)
 
     async def start(self) -> None:
         app = web.Application(client_max_size=UPLOAD_LIMIT + 1024 * 1024)
@@ -598,7 +629,9 @@ class TelegramServer:
             method,
             params,
             chat_id,
-            self._callback_authors.get(str(params.get("callback_query_id"))),
+            self._callback_authors.get(
+                str(params.get("callback_query_id") or params.get("pre_checkout_query_id"))
+            ),
         )
         if handler is None and method not in _SEND_METHODS:
             return await self._refuse(call, 400, f"test server: {method} not supported")
@@ -691,6 +724,8 @@ class TelegramServer:
         elif method == "sendPhoto" and UPLOADS in params:
             reference = str(params.get("photo") or "").removeprefix("attach://")
             self._check_photo(params[UPLOADS].get(reference))
+        if method == "sendInvoice":
+            self._check_invoice(params)
         if method in ("sendMessage", "editMessageText"):
             self._check_text(params, "text", TEXT_LIMIT)
         elif method in _SEND_METHODS or method in ("copyMessage", "editMessageCaption"):
@@ -726,6 +761,41 @@ class TelegramServer:
                     cls._check_photo(upload)
             elif not reference:
                 raise BadRequest("MEDIA_EMPTY")
+
+    def _check_invoice(self, params: dict[str, Any]) -> None:
+        """An invoice as Telegram checks it: title 1-32 characters, description 1-255, payload
+        1-128 bytes, a currency it knows, prices a non-empty list of labelled positive amounts
+        (integers in the currency's smallest units), and a provider token connected to the bot
+        (none for XTR)."""
+        title, description = str(params.get("title") or ""), str(params.get("description") or "")
+        if not title.strip() or utf16_len(title) > INVOICE_TITLE_LIMIT:
+            raise BadRequest("INVOICE_TITLE_INVALID" if title.strip() else "title is empty")
+        if not description.strip() or utf16_len(description) > INVOICE_DESCRIPTION_LIMIT:
+            raise BadRequest(
+                "INVOICE_DESCRIPTION_INVALID" if description.strip() else "description is empty"
+            )
+        payload = str(params.get("payload") or "")
+        if not payload or len(payload.encode()) > INVOICE_PAYLOAD_LIMIT:
+            raise BadRequest("INVOICE_PAYLOAD_INVALID")
+        currency = str(params.get("currency") or "")
+        if currency != "XTR" and currency not in CURRENCIES:
+            raise BadRequest("CURRENCY_INVALID")
+        prices = params.get("prices")
+        if not isinstance(prices, list) or not prices:
+            raise BadRequest("prices must be a non-empty array")
+        for price in prices:
+            label = price.get("label") if isinstance(price, dict) else None
+            amount = price.get("amount") if isinstance(price, dict) else None
+            if not label or not str(label).strip():
+                raise BadRequest("LABEL_INVALID")
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+                raise BadRequest("CURRENCY_TOTAL_AMOUNT_INVALID")
+        token = str(params.get("provider_token") or "")
+        if currency == "XTR":
+            if token or len(prices) != 1:
+                raise BadRequest("STARS_INVOICE_INVALID")
+        elif token not in self.provider_tokens:
+            raise BadRequest("PAYMENT_PROVIDER_INVALID")
 
     @staticmethod
     def _check_photo(upload: Upload | None) -> None:
@@ -1088,6 +1158,37 @@ class TelegramServer:
     def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         return True
 
+    def _m_sendInvoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The invoice message, as the chat shows it (its Pay button is Telegram's own)."""
+        invoice = {
+            "title": params["title"],
+            "description": params["description"],
+            "start_parameter": params.get("start_parameter") or "",
+            "currency": params["currency"],
+            "total_amount": sum(int(p["amount"]) for p in params["prices"]),
+        }
+        return self._new_message(params["chat_id"], params, invoice=invoice)
+
+    def _m_answerPreCheckoutQuery(self, params: dict[str, Any]) -> bool:
+        """The bot's answer to a "Pay": once, in time; a refusal needs an error_message."""
+        query = self.pre_checkouts.get(str(params.get("pre_checkout_query_id") or ""))
+        if query is None or query.answered is not None:
+            raise BadRequest("QUERY_ID_INVALID")
+        if self.clock() - query.at > PRE_CHECKOUT_SECONDS:
+            raise BadRequest("query is too old and response timeout expired or query ID is invalid")
+        ok = params.get("ok")
+        ok = ok if isinstance(ok, bool) else str(ok).lower() == "true"
+        message = str(params.get("error_message") or "")
+        if not ok and not message.strip():
+            raise BadRequest("ERROR_MESSAGE_EMPTY")  # a refusal must say why
+        query.answered, query.error_message = ok, message or None
+        return True
+
+    @property
+    def unanswered_pre_checkouts(self) -> list[PreCheckout]:
+        """Every "Pay" the bot has not answered (Telegram fails the payment after 10 s)."""
+        return [q for q in self.pre_checkouts.values() if q.answered is None]
+
     def _m_setMyCommands(self, params: dict[str, Any]) -> bool:
         return True
 
@@ -1383,6 +1484,53 @@ class Person:
                 }
             }
         )
+
+    async def checkout(self, invoice: Call) -> PreCheckout:
+        """Tap "Pay" on an invoice the bot sent and fill in the card: Telegram asks the bot with a
+        pre_checkout_query; returns it once the bot answered (`answered`, `error_message`).
+        The answer is read from this person's calls (`next`), as any other."""
+        assert invoice.method == "sendInvoice" and invoice.ok, "not an invoice the chat shows"
+        query = PreCheckout(uuid.uuid4().hex, self.id, invoice.params, self.server.clock())
+        self.server.pre_checkouts[query.id] = query
+        self.server._callback_authors[query.id] = self.id
+        await self.server.push(
+            {
+                "pre_checkout_query": {
+                    "id": query.id,
+                    "from": self.as_user(),
+                    "currency": invoice.params["currency"],
+                    "total_amount": invoice.message["invoice"]["total_amount"],
+                    "invoice_payload": invoice.params["payload"],
+                }
+            }
+        )
+        answer = await self.next("answerPreCheckoutQuery")
+        assert answer.params.get("pre_checkout_query_id") == query.id
+        return query
+
+    async def complete_payment(self, query: PreCheckout) -> dict[str, Any]:
+        """The provider charged the card: Telegram sends the bot the successful_payment message
+        (only ever after a pre_checkout_query answered ok, once). Returns what it carried."""
+        assert query.answered is True, "Telegram charges only after the bot approved the checkout"
+        assert not query.paid, "one checkout, one payment"
+        query.paid = True
+        number = next(self.server._charges)
+        payment = {
+            "currency": query.invoice["currency"],
+            "total_amount": sum(int(p["amount"]) for p in query.invoice["prices"]),
+            "invoice_payload": query.invoice["payload"],
+            "telegram_payment_charge_id": f"tg-charge-{number}",
+            "provider_payment_charge_id": f"provider-charge-{number}",
+        }
+        await self.server.push({"message": self._message(successful_payment=payment)})
+        return payment
+
+    async def pay(self, invoice: Call) -> dict[str, Any]:
+        """Pay this invoice end to end ("customer pays this invoice"): the checkout, approved by
+        the bot, then the payment. Fails if the bot refused the checkout."""
+        query = await self.checkout(invoice)
+        assert query.answered, f"the bot refused the checkout: {query.error_message}"
+        return await self.complete_payment(query)
 
     def _mine(self) -> list[Call]:
         """Calls into this person's chat, and answers to the buttons they pressed; a call Telegram

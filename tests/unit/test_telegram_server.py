@@ -19,7 +19,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto, MediaUnion, Update
 
 from tests.conftest import TOKEN
-from tests.telegram_server import LINKED_CHANNEL, TelegramServer
+from tests.telegram_server import LINKED_CHANNEL, PROVIDER_TOKEN, TelegramServer
 
 GROUP = -1001234567890
 OTHER_GROUP = -1005555
@@ -689,3 +689,114 @@ async def test_each_album_item_counts_toward_the_group_limit(
     server_clock.now += 60
     await bot.send_message(GROUP, "a minute later")
     assert len(telegram.sent_to(GROUP)) == 6
+
+
+# ---- payments ---------------------------------------------------------------------------------
+
+INVOICE: dict[str, Any] = {
+    "chat_id": ANNA,
+    "title": "Предоплата",
+    "description": "Маникюр, пн 23.11 в 15:00",
+    "payload": "dep:1:abc",
+    "currency": "RUB",
+    "prices": [{"label": "Предоплата", "amount": 50000}],
+    "provider_token": PROVIDER_TOKEN,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"title": ""}, "title is empty"),
+        ({"title": "x" * 33}, "INVOICE_TITLE_INVALID"),
+        ({"description": "x" * 256}, "INVOICE_DESCRIPTION_INVALID"),
+        ({"description": " "}, "description is empty"),
+        ({"payload": "я" * 65}, "INVOICE_PAYLOAD_INVALID"),  # 130 bytes
+        ({"payload": ""}, "INVOICE_PAYLOAD_INVALID"),
+        ({"currency": "₽"}, "CURRENCY_INVALID"),
+        ({"prices": []}, "prices must be a non-empty array"),
+        ({"prices": [{"label": "x", "amount": 0}]}, "CURRENCY_TOTAL_AMOUNT_INVALID"),
+        ({"prices": [{"label": "x", "amount": 10.5}]}, "CURRENCY_TOTAL_AMOUNT_INVALID"),
+        ({"prices": [{"label": "", "amount": 100}]}, "LABEL_INVALID"),
+        ({"provider_token": "1:LIVE:someone-else"}, "PAYMENT_PROVIDER_INVALID"),
+        ({"provider_token": ""}, "PAYMENT_PROVIDER_INVALID"),
+    ],
+)
+async def test_an_invoice_is_checked_as_telegram_does(
+    api: Api, change: dict[str, Any], reason: str
+) -> None:
+    body = await api.refused("sendInvoice", **{**INVOICE, **change})
+    assert body["error_code"] == 400 and body["description"] == f"Bad Request: {reason}"
+
+
+async def test_an_invoice_paid_through_a_checkout(telegram: TelegramServer, api: Api) -> None:
+    """The customer's "Pay" reaches the bot as a pre_checkout_query; only after an ok answer
+    does Telegram send the successful_payment message; every checkout is answered once."""
+    anna = telegram.user(ANNA)
+    sent = await api.ok("sendInvoice", **INVOICE)
+    assert sent["invoice"] == {
+        "title": "Предоплата",
+        "description": "Маникюр, пн 23.11 в 15:00",
+        "start_parameter": "",
+        "currency": "RUB",
+        "total_amount": 50000,
+    }
+    invoice = await anna.next("sendInvoice")
+    paying = asyncio.create_task(anna.pay(invoice))
+    await telegram.wait_for(lambda: bool(telegram._updates))
+    (update,) = telegram._updates
+    query = update["pre_checkout_query"]
+    assert query["from"]["id"] == ANNA and query["invoice_payload"] == "dep:1:abc"
+    assert query["total_amount"] == 50000 and query["currency"] == "RUB"
+    assert [q.id for q in telegram.unanswered_pre_checkouts] == [query["id"]]
+    # a refusal must say why; then the answer, once
+    no_reason = await api.refused(
+        "answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=False
+    )
+    assert no_reason["description"] == "Bad Request: ERROR_MESSAGE_EMPTY"
+    assert await api.ok("answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True)
+    again = await api.refused("answerPreCheckoutQuery", pre_checkout_query_id=query["id"], ok=True)
+    assert again["description"] == "Bad Request: QUERY_ID_INVALID"
+    payment = await paying
+    assert not telegram.unanswered_pre_checkouts
+    message = telegram._updates[-1]["message"]
+    assert message["successful_payment"] == payment
+    assert payment["telegram_payment_charge_id"] and payment["provider_payment_charge_id"]
+    assert payment["total_amount"] == 50000 and payment["invoice_payload"] == "dep:1:abc"
+
+
+async def test_a_refused_checkout_is_never_charged(telegram: TelegramServer, api: Api) -> None:
+    anna = telegram.user(ANNA)
+    await api.ok("sendInvoice", **INVOICE)
+    invoice = await anna.next("sendInvoice")
+    checking = asyncio.create_task(anna.checkout(invoice))
+    await telegram.wait_for(lambda: bool(telegram._updates))
+    query_id = telegram._updates[-1]["pre_checkout_query"]["id"]
+    await api.ok(
+        "answerPreCheckoutQuery",
+        pre_checkout_query_id=query_id,
+        ok=False,
+        error_message="Время брони истекло",
+    )
+    query = await checking
+    assert query.answered is False and query.error_message == "Время брони истекло"
+    with pytest.raises(AssertionError, match="approved"):
+        await anna.complete_payment(query)
+    assert len(telegram._updates) == 1  # no successful_payment
+
+
+async def test_a_checkout_answered_too_late(telegram: TelegramServer, api: Api) -> None:
+    clock = FakeClock()
+    telegram.clock = clock
+    anna = telegram.user(ANNA)
+    await api.ok("sendInvoice", **INVOICE)
+    checking = asyncio.create_task(anna.checkout(await anna.next("sendInvoice")))
+    await telegram.wait_for(lambda: bool(telegram._updates))
+    clock.now += 11
+    late = await api.refused(
+        "answerPreCheckoutQuery",
+        pre_checkout_query_id=telegram._updates[-1]["pre_checkout_query"]["id"],
+        ok=True,
+    )
+    assert "response timeout expired" in late["description"]
+    checking.cancel()
