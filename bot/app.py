@@ -35,6 +35,7 @@ from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
 from bot.rendering import LANGUAGES, Renderer
+from bot.services.bonuses import BonusService
 from bot.services.booking import BookingService
 from bot.services.broadcasts import BroadcastService
 from bot.services.campaign_results import CampaignResultsService
@@ -149,6 +150,8 @@ class Core:
         ):
             feature.register(features)
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
+        # the welcome bonus at the phone, the birthday bonus with the greeting
+        BonusService(db, clock, business, tz, secret_key=secret.value).register(features)
         return core
 
     def parts(self) -> dict[str, Any]:

@@ -344,6 +344,9 @@ class Cashback(_Strict):
     # a reminder (an offer: consent, quiet hours and the weekly cap apply) this many days before
     # an accrual's points expire, if some are left; 0: none
     remind_days_before: Annotated[int, Field(ge=0, le=60)] = 7
+    # points for joining: credited once per person when they give their phone in onboarding
+    # (bot/services/bonuses.py); 0: none
+    welcome_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class Certificates(_Strict):

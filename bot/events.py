@@ -71,12 +71,39 @@ CancelledSubscriber = Callable[[Repos, SaleCancelled], Awaitable[None]]
 FreedSubscriber = Callable[[Repos, SlotFreed], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class PhoneShared:
+    """A customer gave their own phone in onboarding (saved; an imported customer with it merged
+    in: `recognised`). Subscribers credit what joining earns (the welcome bonus, a friend's
+    bonus) inside the phone's transaction, so the phone and what it earned commit together or
+    not at all. `ref`: the token of the friend's link they came by, if any."""
+
+    customer_id: int
+    tg_user_id: int
+    phone: str
+    recognised: bool
+    ref: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Credited:
+    """Points a subscriber of `PhoneShared` credited, and why (the ledger entry's reason)."""
+
+    reason: str
+    points: int
+
+
+PhoneSubscriber = Callable[[Repos, PhoneShared], Awaitable[Credited | None]]
+
+
 class Events:
     def __init__(self) -> None:
         self._purchase: list[PurchaseSubscriber] = []
         self._erased: list[ErasedSubscriber] = []
         self._cancelled: list[CancelledSubscriber] = []
         self._freed: list[FreedSubscriber] = []
+        self._phone: list[PhoneSubscriber] = []
 
     def on_erased(self, subscriber: ErasedSubscriber) -> ErasedSubscriber:
         self._erased.append(subscriber)
@@ -109,3 +136,15 @@ class Events:
     async def slot_freed(self, repos: Repos, event: SlotFreed) -> None:
         for subscriber in self._freed:
             await subscriber(repos, event)
+
+    def on_phone_shared(self, subscriber: PhoneSubscriber) -> PhoneSubscriber:
+        self._phone.append(subscriber)
+        return subscriber
+
+    async def phone_shared(self, repos: Repos, event: PhoneShared) -> list[Credited]:
+        """Every subscriber in turn; what they credited."""
+        credited = []
+        for subscriber in self._phone:
+            if (points := await subscriber(repos, event)) is not None:
+                credited.append(points)
+        return credited

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.events import ErasedSubscriber, Events, FreedSubscriber, PurchaseSubscriber
+from bot.events import (
+    CancelledSubscriber,
+    ErasedSubscriber,
+    Events,
+    FreedSubscriber,
+    PhoneSubscriber,
+    PurchaseSubscriber,
+)
 from bot.outbox.compose import Composer
 from bot.outbox.planners import Planners
 
@@ -26,6 +33,14 @@ class Features:
     def on_slot_freed(self, subscriber: FreedSubscriber) -> None:
         """A master's time free again (cancelled, declined, an expired hold, a day off undone)."""
         self.events.on_slot_freed(subscriber)
+
+    def on_phone_shared(self, subscriber: PhoneSubscriber) -> None:
+        """A customer gave their phone in onboarding: what joining earns, in that transaction."""
+        self.events.on_phone_shared(subscriber)
+
+    def on_sale_cancelled(self, subscriber: CancelledSubscriber) -> None:
+        """Staff cancelled a mistaken sale: undo what it caused, in the cancelling transaction."""
+        self.events.on_sale_cancelled(subscriber)
 
     def plan(self, name: str, planner: Callable[[], Awaitable[int]]) -> None:
         """A planner run with the outbox's own (now, then every few minutes; `carebot tick`)."""

@@ -371,8 +371,9 @@ class WelcomeClaimRepo:
         query = select(WelcomeClaim).where(WelcomeClaim.fingerprint.in_(list(fingerprints)))
         return list(await self.session.scalars(query))
 
-    async def claim(self, fingerprints: Iterable[str], coupon_id: int, at: datetime) -> None:
-        """Insert the claims; a concurrent claim of the same fingerprint fails on the primary key."""
+    async def claim(self, fingerprints: Iterable[str], coupon_id: int | None, at: datetime) -> None:
+        """Insert the claims; a concurrent claim of the same fingerprint fails on the primary key.
+        No coupon: the welcome bonus's claims (bot/services/bonuses.py)."""
         self.session.add_all(
             WelcomeClaim(fingerprint=fp, coupon_id=coupon_id, claimed_at=at) for fp in fingerprints
         )

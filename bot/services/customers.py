@@ -8,7 +8,7 @@ import hmac
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from bot.business import Business
 from bot.clock import Clock, local_today
 from bot.db.models import ConsentKind, ConsentVia, Customer, Erasure, ErasureReason
 from bot.db.repositories import Database, Repos
-from bot.events import CustomerErased, Events
+from bot.events import CustomerErased, Events, PhoneShared
 from bot.services.birthdays import Birthday
 from bot.services.coupons import CouponView, issue_coupon
 from bot.services.recognition import PhoneSaved, account_row, save_phone
@@ -285,13 +285,27 @@ class CustomerService:
             if customer is not None:
                 customer.blocked_at = None
 
-    async def set_phone(self, tg_user_id: int, phone: str) -> PhoneSaved:
-        """Their own phone; a customer imported with it becomes them (bot/services/recognition.py)."""
+    async def set_phone(self, tg_user_id: int, phone: str, *, ref: str | None = None) -> PhoneSaved:
+        """Their own phone; a customer imported with it becomes them (bot/services/recognition.py).
+        What joining earns (`PhoneShared`'s subscribers: the welcome bonus, the bonus of a friend
+        who came by the link `ref`) is credited in the same transaction. Retried once when a
+        concurrent join took the same claim at that instant: the retry sees it taken."""
+        try:
+            return await self._set_phone(tg_user_id, phone, ref)
+        except IntegrityError:
+            return await self._set_phone(tg_user_id, phone, ref)
+
+    async def _set_phone(self, tg_user_id: int, phone: str, ref: str | None) -> PhoneSaved:
+        now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await account_row(repos, tg_user_id)
             if customer is None:
                 raise CustomerNotFound(tg_user_id)
-            return (await save_phone(repos, customer, phone))[1]
+            customer, saved = await save_phone(repos, customer, phone)
+            await repos.customers.flush()
+            event = PhoneShared(customer.id, tg_user_id, phone, saved.recognised, ref, now)
+            credited = await self.events.phone_shared(repos, event)
+            return replace(saved, credited=tuple(credited)) if credited else saved
 
     async def set_birthday(self, tg_user_id: int, birthday: Birthday | None) -> None:
         async with self.db.transaction() as repos:

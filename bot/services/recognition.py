@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from bot.db.models import Customer
 from bot.db.repositories import Repos
+from bot.events import Credited
 from bot.services.birthdays import Birthday
 
 log = logging.getLogger("carebot")
@@ -36,6 +37,7 @@ class PhoneSaved:
     name: str | None = None
     birthday: Birthday | None = None
     visits: int = 0
+    credited: tuple[Credited, ...] = ()  # what joining earned (`PhoneShared`'s subscribers)
 
 
 async def account_row(repos: Repos, tg_user_id: int) -> Customer | None:
