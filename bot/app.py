@@ -55,6 +55,7 @@ from bot.services.referrals import ReferralService
 from bot.services.retention import RetentionService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
+from bot.services.stamps import StampService
 from bot.services.stats import StatsService
 from bot.services.stats_breakdowns import StatsBreakdownService
 from bot.services.stats_export import StatsExporter
@@ -107,6 +108,7 @@ class Core:
     retention: RetentionService
     loyalty: LoyaltyService
     referrals: ReferralService
+    stamps: StampService
 
     @classmethod
     async def build(
@@ -137,6 +139,7 @@ class Core:
             retention=RetentionService(db, clock, business, customers),
             loyalty=LoyaltyService(db, clock, business, tz),
             referrals=ReferralService(db, clock, business, tz, secret_key=secret.value),
+            stamps=StampService(db, clock, business, tz),
         )
         # In this order, as the subscribers and planners have always run.
         for feature in (
@@ -147,6 +150,7 @@ class Core:
             core.retention,
             core.loyalty,  # a sale's cashback, the points' expiry
             core.referrals,  # bring a friend: the reward at the friend's first sale; /forget
+            core.stamps,  # the stamp card: a sale's stamp, the reward, a cancelled sale's withdrawal
         ):
             feature.register(features)
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
@@ -254,6 +258,7 @@ class App(Core):
             retention=self.retention,
             loyalty=self.loyalty,
             referrals=self.referrals,
+            stamps=self.stamps,
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),

@@ -386,12 +386,39 @@ class Referral(_Strict):
     referrer_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 500
 
 
+class Stamps(_Strict):
+    """The stamp card (`bot.services.stamps`): each sale of one of `services` (any sale when
+    empty) adds a stamp; every `every`-th stamp completes the card, which gives a coupon for the
+    next visit, worth `reward` ("free": the whole visit, or a percent off it), valid `valid_days`,
+    and the card starts again. Stamps older than `expire_months` no longer count (0: never)."""
+
+    enabled: bool = False
+    every: Annotated[int, Field(ge=2, le=50)] = 6
+    reward: Annotated[int, Field(ge=1, le=100)] | str = "free"
+    services: list[str] = []  # service ids; empty: any sale
+    expire_months: Annotated[int, Field(ge=0, le=120)] = 12
+    valid_days: Annotated[int, Field(ge=1, le=3650)] = 60  # the reward coupon's
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and value != "free":
+            raise ValueError('give "free" or a percent from 1 to 100')
+        return value
+
+    @property
+    def percent(self) -> int:
+        """The reward coupon's discount: 100 for a free visit."""
+        return 100 if self.reward == "free" else int(self.reward)
+
+
 class Loyalty(_Strict):
     """The loyalty programs; each may be off."""
 
     cashback: Cashback = Cashback()
     referral: Referral = Referral()
     certificates: Certificates = Certificates()
+    stamps: Stamps = Stamps()
     # lowest first: each higher than the one before in what it asks and in its percent
     tiers: list[Tier] = []
 
@@ -467,6 +494,14 @@ class Business(_Strict):
             for service_id in holiday.audience:
                 if service_id not in service_ids:
                     raise ValueError(f"holiday {holiday.id!r} names unknown service {service_id!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _stamp_services(self) -> Business:
+        known = {s.id for s in self.services}
+        for service_id in self.loyalty.stamps.services:
+            if service_id not in known:
+                raise ValueError(f"loyalty.stamps names unknown service {service_id!r}")
         return self
 
     def service(self, service_id: str | None) -> Service | None:

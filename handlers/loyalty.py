@@ -16,6 +16,7 @@ from bot.services.customers import CustomerView
 from bot.services.loyalty import LoyaltyService
 from bot.services.referrals import ReferralService
 from bot.services.staff import StaffService, UsageError, split_customer
+from bot.services.stamps import StampService
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers.admin_chat import AdminChat
 from handlers.filters import admin_chat_router
@@ -33,12 +34,17 @@ async def card(
     render: Renderer,
     lang: str,
     business: Business,
+    stamps: StampService,
 ) -> None:
     if customer is None or not customer.onboarded:
         await message.answer(render.text(lang, "not_registered"))
         return
     wallet = await loyalty.wallet(customer.id)
     text = render.text(lang, "loyalty_card", wallet=wallet, business=business)
+    stamp_card = await stamps.card(customer.id)
+    if stamp_card is not None:  # the stamp card; alone when there are no points to show
+        part = render.text(lang, "stamp_card", stamps=stamp_card, business=business)
+        text = part if not wallet.enabled and not wallet.points else text + "\n\n" + part
     assert message.bot is not None
     invite, share = await invitation(message.bot, customer.id, referrals, render, lang, business)
     await message.answer(text + invite, reply_markup=share)

@@ -36,6 +36,7 @@ from bot.db.models import (
     ReferralLink,
     StaffAction,
     StaffNote,
+    StampEntry,
     Survey,
 )
 
@@ -239,6 +240,7 @@ class ExportRepo:
                     select(Certificate.id).where(Certificate.customer_id == customer.id)
                 ),
             ),
+            stamps=await of(StampEntry, StampEntry.id),
             messages=await of(
                 OutboxMessage,
                 OutboxMessage.sent_at,
@@ -270,3 +272,4 @@ class PersonRows:
     points_requests: list[PointsRequest]
     referral_link: list[ReferralLink]
     referrals: list[Referral]
+    stamps: list[StampEntry]

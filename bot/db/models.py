@@ -800,3 +800,33 @@ class Referral(Base):
         Index("ix_referrals_joined_at", "joined_at"),
         CheckConstraint(one_of("state", ReferralState), name="state"),
     )
+
+
+class StampKind(StrEnum):
+    """A line of a customer's stamp card (`stamps`, migration 0023; bot/services/stamps.py)."""
+
+    STAMP = "stamp"  # a sale of a matching service
+    REWARD = "reward"  # the card completed: its stamps used, the reward coupon issued
+    WITHDRAWN = "withdrawn"  # a stamp whose sale was cancelled (`ref_id`: the stamp)
+    REOPENED = "reopened"  # a completion undone, its coupon withdrawn unused (`ref_id`: the reward)
+
+
+class StampEntry(Base):
+    """One line of a customer's stamp card, only ever appended; the progress is a replay of them
+    (bot/services/stamps.py). One stamp per sale (`purchase_id`), one withdrawal per stamp and one
+    reopening per completed card (`ref_id`)."""
+
+    __tablename__ = "stamps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # StampKind
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"), unique=True)
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"), unique=True)
+    ref_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_stamps_customer", "customer_id", "id"),
+        CheckConstraint(one_of("kind", StampKind), name="kind"),
+    )

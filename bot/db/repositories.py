@@ -80,6 +80,7 @@ from bot.db.models import (
 from bot.db.onboarding_starts import OnboardingStartRepo
 from bot.db.points_requests import PointsRequestRepo
 from bot.db.referrals import ReferralRepo
+from bot.db.stamps import StampRepo
 from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
@@ -1302,6 +1303,7 @@ class Repos:
         self.certificates = CertificateRepo(session)
         self.referrals = ReferralRepo(session)
         self.points_requests = PointsRequestRepo(session)
+        self.stamps = StampRepo(session)
 
 
 class WriterQueue:

@@ -41,6 +41,7 @@ from bot.db.exporting import ExportRepo, PersonRows
 from bot.db.models import ConsentKind
 from bot.db.repositories import Database
 from bot.services.birthdays import Birthday
+from bot.services.stamps import card_of
 
 ENCODING = "utf-8-sig"  # UTF-8 with a BOM: Excel reads the file as UTF-8, not the ANSI code page
 CUSTOMER_COLUMNS = ("name", "phone", "birthday", "notes", "email")
@@ -513,6 +514,7 @@ class Exporter:
                 }
                 for x in rows.certificates
             ],
+            "stamp_card": self._stamp_card(rows, now),
             "messages_from_us": [
                 {"at": at(x.sent_at), "kind": x.kind, "template": x.template, "text": x.text}
                 for x in rows.messages
@@ -545,6 +547,24 @@ class Exporter:
         return MyData(
             document=body, filename=f"mydata-{self.today().isoformat()}.json", summary=summary
         )
+
+    def _stamp_card(self, rows: PersonRows, now: datetime) -> dict[str, Any]:
+        """Their stamp card: the progress as /card shows it, and every line of it."""
+        card = card_of(self.business.loyalty.stamps, rows.stamps, now)
+        return {
+            "progress": f"{card.stamps}/{card.every} {card.marks}",
+            "stamps": card.stamps,
+            "of": card.every,
+            "history": [
+                {
+                    "at": self._iso(x.at),
+                    "kind": x.kind,
+                    "visit_id": x.purchase_id,
+                    "coupon": next((c.code for c in rows.coupons if c.id == x.coupon_id), None),
+                }
+                for x in rows.stamps
+            ],
+        }
 
     def _iso(self, value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(self.tz).isoformat(timespec="seconds")

@@ -100,6 +100,7 @@ class Sale:
         0  # the customer's loyalty points after the sale's cashback (bot/services/loyalty.py)
     )
     tier: str | None = None  # their club tier (bot/services/tiers.py)
+    stamps: Any = None  # their stamp card after this sale, a StampCard (bot/services/stamps.py)
 
 
 @dataclass(frozen=True)
@@ -451,7 +452,14 @@ class StaffService:
             tier=getattr(
                 self.business.loyalty.tier(await repos.tiers.name_of(customer.id)), "name", None
             ),
+            stamps=await self._stamps(repos, customer.id, purchase.id, now),
         )
+
+    async def _stamps(self, repos: Repos, customer_id: int, purchase_id: int, now: datetime) -> Any:
+        # imported here: bot.services.stamps → loyalty → staff
+        from bot.services.stamps import card_in
+
+        return await card_in(repos, self.business.loyalty.stamps, customer_id, now, purchase_id)
 
     async def redeem(
         self, staff: Staff, code_text: str, customer_id: int | None = None
