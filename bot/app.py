@@ -49,6 +49,7 @@ from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
 from bot.services.loyalty import LoyaltyService
+from bot.services.missed_you import MissedYou
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.points_pay import PointsPayService
 from bot.services.referrals import ReferralService
@@ -61,6 +62,7 @@ from bot.services.stats_breakdowns import StatsBreakdownService
 from bot.services.stats_export import StatsExporter
 from bot.services.surveys import SurveyService
 from bot.services.tiers import TierService
+from bot.services.waitlist import WaitlistService
 from bot.settings import Settings
 from handlers import setup_dispatcher
 from handlers.admin_chat import AdminChat
@@ -80,6 +82,7 @@ GUARD_EVERY = timedelta(seconds=2)
 COMMANDS = (
     "start",
     "book",
+    "waitlist",
     "mycoupons",
     "profile",
     "card",
@@ -108,6 +111,7 @@ class Core:
     retention: RetentionService
     loyalty: LoyaltyService
     referrals: ReferralService
+    waitlist: WaitlistService
     stamps: StampService
 
     @classmethod
@@ -139,6 +143,7 @@ class Core:
             retention=RetentionService(db, clock, business, customers),
             loyalty=LoyaltyService(db, clock, business, tz),
             referrals=ReferralService(db, clock, business, tz, secret_key=secret.value),
+            waitlist=WaitlistService(db, clock, business, tz, render, booking),
             stamps=StampService(db, clock, business, tz),
         )
         # In this order, as the subscribers and planners have always run.
@@ -154,6 +159,8 @@ class Core:
         ):
             feature.register(features)
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
+        core.waitlist.register(features)  # freed times offered to the waiting customers
+        MissedYou(db, clock, business, tz, render, booking).register(features)  # no-shows
         # the welcome bonus at the phone, the birthday bonus with the greeting
         BonusService(db, clock, business, tz, secret_key=secret.value).register(features)
         return core
@@ -258,6 +265,7 @@ class App(Core):
             retention=self.retention,
             loyalty=self.loyalty,
             referrals=self.referrals,
+            waitlist=self.waitlist,
             stamps=self.stamps,
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),

@@ -128,6 +128,14 @@ class AnswerPoints(Intent):
 
 
 @dataclass(frozen=True)
+class TakeWaitlistOffer(Intent):
+    """Book the freed time this waitlist offer is for (the first to tap gets it)."""
+
+    kind: ClassVar[str] = "waitlist_take"
+    offer_id: int
+
+
+@dataclass(frozen=True)
 class OpenUrl(Intent):
     """A link (an owner's button under a broadcast)."""
 
@@ -150,6 +158,7 @@ INTENTS: dict[str, type[Intent]] = {
         SurveyScore,
         AnswerPoints,
         OpenUrl,
+        TakeWaitlistOffer,
     )
 }
 

@@ -33,6 +33,7 @@ from handlers import (
     stats_breakdowns,
     stats_export,
     surveys,
+    waitlist,
 )
 from handlers.middlewares import CustomerMiddleware
 
@@ -88,6 +89,7 @@ def all_routers() -> list[Router]:
         data_rights,
         booking,
         masters,
+        waitlist,  # /waitlist, joining from /book, a freed time's offer
         broadcasts,
         onboarding,
         surveys,

@@ -34,6 +34,7 @@ from handlers.callbacks import (
     from_minutes,
 )
 from handlers.keyboards import add_rows
+from handlers.waitlist import join_button
 
 CUSTOMER_ACTIONS = (
     BookingAct.CONFIRM,
@@ -197,6 +198,8 @@ async def menu_step(
     if data.step in (BookStep.MASTERS, BookStep.DAYS):
         days = await booking.days_with_slots(service.id, master_id or None)
         builder = _days_keyboard(render, lang, days, service.id, master_id, data.replaces)
+        if business.waitlist.enabled and not data.replaces:  # no day fits: wait for one
+            builder.row(join_button(render, lang, service.id, master_id))
         builder.row(
             _back(
                 render,
@@ -238,6 +241,8 @@ async def menu_step(
             show_master=not master_id,
         ),
     )
+    if business.waitlist.enabled and not data.replaces:  # no time fits: wait for one
+        builder.row(join_button(render, lang, service.id, master_id, chosen))
     builder.row(
         _back(
             render,

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from bot.buttons import BookingAct
 from bot.services.importing import Kind as ImportKind
+from bot.services.waitlist import DayPart
 
 # A number in button data: an id, minutes since the epoch, a yyyymmdd day; all fit in 31 bits.
 # Forged data with any other number does not unpack, so the button is answered as stale (and no
@@ -287,3 +288,51 @@ class CampaignWinnerCallback(CallbackData, prefix="cwin"):
     arm: WinnerArm
     first: Number
     last: Number
+
+
+# ---- the waitlist -------------------------------------------------------------------------------
+
+
+class WaitStep(StrEnum):
+    SERVICES = "s"
+    MASTERS = "m"
+    DAYS = "d"
+    TIME = "t"
+    JOIN = "j"
+    LIST = "l"
+
+
+class WaitMenu(CallbackData, prefix="wl"):
+    """Joining the waitlist: service → master (or any) → days → time of day → join; and the list.
+    Everything travels in the data and is checked again when joining."""
+
+    step: WaitStep
+    service: str = ""
+    master: str = ""  # "" = any master
+    first: Number = 0  # yyyymmdd
+    last: Number = 0  # yyyymmdd
+    part: DayPart = DayPart.ANY
+
+
+class WaitAct(StrEnum):
+    LEAVE = "leave"  # leave one entry
+    TAKE = "take"  # book the freed time an offer is for
+
+
+class WaitlistCallback(CallbackData, prefix="wla"):
+    action: WaitAct
+    id: Number
+
+
+# ---- cancelling a sale (admin chat) -----------------------------------------------------------
+
+
+class UnsaleAct(StrEnum):
+    ASK = "ask"  # "Cancel sale" under /sale's answer: asks to confirm
+    YES = "yes"  # confirmed: cancels
+    NO = "no"  # kept
+
+
+class UnsaleCallback(CallbackData, prefix="unsale"):
+    action: UnsaleAct
+    purchase_id: Number

@@ -30,6 +30,8 @@ from handlers.callbacks import (
     SlotCallback,
     SurveyCallback,
     UnsubscribeCallback,
+    WaitAct,
+    WaitlistCallback,
     to_minutes,
 )
 
@@ -100,6 +102,11 @@ def _(intent: b.SurveyScore) -> CallbackData:
 def _(intent: b.AnswerPoints) -> CallbackData:
     act = PointsAct.CONFIRM if intent.confirm else PointsAct.DECLINE
     return PointsAnswerCallback(action=act, id=intent.request_id)
+
+
+@callback_of.register
+def _(intent: b.TakeWaitlistOffer) -> CallbackData:
+    return WaitlistCallback(action=WaitAct.TAKE, id=intent.offer_id)
 
 
 def button(item: b.Button) -> InlineKeyboardButton:

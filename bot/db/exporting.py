@@ -38,6 +38,8 @@ from bot.db.models import (
     StaffNote,
     StampEntry,
     Survey,
+    WaitlistEntry,
+    WaitlistOffer,
 )
 
 PAGE = 2000  # rows per statement: memory stays flat, and ids in one IN (...) stay few
@@ -240,6 +242,8 @@ class ExportRepo:
                     select(Certificate.id).where(Certificate.customer_id == customer.id)
                 ),
             ),
+            waitlist=await of(WaitlistEntry, WaitlistEntry.first_day, WaitlistEntry.id),
+            waitlist_offers=await of(WaitlistOffer, WaitlistOffer.offered_at, WaitlistOffer.id),
             stamps=await of(StampEntry, StampEntry.id),
             messages=await of(
                 OutboxMessage,
@@ -272,4 +276,6 @@ class PersonRows:
     points_requests: list[PointsRequest]
     referral_link: list[ReferralLink]
     referrals: list[Referral]
+    waitlist: list[WaitlistEntry]  # the times they wait for, and the freed ones offered
+    waitlist_offers: list[WaitlistOffer]
     stamps: list[StampEntry]

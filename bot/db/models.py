@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy import text as sql  # `text` is a column of the outbox
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -830,3 +831,108 @@ class StampEntry(Base):
         Index("ix_stamps_customer", "customer_id", "id"),
         CheckConstraint(one_of("kind", StampKind), name="kind"),
     )
+
+
+class WaitlistEntry(Base):
+    """A customer waiting for a time (bot/services/waitlist.py): a service, a master or any
+    (NULL), the local days [first_day, last_day] and, if they chose one, a time of day: starts
+    from `from_minute` (minutes after local midnight) up to before `to_minute`. Left, booked
+    through an offer, or past its last day, it is deleted."""
+
+    __tablename__ = "waitlist_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    master_id: Mapped[str | None] = mapped_column(String(32))
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    from_minute: Mapped[int | None] = mapped_column(Integer)
+    to_minute: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_waitlist_entries_service_days", "service_id", "last_day"),)
+
+
+class WaitlistOfferState(StrEnum):
+    OFFERED = "offered"  # sent (or about to be), waiting for a tap
+    TAKEN = "taken"  # this customer booked the time
+    GONE = "gone"  # someone else was faster (or the time is no longer free)
+
+
+class WaitlistOffer(Base):
+    """A freed time offered to one waiting customer: one per customer and time (unique), so a
+    time's next round goes to the next ones. The round is over at `answer_by`."""
+
+    __tablename__ = "waitlist_offers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("waitlist_entries.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    master_id: Mapped[str] = mapped_column(String(32))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it goes (the quiet hours' end)
+    answer_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))  # WaitlistOfferState
+
+    __table_args__ = (
+        UniqueConstraint("customer_id", "master_id", "starts_at"),
+        Index("ix_waitlist_offers_slot", "master_id", "starts_at"),
+        CheckConstraint(one_of("state", WaitlistOfferState), name="state"),
+    )
+
+
+class DepositState(StrEnum):
+    """A booking's deposit (`deposits`, migration 0027), as it stands."""
+
+    AWAITING = "awaiting"  # the invoice sent, the time held, nothing paid yet
+    EXPIRED = "expired"  # the hold ran out unpaid (or a newer hold of theirs replaced it)
+    PAID = "paid"  # paid: the visit stands
+    COUNTED = "counted"  # counted into the visit's sale (`purchase_id`)
+    KEPT = "kept"  # a late cancellation or a no-show: the business keeps it
+    REFUND_DUE = "refund_due"  # to be refunded by hand (the staff were told why: `reason`)
+
+
+class Deposit(Base):
+    """What one booking asks to be paid in advance, and the payment when it came (Telegram
+    Payments: `telegram_charge_id`, unique, so a repeated update records nothing twice, and the
+    provider's). The money record stays after `/forget` (accounting), its customer unlinked."""
+
+    __tablename__ = "deposits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(16))  # DepositState
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    hold_until: Mapped[datetime] = mapped_column(UTCDateTime)  # the invoice is good until then
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # the invoice's payload
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_minor: Mapped[int | None] = mapped_column(BigInteger)  # what Telegram said was paid
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    provider_charge_id: Mapped[str | None] = mapped_column(String(128))
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # counted, kept, refund due
+    reason: Mapped[str | None] = mapped_column(String(32))  # why kept or to be refunded
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+
+    __table_args__ = (
+        Index("ix_deposits_state_hold", "state", "hold_until"),
+        CheckConstraint(one_of("state", DepositState), name="state"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+
+class DepositMark(Base):
+    """A customer staff marked "only with deposit" from their card: they pay a deposit whenever
+    deposits are on, whatever the policy. Deleted when unmarked, and by `/forget`."""
+
+    __tablename__ = "deposit_marks"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

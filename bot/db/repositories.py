@@ -85,6 +85,7 @@ from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
 from bot.db.stop_hints import StopHintRepo
 from bot.db.tiers import TierRepo
+from bot.db.waitlist import WaitlistRepo
 
 SEARCH_LIMIT = 10
 
@@ -1303,6 +1304,7 @@ class Repos:
         self.certificates = CertificateRepo(session)
         self.referrals = ReferralRepo(session)
         self.points_requests = PointsRequestRepo(session)
+        self.waitlist = WaitlistRepo(session)
         self.stamps = StampRepo(session)
 
 

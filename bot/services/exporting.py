@@ -514,6 +514,28 @@ class Exporter:
                 }
                 for x in rows.certificates
             ],
+            "waitlist": [
+                {
+                    "service": _named(x.service_id, services),
+                    "master": _named(x.master_id, masters),
+                    "first_day": x.first_day.isoformat(),
+                    "last_day": x.last_day.isoformat(),
+                    "from_minute": x.from_minute,
+                    "to_minute": x.to_minute,
+                    "joined_at": at(x.created_at),
+                }
+                for x in rows.waitlist
+            ],
+            "waitlist_offers": [
+                {
+                    "service": _named(x.service_id, services),
+                    "master": _named(x.master_id, masters),
+                    "starts_at": at(x.starts_at),
+                    "offered_at": at(x.offered_at),
+                    "state": x.state,
+                }
+                for x in rows.waitlist_offers
+            ],
             "stamp_card": self._stamp_card(rows, now),
             "messages_from_us": [
                 {"at": at(x.sent_at), "kind": x.kind, "template": x.template, "text": x.text}
