@@ -394,17 +394,17 @@ class Stamps(_Strict):
 
     enabled: bool = False
     every: Annotated[int, Field(ge=2, le=50)] = 6
-    reward: Annotated[int, Field(ge=1, le=100)] | str = "free"
+    reward: int | str = "free"
     services: list[str] = []  # service ids; empty: any sale
     expire_months: Annotated[int, Field(ge=0, le=120)] = 12
     valid_days: Annotated[int, Field(ge=1, le=3650)] = 60  # the reward coupon's
 
-    @field_validator("reward")
+    @field_validator("reward", mode="before")
     @classmethod
-    def _reward(cls, value: int | str) -> int | str:
-        if isinstance(value, str) and value != "free":
-            raise ValueError('give "free" or a percent from 1 to 100')
-        return value
+    def _reward(cls, value: object) -> object:
+        if value == "free" or (type(value) is int and 1 <= value <= 100):
+            return value
+        raise ValueError('give "free" or a percent from 1 to 100')
 
     @property
     def percent(self) -> int:

@@ -308,7 +308,8 @@ async def test_erasure_deletes_the_card(card: Card, clock: FixedClock) -> None:
     ("section", "error"),
     [
         ('reward = "half"', 'give "free" or a percent'),
-        ("reward = 150", "loyalty.stamps.reward"),
+        ("reward = 150", 'loyalty.stamps.reward: give "free" or a percent from 1 to 100'),
+        ("reward = true", 'loyalty.stamps.reward: give "free" or a percent'),
         ('services = ["nails"]', "unknown service 'nails'"),
         ("every = 1", "loyalty.stamps.every"),
         ("expire_months = -1", "loyalty.stamps.expire_months"),
