@@ -45,6 +45,7 @@ from bot.services.certificates import CertificateService
 from bot.services.charts import FigureSources
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
+from bot.services.deposits import DepositService
 from bot.services.digest import StatsDigest
 from bot.services.exporting import Exporter
 from bot.services.importing import ImportService
@@ -111,6 +112,7 @@ class Core:
     retention: RetentionService
     loyalty: LoyaltyService
     referrals: ReferralService
+    deposits: DepositService
     waitlist: WaitlistService
     stamps: StampService
 
@@ -143,6 +145,19 @@ class Core:
             retention=RetentionService(db, clock, business, customers),
             loyalty=LoyaltyService(db, clock, business, tz),
             referrals=ReferralService(db, clock, business, tz, secret_key=secret.value),
+            deposits=DepositService(
+                db,
+                clock,
+                business,
+                tz,
+                render,
+                events,
+                booking,
+                settings.admin_chat_id,
+                settings.payment_provider_token.get_secret_value()
+                if settings.payment_provider_token
+                else None,
+            ),
             waitlist=WaitlistService(db, clock, business, tz, render, booking),
             stamps=StampService(db, clock, business, tz),
         )
@@ -159,6 +174,7 @@ class Core:
         ):
             feature.register(features)
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
+        core.deposits.register(features)  # deposits: expired holds, a visit's sale, /forget
         core.waitlist.register(features)  # freed times offered to the waiting customers
         MissedYou(db, clock, business, tz, render, booking).register(features)  # no-shows
         # the welcome bonus at the phone, the birthday bonus with the greeting
@@ -265,6 +281,7 @@ class App(Core):
             retention=self.retention,
             loyalty=self.loyalty,
             referrals=self.referrals,
+            deposits=self.deposits,
             waitlist=self.waitlist,
             stamps=self.stamps,
             sender=self.sender,
@@ -450,6 +467,8 @@ class App(Core):
             self.settings.admin_chat_id
             or "unset (staff features are off until ADMIN_CHAT_ID is set)",
         )
+        if note := self.deposits.startup_note():
+            log.warning(note)
 
     async def run_polling(self, *, handle_signals: bool = True) -> None:
         try:

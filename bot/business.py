@@ -347,9 +347,6 @@ class Cashback(_Strict):
     # points for joining: credited once per person when they give their phone in onboarding
     # (bot/services/bonuses.py); 0: none
     welcome_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    # points for a birthday, credited with the birthday greeting (an offer: no greeting, no
-    # bonus), once a year; 0: none
-    birthday_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class Certificates(_Strict):
@@ -464,6 +461,59 @@ class Waitlist(_Strict):
     soon_in_quiet_hours: Literal["send", "skip"] = "send"
 
 
+# Currency signs a business file may use, and the ISO 4217 code Telegram Payments needs for each.
+CURRENCY_CODES = {
+    "₽": "RUB",
+    "руб": "RUB",
+    "руб.": "RUB",
+    "р.": "RUB",
+    "$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "₸": "KZT",
+    "₴": "UAH",
+    "Br": "BYN",
+    "₾": "GEL",
+    "֏": "AMD",
+    "сум": "UZS",
+}
+DEPOSIT_POLICIES = ("none", "first_visit", "no_shows", "everyone")
+
+
+class Deposits(_Strict):
+    """Deposits through Telegram Payments and the no-show policy (`bot.services.deposits`).
+
+    `policy` says who pays a deposit when booking one of `services` (empty: any service):
+    nobody ("none": deposits and the cancel window are off), first-time customers, customers with
+    at least `no_show_threshold` no-shows or late cancellations, or everyone; customers staff
+    marked "only with deposit" pay under any policy but "none". The deposit is `amount` (in the
+    currency's units) or `percent` of the service's price, in `currency` (ISO 4217; unset: the
+    business's `currency` sign's code). The slot is held `hold_minutes` while they pay. Cancel and
+    move are closed `cancel_window_hours` before a visit (0: never); a cancellation there (staff
+    do it, the customer calls) is late: it counts like a no-show and keeps the deposit."""
+
+    policy: Literal["none", "first_visit", "no_shows", "everyone"] = "none"
+    services: list[str] = []
+    amount: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    hold_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 15
+    no_show_threshold: Annotated[int, Field(ge=1, le=100)] = 1
+    cancel_window_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
+
+    @model_validator(mode="after")
+    def _one_value(self) -> Deposits:
+        if self.amount is not None and self.percent is not None:
+            raise ValueError("give amount or percent, not both")
+        if self.policy != "none" and self.amount is None and self.percent is None:
+            raise ValueError(f"policy {self.policy!r} needs the deposit: give amount or percent")
+        return self
+
+    @property
+    def on(self) -> bool:
+        return self.policy != "none"
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -482,6 +532,7 @@ class Business(_Strict):
     campaigns: Campaigns = Campaigns()
     loyalty: Loyalty = Loyalty()
     waitlist: Waitlist = Waitlist()
+    deposits: Deposits = Deposits()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
@@ -522,6 +573,30 @@ class Business(_Strict):
             if service_id not in known:
                 raise ValueError(f"loyalty.stamps names unknown service {service_id!r}")
         return self
+
+    @model_validator(mode="after")
+    def _deposits(self) -> Business:
+        """Deposits name services of the file, in a currency Telegram can charge."""
+        known = {s.id for s in self.services}
+        for service_id in self.deposits.services:
+            if service_id not in known:
+                raise ValueError(f"deposits.services names unknown service {service_id!r}")
+        if self.deposits.on and self.deposit_currency is None:
+            raise ValueError(
+                f"deposits.currency: the currency {self.currency!r} has no ISO 4217 code we know;"
+                " give it (like RUB)"
+            )
+        return self
+
+    @property
+    def deposit_currency(self) -> str | None:
+        """The ISO 4217 code deposits are charged in (None: none can be told)."""
+        if self.deposits.currency:
+            return self.deposits.currency
+        sign = self.currency.strip()
+        if re.fullmatch(r"[A-Z]{3}", sign):
+            return sign
+        return CURRENCY_CODES.get(sign) or CURRENCY_CODES.get(sign.lower())
 
     def service(self, service_id: str | None) -> Service | None:
         return next((s for s in self.services if s.id == service_id), None)

@@ -28,6 +28,7 @@ class BookingAct(StrEnum):
     CANCEL_YES = "cancel_yes"
     KEEP = "keep"
     RESCHEDULE = "reschedule"
+    STAFF_CANCEL = "staff_cancel"  # the staff cancel a visit ahead (late inside the cancel window)
 
 
 class Intent:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None)
     # Seconds one Bot API call may take before it is given up (getUpdates gets its long-poll on top).
     telegram_timeout: float = Field(default=15.0, gt=0, le=600)
+    # The payment provider's token from @BotFather → Payments (deposits, `[deposits]` in the
+    # business file); unset: no deposits are asked, whatever the business file says.
+    payment_provider_token: SecretStr | None = Field(default=None)
 
     @field_validator("bot_token")
     @classmethod
@@ -81,6 +84,19 @@ class Settings(BaseSettings):
                 "must be at least 16 characters (for example the output of `openssl rand -hex 32`)"
             )
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("payment_provider_token")
+    @classmethod
+    def _provider_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        token = value.get_secret_value().strip()
+        if not re.match(r"^\d+:(TEST|LIVE):\S+$", token):
+            raise ValueError(
+                "a provider token looks like 381764678:TEST:… or …:LIVE:… (@BotFather → your bot"
+                " → Payments)"
+            )
+        return SecretStr(token)
 
     @field_validator("telegram_api_url")
     @classmethod

@@ -18,6 +18,7 @@ from handlers import (
     care,
     coupons,
     data_rights,
+    deposits,
     errors,
     fallback,
     importing,
@@ -86,6 +87,7 @@ def all_routers() -> list[Router]:
         loyalty,  # /card, and the staff's /points (refused outside the admin chat)
         referrals,  # the staff's /referrals (refused outside the admin chat)
         points_pay,  # paying with points: staff's button, the customer's confirm / decline
+        deposits,  # before staff and care: a payment, the card's deposit mark, staff's cancel
         data_rights,
         booking,
         masters,

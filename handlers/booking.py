@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from aiogram import F, Router, flags
+from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -18,9 +18,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.buttons import BookingAct
 from bot.rendering import Renderer
-from bot.services.booking import ActOutcome, BookingService, BookOutcome
+from bot.services.booking import ActOutcome, BookingService, BookingView, BookOutcome
 from bot.services.customers import CustomerView
 from bot.services.cycles import CycleService
+from bot.services.deposits import DepositService
 from handlers.callbacks import (
     BookingCallback,
     BookMenu,
@@ -33,6 +34,7 @@ from handlers.callbacks import (
     SlotCallback,
     from_minutes,
 )
+from handlers.deposits import hold_and_invoice
 from handlers.keyboards import add_rows
 from handlers.waitlist import join_button
 
@@ -273,9 +275,11 @@ async def slot_tapped(
     callback: CallbackQuery,
     callback_data: SlotCallback,
     booking: BookingService,
+    deposits: DepositService,
     render: Renderer,
     lang: str,
     business: Business,
+    bot: Bot,
 ) -> None:
     data = callback_data
     service, master = business.service(data.service), business.master(data.master)
@@ -331,6 +335,12 @@ async def slot_tapped(
             callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
         )
         return
+    if result.outcome is BookOutcome.HELD:  # a deposit first: the invoice
+        await hold_and_invoice(callback, result, deposits, render, lang, business, bot)
+        return
+    if result.outcome is BookOutcome.CLOSED:  # a move inside the cancel window
+        await _closed(callback, render, lang, business, result.booking)
+        return
     if result.outcome is BookOutcome.ALREADY:
         await callback.answer(
             render.label(lang, "booking_already", booking=result.booking), show_alert=True
@@ -368,6 +378,7 @@ async def visit_action(
     booking: BookingService,
     render: Renderer,
     lang: str,
+    business: Business,
 ) -> None:
     """The customer's buttons on their visit: confirm they come, move it, cancel it."""
     action, user = callback_data.action, callback.from_user.id
@@ -392,6 +403,9 @@ async def visit_action(
         return
     if not booking.is_active(visit):
         await callback.answer(render.label(lang, "visit_not_active"), show_alert=True)
+        return
+    if action is not BookingAct.KEEP and booking.closed(visit.starts_at):
+        await _closed(callback, render, lang, business, visit)
         return
     if action is BookingAct.CANCEL:
         builder = InlineKeyboardBuilder()
@@ -441,6 +455,21 @@ async def visit_action(
                 render.text(lang, "visit_reschedule_days", booking=visit, days=days),
                 reply_markup=builder.as_markup(),
             )
+
+
+async def _closed(
+    callback: CallbackQuery,
+    render: Renderer,
+    lang: str,
+    business: Business,
+    visit: BookingView | None,
+) -> None:
+    """Inside the cancel window: no cancel or move in the bot; call us (the business's phone)."""
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.answer(
+            render.text(lang, "visit_closed_call", booking=visit, business=business)
+        )
 
 
 @flags.callback_answer(disabled=True)  # answers the press itself (an alert, or before its edits)

@@ -203,6 +203,7 @@ class CardAct(StrEnum):
     REDEEM = "redeem"
     NOTE = "note"
     HISTORY = "history"
+    DEPOSIT = "deposit"  # mark or unmark "only with deposit" (handlers/deposits.py)
 
 
 class CardCallback(CallbackData, prefix="card"):

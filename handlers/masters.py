@@ -208,10 +208,21 @@ async def _day_view(
     masters: list[Master],
     day: date,
     today: date,
+    *,
+    staff: bool = False,
 ) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The day's visits; today's and past ones with done / no-show. In the admin chat, with the
+    cancel window on ([deposits]), the visits ahead also get the staff's cancel (the customer
+    called: bot/services/deposits.py)."""
     visits = await booking.schedule([m.id for m in masters], day)
     builder = InlineKeyboardBuilder()
     closable = [v for v in visits if v.state in ACTIVE_BOOKING] if day <= today else []
+    cancellable = (
+        [v for v in visits if booking.is_active(v)]
+        if staff and booking.business.deposits.on
+        else []
+    )
+    sizes: list[int] = []
     for visit in closable:
         builder.button(
             text=render.label(lang, "visit_done", booking=visit),
@@ -221,11 +232,18 @@ async def _day_view(
             text=render.label(lang, "visit_no_show", booking=visit),
             callback_data=BookingCallback(action=BookingAct.NO_SHOW, id=visit.id),
         )
-    builder.adjust(2)
+        sizes.append(2)
+    for visit in cancellable:
+        builder.button(
+            text=render.label(lang, "visit_staff_cancel", booking=visit),
+            callback_data=BookingCallback(action=BookingAct.STAFF_CANCEL, id=visit.id),
+        )
+        sizes.append(1)
+    builder.adjust(*sizes)
     text = render.text(
         lang, "master_day", visits=visits, day=day, masters=masters, many=len(masters) > 1
     )
-    return str(text), builder.as_markup() if closable else None
+    return str(text), builder.as_markup() if sizes else None
 
 
 async def _whose_day(
@@ -257,7 +275,9 @@ async def day_command(
         return
     today = booking.today()
     day = today + timedelta(days=1 if command.command == "tomorrow" else 0)
-    text, markup = await _day_view(booking, render, staff_lang, masters, day, today)
+    text, markup = await _day_view(
+        booking, render, staff_lang, masters, day, today, staff=admin_chat.is_here(message.chat.id)
+    )
     await message.answer(text, reply_markup=markup)
 
 
@@ -295,6 +315,7 @@ async def close_visit(
             masters,
             booking.finder.local_day(result.booking.starts_at),
             today,
+            staff=actor.staff,
         )
         await callback.message.edit_text(text, reply_markup=markup)
 

@@ -109,6 +109,8 @@ class PrivacyGate:
         if data.get("raw_state") in _MASTERS_STATES:
             return True
         if isinstance(event, Message):
+            if event.successful_payment is not None:
+                return True  # money already charged: the visit it paid for is confirmed
             words = (event.text or "").split(maxsplit=1)
             command = words[0].split("@", 1)[0].lower() if words else ""
             if command == "/start" and len(words) > 1:

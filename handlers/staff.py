@@ -82,9 +82,13 @@ class StaffNoteState(StatesGroup):
     text = State()
 
 
-def card_keyboard(render: Renderer, lang: str, card: CustomerCard) -> InlineKeyboardMarkup:
+def card_keyboard(
+    render: Renderer, lang: str, card: CustomerCard, *, deposits: bool = False
+) -> InlineKeyboardMarkup:
+    """The card's buttons; with deposits on, "only with deposit" (mark / unmark) too."""
     builder = InlineKeyboardBuilder()
-    for action in (CardAct.SALE, CardAct.REDEEM, CardAct.NOTE, CardAct.HISTORY):
+    actions = [CardAct.SALE, CardAct.REDEEM, CardAct.NOTE, CardAct.HISTORY]
+    for action in actions + ([CardAct.DEPOSIT] if deposits else []):
         builder.button(
             text=render.label(lang, f"staff_{action}"),
             callback_data=CardCallback(action=action, customer_id=card.id),
@@ -97,7 +101,7 @@ def sale_keyboard(
     render: Renderer, lang: str, sale: Sale, business: Business
 ) -> InlineKeyboardMarkup:
     """The card's buttons, and "pay with points" when the customer has points to pay with."""
-    markup = card_keyboard(render, lang, sale.customer)
+    markup = card_keyboard(render, lang, sale.customer, deposits=business.deposits.on)
     if business.loyalty.cashback.enabled and sale.points > 0:
         pay = InlineKeyboardButton(
             text=render.label(lang, "points_pay"),
@@ -111,7 +115,8 @@ async def _send_card(
     message: Message, card: CustomerCard, render: Renderer, lang: str, business: Business
 ) -> None:
     await message.answer(
-        card_text(render, lang, card, business), reply_markup=card_keyboard(render, lang, card)
+        card_text(render, lang, card, business),
+        reply_markup=card_keyboard(render, lang, card, deposits=business.deposits.on),
     )
 
 

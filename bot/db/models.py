@@ -71,6 +71,7 @@ class BookingState(StrEnum):
     CANCELLED = "cancelled"
     DONE = "done"
     NO_SHOW = "no_show"
+    HELD = "held"  # the time held while the customer pays its deposit (migration 0027)
 
 
 ACTIVE_BOOKING = (BookingState.PENDING, BookingState.CONFIRMED)
@@ -704,12 +705,9 @@ class LoyaltyEntry(Base):
     staff_name: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(String(500))  # a correction's, as typed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # a bonus credited once per key (`birthday:<customer>:<year>`, migration 0026); else None
-    bonus_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_loyalty_entries_customer", "customer_id", "id"),
-        Index("uq_loyalty_entries_bonus_key", "bonus_key", unique=True),
         # the expiry planner's seek: accruals by when they expire
         Index(
             "ix_loyalty_entries_expiring",
@@ -750,13 +748,6 @@ class PointsRequest(Base):
     __table_args__ = (
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint(one_of("state", PointsRequestState), name="state"),
-        # the planner's seek for requests left unanswered past their expiry (migration 0026)
-        Index(
-            "ix_points_requests_pending",
-            "expires_at",
-            sqlite_where=sql("state = 'pending'"),
-            postgresql_where=sql("state = 'pending'"),
-        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -891,3 +882,58 @@ class WaitlistOffer(Base):
         Index("ix_waitlist_offers_slot", "master_id", "starts_at"),
         CheckConstraint(one_of("state", WaitlistOfferState), name="state"),
     )
+
+
+class DepositState(StrEnum):
+    """A booking's deposit (`deposits`, migration 0027), as it stands."""
+
+    AWAITING = "awaiting"  # the invoice sent, the time held, nothing paid yet
+    EXPIRED = "expired"  # the hold ran out unpaid (or a newer hold of theirs replaced it)
+    PAID = "paid"  # paid: the visit stands
+    COUNTED = "counted"  # counted into the visit's sale (`purchase_id`)
+    KEPT = "kept"  # a late cancellation or a no-show: the business keeps it
+    REFUND_DUE = "refund_due"  # to be refunded by hand (the staff were told why: `reason`)
+
+
+class Deposit(Base):
+    """What one booking asks to be paid in advance, and the payment when it came (Telegram
+    Payments: `telegram_charge_id`, unique, so a repeated update records nothing twice, and the
+    provider's). The money record stays after `/forget` (accounting), its customer unlinked."""
+
+    __tablename__ = "deposits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_id: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[str] = mapped_column(String(16))  # DepositState
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    hold_until: Mapped[datetime] = mapped_column(UTCDateTime)  # the invoice is good until then
+    token: Mapped[str] = mapped_column(String(32), unique=True)  # the invoice's payload
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_minor: Mapped[int | None] = mapped_column(BigInteger)  # what Telegram said was paid
+    telegram_charge_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    provider_charge_id: Mapped[str | None] = mapped_column(String(128))
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # counted, kept, refund due
+    reason: Mapped[str | None] = mapped_column(String(32))  # why kept or to be refunded
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
+
+    __table_args__ = (
+        Index("ix_deposits_state_hold", "state", "hold_until"),
+        CheckConstraint(one_of("state", DepositState), name="state"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+
+class DepositMark(Base):
+    """A customer staff marked "only with deposit" from their card: they pay a deposit whenever
+    deposits are on, whatever the policy. Deleted when unmarked, and by `/forget`."""
+
+    __tablename__ = "deposit_marks"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(BigInteger)
+    staff_name: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.db.campaign_days import CampaignDaysRepo
 from bot.db.campaign_results import Assign, CampaignResultsRepo, Planned
 from bot.db.certificates import CertificateRepo
+from bot.db.deposits import DepositRepo
 from bot.db.engine import READING, SQLITE_BUSY_TIMEOUT_MS, STATEMENT, create_sessionmaker
 from bot.db.erasure import ErasureRepo
 from bot.db.exporting import ExportRepo
@@ -1304,6 +1305,7 @@ class Repos:
         self.certificates = CertificateRepo(session)
         self.referrals = ReferralRepo(session)
         self.points_requests = PointsRequestRepo(session)
+        self.deposits = DepositRepo(session)
         self.waitlist = WaitlistRepo(session)
         self.stamps = StampRepo(session)
 

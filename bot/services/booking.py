@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.business import WEEKDAYS, Business, Master, Service
 from bot.buttons import BookingAct, BookingAction, BookService, BookSlot, Button, Keyboard, dump
 from bot.clock import Clock, local_today
+from bot.db.deposits import LATE_CANCEL
 from bot.db.models import (
     Booking,
     BookingSource,
@@ -37,6 +38,7 @@ from bot.services.staff import Staff, StaffService
 
 if TYPE_CHECKING:
     from bot.features import Features
+    from bot.services.deposits import DepositService
 
 INVITE_DAYS = 7
 
@@ -48,6 +50,8 @@ class BookOutcome(enum.Enum):
     INVALID = "invalid"  # not a slot we offer (a forged or outdated button)
     ALREADY = "already"  # the customer has an upcoming visit for this service
     NOT_CUSTOMER = "not_customer"
+    HELD = "held"  # held while the customer pays its deposit (bot/services/deposits.py)
+    CLOSED = "closed"  # a move inside the cancel window: the customer is asked to call
 
 
 class ActOutcome(enum.Enum):
@@ -56,6 +60,7 @@ class ActOutcome(enum.Enum):
     ALREADY = "already"  # no longer in a state this action applies to
     TOO_EARLY = "too_early"  # marking a visit done before its day
     GONE = "gone"
+    CLOSED = "closed"  # inside the cancel window: the customer is asked to call
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class BookingView:
 class BookResult:
     outcome: BookOutcome
     booking: BookingView | None = None
+    deposit_minor: int = 0  # HELD: the deposit asked
+    why: str | None = None  # HELD: why they pay one (bot/services/deposits.py who_pays)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class BookingService:
         self.staff = staff
         self.admin_chat_id = admin_chat_id
         self.finder = SlotFinder(business, tz)
+        self.deposits: DepositService | None = None  # set by DepositService itself
         self.events = Events()  # the app's own once registered (SlotFreed's subscribers)
 
     def register(self, features: Features) -> None:
@@ -287,6 +295,16 @@ class BookingService:
                 )
                 if same is not None:
                     return BookResult(BookOutcome.ALREADY, await self._view(repos, same))
+                if old is not None and self.closed(old.starts_at):
+                    return BookResult(BookOutcome.CLOSED, await self._view(repos, old))
+                # a move keeps its deposit, paid or not asked; a new visit may ask one
+                need = (
+                    await self.deposits.required(repos, customer, service)
+                    if self.deposits is not None and old is None
+                    else None
+                )
+                if self.deposits is not None and old is None:  # a new hold replaces their last
+                    await self.deposits.release_holds_of(repos, customer.id, now, service.id)
                 if old is not None:
                     await self._cancel(repos, old, customer, reason="rescheduled", now=now)
                 booking = await repos.bookings.add(
@@ -296,7 +314,7 @@ class BookingService:
                         master_id=master.id,
                         starts_at=starts_at,
                         ends_at=starts_at + timedelta(minutes=service.duration_minutes),
-                        state=BookingState.PENDING,
+                        state=BookingState.HELD if need else BookingState.PENDING,
                         source=BookingSource.RESCHEDULE if old else source,
                         created_at=now,
                         answer_due_at=await self._answer_due(repos, master, now, starts_at),
@@ -304,6 +322,11 @@ class BookingService:
                     cells(starts_at, service.duration_minutes, self.finder.grid),
                 )
                 view = await self._view(repos, booking)
+                if self.deposits is not None and old is not None:
+                    await self.deposits.moved(repos, old, booking)
+                if self.deposits is not None and need is not None:
+                    await self.deposits.hold(repos, booking, customer, need[0], now)
+                    return BookResult(BookOutcome.HELD, view, deposit_minor=need[0], why=need[1])
                 await self._ask_master(repos, booking, now)
                 return BookResult(BookOutcome.BOOKED, view)
         except IntegrityError:
@@ -484,6 +507,8 @@ class BookingService:
                 )
                 await repos.bookings.release(booking.id)
                 await self._freed(repos, booking, "declined", now)
+                if self.deposits is not None:
+                    await self.deposits.cancelled(repos, booking, "declined", now)
                 await repos.outbox.queue(
                     key=f"booking_declined:{booking.id}",
                     kind=SERVICE,
@@ -569,7 +594,31 @@ class BookingService:
                 return ActResult(ActOutcome.NOT_YOURS)
             if booking.state not in ACTIVE_BOOKING or booking.starts_at <= now:
                 return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
+            if self.closed(booking.starts_at):
+                return ActResult(ActOutcome.CLOSED, await self._view(repos, booking))
             await self._cancel(repos, booking, customer, reason="customer", now=now)
+            return ActResult(ActOutcome.DONE, await self._view(repos, booking))
+
+    def closed(self, starts_at: datetime) -> bool:
+        """Inside the cancel window ([deposits] cancel_window_hours): the customer can no longer
+        cancel or move this visit in the bot; they call, and the staff cancel it (late)."""
+        return self.deposits is not None and self.deposits.closed(starts_at)
+
+    async def staff_cancel(self, booking_id: int, actor: Actor) -> ActResult:
+        """The staff cancel a visit ahead (the customer called): inside the cancel window it is a
+        late cancellation (counted like a no-show; a paid deposit is kept)."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            booking, refused = await self._acting(repos, booking_id, actor)
+            if booking is None or not actor.staff:
+                return refused if booking is None else ActResult(ActOutcome.NOT_YOURS)
+            if booking.state not in ACTIVE_BOOKING or booking.starts_at <= now:
+                return ActResult(ActOutcome.ALREADY, await self._view(repos, booking))
+            customer = await repos.customers.get(booking.customer_id)
+            assert customer is not None
+            reason = LATE_CANCEL if self.closed(booking.starts_at) else "staff"
+            booking.decided_by = actor.name
+            await self._cancel(repos, booking, customer, reason=reason, now=now)
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
 
     async def _cancel(
@@ -579,6 +628,8 @@ class BookingService:
         booking.state, booking.reason, booking.decided_at = BookingState.CANCELLED, reason, now
         await repos.bookings.release(booking.id)
         await self._freed(repos, booking, reason, now)
+        if self.deposits is not None:
+            await self.deposits.cancelled(repos, booking, reason, now)
         await repos.outbox.skip_pending(
             "cancelled",
             prefix=f"reminder:{booking.id}:",
@@ -673,6 +724,8 @@ class BookingService:
                 booking.state, booking.purchase_id = BookingState.DONE, sale.purchase_id
             else:
                 booking.state = BookingState.NO_SHOW
+                if self.deposits is not None:
+                    await self.deposits.no_show(repos, booking, now)
             return ActResult(ActOutcome.DONE, await self._view(repos, booking))
 
     # ---- masters and their days off ----------------------------------------------------------

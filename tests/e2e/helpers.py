@@ -45,12 +45,18 @@ def business_plus(folder: Path, sections: str) -> Path:
 
 @asynccontextmanager
 async def bot_on(
-    telegram: TelegramServer, database_url: str, clock: FixedClock, business_file: Path
+    telegram: TelegramServer,
+    database_url: str,
+    clock: FixedClock,
+    business_file: Path,
+    **settings: object,
 ) -> AsyncIterator[InProcessBot]:
     """The bot fed in-process (tests/harness.py), as the `carebot` fixture runs it, on a business
-    file of the test's own."""
+    file of the test's own (and other `settings`, like a payment provider's token)."""
     running = InProcessBot(
-        make_settings(telegram, database_url, business_file=business_file), clock, telegram
+        make_settings(telegram, database_url, business_file=business_file, **settings),
+        clock,
+        telegram,
     )
     await running.start()
     try:
