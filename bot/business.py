@@ -347,6 +347,9 @@ class Cashback(_Strict):
     # points for joining: credited once per person when they give their phone in onboarding
     # (bot/services/bonuses.py); 0: none
     welcome_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # points for a birthday, credited with the birthday greeting (an offer: no greeting, no
+    # bonus), once a year; 0: none
+    birthday_bonus: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
 
 class Certificates(_Strict):

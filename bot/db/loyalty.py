@@ -101,6 +101,12 @@ class LoyaltyRepo:
             )
         )
 
+    async def bonus(self, key: str) -> int | None:
+        """The points of the bonus credited under this key (`bonus_key`); None: none yet."""
+        return await self.session.scalar(
+            select(LoyaltyEntry.points).where(LoyaltyEntry.bonus_key == key)
+        )
+
     async def debit(
         self,
         customer_id: int,

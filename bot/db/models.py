@@ -705,9 +705,12 @@ class LoyaltyEntry(Base):
     staff_name: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(String(500))  # a correction's, as typed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a bonus credited once per key (`birthday:<customer>:<year>`, migration 0026); else None
+    bonus_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_loyalty_entries_customer", "customer_id", "id"),
+        Index("uq_loyalty_entries_bonus_key", "bonus_key", unique=True),
         # the expiry planner's seek: accruals by when they expire
         Index(
             "ix_loyalty_entries_expiring",
@@ -748,6 +751,13 @@ class PointsRequest(Base):
     __table_args__ = (
         CheckConstraint("points > 0", name="points_positive"),
         CheckConstraint(one_of("state", PointsRequestState), name="state"),
+        # the planner's seek for requests left unanswered past their expiry (migration 0026)
+        Index(
+            "ix_points_requests_pending",
+            "expires_at",
+            sqlite_where=sql("state = 'pending'"),
+            postgresql_where=sql("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

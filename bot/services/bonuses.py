@@ -17,17 +17,30 @@ no consent to offers is needed, like the answer to a sale). Once per person:
   recognised by their phone, or with visits already) gets it only where the welcome coupon goes
   to known customers too (`[coupons.welcome] for_known_customers`): the owner's one answer to
   "does someone we know get a welcome gift".
+
+The birthday bonus is credited with the birthday greeting, when the sender makes it (its
+composer, in the transaction that claims the row, as the greeting's coupon is issued), and the
+greeting says so. Once per customer per year: the ledger entry carries the greeting's key
+(`birthday:<customer>:<year>`, unique in `loyalty_entries.bonus_key`), so planner ticks,
+restarts and a second sender credit nothing twice. It goes with the greeting, as its coupon
+does, so whoever gets no greeting gets no bonus: no consent to offers (a greeting is marketing,
+and it is not planned for them), opted out or blocked before it was sent, held out of the
+birthday campaign (the control group measures the greeting with its gift), or no birthday
+given. A greeting Telegram refuses after it was made (they blocked the bot that minute) leaves
+the bonus credited: it is theirs, in /card.
 """
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
+from bot.buttons import Keyboard
 from bot.clock import Clock
-from bot.db.models import Customer, LedgerKind, LoyaltyEntry
+from bot.db.models import Customer, LedgerKind, LoyaltyEntry, OutboxMessage
 from bot.db.repositories import Database, Repos
 from bot.events import Credited, PhoneShared
 from bot.features import Features
@@ -38,6 +51,8 @@ from bot.services.loyalty import add_months
 WELCOME = "welcome_bonus"  # the welcome accrual's reason, and the template of its receipt
 WELCOME_KEY = "welcome_bonus:"  # + the customer's id: one receipt
 NOTICE_VALID = timedelta(days=7)
+BIRTHDAY = "birthday_bonus"  # the birthday accrual's reason
+GREETING = "birthday_greeting"  # the greeting it comes with (the planner's, bot/outbox/planners.py)
 
 
 def bonus_fingerprints(key: bytes, tg_user_id: int, phone: str) -> list[str]:
@@ -65,9 +80,16 @@ class BonusService:
 
     def register(self, features: Features) -> None:
         features.on_phone_shared(self.welcome)
+        features.compose(self.birthday, GREETING)
 
     async def _credit(
-        self, repos: Repos, customer_id: int, points: int, reason: str, now: datetime
+        self,
+        repos: Repos,
+        customer_id: int,
+        points: int,
+        reason: str,
+        now: datetime,
+        key: str | None = None,
     ) -> None:
         months = self.cashback.expire_months
         await repos.loyalty.add(
@@ -78,6 +100,7 @@ class BonusService:
                 reason=reason,
                 expires_at=add_months(now, months) if months else None,
                 created_at=now,
+                bonus_key=key,
             )
         )
 
@@ -122,3 +145,21 @@ class BonusService:
             return True
         visits, _, _ = await repos.purchases.summary(customer.id)
         return visits > 0
+
+    # ---- birthday -----------------------------------------------------------------------------
+
+    async def birthday(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard | None]:
+        """The greeting's composer: its bonus credited once (keyed by the greeting's own key,
+        `birthday:<customer>:<year>`), and `bonus` and `balance` for its text. Nothing when the
+        program is off."""
+        points = self.cashback.birthday_bonus
+        if customer is None or not self.cashback.enabled or points <= 0:
+            return {}, None
+        await repos.loyalty.lock(customer.id)  # the customer's ledger writers queue here
+        credited = await repos.loyalty.bonus(row.key)
+        if credited is None:
+            await self._credit(repos, customer.id, points, BIRTHDAY, now, key=row.key)
+            credited = points
+        return {"bonus": credited, "balance": await repos.loyalty.balance(customer.id)}, None

@@ -4,19 +4,22 @@ told, shown in the balance, and never twice through /forget or a second account.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from bot.business import Business
 from bot.clock import FixedClock
-from bot.db.models import LoyaltyEntry, OutboxKind, OutboxMessage
+from bot.db.models import Customer, LoyaltyEntry, OutboxKind, OutboxMessage
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.features import Features
 from bot.outbox.planners import Planners
+from bot.services.birthdays import Birthday
 from bot.services.bonuses import BonusService
 from bot.services.customers import CustomerService
 from bot.services.loyalty import LoyaltyService
@@ -34,7 +37,8 @@ def _with(
     loyalty = business.loyalty.model_copy(
         update={
             "cashback": business.loyalty.cashback.model_copy(
-                update={"enabled": True, "welcome_bonus": 200} | (cashback or {})
+                update={"enabled": True, "welcome_bonus": 200, "birthday_bonus": 500}
+                | (cashback or {})
             )
         }
     )
@@ -169,3 +173,71 @@ async def test_no_bonus_when_it_is_off(
     anna, earned = await _join(customers, ANNA, PHONE)
     assert earned == 0 and await _ledger(db, anna) == []
     assert await _receipts(db, "welcome_bonus:") == []
+
+
+# ---- birthday -----------------------------------------------------------------------------------
+
+
+async def _greet(
+    db: Database, bonuses: BonusService, customer_id: int, year: int
+) -> dict[str, Any]:
+    """The greeting of that year made (its composer run) in a transaction of its own."""
+    async with db.transaction() as repos:
+        customer = await repos.session.get(Customer, customer_id)
+        row = OutboxMessage(key=f"birthday:{customer_id}:{year}", template="birthday_greeting")
+        return (await bonuses.birthday(repos, row, customer, datetime_of(year)))[0]
+
+
+def datetime_of(year: int) -> datetime:
+    return datetime(year, 3, 14, 10, tzinfo=MOSCOW)
+
+
+async def test_the_birthday_bonus_once_a_year_whatever_makes_the_greeting_again(
+    customers: CustomerService, db: Database, clock: FixedClock, generous: Business
+) -> None:
+    bonuses = BonusService(db, clock, generous, MOSCOW, secret_key=KEY)
+    anna, _ = await _join(customers, ANNA, PHONE)  # 200 welcome points
+    await customers.set_birthday(ANNA, Birthday(14, 3))
+    assert await _greet(db, bonuses, anna, 2027) == {"bonus": 500, "balance": 700}
+    # the same greeting made again (a restart, a second sender): nothing twice, the text the same
+    assert await _greet(db, bonuses, anna, 2027) == {"bonus": 500, "balance": 700}
+    assert await _ledger(db, anna) == [(200, "welcome_bonus"), (500, "birthday_bonus")]
+    async with db.reading() as repos:
+        keys = await repos.session.scalars(
+            select(LoyaltyEntry.bonus_key).where(LoyaltyEntry.customer_id == anna)
+        )
+        assert list(keys) == [None, f"birthday:{anna}:2027"]
+    assert (await _greet(db, bonuses, anna, 2028))["bonus"] == 500
+    assert [p for p, _ in await _ledger(db, anna)] == [200, 500, 500]
+
+
+async def test_the_same_key_twice_is_refused_by_the_database(
+    customers: CustomerService, db: Database, clock: FixedClock
+) -> None:
+    anna, _ = await _join(customers, ANNA, PHONE)
+    entry = {
+        "customer_id": anna,
+        "kind": "accrual",
+        "points": 500,
+        "reason": "birthday_bonus",
+        "created_at": clock.now(),
+        "bonus_key": f"birthday:{anna}:2027",
+    }
+    async with db.transaction() as repos:
+        await repos.loyalty.add(LoyaltyEntry(**entry))
+    with pytest.raises(IntegrityError):
+        async with db.transaction() as repos:
+            await repos.loyalty.add(LoyaltyEntry(**entry))
+
+
+@pytest.mark.parametrize("cashback", [{"enabled": False}, {"birthday_bonus": 0}])
+async def test_no_birthday_bonus_when_it_is_off(
+    db: Database, clock: FixedClock, business: Business, cashback: dict[str, object]
+) -> None:
+    off = _with(business, cashback=cashback)
+    customers = _customers(db, clock, off)
+    anna, _ = await _join(customers, ANNA, PHONE)
+    before = await _ledger(db, anna)
+    bonuses = BonusService(db, clock, off, MOSCOW, secret_key=KEY)
+    assert await _greet(db, bonuses, anna, 2027) == {}
+    assert await _ledger(db, anna) == before
