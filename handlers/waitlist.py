@@ -257,7 +257,10 @@ async def entry_action(
             callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
         )
     elif result.outcome is TakeOutcome.GONE:
-        await _show(callback, str(render.text(lang, "waitlist_gone")), None)
+        if isinstance(callback.message, Message) and callback.message.reply_markup:
+            await _show(callback, str(render.text(lang, "waitlist_gone")), None)
+        else:  # told already (a second tap on an old copy of the offer)
+            await callback.answer(render.label(lang, "waitlist_gone_short"), show_alert=True)
     elif result.outcome is TakeOutcome.ALREADY:
         await callback.answer(
             render.label(lang, "waitlist_have_visit", booking=result.booking), show_alert=True

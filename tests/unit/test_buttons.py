@@ -44,6 +44,7 @@ PACKED: list[tuple[b.Intent, str]] = [
     (b.SurveyScore(41, 5), "survey:41:5"),
     (b.AnswerPoints(7, True), "ppa:yes:7"),
     (b.AnswerPoints(7, False), "ppa:no:7"),
+    (b.TakeWaitlistOffer(7), "wla:take:7"),
 ]
 
 
@@ -115,7 +116,7 @@ FACTORIES = [
 
 
 def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
-    assert len(FACTORIES) == 22
+    assert len(FACTORIES) == 24
     prefixes = [f.__prefix__ for f in FACTORIES]  # type: ignore[attr-defined]
     assert len(prefixes) == len(set(prefixes))
     for factory in FACTORIES:
@@ -145,6 +146,10 @@ def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
         "cwin:broadcast:b:20261101:20261123",
         "cwin:reactivation:holdout:20261101:20261123",
         "cwin:reactivation:b:-1:20261123",
+        "wl:x:manicure:anna:20261123:20261124:any",
+        "wl:j:manicure:anna:20261123:20261124:noon",
+        "wla:bogus:1",
+        "wla:take:-1",
     ],
 )
 def test_a_forged_action_does_not_unpack(data: str) -> None:
