@@ -55,6 +55,7 @@ from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.points_pay import PointsPayService
 from bot.services.referrals import ReferralService
 from bot.services.retention import RetentionService
+from bot.services.sale_cancel import SaleCancelService
 from bot.services.sleeping import SleepingService
 from bot.services.staff import StaffService
 from bot.services.stamps import StampService
@@ -305,6 +306,9 @@ class App(Core):
                 self.loyalty,
                 self.settings.admin_chat_id,
                 self.render,
+            ),
+            sale_cancel=SaleCancelService(
+                self.db, self.clock, self.business, self.loyalty, self.events
             ),
         )
         self._wire_stats_pictures()

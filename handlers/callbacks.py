@@ -323,3 +323,17 @@ class WaitAct(StrEnum):
 class WaitlistCallback(CallbackData, prefix="wla"):
     action: WaitAct
     id: Number
+
+
+# ---- cancelling a sale (admin chat) -----------------------------------------------------------
+
+
+class UnsaleAct(StrEnum):
+    ASK = "ask"  # "Cancel sale" under /sale's answer: asks to confirm
+    YES = "yes"  # confirmed: cancels
+    NO = "no"  # kept
+
+
+class UnsaleCallback(CallbackData, prefix="unsale"):
+    action: UnsaleAct
+    purchase_id: Number

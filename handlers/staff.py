@@ -40,6 +40,7 @@ from bot.services.staff import (
 )
 from bot.telegram_text import TEXT_LIMIT, truncate_html
 from handlers import erasures, gifts
+from handlers import sale_cancel as unsale
 from handlers.admin_chat import AdminChat
 from handlers.callbacks import (
     CardAct,
@@ -48,6 +49,8 @@ from handlers.callbacks import (
     RedeemCallback,
     SaleCallback,
     SaleStep,
+    UnsaleAct,
+    UnsaleCallback,
 )
 from handlers.filters import AnswersPrompt, admin_chat_router
 from handlers.masters import MASTER_COMMANDS
@@ -69,6 +72,7 @@ STAFF_COMMANDS = (
     "erasures",
     "import",
     "stats",
+    "unsale",
 )
 
 
@@ -100,7 +104,8 @@ def card_keyboard(
 def sale_keyboard(
     render: Renderer, lang: str, sale: Sale, business: Business
 ) -> InlineKeyboardMarkup:
-    """The card's buttons, and "pay with points" when the customer has points to pay with."""
+    """The card's buttons, "pay with points" when the customer has points to pay with, and
+    "cancel sale" (a mistake: asks to confirm)."""
     markup = card_keyboard(render, lang, sale.customer, deposits=business.deposits.on)
     if business.loyalty.cashback.enabled and sale.points > 0:
         pay = InlineKeyboardButton(
@@ -108,6 +113,11 @@ def sale_keyboard(
             callback_data=PayPoints(purchase_id=sale.purchase_id).pack(),
         )
         markup.inline_keyboard.insert(0, [pay])
+    cancel = InlineKeyboardButton(  # a mistaken sale: asks to confirm (handlers/sale_cancel.py)
+        text=render.label(lang, "staff_unsale"),
+        callback_data=UnsaleCallback(action=UnsaleAct.ASK, purchase_id=sale.purchase_id).pack(),
+    )
+    markup.inline_keyboard.append([cancel])
     return markup
 
 
@@ -581,6 +591,12 @@ def create_router() -> Router:
     elsewhere.message.register(staff_only, Command(*STAFF_COMMANDS, *MASTER_COMMANDS))
     # /erasures (handlers/erasures.py) and /gift (handlers/gifts.py) are staff commands too:
     # refused alike outside, and a UsageError of theirs is answered by `usage_error`
-    routers = (erasures.create_router(), gifts.create_router(), admin, elsewhere)
+    routers = (
+        erasures.create_router(),
+        gifts.create_router(),
+        unsale.create_router(),  # /unsale and "Cancel sale" (handlers/sale_cancel.py)
+        admin,
+        elsewhere,
+    )
     router.include_routers(*routers)  # tried in this order
     return router

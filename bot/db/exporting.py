@@ -11,7 +11,7 @@ join, and a page of customers their staff notes in one more query.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -26,8 +26,6 @@ from bot.db.models import (
     Coupon,
     Customer,
     Cycle,
-    Deposit,
-    DepositMark,
     LoyaltyEntry,
     LoyaltyTier,
     OutboxMessage,
@@ -247,7 +245,6 @@ class ExportRepo:
             waitlist=await of(WaitlistEntry, WaitlistEntry.first_day, WaitlistEntry.id),
             waitlist_offers=await of(WaitlistOffer, WaitlistOffer.offered_at, WaitlistOffer.id),
             stamps=await of(StampEntry, StampEntry.id),
-            **await self._deposits(customer.id),
             messages=await of(
                 OutboxMessage,
                 OutboxMessage.sent_at,
@@ -257,21 +254,6 @@ class ExportRepo:
                 & (OutboxMessage.state == OutboxState.SENT),
             ),
         )
-
-    async def _deposits(self, customer_id: int) -> dict[str, Any]:
-        """Their deposits and the staff's "only with deposit" mark, in one statement."""
-        rows = (
-            await self.session.execute(
-                select(DepositMark, Deposit)
-                .select_from(Customer)
-                .outerjoin(DepositMark, DepositMark.customer_id == Customer.id)
-                .outerjoin(Deposit, Deposit.customer_id == Customer.id)
-                .where(Customer.id == customer_id)
-                .order_by(Deposit.created_at, Deposit.id)
-            )
-        ).all()
-        marks = [mark for mark, _ in rows[:1] if mark is not None]
-        return {"deposits": [d for _, d in rows if d is not None], "deposit_mark": marks}
 
 
 @dataclass(frozen=True)
@@ -297,5 +279,3 @@ class PersonRows:
     waitlist: list[WaitlistEntry]  # the times they wait for, and the freed ones offered
     waitlist_offers: list[WaitlistOffer]
     stamps: list[StampEntry]
-    deposits: list[Deposit] = field(default_factory=list)  # bot/services/deposits.py
-    deposit_mark: list[DepositMark] = field(default_factory=list)

@@ -296,6 +296,11 @@ class Purchase(Base):
     # Set for a visit imported from the owner's base: "<customer id>:<local date>:<service>",
     # unique, so the same file imported twice adds nothing.
     import_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    # Staff cancelled it (a mistaken sale, bot/services/sale_cancel.py, migration 0025): the row
+    # stays (the ledger's entries name it) but no query counts it (`bot/db/sales.py`).
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_id: Mapped[int | None] = mapped_column(BigInteger)  # who (Telegram id)
+    cancelled_by_name: Mapped[str | None] = mapped_column(String(128))
 
     # /stats: a customer's purchase before a sale, and their first, by one index seek (0013)
     __table_args__ = (Index("ix_purchases_customer_at", "customer_id", "at", "id"),)

@@ -81,6 +81,7 @@ from bot.db.models import (
 from bot.db.onboarding_starts import OnboardingStartRepo
 from bot.db.points_requests import PointsRequestRepo
 from bot.db.referrals import ReferralRepo
+from bot.db.sales import SaleCancelRepo
 from bot.db.stamps import StampRepo
 from bot.db.stats import StatsRepo
 from bot.db.stats_breakdowns import StatsBreakdownRepo
@@ -1305,6 +1306,7 @@ class Repos:
         self.certificates = CertificateRepo(session)
         self.referrals = ReferralRepo(session)
         self.points_requests = PointsRequestRepo(session)
+        self.sale_cancels = SaleCancelRepo(session)  # cancelled sales (bot/db/sales.py)
         self.deposits = DepositRepo(session)
         self.waitlist = WaitlistRepo(session)
         self.stamps = StampRepo(session)

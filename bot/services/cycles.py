@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.db import queries
 from bot.db.models import Customer, Cycle, OutboxMessage
 from bot.db.repositories import Database, Repos
-from bot.events import CustomerErased, PurchaseRecorded
+from bot.events import CustomerErased, PurchaseRecorded, SaleCancelled
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
 from bot.services.booking import BookingService
@@ -63,6 +63,7 @@ class CycleService:
         composed (with real free slots) here."""
         features.on_purchase(self.learn_after_purchase)
         features.on_erased(self.forget)
+        features.on_sale_cancelled(self.unlearn_cancelled)
         features.plan("due_offers", self.plan_due_offers)
         features.compose(self.compose_offer, "due_offer")
 
@@ -100,6 +101,25 @@ class CycleService:
         cycle.interval_days, cycle.learned = interval, own
         cycle.round, cycle.offered_round, cycle.ignored = 0, None, 0
         cycle.sleeps_at = at + timedelta(days=interval * self.business.sleeping.factor)
+
+    async def unlearn_cancelled(self, repos: Repos, event: SaleCancelled) -> None:
+        """Subscribed to cancelled sales: a cycle the sale reset is learned again from the visits
+        left of that service (scheduled as of now, as from history), or forgotten if none is."""
+        service = self.business.service(event.service_id)
+        if service is None:
+            return
+        cycle = await repos.cycles.get(event.customer_id, service.id, for_update=True)
+        if cycle is None or cycle.last_purchase_id != event.purchase_id:
+            return
+        latest = await repos.sale_cancels.latest_visit(event.customer_id, service.id)
+        if latest is None:
+            await repos.session.delete(cycle)
+            return
+        visits = await repos.cycles.visits(event.customer_id, service.id, LEARN_FROM_VISITS)
+        interval, own = learned_interval(visits, service.cycle_days)
+        cycle.master_id = latest[2] or cycle.master_id
+        self._reset(cycle, latest[0], latest[1], interval, own)
+        self._schedule_from_history(cycle, event.at)
 
     async def learn_from_history(self) -> int:
         """Cycles from visits that taught none yet: those imported from the owner's previous

@@ -78,6 +78,18 @@ def cap_of(amount_minor: int, max_share: float) -> int:
     return int(share.to_integral_value(rounding=ROUND_FLOOR))
 
 
+async def recount_closed_days(repos: Repos, sold_at: datetime, window_days: int) -> None:
+    """/stats keeps the days that are over summed (`sales_days`, `cohort_months`, the campaigns'
+    days); a sale changed in one (reduced by points, cancelled) has its days counted again by the
+    planner, from the day before its UTC date (whatever the business's zone, its local day is
+    in), and the campaigns' days from `window_days` before that."""
+    day = sold_at.date() - timedelta(days=1)
+    closed = await repos.stats.days_closed_through()
+    if closed is not None and closed >= day:
+        await repos.stats.reopen_from(day)
+    await repos.campaign_days.reopen_from(day - timedelta(days=window_days))
+
+
 class PointsPayService:
     def __init__(
         self,
@@ -222,16 +234,7 @@ class PointsPayService:
             )
 
     async def _recount_closed_days(self, repos: Repos, sold_at: datetime) -> None:
-        """/stats keeps the days that are over summed (`sales_days`, the campaigns' days); a sale
-        just after midnight may be in one already. Its days are counted again by the planner,
-        from the day before its UTC date (whatever the business's zone, its local day is in)."""
-        day = sold_at.date() - timedelta(days=1)
-        closed = await repos.stats.days_closed_through()
-        if closed is not None and closed >= day:
-            await repos.stats.reopen_from(day)
-        await repos.campaign_days.reopen_from(
-            day - timedelta(days=self.business.campaigns.window_days)
-        )
+        await recount_closed_days(repos, sold_at, self.business.campaigns.window_days)
 
     async def _tell_staff(
         self, repos: Repos, request: PointsRequest, outcome: AnswerOutcome, now: datetime

@@ -5,7 +5,6 @@ staff, a no-show that switches the policy on; the card's "only with deposit"."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.db.models import Booking, BookingCell, BookingState, Deposit, DepositState
 from tests.conftest import ADMIN_CHAT
-from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of, tap
+from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of
 from tests.e2e.test_booking import _book, _join_master, _menu_to_times, moscow
 from tests.harness import InProcessBot
 from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
@@ -95,9 +94,7 @@ async def test_a_deposit_paid_confirms_the_visit_and_counts_into_its_sale(
     held, invoice = await hold(anna)
     assert "<b>500\u00a0₽</b>" in held.text and "15 минут" in held.text
     assert "у всех" in held.text  # why: everyone pays for this service
-    assert (
-        invoice.params["currency"] == "RUB" and invoice.params["provider_token"] == PROVIDER_TOKEN
-    )
+    assert invoice.params["currency"] == "RUB" and invoice.params["provider_token"] == PROVIDER_TOKEN
     assert invoice.params["prices"] == [{"label": "Предоплата визита", "amount": 50000}]
     assert invoice.params["title"] == "Предоплата: Маникюр с покрытием"
     assert "пн 23.11 в 15:00" in invoice.params["description"]
@@ -121,7 +118,9 @@ async def test_a_deposit_paid_confirms_the_visit_and_counts_into_its_sale(
     assert not telegram.unanswered_pre_checkouts
 
     # the same payment told twice records nothing more
-    await anna.server.push({"message": anna._message(successful_payment={**payment})})
+    await anna.server.push(
+        {"message": anna._message(successful_payment={**payment})}
+    )
     await anna.quiet()
     assert len(await deposit_rows(everyone)) == 1
 
@@ -335,37 +334,3 @@ async def test_staff_mark_a_customer_only_with_deposit(
         await olga.press(card, "Только с предоплатой")
         assert (await olga.next("answerCallbackQuery")).template == "deposit_unmarked"
         assert not await bot.app.deposits.is_marked(customer.id)
-
-
-async def test_my_data_shows_the_deposits_and_forget_keeps_only_the_money_record(
-    everyone: InProcessBot, telegram: TelegramServer, olga: Person
-) -> None:
-    """/mydata lists each deposit (amount, state, the payment's ids) and the staff's mark; /forget
-    deletes the mark and unlinks the payments, which stay as money records (accounting)."""
-    anna = telegram.user(6001)
-    await onboard(anna)
-    _, invoice = await hold(anna)
-    payment = await anna.pay(invoice)
-    await reply_of(anna, "booking_confirmed")
-    assert everyone.app is not None
-    customer = await everyone.app.customers.find(6001)
-    assert customer is not None
-    await everyone.app.deposits.toggle_mark(customer.id, 9001, "Ольга")
-    exporter = everyone.app.dp.workflow_data["exporter"]
-    mine = await exporter.my_data(6001)
-    document = json.loads(mine.document)
-    (deposit,) = document["deposits"]
-    assert deposit["amount"] == "500.00" and deposit["currency"] == "RUB"
-    assert deposit["state"] == "paid" and deposit["service"]["id"] == "manicure"
-    assert deposit["telegram_payment_id"] == payment["telegram_payment_charge_id"]
-    assert [m["by"] for m in document["only_with_deposit"]] == ["Ольга"]
-
-    await anna.send("/forget")
-    await tap(anna, await anna.reply(), "Да", "editMessageText")
-    assert not await everyone.app.deposits.is_marked(customer.id)
-    (kept,) = await deposit_rows(everyone)
-    assert kept.customer_id is None  # the money record stays, naming nobody
-    assert kept.telegram_charge_id == payment["telegram_payment_charge_id"]
-    assert kept.state == DepositState.REFUND_DUE and kept.reason == "erased"  # cancelled ahead
-    refund = await reply_of(olga, "deposit_refund_staff")
-    assert "удалил свои данные" in refund.text
