@@ -41,6 +41,7 @@ from bot.db.models import (
     WaitlistEntry,
     WaitlistOffer,
 )
+from bot.db.sales import WITH_CANCELLED
 
 PAGE = 2000  # rows per statement: memory stays flat, and ids in one IN (...) stay few
 
@@ -207,7 +208,15 @@ class ExportRepo:
         return PersonRows(
             customer=customer,
             consents=await of(Consent, Consent.at, Consent.id),
-            visits=await of(Purchase, Purchase.at, Purchase.id),
+            # a sale staff cancelled too, marked (`cancelled_at`): it is still kept about them
+            visits=list(
+                await self.session.scalars(
+                    select(Purchase)
+                    .where(Purchase.customer_id == customer.id)
+                    .order_by(Purchase.at, Purchase.id)
+                    .execution_options(**{WITH_CANCELLED: True})
+                )
+            ),
             coupons=await of(Coupon, Coupon.issued_at, Coupon.id),
             bookings=await of(Booking, Booking.starts_at, Booking.id),
             surveys=await of(Survey, Survey.planned_at, Survey.id),

@@ -389,6 +389,8 @@ class Exporter:
                     "master": _named(x.master_id, masters),
                     "amount": money(x.amount_minor),
                     "recorded_by": x.staff_name,
+                    # staff cancelled it (recorded by mistake): it counts nowhere
+                    "cancelled_at": at(x.cancelled_at),
                 }
                 for x in rows.visits
             ],
@@ -556,8 +558,8 @@ class Exporter:
             offers=not c.marketing_opt_out,
             offers_since=offers.at if offers else None,
             consents=len(rows.consents),
-            visits=len(rows.visits),
-            spent=money(sum(x.amount_minor for x in rows.visits)),
+            visits=sum(1 for x in rows.visits if x.cancelled_at is None),
+            spent=money(sum(x.amount_minor for x in rows.visits if x.cancelled_at is None)),
             coupons=len(rows.coupons),
             bookings=len(rows.bookings),
             answers=sum(x.answered_at is not None for x in rows.surveys),

@@ -7,6 +7,7 @@ change nothing (both databases)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from bot.events import Events, SaleCancelled
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
+from bot.services.exporting import Exporter
 from bot.services.loyalty import LoyaltyService
 from bot.services.points_pay import AnswerOutcome, PointsPayService
 from bot.services.referrals import ReferralService
@@ -197,6 +199,11 @@ async def test_cancel_takes_the_cashback_back_and_the_sale_stops_counting(
     assert [(e.purchase_id, e.by, e.amount_minor) for e in wired.seen] == [
         (sale.purchase_id, IRA.id, 200000)
     ]
+
+    mine = await Exporter(db, clock, cashback, MOSCOW).my_data(7)  # /mydata: kept, marked
+    assert mine is not None and mine.summary.visits == 1
+    visits = json.loads(mine.document)["visits"]
+    assert [v["cancelled_at"] is not None for v in visits] == [False, True]
 
     again = await wired.cancels.cancel(OLGA, sale.purchase_id)
     assert again.outcome is CancelOutcome.ALREADY and again.cancelled_by == "Ира"
