@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.models import (
     Booking,
     BookingState,
+    Customer,
     WaitlistEntry,
     WaitlistOffer,
     WaitlistOfferState,
@@ -91,6 +92,10 @@ class WaitlistRepo:
                 WaitlistEntry.first_day <= day,
                 WaitlistEntry.last_day >= day,
                 ~offered,
+                # not someone being erased (their visits' times free before their entries go)
+                WaitlistEntry.customer_id.in_(
+                    select(Customer.id).where(Customer.erased_at.is_(None))
+                ),
             )
             .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
             .limit(CANDIDATES)

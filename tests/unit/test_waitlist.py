@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from bot.events import Events
 from bot.rendering import Renderer
 from bot.services.booking import BookingService, BookOutcome
 from bot.services.customers import CustomerService
+from bot.services.exporting import Exporter
 from bot.services.staff import StaffService
 from bot.services.waitlist import (
     DayPart,
@@ -316,3 +318,35 @@ async def test_a_time_booked_meanwhile_is_not_offered_and_ended_entries_go(
     assert await w.waitlist.plan() == 1  # and dropped
     assert await w.rows(WaitlistEntry) == []
     assert [o.entry_id for o in await w.rows(WaitlistOffer)] == [None]  # the offer, unlinked
+
+
+async def test_forget_erases_the_entries_and_offers_and_mydata_shows_them(
+    db: Database, clock: FixedClock, business: Business, staff: StaffService
+) -> None:
+    w = world(db, clock, business, staff)
+    events = w.booking.events
+    events.on_erased(w.booking.cancel_for_erased)
+    events.on_erased(w.waitlist.erase)
+    customers = CustomerService(db, clock, business, MOSCOW, events, secret_key=b"test-secret-key")
+    clock.set(moscow(MONDAY, "11:00"))
+    await w.customer(11)
+    await w.customer(12)
+    await w.booked(12, moscow(TUESDAY, "15:00"))
+    await w.waitlist.join(11, "manicure", None, TUESDAY, TUESDAY, DayPart.EVENING)
+    await w.waitlist.join(11, "manicure", "anna", TUESDAY, TUESDAY, DayPart.AFTERNOON)
+    await w.waitlist.join(12, "manicure", None, MONDAY, TUESDAY, DayPart.ANY)
+    assert await customers.forget(12)  # her visit's time frees as she goes: not offered to her
+    tg = await w.tg_of()
+    assert [tg[o.customer_id] for o in await w.rows(WaitlistOffer)] == [11]
+    assert [tg[e.customer_id] for e in await w.rows(WaitlistEntry)] == [11, 11]
+    mine = await Exporter(db, clock, business, MOSCOW).my_data(11)
+    assert mine is not None
+    document = json.loads(mine.document)
+    assert [(e["master"], e["from_minute"], e["to_minute"]) for e in document["waitlist"]] == [
+        (None, 17 * 60, None),
+        ({"id": "anna", "name": "Анна"}, 12 * 60, 17 * 60),
+    ]
+    (offer,) = document["waitlist_offers"]
+    assert offer["state"] == "offered" and offer["service"]["name"] == "Маникюр с покрытием"
+    assert await customers.forget(11)
+    assert await w.rows(WaitlistEntry) == [] and await w.rows(WaitlistOffer) == []
