@@ -312,6 +312,7 @@ class App(Core):
             ),
         )
         self._wire_stats_pictures()
+        self.dp.workflow_data["points_pay"].register(self.features)  # unanswered: staff told
         self.dp.startup.register(self._on_startup)
         self.dp.shutdown.register(self._on_shutdown)
 

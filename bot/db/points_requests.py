@@ -50,3 +50,18 @@ class PointsRequestRepo:
                 )
             )
         )
+
+    async def unanswered(self, now: datetime, limit: int) -> list[PointsRequest]:
+        """Pending requests past their expiry, the oldest first, locked (PostgreSQL; those a
+        customer's tap holds right now are left to it); at most `limit`."""
+        query = (
+            select(PointsRequest)
+            .where(
+                PointsRequest.state == PointsRequestState.PENDING,
+                PointsRequest.expires_at <= now,
+            )
+            .order_by(PointsRequest.expires_at, PointsRequest.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(await self.session.scalars(query.execution_options(populate_existing=True)))

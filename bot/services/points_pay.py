@@ -15,6 +15,10 @@
   (through the outbox). A second tap, a stale or forged button, or someone else's request
   changes nothing; two confirms at once spend once (the row lock, then the state check).
   A request left unanswered past its expiry no longer blocks asking again for the same sale.
+- A request nobody answered is closed by a planner once it expires (`close_unanswered`): the
+  sale stays at its full amount, nothing is spent, and the staff member who asked hears of it in
+  the admin chat (through the outbox, once: the notice has the same key as an answer's). A tap
+  after that is told the time is over.
 - While pending, /card shows the balance as it is: a request is never shown as spent.
 """
 
@@ -30,6 +34,7 @@ from bot.buttons import AnswerPoints, Button, dump
 from bot.clock import Clock
 from bot.db.models import OutboxKind, PointsRequest, PointsRequestState
 from bot.db.repositories import Database, Repos
+from bot.features import Features
 from bot.rendering import Renderer
 from bot.services.loyalty import LoyaltyService
 from bot.services.staff import Staff, UsageError
@@ -39,6 +44,7 @@ ASK_WITHIN = timedelta(days=1)  # only a sale this recent can be paid with point
 REQUEST = "points_request"  # the customer's message (template)
 ANSWERED = "points_answered_staff"  # the admin chat's notice (template)
 MINOR_PER_POINT = 100
+UNANSWERED_PER_RUN = 500  # requests closed per planner run (the rest at the next one)
 
 
 class AnswerOutcome(StrEnum):
@@ -48,6 +54,7 @@ class AnswerOutcome(StrEnum):
     ALREADY = "already"  # answered before (a second tap): nothing changes
     SHORT = "short"  # the balance no longer covers it: nothing spent
     STALE = "stale"  # no such request of theirs, or the sale changed
+    UNANSWERED = "unanswered"  # nobody answered before it expired: closed by the planner
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,24 @@ class PointsPayService:
         self.loyalty = loyalty
         self.admin_chat_id = admin_chat_id
         self.render = render
+
+    def register(self, features: Features) -> None:
+        """Requests nobody answered: closed when they expire, the staff told."""
+        features.plan("points_unanswered", self.close_unanswered)
+
+    async def close_unanswered(self) -> int:
+        """The planner: pending requests past their expiry become expired, and the admin chat
+        is told of each, naming who asked (the sale stays at its full amount). The rows are
+        taken locked (a customer's tap at that instant waits, or is skipped here and answered
+        there), so each is closed once; the notice's key is an answer's, so it is sent once
+        whatever happened first. Returns how many were closed."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            requests = await repos.points_requests.unanswered(now, UNANSWERED_PER_RUN)
+            for request in requests:
+                request.state, request.decided_at = PointsRequestState.EXPIRED, now
+                await self._tell_staff(repos, request, AnswerOutcome.UNANSWERED, now)
+            return len(requests)
 
     async def ask(self, staff: Staff, purchase_id: int, points: int | None = None) -> PointsAsk:
         """Ask the customer to pay `points` (None: as many as allowed) of this sale; UsageError
@@ -205,6 +230,8 @@ class PointsPayService:
             if request is None or request.customer_id != customer_id:
                 return PointsAnswer(AnswerOutcome.STALE)
             original = request.amount_minor
+            if request.state == PointsRequestState.EXPIRED:  # too late (the staff were told)
+                return PointsAnswer(AnswerOutcome.EXPIRED, request.points, original)
             if request.state != PointsRequestState.PENDING:
                 return PointsAnswer(AnswerOutcome.ALREADY, request.points, original)
             if now >= request.expires_at:
