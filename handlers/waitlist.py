@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from aiogram import F, Router, flags
+from aiogram import Bot, F, Router, flags
 from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -16,8 +16,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.customers import CustomerView
+from bot.services.deposits import DepositService
 from bot.services.waitlist import DayPart, JoinOutcome, TakeOutcome, WaitlistService
 from handlers.callbacks import WaitAct, WaitlistCallback, WaitMenu, WaitStep
+from handlers.deposits import hold_and_invoice
 
 RANGES = (1, 3, 7, 14)  # the day ranges offered, from today (capped by how far one can book)
 
@@ -238,8 +240,11 @@ async def entry_action(
     callback: CallbackQuery,
     callback_data: WaitlistCallback,
     waitlist: WaitlistService,
+    deposits: DepositService,
     render: Renderer,
     lang: str,
+    business: Business,
+    bot: Bot,
 ) -> None:
     user = callback.from_user.id
     if callback_data.action is WaitAct.LEAVE:
@@ -256,6 +261,8 @@ async def entry_action(
         await _show(
             callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
         )
+    elif result.outcome is TakeOutcome.HELD and result.held is not None:  # a deposit first
+        await hold_and_invoice(callback, result.held, deposits, render, lang, business, bot)
     elif result.outcome is TakeOutcome.GONE:
         if isinstance(callback.message, Message) and callback.message.reply_markup:
             await _show(callback, str(render.text(lang, "waitlist_gone")), None)

@@ -11,8 +11,9 @@ offered to the waiting ones whose wishes fit.
   by `answer_by`: the planner offers it to the next ones. Earlier offers stay valid: whoever taps
   first books it.
 - A tap books through BookingService.book, the one booking path (its cells' primary key lets one
-  of two racing customers in; the master confirms as for any request). The others who tap hear
-  that it is gone and keep their entries.
+  of two racing customers in; the master confirms as for any request; a visit that asks a deposit
+  is held while the taker pays, and an unpaid hold frees the time again: SlotFreed). The others
+  who tap hear that it is gone and keep their entries.
 - Quiet hours: an offer waits for their end, unless the time starts within `soon_hours` of that
   end; such a time goes at once as a service message (`soon_in_quiet_hours = "send"`) or is not
   offered at all (`"skip"`).
@@ -39,7 +40,7 @@ from bot.outbox import SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
 from bot.rendering import Renderer
-from bot.services.booking import BookingService, BookingView, BookOutcome
+from bot.services.booking import BookingService, BookingView, BookOutcome, BookResult
 
 if TYPE_CHECKING:
     from bot.features import Features
@@ -80,6 +81,7 @@ class JoinOutcome(enum.Enum):
 
 class TakeOutcome(enum.Enum):
     BOOKED = "booked"
+    HELD = "held"  # theirs while they pay the deposit ([deposits]): the invoice goes next
     GONE = "gone"  # someone was faster, or the time is no longer free or bookable
     ALREADY = "already"  # they have a visit for this service ahead
     NOT_YOURS = "not_yours"
@@ -108,6 +110,7 @@ class JoinResult:
 class TakeResult:
     outcome: TakeOutcome
     booking: BookingView | None = None
+    held: BookResult | None = None  # HELD: the booking path's answer, for the invoice
 
 
 def fits(entry: WaitlistEntry, service_id: str, master_id: str, day: date, minute: int) -> bool:
@@ -417,7 +420,8 @@ class WaitlistService:
             mine = await repos.waitlist.offer(offer_id, for_update=True)
             if mine is None:  # erased meanwhile
                 return TakeResult(TakeOutcome.NOT_YOURS)
-            if result.outcome is not BookOutcome.BOOKED:  # taken, too late, no longer a slot
+            if result.outcome not in (BookOutcome.BOOKED, BookOutcome.HELD):
+                # taken, too late, no longer a slot
                 if mine.state == WaitlistOfferState.OFFERED:
                     mine.state = WaitlistOfferState.GONE
                 return TakeResult(TakeOutcome.GONE)
@@ -425,6 +429,8 @@ class WaitlistService:
             await self._close(repos, mine.master_id, mine.starts_at)
             if mine.entry_id is not None:
                 await repos.waitlist.drop_entries([mine.entry_id])
+        if result.outcome is BookOutcome.HELD:  # a deposit first; unpaid, the hold frees it again
+            return TakeResult(TakeOutcome.HELD, result.booking, result)
         return TakeResult(TakeOutcome.BOOKED, result.booking)
 
     # ---- composing the offer -----------------------------------------------------------------------

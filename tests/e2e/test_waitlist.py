@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,9 +20,9 @@ from bot.services.booking import BookOutcome
 from bot.services.slots import cells
 from bot.services.waitlist import DayPart, JoinOutcome
 from tests.conftest import ADMIN_CHAT, RunningBot
-from tests.e2e.helpers import bot_on, business_plus, count, customer_of, onboard
+from tests.e2e.helpers import bot_on, business_plus, count, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
-from tests.telegram_server import Call, Person, TelegramServer
+from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
@@ -47,6 +48,11 @@ async def book(bot: RunningBot | InProcessBot, tg_user_id: int, at: datetime) ->
     result = await bot.app.booking.book(tg_user_id, "manicure", "anna", at, source="menu")
     assert result.outcome is BookOutcome.BOOKED and result.booking, result
     return result.booking.id
+
+
+async def rows(bot: RunningBot | InProcessBot, model: Any) -> list[Any]:
+    async with bot.db.transaction() as repos:
+        return list(await repos.session.scalars(select(model).order_by(model.id)))
 
 
 async def fill_tuesday_but(carebot: RunningBot, tg_user_id: int, *free: str) -> None:
@@ -292,3 +298,49 @@ async def test_no_missed_you_for_someone_who_booked_again(
     carebot.clock.set(moscow(TUESDAY, "10:00"))
     await carebot.app.planners.run_all()
     await anna.quiet()
+
+
+async def test_an_unpaid_hold_goes_to_the_waitlist_and_its_taker_pays_the_deposit(
+    telegram: TelegramServer, database_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    section = '\n[deposits]\npolicy = "everyone"\namount = 500\nhold_minutes = 15\n'
+    async with bot_on(
+        telegram,
+        database_url,
+        clock,
+        business_plus(tmp_path, section),
+        payment_provider_token=PROVIDER_TOKEN,
+    ) as bot:
+        assert bot.app is not None
+        anna, boris, vera = telegram.user(6001), telegram.user(6002, "Борис"), telegram.user(6003)
+        await onboard(anna)
+        await onboard(boris, phone="79161234568")
+        await onboard(vera, phone="79161234569")
+        for user in (6001, 6002):
+            joined = await bot.app.waitlist.join(
+                user, "manicure", None, TUESDAY, TUESDAY, DayPart.ANY
+            )
+            assert joined.outcome is JoinOutcome.JOINED
+        held = await bot.app.booking.book(
+            6003, "manicure", "anna", moscow(TUESDAY, "15:00"), source="menu"
+        )
+        assert held.outcome is BookOutcome.HELD  # Вера holds it while she pays... and does not
+        await anna.quiet()
+        bot.clock.advance(timedelta(minutes=16))
+        assert (await bot.app.planners.run_all())["deposit_holds"] == 1
+        offers = [await anna.reply(), await boris.reply()]
+        assert all(o.template == "waitlist_offer" and "вт 24.11 в 15:00" in o.text for o in offers)
+        await anna.press(offers[0], "Записаться")  # the deposit flow, as any booking's
+        await anna.next("answerCallbackQuery")
+        hold = await anna.next("editMessageText")
+        assert hold.template == "deposit_hold" and "<b>500\u00a0₽</b>" in hold.text
+        invoice = await anna.next("sendInvoice")
+        await anna.pay(invoice)
+        confirmed = await reply_of(anna, "booking_confirmed")
+        assert "вт 24.11 в 15:00" in confirmed.text
+        await boris.press(offers[1], "Записаться")
+        await boris.next("answerCallbackQuery")
+        assert (await boris.next("editMessageText")).template == "waitlist_gone"
+        assert [e.customer_id for e in await rows(bot, WaitlistEntry)] == [
+            (await customer_of(bot.db, 6002)).id  # type: ignore[union-attr]
+        ]
