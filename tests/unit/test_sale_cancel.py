@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.business import Business
 from bot.clock import FixedClock
@@ -340,6 +340,30 @@ async def test_a_friends_only_purchase_cancelled_withdraws_the_referrers_reward(
         assert referral.bought_at is None
     await wired.staff.record_sale(OLGA, friend, 100000)  # the real first purchase
     assert await _balance(db, referrer) == 200
+
+
+async def test_a_referrer_told_of_the_reward_is_told_it_is_withdrawn(
+    db: Database, clock: FixedClock, cashback: Business
+) -> None:
+    wired = Wired(db, clock, cashback)
+    referrer = await _customer(db, clock, cashback, tg=1)
+    friend = await _customer(db, clock, cashback, tg=2)
+    referral_id = await _referral(db, clock, referrer, friend)
+    first = await wired.staff.record_sale(OLGA, friend, 100000)
+    assert await wired.loyalty.spend(referrer, 150)  # spent most of the reward already
+    async with db.transaction() as repos:  # the reward's notice went out
+        await repos.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key == f"referral_reward:{referral_id}")
+            .values(state="sent", sent_at=clock.now())
+        )
+
+    done = await wired.cancels.cancel(OLGA, first.purchase_id)
+
+    assert done.referral_taken == 50 and await _balance(db, referrer) == 0
+    told = await _outbox(db, f"referral_withdrawn:{referral_id}:{first.purchase_id}")
+    assert told is not None and told.customer_id == referrer and told.kind == "service"
+    assert told.data == {"points": 50, "balance": 0}
 
 
 async def test_the_reward_stays_while_the_friend_has_another_purchase(
