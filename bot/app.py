@@ -84,10 +84,10 @@ GUARD_EVERY = timedelta(seconds=2)
 COMMANDS = (
     "start",
     "book",
-    "waitlist",
     "mycoupons",
     "profile",
     "card",
+    "waitlist",
     "stop",
     "resume",
     "mydata",
