@@ -129,6 +129,8 @@ class PointsPayService:
             requests = await repos.points_requests.unanswered(now, UNANSWERED_PER_RUN)
             for request in requests:
                 request.state, request.decided_at = PointsRequestState.EXPIRED, now
+                if await repos.points_requests.purchase(request.purchase_id) is None:
+                    continue  # the sale was cancelled meanwhile: nothing is left to pay
                 await self._tell_staff(repos, request, AnswerOutcome.UNANSWERED, now)
             return len(requests)
 

@@ -13,8 +13,10 @@ from bot.business import Business
 from bot.clock import FixedClock
 from bot.db.models import OutboxMessage, PointsRequestState
 from bot.db.repositories import Database
+from bot.events import Events
 from bot.rendering import Renderer
 from bot.services.points_pay import REQUEST_TTL, AnswerOutcome
+from bot.services.sale_cancel import SaleCancelService
 from tests.unit.conftest import MOSCOW
 from tests.unit.test_points_pay import (
     ADMIN,
@@ -98,3 +100,21 @@ async def test_answered_requests_and_a_late_tap_first_are_left_alone(
     )
     assert await pay.close_unanswered() == 0
     assert [d["outcome"] for _, _, d in await _notices(db)] == ["confirmed", "declined", "expired"]
+
+
+async def test_a_request_of_a_sale_cancelled_meanwhile_is_closed_without_a_notice(
+    db: Database,
+    clock: FixedClock,
+    cashback: Business,  # noqa: F811
+) -> None:
+    staff, loyalty, pay = _services(db, clock, cashback)
+    customer_id = await _with_points(db, clock, cashback, 500)
+    sale = await staff.record_sale(OLGA, customer_id, 200000)
+    asked = await pay.ask(OLGA, sale.purchase_id, 300)
+    await SaleCancelService(db, clock, cashback, loyalty, Events()).cancel(OLGA, sale.purchase_id)
+    clock.advance(REQUEST_TTL)
+    assert await pay.close_unanswered() == 1
+    async with db.reading() as repos:
+        request = await repos.points_requests.get(asked.request_id)
+        assert request and request.state == PointsRequestState.EXPIRED
+    assert await _notices(db) == []  # nothing to pay: the staff need no word
