@@ -119,3 +119,31 @@ async def test_an_english_customer_sees_the_card_in_english(
     card = await _card(john)
     assert "Stamp card</b>: 0 of 3 ✧✧✧" in card
     assert "A stamp for every visit for Маникюр с покрытием" in card
+
+
+async def test_staff_cancel_the_sale_that_completed_the_card_and_its_unused_reward_goes(
+    stamps_bot: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    vera = telegram.user(5003, "Вера", username="vera")
+    await onboard(vera, phone="79161230003")
+    customer = await customer_of(stamps_bot.db, 5003)
+    assert customer is not None
+    for _ in range(3):
+        await olga.send(f"/sale #{customer.id} 2000 маникюр")
+        sold = await reply_of(olga, "staff_sale_done")
+    code = sold.text.split("<code>")[1].split("</code>")[0]
+    await olga.press(sold, "Отменить продажу")
+    asked = await reply_of(olga, "staff_unsale")
+    await olga.press(asked, "Да, отменить")
+    while (call := await olga.next()).method != "editMessageText":
+        pass
+    assert "отменена" in call.text
+    assert "Карта штампов</b>: 2 из 3 ✦✦✧" in await _card(vera)  # the card as before that sale
+    await olga.send(f"/redeem {code}")
+    assert "аннулирован" in (await reply_of(olga, "staff_redeem")).text
+    await vera.send("/mycoupons")
+    assert code not in (await reply_of(vera, "my_coupons")).text
+
+    await olga.send(f"/sale #{customer.id} 2000 маникюр")  # the third stamp again: a new reward
+    again = (await reply_of(olga, "staff_sale_done")).text
+    assert "Карта штампов заполнена" in again and code not in again
