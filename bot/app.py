@@ -52,6 +52,7 @@ from bot.services.importing import ImportService
 from bot.services.loyalty import LoyaltyService
 from bot.services.missed_you import MissedYou
 from bot.services.onboarding_starts import OnboardingStarts
+from bot.services.packages import PackageService
 from bot.services.points_pay import PointsPayService
 from bot.services.referrals import ReferralService
 from bot.services.retention import RetentionService
@@ -113,6 +114,7 @@ class Core:
     retention: RetentionService
     loyalty: LoyaltyService
     referrals: ReferralService
+    packages: PackageService
     deposits: DepositService
     waitlist: WaitlistService
     stamps: StampService
@@ -146,6 +148,7 @@ class Core:
             retention=RetentionService(db, clock, business, customers),
             loyalty=LoyaltyService(db, clock, business, tz),
             referrals=ReferralService(db, clock, business, tz, secret_key=secret.value),
+            packages=PackageService(db, clock, business, tz),
             deposits=DepositService(
                 db,
                 clock,
@@ -171,6 +174,7 @@ class Core:
             core.retention,
             core.loyalty,  # a sale's cashback, the points' expiry
             core.referrals,  # bring a friend: the reward at the friend's first sale; /forget
+            core.packages,  # prepaid packages: the expiry reminder, a cancelled sale, /forget
             core.stamps,  # the stamp card: a sale's stamp, the reward, a cancelled sale's withdrawal
         ):
             feature.register(features)
@@ -282,6 +286,7 @@ class App(Core):
             retention=self.retention,
             loyalty=self.loyalty,
             referrals=self.referrals,
+            packages=self.packages,
             deposits=self.deposits,
             waitlist=self.waitlist,
             stamps=self.stamps,

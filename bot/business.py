@@ -415,6 +415,22 @@ class Stamps(_Strict):
         return 100 if self.reward == "free" else int(self.reward)
 
 
+class Package(_Strict):
+    """A prepaid package (абонемент, `bot.services.packages`): `visits` visits of `service` sold
+    for `price` (in the currency's units) with `/sale <customer> package:<name>`. Each later sale
+    of that service to that customer uses one visit while some are left and it is valid
+    (`expire_months` from the sale; 0: never): recorded as a visit of 0, with no cashback. A
+    reminder (a service message: they paid for it) `remind_days_before` days before it expires
+    with visits left; 0: none."""
+
+    name: Annotated[str, Field(pattern=r"^[^\s:]{1,32}$")]  # one word: what staff type
+    service: ShortId
+    visits: Annotated[int, Field(ge=1, le=1000)]
+    price: Annotated[int, Field(ge=1, le=100_000_000)]
+    expire_months: Annotated[int, Field(ge=0, le=120)] = 6
+    remind_days_before: Annotated[int, Field(ge=0, le=60)] = 7
+
+
 class Loyalty(_Strict):
     """The loyalty programs; each may be off."""
 
@@ -424,6 +440,7 @@ class Loyalty(_Strict):
     stamps: Stamps = Stamps()
     # lowest first: each higher than the one before in what it asks and in its percent
     tiers: list[Tier] = []
+    packages: list[Package] = []  # prepaid packages (абонементы), each its own [[loyalty.packages]]
 
     @model_validator(mode="after")
     def _tiers_ascend(self) -> Loyalty:
@@ -447,6 +464,11 @@ class Loyalty(_Strict):
     def tier(self, name: str | None) -> Tier | None:
         """The configured tier of that name (a stored name no longer configured: none)."""
         return next((tier for tier in self.tiers if tier.name == name), None)
+
+    def package(self, name: str | None) -> Package | None:
+        """The configured package of that name, any case (none: not, or no longer, sold)."""
+        wanted = (name or "").casefold()
+        return next((p for p in self.packages if p.name.casefold() == wanted), None)
 
 
 class Waitlist(_Strict):
@@ -600,6 +622,22 @@ class Business(_Strict):
         if re.fullmatch(r"[A-Z]{3}", sign):
             return sign
         return CURRENCY_CODES.get(sign) or CURRENCY_CODES.get(sign.lower())
+
+    @model_validator(mode="after")
+    def _packages(self) -> Business:
+        """Each package names a service of the file, and no two share a name (any case)."""
+        service_ids = {s.id for s in self.services}
+        seen: set[str] = set()
+        for package in self.loyalty.packages:
+            if package.service not in service_ids:
+                raise ValueError(
+                    f"loyalty.packages: {package.name!r} names unknown service {package.service!r}"
+                    f" (known: {', '.join(sorted(service_ids)) or 'none'})"
+                )
+            if package.name.casefold() in seen:
+                raise ValueError(f"loyalty.packages: two packages named {package.name!r}")
+            seen.add(package.name.casefold())
+        return self
 
     def service(self, service_id: str | None) -> Service | None:
         return next((s for s in self.services if s.id == service_id), None)

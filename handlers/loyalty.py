@@ -14,6 +14,7 @@ from bot.business import Business
 from bot.rendering import Renderer
 from bot.services.customers import CustomerView
 from bot.services.loyalty import LoyaltyService
+from bot.services.packages import PackageService
 from bot.services.referrals import ReferralService
 from bot.services.staff import StaffService, UsageError, split_customer
 from bot.services.stamps import StampService
@@ -31,6 +32,7 @@ async def card(
     customer: CustomerView | None,
     loyalty: LoyaltyService,
     referrals: ReferralService,
+    packages: PackageService,
     render: Renderer,
     lang: str,
     business: Business,
@@ -45,6 +47,12 @@ async def card(
     if stamp_card is not None:  # the stamp card; alone when there are no points to show
         part = render.text(lang, "stamp_card", stamps=stamp_card, business=business)
         text = part if not wallet.enabled and not wallet.points else text + "\n\n" + part
+    held = await packages.left(customer.id)
+    if held:  # prepaid packages with visits left: alone instead of "no loyalty program"
+        part = render.text(lang, "packages_card", packages=held)
+        alone = not wallet.enabled and not wallet.points
+        bare = text == render.text(lang, "loyalty_card", wallet=wallet, business=business)
+        text = part if alone and bare else text + "\n\n" + part
     assert message.bot is not None
     invite, share = await invitation(message.bot, customer.id, referrals, render, lang, business)
     await message.answer(text + invite, reply_markup=share)

@@ -107,7 +107,7 @@ def sale_keyboard(
     """The card's buttons, "pay with points" when the customer has points to pay with, and
     "cancel sale" (a mistake: asks to confirm)."""
     markup = card_keyboard(render, lang, sale.customer, deposits=business.deposits.on)
-    if business.loyalty.cashback.enabled and sale.points > 0:
+    if business.loyalty.cashback.enabled and sale.points > 0 and sale.amount_minor > 0:
         pay = InlineKeyboardButton(
             text=render.label(lang, "points_pay"),
             callback_data=PayPoints(purchase_id=sale.purchase_id).pack(),
@@ -192,6 +192,7 @@ async def sale(
         parsed.amount_minor,
         parsed.service_id,
         parsed.master_id,
+        package=parsed.package,
     )
     await message.answer(
         render.text(staff_lang, "staff_sale_done", sale=done, business=business),

@@ -25,11 +25,13 @@ from bot.db.models import (
     Consent,
     Coupon,
     Customer,
+    CustomerPackage,
     Cycle,
     LoyaltyEntry,
     LoyaltyTier,
     OutboxMessage,
     OutboxState,
+    PackageVisit,
     PointsRequest,
     Purchase,
     Referral,
@@ -205,6 +207,7 @@ class ExportRepo:
             condition = model.customer_id == customer.id if where is None else where
             return list(await self.session.scalars(select(model).where(condition).order_by(*order)))
 
+        packages, package_visits = await self._packages(customer.id)
         return PersonRows(
             customer=customer,
             consents=await of(Consent, Consent.at, Consent.id),
@@ -254,6 +257,8 @@ class ExportRepo:
             waitlist=await of(WaitlistEntry, WaitlistEntry.first_day, WaitlistEntry.id),
             waitlist_offers=await of(WaitlistOffer, WaitlistOffer.offered_at, WaitlistOffer.id),
             stamps=await of(StampEntry, StampEntry.id),
+            packages=packages,
+            package_visits=package_visits,
             messages=await of(
                 OutboxMessage,
                 OutboxMessage.sent_at,
@@ -263,6 +268,21 @@ class ExportRepo:
                 & (OutboxMessage.state == OutboxState.SENT),
             ),
         )
+
+    async def _packages(self, customer_id: int) -> tuple[list[Any], list[Any]]:
+        """Their prepaid packages and the visits each paid, in one statement."""
+        rows = (
+            await self.session.execute(
+                select(CustomerPackage, PackageVisit)
+                .outerjoin(PackageVisit, PackageVisit.package_id == CustomerPackage.id)
+                .where(CustomerPackage.customer_id == customer_id)
+                .order_by(
+                    CustomerPackage.sold_at, CustomerPackage.id, PackageVisit.at, PackageVisit.id
+                )
+            )
+        ).all()
+        packages = list(dict.fromkeys(package for package, _ in rows))
+        return packages, [visit for _, visit in rows if visit is not None]
 
 
 @dataclass(frozen=True)
@@ -285,6 +305,8 @@ class PersonRows:
     points_requests: list[PointsRequest]
     referral_link: list[ReferralLink]
     referrals: list[Referral]
+    packages: list[CustomerPackage]  # prepaid packages, and the visits they paid
+    package_visits: list[PackageVisit]
     waitlist: list[WaitlistEntry]  # the times they wait for, and the freed ones offered
     waitlist_offers: list[WaitlistOffer]
     stamps: list[StampEntry]

@@ -819,6 +819,45 @@ class Referral(Base):
     )
 
 
+class CustomerPackage(Base):
+    """A prepaid package (абонемент) a customer bought (`[[loyalty.packages]]`, migration 0024,
+    bot/services/packages.py): `visits` visits of `service_id`, `used` of them so far (a
+    conditional update, never past `visits`), valid until `expires_at` (None: never). `name` is
+    the package's name in the business file when sold; `purchase_id` the sale that bought it;
+    `withdrawn_at` set when that sale was cancelled before any visit used it."""
+
+    __tablename__ = "packages"
+    __table_args__ = (
+        CheckConstraint("visits >= 1", name="visits_positive"),
+        CheckConstraint("used >= 0 AND used <= visits", name="used_within"),
+        Index("ix_packages_customer_service", "customer_id", "service_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    name: Mapped[str] = mapped_column(String(32))
+    service_id: Mapped[str] = mapped_column(String(32))
+    visits: Mapped[int] = mapped_column(Integer)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    price_minor: Mapped[int] = mapped_column(BigInteger)  # what the sale charged for it
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), unique=True)
+    sold_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its sale was cancelled
+
+
+class PackageVisit(Base):
+    """A visit paid by a package: its sale (`purchase_id`, recorded with amount 0) used one of
+    the package's visits. Deleted when that sale is cancelled (the visit is given back)."""
+
+    __tablename__ = "package_visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"), index=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id"), unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class StampKind(StrEnum):
     """A line of a customer's stamp card (`stamps`, migration 0023; bot/services/stamps.py)."""
 

@@ -79,6 +79,7 @@ from bot.db.models import (
     WelcomeClaim,
 )
 from bot.db.onboarding_starts import OnboardingStartRepo
+from bot.db.packages import PackageRepo
 from bot.db.points_requests import PointsRequestRepo
 from bot.db.referrals import ReferralRepo
 from bot.db.sales import SaleCancelRepo
@@ -1306,6 +1307,7 @@ class Repos:
         self.certificates = CertificateRepo(session)
         self.referrals = ReferralRepo(session)
         self.points_requests = PointsRequestRepo(session)
+        self.packages = PackageRepo(session)  # prepaid packages (bot/db/packages.py)
         self.sale_cancels = SaleCancelRepo(session)  # cancelled sales (bot/db/sales.py)
         self.deposits = DepositRepo(session)
         self.waitlist = WaitlistRepo(session)

@@ -539,6 +539,25 @@ class Exporter:
                 for x in rows.waitlist_offers
             ],
             "stamp_card": self._stamp_card(rows, now),
+            "prepaid_packages": [
+                {
+                    "package": x.name,
+                    "service": _named(x.service_id, services),
+                    "visits": x.visits,
+                    "left": x.visits - x.used,
+                    "price": money(x.price_minor),
+                    "bought_at": at(x.sold_at),
+                    "bought_with_visit_id": x.purchase_id,
+                    "expires_at": at(x.expires_at),
+                    "withdrawn_at": at(x.withdrawn_at),
+                    "visits_paid": [
+                        {"at": at(v.at), "visit_id": v.purchase_id}
+                        for v in rows.package_visits
+                        if v.package_id == x.id
+                    ],
+                }
+                for x in rows.packages
+            ],
             "messages_from_us": [
                 {"at": at(x.sent_at), "kind": x.kind, "template": x.template, "text": x.text}
                 for x in rows.messages

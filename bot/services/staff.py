@@ -11,13 +11,14 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.business import Business, Master, Service
+from bot.business import Business, Master, Package, Service
 from bot.clock import Clock
 from bot.db.models import Coupon, Customer, Purchase, StaffAction, StaffNote
 from bot.db.repositories import Database, Repos
 from bot.events import Events, PurchaseRecorded
 from bot.rendering import Renderer
 from bot.services.coupons import CODE_ALPHABET, CODE_LENGTH, CouponView, normalize_code
+from bot.services.packages import PackageState, paid_in, sell_in, take_visit_in
 from bot.services.phones import normalize_phone
 from bot.telegram_text import fit_shortened, shorten_fields, truncate_text
 
@@ -100,6 +101,8 @@ class Sale:
         0  # the customer's loyalty points after the sale's cashback (bot/services/loyalty.py)
     )
     tier: str | None = None  # their club tier (bot/services/tiers.py)
+    # the prepaid package this sale bought, or whose visit paid it (bot/services/packages.py)
+    package: PackageState | None = None
     stamps: Any = None  # their stamp card after this sale, a StampCard (bot/services/stamps.py)
 
 
@@ -177,6 +180,7 @@ class SaleCommand:
     service_id: str | None
     master_id: str | None
     points: int | None = None  # `points:N`: ask the customer to pay N points of it (points_pay)
+    package: str | None = None  # `package:<name>`: the sale buys that prepaid package
 
 
 PAY_WORDS = ("points", "баллы", "баллами")
@@ -215,9 +219,50 @@ def check_master_does(business: Business, service: Service | None, master: Maste
         )
 
 
+PACKAGE_WORDS = ("package", "абонемент")
+
+
+def _package_of(tokens: list[str], business: Business) -> tuple[list[str], Package | None]:
+    """`package:<name>` taken out of a sale's words: the package of that name in the business
+    file (UsageError "package_unknown", naming those there are, otherwise)."""
+    rest: list[str] = []
+    found: Package | None = None
+    for token in tokens:
+        word, colon, name = token.partition(":")
+        if not colon or word.casefold() not in PACKAGE_WORDS:
+            rest.append(token)
+            continue
+        package = business.loyalty.package(name)
+        if found is not None or package is None:
+            raise UsageError(
+                "package_unknown", value=name, known=[p.name for p in business.loyalty.packages]
+            )
+        found = package
+    return rest, found
+
+
+def _package_sale(
+    tokens: list[str], business: Business, package: Package, points: int | None
+) -> SaleCommand:
+    """`<customer> [amount] [master]` of a package's sale: its price unless an amount is typed.
+    No service: the package's visits are the later sales of its service."""
+    if not tokens:
+        raise UsageError("sale_usage")
+    customer, rest = split_customer(tokens)
+    amount = package.price * 100
+    if rest and re.fullmatch(r"[\d\s.,₽]+", rest[0]):
+        amount = parse_amount(rest[0])
+        rest = rest[1:]
+    master_id = find_master(business, rest[0]) if len(rest) == 1 else None
+    if rest and master_id is None:
+        raise UsageError("package_words", value=" ".join(rest), package=package.name)
+    return SaleCommand(customer, amount, None, master_id, points, package.name)
+
+
 def parse_sale(args: str, business: Business) -> SaleCommand:
-    """`<customer> <amount> [service] [master] [points:N]`, e.g. `+79161234567 1500 маникюр Анна`."""
-    tokens = args.split()
+    """`<customer> <amount> [service] [master] [points:N]`, e.g. `+79161234567 1500 маникюр Анна`;
+    a package sold: `<customer> [amount] [master] package:<name>` (`_package_sale`)."""
+    tokens, package = _package_of(args.split(), business)
     points: int | None = None
     rest_tokens: list[str] = []
     for token in tokens:
@@ -228,6 +273,8 @@ def parse_sale(args: str, business: Business) -> SaleCommand:
         else:
             raise UsageError("sale_usage")
     tokens = rest_tokens
+    if package is not None:
+        return _package_sale(tokens, business, package, points)
     if len(tokens) < 2:
         raise UsageError("sale_usage")
     customer, rest = split_customer(tokens)
@@ -370,10 +417,12 @@ class StaffService:
         amount_minor: int,
         service_id: str | None = None,
         master_id: str | None = None,
+        *,
+        package: str | None = None,
     ) -> Sale:
         async with self.db.transaction() as repos:
             return await self.record_sale_in(
-                repos, staff, customer_id, amount_minor, service_id, master_id
+                repos, staff, customer_id, amount_minor, service_id, master_id, package=package
             )
 
     async def record_sale_in(
@@ -386,15 +435,27 @@ class StaffService:
         master_id: str | None = None,
         *,
         as_booked: bool = False,
+        package: str | None = None,
     ) -> Sale:
         """Record a purchase inside the caller's transaction (a visit marked done records its sale
         together with the visit's new state, so a double tap cannot record it twice).
 
         The master must do the service, as the business file says; a visit closed `as_booked`
         was checked when it was booked and is recorded as it happened, even if the file changed
-        since."""
+        since.
+
+        `package`: the sale buys that prepaid package (bot/services/packages.py). Otherwise a sale
+        of a service the customer holds a valid package of, with visits left, uses one of them:
+        recorded with amount 0 (not charged again, no cashback), marked as paid by it."""
         if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
             raise UsageError("amount", value=str(amount_minor / 100))
+        package_rule = self.business.loyalty.package(package) if package is not None else None
+        if package is not None and package_rule is None:
+            raise UsageError(
+                "package_unknown",
+                value=package,
+                known=[p.name for p in self.business.loyalty.packages],
+            )
         service = self.business.service(service_id)
         if service_id is not None and service is None:
             raise UsageError(
@@ -409,6 +470,9 @@ class StaffService:
         customer = await repos.customers.get(customer_id, for_update=True)
         if customer is None or customer.erased_at is not None:
             raise UsageError("not_found", query=f"#{customer_id}")
+        paid_by = None if package_rule else await take_visit_in(repos, customer.id, service_id, now)
+        if paid_by is not None:
+            amount_minor = 0  # a visit the package paid: not charged again, no cashback
         purchase = await repos.purchases.add(
             Purchase(
                 customer_id=customer.id,
@@ -420,6 +484,13 @@ class StaffService:
                 staff_name=staff.name,
             )
         )
+        bought = None
+        if paid_by is not None:
+            bought = await paid_in(repos, self.business, paid_by, purchase.id, now)
+        elif package_rule is not None:
+            bought = await sell_in(
+                repos, self.business, package_rule, customer.id, purchase.id, amount_minor, now
+            )
         self._audit(
             repos,
             staff,
@@ -428,6 +499,7 @@ class StaffService:
             amount_minor=amount_minor,
             service=service.name if service else None,
             master=master.name if master else None,
+            **({"package": bought.name, "package_sold": bought.sold} if bought else {}),
         )
         await self.events.purchase_recorded(
             repos,
@@ -452,6 +524,7 @@ class StaffService:
             tier=getattr(
                 self.business.loyalty.tier(await repos.tiers.name_of(customer.id)), "name", None
             ),
+            package=bought,
             stamps=await self._stamps(repos, customer.id, purchase.id, now),
         )
 
