@@ -14,6 +14,7 @@ consent needed); the card starts again. Staff redeem the coupon with /redeem lik
   stamp was on a completed card whose coupon is still unused, the coupon is voided, its message
   dropped if not sent yet, and the card reopened with its other stamps (complete again if, with
   stamps added since, it is full). A coupon used already stays used: the reward was given.
+- A visit a prepaid package paid (a sale of 0) earns no stamp: the package is its own deal.
 - /forget deletes the customer's card (their coupons are voided by the erasure itself).
 """
 
@@ -172,6 +173,8 @@ class StampService:
         """Subscribed to purchases: the sale's stamp, once, and the reward if it completes the
         card, in the sale's transaction (the customer's row is locked by the sale)."""
         if not self.rules.enabled or not self.earns(event.service_id):
+            return
+        if event.amount_minor <= 0:  # a visit a prepaid package paid: the package is its own deal
             return
         if await repos.stamps.of_purchase(event.purchase_id) is not None:
             return

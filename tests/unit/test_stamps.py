@@ -14,9 +14,17 @@ from sqlalchemy import select
 
 from bot.business import Business, load_business
 from bot.clock import FixedClock
-from bot.db.models import Coupon, OutboxKind, OutboxMessage, OutboxState, StampEntry, StampKind
+from bot.db.models import (
+    Coupon,
+    OutboxKind,
+    OutboxMessage,
+    OutboxState,
+    Purchase,
+    StampEntry,
+    StampKind,
+)
 from bot.db.repositories import Database
-from bot.events import CustomerErased, Events, SaleCancelled
+from bot.events import CustomerErased, Events, PurchaseRecorded, SaleCancelled
 from bot.features import Features
 from bot.outbox.compose import Obsolete
 from bot.outbox.planners import Planners
@@ -213,6 +221,17 @@ async def test_never_expiring_stamps_and_an_off_program(
     sale = await off.sale(boris)
     assert sale.stamps is None and await off.lines(boris) == []
     assert await off.stamps.card(boris) is None
+
+
+async def test_a_visit_a_prepaid_package_paid_earns_no_stamp(card: Card, clock: FixedClock) -> None:
+    anna = await card.customer()
+    async with card.db.transaction() as repos:  # a sale of 0, as a package's visit is recorded
+        purchase = await repos.purchases.add(
+            Purchase(customer_id=anna, amount_minor=0, service_id="manicure", at=clock.now())
+        )
+        event = PurchaseRecorded(purchase.id, anna, 0, "manicure", None, clock.now())
+        await card.events.purchase_recorded(repos, event)
+    assert await card.lines(anna) == [] and await card.progress(anna) == 0
 
 
 async def test_a_cancelled_sale_withdraws_its_stamp_once(card: Card) -> None:
