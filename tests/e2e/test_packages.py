@@ -16,7 +16,7 @@ from bot.db.models import Purchase
 from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
-from tests.telegram_server import Person, TelegramServer
+from tests.telegram_server import Call, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
@@ -137,3 +137,41 @@ async def test_a_customer_without_a_program_sees_their_package_alone_in_card(
         await anna.send("/card")
         card = (await anna.reply()).text
         assert "Бонусной программы" not in card and "осталось 5 из 5 визитов" in card
+
+
+async def _unsale(olga: Person, sale: Call) -> Call:
+    """ "Cancel sale" under the sale's answer, confirmed: the confirmation's new text."""
+    await olga.press(sale, "Отменить продажу")
+    asked = await reply_of(olga, "staff_unsale")
+    await olga.press(asked, "Да, отменить")
+    while (call := await olga.next()).method != "editMessageText":
+        pass
+    return call
+
+
+async def test_a_cancelled_visit_is_given_back_and_an_unused_package_withdrawn(
+    package_bot: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna = telegram.user(5001, "Анна", username="anna")
+    await onboard(anna)
+    customer = await customer_of(package_bot.db, 5001)
+    assert customer
+    await olga.send(f"/sale #{customer.id} package:mani<b>5")
+    sold = await reply_of(olga, "staff_sale_done")
+    await olga.send(f"/sale #{customer.id} 2000 маникюр")
+    visit = await reply_of(olga, "staff_sale_done")
+    assert "осталось 4 из 5" in visit.text
+
+    refused = await _unsale(olga, sold)  # a visit used it: that one first
+    assert "По абонементу «mani&lt;b&gt;5» уже прошло 1 из 5 визитов" in refused.text
+    assert "отменена" not in refused.text
+    assert "отменена" in (await _unsale(olga, visit)).text
+    await anna.send("/card")
+    assert "осталось 5 из 5 визитов" in (await reply_of(anna, "loyalty_card")).text
+
+    assert "отменена" in (await _unsale(olga, sold)).text
+    await anna.send("/card")
+    assert "Абонемент" not in (await reply_of(anna, "loyalty_card")).text
+    await olga.send(f"/sale #{customer.id} 2000 маникюр")
+    charged = (await reply_of(olga, "staff_sale_done")).text
+    assert "— 2\u00a0000\u00a0₽" in charged and "абонемент" not in charged
