@@ -53,7 +53,7 @@ from bot.services.customers import (
 )
 from bot.services.onboarding_starts import OnboardingStarts
 from bot.services.phones import normalize_phone
-from bot.services.referrals import ReferralService, referral_token
+from bot.services.referrals import FRIEND_BONUS, ReferralService, referral_token
 from handlers import gifts
 from handlers.callbacks import OnboardingAct, OnboardingCallback
 from handlers.keyboards import main_menu
@@ -298,7 +298,6 @@ async def phone_shared(
     message: Message,
     state: FSMContext,
     customers: CustomerService,
-    referrals: ReferralService,
     render: Renderer,
     lang: str,
 ) -> None:
@@ -311,9 +310,9 @@ async def phone_shared(
     if phone is None:
         await ask_phone(message, render, lang, lead=render.text(lang, "phone_invalid"))
         return
-    saved = await customers.set_phone(message.from_user.id, phone)
-    ref = (await state.get_data()).get("ref")  # they came by a friend's link: recorded now
-    joined = await referrals.join(message.from_user.id, ref) if ref else None
+    ref = (await state.get_data()).get("ref")  # they came by a friend's link: recorded with it
+    saved = await customers.set_phone(message.from_user.id, phone, ref=ref)
+    friend_bonus = sum(c.points for c in saved.credited if c.reason == FRIEND_BONUS)
     if saved.recognised:  # the business knew them: their history is theirs here now
         text = render.text(lang, "phone_recognised", **vars(saved))
         await message.answer(text, reply_markup=ReplyKeyboardRemove())
@@ -323,8 +322,8 @@ async def phone_shared(
             return
     else:
         await message.answer(render.text(lang, "phone_saved"), reply_markup=ReplyKeyboardRemove())
-        if joined is not None and joined.bonus:
-            await message.answer(render.text(lang, "referral_bonus", points=joined.bonus))
+        if friend_bonus:
+            await message.answer(render.text(lang, "referral_bonus", points=friend_bonus))
     await state.set_state(Onboarding.birthday)
     await ask_birthday(message, render, lang)
 

@@ -4,7 +4,8 @@ they join, the reward of the one who brought them after the friend's first purch
 - A link is `?start=ref_<token>`: a random token made once per customer (stable, unguessable,
   not their id). A customer who opens any link changes nothing (a polite word at the edge).
 - A newcomer who came by a link is recorded when they give their phone (the end of onboarding's
-  part that makes them someone): JOINED, with `friend_bonus` points credited, when the phone is new
+  part that makes them someone), in the phone's own transaction (a `PhoneShared` subscriber), so
+  the phone and the friend's bonus commit together or not at all: JOINED, with `friend_bonus` points credited, when the phone is new
   to the business; REFUSED otherwise, with nothing for anyone: a phone another customer has had
   (an imported customer recognised by it too), an account or phone a welcome coupon went to
   before (those fingerprints outlive /forget), a phone already brought once (`phone_key`, keyed,
@@ -37,7 +38,7 @@ from bot.clock import Clock
 from bot.db.models import Customer, LedgerKind, LoyaltyEntry, Referral, ReferralState
 from bot.db.referrals import Referrer
 from bot.db.repositories import Database, Repos
-from bot.events import CustomerErased, PurchaseRecorded
+from bot.events import Credited, CustomerErased, PhoneShared, PurchaseRecorded
 from bot.features import Features
 from bot.outbox import SERVICE
 from bot.services.customers import welcome_fingerprints, welcome_key
@@ -89,7 +90,9 @@ class ReferralService:
         return bool(self.rules.enabled)
 
     def register(self, features: Features) -> None:
-        """The referrer's reward at the friend's first sale; /forget unlinks."""
+        """The friend recorded with their phone; the referrer's reward at the friend's first
+        sale; /forget unlinks."""
+        features.on_phone_shared(self.joined_with_phone)
         features.on_purchase(self.reward_for_purchase)
         features.on_erased(self.erase)
 
@@ -117,9 +120,22 @@ class ReferralService:
 
     # ---- the friend joins ---------------------------------------------------------------------
 
+    async def joined_with_phone(self, repos: Repos, event: PhoneShared) -> Credited | None:
+        """Subscribed to the phone step: a newcomer who came by a friend's link (`event.ref`) is
+        recorded in the phone's transaction; the friend's bonus credited, if any. (The same
+        phone brought by two links at the same instant: the loser's phone transaction fails on
+        the phone's key and is retried, and then finds the phone brought: refused.)"""
+        if not self.enabled or not event.ref:
+            return None
+        joined = await self._join(repos, event.tg_user_id, event.ref)
+        if joined is None or not joined.bonus:
+            return None
+        return Credited(FRIEND_BONUS, joined.bonus)
+
     async def join(self, tg_user_id: int, token: str) -> Joined | None:
         """The newcomer who came by `token`'s link gave their phone: recorded once (see the
-        module's rules). None: no program, no such link, no phone yet, or recorded before."""
+        module's rules), in a transaction of its own (the phone step records it in the phone's:
+        `joined_with_phone`). None: no program, no such link, no phone yet, or recorded before."""
         if not self.enabled:
             return None
         try:
