@@ -11,7 +11,7 @@ join, and a page of customers their staff notes in one more query.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -27,6 +27,8 @@ from bot.db.models import (
     Customer,
     CustomerPackage,
     Cycle,
+    Deposit,
+    DepositMark,
     LoyaltyEntry,
     LoyaltyTier,
     OutboxMessage,
@@ -257,6 +259,7 @@ class ExportRepo:
             waitlist=await of(WaitlistEntry, WaitlistEntry.first_day, WaitlistEntry.id),
             waitlist_offers=await of(WaitlistOffer, WaitlistOffer.offered_at, WaitlistOffer.id),
             stamps=await of(StampEntry, StampEntry.id),
+            **await self._deposits(customer.id),
             packages=packages,
             package_visits=package_visits,
             messages=await of(
@@ -284,6 +287,21 @@ class ExportRepo:
         packages = list(dict.fromkeys(package for package, _ in rows))
         return packages, [visit for _, visit in rows if visit is not None]
 
+    async def _deposits(self, customer_id: int) -> dict[str, Any]:
+        """Their deposits and the staff's "only with deposit" mark, in one statement."""
+        rows = (
+            await self.session.execute(
+                select(DepositMark, Deposit)
+                .select_from(Customer)
+                .outerjoin(DepositMark, DepositMark.customer_id == Customer.id)
+                .outerjoin(Deposit, Deposit.customer_id == Customer.id)
+                .where(Customer.id == customer_id)
+                .order_by(Deposit.created_at, Deposit.id)
+            )
+        ).all()
+        marks = [mark for mark, _ in rows[:1] if mark is not None]
+        return {"deposits": [d for _, d in rows if d is not None], "deposit_mark": marks}
+
 
 @dataclass(frozen=True)
 class PersonRows:
@@ -310,3 +328,5 @@ class PersonRows:
     waitlist: list[WaitlistEntry]  # the times they wait for, and the freed ones offered
     waitlist_offers: list[WaitlistOffer]
     stamps: list[StampEntry]
+    deposits: list[Deposit] = field(default_factory=list)  # bot/services/deposits.py
+    deposit_mark: list[DepositMark] = field(default_factory=list)

@@ -272,12 +272,13 @@ class DepositService:
         await repos.bookings.release(booking.id)
         if deposit is not None and deposit.state == DepositState.AWAITING:
             deposit.state, deposit.settled_at = DepositState.EXPIRED, now
-        await self.events.slot_freed(
-            repos,
-            SlotFreed(
-                booking.master_id, booking.starts_at, booking.service_id, "hold_expired", now
-            ),
-        )
+        if booking.starts_at > now:  # a time already past frees nothing anyone could take
+            await self.events.slot_freed(
+                repos,
+                SlotFreed(
+                    booking.master_id, booking.starts_at, booking.service_id, "hold_expired", now
+                ),
+            )
 
     async def release_expired(self) -> int:
         """Planner: holds not paid in time are let go; the time is free again, the customer told."""
@@ -412,7 +413,7 @@ class DepositService:
                     booking = await repos.bookings.get(deposit.booking_id, for_update=True)
                     deposit = await repos.deposits.of_booking(deposit.booking_id, for_update=True)
                     assert booking is not None and deposit is not None
-                    if booking.starts_at > now and await self._free_day(repos, booking):
+                    if await self._may_retake(repos, booking, now):
                         repos.session.add_all(
                             BookingCell(
                                 master_id=booking.master_id, starts_at=c, booking_id=booking.id
@@ -441,10 +442,19 @@ class DepositService:
                 DepositView.of(deposit),
             )
 
-    async def _free_day(self, repos: Repos, booking: Booking) -> bool:
+    async def _may_retake(self, repos: Repos, booking: Booking, now: datetime) -> bool:
+        """A time let go unpaid may be taken back by its late payment: still ahead, not on a day
+        off, and the customer has not booked that service again meanwhile (the cells decide
+        whether someone else took it)."""
+        if booking.starts_at <= now:
+            return False
         day = self.booking.finder.local_day(booking.starts_at)
         off = await repos.bookings.days_off([booking.master_id], day, day)
-        return day not in off.get(booking.master_id, set())
+        if day in off.get(booking.master_id, set()):
+            return False
+        ahead = await repos.bookings.upcoming_of(booking.customer_id, now)
+        held = await repos.deposits.holds_of(booking.customer_id)
+        return not any(b.service_id == booking.service_id for b in [*ahead, *held])
 
     async def _confirm(
         self, repos: Repos, booking: Booking, deposit: Deposit, now: datetime

@@ -539,6 +539,25 @@ class Exporter:
                 for x in rows.waitlist_offers
             ],
             "stamp_card": self._stamp_card(rows, now),
+            # deposits (bot/services/deposits.py): what each visit asked and what was paid
+            "deposits": [
+                {
+                    "visit_id": x.booking_id,
+                    "service": _named(x.service_id, services),
+                    "amount": money(x.amount_minor),
+                    "currency": x.currency,
+                    "state": x.state,
+                    "asked_at": at(x.created_at),
+                    "paid_at": at(x.paid_at),
+                    "telegram_payment_id": x.telegram_charge_id,
+                    "provider_payment_id": x.provider_charge_id,
+                    "why": x.reason,
+                }
+                for x in rows.deposits
+            ],
+            "only_with_deposit": [
+                {"since": at(x.at), "by": x.staff_name} for x in rows.deposit_mark
+            ],
             "prepaid_packages": [
                 {
                     "package": x.name,

@@ -5,6 +5,8 @@ staff, a no-show that switches the policy on; the card's "only with deposit"."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.db.models import Booking, BookingCell, BookingState, Deposit, DepositState
 from tests.conftest import ADMIN_CHAT
-from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of
+from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of, tap
 from tests.e2e.test_booking import _book, _join_master, _menu_to_times, moscow
 from tests.harness import InProcessBot
 from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
@@ -94,7 +96,9 @@ async def test_a_deposit_paid_confirms_the_visit_and_counts_into_its_sale(
     held, invoice = await hold(anna)
     assert "<b>500\u00a0₽</b>" in held.text and "15 минут" in held.text
     assert "у всех" in held.text  # why: everyone pays for this service
-    assert invoice.params["currency"] == "RUB" and invoice.params["provider_token"] == PROVIDER_TOKEN
+    assert (
+        invoice.params["currency"] == "RUB" and invoice.params["provider_token"] == PROVIDER_TOKEN
+    )
     assert invoice.params["prices"] == [{"label": "Предоплата визита", "amount": 50000}]
     assert invoice.params["title"] == "Предоплата: Маникюр с покрытием"
     assert "пн 23.11 в 15:00" in invoice.params["description"]
@@ -118,9 +122,7 @@ async def test_a_deposit_paid_confirms_the_visit_and_counts_into_its_sale(
     assert not telegram.unanswered_pre_checkouts
 
     # the same payment told twice records nothing more
-    await anna.server.push(
-        {"message": anna._message(successful_payment={**payment})}
-    )
+    await anna.server.push({"message": anna._message(successful_payment={**payment})})
     await anna.quiet()
     assert len(await deposit_rows(everyone)) == 1
 
@@ -334,3 +336,104 @@ async def test_staff_mark_a_customer_only_with_deposit(
         await olga.press(card, "Только с предоплатой")
         assert (await olga.next("answerCallbackQuery")).template == "deposit_unmarked"
         assert not await bot.app.deposits.is_marked(customer.id)
+
+
+async def test_my_data_shows_the_deposits_and_forget_keeps_only_the_money_record(
+    everyone: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    """/mydata lists each deposit (amount, state, the payment's ids) and the staff's mark; /forget
+    deletes the mark and unlinks the payments, which stay as money records (accounting)."""
+    anna = telegram.user(6001)
+    await onboard(anna)
+    _, invoice = await hold(anna)
+    payment = await anna.pay(invoice)
+    await reply_of(anna, "booking_confirmed")
+    assert everyone.app is not None
+    customer = await everyone.app.customers.find(6001)
+    assert customer is not None
+    await everyone.app.deposits.toggle_mark(customer.id, 9001, "Ольга")
+    exporter = everyone.app.dp.workflow_data["exporter"]
+    mine = await exporter.my_data(6001)
+    document = json.loads(mine.document)
+    (deposit,) = document["deposits"]
+    assert deposit["amount"] == "500.00" and deposit["currency"] == "RUB"
+    assert deposit["state"] == "paid" and deposit["service"]["id"] == "manicure"
+    assert deposit["telegram_payment_id"] == payment["telegram_payment_charge_id"]
+    assert [m["by"] for m in document["only_with_deposit"]] == ["Ольга"]
+
+    await anna.send("/forget")
+    await tap(anna, await anna.reply(), "Да", "editMessageText")
+    assert not await everyone.app.deposits.is_marked(customer.id)
+    (kept,) = await deposit_rows(everyone)
+    assert kept.customer_id is None  # the money record stays, naming nobody
+    assert kept.telegram_charge_id == payment["telegram_payment_charge_id"]
+    assert kept.state == DepositState.REFUND_DUE and kept.reason == "erased"  # cancelled ahead
+    refund = await reply_of(olga, "deposit_refund_staff")
+    assert "удалил свои данные" in refund.text
+
+
+async def test_deposits_without_a_provider_token_start_off_and_say_so(
+    telegram: TelegramServer,
+    database_url: str,
+    clock: FixedClock,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The business file asks deposits, PAYMENT_PROVIDER_TOKEN is unset: the bot starts, says
+    in its log that deposits are off, and books as before (the master is asked, no invoice)."""
+    caplog.set_level(logging.WARNING, logger="carebot")
+    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, deposits("everyone"))):
+        assert any(
+            "deposits are OFF" in r.getMessage() and "PAYMENT_PROVIDER_TOKEN" in r.getMessage()
+            for r in caplog.records
+        )
+        anna = telegram.user(6001)
+        await onboard(anna)
+        _, requested = await _book(anna, await _menu_to_times(anna), "в 15:00")
+        assert requested.template == "booking_requested"
+        await anna.quiet()
+
+
+async def test_a_late_payment_does_not_give_a_second_visit_of_the_service(
+    everyone: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    """Her first time ran out and she chose another one: the late payment of the first takes
+    nothing back (its time is free, but she is booked for the service already): refund due."""
+    anna = telegram.user(6001)
+    await onboard(anna)
+    _, invoice = await hold(anna)
+    query = await anna.checkout(invoice)
+    everyone.clock.advance(timedelta(minutes=16))
+    await planners(everyone)
+    assert (await anna.reply(timeout=15)).template == "deposit_expired"
+    await hold(anna, "в 17:30")
+    await anna.complete_payment(query)
+    assert (await anna.reply()).template == "deposit_late_paid"
+    assert (await reply_of(olga, "deposit_refund_staff")).template == "deposit_refund_staff"
+    assert [b.state for b in await bookings(everyone)] == [
+        BookingState.CANCELLED,
+        BookingState.HELD,
+    ]
+
+
+async def test_staff_sale_of_the_visit_counts_its_deposit(
+    everyone: InProcessBot, telegram: TelegramServer, olga: Person
+) -> None:
+    anna = telegram.user(6001)
+    await onboard(anna)
+    _, invoice = await hold(anna)
+    await anna.pay(invoice)
+    await reply_of(anna, "booking_confirmed")
+    await olga.reply()  # deposit paid
+    assert everyone.app is not None
+    customer = await everyone.app.customers.find(6001)
+    assert customer is not None
+    everyone.clock.set(moscow(MONDAY, "16:35"))
+    await olga.send(f"/sale #{customer.id} 2500 маникюр анна")
+    assert (await olga.reply()).template == "staff_sale_done"
+    counted = await reply_of(olga, "deposit_counted_staff")
+    assert "к оплате 2\u00a0000\u00a0₽" in counted.text  # 2 500 less the 500 paid
+    (deposit,) = await deposit_rows(everyone)
+    assert deposit.state == DepositState.COUNTED
+    (booking,) = await bookings(everyone)
+    assert booking.state == BookingState.DONE and booking.purchase_id == deposit.purchase_id
