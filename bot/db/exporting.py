@@ -196,6 +196,43 @@ class ExportRepo:
         ).join(Customer, Customer.id == Consent.customer_id)
         return self._pages(query, Consent.id)
 
+    def certificates(self) -> AsyncIterator[Page]:
+        """Gift certificates, with their claimer's phone (none when unclaimed or erased)."""
+        query = select(
+            Certificate.id,
+            Certificate.code,
+            Certificate.amount_minor,
+            Certificate.for_name,
+            Certificate.created_at,
+            Certificate.issued_by_name,
+            Certificate.customer_id,
+            Customer.phone,
+            Certificate.claimed_at,
+            Certificate.expires_at,
+            Customer.erased_at,
+        ).outerjoin(Customer, Customer.id == Certificate.customer_id)
+        return self._pages(query, Certificate.id)
+
+    async def certificate_uses_of(
+        self, certificate_ids: Iterable[int]
+    ) -> dict[int, list[tuple[Any, int, str]]]:
+        """The spendings (when, amount, staff) of these certificates (a page of them), oldest
+        first, in one query."""
+        query = (
+            select(
+                CertificateUse.certificate_id,
+                CertificateUse.at,
+                CertificateUse.amount_minor,
+                CertificateUse.staff_name,
+            )
+            .where(CertificateUse.certificate_id.in_(list(certificate_ids)))
+            .order_by(CertificateUse.certificate_id, CertificateUse.id)
+        )
+        found: dict[int, list[tuple[Any, int, str]]] = {}
+        for certificate_id, at, amount, staff in await self.session.execute(query):
+            found.setdefault(certificate_id, []).append((at, amount, staff))
+        return found
+
     async def person(self, tg_user_id: int) -> PersonRows | None:
         """Everything stored about one customer (`/mydata`): a query per kind of row, however
         long their history (eighteen in all)."""

@@ -11,6 +11,9 @@ The files (UTF-8 with a byte-order mark, so Excel opens Cyrillic right; commas; 
   file's ids, the amount with a dot, `1500.00`), then `id,customer_id,staff`.
 - `coupons.csv`, `bookings.csv`, `surveys.csv`, `consents.csv`: one row each, with the
   customer's id and phone.
+- `certificates.csv`: each gift certificate with its amount, what is left and spent, who it was
+  for, when and by whom it was issued, who claimed it (id, phone) and when, its expiry, and its
+  spendings in one cell, a line each (`YYYY-MM-DD HH:MM amount staff`), oldest first.
 
 Moments are local (TIMEZONE) `YYYY-MM-DD HH:MM` (consents to the second: they are the proof of
 when). An erased customer is in every file by their id only: no name, phone, Telegram account,
@@ -107,6 +110,20 @@ FILES: dict[str, tuple[str, ...]] = {
         "resolved_by",
     ),
     "consents": ("customer_id", "phone", "kind", "granted", "version", "via", "at"),
+    "certificates": (
+        "code",
+        "amount",
+        "left",
+        "spent",
+        "for",
+        "issued_at",
+        "issued_by",
+        "claimed_by",
+        "phone",
+        "claimed_at",
+        "expires_at",
+        "spendings",
+    ),
 }
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MINUTES = len("2026-11-20 15:30")  # isoformat(" ") cut to this: C-fast, where strftime is slow
@@ -330,6 +347,37 @@ class Exporter:
                         r.version,
                         r.via,
                         self._at(r.at, SECONDS),
+                    ]
+                )
+            yield rows
+
+    async def _certificates(self, repo: ExportRepo) -> Rows:
+        at = self._at
+        async for page in repo.certificates():
+            uses = await repo.certificate_uses_of(row.id for row in page)
+            rows = []
+            for r in page:
+                spendings = uses.get(r.id, [])
+                spent = sum(amount for _, amount, _ in spendings)
+                rows.append(
+                    [
+                        r.code,
+                        money(r.amount_minor),
+                        money(r.amount_minor - spent),
+                        money(spent),
+                        text_cell(r.for_name),
+                        at(r.created_at),
+                        text_cell(r.issued_by_name),
+                        r.customer_id or "",
+                        _phone(r),
+                        at(r.claimed_at),
+                        at(r.expires_at),
+                        text_cell(
+                            "\n".join(
+                                f"{at(when)} {money(amount)} {staff}"
+                                for when, amount, staff in spendings
+                            )
+                        ),
                     ]
                 )
             yield rows

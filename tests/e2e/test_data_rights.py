@@ -209,6 +209,7 @@ async def test_export_in_the_admin_chat(carebot, telegram: TelegramServer, olga:
             "bookings.csv",
             "surveys.csv",
             "consents.csv",
+            "certificates.csv",
         ]
         [customer] = _csv(archive, "customers.csv")
         [visit] = _csv(archive, "visits.csv")
@@ -320,6 +321,7 @@ async def test_carebot_export_to_a_folder(
             ("bookings", 0),
             ("surveys", 0),
             ("consents", 0),
+            ("certificates", 0),
         )
     ]
     text = (out / "customers.csv").read_text(encoding="utf-8-sig")

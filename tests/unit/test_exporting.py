@@ -230,6 +230,7 @@ async def test_the_files_exactly(db: Database, exporter: Exporter, tmp_path: Pat
         ("bookings.csv", 1),
         ("surveys.csv", 2),
         ("consents.csv", 2),
+        ("certificates.csv", 0),
     ]
     out = tmp_path / "out"
     assert read(out, "customers.csv") == BOM + (
