@@ -54,7 +54,8 @@ class SlotFreed:
     """A master's time that was taken is free again: a visit cancelled or moved, a request
     declined, an unpaid deposit hold released, a day off taken back. `starts_at` is the start of
     the time freed (aware, UTC), `service_id` the service that held it (its duration is how long
-    the time is), `reason` why (cancelled, declined, rescheduled, erased, hold_expired, ...).
+    the time is; "" for a day off taken back, one event per start of its hours), `reason` why
+    (customer, declined, rescheduled, erased, hold_expired, day_back, ...).
     Subscribers (the waitlist) run inside the freeing transaction: what they queue commits with
     it."""
 

@@ -36,7 +36,7 @@ MASTER_ACTIONS = (
     BookingAct.DONE,
     BookingAct.NO_SHOW,
 )
-MASTER_COMMANDS = ("today", "tomorrow", "dayoff")
+MASTER_COMMANDS = ("today", "tomorrow", "dayoff", "workday")
 INVITE_PREFIX = "master_"
 
 
@@ -330,7 +330,8 @@ async def day_off(
     lang: str,
     business: Business,
 ) -> None:
-    """/dayoff 25.11 (a master, for themselves) or /dayoff anna 25.11 (staff, in the admin chat)."""
+    """/dayoff 25.11 (a master, for themselves) or /dayoff anna 25.11 (staff, in the admin chat);
+    /workday takes a day off back the same way (its times go to the waitlist)."""
     assert message.from_user is not None
     args = (command.args or "").split()
     in_admin = admin_chat.is_here(message.chat.id)
@@ -358,6 +359,12 @@ async def day_off(
             render.text(staff_lang, "dayoff_usage", in_admin=in_admin, business=business)
         )
         return
+    if command.command == "workday":
+        back = await booking.day_back(master.id, day)
+        await message.answer(
+            render.text(staff_lang, "dayoff_back", master=master, day=day, back=back)
+        )
+        return
     added, booked = await booking.day_off(master.id, day, by)
     await message.answer(
         render.text(staff_lang, "dayoff_set", master=master, day=day, added=added, booked=booked)
@@ -374,7 +381,7 @@ def create_router() -> Router:
     admin = admin_chat_router("masters-admin-chat")
     admin.message.register(invite, Command("invite_master"))
     admin.message.register(day_command, Command("today", "tomorrow"))
-    admin.message.register(day_off, Command("dayoff"))
+    admin.message.register(day_off, Command("dayoff", "workday"))
     private = Router(name="masters-private")
     private.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
     private.message.register(
@@ -393,5 +400,5 @@ def create_router() -> Router:
     # A master's own chat (and any other chat, to say "for masters"); in the admin chat only the
     # staff, through `admin` (a router's own handlers are tried before its sub-routers').
     router.message.register(day_command, Command("today", "tomorrow"), ~InAdminChat())
-    router.message.register(day_off, Command("dayoff"), ~InAdminChat())
+    router.message.register(day_off, Command("dayoff", "workday"), ~InAdminChat())
     return router

@@ -1012,6 +1012,13 @@ class BookingRepo:
         self.session.add(DayOff(master_id=master_id, day=day, set_by=by, at=now))
         return True
 
+    async def drop_day_off(self, master_id: str, day: date) -> bool:
+        """Take a day off back; False when there was none."""
+        result = await self.session.execute(
+            delete(DayOff).where(DayOff.master_id == master_id, DayOff.day == day)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
 
 class BroadcastRepo:
     def __init__(self, session: AsyncSession) -> None:

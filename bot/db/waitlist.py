@@ -74,15 +74,32 @@ class WaitlistRepo:
         return list(await self.session.scalars(query))
 
     async def waiting_for(
-        self, service_ids: Iterable[str], master_id: str, day: date, starts_at: datetime
+        self,
+        service_ids: Iterable[str],
+        master_id: str,
+        day: date,
+        starts_at: datetime,
+        *,
+        day_bounds: tuple[datetime, datetime],
+        offered_at: datetime,
     ) -> list[WaitlistEntry]:
         """Entries that may want this master's time on this day (a service the master does,
         this master or any, the day in their range), whose customer was not offered this time
-        yet; in order of joining. The time of day is the caller's to check."""
+        yet, nor another of this master's on this day in the same batch (`offered_at`: a whole
+        day freed at once is one offer a customer, not one per half hour); in order of joining.
+        The time of day is the caller's to check."""
         offered = exists().where(
             WaitlistOffer.customer_id == WaitlistEntry.customer_id,
             WaitlistOffer.master_id == master_id,
             WaitlistOffer.starts_at == starts_at,
+        )
+        holding = exists().where(
+            WaitlistOffer.customer_id == WaitlistEntry.customer_id,
+            WaitlistOffer.master_id == master_id,
+            WaitlistOffer.starts_at >= day_bounds[0],
+            WaitlistOffer.starts_at < day_bounds[1],
+            WaitlistOffer.state == WaitlistOfferState.OFFERED,
+            WaitlistOffer.offered_at == offered_at,
         )
         query = (
             select(WaitlistEntry)
@@ -92,6 +109,7 @@ class WaitlistRepo:
                 WaitlistEntry.first_day <= day,
                 WaitlistEntry.last_day >= day,
                 ~offered,
+                ~holding,
                 # not someone being erased (their visits' times free before their entries go)
                 WaitlistEntry.customer_id.in_(
                     select(Customer.id).where(Customer.erased_at.is_(None))

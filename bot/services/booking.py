@@ -772,6 +772,27 @@ class BookingService:
             ]
             return added, await self._views(repos, booked)
 
+    async def day_back(self, master_id: str, day: date) -> bool:
+        """A day off taken back (`/workday`): the master works that day after all; False when it
+        was no day off. Its working hours are free again: SlotFreed for each start of them, so
+        the waitlist offers them (one time a customer, bot/services/waitlist.py)."""
+        master = self.business.master(master_id)
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            if master is None or not await repos.bookings.drop_day_off(master_id, day):
+                return False
+            hours = master.hours.get(WEEKDAYS[day.weekday()])
+            if hours is None:
+                return True
+            grid = self.finder.grid
+            first = -(-(hours.start.hour * 60 + hours.start.minute) // grid) * grid
+            for minute in range(first, hours.end.hour * 60 + hours.end.minute, grid):
+                at = self.finder.at(day, minute)
+                if at > now:
+                    freed = SlotFreed(master_id, at, "", "day_back", now)
+                    await self.events.slot_freed(repos, freed)
+            return True
+
     # ---- composing the outbox messages about bookings ----------------------------------------
 
     async def compose(

@@ -5,11 +5,12 @@ offered to the waiting ones whose wishes fit.
   (`from_minute` ≤ the start's minute < `to_minute`). `/waitlist` lists them; an entry is left
   with a button, and deleted by the planner after its last day.
 - A time frees (SlotFreed: a visit cancelled or moved, a request declined, an unpaid deposit hold
-  released): inside that transaction, the entries that fit it (its service fits there, on that
-  master, that day, that time of day), in order of joining, get an offer, `offer_at_once`
-  customers at a time, through the outbox (a service message: they asked for it). Nobody took it
-  by `answer_by`: the planner offers it to the next ones. Earlier offers stay valid: whoever taps
-  first books it.
+  released, a day off taken back: each of its starts): inside that transaction, the entries that
+  fit it (its service fits there, on that master, that day, that time of day), in order of
+  joining, get an offer, `offer_at_once` customers at a time, through the outbox (a service
+  message: they asked for it); of a whole day freed at once, one offer a customer. Nobody
+  took it by `answer_by`: the planner offers it to the next ones. Earlier offers stay valid:
+  whoever taps first books it.
 - A tap books through BookingService.book, the one booking path (its cells' primary key lets one
   of two racing customers in; the master confirms as for any request; a visit that asks a deposit
   is held while the taker pays, and an unpaid hold frees the time again: SlotFreed). The others
@@ -337,7 +338,14 @@ class WaitlistService:
             return 0
         day = self.finder.local_day(starts_at)
         local = starts_at.astimezone(self.tz)
-        waiting = await repos.waitlist.waiting_for([s.id for s in free], master.id, day, starts_at)
+        waiting = await repos.waitlist.waiting_for(
+            [s.id for s in free],
+            master.id,
+            day,
+            starts_at,
+            day_bounds=self.finder.day_bounds(day),
+            offered_at=when,
+        )
         chosen = pick(
             waiting,
             [s.id for s in free],

@@ -344,3 +344,33 @@ async def test_an_unpaid_hold_goes_to_the_waitlist_and_its_taker_pays_the_deposi
         assert [e.customer_id for e in await rows(bot, WaitlistEntry)] == [
             (await customer_of(bot.db, 6002)).id  # type: ignore[union-attr]
         ]
+
+
+async def test_a_day_off_taken_back_offers_its_times_one_a_customer(
+    carebot: RunningBot, telegram: TelegramServer
+) -> None:
+    olga = telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
+    anna, boris = telegram.user(6001), telegram.user(6002, "Борис")
+    await onboard(anna)
+    await onboard(boris, phone="79161234568")
+    await olga.send("/dayoff Анна 24.11")
+    assert (await olga.reply()).template == "dayoff_set"
+    assert carebot.app is not None
+    join = carebot.app.waitlist.join
+    assert (await join(6001, "manicure", "anna", TUESDAY, TUESDAY, DayPart.ANY)).entry
+    assert (await join(6002, "manicure", None, MONDAY, TUESDAY, DayPart.EVENING)).entry
+    await olga.send("/workday Анна 24.11")
+    back = await olga.reply()
+    assert (
+        back.template == "dayoff_back" and "Выходной отменён: Анна работает вт 24.11" in back.text
+    )
+    first = await anna.reply()
+    assert first.template == "waitlist_offer" and "<b>вт 24.11 в 10:00</b>" in first.text
+    evening = await boris.reply()
+    assert evening.template == "waitlist_offer" and "<b>вт 24.11 в 17:00</b>" in evening.text
+    await anna.quiet()  # one offer of that day each, not one per half hour
+    await boris.quiet()
+    await olga.send("/workday Анна 24.11")  # no day off any more: nothing happens
+    again = await olga.reply()
+    assert again.template == "dayoff_back" and "ничего не изменилось" in again.text
+    await anna.quiet()
