@@ -154,8 +154,23 @@ MEDIA: dict[str, Any] = {
 }
 
 
+# Methods that take business_connection_id (Bot API 7.2+; copyMessage and forwardMessage do not),
+# and how long after the customer's last message a connected bot may still write (BusinessBotRights
+# can_reply: "private chats that had incoming messages in the last 24 hours").
+BUSINESS_METHODS = frozenset(
+    {
+        *_SEND_METHODS,
+        "sendMediaGroup",
+        "sendChatAction",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+    }
+)
+BUSINESS_REPLY_WINDOW = 24 * 3600.0
+
 # Calls that change nothing a person sees in the chat; skipped when a test waits for another method.
-_LOOKUPS = {"getChat", "getChatMember", "setMessageReaction"}
+_LOOKUPS = {"getChat", "getChatMember", "setMessageReaction", "getBusinessConnection"}
 _BOOKKEEPING = _LOOKUPS | {"answerCallbackQuery"}
 
 
@@ -542,6 +557,12 @@ class TelegramServer:
         self.provider_tokens: set[str] = {PROVIDER_TOKEN}
         self.pre_checkouts: dict[str, PreCheckout] = {}
         self._charges = itertools.count(1)
+        # Telegram Business: connections by id (as getBusinessConnection answers), the messages of
+        # the accounts' chats (the bot is no member there: copyMessage cannot reach them), and
+        # when each (connection, chat) last had a message from the customer (the 24 hours).
+        self.business_connections: dict[str, dict[str, Any]] = {}
+        self.business_messages: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.business_last_in: dict[tuple[str, int], float] = {}
 
     async def start(self) -> None:
         app = web.Application(client_max_size=UPLOAD_LIMIT + 1024 * 1024)
@@ -639,6 +660,7 @@ class TelegramServer:
         # so a limit checked is a limit kept.
         try:
             self._validate(method, params)
+            self._check_business(method, params)
             if method in _CREATING:
                 self._limits(chat_id, len(params.get("media") or [1]))
             if chat_id in self.blocked:
@@ -654,9 +676,11 @@ class TelegramServer:
                 and chat_id > 0
                 and method in _CREATING
                 and chat_id not in self.started
+                and not params.get("business_connection_id")  # the account's chat, not the bot's
             ):
                 raise _Refusal(403, "Forbidden: bot can't initiate conversation with a user")
             call.result = handler(params) if handler else self._send(method, params)
+            self._as_business(params, call.result)
         except BadRequest as error:
             return await self._refuse(call, 400, f"Bad Request: {error}")
         except _Refusal as refusal:
@@ -1108,10 +1132,10 @@ class TelegramServer:
         return True
 
     def _edit(self, params: dict[str, Any], **changes: Any) -> dict[str, Any]:
-        message = self.messages.get((params.get("chat_id"), params.get("message_id")))
+        message = self._stored(params)
         if message is None:
             raise BadRequest("message to edit not found")
-        if message.get("from") != BOT_USER:
+        if message.get("from") != BOT_USER and message.get("sender_business_bot") != BOT_USER:
             raise BadRequest("message can't be edited")
         markup = params.get("reply_markup")
         new_markup = markup if markup and markup.get("inline_keyboard") else None
@@ -1139,16 +1163,14 @@ class TelegramServer:
         return BOT_USER
 
     def _m_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
-        if "text" not in self.messages.get(
-            (params.get("chat_id"), params.get("message_id")), {"text": ""}
-        ):
+        if "text" not in (self._stored(params) or {"text": ""}):
             raise BadRequest(
                 "there is no text in the message to edit"
             )  # a photo, a voice…: edit its caption
         return self._edit(params, text=params["text"])
 
     def _m_editMessageCaption(self, params: dict[str, Any]) -> dict[str, Any]:
-        if "text" in self.messages.get((params.get("chat_id"), params.get("message_id")), {}):
+        if "text" in (self._stored(params) or {}):
             raise BadRequest("there is no caption in the message to edit")
         return self._edit(params, caption=params.get("caption") or None)
 
@@ -1197,6 +1219,66 @@ class TelegramServer:
 
     def _m_setWebhook(self, params: dict[str, Any]) -> bool:
         return True
+
+    # ---- Telegram Business: sends on behalf of a connected account ---------------------------
+
+    def _stored(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The message an edit names: in the bot's chats, or in a connected account's chat."""
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        connection = params.get("business_connection_id")
+        if connection:
+            return self.business_messages.get((str(connection), chat_id, message_id))  # type: ignore[arg-type]
+        return self.messages.get((chat_id, message_id))
+
+    def _check_business(self, method: str, params: dict[str, Any]) -> None:
+        """A call on behalf of a business account, refused as Telegram refuses it: a method that
+        takes no business_connection_id, a connection unknown or switched off, one without the
+        right to reply, or a chat with no message from its customer in the last 24 hours."""
+        connection_id = params.get("business_connection_id")
+        if not connection_id or method == "getBusinessConnection":
+            return
+        if method not in BUSINESS_METHODS:
+            raise BadRequest(f"{method} can't be used with business_connection_id")
+        connection = self.business_connections.get(str(connection_id))
+        if connection is None or not connection["is_enabled"]:
+            raise BadRequest("BUSINESS_CONNECTION_INVALID")
+        if not (connection.get("rights") or {}).get("can_reply"):
+            raise BadRequest("BOT_ACCESS_FORBIDDEN")
+        chat_id = params.get("chat_id")
+        last = (
+            self.business_last_in.get((str(connection_id), chat_id))
+            if isinstance(chat_id, int)
+            else None
+        )
+        if last is None or self.clock() - last > BUSINESS_REPLY_WINDOW:
+            raise BadRequest("BUSINESS_PEER_INVALID")
+
+    def _as_business(self, params: dict[str, Any], result: Any) -> None:
+        """A message sent on behalf of an account: in the account's chat, from its owner, sent by
+        the bot (`sender_business_bot`); kept apart from the bot's own chats."""
+        connection_id = params.get("business_connection_id")
+        if not connection_id or not isinstance(result, dict) or "message_id" not in result:
+            return
+        connection = self.business_connections[str(connection_id)]
+        key = (result["chat"]["id"], result["message_id"])
+        if self.messages.get(key) is result:
+            del self.messages[key]
+        result["from"] = connection["user"]
+        result["sender_business_bot"] = BOT_USER
+        result["business_connection_id"] = str(connection_id)
+        self.business_messages[(str(connection_id), *key)] = result
+
+    def _m_getBusinessConnection(self, params: dict[str, Any]) -> dict[str, Any]:
+        connection = self.business_connections.get(str(params.get("business_connection_id")))
+        if connection is None:
+            raise BadRequest("BUSINESS_CONNECTION_INVALID")
+        return dict(connection)
+
+    def business_account(
+        self, owner_id: int, first_name: str, *, last_name: str | None = None
+    ) -> BusinessAccount:
+        """A Telegram Business account (a salon's, a master's) that can connect the bot."""
+        return BusinessAccount(self, self.user(owner_id, first_name, last_name=last_name))
 
     # ---- the people's side ----------------------------------------------------------------
 
@@ -1581,3 +1663,159 @@ class Person:
             await asyncio.sleep(0.3 if seconds is None else seconds)
         extra = [c for c in self._mine()[self._cursor :] if c.method not in _LOOKUPS]
         assert not extra, f"unexpected calls: {[(c.method, c.text or c.params) for c in extra]}"
+
+    # ---- writing to a business account (Telegram Business) -----------------------------------
+
+    def _business_message(self, account: BusinessAccount, **content: Any) -> dict[str, Any]:
+        """A message in this person's chat with the account (chat id: the customer's)."""
+        message = {
+            "message_id": self.server.new_message_id(),
+            "date": int(time.time()),
+            "chat": {"id": self.id, "type": "private", "first_name": self.first_name},
+            "from": self.as_user(),
+            "business_connection_id": account.connection_id,
+            **content,
+        }
+        self.server.business_messages[(account.connection_id, self.id, message["message_id"])] = (
+            message
+        )
+        self.server.business_last_in[(account.connection_id, self.id)] = self.server.clock()
+        return message
+
+    async def write_to(
+        self,
+        account: BusinessAccount,
+        text: str | None = None,
+        *,
+        kind: str | None = None,
+        caption: str | None = None,
+        contact: str | None = None,
+    ) -> dict[str, Any]:
+        """The customer writes to the account (not to the bot): a `business_message`, which
+        reaches the bot while the account has it connected; returns the message."""
+        content: dict[str, Any] = self._text(text) if text is not None else {}
+        if kind is not None:
+            content[kind] = MEDIA[kind]
+            if caption:
+                content["caption"] = caption
+        if contact is not None:
+            content["contact"] = {
+                "phone_number": contact,
+                "first_name": self.first_name,
+                "user_id": self.id,
+            }
+        message = self._business_message(account, **content)
+        if account.delivers:
+            await self.server.push({"business_message": dict(message)})
+        return message
+
+    async def edit_to(self, account: BusinessAccount, message: dict[str, Any], text: str) -> int:
+        """The customer edits what they wrote to the account: `edited_business_message`."""
+        edited = {**message, "text": text, "edit_date": int(time.time())}
+        self.server.business_messages[(account.connection_id, self.id, message["message_id"])] = (
+            edited
+        )
+        return await self.server.push({"edited_business_message": edited})
+
+    async def delete_to(self, account: BusinessAccount, *messages: dict[str, Any]) -> int:
+        """The customer deletes messages of their chat with the account:
+        `deleted_business_messages` (the chat and the ids only, no author)."""
+        for message in messages:
+            self.server.business_messages.pop(
+                (account.connection_id, self.id, message["message_id"]), None
+            )
+        return await self.server.push(
+            {
+                "deleted_business_messages": {
+                    "business_connection_id": account.connection_id,
+                    "chat": {"id": self.id, "type": "private", "first_name": self.first_name},
+                    "message_ids": [m["message_id"] for m in messages],
+                }
+            }
+        )
+
+
+@dataclass
+class BusinessAccount:
+    """A Telegram Business account (`owner`) and its connection to the bot: the owner connects
+    the bot in Settings → Telegram Business → Chatbots, gives or takes rights, switches it off;
+    each is a `business_connection` update. The owner also writes in their customers' chats from
+    their own phone (`owner_writes`)."""
+
+    server: TelegramServer
+    owner: Person
+    connection_id: str = ""
+    rights: dict[str, bool] = field(default_factory=dict)
+    enabled: bool = False
+
+    def __post_init__(self) -> None:
+        self.connection_id = self.connection_id or f"biz-{self.owner.id}-{uuid.uuid4().hex[:8]}"
+
+    @property
+    def delivers(self) -> bool:
+        """Whether Telegram hands the bot this account's messages now."""
+        return self.enabled
+
+    def _connection(self) -> dict[str, Any]:
+        rights = {k: v for k, v in self.rights.items() if v}
+        return {
+            "id": self.connection_id,
+            "user": {k: v for k, v in self.owner.as_user().items() if k != "language_code"},
+            "user_chat_id": self.owner.id,
+            "date": int(time.time()),
+            "can_reply": bool(rights.get("can_reply")),  # deprecated since 9.0, still sent
+            "rights": rights,
+            "is_enabled": self.enabled,
+        }
+
+    async def _push(self) -> int:
+        connection = self._connection()
+        self.server.business_connections[self.connection_id] = connection
+        return await self.server.push({"business_connection": dict(connection)})
+
+    async def connect(self, *, can_reply: bool = True, **rights: bool) -> int:
+        """The owner connects the bot (can_reply: "manage messages" on)."""
+        self.enabled = True
+        self.rights = {"can_reply": can_reply, "can_read_messages": True, **rights}
+        return await self._push()
+
+    async def change_rights(self, **rights: bool) -> int:
+        self.rights = {**self.rights, **rights}
+        return await self._push()
+
+    async def disconnect(self) -> int:
+        self.enabled = False
+        return await self._push()
+
+    def quiet_for(self, customer: Person, hours: float) -> None:
+        """The customer's last message to the account was `hours` earlier than it was."""
+        key = (self.connection_id, customer.id)
+        self.server.business_last_in[key] = self.server.business_last_in[key] - hours * 3600
+
+    async def owner_writes(self, customer: Person, text: str) -> dict[str, Any]:
+        """The owner answers the customer from their own phone: a `business_message` whose
+        `from` is the owner (the bot gets it too)."""
+        message_id = self.server.new_message_id()
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "date": int(time.time()),
+            "chat": {"id": customer.id, "type": "private", "first_name": customer.first_name},
+            "from": self.owner.as_user(),
+            "business_connection_id": self.connection_id,
+            "text": text,
+        }
+        self.server.business_messages[(self.connection_id, customer.id, message_id)] = message
+        if self.delivers:
+            await self.server.push({"business_message": dict(message)})
+        return message
+
+    def sent_as_account(self, customer: Person) -> list[Call]:
+        """The messages the bot sent the customer on the account's behalf."""
+        return [
+            c
+            for c in self.server.calls
+            if c.ok
+            and c.method in _CREATING
+            and c.chat_id == customer.id
+            and c.params.get("business_connection_id") == self.connection_id
+        ]
