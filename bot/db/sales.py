@@ -3,12 +3,12 @@
 A sale staff cancelled stays in `purchases` (the points ledger's entries, its survey, a stamp or
 a package line name it by a foreign key, and the ledger is never edited), but it no longer
 counts anywhere: every ORM read of `Purchase` in any session gets `cancelled_at IS NULL` added
-(`_counted_only`, aliases and subqueries included), so /stats, cycles, segments, tiers, the
+(`_counted_only`, aliases and subqueries included, and the reads inside an INSERT … SELECT or an
+UPDATE of another table: a planner's rows, a segment), so /stats, cycles, segments, tiers, the
 card and whatever is written later see the purchase as gone, without each query saying so. A
 read that must see it too (the cancel itself, /mydata) sets `WITH_CANCELLED` in its execution
-options. Core statements on the bare table (the import's executemany) are not ORM reads and are
-not filtered: they look up `import_key`, which a cancelled visit keeps, so a file imported again
-does not bring it back.
+options; a statement writing purchases themselves (erasure, a merge) reaches every row it names.
+An imported visit is never cancelled, so the import's look-up of `import_key` is unaffected.
 """
 
 from __future__ import annotations
@@ -41,14 +41,19 @@ _COUNTED = with_loader_criteria(
 @event.listens_for(Session, "do_orm_execute")
 def _counted_only(state: ORMExecuteState) -> None:
     """Every ORM SELECT leaves cancelled purchases out, unless asked (`WITH_CANCELLED`); a lazy
-    load of an object's own columns is left alone (it was read already)."""
-    if (
-        state.is_select
-        and not state.is_column_load
-        and not state.is_relationship_load
-        and not state.execution_options.get(WITH_CANCELLED, False)
-    ):
-        state.statement = state.statement.options(_COUNTED)
+    load of an object's own columns is left alone (it was read already). So does the SELECT
+    inside an INSERT … SELECT, UPDATE or DELETE (a planner's rows for the outbox, a segment):
+    only a statement that writes purchases themselves (erasure, a merge, the cancel) is left to
+    reach every row it names."""
+    if state.execution_options.get(WITH_CANCELLED, False):
+        return
+    if state.is_select:
+        if not state.is_column_load and not state.is_relationship_load:
+            state.statement = state.statement.options(_COUNTED)
+    elif state.is_insert or state.is_update or state.is_delete:
+        target = getattr(state.statement, "table", None)  # annotated: compared by name
+        if getattr(target, "name", None) != Purchase.__tablename__:
+            state.statement = state.statement.options(_COUNTED)
 
 
 class SaleCancelRepo:

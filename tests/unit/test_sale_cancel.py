@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from bot.business import Business
 from bot.clock import FixedClock
+from bot.db import queries
 from bot.db.engine import create_engine
 from bot.db.models import (
     Cycle,
@@ -209,6 +210,35 @@ async def test_cancel_takes_the_cashback_back_and_the_sale_stops_counting(
     assert again.outcome is CancelOutcome.ALREADY and again.cancelled_by == "Ира"
     assert await _ledger(db, customer_id) == after and len(wired.seen) == 1
     assert (await wired.cancels.preview(sale.purchase_id)).outcome is CancelOutcome.ALREADY
+
+
+async def test_a_planners_rows_do_not_count_the_cancelled_sale_either(
+    db: Database, clock: FixedClock, cashback: Business
+) -> None:
+    """An INSERT … SELECT into the outbox with a segment on visits (a broadcast's, a planner's):
+    the SELECT inside it leaves the cancelled sale out too."""
+    wired = Wired(db, clock, cashback)
+    customer_id = await _customer(db, clock, cashback)
+    sale = await wired.staff.record_sale(OLGA, customer_id, 100000)
+    await wired.cancels.cancel(OLGA, sale.purchase_id)
+    now = clock.now()
+
+    async def planned(key: str, segment: Any) -> bool:
+        async with db.transaction() as repos:
+            rows = queries.one_customer_row(
+                key,
+                customer_id,
+                template="broadcast",
+                data={},
+                not_before=now,
+                not_after=now + timedelta(days=1),
+                due_at=now,
+                now=now,
+            )
+            return await repos.outbox.plan(rows.where(segment)) == 1
+
+    assert not await planned("t:bought", queries.visits_at_least(1))
+    assert await planned("t:none", queries.visits_exactly(0))
 
 
 async def test_points_paid_for_the_sale_come_back_first_then_its_cashback_goes(
