@@ -31,6 +31,7 @@ from bot.db.models import (
 )
 from bot.db.repositories import Database, Repos
 from bot.events import Events, SaleCancelled
+from bot.outbox.planners import Planners
 from bot.rendering import Renderer
 from bot.services.customers import CustomerService
 from bot.services.cycles import CycleService
@@ -87,6 +88,7 @@ class Wired:
         self.events.on_purchase(self.loyalty.accrue_for_purchase)
         surveys = SurveyService(db, clock, business, MOSCOW, Renderer(MOSCOW))
         self.events.on_purchase(surveys.plan_after_purchase)
+        self.events.on_purchase(Planners(db, clock, business, MOSCOW).thanks_after_purchase)
         referrals = ReferralService(db, clock, business, MOSCOW, secret_key=b"k" * 32)
         self.events.on_purchase(referrals.reward_for_purchase)
         cycles = CycleService(db, clock, business, MOSCOW, None)  # type: ignore[arg-type]
@@ -103,9 +105,13 @@ class Wired:
         self.cancels = SaleCancelService(db, clock, business, self.loyalty, self.events)
 
 
-async def _customer(db: Database, clock: FixedClock, business: Business, tg: int = 7) -> int:
+async def _customer(
+    db: Database, clock: FixedClock, business: Business, tg: int = 7, offers: bool | None = None
+) -> int:
     customers = CustomerService(db, clock, business, MOSCOW, secret_key=b"test-secret-key")
-    view = await customers.consent(tg, name="Анна", username=None, language="ru", source=None)
+    view = await customers.consent(
+        tg, name="Анна", username=None, language="ru", source=None, offers=offers
+    )
     await customers.finish_onboarding(tg)
     return view.id
 
@@ -291,18 +297,19 @@ async def test_cashback_spent_already_is_taken_only_as_far_as_the_balance_goes(
         assert audit is not None and audit.details["points_short"] == 70
 
 
-async def test_a_pending_survey_and_pay_request_are_dropped_and_stats_days_reopened(
+async def test_a_pending_survey_offer_and_pay_request_are_dropped_and_stats_days_reopened(
     db: Database, clock: FixedClock, cashback: Business
 ) -> None:
     wired = Wired(db, clock, cashback)
-    customer_id = await _customer(db, clock, cashback)
+    customer_id = await _customer(db, clock, cashback, offers=True)
     await wired.loyalty.correct(OLGA, customer_id, 300, "старт")
     local = clock.now().astimezone(MOSCOW)
     clock.advance(local.replace(hour=23, minute=50) - local)
     sale = await wired.staff.record_sale(OLGA, customer_id, 100000, "manicure")
     asked = await wired.pay.ask(OLGA, sale.purchase_id, 100)
-    survey = await _outbox(db, f"survey:{sale.purchase_id}")
-    assert survey is not None and survey.state == "pending"
+    for key in (f"survey:{sale.purchase_id}", f"thanks:{sale.purchase_id}"):
+        queued = await _outbox(db, key)
+        assert queued is not None and queued.state == "pending", key
     clock.advance(timedelta(minutes=15))  # past midnight: the sale's day is over
     await StatsService(db, clock, MOSCOW).close()
     async with db.reading() as repos:
@@ -310,7 +317,11 @@ async def test_a_pending_survey_and_pay_request_are_dropped_and_stats_days_reope
 
     await wired.cancels.cancel(OLGA, sale.purchase_id)
 
-    for key in (f"survey:{sale.purchase_id}", f"points_request:{asked.request_id}"):
+    for key in (
+        f"survey:{sale.purchase_id}",
+        f"thanks:{sale.purchase_id}",
+        f"points_request:{asked.request_id}",
+    ):
         row = await _outbox(db, key)
         assert row is not None and row.state == "skipped", key
     async with db.reading() as repos:
