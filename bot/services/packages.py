@@ -24,7 +24,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -237,7 +237,7 @@ class PackageService:
             if package.expires_at is None or package.expires_at <= now:
                 raise Obsolete("the package expired")
         if row.template == USED:  # as many as were left right after that visit
-            state = PackageState(**{**state.__dict__, "left": int(data["left"])})
+            state = replace(state, left=int(data["left"]))
         return {"package": state}, None
 
     # ---- a cancelled sale, /forget --------------------------------------------------------------
