@@ -29,6 +29,7 @@ class BookingAct(StrEnum):
     KEEP = "keep"
     RESCHEDULE = "reschedule"
     STAFF_CANCEL = "staff_cancel"  # the staff cancel a visit ahead (late inside the cancel window)
+    REFUND_DEPOSIT = "refund_deposit"  # the staff refund a kept deposit after all (by hand)
 
 
 class Intent:

@@ -175,6 +175,30 @@ async def staff_cancel(
         await callback.message.edit_text(text, reply_markup=markup)
 
 
+@flags.callback_answer(disabled=True)  # answers the press itself, with an alert
+async def refund_kept(
+    callback: CallbackQuery,
+    callback_data: BookingCallback,
+    deposits: DepositService,
+    admin_chat: AdminChat,
+    render: Renderer,
+    staff_lang: str,
+    business: Business,
+) -> None:
+    """Under "the deposit is kept": the staff refund it after all (by hand); recorded."""
+    staff = admin_chat.staff_of(callback.from_user)
+    changed, deposit = await deposits.refund_kept(callback_data.id, staff.id, staff.name)
+    if deposit is None:
+        await callback.answer(render.label(staff_lang, "stale_button"), show_alert=True)
+        return
+    label = "deposit_refund_recorded" if changed else "deposit_refund_already"
+    await callback.answer(
+        render.label(staff_lang, label, deposit=deposit, business=business), show_alert=True
+    )
+    if changed and isinstance(callback.message, Message):
+        await callback.message.edit_reply_markup(reply_markup=None)
+
+
 def create_router() -> Router:
     router = Router(name="deposits")
     router.pre_checkout_query.register(checkout)
@@ -183,6 +207,9 @@ def create_router() -> Router:
     admin.callback_query.register(toggle_mark, CardCallback.filter(F.action == CardAct.DEPOSIT))
     admin.callback_query.register(
         staff_cancel, BookingCallback.filter(F.action == BookingAct.STAFF_CANCEL)
+    )
+    admin.callback_query.register(
+        refund_kept, BookingCallback.filter(F.action == BookingAct.REFUND_DEPOSIT)
     )
     router.include_router(admin)
     return router

@@ -36,7 +36,7 @@ from babel.numbers import get_currency_precision
 from sqlalchemy.exc import IntegrityError
 
 from bot.business import Business, Service
-from bot.buttons import BookService, Button, Keyboard
+from bot.buttons import BookingAct, BookingAction, BookService, Button, Keyboard
 from bot.clock import Clock
 from bot.db.deposits import LATE_CANCEL
 from bot.db.models import (
@@ -642,6 +642,37 @@ class DepositService:
                 now=event.at,
             )
 
+    async def refund_kept(
+        self, booking_id: int, staff_id: int, staff_name: str
+    ) -> tuple[bool, DepositView | None]:
+        """The staff decide to refund a kept deposit after all (they do it by hand in the
+        provider's dashboard): recorded as refund due. (True, it) when it changed now; (False,
+        it) when it was not kept (already refund due, or never paid); (False, None): none."""
+        now = self.clock.now()
+        async with self.db.transaction() as repos:
+            deposit = await repos.deposits.of_booking(booking_id, for_update=True)
+            if deposit is None:
+                return False, None
+            if deposit.state != DepositState.KEPT:
+                return False, DepositView.of(deposit)
+            kept_for = deposit.reason
+            deposit.state, deposit.reason, deposit.settled_at = (
+                DepositState.REFUND_DUE,
+                "staff",
+                now,
+            )
+            repos.audit.record(
+                StaffAction(
+                    at=now,
+                    staff_id=staff_id,
+                    staff_name=staff_name,
+                    action="deposit_refund",
+                    customer_id=deposit.customer_id,
+                    details={"booking_id": booking_id, "kept_for": kept_for},
+                )
+            )
+            return True, DepositView.of(deposit)
+
     # ---- staff's mark ---------------------------------------------------------------------------
 
     async def is_marked(self, customer_id: int) -> bool:
@@ -701,9 +732,12 @@ class DepositService:
         context["booking"] = await self.booking._view(repos, booking)
         context["deposit"] = DepositView.of(deposit) if deposit else None
         keyboard: Keyboard | None = None
+        lang = customer.language if customer else self.business.staff_language
         if row.template == "deposit_expired":
-            lang = customer.language if customer else self.business.staff_language
             keyboard = [
                 [Button(self.render.label(lang, "book_again"), BookService(booking.service_id))]
             ]
+        if row.template == "deposit_kept_staff" and deposit and deposit.state == DepositState.KEPT:
+            refund = BookingAction(BookingAct.REFUND_DEPOSIT, booking.id)
+            keyboard = [[Button(self.render.label(lang, "deposit_refund_button"), refund)]]
         return context, keyboard

@@ -310,8 +310,18 @@ async def test_a_no_show_switches_the_deposit_on_and_keeps_a_paid_one(
     await master.next("answerCallbackQuery")
     kept = await reply_of(olga, "deposit_kept_staff")
     assert "остаётся у вас" in kept.text and "клиент не пришёл" in kept.text
+    assert kept.labels == ["deposit_refund_button"]
     deposit = (await deposit_rows(no_shows))[-1]
     assert deposit.state == DepositState.KEPT and deposit.reason == "no_show"
+    # the owner decides to refund it after all: recorded, to be refunded by hand
+    await olga.press(kept, "Вернуть предоплату")
+    recorded = await olga.next("answerCallbackQuery")
+    assert recorded.template == "deposit_refund_recorded" and "500\u00a0₽" in recorded.text
+    assert not (await olga.next("editMessageReplyMarkup")).buttons
+    deposit = (await deposit_rows(no_shows))[-1]
+    assert deposit.state == DepositState.REFUND_DUE and deposit.reason == "staff"
+    await olga.press_data(kept, kept.buttons[0]["callback_data"])  # again: nothing more
+    assert (await olga.next("answerCallbackQuery")).template == "deposit_refund_already"
 
 
 async def test_staff_mark_a_customer_only_with_deposit(
