@@ -12,6 +12,7 @@ from sqlalchemy import case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
+    ACTIVE_BOOKING,
     Booking,
     BookingState,
     Customer,
@@ -86,12 +87,19 @@ class WaitlistRepo:
         """Entries that may want this master's time on this day (a service the master does,
         this master or any, the day in their range), whose customer was not offered this time
         yet, nor another of this master's on this day in the same batch (`offered_at`: a whole
-        day freed at once is one offer a customer, not one per half hour); in order of joining.
-        The time of day is the caller's to check."""
+        day freed at once is one offer a customer, not one per half hour), and who have no visit
+        of that service ahead (booking would refuse them); in order of joining. The time of day is
+        the caller's to check."""
         offered = exists().where(
             WaitlistOffer.customer_id == WaitlistEntry.customer_id,
             WaitlistOffer.master_id == master_id,
             WaitlistOffer.starts_at == starts_at,
+        )
+        booked = exists().where(  # they have that service booked ahead already
+            Booking.customer_id == WaitlistEntry.customer_id,
+            Booking.service_id == WaitlistEntry.service_id,
+            Booking.state.in_(ACTIVE_BOOKING),
+            Booking.starts_at > offered_at,
         )
         holding = exists().where(
             WaitlistOffer.customer_id == WaitlistEntry.customer_id,
@@ -110,6 +118,7 @@ class WaitlistRepo:
                 WaitlistEntry.last_day >= day,
                 ~offered,
                 ~holding,
+                ~booked,
                 # not someone being erased (their visits' times free before their entries go)
                 WaitlistEntry.customer_id.in_(
                     select(Customer.id).where(Customer.erased_at.is_(None))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from bot.business import Business, Waitlist
+from bot.business import Business, Waitlist, load_business
 from bot.clock import FixedClock
 from bot.db.models import Booking, Customer, OutboxMessage, WaitlistEntry, WaitlistOffer
 from bot.db.repositories import Database
@@ -30,6 +31,8 @@ from bot.services.waitlist import (
     fits,
     pick,
 )
+from bot.settings import ConfigError
+from tests.conftest import BUSINESS_FILE
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 MONDAY = date(2026, 11, 30)  # Анна works 10-19 (a break 14:00-14:30); Ольга from Wednesday
@@ -350,3 +353,39 @@ async def test_forget_erases_the_entries_and_offers_and_mydata_shows_them(
     assert offer["state"] == "offered" and offer["service"]["name"] == "Маникюр с покрытием"
     assert await customers.forget(11)
     assert await w.rows(WaitlistEntry) == [] and await w.rows(WaitlistOffer) == []
+
+
+async def test_someone_booked_for_that_service_already_is_not_offered_it(
+    db: Database, clock: FixedClock, business: Business, staff: StaffService
+) -> None:
+    w = world(db, clock, business, staff)
+    clock.set(moscow(MONDAY, "11:00"))
+    for user in (11, 12, 13):
+        await w.customer(user)
+    await w.waitlist.join(11, "manicure", None, MONDAY, TUESDAY, DayPart.ANY)
+    await w.waitlist.join(12, "manicure", None, MONDAY, TUESDAY, DayPart.ANY)
+    await w.booked(11, moscow(TUESDAY, "17:00"))  # 11 found a time meanwhile
+    visit = await w.booked(13, moscow(TUESDAY, "12:00"))
+    await w.booking.cancel(13, visit)
+    tg = await w.tg_of()
+    assert [tg[o.customer_id] for o in await w.rows(WaitlistOffer)] == [12]
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ('soon_in_quiet_hours = "later"', "waitlist.soon_in_quiet_hours"),
+        ("offer_at_once = 0", "waitlist.offer_at_once"),
+        ("answer_minutes = 1", "waitlist.answer_minutes"),
+        ("soon_hours = -1", "waitlist.soon_hours"),
+        ("enabled = 3", "waitlist.enabled"),
+        ("offer_now = 2", "waitlist.offer_now"),
+    ],
+)
+def test_the_business_file_checks_the_waitlist(line: str, field: str, tmp_path: Path) -> None:
+    path = tmp_path / "business.toml"
+    path.write_text(BUSINESS_FILE.read_text() + f"\n[waitlist]\n{line}\n")
+    with pytest.raises(ConfigError, match=f"field {field}"):
+        load_business(path)
+    path.write_text(BUSINESS_FILE.read_text() + '\n[waitlist]\nsoon_in_quiet_hours = "skip"\n')
+    assert load_business(path).waitlist.soon_in_quiet_hours == "skip"
