@@ -38,6 +38,7 @@ from bot.rendering import LANGUAGES, Renderer
 from bot.services.bonuses import BonusService
 from bot.services.booking import BookingService
 from bot.services.broadcasts import BroadcastService
+from bot.services.business_chats import BusinessChats
 from bot.services.campaign_results import CampaignResultsService
 from bot.services.campaigns import CampaignAssigner
 from bot.services.care import CareService
@@ -71,6 +72,7 @@ from handlers import setup_dispatcher
 from handlers.admin_chat import AdminChat
 from handlers.api_wait import ApiWait
 from handlers.broadcasts import ProgressBoard
+from handlers.business_chats import BusinessRelay
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
@@ -118,6 +120,7 @@ class Core:
     deposits: DepositService
     waitlist: WaitlistService
     stamps: StampService
+    business_chats: BusinessChats  # Telegram Business: the salon's own account
 
     @classmethod
     async def build(
@@ -133,6 +136,7 @@ class Core:
         customers = CustomerService(db, clock, business, tz, events, secret_key=secret.value)
         await customers.rekey_welcome_claims(new_key=secret.created)
         staff = StaffService(db, clock, business, tz, events)
+        care = CareService(db, clock, business)
         booking = BookingService(db, clock, business, tz, render, staff, settings.admin_chat_id)
         core = cls(
             events=events,
@@ -140,7 +144,7 @@ class Core:
             features=features,
             customers=customers,
             staff=staff,
-            care=CareService(db, clock, business),
+            care=care,
             surveys=SurveyService(db, clock, business, tz, render),
             booking=booking,
             cycles=CycleService(db, clock, business, tz, booking),
@@ -164,6 +168,7 @@ class Core:
             ),
             waitlist=WaitlistService(db, clock, business, tz, render, booking),
             stamps=StampService(db, clock, business, tz),
+            business_chats=BusinessChats(db, clock, business, tz, care, settings.admin_chat_id),
         )
         # In this order, as the subscribers and planners have always run.
         for feature in (
@@ -181,6 +186,7 @@ class Core:
         TierService(db, clock, business, tz).register(features)  # club tiers: the daily planner
         core.deposits.register(features)  # deposits: expired holds, a visit's sale, /forget
         core.waitlist.register(features)  # freed times offered to the waiting customers
+        core.business_chats.register(features)  # Telegram Business: /forget
         MissedYou(db, clock, business, tz, render, booking).register(features)  # no-shows
         # the welcome bonus at the phone, the birthday bonus with the greeting
         BonusService(db, clock, business, tz, secret_key=secret.value).register(features)
@@ -236,6 +242,7 @@ class App(Core):
             limiter=limiter,
         )
         CareRelay(bot, admin_chat, core.care, core.staff, render, business).register(sender)
+        BusinessRelay(bot, core.business_chats, core.booking, render, business).register(sender)
         broadcasts = BroadcastService(
             db,
             clock,
@@ -290,6 +297,7 @@ class App(Core):
             deposits=self.deposits,
             waitlist=self.waitlist,
             stamps=self.stamps,
+            business_chats=self.business_chats,
             sender=self.sender,
             exporter=Exporter(self.db, self.clock, self.business, self.settings.tz),
             importer=ImportService(self.db, self.clock, self.business, self.settings.tz),

@@ -539,6 +539,14 @@ class Deposits(_Strict):
         return self.policy != "none"
 
 
+class BusinessAccount(_Strict):
+    """Telegram Business: customers write to the salon's own account, which connected the bot."""
+
+    # Outside working hours (the masters' hours below), a customer who writes to the account is
+    # told once per evening when they will be answered (through the account, if it allows replies).
+    auto_reply: bool = False
+
+
 class Business(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=128)]
     staff_language: Annotated[str, Field(pattern=r"^(ru|en)$")] = "ru"
@@ -558,6 +566,7 @@ class Business(_Strict):
     loyalty: Loyalty = Loyalty()
     waitlist: Waitlist = Waitlist()
     deposits: Deposits = Deposits()
+    business_account: BusinessAccount = BusinessAccount()
     reviews: list[ReviewLink] = []  # where happy customers can leave a public review
     currency: str = "₽"
     privacy_url: str = ""
@@ -637,6 +646,16 @@ class Business(_Strict):
             if package.name.casefold() in seen:
                 raise ValueError(f"loyalty.packages: two packages named {package.name!r}")
             seen.add(package.name.casefold())
+        return self
+
+    @model_validator(mode="after")
+    def _business_account(self) -> Business:
+        """The auto-reply says when the salon opens: it needs the masters' hours."""
+        if self.business_account.auto_reply and not any(m.hours for m in self.masters):
+            raise ValueError(
+                "business_account.auto_reply needs working hours: give [[masters]] their hours"
+                " (or set auto_reply = false)"
+            )
         return self
 
     def service(self, service_id: str | None) -> Service | None:

@@ -14,6 +14,7 @@ from bot.services.customers import CustomerService
 from handlers import (
     booking,
     broadcasts,
+    business_chats,
     campaigns,
     care,
     coupons,
@@ -82,6 +83,7 @@ def all_routers() -> list[Router]:
     # same order: the staff's usage errors in `staff`, the rest in `errors`, last.
     modules = (
         nobody,
+        business_chats,  # Telegram Business: the accounts' updates, /accounts, /start book
         coupons,
         profile,
         loyalty,  # /card, and the staff's /points (refused outside the admin chat)

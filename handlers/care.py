@@ -29,6 +29,7 @@ from bot.db.repositories import Repos
 from bot.outbox import SERVICE
 from bot.outbox.sender import Done, OutboxSender, Ready
 from bot.rendering import Renderer
+from bot.services.business_chats import BusinessChats
 from bot.services.care import INBOUND, REPLY, Author, CareService, Incoming, StaffReply
 from bot.services.customers import CustomerView
 from bot.services.staff import StaffService
@@ -60,6 +61,30 @@ CAPTIONED = {
 _ACTIVE = re.compile(r"(^|(?<=\s))([@/#])")
 TOPIC_NAME_LIMIT = 128
 NOTICE_KEEPS = timedelta(days=7)
+
+
+# A file's kind → the Bot API method that sends it by file id, and whether it takes a caption.
+_BY_FILE = {
+    "photo": ("send_photo", True),
+    "video": ("send_video", True),
+    "document": ("send_document", True),
+    "audio": ("send_audio", True),
+    "animation": ("send_animation", True),
+    "voice": ("send_voice", True),
+    "sticker": ("send_sticker", False),
+    "video_note": ("send_video_note", False),
+}
+
+
+def file_of(message: Message) -> dict[str, Any] | None:
+    """The file a message carries, by its id (a photo: its largest size), or None."""
+    if message.photo:
+        return {"kind": "photo", "file_id": message.photo[-1].file_id}
+    for kind in _BY_FILE:
+        item = getattr(message, kind, None)
+        if item is not None and hasattr(item, "file_id"):
+            return {"kind": kind, "file_id": item.file_id}
+    return None
 
 
 def inert(text: str) -> str:
@@ -111,6 +136,7 @@ async def from_staff(
     care: CareService,
     sender: OutboxSender,
     business: Business,
+    business_chats: BusinessChats | None = None,
 ) -> None:
     """A staff message in a customer's topic, or a reply to a customer's message: send it on."""
     assert admin_chat.chat_id is not None and message.from_user is not None
@@ -125,20 +151,24 @@ async def from_staff(
         f"\n\n— {html.escape(signer or '')}" if business.care.sign_replies and signer else None
     )
     formatted = message.html_text if (message.text is not None or message.caption) else None
-    await care.take_reply(
-        StaffReply(
-            recipient=recipient,
-            staff_id=staff.id,
-            staff_name=staff.name,
-            chat_id=admin_chat.chat_id,
-            message_id=message.message_id,
-            thread_id=thread_id,
-            kind=_kind(message),
-            text=message.text or message.caption,
-            html=formatted if signature else None,
-            signature=signature,
-        )
+    reply = StaffReply(
+        recipient=recipient,
+        staff_id=staff.id,
+        staff_name=staff.name,
+        chat_id=admin_chat.chat_id,
+        message_id=message.message_id,
+        thread_id=thread_id,
+        kind=_kind(message),
+        text=message.text or message.caption,
+        html=formatted if signature else None,
+        signature=signature,
     )
+    # A customer who wrote to a connected business account is answered through it.
+    route = await business_chats.route(recipient) if business_chats is not None else None
+    if route is not None and business_chats is not None:
+        await business_chats.take_reply(reply, route, html=formatted, media=file_of(message))
+    else:
+        await care.take_reply(reply)
     sender.wake()
 
 
@@ -154,6 +184,10 @@ class Post:
     caption: str | None = None
     rows: list[int] = field(default_factory=list)  # outbox rows done once this is out
     care_ids: list[int] = field(default_factory=list)  # stored messages this post shows
+    # Written to a connected business account: nothing to copy from there (the bot is no member
+    # of that chat); its file is sent again (`media`), or a note says what it was.
+    business: bool = False
+    media: dict[str, Any] | None = None
 
 
 def plan_posts(parts: Sequence[tuple[int, dict[str, Any]]], header: str | None) -> list[Post]:
@@ -208,13 +242,23 @@ def plan_posts(parts: Sequence[tuple[int, dict[str, Any]]], header: str | None) 
                     caption=caption,
                     rows=[row_id],
                     care_ids=[data["care_id"]],
+                    business="account" in data,
+                    media=data.get("media"),
                 )
             )
             continue
         if header:  # a sticker, a location: no caption, the card goes first
             posts.append(Post(text=truncate_html(header, TEXT_LIMIT), care_ids=[data["care_id"]]))
             header = None
-        posts.append(Post(copy_of=data["message_id"], rows=[row_id], care_ids=[data["care_id"]]))
+        posts.append(
+            Post(
+                copy_of=data["message_id"],
+                rows=[row_id],
+                care_ids=[data["care_id"]],
+                business="account" in data,
+                media=data.get("media"),
+            )
+        )
     flush()
     return posts
 
@@ -262,12 +306,22 @@ class CareRelay:
         first = parts[0][1]
         author = Author(**first["author"])
         card = await self.staff.card(item.customer_id) if item.customer_id else None
+        account = first.get("account")  # written to a connected business account: its owner
         header = str(
-            self.render.text(self.lang, "care_card", card=card, user=author, business=self.business)
+            self.render.text(
+                self.lang,
+                "care_card",
+                card=card,
+                user=author,
+                business=self.business,
+                account=account,
+            )
         )
         topic_name = self.render.label(self.lang, "care_topic", card=card, user=author)
         thread_id = await self._topic(header, topic_name, author.id)
-        posts = plan_posts(parts, None if thread_id else header)
+        if thread_id and account is not None:  # in their topic: which account, on each post
+            header = str(self.render.text(self.lang, "business_via", account=account))
+        posts = plan_posts(parts, None if thread_id and account is None else header)
         for post in posts:
             try:
                 message_id = await self._post(item.chat_id, author.id, post, thread_id)
@@ -292,6 +346,8 @@ class CareRelay:
                 await self.bot.send_message(chat_id, post.text, message_thread_id=thread_id)
             ).message_id
         assert post.copy_of is not None
+        if post.business:
+            return await self._post_business(chat_id, post, thread_id)
         try:
             copied = await self.bot.copy_message(
                 chat_id,
@@ -314,6 +370,29 @@ class CareRelay:
                 )
             ).message_id
         return copied.message_id
+
+    async def _post_business(self, chat_id: int, post: Post, thread_id: int | None) -> int:
+        """A photo, voice, … written to a business account: its file sent again by its id
+        (nothing can be copied from that chat); what has no file, a note of what it was."""
+        media = post.media or {}
+        send = _BY_FILE.get(str(media.get("kind")))
+        if send is not None:
+            method, captioned = send
+            caption = (
+                {"caption": post.caption, "parse_mode": ParseMode.HTML}
+                if captioned and post.caption
+                else {}
+            )
+            sent = await getattr(self.bot, method)(
+                chat_id, media["file_id"], message_thread_id=thread_id, **caption
+            )
+            return int(sent.message_id)
+        note = self.render.text(self.lang, "care_not_copied", caption=post.caption)
+        return (
+            await self.bot.send_message(
+                chat_id, truncate_html(str(note), TEXT_LIMIT), message_thread_id=thread_id
+            )
+        ).message_id
 
     async def _topic(self, header: str, topic_name: str, tg_user_id: int) -> int | None:
         """The customer's topic, opened with their card on first contact; None without topics."""

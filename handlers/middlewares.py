@@ -39,6 +39,12 @@ class CustomerMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         user: User | None = data.get("event_from_user")
+        if isinstance(event, Update) and _business(event):
+            # Telegram Business: written to the salon's own account, not to the bot, so nothing
+            # of the customer's chat with the bot applies (its privacy question, its block).
+            data["customer"] = None
+            data["lang"] = pick_language(user.language_code if user else None)
+            return await handler(event, data)
         customer = None
         if user and not user.is_bot:
             found = prefetched_customer(
@@ -126,3 +132,16 @@ class PrivacyGate:
             if prefix == BookingCallback.__prefix__:
                 return action in _MASTERS_BUTTONS
         return False
+
+
+def _business(update: Update) -> bool:
+    """An update of a connected Telegram Business account (handlers/business_chats.py)."""
+    return any(
+        getattr(update, kind, None) is not None
+        for kind in (
+            "business_connection",
+            "business_message",
+            "edited_business_message",
+            "deleted_business_messages",
+        )
+    )

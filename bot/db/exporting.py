@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
     Booking,
+    BusinessConnection,
+    BusinessMessage,
     CareMessage,
     Certificate,
     CertificateUse,
@@ -297,6 +299,7 @@ class ExportRepo:
             waitlist_offers=await of(WaitlistOffer, WaitlistOffer.offered_at, WaitlistOffer.id),
             stamps=await of(StampEntry, StampEntry.id),
             **await self._deposits(customer.id),
+            business=await self._business(customer.id, tg_user_id),
             packages=packages,
             package_visits=package_visits,
             messages=await of(
@@ -323,6 +326,30 @@ class ExportRepo:
         ).all()
         packages = list(dict.fromkeys(package for package, _ in rows))
         return packages, [visit for _, visit in rows if visit is not None]
+
+    async def _business(self, customer_id: int, tg_user_id: int) -> list[Any]:
+        """Their messages in chats with connected Telegram Business accounts (theirs and the
+        owners'), with the account's name and the words kept, in one statement."""
+        query = (
+            select(
+                BusinessMessage.at,
+                BusinessMessage.from_owner,
+                BusinessMessage.edited_at,
+                BusinessMessage.deleted_at,
+                BusinessConnection.owner_name,
+                CareMessage.text,
+            )
+            .outerjoin(BusinessConnection, BusinessConnection.id == BusinessMessage.connection_id)
+            .outerjoin(CareMessage, CareMessage.id == BusinessMessage.care_id)
+            .where(
+                or_(
+                    BusinessMessage.customer_id == customer_id,
+                    BusinessMessage.tg_user_id == tg_user_id,
+                )
+            )
+            .order_by(BusinessMessage.at, BusinessMessage.id)
+        )
+        return list((await self.session.execute(query)).all())
 
     async def _deposits(self, customer_id: int) -> dict[str, Any]:
         """Their deposits and the staff's "only with deposit" mark, in one statement."""
@@ -367,3 +394,4 @@ class PersonRows:
     stamps: list[StampEntry]
     deposits: list[Deposit] = field(default_factory=list)  # bot/services/deposits.py
     deposit_mark: list[DepositMark] = field(default_factory=list)
+    business: list[Any] = field(default_factory=list)  # bot/services/business_chats.py

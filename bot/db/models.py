@@ -996,3 +996,54 @@ class DepositMark(Base):
     staff_id: Mapped[int] = mapped_column(BigInteger)
     staff_name: Mapped[str] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BusinessConnection(Base):
+    """A Telegram Business account that connected the bot (Settings → Telegram Business →
+    Chatbots): its owner, what the owner allows (`rights`, Telegram's BusinessBotRights, and
+    `can_reply` of them), and whether it is on. Updated by every `business_connection` update
+    (migration 0029); a connection switched off stays, `enabled` false."""
+
+    __tablename__ = "business_connections"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # Telegram's connection id
+    owner_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    owner_name: Mapped[str] = mapped_column(String(256))
+    rights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    can_reply: Mapped[bool] = mapped_column(Boolean)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BusinessChat(Base):
+    """A customer's chat with a connected account: which account they last wrote to, when (the
+    bot may answer there for 24 hours after), and their card when it was found by their phone."""
+
+    __tablename__ = "business_chats"
+
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    connection_id: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    last_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BusinessMessage(Base):
+    """One message of a customer's chat with a connected account, as Telegram numbers it there
+    (to follow its edits and deletions), and its row in the care history (`care_id`, which
+    holds the words). `from_owner`: the account's owner wrote it from their own phone."""
+
+    __tablename__ = "business_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[str] = mapped_column(String(128))
+    tg_user_id: Mapped[int] = mapped_column(BigInteger, index=True)  # the customer (their chat)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    care_id: Mapped[int | None] = mapped_column(Integer)
+    from_owner: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("connection_id", "tg_user_id", "message_id"),)

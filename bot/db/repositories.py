@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.db.business_chats import BusinessRepo
 from bot.db.campaign_days import CampaignDaysRepo
 from bot.db.campaign_results import Assign, CampaignResultsRepo, Planned
 from bot.db.certificates import CertificateRepo
@@ -1319,6 +1320,7 @@ class Repos:
         self.deposits = DepositRepo(session)
         self.waitlist = WaitlistRepo(session)
         self.stamps = StampRepo(session)
+        self.business = BusinessRepo(session)  # Telegram Business (bot/db/business_chats.py)
 
 
 class WriterQueue:

@@ -4,7 +4,7 @@ staff reply finds its way back, and when to tell a customer their message arrive
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -14,7 +14,7 @@ from typing import Any
 from bot.business import Business
 from bot.clock import Clock
 from bot.db.models import CareDirection, CareMessage, CareTopic, StaffAction
-from bot.db.repositories import Database
+from bot.db.repositories import Database, Repos
 from bot.outbox import RELAY
 
 MAX_STORED_TEXT = 4096
@@ -124,11 +124,16 @@ class CareService:
         admin_chat_id: int,
         *,
         customer_id: int | None | EllipsisType = ...,
+        business: dict[str, Any] | None = None,
+        on_stored: Callable[[Repos, CareMessage], Awaitable[None]] | None = None,
     ) -> bool:
         """Store a customer's message and queue its relay to the staff chat, in one transaction:
         nothing they wrote is lost, whatever Telegram does next. Returns whether to tell them
         "we got it" (the first message after a quiet spell). `customer_id`: the author's customer
-        record (None: they have none), when the caller just looked it up; else it is looked up."""
+        record (None: they have none), when the caller just looked it up; else it is looked up.
+        `business`: written to a connected Telegram Business account rather than to the bot
+        (the account's owner's name, shown to staff; the file of a photo or voice, which cannot
+        be copied from there); `on_stored` writes what goes with it, in the same transaction."""
         now = self.clock.now()
         author = incoming.author
         # Read before the write lock is taken: it is held only for the two inserts. (Two messages
@@ -158,8 +163,12 @@ class CareService:
                 "text": incoming.text,
                 "author": asdict(author),
             }
+            if business is not None:
+                data.update(business)
+            if on_stored is not None:
+                await on_stored(repos, message)
             await repos.outbox.queue(
-                key=f"{INBOUND}:{author.id}:{incoming.message_id}",
+                key=f"{INBOUND}:{author.id}:{'b' if business is not None else ''}{incoming.message_id}",
                 kind=RELAY,
                 template=INBOUND,
                 not_before=now,
@@ -178,8 +187,12 @@ class CareService:
         async with self.db.transaction() as repos:
             await repos.care.link(care_ids, admin_message_id, self.clock.now())
 
-    async def take_reply(self, reply: StaffReply) -> None:
-        """Store a staff reply and queue it for the customer, in one transaction."""
+    async def take_reply(
+        self, reply: StaffReply, *, template: str = REPLY, extra: dict[str, Any] | None = None
+    ) -> None:
+        """Store a staff reply and queue it for the customer, in one transaction. `template`
+        and `extra`: sent another way (through a connected business account), with what that
+        needs."""
         now = self.clock.now()
         async with self.db.transaction() as repos:
             customer = await repos.customers.by_tg_user(reply.recipient)
@@ -206,14 +219,14 @@ class CareService:
                 )
             )
             await repos.outbox.queue(
-                key=f"{REPLY}:{reply.recipient}:{reply.message_id}",
+                key=f"{template}:{reply.recipient}:{reply.message_id}",
                 kind=RELAY,
-                template=REPLY,
+                template=template,
                 not_before=now,
                 not_after=now + RELAY_KEEPS,
                 customer_id=customer.id if customer else None,
                 chat_id=reply.recipient,
-                data=asdict(reply),
+                data={**asdict(reply), **(extra or {})},
                 now=now,
             )
 

@@ -625,6 +625,19 @@ class Exporter:
                 }
                 for x in rows.packages
             ],
+            # Telegram Business (bot/services/business_chats.py): their chats with the salon's
+            # own accounts; the words are those of the care chat above
+            "business_chat": [
+                {
+                    "at": at(x.at),
+                    "account": x.owner_name,
+                    "from": "account" if x.from_owner else "you",
+                    "text": x.text,
+                    "edited_at": at(x.edited_at),
+                    "deleted_at": at(x.deleted_at),
+                }
+                for x in rows.business
+            ],
             "messages_from_us": [
                 {"at": at(x.sent_at), "kind": x.kind, "template": x.template, "text": x.text}
                 for x in rows.messages
