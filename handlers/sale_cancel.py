@@ -94,7 +94,11 @@ async def unsale_button(
     if action is UnsaleAct.ASK:
         found = await sale_cancel.preview(purchase_id)
     else:
-        found = await sale_cancel.cancel(admin_chat.staff_of(callback.from_user), purchase_id)
+        try:
+            found = await sale_cancel.cancel(admin_chat.staff_of(callback.from_user), purchase_id)
+        except UsageError:  # refused (a package's visits used): `usage_error` edits in why
+            await callback.answer()  # the press is ours to answer (the flag), or it spins
+            raise
     if found.outcome is CancelOutcome.NOT_FOUND:
         await callback.answer(render.label(staff_lang, "staff_unsale_gone"), show_alert=True)
         return

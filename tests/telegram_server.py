@@ -540,6 +540,8 @@ class TelegramServer:
             tuple[Any, Any], dict[str, Any]
         ] = {}  # (chat id, message id) → what the chat shows now
         self._callback_authors: dict[str, int] = {}
+        self.presses: list[str] = []  # callback_query ids, in the order pressed
+        self._presses_answered: set[str] = set()
         self.delivered = 0  # highest update_id handed to the bot
         self.hung = 0  # requests left unanswered while `hang` was on
         self.pushed = 0  # highest update_id pushed
@@ -1178,7 +1180,18 @@ class TelegramServer:
         return self._edit(params)
 
     def _m_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        """Once per press, as Telegram: a second answer, or one for a press never made, is
+        refused (a handler that answers and lets aiogram's middleware answer too is a bug)."""
+        query_id = str(params.get("callback_query_id") or "")
+        if query_id not in self.presses or query_id in self._presses_answered:
+            raise BadRequest("query is too old and response timeout expired or query ID is invalid")
+        self._presses_answered.add(query_id)
         return True
+
+    def unanswered_presses(self) -> list[str]:
+        """Button presses the bot never answered (the user's button spins until Telegram gives
+        up): their callback_query ids."""
+        return [q for q in self.presses if q not in self._presses_answered]
 
     def _m_sendInvoice(self, params: dict[str, Any]) -> dict[str, Any]:
         """The invoice message, as the chat shows it (its Pay button is Telegram's own)."""
@@ -1554,6 +1567,7 @@ class Person:
         """Send a button press with any callback data, as a forged client could."""
         query_id = uuid.uuid4().hex
         self.server._callback_authors[query_id] = self.id
+        self.server.presses.append(query_id)
         current = self.server.messages[(self.chat_id, message.message["message_id"])]
         return await self.server.push(
             {

@@ -163,6 +163,7 @@ async def test_a_cancelled_visit_is_given_back_and_an_unused_package_withdrawn(
     assert "осталось 4 из 5" in visit.text
 
     refused = await _unsale(olga, sold)  # a visit used it: that one first
+    assert not telegram.unanswered_presses()  # the refused press answered too: no spinning
     assert "По абонементу «mani&lt;b&gt;5» уже прошло 1 из 5 визитов" in refused.text
     assert "отменена" not in refused.text
     assert "отменена" in (await _unsale(olga, visit)).text
