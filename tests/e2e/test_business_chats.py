@@ -40,6 +40,14 @@ async def care_rows(db, tg_user_id: int) -> list[tuple[str, str | None, int | No
 async def test_a_customer_of_the_account_is_answered_as_the_account(
     carebot, telegram: TelegramServer, olga: Person, salon: BusinessAccount
 ) -> None:
+    # Polling and the webhook ask Telegram for the accounts' updates (they come only if asked).
+    assert carebot.app is not None
+    assert {
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+    } <= set(carebot.app.dp.resolve_used_update_types())
     await salon.connect()
     notice = await olga.reply()
     assert notice.template == "business_connection_staff"
@@ -80,6 +88,16 @@ async def test_a_customer_of_the_account_is_answered_as_the_account(
     photo = await olga.next("sendPhoto")
     assert photo.params["photo"] == "photo-1"
     assert photo.params["caption"].endswith("вот такой дизайн")
+
+    # A staff photo goes as the account by its file; a location cannot go, and staff are told.
+    await olga.send_media("photo", caption="Прайс", reply_to=photo)
+    price = await vera.next("sendPhoto")
+    assert price.params["business_connection_id"] == salon.connection_id
+    assert price.params["caption"] == "Прайс"
+    await olga.next("setMessageReaction")
+    await olga.send_media("location", reply_to=photo)
+    failed = await olga.reply()
+    assert failed.template == "business_failed" and "геопозицию" in failed.text
 
 
 async def test_edits_and_deletions_reach_the_staff(

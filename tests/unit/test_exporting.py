@@ -40,7 +40,7 @@ from tests.unit.test_query_counts import counting
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 BOM = "\ufeff"
-MY_DATA_BOUND = 23  # a BEGIN, the customer, then a statement per kind of row (twenty-one)
+MY_DATA_BOUND = 24  # a BEGIN, the customer, then a statement per kind of row (twenty-two)
 
 
 def utc(text: str) -> datetime:
