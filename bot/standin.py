@@ -1,4 +1,6 @@
-"""A Bot API test server over real HTTP, and the people who talk to the bot through it.
+"""The Bot API stand-in: Telegram over real HTTP on this machine, and the people who talk to the
+bot through it. The end-to-end tests run the bot against it (tests/telegram_server.py re-exports
+it), and so does `carebot demo` (bot/demo/), which shows its chats in a browser.
 
 Written by hand: no maintained library provides a Bot API server a real bot can long-poll
 (aiogram's own tests replace the session with a mock instead), and we want the bot's real
@@ -502,6 +504,12 @@ class TelegramServer:
         GROUP_PER_MINUTE  # new messages per group (chat id < 0) per 60 s; None: off
     )
     rate_limit: int | None = None  # sends per second across all chats; beyond it 429
+    # Sends into one private chat closer together than this many seconds answer 429 (Telegram:
+    # about one a second); None: off.
+    chat_gap: float | None = None
+    # Sends with allow_paid_broadcast: their own sliding second, up to this many (Telegram: 1,000,
+    # paid in Stars); they are counted in `paid_sent` and not in `rate_limit`'s second.
+    paid_rate_limit: int = 1000
     fail_ratio: float = 0.0  # share of sends answered with 500
     fail_every: int | None = None  # every Nth send answers 500, then 502, alternately
     latency: float = (
@@ -519,6 +527,9 @@ class TelegramServer:
         self.throttled_per_chat: collections.Counter[int] = collections.Counter()
         self._throttles: dict[int, list[int]] = {}  # chat id → retry_after of its next 429s
         self._recent_sends: collections.deque[float] = collections.deque()
+        self._recent_paid: collections.deque[float] = collections.deque()
+        self._chat_last: dict[int, float] = {}  # private chat → its last accepted send
+        self.paid_sent = 0  # sends accepted with allow_paid_broadcast
         self._group_sends: dict[int, collections.deque[float]] = {}
         self._sends_seen = 0
         self._random = random.Random(7)
@@ -664,7 +675,11 @@ class TelegramServer:
             self._validate(method, params)
             self._check_business(method, params)
             if method in _CREATING:
-                self._limits(chat_id, len(params.get("media") or [1]))
+                self._limits(
+                    chat_id,
+                    len(params.get("media") or [1]),
+                    paid=str(params.get("allow_paid_broadcast", "")).lower() in ("true", "1"),
+                )
             if chat_id in self.blocked:
                 raise _Refusal(
                     403,
@@ -705,7 +720,7 @@ class TelegramServer:
         await self._record(call)
         return self._error(code, description, retry_after)
 
-    def _limits(self, chat_id: int | None, messages: int = 1) -> None:
+    def _limits(self, chat_id: int | None, messages: int = 1, paid: bool = False) -> None:
         """Scripted errors, per-chat 429s, the global rate (sliding second), the group limit
         (sliding minute; an album of `messages` items needs room for all of them), and injected
         5xx, in that order; raises the refusal."""
@@ -717,9 +732,18 @@ class TelegramServer:
             retry_after = queued.pop(0)
             raise _Refusal(429, f"Too Many Requests: retry after {retry_after}", retry_after)
         now = self.clock()
-        while self._recent_sends and now - self._recent_sends[0] >= 1.0:
-            self._recent_sends.popleft()
-        if self.rate_limit is not None and len(self._recent_sends) >= self.rate_limit:
+        recent = self._recent_paid if paid else self._recent_sends
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        limit = self.paid_rate_limit if paid else self.rate_limit
+        if limit is not None and len(recent) >= limit:
+            raise _Refusal(429, "Too Many Requests: retry after 1", 1)
+        if (
+            self.chat_gap is not None
+            and chat_id is not None
+            and chat_id > 0
+            and now - self._chat_last.get(chat_id, float("-inf")) < self.chat_gap
+        ):
             raise _Refusal(429, "Too Many Requests: retry after 1", 1)
         if self.group_per_minute is not None and chat_id is not None and chat_id < 0:
             window = self._group_sends.setdefault(chat_id, collections.deque())
@@ -740,7 +764,10 @@ class TelegramServer:
             raise _Refusal(502, "Bad Gateway")
         if self.fail_ratio and self._random.random() < self.fail_ratio:
             raise _Refusal(500, "Internal Server Error")
-        self._recent_sends.append(now)
+        recent.append(now)
+        self.paid_sent += paid
+        if chat_id is not None and chat_id > 0:
+            self._chat_last[chat_id] = now
 
     # ---- what Telegram refuses before sending anything ----------------------------------------
 
