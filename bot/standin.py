@@ -1756,6 +1756,8 @@ class Person:
         self.server.business_messages[(account.connection_id, self.id, message["message_id"])] = (
             edited
         )
+        if not account.delivers:
+            return 0
         return await self.server.push({"edited_business_message": edited})
 
     async def delete_to(self, account: BusinessAccount, *messages: dict[str, Any]) -> int:
@@ -1765,6 +1767,8 @@ class Person:
             self.server.business_messages.pop(
                 (account.connection_id, self.id, message["message_id"]), None
             )
+        if not account.delivers:
+            return 0
         return await self.server.push(
             {
                 "deleted_business_messages": {
@@ -1809,16 +1813,21 @@ class BusinessAccount:
             "is_enabled": self.enabled,
         }
 
-    async def _push(self) -> int:
+    async def _push(self, announce: bool = True) -> int:
         connection = self._connection()
         self.server.business_connections[self.connection_id] = connection
+        if not announce:  # the update was lost to the bot (it was down): getBusinessConnection
+            return 0
         return await self.server.push({"business_connection": dict(connection)})
 
-    async def connect(self, *, can_reply: bool = True, **rights: bool) -> int:
-        """The owner connects the bot (can_reply: "manage messages" on)."""
+    async def connect(
+        self, *, can_reply: bool = True, announce: bool = True, **rights: bool
+    ) -> int:
+        """The owner connects the bot (can_reply: "manage messages" on); `announce` False: the
+        bot never got the update (only getBusinessConnection tells it)."""
         self.enabled = True
         self.rights = {"can_reply": can_reply, "can_read_messages": True, **rights}
-        return await self._push()
+        return await self._push(announce)
 
     async def change_rights(self, **rights: bool) -> int:
         self.rights = {**self.rights, **rights}

@@ -276,3 +276,18 @@ async def test_out_of_hours_the_customer_is_told_when_they_will_be_answered(
         await vera.write_to(salon, "А сегодня вечером?")
         await olga.reply()
         assert (await vera.next("sendMessage")).template == "business_auto_reply"
+
+
+async def test_a_connection_the_bot_missed_is_asked_of_telegram(
+    carebot, telegram: TelegramServer, olga: Person, salon: BusinessAccount
+) -> None:
+    await salon.connect(announce=False)  # connected while the bot was down
+    vera = telegram.user(4108, "Вера")
+    await vera.write_to(salon, "Добрый вечер")
+    asked = await olga.next("sendMessage")  # the connection, learnt from getBusinessConnection
+    assert asked.template == "business_connection_staff"
+    assert [c for c in telegram.calls if c.method == "getBusinessConnection" and c.ok]
+    relayed = await olga.reply()
+    assert "в аккаунт «Салон Ноготки»" in relayed.text and relayed.text.endswith("Добрый вечер")
+    await olga.send("Здравствуйте!", reply_to=relayed)
+    assert (await vera.next("sendMessage")).params["business_connection_id"] == salon.connection_id

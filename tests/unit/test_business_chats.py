@@ -67,7 +67,7 @@ def service(db: Database, clock: FixedClock, business: Business) -> BusinessChat
 
 async def rows(db: Database, model: type, *where: Any) -> list[Any]:
     async with db.reading() as repos:
-        found = list(await repos.session.scalars(select(model).where(*where)))
+        found: list[Any] = list(await repos.session.scalars(select(model).where(*where)))
         repos.session.expunge_all()  # read as they are, after the session is gone
         return found
 
