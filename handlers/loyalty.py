@@ -9,9 +9,11 @@ from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from markupsafe import Markup
 
 from bot.business import Business
 from bot.rendering import Renderer
+from bot.services.certificates import CertificateService
 from bot.services.customers import CustomerView
 from bot.services.loyalty import LoyaltyService
 from bot.services.packages import PackageService
@@ -33,29 +35,37 @@ async def card(
     loyalty: LoyaltyService,
     referrals: ReferralService,
     packages: PackageService,
+    certificates: CertificateService,
     render: Renderer,
     lang: str,
     business: Business,
     stamps: StampService,
 ) -> None:
-    if customer is None or not customer.onboarded:
+    if customer is None or not customer.onboarded or message.from_user is None:
         await message.answer(render.text(lang, "not_registered"))
         return
     wallet = await loyalty.wallet(customer.id)
-    text = render.text(lang, "loyalty_card", wallet=wallet, business=business)
+    parts: list[Markup] = []
+    if wallet.enabled or wallet.points:
+        parts.append(render.text(lang, "loyalty_card", wallet=wallet, business=business))
     stamp_card = await stamps.card(customer.id)
-    if stamp_card is not None:  # the stamp card; alone when there are no points to show
-        part = render.text(lang, "stamp_card", stamps=stamp_card, business=business)
-        text = part if not wallet.enabled and not wallet.points else text + "\n\n" + part
+    if stamp_card is not None:
+        parts.append(render.text(lang, "stamp_card", stamps=stamp_card, business=business))
     held = await packages.left(customer.id)
-    if held:  # prepaid packages with visits left: alone instead of "no loyalty program"
-        part = render.text(lang, "packages_card", packages=held)
-        alone = not wallet.enabled and not wallet.points
-        bare = text == render.text(lang, "loyalty_card", wallet=wallet, business=business)
-        text = part if alone and bare else text + "\n\n" + part
+    if held:  # prepaid packages with visits left
+        parts.append(render.text(lang, "packages_card", packages=held))
+    gifts = await certificates.of_customer(message.from_user.id)
+    if gifts:  # gift certificates with something left
+        parts.append(render.text(lang, "certificates_card", certificates=gifts, business=business))
+    history = await loyalty.history(customer.id)
+    if history:  # the last accruals and spendings, newest first
+        parts.append(render.text(lang, "points_history", history=history))
+    if not parts:  # none of the programs: says there is none
+        parts.append(render.text(lang, "loyalty_card", wallet=wallet, business=business))
     assert message.bot is not None
     invite, share = await invitation(message.bot, customer.id, referrals, render, lang, business)
-    await message.answer(text + invite, reply_markup=share)
+    text = Markup("\n\n").join(parts) + invite
+    await message.answer(truncate_html(text, TEXT_LIMIT), reply_markup=share)
 
 
 def parse_points(args: str) -> tuple[str, int, str]:

@@ -80,6 +80,18 @@ class LoyaltyRepo:
         )
         return [Line(*row) for row in rows]
 
+    async def recent(self, customer_id: int, limit: int) -> list[LoyaltyEntry]:
+        """The customer's last `limit` entries that moved points (an expiry of 0 only marks an
+        accrual settled), newest first: the history /card shows."""
+        return list(
+            await self.session.scalars(
+                select(LoyaltyEntry)
+                .where(LoyaltyEntry.customer_id == customer_id, LoyaltyEntry.points != 0)
+                .order_by(LoyaltyEntry.id.desc())
+                .limit(limit)
+            )
+        )
+
     async def add(self, entry: LoyaltyEntry) -> LoyaltyEntry:
         """An entry that cannot take the balance below zero (an accrual, an expiry of what is
         left, a correction upward)."""

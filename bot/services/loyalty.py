@@ -40,6 +40,9 @@ EXPIRE_PER_RUN = 500  # accruals settled per planner run (the rest go at the nex
 SETTLE_PER_TRANSACTION = 50  # customers
 MAX_CORRECTION = 1_000_000
 MAX_REASON = 500
+HISTORY = 5  # movements of points /card shows, newest first
+# accruals without a sale, by their reason (bonuses.py, referrals.py)
+BONUS_REASONS = ("welcome_bonus", "birthday_bonus", "referral_bonus", "referral_reward")
 
 
 @dataclass
@@ -119,6 +122,27 @@ class Wallet:
 
 
 @dataclass(frozen=True)
+class HistoryLine:
+    """One movement of points as the customer's /card shows it: `what` names it (an accrual for
+    a sale, a bonus by its reason, a spending, an expiry, a correction); a staff member's typed
+    reason stays in the audit and /mydata."""
+
+    at: datetime
+    points: int
+    what: str
+
+
+def history_line(entry: LoyaltyEntry) -> HistoryLine:
+    if entry.kind == LedgerKind.ACCRUAL:
+        what = entry.reason if entry.reason in BONUS_REASONS else "purchase"
+    elif entry.kind == LedgerKind.CORRECTION:
+        what = "sale_cancelled" if entry.reason == "sale_cancelled" else "correction"
+    else:
+        what = str(entry.kind)  # spending, expiry
+    return HistoryLine(at=entry.created_at, points=entry.points, what=what)
+
+
+@dataclass(frozen=True)
 class Correction:
     customer_id: int
     points: int
@@ -195,6 +219,11 @@ class LoyaltyService:
             next_expiry=soonest,
             expiring=sum(lot.left for lot in dated if lot.expires_at == soonest),
         )
+
+    async def history(self, customer_id: int, limit: int = HISTORY) -> list[HistoryLine]:
+        """The customer's last movements of points, newest first (accruals and spending)."""
+        async with self.db.reading() as repos:
+            return [history_line(entry) for entry in await repos.loyalty.recent(customer_id, limit)]
 
     # ---- expiry -------------------------------------------------------------------------------
 

@@ -313,3 +313,43 @@ async def test_the_expiry_planner_is_bounded_per_run(
     assert [await loyalty.expire() for _ in range(3)] == [2, 1, 0]
     async with db.reading() as repos:
         assert await repos.loyalty.balances([1, 2, 3]) == {1: 0, 2: 0, 3: 0}
+
+
+async def test_the_history_lists_the_last_movements_newest_first_by_what_they_were(
+    selling: StaffService,
+    loyalty: LoyaltyService,
+    db: Database,
+    clock: FixedClock,
+    cashback: Business,
+) -> None:
+    customer_id = await _customer(db, clock, cashback)
+    assert await loyalty.history(customer_id) == []
+    async with db.transaction() as repos:
+        await repos.loyalty.add(
+            LoyaltyEntry(
+                customer_id=customer_id,
+                kind=LedgerKind.ACCRUAL,
+                points=150,
+                reason="welcome_bonus",
+                created_at=clock.now(),
+            )
+        )
+    await selling.record_sale(OLGA, customer_id, 200000)  # +100
+    assert await loyalty.spend(customer_id, 250)  # all of it: the sale's accrual settles at 0
+    clock.advance(timedelta(days=400))
+    assert await loyalty.expire() == 1  # an expiry of 0 moves nothing: not in the history
+    await loyalty.correct(OLGA, customer_id, 40, "подарок за отзыв")
+    await selling.record_sale(OLGA, customer_id, 100000)  # +50
+    lines = await loyalty.history(customer_id)
+    assert [(line.what, line.points) for line in lines] == [
+        ("purchase", 50),
+        ("correction", 40),  # the staff's typed reason stays in the audit
+        ("spending", -250),
+        ("purchase", 100),
+        ("welcome_bonus", 150),
+    ]
+    assert lines[0].at == clock.now()
+    assert [line.what for line in await loyalty.history(customer_id, limit=2)] == [
+        "purchase",
+        "correction",
+    ]
