@@ -76,9 +76,10 @@ WAITING = OUTBOX_WAITING
 # time before they consented, too), a staff reply to them.
 ACCOUNT_KEYS = ("tg_user_id", "from_chat_id", "recipient")
 CHUNK = 5000  # ids per statement, under every driver's limit on bound parameters
-# The outbox templates of the care chat's relays (bot/services/care.py INBOUND, REPLY): their
-# stored text and data hold the words.
-CARE_RELAYS = ("care_in", "care_out")
+# The outbox templates of the care chat's relays (bot/services/care.py INBOUND, REPLY, and a
+# reply sent through a Telegram Business account, bot/services/business_chats.py BIZ_REPLY):
+# their stored text and data hold the words.
+CARE_RELAYS = ("care_in", "care_out", "biz_out")
 
 
 class ErasureRepo:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.business import Business, load_business
+from bot.business import Business, Retention, load_business
 from bot.clock import FixedClock
 from bot.db.models import (
     BusinessChat,
@@ -20,6 +20,7 @@ from bot.db.models import (
     CareMessage,
     Customer,
     OutboxMessage,
+    OutboxState,
     StaffAction,
 )
 from bot.db.repositories import Database
@@ -35,6 +36,8 @@ from bot.services.business_chats import (
     Refusal,
 )
 from bot.services.care import Author, CareService, Incoming, StaffReply
+from bot.services.customers import CustomerService
+from bot.services.retention import RetentionService
 from bot.settings import ConfigError
 from tests.conftest import BUSINESS_FILE
 
@@ -275,3 +278,27 @@ def test_auto_reply_needs_working_hours(tmp_path: Path) -> None:
     path.write_text(text + '\n[business_account]\nauto_reply = "maybe"\n')
     with pytest.raises(ConfigError, match="business_account.auto_reply"):
         load_business(path)
+
+
+async def test_the_retention_period_blanks_the_account_chat_words_too(
+    db: Database, clock: FixedClock, business: Business
+) -> None:
+    chats = service(db, clock, business)
+    await chats.connection_changed(info())
+    await write(chats, 511, 1, "старый вопрос")
+    route = await chats.route(511)
+    assert route is not None
+    reply = StaffReply(511, 9001, "Ольга", ADMIN, 78, None, "text", "старый ответ", None, None)
+    await chats.take_reply(reply, route, html="старый ответ", media=None)
+    await chats.from_owner(CONNECTION, 511, 2, "text", "ответ владельца")
+    async with db.transaction() as repos:  # everything went out
+        for row in await repos.session.scalars(select(OutboxMessage)):
+            row.state = OutboxState.SENT
+    clock.advance(timedelta(days=40))
+    kept = business.model_copy(update={"retention": Retention(care_texts_days=30)})
+    customers = CustomerService(db, clock, kept, MOSCOW, secret_key=b"test-secret-key")
+    await RetentionService(db, clock, kept, customers).erase_old_care_texts()
+    care = await rows(db, CareMessage, CareMessage.tg_user_id == 511)
+    assert [c.text for c in care] == [None, None, None]
+    [sent] = await rows(db, OutboxMessage, OutboxMessage.template == BIZ_REPLY)
+    assert "старый ответ" not in str(sent.data) and not sent.text
