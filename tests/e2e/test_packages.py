@@ -134,6 +134,7 @@ async def test_a_customer_without_a_program_sees_their_package_alone_in_card(
         await olga.send(f"/sale #{customer.id} 7000 анна package:mani<b>5")
         sold = (await olga.reply()).text
         assert "7\u00a0000\u00a0₽" in sold and "мастер Анна" in sold and "Продан абонемент" in sold
+        await reply_of(anna, "package_sold")  # the receipt comes through the outbox: not the card
         await anna.send("/card")
         card = (await anna.reply()).text
         assert "Бонусной программы" not in card and "осталось 5 из 5 визитов" in card
