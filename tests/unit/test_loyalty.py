@@ -4,7 +4,7 @@ corrections with a reason, two spends at once, erasure."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,8 +17,9 @@ from bot.db.models import LedgerKind, LoyaltyEntry, OutboxMessage, StaffAction
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.outbox.compose import Obsolete
+from bot.rendering import Renderer
 from bot.services.customers import CustomerService
-from bot.services.loyalty import LoyaltyService
+from bot.services.loyalty import HistoryLine, LoyaltyService
 from bot.services.staff import Staff, StaffService, UsageError
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -353,3 +354,19 @@ async def test_the_history_lists_the_last_movements_newest_first_by_what_they_we
         "purchase",
         "correction",
     ]
+
+
+def test_the_history_reads_in_both_languages() -> None:
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    history = [HistoryLine(at, -1300, "spending"), HistoryLine(at, 300, "referral_bonus")]
+    render = Renderer(MOSCOW)
+    assert render.text("ru", "points_history", history=history) == (
+        "📜 <b>История баллов</b>\n"
+        "23.11.2026 · −1\u00a0300 · оплата покупки баллами\n"
+        "23.11.2026 · +300 · бонус за приход по ссылке друга"
+    )
+    assert render.text("en", "points_history", history=history) == (
+        "📜 <b>Points history</b>\n"
+        "23 Nov 2026 · −1,300 · paid for a purchase\n"
+        "23 Nov 2026 · +300 · bonus for joining by a friend’s link"
+    )
