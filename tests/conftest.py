@@ -241,6 +241,10 @@ async def telegram() -> AsyncIterator[TelegramServer]:
     await server.start()
     yield server
     await server.stop()
+    # every press answered, once: a spinning button, or a second answer Telegram refuses, is a bug
+    refused = [c for c in server.calls if c.method == "answerCallbackQuery" and c.error_code]
+    assert not refused, refused
+    assert not server.unanswered_presses(), server.unanswered_presses()
 
 
 def make_settings(telegram: TelegramServer, database_url: str, **overrides: object) -> Settings:
