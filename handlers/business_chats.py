@@ -296,6 +296,14 @@ class BusinessRelay:
     async def _reply(self, data: dict[str, Any], recipient: int, connection_id: str) -> int:
         html, signature = data.get("html") or "", data.get("signature") or ""
         media = data.get("media")
+        if media and media["kind"] == "location":
+            sent = await self.bot.send_location(
+                recipient,
+                media["latitude"],
+                media["longitude"],
+                business_connection_id=connection_id,
+            )
+            return sent.message_id
         if media:
             method, captioned = _BY_FILE[media["kind"]]
             caption = html + signature
@@ -307,7 +315,7 @@ class BusinessRelay:
             )
             return int(sent.message_id)
         if not html:
-            raise Refused("business:unsupported")  # a location, a poll: not sent as the account
+            raise Refused("business:unsupported")  # a poll, a contact: not sent as the account
         texts = split_html(html + signature, TEXT_LIMIT)
         for text in texts[:-1]:
             await self.bot.send_message(recipient, text, business_connection_id=connection_id)

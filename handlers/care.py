@@ -77,13 +77,17 @@ _BY_FILE = {
 
 
 def file_of(message: Message) -> dict[str, Any] | None:
-    """The file a message carries, by its id (a photo: its largest size), or None."""
+    """The file a message carries, by its id (a photo: its largest size), or a location; None
+    for anything else (text, a poll, a contact)."""
     if message.photo:
         return {"kind": "photo", "file_id": message.photo[-1].file_id}
     for kind in _BY_FILE:
         item = getattr(message, kind, None)
         if item is not None and hasattr(item, "file_id"):
             return {"kind": kind, "file_id": item.file_id}
+    if message.location is not None:
+        where = message.location
+        return {"kind": "location", "latitude": where.latitude, "longitude": where.longitude}
     return None
 
 
@@ -375,6 +379,12 @@ class CareRelay:
         """A photo, voice, … written to a business account: its file sent again by its id
         (nothing can be copied from that chat); what has no file, a note of what it was."""
         media = post.media or {}
+        if media.get("kind") == "location":
+            return (
+                await self.bot.send_location(
+                    chat_id, media["latitude"], media["longitude"], message_thread_id=thread_id
+                )
+            ).message_id
         send = _BY_FILE.get(str(media.get("kind")))
         if send is not None:
             method, captioned = send

@@ -76,7 +76,7 @@ class Refusal(StrEnum):
     NO_RIGHT = "no_reply_right"  # the owner took away "reply to messages"
     EXPIRED = "chat_expired"  # their last message there is more than 24 hours old
     NO_CARD = "no_card"  # coupons: the customer has no card (not matched by id or phone)
-    UNSUPPORTED = "unsupported"  # a location, a poll: nothing the bot can send as the account
+    UNSUPPORTED = "unsupported"  # a poll, a contact: nothing the bot sends as the account
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,20 @@ async def test_a_customer_of_the_account_is_answered_as_the_account(
     assert price.params["caption"] == "Прайс"
     await olga.next("setMessageReaction")
     await olga.send_media("location", reply_to=photo)
+    where = await vera.next("sendLocation")
+    assert where.params["business_connection_id"] == salon.connection_id
+    assert (float(where.params["latitude"]), float(where.params["longitude"])) == (55.75, 37.62)
+    await olga.next("setMessageReaction")
+    # A customer's location reaches the staff as a location (after their card).
+    await vera.write_to(salon, kind="location")
+    assert (await olga.reply()).template == "care_card"
+    located = await olga.next("sendLocation")
+    assert (float(located.params["latitude"]), float(located.params["longitude"])) == (55.75, 37.62)
+    # A contact a staff member sends cannot go as the account: they are told.
+    contact = {"phone_number": "+79160000000", "first_name": "Мастер"}
+    await telegram.push({"message": olga._message(reply_to=located, contact=contact)})
     failed = await olga.reply()
-    assert failed.template == "business_failed" and "геопозицию" in failed.text
+    assert failed.template == "business_failed" and "контакт" in failed.text
 
 
 async def test_edits_and_deletions_reach_the_staff(
