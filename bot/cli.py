@@ -45,6 +45,29 @@ def _parser() -> argparse.ArgumentParser:
         help="where the webhook server listens (default 0.0.0.0:8080)",
     )
     commands.add_parser("migrate", help="apply database migrations and exit")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole bot in a browser, no token needed: a stand-in for Telegram and a clock",
+        description="Start the bot against a built-in stand-in for Telegram, on a database of its "
+        "own, and serve a page with a customer's, the staff group's and a master's chats and a "
+        "clock to move (it runs the planners and the sender as `carebot tick --now` does).",
+    )
+    demo.add_argument(
+        "--port", type=int, default=8080, help="the page's port on 127.0.0.1 (default 8080)"
+    )
+    demo.add_argument(
+        "--seed", action="store_true", help="a dozen customers with visits, for /stats at once"
+    )
+    demo.add_argument(
+        "--business", metavar="PATH", type=Path, help="a business file to preview (default as run)"
+    )
+    demo.add_argument(
+        "--dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("carebot-demo"),
+        help="the demo's database and files (default ./carebot-demo)",
+    )
     tick = commands.add_parser(
         "tick", help="run every planner once, deliver what is due, and exit (cron)"
     )
@@ -334,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
 
         unauthorized, network = TelegramUnauthorizedError, TelegramNetworkError
     setup_logging()
+    if args.command == "demo":  # no settings to read: the demo brings its own
+        from bot.demo.run import main as demo
+
+        return demo(args.dir, args.port, args.seed, args.business)
     try:
         settings = load_settings()
         if args.command == "migrate":
