@@ -22,7 +22,7 @@ from bot.demo.run import Demo, DemoOptions
 from bot.demo.world import FIRST_CUSTOMER
 
 try:
-    from playwright.async_api import Locator, Page, async_playwright, expect
+    from playwright.async_api import FilePayload, Locator, Page, async_playwright, expect
 except ImportError:  # the [test] extra brings it
     pytest.skip("playwright is not installed: pip install -e '.[test]'", allow_module_level=True)
 
@@ -37,6 +37,11 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 START = datetime(2026, 11, 23, 12, 0, tzinfo=MOSCOW)  # a Monday, at noon
 WAIT_MS = 20_000
 CODE = re.compile(r"\b[A-Z0-9]{8}\b")
+PNG = (  # a 1×1 picture
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99"
+    b"=\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 
 
 @pytest.fixture
@@ -152,6 +157,25 @@ async def test_staff_answer_from_the_group_pane(page: Page) -> None:
     await write(page, "group", "Конечно, перенесли на пятницу, 15:00")
     answer = await shows(page, "customer", "Конечно, перенесли на пятницу, 15:00")
     assert "me" not in (await answer.get_attribute("class") or "")  # it came from the bot
+    photo = FilePayload(name="nails.png", mimeType="image/png", buffer=PNG)
+    await pane(page, "customer").locator("textarea").fill("Вот такой дизайн")
+    await pane(page, "customer").get_by_label("Send a photo as the customer").set_input_files(photo)
+    relayed = await shows(page, "group", "Вот такой дизайн")
+    await expect(relayed.locator("img.photo")).to_be_visible()
+    assert await relayed.locator("img.photo").evaluate("i => i.naturalWidth") == 1  # drawn
+
+
+async def test_topics_in_the_group_pane(page: Page) -> None:
+    await page.get_by_label("Topics").check()
+    await expect(page.get_by_label("Topic", exact=True)).to_be_visible()
+    await onboard(page)
+    await write(page, "customer", "Есть свободное время завтра?")
+    await expect(page.locator("#topic-select option")).to_have_count(2)  # General, hers
+    await expect(messages(page, "group", "Есть свободное время завтра?")).to_have_count(0)
+    await page.get_by_label("Topic", exact=True).select_option(index=1)
+    await shows(page, "group", "Есть свободное время завтра?")
+    await write(page, "group", "Да, в 11:00 и в 16:00")  # in her topic: no reply needed
+    await shows(page, "customer", "Да, в 11:00 и в 16:00")
 
 
 async def test_the_clock_moves_a_day_and_the_survey_appears(page: Page) -> None:
