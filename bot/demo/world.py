@@ -23,9 +23,11 @@ from bot.standin import (
     PHOTO_LIMIT,
     PHOTO_SIGNATURES,
     UPLOADS,
+    BadRequest,
     Call,
     Person,
     TelegramServer,
+    visible_text,
 )
 
 log = logging.getLogger("carebot.demo")
@@ -347,10 +349,13 @@ class World:
             shown["topic"] = message["forum_topic_created"].get("name")
         replied = message.get("reply_to_message")
         if replied and replied.get("message_id") != message.get("message_thread_id"):
-            shown["reply_to"] = {
-                "id": replied.get("message_id"),
-                "text": str(replied.get("text") or replied.get("caption") or "")[:80],
-            }
+            quoted = str(replied.get("text") or replied.get("caption") or "")
+            if (chat_id, replied.get("message_id")) in self.html:
+                try:
+                    quoted = visible_text(quoted, "HTML")  # the words, as the chat shows them
+                except BadRequest:
+                    pass
+            shown["reply_to"] = {"id": replied.get("message_id"), "text": quoted[:80]}
         return shown
 
     def topics(self) -> dict[int, str]:
