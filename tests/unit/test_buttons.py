@@ -116,7 +116,7 @@ FACTORIES = [
 
 
 def test_every_action_and_step_is_an_enum_and_prefixes_are_unique() -> None:
-    assert len(FACTORIES) == 24
+    assert len(FACTORIES) == 25
     prefixes = [f.__prefix__ for f in FACTORIES]  # type: ignore[attr-defined]
     assert len(prefixes) == len(set(prefixes))
     for factory in FACTORIES:

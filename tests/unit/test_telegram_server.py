@@ -300,9 +300,18 @@ async def test_buttons_need_text_and_an_action(api: Api) -> None:
     )
 
 
-async def test_a_callback_answer_up_to_200_characters(api: Api) -> None:
-    await api.ok("answerCallbackQuery", callback_query_id="q", text="a" * 200)
+@pytest.mark.stand_in_refusals
+async def test_a_press_is_answered_once_in_up_to_200_characters(
+    telegram: TelegramServer, api: Api
+) -> None:
+    telegram.presses.append("q")  # a press the user made (Person.press records them so)
     await api.refused("answerCallbackQuery", callback_query_id="q", text="a" * 201)
+    assert telegram.unanswered_presses() == ["q"]
+    await api.ok("answerCallbackQuery", callback_query_id="q", text="a" * 200)
+    assert telegram.unanswered_presses() == []
+    body = await api.refused("answerCallbackQuery", callback_query_id="q")  # a second answer
+    assert "query ID is invalid" in body["description"]
+    await api.refused("answerCallbackQuery", callback_query_id="never-pressed")
 
 
 # ---- 20 new messages a minute per group --------------------------------------------------------

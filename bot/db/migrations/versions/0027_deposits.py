@@ -20,7 +20,8 @@ down_revision = "0026"
 branch_labels = None
 depends_on = None
 
-BOOKING_STATES = ("pending", "confirmed", "declined", "cancelled", "done", "no_show")
+BOOKING_STATES = ("pending", "confirmed", "declined", "cancelled", "done", "no_show", "held")
+BEFORE = BOOKING_STATES[:-1]  # what 0009 checks: a downgrade goes back to it
 DEPOSIT_STATES = "state IN ('awaiting', 'expired', 'paid', 'counted', 'kept', 'refund_due')"
 
 
@@ -31,9 +32,7 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
 def upgrade() -> None:
     with op.batch_alter_table("bookings") as batch:
         batch.drop_constraint(op.f("ck_bookings_state"), type_="check")
-        batch.create_check_constraint(
-            op.f("ck_bookings_state"), _one_of("state", (*BOOKING_STATES, "held"))
-        )
+        batch.create_check_constraint(op.f("ck_bookings_state"), _one_of("state", BOOKING_STATES))
     op.create_table(
         "deposits",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -96,4 +95,4 @@ def downgrade() -> None:
     op.execute("UPDATE bookings SET state = 'cancelled', reason = 'unpaid' WHERE state = 'held'")
     with op.batch_alter_table("bookings") as batch:
         batch.drop_constraint(op.f("ck_bookings_state"), type_="check")
-        batch.create_check_constraint(op.f("ck_bookings_state"), _one_of("state", BOOKING_STATES))
+        batch.create_check_constraint(op.f("ck_bookings_state"), _one_of("state", BEFORE))
