@@ -638,19 +638,32 @@ class BookingService:
                 for kind in ("booking_request", "booking_confirmed", "booking_escalated")
             ],
         )
+        await self.tell_staff(
+            repos,
+            booking,
+            "booking_cancelled_staff",
+            not_after=max(booking.starts_at, now + timedelta(hours=1)),
+            now=now,
+        )
+
+    async def tell_staff(
+        self, repos: Repos, booking: Booking, template: str, *, not_after: datetime, now: datetime
+    ) -> None:
+        """A service message about this visit to its master's chat and to the admin chat (once
+        where they are one chat), keyed by template, visit and chat."""
         account = await repos.bookings.account(booking.master_id)
         chats = ([account.tg_user_id] if account else []) + (
             [self.admin_chat_id] if self.admin_chat_id else []
         )
         for chat_id in dict.fromkeys(chats):
             await repos.outbox.queue(
-                key=f"booking_cancelled:{booking.id}:{chat_id}",
+                key=f"{template.removesuffix('_staff')}:{booking.id}:{chat_id}",
                 kind=SERVICE,
-                template="booking_cancelled_staff",
+                template=template,
                 chat_id=chat_id,
                 data={"booking_id": booking.id},
                 not_before=now,
-                not_after=max(booking.starts_at, now + timedelta(hours=1)),
+                not_after=not_after,
                 now=now,
             )
 

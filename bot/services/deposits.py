@@ -479,21 +479,9 @@ class DepositService:
             now=now,
         )
         await self.booking._plan_reminders(repos, booking, now)
-        account = await repos.bookings.account(booking.master_id)
-        chats = ([account.tg_user_id] if account else []) + (
-            [self.admin_chat_id] if self.admin_chat_id else []
+        await self.booking.tell_staff(
+            repos, booking, "deposit_paid_staff", not_after=booking.starts_at, now=now
         )
-        for chat_id in dict.fromkeys(chats):
-            await repos.outbox.queue(
-                key=f"deposit_paid:{booking.id}:{chat_id}",
-                kind=SERVICE,
-                template="deposit_paid_staff",
-                chat_id=chat_id,
-                data={"booking_id": booking.id},
-                not_before=now,
-                not_after=booking.starts_at,
-                now=now,
-            )
         return Paid(
             PaidOutcome.CONFIRMED, await self.booking._view(repos, booking), DepositView.of(deposit)
         )
