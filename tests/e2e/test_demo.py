@@ -5,7 +5,13 @@ refused politely and changes nothing; the clock only goes forward; a seeded demo
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -213,3 +219,35 @@ async def test_a_seeded_demo_has_a_history_to_show(database_url: str, tmp_path: 
         await demo.server.wait_for(lambda: written() >= 3, timeout=30)
     finally:
         await demo.stop()
+
+
+def test_the_readmes_first_command_gives_the_page(tmp_path: Path) -> None:
+    """`carebot demo`, as the README's first command ends, run as the owner would from an empty
+    folder: one line with the page's address, the page served, Ctrl-C stops it cleanly."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"pip install -e \. && \.venv/bin/carebot demo\n", readme)
+    with socket.socket() as probe:  # a port free now, for the demo to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "REDIS_URL")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "bot", "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        line = demo.stdout.readline()  # the one line, once the page is served
+        url = f"http://127.0.0.1:{port}"
+        assert line.startswith(f"carebot demo: open {url} in a browser"), line
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b"carebot demo" in page.read()
+        assert (tmp_path / "carebot-demo" / "carebot.sqlite3").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        _, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 0, errors
+    assert "Traceback" not in errors
