@@ -17,7 +17,7 @@ from bot.clock import ShiftedClock
 from bot.demo.seed import SEED_DAYS, seed
 from bot.demo.web import web_app
 from bot.demo.world import DEMO_TOKEN, GROUP_ID, DemoServer, Refused, World
-from bot.settings import Settings
+from bot.settings import load_settings
 from bot.standin import BOT_USER
 
 log = logging.getLogger("carebot.demo")
@@ -73,7 +73,11 @@ class Demo:
             values["business_file"] = options.business_file
         if options.timezone is not None:
             values["timezone"] = options.timezone
-        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        try:
+            settings = load_settings(_env_file=None, **values)  # a bad TIMEZONE: one line
+        except BaseException:
+            await self.server.stop()
+            raise
         start = options.start or datetime.now(UTC)
         # A history to seed is written as it happened: the clock starts months back.
         self.clock = ShiftedClock(start - timedelta(days=SEED_DAYS) if options.seed else start)
