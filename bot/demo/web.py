@@ -4,7 +4,8 @@ GET / and /static/… serve the page (every asset ships in the package: nothing 
 the internet, and the Content-Security-Policy says so to the browser); /api/state is everything
 the page draws, /api/events pushes each change as it happens (server-sent events); the POSTs are
 what a person does in a chat, and moving the clock. A request from another site's page (an
-Origin that is not this one) is refused, so only this page drives the demo.
+Origin that is not this one, or a Host that is not this machine's name) is refused, so only this
+page drives the demo.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 PING_SECONDS = 15.0
 PHOTO_UPLOAD_LIMIT = 11 * 1024 * 1024
@@ -69,6 +71,8 @@ def web_app(demo: Demo) -> web.Application:
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
     origin = request.headers.get("Origin")
+    if request.host.rsplit(":", 1)[0] not in LOCAL_NAMES:  # a name rebound to this machine
+        return web.json_response({"error": "open the demo as 127.0.0.1 or localhost"}, status=403)
     if request.method != "GET" and origin and origin != f"{request.scheme}://{request.host}":
         return web.json_response({"error": "only the demo's own page drives it"}, status=403)
     try:

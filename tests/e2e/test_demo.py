@@ -129,6 +129,8 @@ async def test_what_a_client_would_not_do_is_refused_and_changes_nothing(
         headers={"Origin": "http://evil.example"},
     )
     assert status == 403  # another site's page cannot drive the demo
+    async with http.get("/api/state", headers={"Host": "evil.example:8080"}) as response:
+        assert response.status == 403  # nor one whose name was rebound to this machine
     assert demo.server.pushed == pushed  # none of it reached the bot
     assert len(demo.world.customers) == 1
 
