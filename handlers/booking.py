@@ -32,6 +32,8 @@ from handlers.callbacks import (
     MenuCallback,
     SlotAct,
     SlotCallback,
+    day_code,
+    day_of,
     from_minutes,
 )
 from handlers.deposits import hold_and_invoice
@@ -47,17 +49,6 @@ CUSTOMER_ACTIONS = (
 )
 
 
-def _day_code(day: date) -> int:
-    return day.year * 10000 + day.month * 100 + day.day
-
-
-def _day_of(code: int) -> date | None:
-    try:
-        return date(code // 10000, code // 100 % 100, code % 100)
-    except (ValueError, OverflowError):  # forged: no such day
-        return None
-
-
 def _days_keyboard(
     render: Renderer, lang: str, days: list[date], service_id: str, master_id: str, replaces: int
 ) -> InlineKeyboardBuilder:
@@ -70,7 +61,7 @@ def _days_keyboard(
                 step=BookStep.TIMES,
                 service=service_id,
                 master=master_id,
-                day=_day_code(day),
+                day=day_code(day),
                 replaces=replaces,
             ),
         )
@@ -227,7 +218,7 @@ async def menu_step(
             builder.as_markup(),
         )
         return
-    chosen = _day_of(data.day)
+    chosen = day_of(data.day)
     if data.step is not BookStep.TIMES or chosen is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return

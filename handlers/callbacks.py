@@ -7,7 +7,7 @@ as stale. So do numbers outside `Number` and slot times no slot can have (`from_
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -38,6 +38,19 @@ def from_minutes(minutes: int) -> datetime | None:
     if not 0 <= minutes < _LAST_MINUTE:
         return None
     return datetime.fromtimestamp(minutes * 60, UTC)
+
+
+def day_code(day: date) -> int:
+    """A day as yyyymmdd: a Number for button data."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def day_of(code: int) -> date | None:
+    """The day of a yyyymmdd from button data; None for a forged one (no such day)."""
+    try:
+        return date(code // 10000, code // 100 % 100, code % 100)
+    except (ValueError, OverflowError):
+        return None
 
 
 # ---- booking ------------------------------------------------------------------------------------

@@ -18,21 +18,10 @@ from bot.rendering import Renderer
 from bot.services.customers import CustomerView
 from bot.services.deposits import DepositService
 from bot.services.waitlist import DayPart, JoinOutcome, TakeOutcome, WaitlistService
-from handlers.callbacks import WaitAct, WaitlistCallback, WaitMenu, WaitStep
+from handlers.callbacks import WaitAct, WaitlistCallback, WaitMenu, WaitStep, day_code, day_of
 from handlers.deposits import hold_and_invoice
 
 RANGES = (1, 3, 7, 14)  # the day ranges offered, from today (capped by how far one can book)
-
-
-def day_code(day: date) -> int:
-    return day.year * 10000 + day.month * 100 + day.day
-
-
-def day_of(code: int) -> date | None:
-    try:
-        return date(code // 10000, code // 100 % 100, code % 100)
-    except (ValueError, OverflowError):  # forged: no such day
-        return None
 
 
 def join_button(
