@@ -31,9 +31,11 @@ from bot.db.repositories import Database
 from bot.events import Events
 from bot.features import Features
 from bot.keys import load_secret_key
+from bot.leader import Leadership, leadership
 from bot.outbox.limits import Limiter
 from bot.outbox.planners import Planners
 from bot.outbox.sender import OutboxSender
+from bot.outbox.shared_budget import SharedBudget
 from bot.rendering import LANGUAGES, Renderer
 from bot.services.bonuses import BonusService
 from bot.services.booking import BookingService
@@ -76,8 +78,10 @@ from handlers.business_chats import BusinessRelay
 from handlers.care import CareRelay
 from handlers.delivery import TelegramLimits
 from handlers.fsm_storage import SqlStorage
+from handlers.ops import Ops
 from handlers.outbox_client import TelegramTransport
 from handlers.stats_digest import StatsDigestDelivery
+from handlers.updates_once import CountUpdates, OnceOnly
 
 log = logging.getLogger("carebot")
 
@@ -214,6 +218,9 @@ class App(Core):
         default=None, init=False
     )  # why the bot stopped on its own (database file)
     _webhook_stop: asyncio.Event | None = field(default=None, init=False)
+    limiter: Limiter = field(init=False)
+    leader: Leadership = field(init=False)  # who runs the planners (bot/leader.py)
+    ops: Ops = field(init=False)
 
     @classmethod
     async def create(cls, settings: Settings, *, clock: Clock | None = None) -> App:
@@ -224,10 +231,18 @@ class App(Core):
         render = Renderer(settings.tz)
         core = await Core.build(settings, business, clock, db, render)
         # One budget for every message, replies and outbox alike (bot/outbox/limits.py).
+        # Several instances share it through Redis (REDIS_URL), one process keeps it itself.
+        shared = (
+            SharedBudget.from_url(settings.redis_url, _bot_id(settings))
+            if settings.redis_url
+            else None
+        )
         limiter = Limiter(
             business.outbox.messages_per_second,
             business.outbox.seconds_per_chat,
             business.outbox.group_per_minute,
+            paid_per_second=business.broadcasts.paid_messages_per_second,
+            shared=shared,
         )
         bot = _bot(settings, limiter)
         admin_chat = AdminChat(bot, settings.admin_chat_id, clock)
@@ -269,8 +284,21 @@ class App(Core):
             broadcasts=broadcasts,
             progress_board=ProgressBoard(bot, broadcasts, render, business.staff_language, clock),
         )
+        app.limiter, app.leader = limiter, leadership(db.engine)
         app._wire_dispatcher()
+        app._wire_operations()
         return app
+
+    def _wire_operations(self) -> None:
+        """Updates counted; /healthz and /metrics (handlers/ops.py)."""
+        self.dp.update.outer_middleware(CountUpdates())
+        shared = self.limiter.shared
+        self.ops = Ops(
+            database=self.db,
+            clock=self.clock,
+            bot_api=self.bot.get_me,
+            redis=shared.ping if shared is not None else None,
+        )
 
     def _wire_dispatcher(self) -> None:
         setup_dispatcher(self.dp, self.customers)
@@ -366,7 +394,8 @@ class App(Core):
         StatsDigestDelivery(self.bot, digest).register(self.sender)
 
     def start_background(self) -> None:
-        """Planners on APScheduler (now, then every PLAN_EVERY) and the outbox sender."""
+        """Planners on APScheduler (now, then every PLAN_EVERY_SECONDS, on the one instance that
+        leads) and the outbox sender."""
         self._stop_sending = asyncio.Event()
         self._sending = asyncio.create_task(
             self.sender.run(self._stop_sending), name="outbox-sender"
@@ -375,7 +404,7 @@ class App(Core):
         self._scheduler.add_job(
             self._plan,
             "interval",
-            seconds=PLAN_EVERY.total_seconds(),
+            seconds=self.settings.plan_every_seconds,
             id="planners",
             max_instances=1,
             coalesce=True,
@@ -403,6 +432,7 @@ class App(Core):
         await self._sending
         await self._watching
         await self._guarding
+        await self.leader.close()  # another instance takes the planners over
 
     async def _guard_database(self, stop: asyncio.Event) -> None:
         """SQLite: a database file deleted, replaced or turned read-only under the running bot is
@@ -432,7 +462,11 @@ class App(Core):
             await self.dp.stop_polling()
 
     async def _plan(self) -> None:
+        """The planners, on the one instance that leads (bot/leader.py); another takes over at
+        its next interval when the leader is gone."""
         try:
+            if not await self.leader.check():
+                return
             await self.planners.run_all()
         except Exception:
             log.exception("planners failed; they run again at the next interval")
@@ -488,12 +522,27 @@ class App(Core):
         if note := self.deposits.startup_note():
             log.warning(note)
 
-    async def run_polling(self, *, handle_signals: bool = True) -> None:
+    async def run_polling(
+        self, *, handle_signals: bool = True, http: tuple[str, int] | None = None
+    ) -> None:
+        """Long polling; with `http` (--http, HTTP_LISTEN), /healthz and /metrics served there."""
+        runner = None
         try:
+            if http is not None:
+                from aiohttp import web
+
+                web_app = web.Application()
+                self.ops.register(web_app)
+                runner = web.AppRunner(web_app)
+                await runner.setup()
+                await web.TCPSite(runner, *http).start()
+                log.info("health and metrics on http://%s:%s/healthz and /metrics", *http)
             await self.dp.start_polling(
                 self.bot, handle_signals=handle_signals, close_bot_session=True
             )
         finally:
+            if runner is not None:
+                await runner.cleanup()
             await self.close()
 
     async def run_webhook(
@@ -518,6 +567,13 @@ class App(Core):
             web_app, path=URL(url).path or "/"
         )
         setup_application(web_app, self.dp, bot=self.bot)
+        self.ops.register(web_app)  # /healthz and /metrics beside the webhook
+        if self.limiter.shared is not None:
+            # Behind a load balancer a retried update may land on another instance: the first
+            # to see it takes it (polling has getUpdates' offset instead).
+            self.dp.update.outer_middleware(
+                OnceOnly(self.limiter.shared.redis, f"carebot:update:{self.bot.id}")
+            )
         runner = web.AppRunner(web_app)
         await runner.setup()
         if stop is None:
@@ -540,6 +596,9 @@ class App(Core):
             await self.close()
 
     async def close(self) -> None:
+        await self.leader.close()
+        if self.limiter.shared is not None:
+            await self.limiter.shared.close()
         await self.storage.close()
         await self.bot.session.close()
         await self.db.engine.dispose()
@@ -554,6 +613,11 @@ async def _database(settings: Settings) -> Database:
         await engine.dispose()
         raise
     return Database(engine)
+
+
+def _bot_id(settings: Settings) -> str:
+    """The bot's id (a token starts with it): the shared budget's keys are the bot's own."""
+    return settings.bot_token.get_secret_value().split(":", 1)[0]
 
 
 def _bot(settings: Settings, limiter: Limiter) -> Bot:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot import lazy_types
 from bot.logs import setup_logging
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import ConfigError, Settings, load_settings, split_listen
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         default="0.0.0.0:8080",
         help="where the webhook server listens (default 0.0.0.0:8080)",
+    )
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="polling mode: serve /healthz and /metrics here (default: the HTTP_LISTEN setting;"
+        " in webhook mode they are on --listen)",
     )
     commands.add_parser("migrate", help="apply database migrations and exit")
     demo = commands.add_parser(
@@ -316,7 +322,9 @@ def freeze_start_up() -> None:
     gc.freeze()
 
 
-async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
+async def _run(
+    settings: Settings, webhook: str | None, listen: str, http: str | None = None
+) -> None:
     from bot.app import App
 
     await _reach_redis(settings)
@@ -333,7 +341,14 @@ async def _run(settings: Settings, webhook: str | None, listen: str) -> None:
             raise ConfigError(f"--listen {listen!r} is not HOST:PORT")
         await app.run_webhook(webhook, host or "0.0.0.0", int(port))
     else:
-        await app.run_polling()
+        where: tuple[str, int] | None = None
+        if http or settings.http_listen:
+            try:
+                where = split_listen(http or settings.http_listen or "")
+            except ValueError as error:
+                await app.close()
+                raise ConfigError(f"--http: {error}") from None
+        await app.run_polling(http=where)
     if app.fault:
         raise Unreachable(f"stopped: {app.fault}; restore it and start again")
 
@@ -374,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             _import(settings, args)
         else:
-            asyncio.run(_run(settings, args.webhook, args.listen))
+            asyncio.run(_run(settings, args.webhook, args.listen, args.http))
     except ConfigError as error:
         print(f"carebot: {error}", file=sys.stderr)
         return EXIT_CONFIG

@@ -19,6 +19,14 @@ _PLACEHOLDER = re.compile(r"your-token|botfather", re.IGNORECASE)
 _REPLACE_TOKEN = "replace the example token with yours from @BotFather"
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT (`0.0.0.0:8080`, `[::1]:9000`) as a host and a port; ValueError if not."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT, like 127.0.0.1:9090")
+    return host.strip("[]"), int(port)
+
+
 class ConfigError(Exception):
     """A setting or the business file is wrong; the message names it in one line."""
 
@@ -42,6 +50,11 @@ class Settings(BaseSettings):
     # The payment provider's token from @BotFather → Payments (deposits, `[deposits]` in the
     # business file); unset: no deposits are asked, whatever the business file says.
     payment_provider_token: SecretStr | None = Field(default=None)
+    # Polling mode: where /healthz and /metrics are served (HOST:PORT); unset: not served. In
+    # webhook mode they are on the webhook's --listen address.
+    http_listen: str | None = None
+    # How often the planners run (on one instance at a time), in seconds.
+    plan_every_seconds: float = Field(default=600.0, ge=1, le=86400)
 
     @field_validator("bot_token")
     @classmethod
@@ -72,6 +85,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with redis://, rediss:// or unix:// (like redis://127.0.0.1:6379/0)"
             )
+        return value.strip()
+
+    @field_validator("http_listen")
+    @classmethod
+    def _http_listen(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        split_listen(value.strip())
         return value.strip()
 
     @field_validator("secret_key")

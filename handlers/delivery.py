@@ -18,6 +18,7 @@ from aiogram.methods import Response, SendMediaGroup, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
+from bot.metrics import REPLIES, RETRIES, THROTTLED
 from bot.outbox.errors import Withdrawn
 from bot.outbox.limits import DELIVERY, Limiter, Priority, is_group
 from handlers.outbox_client import is_transient
@@ -99,8 +100,11 @@ class TelegramLimits(BaseRequestMiddleware):
                 response = await make_request(bot, method)
                 if departed is not None and chat_id is not None:
                     self.limiter.arrived(chat_id, departed, turns)
+                if counted and not delivery.paced and delivery.priority is Priority.INTERACTIVE:
+                    REPLIES.labels(method.__api_method__).inc()
                 return response
             except TelegramRetryAfter as error:
+                THROTTLED.inc()
                 self.limiter.pause(chat_id, error.retry_after)
                 attempt += 1
                 if (
@@ -109,6 +113,7 @@ class TelegramLimits(BaseRequestMiddleware):
                     or attempt > MAX_ATTEMPTS
                 ):
                     raise
+                RETRIES.inc()
                 log.info(
                     "telegram asked to wait method=%s chat_id=%s retry_after=%s",
                     method.__api_method__,
@@ -123,6 +128,7 @@ class TelegramLimits(BaseRequestMiddleware):
                 ):
                     raise
                 delay = max(next(backoff), 0.0)
+                RETRIES.inc()
                 log.info(
                     "telegram call failed, retrying method=%s chat_id=%s attempt=%s error=%s",
                     method.__api_method__,

@@ -26,6 +26,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.outbox.errors import Blocked, DeliveryError, Refused, RetryAfter, Transient
+from bot.outbox.limits import DELIVERY
 from bot.outbox.sender import Deliverer, Done, Ready
 from handlers.keyboards import stored_markup
 
@@ -115,6 +116,8 @@ class TelegramTransport:
             where["reply_parameters"] = ReplyParameters(
                 message_id=item.data["reply_to"], allow_sending_without_reply=True
             )
+        if DELIVERY.get().paid:  # a broadcast the business pays Telegram's faster rate for
+            where["allow_paid_broadcast"] = True
         media = item.media
         if not media:
             return await self.bot.send_message(

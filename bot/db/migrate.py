@@ -38,8 +38,29 @@ async def current(engine: AsyncEngine) -> str | None:
         return await connection.run_sync(_read)
 
 
+# Several instances starting at once: one migrates under this PostgreSQL advisory lock, the
+# others wait for it and then find the schema current ("carebot" in ASCII, plus one; the planners'
+# lock is bot/leader.py's).
+MIGRATIONS_LOCK = 0x63617265626F75
+
+
 async def upgrade(engine: AsyncEngine) -> None:
     if await current(engine) == head():
+        return
+    if engine.dialect.name != "postgresql":
+        await _upgrade(engine)
+        return
+    async with engine.connect() as lock:
+        lock = await lock.execution_options(isolation_level="AUTOCOMMIT")
+        await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATIONS_LOCK})
+        try:
+            await _upgrade(engine)
+        finally:
+            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATIONS_LOCK})
+
+
+async def _upgrade(engine: AsyncEngine) -> None:
+    if await current(engine) == head():  # another instance did it while this one waited
         return
 
     def _run(connection: Any) -> None:

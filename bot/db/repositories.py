@@ -712,6 +712,15 @@ class OutboxRepo:
         )
         return [(k, s, int(n)) for k, s, n in await self.session.execute(query)]
 
+    async def lag(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many rows are due now and not yet sent, and the oldest one's due moment
+        (/healthz and /metrics: the queue's depth and age)."""
+        query = select(func.count(), func.min(OutboxMessage.due_at)).where(
+            OutboxMessage.state.in_(OUTBOX_WAITING), OutboxMessage.due_at <= now
+        )
+        count, oldest = (await self.session.execute(query)).one()
+        return int(count), oldest
+
     async def due_ids(self, now: datetime) -> list[int]:
         """The rows a drain now would take up (`carebot tick` asks afterwards why some did not go)."""
         query = select(OutboxMessage.id).where(
@@ -1069,6 +1078,18 @@ class BroadcastRepo:
             .group_by(OutboxMessage.state, OutboxMessage.error_code)
         )
         return [(state, code, int(n)) for state, code, n in rows]
+
+    async def sent_moments(self, key_prefix_: str) -> list[datetime]:
+        """When each of its messages was delivered (a paid broadcast's cost is counted per
+        second)."""
+        return list(
+            await self.session.scalars(
+                select(OutboxMessage.sent_at).where(
+                    key_prefix(OutboxMessage.key, key_prefix_),
+                    OutboxMessage.state == OutboxState.SENT,
+                )
+            )
+        )
 
     async def redeemed(self, key_prefix_: str) -> int:
         """Coupons given by its messages and redeemed so far."""

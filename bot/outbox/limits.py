@@ -10,6 +10,15 @@ Who goes first: a person waiting for an answer (`INTERACTIVE`), then what people
 other and service notices (`RELAY`), then the outbox's bulk (`BULK`, broadcasts and offers),
 which yields a share of the global rate while interactive traffic is about.
 
+Several instances share the budget through Redis (`shared`, a `bot.outbox.shared_budget.
+SharedBudget`): the chat's turn is still kept in order here, and then the turn itself (the global
+rate, the chat's gap, the group's minute, a `retry_after`) is taken by one atomic script for all
+of them. With no Redis (one process) the in-process pacing below is the whole budget.
+
+A paid broadcast (`allow_paid_broadcast`, the business file's `[broadcasts] allow_paid_broadcast`)
+goes at its own rate, `paid_per_second` (Telegram allows 1,000 a second, for Stars), on a lane of
+its own; everything else keeps the free rate.
+
 Hand-written because it is a few lines that must honour `retry_after` per chat and count the way
 Telegram does: the rate-limit libraries on PyPI (aiolimiter and friends) have no per-key pause
 and count in windows that let a burst through at the window's edge, which is exactly what earns
@@ -20,11 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
+
+from bot.outbox.shared_budget import FREE, PAID, SharedBudget
+
+log = logging.getLogger("carebot.limits")
 
 GROUP_WINDOW = 60.0  # Telegram counts a group's messages per minute
 GROUP_BURST = 5  # relays into a group go at once up to this many a minute, then spread out
@@ -52,6 +66,8 @@ class Delivery:
     # The outbox sender took the turn of this one-call message itself: the middleware does not
     # wait again (it does for a retry).
     paced: bool = False
+    # A broadcast sent with allow_paid_broadcast: the paid lane's rate, not the free one.
+    paid: bool = False
 
 
 DELIVERY: ContextVar[Delivery] = ContextVar("carebot_delivery", default=Delivery())
@@ -79,8 +95,14 @@ class Limiter:
         group_reserve: int = 4,
         timer: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        paid_per_second: float = 1000.0,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.gap = 1.0 / per_second
+        self.paid_per_second = paid_per_second
+        self.shared = shared
+        self._paid_next_slot = 0.0
+        self._pausing: set[asyncio.Task[None]] = set()
         self.per_second = max(1, int(per_second))
         self.per_chat = per_chat_seconds
         self.group_per_minute = group_per_minute
@@ -106,12 +128,34 @@ class Limiter:
 
     def pause(self, chat_id: int | None, seconds: float) -> None:
         """Telegram said "retry after" for this chat: nothing more goes there before then."""
+        if self.shared is not None:  # every instance waits it out, not only this one
+            task = asyncio.get_running_loop().create_task(self._share_pause(chat_id, seconds))
+            self._pausing.add(task)
+            task.add_done_callback(self._pausing.discard)
         until = self.now() + seconds
         if chat_id is None:
             self._paused_until = max(self._paused_until, until)
             return
         chat = self._chat(chat_id)
         chat.paused_until = max(chat.paused_until, until)
+
+    async def _share_pause(self, chat_id: int | None, seconds: float) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.pause(chat_id, seconds)
+        except Exception:  # Redis away: this instance still waits it out
+            log.warning("could not share a retry_after through Redis", exc_info=True)
+
+    def limits(self) -> dict[str, float]:
+        """The named limits this budget keeps (shared by every instance when `shared` is set)."""
+        return {
+            "messages_per_second": self.per_second,
+            "paid_messages_per_second": self.paid_per_second,
+            "seconds_per_chat": self.per_chat,
+            "private_burst": self.private_burst,
+            "group_per_minute": self.group_per_minute,
+            "group_reserve": self.group_reserve,
+        }
 
     def paused_for(self, chat_id: int) -> float:
         """Seconds until this chat may be written to again (0 when it may now)."""
@@ -123,6 +167,9 @@ class Limiter:
         """For calls that are not new messages (edits, look-ups): only a 429's pause applies."""
         while (wait := self.paused_for(chat_id)) > 0:
             await self._sleep(wait)
+        if self.shared is not None:
+            while (wait := await self.shared.paused_for(chat_id)) > 0:
+                await self._sleep(wait)
 
     # ---- taking a turn -----------------------------------------------------------------------
 
@@ -156,14 +203,21 @@ class Limiter:
         """Wait until one more message may go into this chat and globally; take that turn (the
         moment it is counted from is returned)."""
         chat = self._chat(chat_id)
+        paid = DELIVERY.get().paid and priority is Priority.BULK
         if priority is Priority.INTERACTIVE:
             reserved = await self._chat_turn(chat, chat_id, priority)
             self._last_interactive = self.now()
-            await self._interactive_departure()
+            if self.shared is None:
+                await self._interactive_departure()
         else:
             async with chat.lock:  # first come, first served within one chat: order is kept
                 reserved = await self._chat_turn(chat, chat_id, priority)
-            await self._bulk_departure(priority)
+                if self.shared is not None:  # in the chat's order, across instances too
+                    await self._shared_turn(chat_id, priority, paid)
+            if self.shared is None:
+                await (self._paid_departure() if paid else self._bulk_departure(priority))
+        if self.shared is not None and priority is Priority.INTERACTIVE:
+            await self._shared_turn(chat_id, priority, paid)
         # The chat's window counts when the message really left, not when its turn was reserved.
         departed = self.now()
         if reserved != departed and reserved in chat.sent:
@@ -171,6 +225,28 @@ class Limiter:
             bisect.insort(chat.sent, departed)
         self._prune()
         return departed
+
+    async def _shared_turn(self, chat_id: int, priority: Priority, paid: bool) -> None:
+        assert self.shared is not None
+        await self.shared.take(
+            chat_id,
+            int(priority),
+            per_second=self.paid_per_second if paid else self.per_second,
+            per_chat_seconds=self.per_chat,
+            private_burst=self.private_burst,
+            group_per_minute=self.group_per_minute,
+            group_reserve=self.group_reserve,
+            lane=PAID if paid else FREE,
+            sleep=self._sleep,
+        )
+
+    async def _paid_departure(self) -> None:
+        """A paid broadcast's messages: evenly spaced at the paid rate, apart from the free lane."""
+        now = self.now()
+        slot = max(now, self._paid_next_slot)
+        self._paid_next_slot = slot + 1.0 / self.paid_per_second
+        if slot > now:
+            await self._sleep(slot - now)
 
     async def _chat_turn(self, chat: _Chat, chat_id: int, priority: Priority) -> float:
         while True:

@@ -18,6 +18,7 @@ from bot.clock import Clock, local_today
 from bot.db import queries
 from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
+from bot.metrics import PLANNER_RUNS, PLANNER_SECONDS
 from bot.outbox import MARKETING
 from bot.outbox.policy import Policy
 
@@ -161,13 +162,17 @@ class Planners:
         await repos.outbox.plan(rows.where(queries.may_get_offers()))
 
     async def run_all(self) -> dict[str, int]:
-        planned = {
-            "birthdays": await self.birthdays(),
-            "holidays": await self.holidays(),
-            "expiry_reminders": await self.expiry_reminders(),
-        }
-        for name, planner in self._more.items():
-            planned[name] = await planner()
+        planned: dict[str, int] = {}
+        everything: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+            ("birthdays", self.birthdays),
+            ("holidays", self.holidays),
+            ("expiry_reminders", self.expiry_reminders),
+            *self._more.items(),
+        ]
+        for name, planner in everything:
+            with PLANNER_SECONDS.labels(name).time():
+                planned[name] = await planner()
+        PLANNER_RUNS.inc()
         if any(planned.values()):
             log.info("planned %s", " ".join(f"{k}={v}" for k, v in planned.items()))
         return planned

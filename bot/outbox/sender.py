@@ -22,7 +22,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from bot.business import Business
 from bot.clock import Clock
 from bot.db.models import OutboxError, OutboxMessage, OutboxState
 from bot.db.repositories import Database, Repos
+from bot.metrics import OUTBOX_FAILED, OUTBOX_SENT, RETRIES
 from bot.outbox import MARKETING, RELAY, SERVICE
 from bot.outbox.compose import Composer, Obsolete, compose
 from bot.outbox.errors import Blocked, RetryAfter, Withdrawn, describe, is_transient
@@ -41,6 +42,11 @@ log = logging.getLogger("carebot.outbox")
 
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 3600.0
+# A row still waiting for its turn this far into its claim's lease goes back instead of out.
+LEASE_SHARE = 0.8
+PAID_PREFIX = (
+    "broadcast:"  # a broadcast's rows (bot/services/broadcasts.py): paid ones when allowed
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,14 @@ class OutboxSender:
         self.limiter = limiter or Limiter(
             limits.messages_per_second, limits.seconds_per_chat, limits.group_per_minute
         )
-        self.batch = batch or max(1, int(limits.messages_per_second * 2))
+        # Two seconds' worth at the fastest rate the sender may go (a paid broadcast's, when on).
+        fastest = max(
+            limits.messages_per_second,
+            business.broadcasts.paid_messages_per_second
+            if business.broadcasts.allow_paid_broadcast
+            else 0,
+        )
+        self.batch = batch or max(1, int(fastest * 2))
         self.lease = timedelta(seconds=limits.lease_seconds)
         self.max_attempts = limits.max_attempts
         self.worker = uuid.uuid4().hex[:12]
@@ -145,6 +158,11 @@ class OutboxSender:
         # Key prefixes cancelled while a batch is in flight (a broadcast's cancel button): checked
         # before each call, so a cancel stops the sending within one message, not one batch.
         self.cancelled: set[str] = set()
+        # Tasks whose row waits for its turn (nothing sent yet): a stop hands these rows back.
+        self._turn_waiting: set[asyncio.Task[Any]] = set()
+        # When each row in flight was claimed: one whose lease ran out while it waited for its
+        # turn (several instances share the rate) may be another sender's now, and is not sent.
+        self._claimed_at: dict[int, datetime] = {}
 
     def wake(self) -> None:
         """Something was just queued for at once (a relay, a staff reply): claim it now."""
@@ -308,6 +326,7 @@ class OutboxSender:
                 parts = tuple((row.id, dict(row.data or {})) for row, _ in members)
                 ready.append(_ready_of(head, chat_id, parts=parts, lane=lane))
         # Busy only once the claim is committed: a commit that fails must not stall a lane for good.
+        self._claimed_at.update((item.id, now) for item in ready)
         self._busy_lanes.update(item.lane for item in ready if item.lane is not None)
         self._busy_groups.update(item.chat_id for item in ready if is_group(item.chat_id))
         return ready
@@ -330,11 +349,29 @@ class OutboxSender:
             priority=Priority.RELAY if item.kind != MARKETING else Priority.BULK,
             retry_in_process=relay,
             paced=deliverer is None,
+            # a broadcast, when the business pays for Telegram's faster broadcasts
+            paid=self.business.broadcasts.allow_paid_broadcast and item.key.startswith(PAID_PREFIX),
         )
         token = DELIVERY.set(delivery)
         try:
             if deliverer is None:
-                await self.limiter.wait_turn(item.chat_id, delivery.priority)
+                waiting = asyncio.current_task()
+                if waiting is not None:
+                    self._turn_waiting.add(waiting)
+                try:
+                    await self.limiter.wait_turn(item.chat_id, delivery.priority)
+                except asyncio.CancelledError:
+                    # stopping: a row still waiting for its turn goes back to the queue at once
+                    # (another instance takes it up now, not when the claim's lease runs out)
+                    await asyncio.shield(self._hand_back(remaining))
+                    return
+                finally:
+                    if waiting is not None:
+                        self._turn_waiting.discard(waiting)
+                claimed = self._claimed_at.get(item.id)
+                if claimed is not None and self.clock.now() - claimed > self.lease * LEASE_SHARE:
+                    await self._hand_back(remaining)
+                    return
                 if (
                     item.chat_id in self._blocked_chats
                 ):  # an earlier message of this batch met a 403
@@ -396,6 +433,7 @@ class OutboxSender:
                 )
             else:
                 tally.retried += 1
+                RETRIES.inc()
                 delay = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
                 await self._again(
                     item,
@@ -405,16 +443,27 @@ class OutboxSender:
                 )
         finally:
             DELIVERY.reset(token)
+            self._claimed_at.pop(item.id, None)
             if item.lane is not None:
                 self._busy_lanes.discard(item.lane)
             if item.lane is not None or is_group(item.chat_id):
                 self._busy_groups.discard(item.chat_id)
                 self.wake()  # the lane's or the group's next rows may be waiting
 
-    async def _mark_sent(self, row_ids: list[int], message_id: int | None) -> None:
-        now = self.clock.now()
+    async def _hand_back(self, row_ids: list[int]) -> None:
+        """Claimed rows not sent: pending again, no attempt counted, for any sender to take up."""
         async with self.db.transaction(urgent=True) as repos:
             for row in await repos.outbox.get_many(row_ids):
+                if row.state == OutboxState.SENDING and row.claimed_by == self.worker:
+                    row.state, row.claimed_at, row.claimed_by = OutboxState.PENDING, None, None
+                    row.due_at = self.clock.now()
+
+    async def _mark_sent(self, row_ids: list[int], message_id: int | None) -> None:
+        now = self.clock.now()
+        kinds: list[str] = []
+        async with self.db.transaction(urgent=True) as repos:
+            for row in await repos.outbox.get_many(row_ids):
+                kinds.append(row.kind)
                 row.state, row.last_error, row.claimed_at, row.claimed_by = (
                     OutboxState.SENT,
                     None,
@@ -423,6 +472,8 @@ class OutboxSender:
                 )
                 row.attempts += 1
                 row.sent_at, row.message_id = now, message_id
+        for kind in kinds[-len(row_ids) :]:  # the transaction's last try
+            OUTBOX_SENT.labels(kind).inc()
 
     async def _finish(
         self,
@@ -439,6 +490,7 @@ class OutboxSender:
         async with self.db.transaction(urgent=True) as repos:
             await self._close(repos, item, row_ids, state, error, count_attempt, code=code)
         if state == OutboxState.FAILED:
+            OUTBOX_FAILED.labels(item.kind).inc(len(row_ids))
             log.warning(
                 "outbox message failed key=%s rows=%s error=%s", item.key, len(row_ids), error
             )
@@ -522,6 +574,9 @@ class OutboxSender:
         total = Tally()
         in_flight: set[asyncio.Task[Any]] = set()
         woken: asyncio.Task[bool] | None = None
+        stopping: asyncio.Task[Any] | None = None
+        if stop is not None:
+            stopping = asyncio.create_task(self._hand_back_on(stop))
         try:
             while stop is None or not stop.is_set():
                 claimed = 0
@@ -563,12 +618,21 @@ class OutboxSender:
                     for task in idle:
                         task.cancel()
         finally:
+            if stopping is not None:
+                stopping.cancel()
             if woken is not None:
                 woken.cancel()
             if in_flight:  # stopping: what is claimed goes out (or is marked) before we return
                 done, _ = await asyncio.wait(in_flight)
                 self._check(done, False)
         return total
+
+    async def _hand_back_on(self, stop: asyncio.Event) -> None:
+        """Graceful shutdown: the rows still waiting for a turn are handed back at once; those
+        whose API call is under way finish (and are marked) before the sender returns."""
+        await stop.wait()
+        for task in list(self._turn_waiting):
+            task.cancel()
 
     @staticmethod
     def _check(done: set[asyncio.Task[None]], raise_errors: bool) -> None:

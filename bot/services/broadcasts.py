@@ -10,8 +10,11 @@ sender, which checks before every call.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -66,10 +69,28 @@ class Progress:
     expected_end: datetime | None = None
     redeemed: int = 0  # coupons of this broadcast redeemed so far
     bookings: int = 0  # bookings its recipients made within a week of receiving it
+    # Sent as a paid broadcast (`[broadcasts] allow_paid_broadcast`): once it is all sent, the
+    # messages past Telegram's free 30 a second, and what they cost in Stars (paid_cost()).
+    paid: bool = False
+    paid_messages: int = 0
+    stars: Decimal = Decimal(0)
 
     @property
     def finished(self) -> bool:
         return self.state in (BroadcastState.DONE, BroadcastState.CANCELLED)
+
+
+FREE_PER_SECOND = 30  # what Telegram lets a bot send for free
+STARS_PER_PAID_MESSAGE = Decimal("0.1")
+
+
+def paid_cost(moments: Iterable[datetime]) -> tuple[int, Decimal]:
+    """What a paid broadcast cost: Telegram charges 0.1 Star for each message past the free 30
+    a second. Its deliveries are counted per second of the clock (by `sent_at`); in each second,
+    the messages past the first 30 are paid. Returns (paid messages, Stars)."""
+    seconds = Counter(int(moment.timestamp()) for moment in moments)
+    paid = sum(max(0, n - FREE_PER_SECOND) for n in seconds.values())
+    return paid, paid * STARS_PER_PAID_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -244,9 +265,16 @@ class BroadcastService:
         progress.recipients -= progress.held_out
         if progress.waiting:
             start = max(self.clock.now(), self.policy.morning(self.clock.now()))
-            progress.expected_end = start + timedelta(
-                seconds=progress.waiting / self.business.outbox.messages_per_second
+            rate = (
+                self.business.broadcasts.paid_messages_per_second
+                if self.business.broadcasts.allow_paid_broadcast
+                else self.business.outbox.messages_per_second
             )
+            progress.expected_end = start + timedelta(seconds=progress.waiting / rate)
+        if self.business.broadcasts.allow_paid_broadcast and not progress.waiting:
+            moments = await repos.broadcasts.sent_moments(prefix(broadcast.id))
+            progress.paid = True
+            progress.paid_messages, progress.stars = paid_cost(moments)
         progress.redeemed = await repos.broadcasts.redeemed(prefix(broadcast.id))
         if broadcast.queued_at is not None:
             progress.bookings = await self._bookings_after(repos, broadcast.id, broadcast.queued_at)

@@ -1,0 +1,204 @@
+"""The shared Telegram budget's Lua script against a real Redis, on virtual time (the script takes
+`now` from its caller in tests, from Redis's clock in production): several "instances" (budgets
+with their own connections) together keep the global rate, a chat's gap, a group's minute and a
+shared retry_after. Skipped when no Redis answers on 127.0.0.1:6379."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.outbox.limits import Limiter, Priority
+from bot.outbox.shared_budget import PAID, SharedBudget
+
+REDIS_URL = "redis://127.0.0.1:6379/14"  # db 14: the conversation-state tests use 15
+T0 = 1_000_000.0
+BULK, RELAY, INTERACTIVE = int(Priority.BULK), int(Priority.RELAY), int(Priority.INTERACTIVE)
+LIMITS: dict[str, Any] = dict(
+    per_second=29, per_chat_seconds=1.0, private_burst=10, group_per_minute=20, group_reserve=4
+)
+
+
+@pytest.fixture
+async def budgets() -> AsyncIterator[list[SharedBudget]]:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    prefix = f"carebot:test:{uuid.uuid4().hex}"
+    made = [SharedBudget(Redis.from_url(REDIS_URL), prefix) for _ in range(3)]
+    try:
+        await made[0].ping()
+    except (RedisError, OSError):
+        for budget in made:
+            await budget.close()
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    yield made
+    keys = [key async for key in made[0].redis.scan_iter(f"{prefix}:*")]
+    if keys:
+        await made[0].redis.delete(*keys)
+    for budget in made:
+        await budget.close()
+
+
+async def _drive(
+    budgets: list[SharedBudget], chats: list[int], kind: int, lane: str = "free", **limits: Any
+) -> list[float]:
+    """Every chat's message asked for by the instances in turn on virtual time, each asking again
+    when told to wait (as `take` does); the moments the turns were given for."""
+    options = {**LIMITS, **limits}
+    departures: list[float] = []
+    now = T0
+    for i, chat in enumerate(chats):
+        budget = budgets[i % len(budgets)]
+        while True:
+            delay, granted = await budget.try_take(chat, kind, lane=lane, now=now, **options)
+            if granted:
+                departures.append(now + delay)
+                break
+            now += max(delay, 0.001)
+    return departures
+
+
+def _most_in_a_second(moments: list[float], window: float = 1.0) -> int:
+    moments = sorted(moments)
+    most, start = 0, 0
+    for end, moment in enumerate(moments):
+        while moment - moments[start] >= window:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_three_instances_together_keep_the_global_rate(
+    budgets: list[SharedBudget],
+) -> None:
+    departures = await _drive(budgets, list(range(1, 121)), BULK)
+    assert len(departures) == 120
+    assert _most_in_a_second(departures) <= 29
+    # and the instances are not slowed to a third each: 120 messages take about 120/29 s
+    assert max(departures) - T0 < 120 / 29 + 0.5
+
+
+async def test_a_private_chat_gets_one_bulk_message_a_second_whoever_sends(
+    budgets: list[SharedBudget],
+) -> None:
+    departures = await _drive(budgets, [42] * 6, BULK)
+    gaps = [b - a for a, b in zip(departures, departures[1:], strict=False)]
+    assert all(gap >= 1.0 - 1e-6 for gap in gaps), gaps
+
+
+async def test_answers_to_one_person_may_burst_but_not_past_the_burst(
+    budgets: list[SharedBudget],
+) -> None:
+    departures = await _drive(budgets, [7] * 12, INTERACTIVE)
+    assert departures[9] - departures[0] < 0.01  # ten answers at once
+    assert departures[10] - departures[0] >= 10.0 - 1e-6  # the eleventh waits out the burst
+
+
+async def test_a_group_gets_its_twenty_a_minute_across_instances(
+    budgets: list[SharedBudget],
+) -> None:
+    relays = await _drive(budgets, [-100] * 17, RELAY)
+    # relays leave 4 of the 20 to staff answers: the 17th waits for the first to leave the minute
+    assert _most_in_a_second(relays[:16], 60.0) == 16
+    assert relays[16] - relays[0] >= 60.0 - 1e-6
+    # an answer still gets in at once (16 + 1 ≤ 20)
+    delay, granted = await budgets[2].try_take(-100, INTERACTIVE, now=T0 + 1, **LIMITS)
+    assert granted and delay == 0
+
+
+async def test_a_retry_after_told_to_one_instance_holds_for_every_instance(
+    budgets: list[SharedBudget],
+) -> None:
+    await budgets[0].pause(55, 7, now=T0)
+    delay, granted = await budgets[1].try_take(55, BULK, now=T0 + 1, **LIMITS)
+    assert not granted and delay == pytest.approx(6.0, abs=0.01)
+    assert await budgets[2].paused_for(55, now=T0 + 2) == pytest.approx(5.0, abs=0.01)
+    # another chat goes on
+    delay, granted = await budgets[1].try_take(56, BULK, now=T0 + 1, **LIMITS)
+    assert granted
+    # a pause of the whole bot (no chat named) holds every chat
+    await budgets[0].pause(None, 3, now=T0 + 10)
+    delay, granted = await budgets[2].try_take(57, INTERACTIVE, now=T0 + 11, **LIMITS)
+    assert not granted and delay == pytest.approx(2.0, abs=0.01)
+
+
+async def test_the_paid_lane_goes_at_its_own_rate_and_leaves_the_free_one_alone(
+    budgets: list[SharedBudget],
+) -> None:
+    paid = await _drive(budgets, list(range(1000, 4000)), BULK, lane=PAID, per_second=1000)
+    assert _most_in_a_second(paid) <= 1000
+    assert max(paid) - T0 < 3.5  # 3,000 in about 3 s, not 100 s
+    # the free lane is untouched by them: an answer goes at once
+    delay, granted = await budgets[0].try_take(1, INTERACTIVE, now=T0 + 0.5, **LIMITS)
+    assert granted and delay == 0
+
+
+async def test_answers_and_bulk_share_the_second(budgets: list[SharedBudget]) -> None:
+    bulk = await _drive(budgets, list(range(1, 59)), BULK)
+    answers = []
+    for i in range(20):  # answers asked for meanwhile, each at its own moment
+        now = T0 + i * 0.1
+        while True:
+            delay, granted = await budgets[i % 3].try_take(
+                10_000 + i, INTERACTIVE, now=now, **LIMITS
+            )
+            if granted:
+                answers.append(now + delay)
+                break
+            now += delay
+    assert _most_in_a_second(bulk + answers) <= 29
+
+
+async def test_the_limiter_takes_its_turns_from_the_shared_budget(
+    budgets: list[SharedBudget],
+) -> None:
+    """The limiter is one object with named limits; with `shared` its turns come from Redis."""
+    limiter = Limiter(29, shared=budgets[0])
+    assert limiter.limits()["messages_per_second"] == 29
+    await limiter.wait_turn(5, Priority.BULK)
+    limiter.pause(5, 30)
+    for task in list(limiter._pausing):
+        await task
+    assert await budgets[1].paused_for(5) > 25  # another instance sees the pause at once
+
+
+async def test_departures_late_from_their_slots_still_keep_the_second(
+    budgets: list[SharedBudget],
+) -> None:
+    """Turns given for evenly spaced slots, but the processes woke late and all leave at once:
+    the departures themselves are counted too, and the one past the rate waits."""
+    members = [budgets[i % 3].member() for i in range(4)]
+    for i, member in enumerate(members[:3]):
+        delay, granted = await budgets[i].try_take(
+            100 + i, BULK, now=T0 + i * 0.4, member=member, **{**LIMITS, "per_second": 3}
+        )
+        assert granted
+    late = T0 + 2.0  # everyone woke at once, 2 s late
+    assert [await budgets[i].depart(100 + i, 3, members[i], now=late) for i in range(3)] == [0] * 3
+    delay, granted = await budgets[0].try_take(
+        103, BULK, now=late, member=members[3], **{**LIMITS, "per_second": 3}
+    )
+    assert granted
+    assert await budgets[0].depart(103, 3, members[3], now=late + delay) == pytest.approx(
+        1.1 - delay, abs=0.01
+    )
+
+
+async def test_a_message_that_left_late_still_keeps_the_chat_gap(
+    budgets: list[SharedBudget],
+) -> None:
+    """Instance A's turn for a chat was given for T0 but it left only at T0 + 0.9 (it waited for
+    room in the second); B's turn for the same chat, given for T0 + 1.1, waits until A's message
+    is a gap old."""
+    a, b = budgets[0].member(), budgets[1].member()
+    assert (await budgets[0].try_take(9, BULK, now=T0, member=a, **LIMITS))[1]
+    delay, granted = await budgets[1].try_take(9, BULK, now=T0 + 1.1, member=b, **LIMITS)
+    assert granted and delay == 0
+    assert await budgets[0].depart(9, 29, a, now=T0 + 0.9, gap=1.0) == 0
+    wait = await budgets[1].depart(9, 29, b, now=T0 + 1.1, gap=1.0)
+    assert wait == pytest.approx(0.9, abs=0.01)  # until T0 + 0.9 + 1.1
+    assert await budgets[1].depart(9, 29, b, now=T0 + 2.01, gap=1.0) == 0
