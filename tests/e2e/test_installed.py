@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,33 @@ async def test_carebot_run_from_an_empty_folder_with_only_the_token(
     assert sorted(os.listdir(tmp_path)) == ["data"] and "carebot.sqlite3" in os.listdir(
         tmp_path / "data"
     )
+
+
+def test_carebot_demo_from_an_empty_folder_with_nothing_set(tmp_path: Path) -> None:
+    """`carebot demo` of the installed package: its stand-in and its page's files come from the
+    package; one line says where the page is, and the page is there."""
+    assert INSTALLED
+    with socket.socket() as probe:  # a port free now, for the demo to take
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo = subprocess.Popen(
+        [INSTALLED, "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        line = demo.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        assert line.startswith(f"carebot demo: open {url}"), line
+        for path in ("/", "/static/demo.js", "/static/demo.css"):
+            with urllib.request.urlopen(url + path, timeout=10) as answer:
+                assert answer.status == 200 and answer.read()
+        assert (tmp_path / "carebot-demo" / "carebot.sqlite3").exists()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        _, errors = demo.communicate(timeout=60)
+    assert demo.returncode == 0 and "Traceback" not in errors, errors
