@@ -23,6 +23,8 @@ from bot.standin import BOT_USER
 log = logging.getLogger("carebot.demo")
 
 DATABASE = "carebot.sqlite3"
+# What a tick reports that is no message: the statistics closing their past days.
+BOOKKEEPING = frozenset({"campaign_days", "stats_days"})
 
 
 class DemoError(Exception):
@@ -173,7 +175,9 @@ class Demo:
             self.world.hub.publish({"type": "clock", **self.clock_state()})
             result = await self.app.tick()
         result.pop("outbox_reasons", None)
-        done = {k: v for k, v in result.items() if isinstance(v, int) and v}
+        done = {
+            k: v for k, v in result.items() if isinstance(v, int) and v and k not in BOOKKEEPING
+        }
         self.world.hub.publish({"type": "ticked", "result": done, **self.clock_state()})
         return {"result": done, **self.clock_state()}
 
