@@ -1,7 +1,8 @@
 """The demo's page and its small JSON API, on aiohttp, listening on this machine only.
 
 GET / and /static/… serve the page (every asset ships in the package: nothing is fetched from
-the internet, and the Content-Security-Policy says so to the browser); /api/state is everything
+the internet, and the Content-Security-Policy says so to the browser); /healthz and /metrics are
+the bot's own, as `carebot run --http` serves them (handlers/ops.py); /api/state is everything
 the page draws, /api/events pushes each change as it happens (server-sent events); the POSTs are
 what a person does in a chat, and moving the clock. A request from another site's page (an
 Origin that is not this one, or a Host that is not this machine's name) is refused, so only this
@@ -65,6 +66,7 @@ def web_app(demo: Demo) -> web.Application:
         web.post("/api/clock", _clock),
     ]
     app.add_routes(routes)
+    demo.app.ops.register(app)  # the bot's own /healthz and /metrics, as on `carebot run --http`
     return app
 
 

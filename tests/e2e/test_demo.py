@@ -87,6 +87,8 @@ async def test_the_page_and_its_state(demo: Demo, http: aiohttp.ClientSession) -
     await bot_said(demo, demo.world.masters[0].user_id, "мастер")  # the masters linked themselves
     async with http.get("/api/state") as response:
         state = await response.json()
+    async with http.get("/healthz") as response:  # the bot's own, as carebot run --http has it
+        assert response.status == 200, await response.text()
     assert [c["name"] for c in state["customers"]] == ["Мария"]
     assert all(m["linked"] for m in state["masters"]) and state["group"]["id"] == GROUP_ID
     assert state["clock"]["local"].startswith("2026-11-23T12:0")
