@@ -98,6 +98,8 @@ class TelegramLimits(BaseRequestMiddleware):
                 raise Withdrawn(method.__api_method__)
             try:
                 response = await make_request(bot, method)
+                if counted:
+                    await self.limiter.landed()  # counts from its arrival, for every instance
                 if departed is not None and chat_id is not None:
                     self.limiter.arrived(chat_id, departed, turns)
                 if counted and not delivery.paced and delivery.priority is Priority.INTERACTIVE:

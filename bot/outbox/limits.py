@@ -71,6 +71,10 @@ class Delivery:
 
 
 DELIVERY: ContextVar[Delivery] = ContextVar("carebot_delivery", default=Delivery())
+# The shared turn the last message of this context took: (chat, its name in Redis, lane).
+SHARED_TURN: ContextVar[tuple[int, str, str] | None] = ContextVar(
+    "carebot_shared_turn", default=None
+)
 
 
 def is_group(chat_id: int) -> bool:
@@ -103,6 +107,7 @@ class Limiter:
         self.shared = shared
         self._paid_next_slot = 0.0
         self._pausing: set[asyncio.Task[None]] = set()
+        self._redis_away = False
         self.per_second = max(1, int(per_second))
         self.per_chat = per_chat_seconds
         self.group_per_minute = group_per_minute
@@ -228,7 +233,24 @@ class Limiter:
 
     async def _shared_turn(self, chat_id: int, priority: Priority, paid: bool) -> None:
         assert self.shared is not None
-        await self.shared.take(
+        lane = PAID if paid else FREE
+        try:
+            member = await self._shared_take(chat_id, priority, paid, lane)
+        except Exception:  # Redis away: this instance paces alone until it answers again
+            if not self._redis_away:
+                log.warning("Redis does not answer: pacing this instance alone", exc_info=True)
+            self._redis_away = True
+            if priority is Priority.INTERACTIVE:
+                await self._interactive_departure()
+            else:
+                await (self._paid_departure() if paid else self._bulk_departure(priority))
+            return
+        self._redis_away = False
+        SHARED_TURN.set((chat_id, member, lane))
+
+    async def _shared_take(self, chat_id: int, priority: Priority, paid: bool, lane: str) -> str:
+        assert self.shared is not None
+        return await self.shared.take(
             chat_id,
             int(priority),
             per_second=self.paid_per_second if paid else self.per_second,
@@ -236,9 +258,22 @@ class Limiter:
             private_burst=self.private_burst,
             group_per_minute=self.group_per_minute,
             group_reserve=self.group_reserve,
-            lane=PAID if paid else FREE,
+            lane=lane,
             sleep=self._sleep,
         )
+
+    async def landed(self) -> None:
+        """The message whose turn this context took is in (its answer came): across instances
+        it counts from now (`SharedBudget.landed`). Nothing to do without Redis."""
+        turn = SHARED_TURN.get()
+        if self.shared is None or turn is None:
+            return
+        SHARED_TURN.set(None)
+        chat_id, member, lane = turn
+        try:
+            await self.shared.landed(chat_id, member, lane=lane)
+        except Exception:  # Redis away: the departure still counts
+            log.warning("could not restamp a message in Redis", exc_info=True)
 
     async def _paid_departure(self) -> None:
         """A paid broadcast's messages: evenly spaced at the paid rate, apart from the free lane."""

@@ -56,6 +56,8 @@ local W = 1.05
 -- a message may leave (and arrive) a little after its slot: a chat's gap keeps this much over
 chat_gap = chat_gap + 0.1
 
+-- a person waits for an answer: from now on bulk leaves room for it (here and at departure)
+if kind == 0 then redis.call('SET', KEYS[6], tostring(now), 'PX', 5000) end
 local wait = 0
 local p = tonumber(redis.call('GET', KEYS[4]) or '0')
 if p > now then wait = p - now end
@@ -93,7 +95,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 2 * W)
 local slot
 if kind == 0 then
   slot = now
-  redis.call('SET', KEYS[6], tostring(now), 'PX', 5000)
 else
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   slot = math.max(now, tat)
@@ -104,7 +105,14 @@ if kind == 2 then
   local li = tonumber(redis.call('GET', KEYS[6]) or '-1000')
   if now - li < 2 then room = math.max(1, per_second - math.max(1, math.floor(per_second / 10))) end
 end
-local n = redis.call('ZCOUNT', KEYS[2], slot - W, slot + W)
+-- an answer goes now if the last second has room (the bulk reserved ahead of it yields at its
+-- departure); the rest takes the second around its slot
+local n
+if kind == 0 then
+  n = redis.call('ZCOUNT', KEYS[2], slot - W, slot)
+else
+  n = redis.call('ZCOUNT', KEYS[2], slot - W, slot + W)
+end
 if n + turns > room then
   if kind == 0 then
     local first = redis.call('ZRANGEBYSCORE', KEYS[2], slot - W, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -142,6 +150,11 @@ end
 local per_second = tonumber(ARGV[1])
 local member = ARGV[2]
 local turns = tonumber(ARGV[3])
+-- bulk leaves a tenth of the second to answers while a person is waiting for one (KEYS[3])
+if ARGV[6] == '2' then
+  local li = tonumber(redis.call('GET', KEYS[3]) or '-1000')
+  if now - li < 2 then per_second = math.max(1, per_second - math.max(1, math.floor(per_second / 10))) end
+end
 -- a little over a second: between leaving one process and arriving at Telegram's, messages of
 -- several processes bunch by some tens of milliseconds
 local W = 1.1
@@ -169,6 +182,22 @@ for i = 1, turns do
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', now, member .. ':' .. i) end
 end
 redis.call('PEXPIRE', KEYS[1], 5000)
+return 0
+"""
+
+# The message's answer came: it counts from now (Telegram counts when a message arrived, which a
+# slow connection makes later than when it left). KEYS: 1 departures of the lane, 2 the chat's
+# key. ARGV: 1 member, 2 turns, 3 now (tests only).
+LANDED = """
+local now
+if ARGV[3] and ARGV[3] ~= '' then now = tonumber(ARGV[3]) else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+for i = 1, tonumber(ARGV[2]) do
+  redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1] .. ':' .. i)
+  if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1] .. ':' .. i) end
+end
 return 0
 """
 
@@ -204,6 +233,7 @@ return math.ceil(w * 1000)
 
 FREE = "free"
 PAID = "paid"
+POOL_SIZE = 32  # connections to Redis per instance
 BULK = 2  # bot.outbox.limits.Priority.BULK: a private chat's gap holds for it at departure too
 
 
@@ -216,6 +246,7 @@ class SharedBudget:
         self.prefix = prefix
         self._take = redis.register_script(TAKE)
         self._depart = redis.register_script(DEPART)
+        self._landed = redis.register_script(LANDED)
         self._pause = redis.register_script(PAUSE)
         self._paused = redis.register_script(PAUSED)
         self._members = itertools.count()
@@ -223,9 +254,12 @@ class SharedBudget:
 
     @classmethod
     def from_url(cls, url: str, bot_id: int | str) -> SharedBudget:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        return cls(Redis.from_url(url), f"carebot:budget:{bot_id}")
+        # A broadcast has hundreds of messages waiting for their turn at once: they wait for a
+        # connection rather than fail for want of one.
+        pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=30)
+        return cls(Redis(connection_pool=pool), f"carebot:budget:{bot_id}")
 
     def _chat_key(self, chat_id: int | None, what: str = "chat") -> str:
         return "" if chat_id is None else f"{self.prefix}:{what}:{chat_id}"
@@ -243,8 +277,9 @@ class SharedBudget:
         lane: str = FREE,
         turns: int = 1,
         sleep: Any = asyncio.sleep,
-    ) -> None:
-        """Wait until this message may go (for every instance), and take its turn."""
+    ) -> str:
+        """Wait until this message may go (for every instance), and take its turn; the turn's
+        name (for `landed`)."""
         member = self.member()
         while True:
             delay, granted = await self.try_take(
@@ -266,9 +301,27 @@ class SharedBudget:
             await sleep(delay)
         gap = per_chat_seconds if kind == BULK and chat_id is not None and chat_id > 0 else 0.0
         while (
-            wait := await self.depart(chat_id, per_second, member, lane=lane, turns=turns, gap=gap)
+            wait := await self.depart(
+                chat_id, per_second, member, lane=lane, turns=turns, gap=gap, kind=kind
+            )
         ) > 0:
             await sleep(wait)
+        return member
+
+    async def landed(
+        self,
+        chat_id: int | None,
+        member: str,
+        *,
+        lane: str = FREE,
+        turns: int = 1,
+        now: float | None = None,
+    ) -> None:
+        """The message is in: it counts from now, not from when it left."""
+        await self._landed(
+            keys=[f"{self.prefix}:gone:{lane}", self._chat_key(chat_id)],
+            args=[member, turns, "" if now is None else repr(now)],
+        )
 
     def member(self) -> str:
         """A name for one turn, unique across instances."""
@@ -284,12 +337,24 @@ class SharedBudget:
         turns: int = 1,
         now: float | None = None,
         gap: float = 0.0,
+        kind: int = BULK,
     ) -> float:
         """The turn's message leaves now, if the last second of real departures has room (0);
         else the seconds to wait before asking again."""
         ms = await self._depart(
-            keys=[f"{self.prefix}:gone:{lane}", self._chat_key(chat_id)],
-            args=[int(per_second), member, turns, "" if now is None else repr(now), repr(gap)],
+            keys=[
+                f"{self.prefix}:gone:{lane}",
+                self._chat_key(chat_id),
+                f"{self.prefix}:interactive",
+            ],
+            args=[
+                int(per_second),
+                member,
+                turns,
+                "" if now is None else repr(now),
+                repr(gap),
+                kind,
+            ],
         )
         return int(ms) / 1000
 

@@ -47,18 +47,27 @@ async def _drive(
     budgets: list[SharedBudget], chats: list[int], kind: int, lane: str = "free", **limits: Any
 ) -> list[float]:
     """Every chat's message asked for by the instances in turn on virtual time, each asking again
-    when told to wait (as `take` does); the moments the turns were given for."""
+    when told to wait, then leaving at its slot (again when told to wait), as `take` does; the
+    moments they left."""
     options = {**LIMITS, **limits}
     departures: list[float] = []
     now = T0
     for i, chat in enumerate(chats):
         budget = budgets[i % len(budgets)]
+        member = budget.member()
         while True:
-            delay, granted = await budget.try_take(chat, kind, lane=lane, now=now, **options)
+            delay, granted = await budget.try_take(
+                chat, kind, lane=lane, now=now, member=member, **options
+            )
             if granted:
-                departures.append(now + delay)
                 break
             now += max(delay, 0.001)
+        leave = now + delay
+        while wait := await budget.depart(
+            chat, options["per_second"], member, lane=lane, now=leave, kind=kind
+        ):
+            leave += wait
+        departures.append(leave)
     return departures
 
 
@@ -142,14 +151,19 @@ async def test_answers_and_bulk_share_the_second(budgets: list[SharedBudget]) ->
     answers = []
     for i in range(20):  # answers asked for meanwhile, each at its own moment
         now = T0 + i * 0.1
+        member = budgets[i % 3].member()
         while True:
             delay, granted = await budgets[i % 3].try_take(
-                10_000 + i, INTERACTIVE, now=now, **LIMITS
+                10_000 + i, INTERACTIVE, now=now, member=member, **LIMITS
             )
             if granted:
-                answers.append(now + delay)
                 break
             now += delay
+        while wait := await budgets[i % 3].depart(
+            10_000 + i, 29, member, now=now, kind=INTERACTIVE
+        ):
+            now += wait
+        answers.append(now)
     assert _most_in_a_second(bulk + answers) <= 29
 
 
@@ -202,3 +216,34 @@ async def test_a_message_that_left_late_still_keeps_the_chat_gap(
     wait = await budgets[1].depart(9, 29, b, now=T0 + 1.1, gap=1.0)
     assert wait == pytest.approx(0.9, abs=0.01)  # until T0 + 0.9 + 1.1
     assert await budgets[1].depart(9, 29, b, now=T0 + 2.01, gap=1.0) == 0
+
+
+async def test_an_answer_is_not_queued_behind_a_broadcast(budgets: list[SharedBudget]) -> None:
+    """Three instances reserved the next second for a broadcast; a person's answer asked for
+    meanwhile goes at once, and the broadcast's departures leave it room."""
+    for i in range(29):
+        assert (await budgets[i % 3].try_take(20_000 + i, BULK, now=T0, **LIMITS))[1]
+    member = budgets[1].member()
+    delay, granted = await budgets[1].try_take(
+        77, INTERACTIVE, now=T0 + 0.5, member=member, **LIMITS
+    )
+    assert granted and delay == 0
+    assert await budgets[1].depart(77, 29, member, now=T0 + 0.5, kind=INTERACTIVE) == 0
+    # while the person waits, bulk takes 27 of the second's 29 (2 left to answers): with the
+    # answer that left, 26 more bulk departures fill it and the 27th waits
+    gone = [
+        await budgets[0].depart(30_000 + i, 29, budgets[0].member(), now=T0 + 0.6 + i * 0.01)
+        for i in range(27)
+    ]
+    assert gone[:26] == [0] * 26 and gone[26] > 0
+
+
+async def test_a_message_counts_from_when_its_answer_came(budgets: list[SharedBudget]) -> None:
+    """A message left at T0 but its answer came at T0 + 0.5 (a slow connection): Telegram counted
+    it then, so the second it fills ends at T0 + 0.5 + 1.1, not T0 + 1.1."""
+    one = {**LIMITS, "per_second": 1}
+    first, second = budgets[0].member(), budgets[1].member()
+    assert (await budgets[0].try_take(1, BULK, now=T0, member=first, **one))[1]
+    assert await budgets[0].depart(1, 1, first, now=T0) == 0
+    await budgets[0].landed(1, first, now=T0 + 0.5)
+    assert await budgets[1].depart(2, 1, second, now=T0 + 1.2) == pytest.approx(0.4, abs=0.01)
