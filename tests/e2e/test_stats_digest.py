@@ -83,7 +83,7 @@ async def test_monday_digest_goes_to_the_admin_chat_with_a_chart(
     assert "Итоги недели</b> · 16.11.2026 — 22.11.2026" in caption
     assert "Доля повторных продаж: <b>50\u00a0%</b> (неделей раньше 0\u00a0%, +50 п.п.)" in caption
     assert "Продаж: 2 на 2\u00a0400\u00a0₽ · новых клиентов: 1" in caption
-    assert "Оценка сервиса: оценок не было" in caption
+    assert "Оценка сервиса: оценок не было\nПодробнее: /stats" in caption  # a line each
     upload = photo.upload("photo")
     assert upload.filename == "repeat_share.png" and png_size(upload.data) == (800, 450)
     assert photo.message["message_id"] == message_id
