@@ -24,6 +24,15 @@ from tests.telegram_server import Call, Person, TelegramServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
+# cashback on: 5 % of a sale in points, up to 30 % of a check paid with them, kept 12 months
+CASHBACK = """
+[loyalty.cashback]
+enabled = true
+percent = 5
+max_share = 0.3
+expire_months = 12
+"""
+
 
 def msk(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=MOSCOW)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.db.models import Booking, BookingCell, Purchase
 from bot.services.staff import Staff
 from handlers.callbacks import SlotAct, SlotCallback, to_minutes
-from tests.conftest import ADMIN_CHAT, RunningBot
+from tests.conftest import RunningBot
 from tests.e2e.helpers import count, customer_of, onboard
 from tests.telegram_server import Call, Person, TelegramServer
 
@@ -27,11 +27,6 @@ LINK = re.compile(r"https://t\.me/carebot_test_bot\?start=(master_[\w-]+)")
 def moscow(day: date, hhmm: str) -> datetime:
     hours, minutes = map(int, hhmm.split(":"))
     return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=MOSCOW).astimezone(UTC)
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _join_master(

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import update
 
 from bot.db.models import OutboxMessage, OutboxState
@@ -22,11 +21,6 @@ from tests.telegram_server import Call, Person, TelegramServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 CODE = re.compile(r"<code>([A-Z0-9]{8})</code>")
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _bought(

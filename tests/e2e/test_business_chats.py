@@ -11,16 +11,10 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import BusinessMessage, CareMessage
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, count, customer_id_of, msk, onboard
 from tests.telegram_server import BusinessAccount, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 @pytest.fixture

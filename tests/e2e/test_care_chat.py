@@ -18,11 +18,6 @@ pytestmark = pytest.mark.in_process
 WJ = "\u2060"  # the word joiner that keeps customer text from mentioning or commanding
 
 
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
 async def test_customer_message_reaches_staff_with_a_card_and_the_reply_comes_back(
     carebot, telegram: TelegramServer, olga: Person
 ) -> None:

@@ -24,11 +24,6 @@ from tests.e2e.helpers import ask_staff, count, onboard
 from tests.telegram_server import Person, TelegramServer
 
 
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
 def staff_chat_text(telegram: TelegramServer) -> str:
     """Everything the staff chat shows, as people read it."""
     return "\n".join(visible(c.text) for c in telegram.sent_to(ADMIN_CHAT))

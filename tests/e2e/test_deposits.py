@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import Booking, BookingCell, BookingState, Deposit, DepositState
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of, tap
 from tests.e2e.test_booking import _book, _join_master, _menu_to_times, moscow
 from tests.harness import InProcessBot
@@ -27,11 +26,6 @@ MONDAY = date(2026, 11, 23)  # the tests' today (12:00 in Moscow)
 
 def deposits(policy: str, extra: str = "") -> str:
     return f'\n[deposits]\npolicy = "{policy}"\namount = 500\nhold_minutes = 15\n{extra}'
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def running(

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Base, Booking, Customer, OutboxMessage, Purchase, Survey, WelcomeClaim
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, coupons_of, customer_of, onboard, tap
 from tests.telegram_server import Person, TelegramServer
 
@@ -41,11 +40,6 @@ PERSONAL = [
     "после 18",
     "скол на второй день",
 ]
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 def _text(value: Any) -> str:

@@ -10,18 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Certificate, CertificateUse
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import answer_offers, customer_id_of, onboard, tap
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
 
 LINK = re.compile(r"https://t\.me/carebot_test_bot\?start=(gift_([A-Z0-9]+))")
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_issued_claimed_once_and_spent_in_two_parts(

@@ -7,23 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import Customer, OutboxMessage, Purchase
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, RunningBot, make_settings
+from tests.conftest import BUSINESS_FILE, RunningBot, make_settings
 from tests.e2e.helpers import answer_offers, consent, count, customer_of, onboard, tap
 from tests.telegram_server import Call, Person, TelegramServer
 from tests.unit.test_merge import imported
 
 PHONE = "+79161234567"
 CYCLE = (25, 46, 67)  # three manicures 21 days apart, the last 25 days ago: due 4 days ago
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _join(person: Person, phone: str = PHONE, *, offers: bool = True) -> tuple[Call, Call]:

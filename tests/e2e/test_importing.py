@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.db.models import Customer, Purchase
 from bot.telegram_text import TEXT_LIMIT, visible_len
 from tests import PROJECT_ROOT
-from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, TOKEN
+from tests.conftest import BUSINESS_FILE, TOKEN
 from tests.e2e.helpers import count
 from tests.telegram_server import Person, TelegramServer
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.in_process
 
 def _example(name: str) -> bytes:
     return (resources.files("bot.data") / "examples" / name).read_bytes()
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_a_csv_in_the_admin_chat_is_checked_then_applied_once(

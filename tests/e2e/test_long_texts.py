@@ -8,16 +8,10 @@ import re
 import pytest
 
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, visible_len
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Call, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _answer(olga: Person, prompt: Call, text: str) -> Call:

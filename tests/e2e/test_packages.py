@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import Purchase
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
 from tests.telegram_server import Call, Person, TelegramServer
@@ -42,11 +41,6 @@ async def package_bot(
 ) -> AsyncIterator[InProcessBot]:
     async with bot_on(telegram, database_url, clock, business_plus(tmp_path, PACKAGES)) as running:
         yield running
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_a_package_is_sold_used_three_times_shown_in_card_and_reminded(

@@ -9,11 +9,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.services.points_pay import REQUEST_TTL
 from tests.e2e.helpers import reply_of
-from tests.e2e.test_points_pay import (  # noqa: F401  (the fixtures)
-    _customer_with_points,
-    cashback_bot,
-    olga,
-)
+from tests.e2e.test_points_pay import _customer_with_points
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
 
@@ -21,9 +17,9 @@ pytestmark = pytest.mark.in_process
 
 
 async def test_an_unanswered_request_is_reported_to_the_staff_once(
-    cashback_bot: InProcessBot,  # noqa: F811
+    cashback_bot: InProcessBot,
     telegram: TelegramServer,
-    olga: Person,  # noqa: F811
+    olga: Person,
     clock: FixedClock,
 ) -> None:
     anna, customer_id = await _customer_with_points(cashback_bot, telegram, olga)

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import (
     answer_offers,
     bot_on,
@@ -45,11 +44,6 @@ async def referral_bot(
 ) -> AsyncIterator[InProcessBot]:
     async with bot_on(telegram, database_url, clock, business_plus(tmp_path, REFERRAL)) as running:
         yield running
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_a_friend_joins_buys_and_the_referrer_is_rewarded(

@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import CareMessage, Customer, Erasure, ErasureReason
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import ask_staff, bot_on, business_plus, customer_id_of, onboard, tap
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
@@ -22,11 +21,6 @@ pytestmark = pytest.mark.in_process
 
 NAME = "Евлампия"
 OLD_WORDS = "у меня аллергия на шеллак Кодиак"
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_forget_then_staff_list_the_record_without_a_name(

@@ -5,39 +5,14 @@ bad command changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from bot.clock import FixedClock
 from tests.conftest import ADMIN_CHAT
-from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
+from tests.e2e.helpers import customer_of, onboard, reply_of
 from tests.harness import InProcessBot
 from tests.telegram_server import Call, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
-
-CASHBACK = """
-[loyalty.cashback]
-enabled = true
-percent = 5
-max_share = 0.3
-expire_months = 12
-"""
-
-
-@pytest.fixture
-async def cashback_bot(
-    tmp_path: Path, telegram: TelegramServer, database_url: str, clock: FixedClock
-) -> AsyncIterator[InProcessBot]:
-    async with bot_on(telegram, database_url, clock, business_plus(tmp_path, CASHBACK)) as running:
-        yield running
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ from tests.telegram_server import Call, Person, TelegramServer
 pytestmark = pytest.mark.in_process
 
 
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
 async def _anna(
     telegram: TelegramServer,
     carebot,

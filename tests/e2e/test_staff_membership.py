@@ -28,11 +28,6 @@ TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 CHANNEL = {"id": -1007770001, "type": "channel", "title": "Студия «Ноготки»"}
 
 
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
 def outsider(telegram: TelegramServer, user_id: int = 9100, name: str = "Прохожий") -> Person:
     """Someone writing in the admin chat who is not its member (a linked discussion group lets
     non-members comment; someone restricted; a member who just left)."""

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, customer_of, onboard, reply_of
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
@@ -36,11 +35,6 @@ async def stamps_bot(
 ) -> AsyncIterator[InProcessBot]:
     async with bot_on(telegram, database_url, clock, business_plus(tmp_path, STAMPS)) as running:
         yield running
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _card(person: Person) -> str:

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard
 from tests.telegram_server import Person, TelegramServer
 from tests.unit.test_stats import articles_example
 from tests.unit.test_stats_customers import fixture as customers_fixture
 
 pytestmark = pytest.mark.in_process
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_staff_see_the_repeat_share(carebot, telegram: TelegramServer, olga: Person) -> None:

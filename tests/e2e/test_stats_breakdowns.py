@@ -8,7 +8,6 @@ from datetime import date
 
 import pytest
 
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import onboard, tap
 from tests.telegram_server import Person, TelegramServer
 from tests.unit.test_stats_breakdowns import masters_base, sources_base
@@ -16,11 +15,6 @@ from tests.unit.test_stats_breakdowns import masters_base, sources_base
 pytestmark = pytest.mark.in_process
 
 OCTOBER = "01.10.2026 31.10.2026"
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def test_staff_see_the_breakdowns(carebot, telegram: TelegramServer, olga: Person) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import ADMIN_CHAT
 from tests.e2e.helpers import bot_on, business_plus, onboard
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
@@ -41,11 +40,6 @@ async def experimenting(
         telegram, database_url, clock, business_plus(tmp_path, EXPERIMENT)
     ) as running:
         yield running
-
-
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
 
 
 async def _winners(bot: InProcessBot) -> dict[str, str]:

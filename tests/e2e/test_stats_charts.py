@@ -23,11 +23,6 @@ from tests.unit.test_stats import FIRST_MINOR, articles_example, buyer, local
 pytestmark = pytest.mark.in_process
 
 
-@pytest.fixture
-def olga(telegram: TelegramServer) -> Person:
-    return telegram.staff(9001, "Ольга", ADMIN_CHAT, username="olga_admin")
-
-
 async def held_out_campaign(db: Database, at: datetime, sent: int, held: int) -> None:
     """The reactivation campaign of `at`: `sent` customers got it, `held` were its holdout (who
     bought long before the periods, and nobody since: no sale of /stats's fixture changes)."""
