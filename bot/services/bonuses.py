@@ -33,24 +33,22 @@ the bonus credited: it is theirs, in /card.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import Business
 from bot.buttons import Keyboard
 from bot.clock import Clock
-from bot.db.models import Customer, LedgerKind, LoyaltyEntry, OutboxMessage
+from bot.db.models import Customer, OutboxMessage
 from bot.db.repositories import Database, Repos
 from bot.events import Credited, PhoneShared
 from bot.features import Features
-from bot.outbox import SERVICE
 from bot.services.customers import keyed_fingerprint, welcome_fingerprints, welcome_key
-from bot.services.loyalty import add_months
+from bot.services.loyalty import credit_bonus, queue_bonus_receipt
 
 WELCOME = "welcome_bonus"  # the welcome accrual's reason, and the template of its receipt
 WELCOME_KEY = "welcome_bonus:"  # + the customer's id: one receipt
-NOTICE_VALID = timedelta(days=7)
 BIRTHDAY = "birthday_bonus"  # the birthday accrual's reason
 GREETING = "birthday_greeting"  # the greeting it comes with (the planner's, bot/outbox/planners.py)
 
@@ -82,28 +80,6 @@ class BonusService:
         features.on_phone_shared(self.welcome)
         features.compose(self.birthday, GREETING)
 
-    async def _credit(
-        self,
-        repos: Repos,
-        customer_id: int,
-        points: int,
-        reason: str,
-        now: datetime,
-        key: str | None = None,
-    ) -> None:
-        months = self.cashback.expire_months
-        await repos.loyalty.add(
-            LoyaltyEntry(
-                customer_id=customer_id,
-                kind=LedgerKind.ACCRUAL,
-                points=points,
-                reason=reason,
-                expires_at=add_months(now, months) if months else None,
-                created_at=now,
-                bonus_key=key,
-            )
-        )
-
     # ---- welcome ------------------------------------------------------------------------------
 
     async def welcome(self, repos: Repos, event: PhoneShared) -> Credited | None:
@@ -126,16 +102,9 @@ class BonusService:
         if await repos.referrals.phone_elsewhere(event.phone, customer.id):
             return None  # another customer's phone: a second account of the same person
         await repos.welcome_claims.claim(mine, None, event.at)  # a second one fails on the key
-        await self._credit(repos, customer.id, points, WELCOME, event.at)
-        await repos.outbox.queue(
-            key=f"{WELCOME_KEY}{customer.id}",
-            kind=SERVICE,
-            template=WELCOME,
-            customer_id=customer.id,
-            data={"points": points},
-            not_before=event.at,
-            not_after=event.at + NOTICE_VALID,
-            now=event.at,
+        await credit_bonus(repos, self.cashback, customer.id, points, WELCOME, event.at)
+        await queue_bonus_receipt(
+            repos, f"{WELCOME_KEY}{customer.id}", WELCOME, customer.id, points, event.at
         )
         return Credited(WELCOME, points)
 
@@ -160,6 +129,8 @@ class BonusService:
         await repos.loyalty.lock(customer.id)  # the customer's ledger writers queue here
         credited = await repos.loyalty.bonus(row.key)
         if credited is None:
-            await self._credit(repos, customer.id, points, BIRTHDAY, now, key=row.key)
+            await credit_bonus(
+                repos, self.cashback, customer.id, points, BIRTHDAY, now, key=row.key
+            )
             credited = points
         return {"bonus": credited, "balance": await repos.loyalty.balance(customer.id)}, None

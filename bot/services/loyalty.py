@@ -22,7 +22,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.business import Business, Tier
+from bot.business import Business, Cashback, Tier
 from bot.buttons import Keyboard
 from bot.clock import Clock
 from bot.db.loyalty import Line
@@ -30,6 +30,7 @@ from bot.db.models import Customer, LedgerKind, LoyaltyEntry, OutboxMessage, Sta
 from bot.db.repositories import Database, Repos
 from bot.events import PurchaseRecorded
 from bot.features import Features
+from bot.outbox import SERVICE
 from bot.outbox.compose import Obsolete
 from bot.outbox.policy import Policy
 from bot.services.staff import Staff, UsageError
@@ -108,6 +109,58 @@ def add_months(at: datetime, months: int) -> datetime:
     return at.replace(year=year, month=month + 1, day=day)
 
 
+def points_expiry(cashback: Cashback, at: datetime) -> datetime | None:
+    """When points credited at `at` expire: `expire_months` later (None: they never do)."""
+    months = cashback.expire_months
+    return add_months(at, months) if months else None
+
+
+BONUS_RECEIPT_VALID = timedelta(days=7)  # a bonus's receipt goes within a week, or not at all
+
+
+async def credit_bonus(
+    repos: Repos,
+    cashback: Cashback,
+    customer_id: int,
+    points: int,
+    reason: str,
+    at: datetime,
+    *,
+    key: str | None = None,
+) -> None:
+    """Bonus points (a welcome or birthday bonus, a friend's bonus or reward): an accrual for no
+    sale, named by its `reason`, expiring as cashback does; `key` keeps it to once (the
+    birthday's)."""
+    await repos.loyalty.add(
+        LoyaltyEntry(
+            customer_id=customer_id,
+            kind=LedgerKind.ACCRUAL,
+            points=points,
+            reason=reason,
+            expires_at=points_expiry(cashback, at),
+            created_at=at,
+            bonus_key=key,
+        )
+    )
+
+
+async def queue_bonus_receipt(
+    repos: Repos, key: str, template: str, customer_id: int, points: int, at: datetime
+) -> None:
+    """The customer's receipt for bonus points credited: a service message (`points` in its
+    text), once by its `key`."""
+    await repos.outbox.queue(
+        key=key,
+        kind=SERVICE,
+        template=template,
+        customer_id=customer_id,
+        data={"points": points},
+        not_before=at,
+        not_after=at + BONUS_RECEIPT_VALID,
+        now=at,
+    )
+
+
 @dataclass(frozen=True)
 class Wallet:
     """A customer's points as shown: the balance without what expired already, and the soonest
@@ -176,8 +229,7 @@ class LoyaltyService:
         return int(share.to_integral_value(rounding=ROUND_FLOOR))
 
     def expiry_of(self, at: datetime) -> datetime | None:
-        months = self.cashback.expire_months
-        return add_months(at, months) if months else None
+        return points_expiry(self.cashback, at)
 
     async def accrue_for_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
         """Subscribed to purchases: the sale's cashback, in the sale's transaction (once). The

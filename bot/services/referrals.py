@@ -28,21 +28,19 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.business import Business
 from bot.clock import Clock
-from bot.db.models import Customer, LedgerKind, LoyaltyEntry, Referral, ReferralState
+from bot.db.models import Customer, Referral, ReferralState
 from bot.db.referrals import Referrer
 from bot.db.repositories import Database, Repos
 from bot.events import Credited, CustomerErased, PhoneShared, PurchaseRecorded
 from bot.features import Features
-from bot.outbox import SERVICE
 from bot.services.customers import welcome_fingerprints, welcome_key
-from bot.services.loyalty import add_months
+from bot.services.loyalty import credit_bonus, queue_bonus_receipt
 from bot.services.stats import Period, parse_period
 
 PAYLOAD = "ref_"
@@ -51,7 +49,6 @@ TOKEN_BYTES = 9  # 12 URL-safe characters: 72 random bits
 FRIEND_BONUS = "referral_bonus"  # the reason of the friend's accrual
 REFERRER_REWARD = "referral_reward"  # the reason of the referrer's, and the template telling them
 REWARD_KEY = "referral_reward:"  # + the referral's id
-NOTICE_VALID = timedelta(days=7)
 TOP = 30
 
 
@@ -169,7 +166,9 @@ class ReferralService:
         )
         bonus = 0 if refused else self.rules.friend_bonus
         if bonus:
-            await self._credit(repos, friend.id, bonus, FRIEND_BONUS)
+            await credit_bonus(
+                repos, self.business.loyalty.cashback, friend.id, bonus, FRIEND_BONUS, now
+            )
         return Joined(state, bonus, refused)
 
     async def _refusal(
@@ -195,20 +194,6 @@ class ReferralService:
             return "known"
         return None
 
-    async def _credit(self, repos: Repos, customer_id: int, points: int, reason: str) -> None:
-        now = self.clock.now()
-        months = self.business.loyalty.cashback.expire_months
-        await repos.loyalty.add(
-            LoyaltyEntry(
-                customer_id=customer_id,
-                kind=LedgerKind.ACCRUAL,
-                points=points,
-                reason=reason,
-                expires_at=add_months(now, months) if months else None,
-                created_at=now,
-            )
-        )
-
     # ---- the friend buys ----------------------------------------------------------------------
 
     async def reward_for_purchase(self, repos: Repos, event: PurchaseRecorded) -> None:
@@ -224,17 +209,17 @@ class ReferralService:
         points = self.rules.referrer_reward
         if referral.referrer_id is None or not points:
             return  # the referrer was erased, or the program rewards only the friend
-        await self._credit(repos, referral.referrer_id, points, REFERRER_REWARD)
         now = self.clock.now()
-        await repos.outbox.queue(
-            key=f"{REWARD_KEY}{referral.id}",
-            kind=SERVICE,
-            template=REFERRER_REWARD,
-            customer_id=referral.referrer_id,
-            data={"points": points},
-            not_before=now,
-            not_after=now + NOTICE_VALID,
-            now=now,
+        await credit_bonus(
+            repos,
+            self.business.loyalty.cashback,
+            referral.referrer_id,
+            points,
+            REFERRER_REWARD,
+            now,
+        )
+        await queue_bonus_receipt(
+            repos, f"{REWARD_KEY}{referral.id}", REFERRER_REWARD, referral.referrer_id, points, now
         )
 
     async def erase(self, repos: Repos, event: CustomerErased) -> None:
