@@ -5,9 +5,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from bot.business import Business
 from bot.clock import FixedClock
+from bot.db.models import LoyaltyEntry
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.services.staff import StaffService
@@ -23,3 +25,28 @@ def events() -> Events:
 @pytest.fixture
 def staff(db: Database, clock: FixedClock, business: Business, events: Events) -> StaffService:
     return StaffService(db, clock, business, MOSCOW, events)
+
+
+@pytest.fixture
+def friendly(business: Business) -> Business:
+    """The test business with bring-a-friend on: 300 points for the friend, 500 for the one who
+    brought them."""
+    loyalty = business.loyalty.model_copy(
+        update={
+            "referral": business.loyalty.referral.model_copy(
+                update={"enabled": True, "friend_bonus": 300, "referrer_reward": 500}
+            )
+        }
+    )
+    return business.model_copy(update={"loyalty": loyalty})
+
+
+async def points_ledger(db: Database, customer_id: int) -> list[tuple[int, str | None]]:
+    """(points, reason) of each line of the customer's points ledger, oldest first."""
+    async with db.reading() as repos:
+        rows = await repos.session.execute(
+            select(LoyaltyEntry.points, LoyaltyEntry.reason)
+            .where(LoyaltyEntry.customer_id == customer_id)
+            .order_by(LoyaltyEntry.id)
+        )
+        return [(p, r) for p, r in rows]

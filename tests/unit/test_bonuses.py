@@ -23,6 +23,7 @@ from bot.services.birthdays import Birthday
 from bot.services.bonuses import BonusService
 from bot.services.customers import CustomerService
 from bot.services.loyalty import LoyaltyService
+from tests.unit.conftest import points_ledger
 from tests.unit.test_merge import imported
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -76,16 +77,6 @@ async def _join(customers: CustomerService, tg: int, phone: str) -> tuple[int, i
     return view.id, sum(c.points for c in saved.credited)
 
 
-async def _ledger(db: Database, customer_id: int) -> list[tuple[int, str | None]]:
-    async with db.reading() as repos:
-        rows = await repos.session.execute(
-            select(LoyaltyEntry.points, LoyaltyEntry.reason)
-            .where(LoyaltyEntry.customer_id == customer_id)
-            .order_by(LoyaltyEntry.id)
-        )
-        return [(p, r) for p, r in rows]
-
-
 async def _receipts(db: Database, prefix: str) -> list[tuple[Any, ...]]:
     """(key, customer, kind, template, data) of the outbox rows under `prefix`."""
     async with db.reading() as repos:
@@ -109,10 +100,10 @@ async def test_the_phone_credits_the_welcome_bonus_once_with_a_receipt(
 ) -> None:
     anna, earned = await _join(customers, ANNA, PHONE)
     assert earned == 200
-    assert await _ledger(db, anna) == [(200, "welcome_bonus")]
+    assert await points_ledger(db, anna) == [(200, "welcome_bonus")]
     again = await customers.set_phone(ANNA, PHONE)  # the contact shared a second time
     assert again.credited == ()
-    assert await _ledger(db, anna) == [(200, "welcome_bonus")]
+    assert await points_ledger(db, anna) == [(200, "welcome_bonus")]
     # a receipt: a service message, no consent to offers needed
     assert await _receipts(db, "welcome_bonus:") == [
         (f"welcome_bonus:{anna}", anna, OutboxKind.SERVICE, "welcome_bonus", {"points": 200})
@@ -128,7 +119,7 @@ async def test_no_second_bonus_after_forget_or_on_another_account(
     assert earned == 200
     assert await customers.forget(ANNA)
     again, earned = await _join(customers, ANNA, PHONE)  # the same person, joining again
-    assert again != anna and earned == 0 and await _ledger(db, again) == []
+    assert again != anna and earned == 0 and await points_ledger(db, again) == []
     assert await customers.forget(ANNA)
     _, earned = await _join(customers, ANNA, OTHER)  # their account, with another phone
     assert earned == 0
@@ -162,7 +153,7 @@ async def test_an_imported_customer_recognised_by_phone_as_the_welcome_coupon_ru
     saved = await customers.set_phone(ANNA, PHONE)
     assert saved.recognised
     assert sum(c.points for c in saved.credited) == (200 if known else 0)
-    assert await _ledger(db, old) == ([(200, "welcome_bonus")] if known else [])
+    assert await points_ledger(db, old) == ([(200, "welcome_bonus")] if known else [])
 
 
 @pytest.mark.parametrize("cashback", [{"enabled": False}, {"welcome_bonus": 0}])
@@ -171,7 +162,7 @@ async def test_no_bonus_when_it_is_off(
 ) -> None:
     customers = _customers(db, clock, _with(business, cashback=cashback))
     anna, earned = await _join(customers, ANNA, PHONE)
-    assert earned == 0 and await _ledger(db, anna) == []
+    assert earned == 0 and await points_ledger(db, anna) == []
     assert await _receipts(db, "welcome_bonus:") == []
 
 
@@ -201,14 +192,14 @@ async def test_the_birthday_bonus_once_a_year_whatever_makes_the_greeting_again(
     assert await _greet(db, bonuses, anna, 2027) == {"bonus": 500, "balance": 700}
     # the same greeting made again (a restart, a second sender): nothing twice, the text the same
     assert await _greet(db, bonuses, anna, 2027) == {"bonus": 500, "balance": 700}
-    assert await _ledger(db, anna) == [(200, "welcome_bonus"), (500, "birthday_bonus")]
+    assert await points_ledger(db, anna) == [(200, "welcome_bonus"), (500, "birthday_bonus")]
     async with db.reading() as repos:
         keys = await repos.session.scalars(
             select(LoyaltyEntry.bonus_key).where(LoyaltyEntry.customer_id == anna)
         )
         assert list(keys) == [None, f"birthday:{anna}:2027"]
     assert (await _greet(db, bonuses, anna, 2028))["bonus"] == 500
-    assert [p for p, _ in await _ledger(db, anna)] == [200, 500, 500]
+    assert [p for p, _ in await points_ledger(db, anna)] == [200, 500, 500]
 
 
 async def test_the_same_key_twice_is_refused_by_the_database(
@@ -237,7 +228,7 @@ async def test_no_birthday_bonus_when_it_is_off(
     off = _with(business, cashback=cashback)
     customers = _customers(db, clock, off)
     anna, _ = await _join(customers, ANNA, PHONE)
-    before = await _ledger(db, anna)
+    before = await points_ledger(db, anna)
     bonuses = BonusService(db, clock, off, MOSCOW, secret_key=KEY)
     assert await _greet(db, bonuses, anna, 2027) == {}
-    assert await _ledger(db, anna) == before
+    assert await points_ledger(db, anna) == before

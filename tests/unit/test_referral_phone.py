@@ -24,18 +24,6 @@ KEY = b"test-secret-key"
 ANNA, BORIS = 101, 102
 
 
-@pytest.fixture
-def friendly(business: Business) -> Business:
-    loyalty = business.loyalty.model_copy(
-        update={
-            "referral": business.loyalty.referral.model_copy(
-                update={"enabled": True, "friend_bonus": 300, "referrer_reward": 500}
-            )
-        }
-    )
-    return business.model_copy(update={"loyalty": loyalty})
-
-
 def _wired(
     db: Database, clock: FixedClock, business: Business, *, crash: bool = False
 ) -> tuple[CustomerService, ReferralService]:

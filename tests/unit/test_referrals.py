@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.business import Business
 from bot.clock import FixedClock
-from bot.db.models import Customer, LoyaltyEntry, OutboxMessage, Referral, ReferralState
+from bot.db.models import Customer, OutboxMessage, Referral, ReferralState
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.features import Features
@@ -19,23 +19,12 @@ from bot.outbox.planners import Planners
 from bot.services.customers import CustomerService
 from bot.services.referrals import ReferralService, referral_token
 from bot.services.staff import Staff, StaffService
+from tests.unit.conftest import points_ledger
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 OLGA = Staff(1, "Ольга")
 KEY = b"test-secret-key"
 ANNA, BORIS, VERA = 101, 102, 103
-
-
-@pytest.fixture
-def friendly(business: Business) -> Business:
-    loyalty = business.loyalty.model_copy(
-        update={
-            "referral": business.loyalty.referral.model_copy(
-                update={"enabled": True, "friend_bonus": 300, "referrer_reward": 500}
-            )
-        }
-    )
-    return business.model_copy(update={"loyalty": loyalty})
 
 
 @pytest.fixture
@@ -74,16 +63,6 @@ async def _join(customers: CustomerService, tg: int, phone: str, *, finish: bool
     return view.id
 
 
-async def _points(db: Database, customer_id: int) -> list[tuple[int, str | None]]:
-    async with db.reading() as repos:
-        rows = await repos.session.execute(
-            select(LoyaltyEntry.points, LoyaltyEntry.reason)
-            .where(LoyaltyEntry.customer_id == customer_id)
-            .order_by(LoyaltyEntry.id)
-        )
-        return [(p, r) for p, r in rows]
-
-
 def test_only_a_ref_payload_is_a_token() -> None:
     assert referral_token("ref_AbCd-_1234") == "AbCd-_1234"
     for other in (None, "", "ref_", "ref_short", "src_instagram", "gift_ABCDEFGH", "ref_a b c d e"):
@@ -111,8 +90,8 @@ async def test_the_friend_gets_the_bonus_once_at_their_phone(
     joined = await referrals.join(BORIS, token)
     assert joined is not None and joined.state is ReferralState.JOINED and joined.bonus == 300
     assert await referrals.join(BORIS, token) is None  # a second time: nothing
-    assert await _points(db, boris) == [(300, "referral_bonus")]
-    assert await _points(db, anna) == []  # not before the friend buys
+    assert await points_ledger(db, boris) == [(300, "referral_bonus")]
+    assert await points_ledger(db, anna) == []  # not before the friend buys
 
 
 async def test_nothing_before_the_phone_or_by_an_unknown_link(
@@ -141,11 +120,11 @@ async def test_the_reward_comes_after_the_first_purchase_once_with_a_service_mes
     await referrals.join(BORIS, token)
     await customers.finish_onboarding(BORIS)
     await selling.record_sale(OLGA, anna, 100000)  # the referrer's own sale: nothing
-    assert await _points(db, anna) == []
+    assert await points_ledger(db, anna) == []
     await selling.record_sale(OLGA, boris, 150000)
     clock.advance(timedelta(days=3))
     await selling.record_sale(OLGA, boris, 150000)  # the second: nothing more
-    assert await _points(db, anna) == [(500, "referral_reward")]
+    assert await points_ledger(db, anna) == [(500, "referral_reward")]
     async with db.reading() as repos:
         notices = list(
             await repos.session.execute(
@@ -174,7 +153,7 @@ async def test_self_referral_is_refused(
     joined = await referrals.join(BORIS, token)
     assert joined is not None and joined.state is ReferralState.REFUSED and joined.bonus == 0
     await selling.record_sale(OLGA, boris, 100000)
-    assert await _points(db, anna) == [] and await _points(db, boris) == []
+    assert await points_ledger(db, anna) == [] and await points_ledger(db, boris) == []
 
 
 async def test_a_known_phone_earns_nothing(
@@ -203,9 +182,9 @@ async def test_a_known_phone_earns_nothing(
         vera = (await repos.customers.by_tg_user(VERA)).id  # type: ignore[union-attr]
     joined = await referrals.join(VERA, token)
     assert joined is not None and joined.state is ReferralState.REFUSED
-    assert joined.refused == "known" and await _points(db, vera) == []
+    assert joined.refused == "known" and await points_ledger(db, vera) == []
     await selling.record_sale(OLGA, vera, 100000)
-    assert await _points(db, anna) == []
+    assert await points_ledger(db, anna) == []
 
 
 async def test_a_phone_brought_once_is_not_brought_again_after_forget(
