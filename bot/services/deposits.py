@@ -67,6 +67,8 @@ log = logging.getLogger("carebot.deposits")
 PAYLOAD_PREFIX = "dep:"
 # Why a customer pays, as the hold message explains it.
 MARKED, FIRST_VISIT, NO_SHOWS, EVERYONE = "marked", "first_visit", "no_shows", "everyone"
+# The admin chat's notice of a deposit settled (its key's prefix; its template adds "_staff").
+STAFF_NOTICE = {DepositState.KEPT: "deposit_kept", DepositState.REFUND_DUE: "deposit_refund"}
 
 
 def who_pays(
@@ -435,7 +437,7 @@ class DepositService:
             assert deposit is not None
             booking = await repos.bookings.get(deposit.booking_id)
             assert booking is not None
-            await self._refund_due(repos, deposit, "hold_lost", now)
+            await self._settle(repos, deposit, DepositState.REFUND_DUE, "hold_lost", now)
             return Paid(
                 PaidOutcome.REFUND_DUE,
                 await self.booking._view(repos, booking),
@@ -486,14 +488,18 @@ class DepositService:
             PaidOutcome.CONFIRMED, await self.booking._view(repos, booking), DepositView.of(deposit)
         )
 
-    async def _refund_due(self, repos: Repos, deposit: Deposit, reason: str, now: datetime) -> None:
-        """The staff refund it by hand (the provider's dashboard): recorded, and they are told."""
-        deposit.state, deposit.reason, deposit.settled_at = DepositState.REFUND_DUE, reason, now
+    async def _settle(
+        self, repos: Repos, deposit: Deposit, state: DepositState, reason: str, now: datetime
+    ) -> None:
+        """The deposit kept (a no-show, a late cancellation), or due back, which the staff refund
+        by hand (the provider's dashboard): recorded, and the admin chat told."""
+        deposit.state, deposit.reason, deposit.settled_at = state, reason, now
         if self.admin_chat_id is not None:
+            notice = STAFF_NOTICE[state]
             await repos.outbox.queue(
-                key=f"deposit_refund:{deposit.id}",
+                key=f"{notice}:{deposit.id}",
                 kind=SERVICE,
-                template="deposit_refund_staff",
+                template=f"{notice}_staff",
                 chat_id=self.admin_chat_id,
                 data={"booking_id": deposit.booking_id, "reason": reason},
                 not_before=now,
@@ -554,9 +560,9 @@ class DepositService:
         deposit = await repos.deposits.of_booking(booking.id, for_update=True)
         if deposit is not None and deposit.state == DepositState.PAID:
             if reason == LATE_CANCEL:
-                await self._keep(repos, deposit, "late_cancel", now)
+                await self._settle(repos, deposit, DepositState.KEPT, "late_cancel", now)
             else:
-                await self._refund_due(repos, deposit, reason, now)
+                await self._settle(repos, deposit, DepositState.REFUND_DUE, reason, now)
         if reason == LATE_CANCEL:
             await self._counted_miss(repos, booking.customer_id, now)
 
@@ -564,22 +570,8 @@ class DepositService:
         """A no-show recorded (staff or master): a paid deposit is kept, and it counts."""
         deposit = await repos.deposits.of_booking(booking.id, for_update=True)
         if deposit is not None and deposit.state == DepositState.PAID:
-            await self._keep(repos, deposit, "no_show", now)
+            await self._settle(repos, deposit, DepositState.KEPT, "no_show", now)
         await self._counted_miss(repos, booking.customer_id, now)
-
-    async def _keep(self, repos: Repos, deposit: Deposit, reason: str, now: datetime) -> None:
-        deposit.state, deposit.reason, deposit.settled_at = DepositState.KEPT, reason, now
-        if self.admin_chat_id is not None:
-            await repos.outbox.queue(
-                key=f"deposit_kept:{deposit.id}",
-                kind=SERVICE,
-                template="deposit_kept_staff",
-                chat_id=self.admin_chat_id,
-                data={"booking_id": deposit.booking_id, "reason": reason},
-                not_before=now,
-                not_after=now + timedelta(days=7),
-                now=now,
-            )
 
     async def _counted_miss(self, repos: Repos, customer_id: int, now: datetime) -> None:
         """At the threshold (the no_shows policy, deposits on) the customer is told, once, that
