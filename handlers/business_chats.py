@@ -51,7 +51,7 @@ from bot.services.customers import CustomerView
 from bot.telegram_text import CAPTION_LIMIT, TEXT_LIMIT, split_html, truncate_html, visible_len
 from handlers.admin_chat import AdminChat
 from handlers.booking import book_command
-from handlers.care import _BY_FILE, _kind, file_of
+from handlers.care import _BY_FILE, _kind, addressed_to, file_of
 from handlers.filters import admin_chat_router
 from handlers.outbox_client import deliverer
 from handlers.staff import staff_only
@@ -190,9 +190,7 @@ async def send_through_account(
 ) -> None:
     """/invite, /slots, /coupons in a customer's topic or as a reply to their message."""
     assert admin_chat.chat_id is not None and message.from_user is not None
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    thread_id = message.message_thread_id if message.is_topic_message else None
-    recipient = await care.recipient(admin_chat.chat_id, reply_to, thread_id)
+    recipient, thread_id = await addressed_to(message, admin_chat, care)
     if recipient is None:
         await message.reply(render.text(staff_lang, "business_usage"))
         return

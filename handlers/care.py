@@ -134,6 +134,17 @@ async def from_customer(
         )
 
 
+async def addressed_to(
+    message: Message, admin_chat: AdminChat, care: CareService
+) -> tuple[int | None, int | None]:
+    """The customer a staff message in the admin chat is for (by its topic, else by the message it
+    replies to; None: staff talking among themselves), and the topic's thread."""
+    assert admin_chat.chat_id is not None
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    thread_id = message.message_thread_id if message.is_topic_message else None
+    return await care.recipient(admin_chat.chat_id, reply_to, thread_id), thread_id
+
+
 async def from_staff(
     message: Message,
     admin_chat: AdminChat,
@@ -144,9 +155,7 @@ async def from_staff(
 ) -> None:
     """A staff message in a customer's topic, or a reply to a customer's message: send it on."""
     assert admin_chat.chat_id is not None and message.from_user is not None
-    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
-    thread_id = message.message_thread_id if message.is_topic_message else None
-    recipient = await care.recipient(admin_chat.chat_id, reply_to, thread_id)
+    recipient, thread_id = await addressed_to(message, admin_chat, care)
     if recipient is None:
         return  # staff talking among themselves
     staff = admin_chat.staff_of(message.from_user, message.sender_chat, message.author_signature)
