@@ -37,7 +37,7 @@ from handlers.callbacks import (
     from_minutes,
 )
 from handlers.deposits import hold_and_invoice
-from handlers.keyboards import add_rows
+from handlers.keyboards import add_rows, show_step
 from handlers.waitlist import join_button
 
 CUSTOMER_ACTIONS = (
@@ -71,12 +71,6 @@ def _days_keyboard(
 
 def _back(render: Renderer, lang: str, target: BookMenu) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=render.label(lang, "back"), callback_data=target.pack())
-
-
-async def _show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
 
 
 def _services_view(
@@ -160,7 +154,7 @@ async def menu_step(
         text, markup = _services_view(
             render, lang, business, await booking.upcoming(callback.from_user.id), data.replaces
         )
-        await _show(callback, text, markup)
+        await show_step(callback, text, markup)
         return
     masters = business.masters_of(service)
     if data.master and business.master(data.master) not in masters:
@@ -181,7 +175,7 @@ async def menu_step(
             )
         builder.adjust(1)
         builder.row(_back(render, lang, BookMenu(step=BookStep.SERVICES, replaces=data.replaces)))
-        await _show(
+        await show_step(
             callback,
             str(render.text(lang, "booking_masters", service=service)),
             builder.as_markup(),
@@ -204,7 +198,7 @@ async def menu_step(
                 ),
             )
         )
-        await _show(
+        await show_step(
             callback,
             str(
                 render.text(
@@ -245,7 +239,7 @@ async def menu_step(
             ),
         )
     )
-    await _show(
+    await show_step(
         callback,
         str(
             render.text(
@@ -297,7 +291,7 @@ async def slot_tapped(
             ),
         )
         builder.adjust(1)
-        await _show(
+        await show_step(
             callback,
             str(
                 render.text(
@@ -322,7 +316,7 @@ async def slot_tapped(
         replaces=data.replaces,
     )
     if result.outcome is BookOutcome.BOOKED:
-        await _show(
+        await show_step(
             callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
         )
         return
@@ -355,7 +349,7 @@ async def slot_tapped(
             [booking.other_time_button(lang, service.id, data.replaces)],
         ],
     )
-    await _show(
+    await show_step(
         callback,
         str(render.text(lang, f"booking_{result.outcome.value}", day=day, slots=slots)),
         builder.as_markup(),
@@ -415,7 +409,7 @@ async def visit_action(
                 reply_markup=builder.as_markup(),
             )
     elif action is BookingAct.KEEP:
-        await _show(callback, str(render.text(lang, "visit_kept", booking=visit)), None)
+        await show_step(callback, str(render.text(lang, "visit_kept", booking=visit)), None)
     elif action is BookingAct.CANCEL_YES:
         result = await booking.cancel(user, visit.id)
         if result.outcome is not ActOutcome.DONE:
@@ -426,7 +420,7 @@ async def visit_action(
             text=render.label(lang, "book_again"),
             callback_data=BookMenu(step=BookStep.MASTERS, service=visit.service_id),
         )
-        await _show(
+        await show_step(
             callback, str(render.text(lang, "visit_cancelled", booking=visit)), builder.as_markup()
         )
     elif action is BookingAct.RESCHEDULE:
@@ -478,7 +472,7 @@ async def not_now(
     if next_due is None:
         await callback.answer(render.label(lang, "stale_button"), show_alert=True)
         return
-    await _show(
+    await show_step(
         callback,
         str(render.text(lang, "offer_postponed", service=business.service(callback_data.service))),
         None,

@@ -7,7 +7,7 @@ from functools import singledispatch
 from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import buttons as b
@@ -137,6 +137,16 @@ def stored_markup(stored: dict[str, Any] | None) -> InlineKeyboardMarkup | None:
     if not b.is_intents(stored):
         return InlineKeyboardMarkup.model_validate(stored)
     return keyboard_markup(b.load(stored))
+
+
+async def show_step(
+    callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """A menu's next step (booking's, the waitlist's): the press answered, and the menu's message
+    edited in place into `text` with its buttons."""
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(text, reply_markup=markup)
 
 
 def main_menu(render: Renderer, lang: str, coupon_id: int | None = None) -> InlineKeyboardMarkup:

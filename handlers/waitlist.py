@@ -20,6 +20,7 @@ from bot.services.deposits import DepositService
 from bot.services.waitlist import DayPart, JoinOutcome, TakeOutcome, WaitlistService
 from handlers.callbacks import WaitAct, WaitlistCallback, WaitMenu, WaitStep, day_code, day_of
 from handlers.deposits import hold_and_invoice
+from handlers.keyboards import show_step
 
 RANGES = (1, 3, 7, 14)  # the day ranges offered, from today (capped by how far one can book)
 
@@ -60,12 +61,6 @@ async def _list_view(
     return str(render.text(lang, "waitlist_list", entries=entries)), builder.as_markup()
 
 
-async def _show(callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
-
-
 async def waitlist_command(
     message: Message,
     customer: CustomerView | None,
@@ -102,7 +97,7 @@ async def menu_step(
         return
     data, user = callback_data, callback.from_user.id
     if data.step is WaitStep.LIST:
-        await _show(callback, *await _list_view(waitlist, render, lang, user))
+        await show_step(callback, *await _list_view(waitlist, render, lang, user))
         return
     if data.step is WaitStep.SERVICES:
         builder = InlineKeyboardBuilder()
@@ -112,7 +107,7 @@ async def menu_step(
                 callback_data=WaitMenu(step=WaitStep.MASTERS, service=offered.id),
             )
         builder.adjust(1)
-        await _show(callback, str(render.text(lang, "waitlist_services")), builder.as_markup())
+        await show_step(callback, str(render.text(lang, "waitlist_services")), builder.as_markup())
         return
     service = business.service(data.service)
     masters = business.masters_of(service) if service else []
@@ -132,7 +127,7 @@ async def menu_step(
                 callback_data=WaitMenu(step=WaitStep.DAYS, service=service.id, master=one.id),
             )
         builder.adjust(1)
-        await _show(
+        await show_step(
             callback,
             str(render.text(lang, "waitlist_masters", service=service)),
             builder.as_markup(),
@@ -159,7 +154,7 @@ async def menu_step(
             if end == last:
                 break
         builder.adjust(2)
-        await _show(
+        await show_step(
             callback,
             str(render.text(lang, "waitlist_days", service=service, master=master)),
             builder.as_markup(),
@@ -184,7 +179,7 @@ async def menu_step(
                 ),
             )
         builder.adjust(1)
-        await _show(
+        await show_step(
             callback,
             str(
                 render.text(
@@ -210,7 +205,7 @@ async def menu_step(
     builder.button(
         text=render.label(lang, "waitlist_mine"), callback_data=WaitMenu(step=WaitStep.LIST)
     )
-    await _show(
+    await show_step(
         callback,
         str(
             render.text(
@@ -247,14 +242,14 @@ async def entry_action(
         return
     result = await waitlist.take(user, callback_data.id)
     if result.outcome is TakeOutcome.BOOKED:
-        await _show(
+        await show_step(
             callback, str(render.text(lang, "booking_requested", booking=result.booking)), None
         )
     elif result.outcome is TakeOutcome.HELD and result.held is not None:  # a deposit first
         await hold_and_invoice(callback, result.held, deposits, render, lang, business, bot)
     elif result.outcome is TakeOutcome.GONE:
         if isinstance(callback.message, Message) and callback.message.reply_markup:
-            await _show(callback, str(render.text(lang, "waitlist_gone")), None)
+            await show_step(callback, str(render.text(lang, "waitlist_gone")), None)
         else:  # told already (a second tap on an old copy of the offer)
             await callback.answer(render.label(lang, "waitlist_gone_short"), show_alert=True)
     elif result.outcome is TakeOutcome.ALREADY:
