@@ -127,6 +127,13 @@ async def tap(
     return await person.next(edit)
 
 
+async def book_days(person: Person, service: str = "Маникюр", master: str = "Анна") -> Call:
+    """/book → the service → the master: the message with the master's days."""
+    await person.send("/book")
+    masters = await tap(person, await person.reply(), service, "editMessageText")
+    return await tap(person, masters, master, "editMessageText")
+
+
 async def reply_of(person: Person, template: str, tries: int = 6) -> Call:
     """The first of `person`'s next `tries` messages made from `template` (others sent on their
     own, a thank-you offer say, may come first)."""

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import Booking, BookingCell, BookingState, Deposit, DepositState
-from tests.e2e.helpers import bot_on, business_plus, onboard, reply_of, tap
+from tests.e2e.helpers import book_days, bot_on, business_plus, onboard, reply_of, tap
 from tests.e2e.test_booking import _book, _join_master, _menu_to_times, moscow
 from tests.harness import InProcessBot
 from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
@@ -281,14 +281,7 @@ async def test_a_no_show_switches_the_deposit_on_and_keeps_a_paid_one(
     assert "визит сорвался" in policy.text
 
     # the next booking (tomorrow) asks a deposit; paid, then missed again: the deposit is kept
-    await anna.send("/book")
-    services = await anna.reply()
-    await anna.press(services, "Маникюр")
-    await anna.next("answerCallbackQuery")
-    masters = await anna.next("editMessageText")
-    await anna.press(masters, "Анна")
-    await anna.next("answerCallbackQuery")
-    days = await anna.next("editMessageText")
+    days = await book_days(anna)
     await anna.press(days, "вт 24.11")
     await anna.next("answerCallbackQuery")
     _, held = await _book(anna, await anna.next("editMessageText"), "в 12:00")

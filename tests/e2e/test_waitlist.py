@@ -20,7 +20,15 @@ from bot.services.booking import BookOutcome
 from bot.services.slots import cells
 from bot.services.waitlist import DayPart, JoinOutcome
 from tests.conftest import ADMIN_CHAT, RunningBot
-from tests.e2e.helpers import bot_on, business_plus, count, customer_of, onboard, reply_of
+from tests.e2e.helpers import (
+    book_days,
+    bot_on,
+    business_plus,
+    count,
+    customer_of,
+    onboard,
+    reply_of,
+)
 from tests.harness import InProcessBot
 from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
 
@@ -91,14 +99,7 @@ async def test_a_full_day_waits_and_the_cancelled_time_goes_to_the_first_to_tap(
     visit = await book(carebot, 6004, moscow(TUESDAY, "15:00"))  # the day is full now
 
     # Анна: /book → manicure → Анна: no Tuesday; she waits for a time instead
-    await anna.send("/book")
-    services = await anna.reply()
-    await anna.press(services, "Маникюр")
-    await anna.next("answerCallbackQuery")
-    masters = await anna.next("editMessageText")
-    await anna.press(masters, "Анна")
-    await anna.next("answerCallbackQuery")
-    days = await anna.next("editMessageText")
+    days = await book_days(anna)
     assert days.template == "booking_days" and "вт 24.11" not in days.button_texts
     assert days.labels[-2:] == ["waitlist_join", "back"]
     ranges = await press_label(anna, days, "waitlist_join")
