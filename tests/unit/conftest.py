@@ -13,6 +13,7 @@ from bot.db.models import LoyaltyEntry
 from bot.db.repositories import Database
 from bot.events import Events
 from bot.services.staff import StaffService
+from tests.telegram_server import TelegramServer
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 
@@ -50,3 +51,21 @@ async def points_ledger(db: Database, customer_id: int) -> list[tuple[int, str |
             .order_by(LoyaltyEntry.id)
         )
         return [(p, r) for p, r in rows]
+
+
+class FakeClock:
+    """The stand-in's clock (seconds), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def server_clock(telegram: TelegramServer) -> FakeClock:
+    """The Bot API stand-in's clock, set to a FakeClock (its limits, its 24 hours)."""
+    fake = FakeClock()
+    telegram.clock = fake
+    return fake

@@ -20,6 +20,7 @@ from aiogram.types import BufferedInputFile, InputMediaDocument, InputMediaPhoto
 
 from tests.conftest import TOKEN
 from tests.telegram_server import LINKED_CHANNEL, PROVIDER_TOKEN, TelegramServer
+from tests.unit.conftest import FakeClock
 
 GROUP = -1001234567890
 OTHER_GROUP = -1005555
@@ -49,25 +50,10 @@ class Api:
         return body
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def api(telegram: TelegramServer) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as http:
         yield Api(telegram, http)
-
-
-@pytest.fixture
-def server_clock(telegram: TelegramServer) -> FakeClock:
-    fake = FakeClock()
-    telegram.clock = fake
-    return fake
 
 
 @pytest.fixture

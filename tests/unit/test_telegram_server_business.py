@@ -15,21 +15,7 @@ from aiogram.types import Update
 
 from tests.conftest import TOKEN
 from tests.telegram_server import BOT_USER, TelegramServer
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(telegram: TelegramServer) -> FakeClock:
-    fake = FakeClock()
-    telegram.clock = fake
-    return fake
+from tests.unit.conftest import FakeClock
 
 
 @pytest.fixture
@@ -48,7 +34,7 @@ async def updates(telegram: TelegramServer) -> list[Update]:
 
 
 async def test_connection_messages_and_replies_as_aiogram_reads_them(
-    telegram: TelegramServer, call: Any, clock: FakeClock
+    telegram: TelegramServer, call: Any, server_clock: FakeClock
 ) -> None:
     salon = telegram.business_account(7001, "Салон")
     anna = telegram.user(5001)
@@ -95,7 +81,7 @@ async def test_connection_messages_and_replies_as_aiogram_reads_them(
 
 
 async def test_sends_refused_as_telegram_refuses_them(
-    telegram: TelegramServer, call: Any, clock: FakeClock
+    telegram: TelegramServer, call: Any, server_clock: FakeClock
 ) -> None:
     salon = telegram.business_account(7002, "Салон")
     anna, boris = telegram.user(5002), telegram.user(5003)
@@ -121,7 +107,7 @@ async def test_sends_refused_as_telegram_refuses_them(
     )
     assert status == 400 and "business_connection_id" in body["description"]
     # 24 hours after the customer's last message the chat is closed to the bot.
-    clock.now += 24 * 3600 + 1
+    server_clock.now += 24 * 3600 + 1
     assert (await call("sendMessage", **ok))[1]["description"].endswith("BUSINESS_PEER_INVALID")
     await anna.write_to(salon, "Ещё вопрос")
     assert (await call("sendMessage", **ok))[0] == 200
