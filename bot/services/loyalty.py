@@ -109,10 +109,14 @@ def add_months(at: datetime, months: int) -> datetime:
     return at.replace(year=year, month=month + 1, day=day)
 
 
+def expires_after(at: datetime, months: int) -> datetime | None:
+    """An `expire_months` of the business file counted from `at` (0: never, None)."""
+    return add_months(at, months) if months else None
+
+
 def points_expiry(cashback: Cashback, at: datetime) -> datetime | None:
     """When points credited at `at` expire: `expire_months` later (None: they never do)."""
-    months = cashback.expire_months
-    return add_months(at, months) if months else None
+    return expires_after(at, cashback.expire_months)
 
 
 BONUS_RECEIPT_VALID = timedelta(days=7)  # a bonus's receipt goes within a week, or not at all

@@ -79,9 +79,9 @@ class PackageState:
 
 def expiry_of(rule: Package, at: datetime) -> datetime | None:
     """`expire_months` after the sale; None: never."""
-    from bot.services.loyalty import add_months  # it imports staff's services, which import this
+    from bot.services.loyalty import expires_after  # it imports staff's, which import this
 
-    return add_months(at, rule.expire_months) if rule.expire_months else None
+    return expires_after(at, rule.expire_months)
 
 
 async def sell_in(
