@@ -134,6 +134,12 @@ async def book_days(person: Person, service: str = "Маникюр", master: str
     return await tap(person, masters, master, "editMessageText")
 
 
+async def forget(person: Person) -> Call:
+    """/forget, confirmed: the question's message as the erasure leaves it."""
+    await person.send("/forget")
+    return await tap(person, await person.reply(), "Да, удалить", "editMessageText")
+
+
 async def reply_of(person: Person, template: str, tries: int = 6) -> Call:
     """The first of `person`'s next `tries` messages made from `template` (others sent on their
     own, a thank-you offer say, may come first)."""

@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     bot_on,
     business_plus,
     consent,
+    forget,
     msk,
     onboard,
     reply_of,
@@ -68,8 +69,7 @@ async def test_the_welcome_bonus_comes_with_the_phone_once(
     await answer_offers(anna, await anna.reply(), False)  # a receipt needs no offers consent
     assert "Баллов: <b>150</b>" in await _card(anna)
 
-    await anna.send("/forget")
-    await tap(anna, await anna.reply(), "Да, удалить", "editMessageText")
+    await forget(anna)
     await onboard(anna, phone="79161230011")  # joining again: no second bonus, no receipt
     assert "Баллов: <b>0</b>" in await _card(anna)
     await anna.quiet()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import BusinessMessage, CareMessage
-from tests.e2e.helpers import bot_on, business_plus, count, customer_id_of, msk, onboard
+from tests.e2e.helpers import bot_on, business_plus, count, customer_id_of, forget, msk, onboard
 from tests.telegram_server import BusinessAccount, Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -240,11 +240,7 @@ async def test_forget_erases_the_account_chat_and_mydata_shows_it(
     customer_id = await customer_id_of(carebot.db, anna.id)
     assert await count(carebot.db, BusinessMessage, BusinessMessage.customer_id == customer_id) == 2
 
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await anna.press(confirm, "Да, удалить")
-    await anna.next("answerCallbackQuery")
-    await anna.next("editMessageText")
+    await forget(anna)
     assert await count(carebot.db, BusinessMessage) == 0
     assert await count(carebot.db, CareMessage) == 0
 

@@ -10,7 +10,7 @@ import pytest
 from bot.clock import FixedClock
 from bot.db.models import CareMessage
 from tests.conftest import ADMIN_CHAT, BUSINESS_FILE, RunningBot, make_settings
-from tests.e2e.helpers import ask_staff, count, customer_of, onboard
+from tests.e2e.helpers import ask_staff, count, customer_of, forget, onboard
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -258,11 +258,7 @@ async def test_forget_erases_the_conversation(
     await anna.next("copyMessage")
     await olga.next("setMessageReaction")  # comes after the reply is recorded
     assert await count(carebot.db, CareMessage) == 2
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await anna.press(confirm, "Да, удалить")
-    await anna.next("answerCallbackQuery")
-    await anna.next("editMessageText")
+    await forget(anna)
     assert await count(carebot.db, CareMessage) == 0
     await olga.send("Ещё ответ", reply_to=relayed)  # the thread is gone: nothing is delivered
     await anna.quiet()

@@ -31,7 +31,7 @@ from tests.conftest import (
     SqliteDatabases,
     _migrate,
 )
-from tests.e2e.helpers import carebot_cli, carebot_env, customer_id_of
+from tests.e2e.helpers import carebot_cli, carebot_env, customer_id_of, forget
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -241,11 +241,7 @@ async def test_a_customer_who_forgot_is_exported_anonymous(
     anna = telegram.user(7261, "Анна", username="anna_k")
     customer_id = await _registered(carebot.db, 7261, "Анна", username="anna_k")
     await _sale_and_note(olga)
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await anna.press(confirm, "Да, удалить")
-    await anna.next("answerCallbackQuery")
-    assert (await anna.next("editMessageText")).template == "forget_done"
+    assert (await forget(anna)).template == "forget_done"
     await anna.send("/mydata")
     assert (await anna.reply()).template == "not_registered"
 

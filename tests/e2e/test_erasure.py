@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import Base, Booking, Customer, OutboxMessage, Purchase, Survey, WelcomeClaim
-from tests.e2e.helpers import ask_staff, coupons_of, customer_of, onboard, tap
+from tests.e2e.helpers import ask_staff, coupons_of, customer_of, forget, onboard, tap
 from tests.telegram_server import Person, TelegramServer
 
 pytestmark = pytest.mark.in_process
@@ -107,8 +107,7 @@ async def test_forget_leaves_no_copy_anywhere(
     for needle in (NAME, "+79161234567", WORDS, NOTE, COMMENT, USERNAME):
         assert needle in flat, needle  # each kind of copy really was in the database before
 
-    await customer.send("/forget")
-    await tap(customer, await customer.reply(), "Да, удалить", "editMessageText")
+    await forget(customer)
     cancelled = await olga.reply(
         timeout=15
     )  # the staff still hear the time is free, without a name

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     coupons_of,
     customer_id_of,
     customer_of,
+    forget,
     onboard,
     tap,
     to_birthday,
@@ -377,9 +378,7 @@ async def test_forget_and_start_again_gets_no_second_coupon(
 ) -> None:
     anna = telegram.user(1019)
     await onboard(anna)
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await tap(anna, confirm, "Да, удалить", "editMessageText")
+    await forget(anna)
     final = await onboard(anna, phone="79035556677")  # same account, another phone
     assert final.template == "welcome_already_claimed"
     assert await count(carebot.db, Coupon, Coupon.voided_at.is_(None)) == 0

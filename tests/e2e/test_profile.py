@@ -13,6 +13,7 @@ from tests.e2e.helpers import (
     coupons_of,
     customer_id_of,
     customer_of,
+    forget,
     onboard,
     tap,
 )
@@ -110,11 +111,7 @@ async def test_forget_asks_first_then_erases(carebot, telegram: TelegramServer) 
     assert cancelled.template == "forget_cancelled" and not cancelled.markup
     assert await customer_of(carebot.db, 2005) is not None
 
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await anna.press(confirm, "Да, удалить")
-    await anna.next("answerCallbackQuery")
-    done = await anna.next("editMessageText")
+    done = await forget(anna)
     assert done.template == "forget_done" and not done.markup
 
     assert await customer_of(carebot.db, 2005) is None
@@ -155,9 +152,7 @@ async def test_forget_in_the_middle_of_onboarding(carebot, telegram: TelegramSer
     await anna.send_contact("79161234567")
     await anna.reply()
     await anna.reply()
-    await anna.send("/forget")
-    confirm = await anna.reply()
-    await tap(anna, confirm, "Да, удалить", "editMessageText")
+    await forget(anna)
     await anna.send("14.03")  # the onboarding is over: this is just a message to the staff now
     assert (await anna.reply()).template == "care_received"
     assert await customer_of(carebot.db, 2006) is None

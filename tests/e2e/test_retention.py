@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.db.models import CareMessage, Customer, Erasure, ErasureReason
-from tests.e2e.helpers import ask_staff, bot_on, business_plus, customer_id_of, onboard, tap
+from tests.e2e.helpers import ask_staff, bot_on, business_plus, customer_id_of, forget, onboard
 from tests.harness import InProcessBot
 from tests.telegram_server import Person, TelegramServer
 
@@ -37,8 +37,7 @@ async def test_forget_then_staff_list_the_record_without_a_name(
     empty = await olga.reply()
     assert empty.template == "erasures" and "пока нет" in empty.text
 
-    await customer.send("/forget")
-    await tap(customer, await customer.reply(), "Да, удалить", "editMessageText")
+    await forget(customer)
     await olga.send("/erasures")
     listed = await olga.reply()
     assert listed.template == "erasures"
