@@ -53,15 +53,20 @@ async def _state(db: Database, tg: int) -> tuple[str | None, int, int]:
         return customer.phone, int(referrals or 0), points
 
 
-async def test_a_failure_after_the_phone_leaves_neither_the_phone_nor_the_bonus(
-    db: Database, clock: FixedClock, friendly: Business
-) -> None:
-    customers, referrals = _wired(db, clock, friendly)
+async def _annas_link(customers: CustomerService, referrals: ReferralService) -> tuple[int, str]:
+    """Анна joins with her phone: her id, and the token of her link for a friend."""
     await customers.consent(ANNA, name="Анна", username=None, language="ru", source=None)
     await customers.set_phone(ANNA, "+79990000001")
     anna = await customers.find(ANNA)
     assert anna is not None
-    token = await referrals.token(anna.id)
+    return anna.id, await referrals.token(anna.id)
+
+
+async def test_a_failure_after_the_phone_leaves_neither_the_phone_nor_the_bonus(
+    db: Database, clock: FixedClock, friendly: Business
+) -> None:
+    customers, referrals = _wired(db, clock, friendly)
+    anna_id, token = await _annas_link(customers, referrals)
 
     crashing, _ = _wired(db, clock, friendly, crash=True)
     await crashing.consent(BORIS, name="Борис", username=None, language="ru", source=None)
@@ -77,7 +82,7 @@ async def test_a_failure_after_the_phone_leaves_neither_the_phone_nor_the_bonus(
         assert boris is not None
         referral = await repos.referrals.of_friend(boris.id)
         assert referral and referral.state == ReferralState.JOINED
-        assert referral.referrer_id == anna.id
+        assert referral.referrer_id == anna_id
     again = await customers.set_phone(BORIS, "+79990000002", ref=token)
     assert again.credited == ()  # recorded once
     assert await _state(db, BORIS) == ("+79990000002", 1, 300)
@@ -87,11 +92,7 @@ async def test_no_link_or_no_program_credits_nothing_with_the_phone(
     db: Database, clock: FixedClock, friendly: Business, business: Business
 ) -> None:
     customers, referrals = _wired(db, clock, friendly)
-    await customers.consent(ANNA, name="Анна", username=None, language="ru", source=None)
-    await customers.set_phone(ANNA, "+79990000001")
-    anna = await customers.find(ANNA)
-    assert anna is not None
-    token = await referrals.token(anna.id)
+    _, token = await _annas_link(customers, referrals)
     await customers.consent(BORIS, name="Борис", username=None, language="ru", source=None)
     assert (await customers.set_phone(BORIS, "+79990000002")).credited == ()  # no link
     off = business.model_copy(
