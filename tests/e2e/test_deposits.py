@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.db.models import Booking, BookingCell, BookingState, Deposit, DepositState
 from tests.e2e.helpers import book_days, bot_on, business_plus, onboard, reply_of, tap
-from tests.e2e.test_booking import _book, _join_master, _menu_to_times, moscow
+from tests.e2e.test_booking import _book, _join_master, _menu_to_times, _plan, moscow
 from tests.harness import InProcessBot
 from tests.telegram_server import PROVIDER_TOKEN, Call, Person, TelegramServer
 
@@ -74,11 +74,6 @@ async def deposit_rows(bot: InProcessBot) -> list[Deposit]:
 async def bookings(bot: InProcessBot) -> list[Booking]:
     async with bot.db.transaction() as repos:
         return list(await repos.session.scalars(select(Booking).order_by(Booking.id)))
-
-
-async def planners(bot: InProcessBot) -> dict[str, int]:
-    assert bot.app is not None
-    return await bot.app.planners.run_all()
 
 
 async def test_a_deposit_paid_confirms_the_visit_and_counts_into_its_sale(
@@ -142,9 +137,9 @@ async def test_an_unpaid_hold_runs_out_and_the_time_is_free_again(
     times = await _menu_to_times(boris)
     assert "пн 23.11 в 15:00" not in times.button_texts  # held for Анна
     everyone.clock.advance(timedelta(minutes=14))
-    assert (await planners(everyone))["deposit_holds"] == 0
+    assert (await _plan(everyone))["deposit_holds"] == 0
     everyone.clock.advance(timedelta(minutes=2))
-    assert (await planners(everyone))["deposit_holds"] == 1
+    assert (await _plan(everyone))["deposit_holds"] == 1
     expired = await anna.reply(timeout=15)
     assert expired.template == "deposit_expired" and "пн 23.11 в 15:00" in expired.text
     assert expired.labels == ["book_again"]
@@ -174,7 +169,7 @@ async def test_a_payment_after_the_time_was_lost_is_refund_due(
     query = await anna.checkout(invoice)
     assert query.answered is True
     everyone.clock.advance(timedelta(minutes=16))
-    assert (await planners(everyone))["deposit_holds"] == 1
+    assert (await _plan(everyone))["deposit_holds"] == 1
     assert (await anna.reply(timeout=15)).template == "deposit_expired"
     await hold(boris)  # the time is Борис's now (held while he pays)
 
@@ -210,7 +205,7 @@ async def test_a_late_payment_takes_back_a_time_still_free(
     _, invoice = await hold(anna)
     query = await anna.checkout(invoice)
     everyone.clock.advance(timedelta(minutes=16))
-    await planners(everyone)
+    await _plan(everyone)
     assert (await anna.reply(timeout=15)).template == "deposit_expired"
     await anna.complete_payment(query)
     assert (await reply_of(anna, "booking_confirmed")).template == "booking_confirmed"
@@ -401,7 +396,7 @@ async def test_a_late_payment_does_not_give_a_second_visit_of_the_service(
     _, invoice = await hold(anna)
     query = await anna.checkout(invoice)
     everyone.clock.advance(timedelta(minutes=16))
-    await planners(everyone)
+    await _plan(everyone)
     assert (await anna.reply(timeout=15)).template == "deposit_expired"
     await hold(anna, "в 17:30")
     await anna.complete_payment(query)
