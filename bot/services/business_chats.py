@@ -36,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business import WEEKDAYS, Business
+from bot.buttons import Keyboard
 from bot.clock import Clock
 from bot.db.models import (
     BusinessChat,
@@ -43,6 +44,8 @@ from bot.db.models import (
     BusinessMessage,
     CareDirection,
     CareMessage,
+    Customer,
+    OutboxMessage,
     StaffAction,
 )
 from bot.db.repositories import Database, Repos
@@ -144,6 +147,7 @@ class BusinessChats:
 
     def register(self, features: Features) -> None:
         features.on_erased(self.erase)
+        features.compose(self._under_the_relay, EDITED, DELETED)
 
     # ---- the connection ------------------------------------------------------------------------
 
@@ -355,11 +359,25 @@ class BusinessChats:
             data={
                 "tg_user_id": row.tg_user_id,
                 "text": text,
+                "care_id": care.id if care else None,
                 "reply_to": care.admin_message_id if care else None,
                 "thread_id": topic.thread_id if topic else None,
             },
             now=now,
         )
+
+    async def _under_the_relay(
+        self, repos: Repos, row: OutboxMessage, customer: Customer | None, now: datetime
+    ) -> tuple[dict[str, Any], Keyboard | None]:
+        """An edit or a deletion note answers the relayed message, found when the note goes: a
+        customer who edits at once can be quicker than the relay itself (the admin chat's
+        messages go one at a time, so by now it has been sent)."""
+        data = dict(row.data or {})
+        if not data.get("reply_to") and data.get("care_id"):
+            care = await repos.session.get(CareMessage, data["care_id"])
+            if care is not None and care.admin_message_id is not None:
+                row.data = {**data, "reply_to": care.admin_message_id}
+        return {}, None
 
     # ---- what goes back through an account -----------------------------------------------------
 
