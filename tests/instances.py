@@ -8,7 +8,10 @@ import asyncio
 import re
 import socket
 import sys
+import threading
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +22,28 @@ from sqlalchemy import func, insert, select
 from bot.db.engine import create_engine
 from bot.db.models import Customer, OutboxMessage
 from bot.db.repositories import Database
+from tests.telegram_server import TelegramServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVACY_VERSION = "2026-11-01"  # tests/data/business.toml's
+
+
+@asynccontextmanager
+async def served_apart(server: TelegramServer) -> AsyncIterator[TelegramServer]:
+    """The stand-in on an event loop of its own, in a thread: it counts a request when it gets
+    to it, and here nothing else (polling the database, reading /metrics) delays that, which
+    would make requests that arrived apart look like a burst."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="stand-in", daemon=True)
+    thread.start()
+    try:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.start(), loop))
+        yield server
+    finally:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(server.stop(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def free_port() -> int:

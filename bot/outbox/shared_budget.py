@@ -155,9 +155,9 @@ if ARGV[6] == '2' then
   local li = tonumber(redis.call('GET', KEYS[3]) or '-1000')
   if now - li < 2 then per_second = math.max(1, per_second - math.max(1, math.floor(per_second / 10))) end
 end
--- a little over a second: between leaving one process and arriving at Telegram's, messages of
--- several processes bunch by some tens of milliseconds
-local W = 1.1
+-- a little over a second (each message counts from when its answer came, `landed`, which
+-- is after Telegram counted it)
+local W = 1.03
 local chat_gap = tonumber(ARGV[5] or '0')
 if chat_gap > 0 and KEYS[2] ~= '' then
   chat_gap = chat_gap + 0.1

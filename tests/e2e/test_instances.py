@@ -32,6 +32,7 @@ from tests.instances import (
     most_in_a_second,
     outbox_states,
     queue_broadcast,
+    served_apart,
 )
 from tests.telegram_server import TelegramServer
 
@@ -88,7 +89,13 @@ async def test_three_instances_are_one_bot(
     url = await postgres_databases.create("instances")  # empty: the instances migrate it
     server = TelegramServer(TOKEN)
     server.rate_limit, server.chat_gap = 30, 1.0
-    await server.start()
+    async with served_apart(server):
+        await _three_instances(server, url, postgres_databases, tmp_path)
+
+
+async def _three_instances(
+    server: TelegramServer, url: str, postgres_databases: PostgresDatabases, tmp_path: Path
+) -> None:
     business = tmp_path / "business.toml"
     # 26 a second of Telegram's 30: the stand-in counts when it gets to a request, and on a
     # machine shared with other test runs its event loop stalls now and then and takes the
@@ -206,6 +213,5 @@ async def test_three_instances_are_one_bot(
                 except TimeoutError:
                     instance.process.kill()
         await http.close()
-        await server.stop()
         await close_engines()
         await postgres_databases.drop(url)
