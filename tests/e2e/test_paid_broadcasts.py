@@ -96,7 +96,10 @@ def test_the_cost_counts_what_went_past_30_in_each_second() -> None:
 @pytest.mark.parametrize(
     ("lang", "words"),
     [
-        ("ru", "Платная рассылка: 19\u00a0370 сверх бесплатных 30 в секунду × 0,1 ⭐ = 1\u00a0937 ⭐"),
+        (
+            "ru",
+            "Платная рассылка: 19\u00a0370 сверх бесплатных 30 в секунду × 0,1 ⭐ = 1\u00a0937 ⭐",
+        ),
         ("en", "Paid broadcast: 19,370 past the free 30 a second × 0.1 ⭐ = 1,937 ⭐"),
     ],
 )
