@@ -416,3 +416,5 @@ class SharedBudget:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        # a pool given to the client is not the client's to close
+        await self.redis.connection_pool.disconnect()
