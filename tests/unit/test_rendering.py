@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -102,3 +104,39 @@ def test_a_missing_plural_form_falls_back_to_other_then_many(render: Renderer) -
     assert _show(render, '{{ 1 | plural(one="акции", many="акций") }}', lang="ru") == "акции"
     with pytest.raises(ValueError, match="no form 'other'"):
         _show(render, '{{ 2 | plural(one="offer") }}', lang="en")
+
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}")
+
+
+def _lines_joined_by_trim_blocks(text: str) -> list[int]:
+    """Lines whose break trim_blocks eats: words then a block tag (`%}`, not `+%}`) at the line's
+    end, and the next line starting with words (or a tag, then words) — two lines shown as one,
+    e.g. "оценок не было" + "Подробнее: /stats". A break meant to go is marked `-%}` or `{%-`."""
+    lines = text.split("\n")
+    joined = []
+    for number, (line, after) in enumerate(zip(lines, lines[1:], strict=False), 1):
+        end, start = line.rstrip(), after.lstrip()
+        if not end.endswith("%}") or end.endswith(("+%}", "-%}", "endmacro %}", "endset %}")):
+            continue  # a macro's or a set's own whitespace is not the text's
+        if "{%" not in end or not _TAG.sub("", end).strip():
+            continue  # no words before it (or the end of a tag begun lines above)
+        if start.startswith(("{%-", "{% macro", "{% set")) or not _TAG.sub("", start).strip():
+            continue
+        joined.append(number)
+    return joined
+
+
+def test_the_lint_sees_a_joined_line_and_passes_a_kept_one() -> None:
+    assert _lines_joined_by_trim_blocks("A{% if p %}(x){% endif %}\nB") == [1]
+    assert _lines_joined_by_trim_blocks("A: 1{% if p %}\nPaid{% endif %}\nB") == [1, 2]
+    assert _lines_joined_by_trim_blocks("A{% if p %}(x){% endif +%}\nB") == []
+    assert _lines_joined_by_trim_blocks("{% if p %}\nA\n{% endif %}\nB") == []
+
+
+@pytest.mark.parametrize(
+    "template", sorted(p.relative_to(TEMPLATES).as_posix() for p in TEMPLATES.glob("*/*.*"))
+)
+def test_no_two_lines_of_a_template_run_into_one(template: str) -> None:
+    assert _lines_joined_by_trim_blocks((TEMPLATES / template).read_text()) == []
