@@ -161,6 +161,11 @@ def test_a_forged_action_does_not_unpack(data: str) -> None:
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The Bot API stand-in and the demo's page play Telegram's side: they read the keyboards the bot
+# sends, which is not the core writing one.
+PLAYS_TELEGRAM = ("bot/standin.py", "bot/demo/")
+
+
 def _modules(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
@@ -180,6 +185,7 @@ def test_callback_data_is_made_in_one_place() -> None:
     telegram_json = [
         f"{path.relative_to(ROOT)}:{node.lineno}"
         for path in _modules("bot")
+        if not path.relative_to(ROOT).as_posix().startswith(PLAYS_TELEGRAM)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Constant) and node.value in ("inline_keyboard", "callback_data")
     ]

@@ -182,9 +182,9 @@ async def test_never_negative_and_corrections_need_a_reason(
     async with db.reading() as repos:
         audit = list(
             await repos.session.execute(
-                select(StaffAction.staff_name, StaffAction.details).where(
-                    StaffAction.action == "points"
-                )
+                select(StaffAction.staff_name, StaffAction.details)
+                .where(StaffAction.action == "points")
+                .order_by(StaffAction.id)  # in the order made (PostgreSQL keeps no other)
             )
         )
     assert [(name, details) for name, details in audit] == [
