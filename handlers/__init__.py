@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Dispatcher, Router
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 
 from bot.services.customers import CustomerService
 from handlers import (
@@ -37,7 +36,7 @@ from handlers import (
     surveys,
     waitlist,
 )
-from handlers.middlewares import CustomerMiddleware
+from handlers.middlewares import CustomerMiddleware, PressAnswers
 
 
 def setup_dispatcher(dp: Dispatcher, customers: CustomerService) -> None:
@@ -45,7 +44,7 @@ def setup_dispatcher(dp: Dispatcher, customers: CustomerService) -> None:
     dp.update.outer_middleware(CustomerMiddleware(customers))
     # Every button press answered at once, before its handler (aiogram's own middleware); a
     # handler that shows an alert or answers after its edits says so with its callback_answer flag.
-    dp.callback_query.middleware(CallbackAnswerMiddleware(pre=True))
+    dp.callback_query.middleware(PressAnswers(pre=True))
     dp.include_routers(*all_routers())
     filters_in_place(dp)
 

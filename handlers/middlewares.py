@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update, User
+from aiogram.utils.callback_answer import CallbackAnswer, CallbackAnswerMiddleware
 
 from bot.buttons import BookingAct
 from bot.rendering import pick_language
@@ -22,6 +25,8 @@ from handlers.callbacks import (
 from handlers.fsm_storage import prefetched_customer
 from handlers.masters import INVITE_PREFIX, DeclineReason
 from handlers.onboarding import ask_reconsent
+
+log = logging.getLogger("carebot")
 
 
 class CustomerMiddleware(BaseMiddleware):
@@ -145,3 +150,24 @@ def _business(update: Update) -> bool:
             "deleted_business_messages",
         )
     )
+
+
+class PressAnswers(CallbackAnswerMiddleware):
+    """aiogram's CallbackAnswerMiddleware, except that a press Telegram says is answered
+    already still reaches its handler: an update redelivered after a restart was answered by the
+    process that stopped mid-way, and a refused second answer must not lose the customer's tap."""
+
+    def answer(  # type: ignore[override]  # awaited by the base class, as its own return is
+        self, event: CallbackQuery, callback_answer: CallbackAnswer
+    ) -> Awaitable[bool]:
+        return _answered_once(super().answer(event, callback_answer), event.id)
+
+
+async def _answered_once(answering: Awaitable[bool], query_id: str) -> bool:
+    try:
+        return await answering
+    except TelegramBadRequest as error:
+        if "query is too old" not in error.message:
+            raise
+        log.info("press answered before (redelivered after a restart) query_id=%s", query_id)
+        return False
