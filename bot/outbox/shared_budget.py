@@ -27,6 +27,18 @@ from typing import Any
 
 log = logging.getLogger("carebot.budget")
 
+
+def _now_from(argument: int) -> str:
+    """The Lua that sets `now`: ARGV[argument] when a test gives one, else Redis's own clock (the
+    one every instance shares). Each script below begins with it."""
+    return f"""local now
+if ARGV[{argument}] and ARGV[{argument}] ~= '' then now = tonumber(ARGV[{argument}]) else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""
+
+
 # KEYS: 1 tat, 2 window, 3 chat, 4 global pause, 5 chat pause, 6 last interactive
 # ARGV: 1 kind (0 interactive, 1 relay, 2 bulk), 2 gap (s), 3 per second, 4 chat kind
 #       (0 private, 1 group), 5 per-chat gap (s), 6 private burst, 7 group per minute,
@@ -34,14 +46,9 @@ log = logging.getLogger("carebot.budget")
 #       empty: Redis's own clock, the one every instance shares)
 # Returns {delay_ms, granted}: granted 1 → the turn is the caller's after delay_ms;
 # granted 0 → ask again after delay_ms.
-TAKE = """
-local now
-if ARGV[11] and ARGV[11] ~= '' then
-  now = tonumber(ARGV[11])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+TAKE = (
+    _now_from(11)
+    + """
 local kind = tonumber(ARGV[1])
 local gap = tonumber(ARGV[2])
 local per_second = tonumber(ARGV[3])
@@ -133,6 +140,7 @@ redis.call('PEXPIRE', KEYS[2], 5000)
 if KEYS[3] ~= '' then redis.call('PEXPIRE', KEYS[3], 61000) end
 return {math.floor((slot - now) * 1000), 1}
 """
+)
 
 # At the moment of departure, after sleeping until the slot: the departures of every instance
 # really made in the last second, counted where Telegram counts them (a process that woke late
@@ -141,12 +149,9 @@ return {math.floor((slot - now) * 1000), 1}
 # 4 now (tests only), 5 the chat's gap for a bulk message into a private chat (0: none; another
 # instance's message may have left later than its slot). Returns 0 (gone) or the milliseconds
 # to wait before asking again.
-DEPART = """
-local now
-if ARGV[4] and ARGV[4] ~= '' then now = tonumber(ARGV[4]) else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+DEPART = (
+    _now_from(4)
+    + """
 local per_second = tonumber(ARGV[1])
 local member = ARGV[2]
 local turns = tonumber(ARGV[3])
@@ -184,30 +189,26 @@ end
 redis.call('PEXPIRE', KEYS[1], 5000)
 return 0
 """
+)
 
 # The message's answer came: it counts from now (Telegram counts when a message arrived, which a
 # slow connection makes later than when it left). KEYS: 1 departures of the lane, 2 the chat's
 # key. ARGV: 1 member, 2 turns, 3 now (tests only).
-LANDED = """
-local now
-if ARGV[3] and ARGV[3] ~= '' then now = tonumber(ARGV[3]) else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+LANDED = (
+    _now_from(3)
+    + """
 for i = 1, tonumber(ARGV[2]) do
   redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1] .. ':' .. i)
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1] .. ':' .. i) end
 end
 return 0
 """
+)
 
 # KEYS: 1 pause key. ARGV: 1 seconds. A pause only ever grows.
-PAUSE = """
-local now
-if ARGV[2] and ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+PAUSE = (
+    _now_from(2)
+    + """
 local until_ = now + tonumber(ARGV[1])
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ > old then
@@ -215,14 +216,12 @@ if until_ > old then
 end
 return 1
 """
+)
 
 # KEYS: 1 global pause, 2 chat pause. Returns the milliseconds still to wait (0: none).
-PAUSED = """
-local now
-if ARGV[1] and ARGV[1] ~= '' then now = tonumber(ARGV[1]) else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-end
+PAUSED = (
+    _now_from(1)
+    + """
 local a = tonumber(redis.call('GET', KEYS[1]) or '0')
 local b = 0
 if KEYS[2] ~= '' then b = tonumber(redis.call('GET', KEYS[2]) or '0') end
@@ -230,6 +229,7 @@ local w = math.max(a, b) - now
 if w <= 0 then return 0 end
 return math.ceil(w * 1000)
 """
+)
 
 FREE = "free"
 PAID = "paid"
