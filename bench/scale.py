@@ -10,7 +10,8 @@ second in all and more than one a second into one chat, with a 429 each), and on
 `--paid-messages` with `[broadcasts] allow_paid_broadcast` (the stand-in allows 1,000 paid sends a
 second). Meanwhile a person writes `/start` to the bot every half second (through the instances'
 webhooks in turn) and the time until their answer arrives is measured. Printed per run: the
-delivery rate (steady, first to last message), 429s, duplicates, lost, p95 and max of the
+delivery rate (steady, first to last message), the rate of everything the bot sent meanwhile (the
+broadcast and the answers share one budget) and the most that arrived in any one second, 429s, duplicates, lost, p95 and max of the
 interactive answer, and the CPU the bot processes used per 1,000 messages.
 
 The database's public schema is dropped and recreated for each run: give it a scratch database.
@@ -39,6 +40,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bench._common import line  # noqa: E402
 from bot.db.engine import create_engine  # noqa: E402
+from handlers.delivery import NEW_MESSAGE_METHODS  # noqa: E402
 from tests.instances import (  # noqa: E402
     Instance,
     business_text,
@@ -94,6 +96,16 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU of a live process (Linux /proc), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busiest_second(moments: list[float]) -> int:
+    """The most messages that arrived within any one second (Telegram's limit: 30; 1,000 paid)."""
+    most, start = 0, 0
+    for end, moment in enumerate(moments):
+        while moment - moments[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def start_update(update_id: int, user_id: int) -> dict[str, Any]:
@@ -218,12 +230,21 @@ async def _run(
     texts = Counter(c.params["text"] for c in sent)
     times = sorted(c.at for c in sent)
     steady = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    # everything the bot sent meanwhile on the same budget: the broadcast and the answers
+    everything = sorted(
+        c.at
+        for c in server.calls
+        if c.ok and c.method in NEW_MESSAGE_METHODS and times and times[0] <= c.at <= times[-1]
+    )
+    combined = (len(everything) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     latencies.sort()
     return {
         "instances": instances_count,
         "limit": "paid 1000/s" if paid else "free 30/s",
         "messages": count,
         "rate_per_s": round(steady, 1),
+        "with_answers_per_s": round(combined, 1),
+        "busiest_second": busiest_second(everything),
         "seconds": round(finished - started, 1),
         "http_429": server.throttled,
         "duplicates": sum(n - 1 for n in texts.values()),

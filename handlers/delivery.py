@@ -97,9 +97,7 @@ class TelegramLimits(BaseRequestMiddleware):
             if delivery.still_wanted is not None and not delivery.still_wanted():
                 raise Withdrawn(method.__api_method__)
             try:
-                response = await make_request(bot, method)
-                if counted:
-                    await self.limiter.landed()  # counts from its arrival, for every instance
+                response = await self._made(make_request, bot, method, counted)
                 if departed is not None and chat_id is not None:
                     self.limiter.arrived(chat_id, departed, turns)
                 if counted and not delivery.paced and delivery.priority is Priority.INTERACTIVE:
@@ -139,3 +137,19 @@ class TelegramLimits(BaseRequestMiddleware):
                     type(error).__name__,
                 )
                 await asyncio.sleep(delay)
+
+    async def _made(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        counted: bool,
+    ) -> Response[TelegramType]:
+        """The call itself. Once whatever came back (an answer, an error, nothing) is here, a new
+        message counts from now for every instance: Telegram counted it on arrival, if at all,
+        and not later than this."""
+        try:
+            return await make_request(bot, method)
+        finally:
+            if counted:
+                await self.limiter.landed()

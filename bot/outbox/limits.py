@@ -124,6 +124,7 @@ class Limiter:
         self._last_departure = float("-inf")
         self._second: deque[float] = deque(maxlen=self.per_second)  # the latest departures
         self._last_interactive = float("-inf")
+        self._answers: deque[float] = deque(maxlen=self.per_second)  # answers of the last second
         self._calls = 0
 
     def now(self) -> float:
@@ -320,6 +321,7 @@ class Limiter:
             # they arrive, a few milliseconds apart from when they left.
             if len(self._second) < self.per_second or self._second[0] + BURST_WINDOW <= now:
                 self._second.append(now)
+                self._answers.append(now)
                 return
             await self._sleep(self._second[0] + BURST_WINDOW - now)
 
@@ -336,16 +338,13 @@ class Limiter:
         # sleep wakes a millisecond or so late, and counting from the wake-up would lose that
         # on every message (about 3% of the rate at 29/s). After a stall it counts from now.
         # And never more than `per_second` in any one second, the way Telegram counts; while
-        # answers are being given, bulk leaves them a tenth of that second.
+        # answers are being given, bulk leaves them a tenth of that second (as far as unused).
         async with self._departures:
             while True:
                 due = self._last_departure + self.gap
-                room = self.per_second
-                if (
-                    priority is Priority.BULK
-                    and self.now() - self._last_interactive < RECENT_INTERACTIVE
-                ):
-                    room = max(1, self.per_second - max(1, self.per_second // 10))
+                room = self.per_second - (
+                    self._unused_reserve() if priority is Priority.BULK else 0
+                )
                 recent = [t for t in self._second if t > self.now() - 1.0]
                 if len(recent) >= room:
                     due = max(due, recent[-room] + 1.0)
@@ -355,6 +354,17 @@ class Limiter:
                 await self._sleep(wait)
             self._last_departure = max(due, self.now() - self.gap / 2)
             self._second.append(self.now())
+
+    def _unused_reserve(self) -> int:
+        """While a person waits for an answer, bulk leaves them a tenth of the second: what the
+        answers of the last second have not used of it (`shared_budget` counts the same way)."""
+        now = self.now()
+        if now - self._last_interactive >= RECENT_INTERACTIVE:
+            return 0
+        while self._answers and self._answers[0] <= now - 1.0:
+            self._answers.popleft()
+        reserve = max(1, self.per_second // 10)
+        return min(self.per_second - 1, max(0, reserve - len(self._answers)))
 
     # ---- bookkeeping -------------------------------------------------------------------------
 

@@ -6,15 +6,24 @@ messages a second in all (up to 1,000 for paid broadcasts), one a second into a 
 is one call of one Lua script, which Redis runs atomically on its own clock (`TIME`), so two
 instances can never both take the last place of a second.
 
-The script either grants the turn, reserving the next free slot of the global rate (it may be a
-little ahead: the caller sleeps until then, and the instances are served first come, first
-served), or says how long to wait before asking again (the chat or the whole bot is paused, the
-chat's gap is not over, the group's minute is full).
+Taking a turn (`TAKE`) either grants it or says how long to wait before asking again (the chat
+or the whole bot is paused, the chat's gap is not over, the group's minute is full). A broadcast's
+message is granted the lane's next slot, a gap after the last one (it may be a little ahead: the
+caller sleeps until then, and the instances are served first come, first served); an answer or a
+relay is granted at once. When the message is about to leave (`DEPART`), the departures of every
+instance in the last second are counted, and that is where the rate holds: an answer finds room
+there because a broadcast leaves some while a person is waiting.
 
-Keys (all under one prefix, per bot): `<p>:tat:<lane>` the next free global slot of the lane
-("free" or "paid"), `<p>:win:<lane>` the departures of the last second, `<p>:chat:<id>` a chat's
-recent departures, `<p>:pause` and `<p>:pause:<id>` a `retry_after`, `<p>:interactive` when an
-answer last went (bulk leaves room for answers then).
+Keys (all under one prefix, per bot): `<p>:tat:<lane>` the next bulk slot of the lane ("free"
+or "paid"), `<p>:gone:<lane>` the departures of the last second, `<p>:chat:<id>` a chat's
+recent departures, `<p>:pause` and `<p>:pause:<id>` a `retry_after`, `<p>:interactive` when a
+person last asked and `<p>:answers:<lane>` the answers of the last second (bulk leaves room for
+answers then, as much as answers have not used).
+
+Telegram counts a message when it arrives. A departure is counted from then on as if it were still
+on its way (`HOLD` seconds ahead) until its answer comes (`landed`), and from that answer on: a
+moment no earlier than its arrival, so a window of just over a second (`WINDOW`) keeps the rate
+however slow the connection or however late the stand-in or Telegram gets to it.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ import os
 from typing import Any
 
 log = logging.getLogger("carebot.budget")
+
+WINDOW = 1.005  # Telegram's second, and a few milliseconds for clocks read a little apart
+HOLD = 2.0  # a message on its way counts as just sent until its answer comes, for this long at most
 
 
 def _now_from(argument: int) -> str:
@@ -39,130 +51,116 @@ end
 """
 
 
-# KEYS: 1 tat, 2 window, 3 chat, 4 global pause, 5 chat pause, 6 last interactive
-# ARGV: 1 kind (0 interactive, 1 relay, 2 bulk), 2 gap (s), 3 per second, 4 chat kind
-#       (0 private, 1 group), 5 per-chat gap (s), 6 private burst, 7 group per minute,
-#       8 group reserve, 9 a unique member, 10 turns (an album's items), 11 now (tests only;
-#       empty: Redis's own clock, the one every instance shares)
+# While a person waits for an answer (one asked in the last two seconds), bulk leaves a tenth of
+# the second to answers: what the answers of the last second have not used of it.
+_UNUSED_RESERVE = """
+local function unused_reserve(asked_key, answers_key, per_second, now, W)
+  local asked = tonumber(redis.call('GET', asked_key) or '-1000')
+  if now - asked >= 2 then return 0 end
+  local reserve = math.max(1, math.floor(per_second / 10))
+  local answered = redis.call('ZCOUNT', answers_key, now - W, '+inf')
+  return math.min(per_second - 1, math.max(0, reserve - answered))
+end
+"""
+
+
+# KEYS: 1 tat (the lane's next bulk slot), 2 chat, 3 global pause, 4 chat pause, 5 last
+#       interactive, 6 answers of the lane
+# ARGV: 1 kind (0 interactive, 1 relay, 2 bulk), 2 per second, 3 chat kind (0 private, 1 group),
+#       4 per-chat gap (s), 5 private burst, 6 group per minute, 7 group reserve, 8 a unique
+#       member, 9 turns (an album's items), 10 now (tests only; empty: Redis's own clock, the one
+#       every instance shares), 11 WINDOW
 # Returns {delay_ms, granted}: granted 1 → the turn is the caller's after delay_ms;
 # granted 0 → ask again after delay_ms.
 TAKE = (
-    _now_from(11)
+    _now_from(10)
+    + _UNUSED_RESERVE
     + """
 local kind = tonumber(ARGV[1])
-local gap = tonumber(ARGV[2])
-local per_second = tonumber(ARGV[3])
-local is_group = tonumber(ARGV[4]) == 1
-local chat_gap = tonumber(ARGV[5])
-local burst = tonumber(ARGV[6])
-local group_cap = tonumber(ARGV[7])
-local reserve = tonumber(ARGV[8])
-local member = ARGV[9]
-local turns = tonumber(ARGV[10])
-local W = 1.05
+local per_second = tonumber(ARGV[2])
+local is_group = tonumber(ARGV[3]) == 1
+local chat_gap = tonumber(ARGV[4])
+local burst = tonumber(ARGV[5])
+local group_cap = tonumber(ARGV[6])
+local reserve = tonumber(ARGV[7])
+local member = ARGV[8]
+local turns = tonumber(ARGV[9])
+local W = tonumber(ARGV[11])
 -- a message may leave (and arrive) a little after its slot: a chat's gap keeps this much over
 chat_gap = chat_gap + 0.1
 
--- a person waits for an answer: from now on bulk leaves room for it (here and at departure)
-if kind == 0 then redis.call('SET', KEYS[6], tostring(now), 'PX', 5000) end
 local wait = 0
-local p = tonumber(redis.call('GET', KEYS[4]) or '0')
+local p = tonumber(redis.call('GET', KEYS[3]) or '0')
 if p > now then wait = p - now end
-p = tonumber(redis.call('GET', KEYS[5]) or '0')
+p = tonumber(redis.call('GET', KEYS[4]) or '0')
 if p - now > wait then wait = p - now end
 if wait > 0 then return {math.ceil(wait * 1000), 0} end
 
 -- the chat's own limits
-if KEYS[3] ~= '' then
+if KEYS[2] ~= '' then
   if is_group then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60)
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60)
     local cap = group_cap
     if kind ~= 0 then cap = group_cap - reserve end
-    local n = redis.call('ZCARD', KEYS[3])
+    local n = redis.call('ZCARD', KEYS[2])
     if n + turns > cap then
-      local oldest = redis.call('ZRANGE', KEYS[3], n + turns - cap - 1, n + turns - cap - 1, 'WITHSCORES')
+      local oldest = redis.call('ZRANGE', KEYS[2], n + turns - cap - 1, n + turns - cap - 1, 'WITHSCORES')
       return {math.ceil((tonumber(oldest[2]) + 60 - now) * 1000) + 1, 0}
     end
   else
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - burst * chat_gap - 1)
-    local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - burst * chat_gap - 1)
+    local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
     if kind == 2 and last[2] and tonumber(last[2]) + chat_gap > now then
       return {math.ceil((tonumber(last[2]) + chat_gap - now) * 1000), 0}
     end
-    local n = redis.call('ZCOUNT', KEYS[3], now - burst * chat_gap, '+inf')
+    local n = redis.call('ZCOUNT', KEYS[2], now - burst * chat_gap, '+inf')
     if kind ~= 2 and n >= burst then
-      local first = redis.call('ZRANGEBYSCORE', KEYS[3], now - burst * chat_gap, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      local first = redis.call('ZRANGEBYSCORE', KEYS[2], now - burst * chat_gap, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
       return {math.ceil((tonumber(first[2]) + burst * chat_gap - now) * 1000), 0}
     end
   end
 end
 
--- the global rate
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 2 * W)
-local slot
-if kind == 0 then
-  slot = now
-else
+-- the global rate: bulk takes the next slot, a gap after the last one taken (the rate, less
+-- what answers may need of it); an answer or a relay goes now. Either way the departure itself
+-- is counted when it leaves (DEPART): that is where the limit holds. A person waits for an
+-- answer: from now on bulk leaves room for it.
+if kind == 0 then redis.call('SET', KEYS[5], tostring(now), 'PX', 5000) end
+local slot = now
+if kind == 2 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   slot = math.max(now, tat)
   if slot - now > 30 then return {1000, 0} end
+  local room = per_second - unused_reserve(KEYS[5], KEYS[6], per_second, now, W)
+  redis.call('SET', KEYS[1], tostring(slot + W / room * turns), 'PX', 60000)
 end
-local room = per_second
-if kind == 2 then
-  local li = tonumber(redis.call('GET', KEYS[6]) or '-1000')
-  if now - li < 2 then room = math.max(1, per_second - math.max(1, math.floor(per_second / 10))) end
+if KEYS[2] ~= '' then
+  for i = 1, turns do redis.call('ZADD', KEYS[2], slot, member .. ':' .. i) end
+  redis.call('PEXPIRE', KEYS[2], 61000)
 end
--- an answer goes now if the last second has room (the bulk reserved ahead of it yields at its
--- departure); the rest takes the second around its slot
-local n
-if kind == 0 then
-  n = redis.call('ZCOUNT', KEYS[2], slot - W, slot)
-else
-  n = redis.call('ZCOUNT', KEYS[2], slot - W, slot + W)
-end
-if n + turns > room then
-  if kind == 0 then
-    local first = redis.call('ZRANGEBYSCORE', KEYS[2], slot - W, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    return {math.max(5, math.ceil((tonumber(first[2]) + W - now) * 1000)), 0}
-  end
-  -- the second around the slot is full (answers took it): try a little later
-  redis.call('SET', KEYS[1], tostring(slot + gap), 'PX', 60000)
-  return {math.max(5, math.ceil((slot + gap - now) * 1000)), 0}
-end
-if kind ~= 0 then
-  redis.call('SET', KEYS[1], tostring(slot + gap * turns), 'PX', 60000)
-end
-for i = 1, turns do
-  redis.call('ZADD', KEYS[2], slot, member .. ':' .. i)
-  if KEYS[3] ~= '' then redis.call('ZADD', KEYS[3], slot, member .. ':' .. i) end
-end
-redis.call('PEXPIRE', KEYS[2], 5000)
-if KEYS[3] ~= '' then redis.call('PEXPIRE', KEYS[3], 61000) end
 return {math.floor((slot - now) * 1000), 1}
 """
 )
 
 # At the moment of departure, after sleeping until the slot: the departures of every instance
-# really made in the last second, counted where Telegram counts them (a process that woke late
-# must not make a burst with those that did not). KEYS: 1 departures of the lane, 2 the chat's
-# key (its entries are moved to when they really left). ARGV: 1 per second, 2 member, 3 turns,
-# 4 now (tests only), 5 the chat's gap for a bulk message into a private chat (0: none; another
-# instance's message may have left later than its slot). Returns 0 (gone) or the milliseconds
-# to wait before asking again.
+# in the last second, counted where Telegram counts them (a process that woke late must not make
+# a burst with those that did not); the message counts as on its way (now + HOLD) until `landed`.
+# KEYS: 1 departures of the lane, 2 the chat's key (its entries are moved to when they really
+# left), 3 last interactive, 4 answers of the lane. ARGV: 1 per second, 2 member, 3 turns, 4 now
+# (tests only), 5 the chat's gap for a bulk message into a private chat (0: none; another
+# instance's message may have left later than its slot), 6 kind, 7 WINDOW, 8 HOLD. Returns 0
+# (gone) or the milliseconds to wait before asking again.
 DEPART = (
     _now_from(4)
+    + _UNUSED_RESERVE
     + """
 local per_second = tonumber(ARGV[1])
 local member = ARGV[2]
 local turns = tonumber(ARGV[3])
--- bulk leaves a tenth of the second to answers while a person is waiting for one (KEYS[3])
-if ARGV[6] == '2' then
-  local li = tonumber(redis.call('GET', KEYS[3]) or '-1000')
-  if now - li < 2 then per_second = math.max(1, per_second - math.max(1, math.floor(per_second / 10))) end
-end
--- a little over a second (each message counts from when its answer came, `landed`, which
--- is after Telegram counted it)
-local W = 1.03
+local kind = ARGV[6]
+local W = tonumber(ARGV[7])
+local hold = tonumber(ARGV[8])
+if kind == '2' then per_second = per_second - unused_reserve(KEYS[3], KEYS[4], per_second, now, W) end
 local chat_gap = tonumber(ARGV[5] or '0')
 if chat_gap > 0 and KEYS[2] ~= '' then
   chat_gap = chat_gap + 0.1
@@ -180,25 +178,33 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - W)
 local n = redis.call('ZCARD', KEYS[1])
 if n + turns > per_second then
   local oldest = redis.call('ZRANGE', KEYS[1], n + turns - per_second - 1, n + turns - per_second - 1, 'WITHSCORES')
-  return math.max(1, math.ceil((tonumber(oldest[2]) + W - now) * 1000))
+  local at = tonumber(oldest[2])
+  -- still on its way: ask again soon, its answer will say when it counts from
+  if at > now then return 20 end
+  return math.max(1, math.ceil((at + W - now) * 1000))
 end
 for i = 1, turns do
-  redis.call('ZADD', KEYS[1], now, member .. ':' .. i)
+  redis.call('ZADD', KEYS[1], now + hold, member .. ':' .. i)
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', now, member .. ':' .. i) end
 end
-redis.call('PEXPIRE', KEYS[1], 5000)
+redis.call('PEXPIRE', KEYS[1], math.ceil((hold + W) * 1000) + 1000)
+if kind == '0' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - W)
+  redis.call('ZADD', KEYS[4], now, member)
+  redis.call('PEXPIRE', KEYS[4], 5000)
+end
 return 0
 """
 )
 
-# The message's answer came: it counts from now (Telegram counts when a message arrived, which a
-# slow connection makes later than when it left). KEYS: 1 departures of the lane, 2 the chat's
-# key. ARGV: 1 member, 2 turns, 3 now (tests only).
+# The message's answer came: it counts from now (Telegram counted it when it arrived, no later
+# than this). KEYS: 1 departures of the lane, 2 the chat's key. ARGV: 1 member, 2 turns, 3 now
+# (tests only).
 LANDED = (
     _now_from(3)
     + """
 for i = 1, tonumber(ARGV[2]) do
-  redis.call('ZADD', KEYS[1], 'XX', 'GT', now, ARGV[1] .. ':' .. i)
+  redis.call('ZADD', KEYS[1], 'XX', 'LT', now, ARGV[1] .. ':' .. i)
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1] .. ':' .. i) end
 end
 return 0
@@ -346,6 +352,7 @@ class SharedBudget:
                 f"{self.prefix}:gone:{lane}",
                 self._chat_key(chat_id),
                 f"{self.prefix}:interactive",
+                f"{self.prefix}:answers:{lane}",
             ],
             args=[
                 int(per_second),
@@ -354,6 +361,8 @@ class SharedBudget:
                 "" if now is None else repr(now),
                 repr(gap),
                 kind,
+                repr(WINDOW),
+                repr(HOLD),
             ],
         )
         return int(ms) / 1000
@@ -378,15 +387,14 @@ class SharedBudget:
         member = member or self.member()
         keys = [
             f"{self.prefix}:tat:{lane}",
-            f"{self.prefix}:win:{lane}",
             self._chat_key(chat_id),
             f"{self.prefix}:pause",
             self._chat_key(chat_id, "pause"),
             f"{self.prefix}:interactive",
+            f"{self.prefix}:answers:{lane}",
         ]
         args = [
             kind,
-            repr(1.0 / per_second),
             int(per_second),
             1 if chat_id is not None and chat_id < 0 else 0,
             repr(per_chat_seconds),
@@ -396,6 +404,7 @@ class SharedBudget:
             member,
             turns,
             "" if now is None else repr(now),
+            repr(WINDOW),
         ]
         delay_ms, granted = await self._take(keys=keys, args=args)
         return int(delay_ms) / 1000, bool(granted)

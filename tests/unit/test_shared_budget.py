@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.outbox.limits import Limiter, Priority
-from bot.outbox.shared_budget import PAID, SharedBudget
+from bot.outbox.shared_budget import HOLD, PAID, WINDOW, SharedBudget
 
 REDIS_URL = "redis://127.0.0.1:6379/14"  # db 14: the conversation-state tests use 15
 T0 = 1_000_000.0
@@ -67,6 +67,7 @@ async def _drive(
             chat, options["per_second"], member, lane=lane, now=leave, kind=kind
         ):
             leave += wait
+        await budget.landed(chat, member, lane=lane, now=leave)  # an answer at once
         departures.append(leave)
     return departures
 
@@ -193,12 +194,14 @@ async def test_departures_late_from_their_slots_still_keep_the_second(
         assert granted
     late = T0 + 2.0  # everyone woke at once, 2 s late
     assert [await budgets[i].depart(100 + i, 3, members[i], now=late) for i in range(3)] == [0] * 3
+    for i in range(3):
+        await budgets[i].landed(100 + i, members[i], now=late)
     delay, granted = await budgets[0].try_take(
         103, BULK, now=late, member=members[3], **{**LIMITS, "per_second": 3}
     )
     assert granted
     assert await budgets[0].depart(103, 3, members[3], now=late + delay) == pytest.approx(
-        1.03 - delay, abs=0.01
+        WINDOW - delay, abs=0.002
     )
 
 
@@ -229,21 +232,41 @@ async def test_an_answer_is_not_queued_behind_a_broadcast(budgets: list[SharedBu
     )
     assert granted and delay == 0
     assert await budgets[1].depart(77, 29, member, now=T0 + 0.5, kind=INTERACTIVE) == 0
-    # while the person waits, bulk takes 27 of the second's 29 (2 left to answers): with the
-    # answer that left, 26 more bulk departures fill it and the 27th waits
+    # while the person waits, bulk leaves 2 of the second's 29 to answers, as far as answers
+    # have not used them: the one that left used one, so 27 bulk departures fill 28 and the 28th
+    # waits (the last free place stays an answer's)
     gone = [
         await budgets[0].depart(30_000 + i, 29, budgets[0].member(), now=T0 + 0.6 + i * 0.01)
-        for i in range(27)
+        for i in range(28)
     ]
-    assert gone[:26] == [0] * 26 and gone[26] > 0
+    assert gone[:27] == [0] * 27 and gone[27] > 0
+    # and the next answer takes it at once
+    member = budgets[2].member()
+    assert (await budgets[2].try_take(78, INTERACTIVE, now=T0 + 0.9, member=member, **LIMITS))[1]
+    assert await budgets[2].depart(78, 29, member, now=T0 + 0.9, kind=INTERACTIVE) == 0
 
 
 async def test_a_message_counts_from_when_its_answer_came(budgets: list[SharedBudget]) -> None:
     """A message left at T0 but its answer came at T0 + 0.5 (a slow connection): Telegram counted
-    it then, so the second it fills ends at T0 + 0.5 + 1.03, not T0 + 1.03."""
+    it by then, so the second it fills ends at T0 + 0.5 + WINDOW, not T0 + WINDOW; and until its
+    answer came it counted as just sent, however long that took."""
     one = {**LIMITS, "per_second": 1}
     first, second = budgets[0].member(), budgets[1].member()
     assert (await budgets[0].try_take(1, BULK, now=T0, member=first, **one))[1]
     assert await budgets[0].depart(1, 1, first, now=T0) == 0
+    assert await budgets[1].depart(2, 1, second, now=T0 + 1.2) > 0  # still on its way
     await budgets[0].landed(1, first, now=T0 + 0.5)
-    assert await budgets[1].depart(2, 1, second, now=T0 + 1.2) == pytest.approx(0.33, abs=0.01)
+    assert await budgets[1].depart(2, 1, second, now=T0 + 1.2) == pytest.approx(
+        0.5 + WINDOW - 1.2, abs=0.002
+    )
+
+
+async def test_a_message_whose_answer_never_came_stops_counting_after_the_hold(
+    budgets: list[SharedBudget],
+) -> None:
+    """The process that sent it died before the answer: the message holds its place in the
+    second for HOLD (plus the second), not forever."""
+    first, second = budgets[0].member(), budgets[1].member()
+    assert await budgets[0].depart(1, 1, first, now=T0) == 0
+    assert await budgets[1].depart(2, 1, second, now=T0 + HOLD) > 0
+    assert await budgets[1].depart(2, 1, second, now=T0 + HOLD + WINDOW + 0.001) == 0
