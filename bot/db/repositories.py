@@ -8,6 +8,7 @@ import asyncio
 import functools
 import heapq
 import itertools
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     and_,
     bindparam,
     cast,
@@ -529,6 +531,9 @@ def planned_rows(
     )
 
 
+OUTBOX = typing.cast(Table, OutboxMessage.__table__)
+
+
 class OutboxRepo:
     def __init__(self, session: AsyncSession, assign: Assign | None = None) -> None:
         self.session = session
@@ -676,16 +681,15 @@ class OutboxRepo:
         params = [{"row_id": row_id, "message_id_": message_id} for row_id, message_id in sent]
         if not params:
             return
-        table = OutboxMessage.__table__
-        await self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("row_id"))
+        await self.session.execute(  # Core: an executemany, no ORM objects
+            update(OUTBOX)
+            .where(OUTBOX.c.id == bindparam("row_id"))
             .values(
                 state=OutboxState.SENT,
                 last_error=None,
                 claimed_at=None,
                 claimed_by=None,
-                attempts=table.c.attempts + 1,
+                attempts=OUTBOX.c.attempts + 1,
                 sent_at=at,
                 message_id=bindparam("message_id_"),
             ),
