@@ -1,6 +1,6 @@
 """Several instances as one bot: prints figures, asserts nothing (these machines are shared).
 
-    python bench/scale.py [--messages 1500] [--paid-messages 20000] [--instances 1,2,3]
+    python bench/scale.py [--messages 20000] [--paid-messages 20000] [--instances 1,2,3]
                           [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/bench]
                           [--redis-url redis://127.0.0.1:6379/13]
 
@@ -11,8 +11,10 @@ second in all and more than one a second into one chat, with a 429 each), and on
 second). Meanwhile a person writes `/start` to the bot every half second (through the instances'
 webhooks in turn) and the time until their answer arrives is measured. Printed per run: the
 delivery rate (steady, first to last message), the rate of everything the bot sent meanwhile (the
-broadcast and the answers share one budget) and the most that arrived in any one second, 429s, duplicates, lost, p95 and max of the
-interactive answer, and the CPU the bot processes used per 1,000 messages.
+broadcast and the answers share one budget), the most that arrived in any one second, 429s,
+duplicates, lost, p95 and max of the interactive answer, and the CPU per 1,000 messages of the
+bot processes, of the stand-in (in this process) and of PostgreSQL and Redis: all of them share
+this machine.
 
 The database's public schema is dropped and recreated for each run: give it a scratch database.
 Redis database 13 is flushed.
@@ -108,6 +110,22 @@ def busiest_second(moments: list[float]) -> int:
     return most
 
 
+def services_cpu() -> dict[str, float]:
+    """CPU seconds used so far by PostgreSQL's and Redis's processes on this machine (their
+    share of the work: the same machine runs everything here)."""
+    used = {"postgres": 0.0, "redis": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        for service in used:
+            if name.startswith(service):
+                values = fields.split()
+                used[service] += (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
 def start_update(update_id: int, user_id: int) -> dict[str, Any]:
     person = {"id": user_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
     return {
@@ -200,6 +218,7 @@ async def _run(
             await eventually("instances healthy", healthy, 180)
             await queue_broadcast(database_url, count, count, first_chat=5_000_000)
             cpu_before = sum(cpu_seconds(i.process.pid) for i in instances if i.process)
+            services_before, here_before = services_cpu(), time.process_time()
             stop = asyncio.Event()
             latencies: list[float] = []
             probing = asyncio.create_task(probe(instances, server, http, stop, latencies))
@@ -217,6 +236,8 @@ async def _run(
             stop.set()
             await probing
             cpu = sum(cpu_seconds(i.process.pid) for i in instances if i.process) - cpu_before
+            here = time.process_time() - here_before
+            services = {k: v - services_before[k] for k, v in services_cpu().items()}
             states = await outbox_states(database_url)
         finally:
             await asyncio.gather(*(i.stop() for i in instances))
@@ -257,12 +278,18 @@ async def _run(
         else (round(max(latencies), 3) if latencies else None),
         "max_answer_s": round(max(latencies), 3) if latencies else None,
         "cpu_s_per_1000": round(cpu / max(1, len(texts)) * 1000, 2),
+        # where the rest of the machine's time went, per 1,000 messages: the stand-in for
+        # Telegram (with the probe, in this process), PostgreSQL and Redis
+        "stand_in_cpu_s_per_1000": round(here / max(1, len(texts)) * 1000, 2),
+        "postgres_cpu_s_per_1000": round(services["postgres"] / max(1, len(texts)) * 1000, 2),
+        "redis_cpu_s_per_1000": round(services["redis"] / max(1, len(texts)) * 1000, 2),
+        "machine_cores": os.cpu_count(),
     }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--paid-messages", type=int, default=20_000)
     parser.add_argument("--instances", default="1,2,3")
     parser.add_argument(
