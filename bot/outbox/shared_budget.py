@@ -52,9 +52,11 @@ end
 
 
 # While a person waits for an answer (one asked in the last two seconds), bulk leaves a tenth of
-# the second to answers: what the answers of the last second have not used of it.
+# the second to answers: what the answers of the last second have not used of it. Answers go on
+# the free lane only: the paid one has no key for it ('') and keeps its whole rate.
 _UNUSED_RESERVE = """
 local function unused_reserve(asked_key, answers_key, per_second, now, W)
+  if asked_key == '' then return 0 end
   local asked = tonumber(redis.call('GET', asked_key) or '-1000')
   if now - asked >= 2 then return 0 end
   local reserve = math.max(1, math.floor(per_second / 10))
@@ -267,6 +269,10 @@ class SharedBudget:
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=30)
         return cls(Redis(connection_pool=pool), f"carebot:budget:{bot_id}")
 
+    def _asked_key(self, lane: str) -> str:
+        """When a person last asked: answers share the free lane's second, not the paid one's."""
+        return f"{self.prefix}:interactive" if lane == FREE else ""
+
     def _chat_key(self, chat_id: int | None, what: str = "chat") -> str:
         return "" if chat_id is None else f"{self.prefix}:{what}:{chat_id}"
 
@@ -351,7 +357,7 @@ class SharedBudget:
             keys=[
                 f"{self.prefix}:gone:{lane}",
                 self._chat_key(chat_id),
-                f"{self.prefix}:interactive",
+                self._asked_key(lane),
                 f"{self.prefix}:answers:{lane}",
             ],
             args=[
@@ -390,7 +396,7 @@ class SharedBudget:
             self._chat_key(chat_id),
             f"{self.prefix}:pause",
             self._chat_key(chat_id, "pause"),
-            f"{self.prefix}:interactive",
+            self._asked_key(lane),
             f"{self.prefix}:answers:{lane}",
         ]
         args = [

@@ -270,3 +270,16 @@ async def test_a_message_whose_answer_never_came_stops_counting_after_the_hold(
     assert await budgets[0].depart(1, 1, first, now=T0) == 0
     assert await budgets[1].depart(2, 1, second, now=T0 + HOLD) > 0
     assert await budgets[1].depart(2, 1, second, now=T0 + HOLD + WINDOW + 0.001) == 0
+
+
+async def test_a_person_waiting_leaves_the_paid_lane_its_whole_rate(
+    budgets: list[SharedBudget],
+) -> None:
+    """Answers go on the free lane: while a person waits for one, a paid broadcast still goes at
+    its 1,000 a second (leaving them a tenth of it would only slow the broadcast)."""
+    member = budgets[0].member()
+    assert (await budgets[0].try_take(5, INTERACTIVE, now=T0, member=member, **LIMITS))[1]
+    assert await budgets[0].depart(5, 29, member, now=T0, kind=INTERACTIVE) == 0
+    paid = await _drive(budgets, list(range(1000, 3000)), BULK, lane=PAID, per_second=1000)
+    assert _most_in_a_second(paid) <= 1000
+    assert max(paid) - T0 < 2.1  # 2,000 in 2 s; 900 a second would take 2.2
