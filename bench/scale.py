@@ -49,6 +49,7 @@ from tests.instances import (  # noqa: E402
     business_text,
     close_engines,
     eventually,
+    most_in_a_second,
     outbox_states,
     queue_broadcast,
     served_apart,
@@ -99,16 +100,6 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU of a live process (Linux /proc), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def busiest_second(moments: list[float]) -> int:
-    """The most messages that arrived within any one second (Telegram's limit: 30; 1,000 paid)."""
-    most, start = 0, 0
-    for end, moment in enumerate(moments):
-        while moment - moments[start] >= 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def services_cpu() -> dict[str, float]:
@@ -267,7 +258,7 @@ async def _run(
         "rate_per_s": round(steady, 1),
         "with_answers_per_s": round(combined, 1),
         # Telegram counts the paid lane apart: there the broadcast's own busiest second
-        "busiest_second": busiest_second(times if paid else everything),
+        "busiest_second": most_in_a_second(times if paid else everything),
         "seconds": round(finished - started, 1),
         "http_429": server.throttled,
         "duplicates": sum(n - 1 for n in texts.values()),
