@@ -71,9 +71,10 @@ class Delivery:
 
 
 DELIVERY: ContextVar[Delivery] = ContextVar("carebot_delivery", default=Delivery())
-# The shared turn the last message of this context took: (chat, its name in Redis, lane).
-SHARED_TURN: ContextVar[tuple[int, str, str] | None] = ContextVar(
-    "carebot_shared_turn", default=None
+# The shared turns taken in this context since the last call came back: (chat, its name in
+# Redis, lane) each; an album into a group takes one per item.
+SHARED_TURNS: ContextVar[tuple[tuple[int, str, str], ...]] = ContextVar(
+    "carebot_shared_turns", default=()
 )
 
 
@@ -247,7 +248,7 @@ class Limiter:
                 await (self._paid_departure() if paid else self._bulk_departure(priority))
             return
         self._redis_away = False
-        SHARED_TURN.set((chat_id, member, lane))
+        SHARED_TURNS.set((*SHARED_TURNS.get(), (chat_id, member, lane)))
 
     async def _shared_take(self, chat_id: int, priority: Priority, paid: bool, lane: str) -> str:
         assert self.shared is not None
@@ -264,17 +265,20 @@ class Limiter:
         )
 
     async def landed(self) -> None:
-        """The message whose turn this context took is in (its answer came): across instances
-        it counts from now (`SharedBudget.landed`). Nothing to do without Redis."""
-        turn = SHARED_TURN.get()
-        if self.shared is None or turn is None:
+        """The message whose turns this context took is in (its answer came): across instances
+        they count from now (`SharedBudget.landed`). Nothing to do without Redis."""
+        turns = SHARED_TURNS.get()
+        if not turns:
             return
-        SHARED_TURN.set(None)
-        chat_id, member, lane = turn
-        try:
-            await self.shared.landed(chat_id, member, lane=lane)
-        except Exception:  # Redis away: the departure still counts
-            log.warning("could not restamp a message in Redis", exc_info=True)
+        SHARED_TURNS.set(())
+        if self.shared is None:
+            return
+        for chat_id, member, lane in turns:
+            try:
+                await self.shared.landed(chat_id, member, lane=lane)
+            except Exception:  # Redis away: the departure still counts
+                log.warning("could not restamp a message in Redis", exc_info=True)
+                return
 
     async def _paid_departure(self) -> None:
         """A paid broadcast's messages: evenly spaced at the paid rate, apart from the free lane."""

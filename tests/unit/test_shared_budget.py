@@ -283,3 +283,19 @@ async def test_a_person_waiting_leaves_the_paid_lane_its_whole_rate(
     paid = await _drive(budgets, list(range(1000, 3000)), BULK, lane=PAID, per_second=1000)
     assert _most_in_a_second(paid) <= 1000
     assert max(paid) - T0 < 2.1  # 2,000 in 2 s; 900 a second would take 2.2
+
+
+async def test_every_item_of_an_album_counts_from_when_its_answer_came(
+    budgets: list[SharedBudget],
+) -> None:
+    """An album of three into a group takes three turns; once the call came back, all three
+    count from then, not only the last (the others would hold their places for HOLD)."""
+    limiter = Limiter(29, shared=budgets[0])
+    await limiter.wait_turns(-100, 3, Priority.RELAY)
+    gone = f"{budgets[0].prefix}:gone:free"
+    seconds, micros = await budgets[0].redis.time()
+    now = seconds + micros / 1_000_000
+    assert all(at > now for _, at in await budgets[0].redis.zrange(gone, 0, -1, withscores=True))
+    await limiter.landed()
+    stamps = await budgets[0].redis.zrange(gone, 0, -1, withscores=True)
+    assert len(stamps) == 3 and all(at <= now + 1 for _, at in stamps)
