@@ -18,6 +18,7 @@ a few coalesced posts, never one post per message.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import uuid
@@ -71,7 +72,9 @@ class SentMarks:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((sent, future))
         if self._writing is None or self._writing.done():
-            self._writing = asyncio.create_task(self._write_all())
+            # a context of its own: nothing of the first caller's (a conversation's write riding
+            # along, `bot.db.repositories.ALONG`) goes into a write made for many
+            self._writing = asyncio.create_task(self._write_all(), context=contextvars.Context())
         # a caller stopped meanwhile does not stop the write: the message did go
         await asyncio.shield(future)
 
