@@ -233,7 +233,9 @@ class App(Core):
         # One budget for every message, replies and outbox alike (bot/outbox/limits.py).
         # Several instances share it through Redis (REDIS_URL), one process keeps it itself.
         shared = (
-            SharedBudget.from_url(settings.redis_url, _bot_id(settings))
+            SharedBudget.from_url(
+                settings.redis_url, _bot_id(settings), call_timeout=settings.telegram_timeout
+            )
             if settings.redis_url
             else None
         )

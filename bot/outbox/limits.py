@@ -280,6 +280,23 @@ class Limiter:
                 log.warning("could not restamp a message in Redis", exc_info=True)
                 return
 
+    async def release_unused(self) -> None:
+        """The turns this context took went unused (the message was withdrawn after its turn
+        came, or its claim ran out): across instances their places are free again at once,
+        rather than held as if the message were on its way. Nothing to do without Redis."""
+        turns = SHARED_TURNS.get()
+        if not turns:
+            return
+        SHARED_TURNS.set(())
+        if self.shared is None:
+            return
+        for chat_id, member, lane in turns:
+            try:
+                await self.shared.release(chat_id, member, lane=lane)
+            except Exception:  # Redis away: the places free themselves after the hold
+                log.warning("could not give an unused turn back in Redis", exc_info=True)
+                return
+
     async def _paid_departure(self) -> None:
         """A paid broadcast's messages: evenly spaced at the paid rate, apart from the free lane."""
         now = self.now()

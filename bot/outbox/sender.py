@@ -3,10 +3,10 @@
 A row goes pending → sending (claimed, its text rendered, committed) → sent / failed /
 pending again (retry, deferral). Each outcome is committed right after its API call (the
 deliveries that came back while one write was under way go in the next, together), so a
-process killed at any instant leaves at most the rows whose API call was in flight then:
-those were claimed, maybe delivered, not yet marked, and are sent again once their claim
-lease runs out. That is the duplicate bound: the number of calls in flight at the kill,
-at most `messages_per_second × API latency` (about 30 × 0.2 s ≈ 6). Nothing is lost.
+process killed at any instant leaves at most the rows whose API call was in flight then, or
+whose outcome was still being written: those were claimed, maybe delivered, not yet marked,
+and are sent again once their claim lease runs out. That is the duplicate bound: about
+`messages_per_second × (API latency + one write)` (about 30 × 0.2 s ≈ 6). Nothing is lost.
 
 Relays (what a customer wrote, for the staff chat; a staff reply, for the customer) are rows
 too, written before anything is sent. They are claimed before everything else, one *lane*
@@ -60,11 +60,17 @@ class SentMarks:
     come back meanwhile gather and go together in the next. A message or two a second are each
     written at once, alone; a paid broadcast's hundreds a second share a transaction by the dozen
     (one transaction per message was most of the sender's CPU). Each caller returns once its own
-    rows are committed, as before. Hand-written: a few lines around one asyncio task, which no
-    library we use offers."""
+    rows are committed, as before. A write that fails is tried again a few times (a database
+    restarting), then its callers hear of it (`NotMarked`). Hand-written: a few lines around one
+    asyncio task, which no library we use offers."""
 
-    def __init__(self, write: Callable[[list[Sent]], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Sent]], Awaitable[None]],
+        retry_after: tuple[float, ...] = (0.2, 1.0, 3.0),
+    ) -> None:
         self._write = write
+        self._retry_after = retry_after
         self._waiting: list[tuple[list[Sent], asyncio.Future[None]]] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -72,25 +78,46 @@ class SentMarks:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((sent, future))
         if self._writing is None or self._writing.done():
-            # a context of its own: nothing of the first caller's (a conversation's write riding
-            # along, `bot.db.repositories.ALONG`) goes into a write made for many
+            # a task of its own, so a caller stopped meanwhile does not stop the write (the
+            # message did go), and a context of its own: nothing of the first caller's (a
+            # conversation's write riding along, `bot.db.repositories.ALONG`) goes into it
             self._writing = asyncio.create_task(self._write_all(), context=contextvars.Context())
-        # a caller stopped meanwhile does not stop the write: the message did go
-        await asyncio.shield(future)
+        await future
 
     async def _write_all(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                await self._write([row for sent, _ in batch for row in sent])
-            except Exception as error:
+                await self._write_with_retries([row for sent, _ in batch for row in sent])
+            except BaseException as error:
+                stopped = not isinstance(error, Exception)
+                if stopped:  # the write itself was stopped: nobody is left waiting for it
+                    batch, self._waiting = batch + self._waiting, []
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(error)
+                        future.set_exception(NotMarked(str(error) or type(error).__name__))
+                if stopped:
+                    raise
             else:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+
+    async def _write_with_retries(self, rows: list[Sent]) -> None:
+        for delay in (*self._retry_after, None):
+            try:
+                await self._write(rows)
+                return
+            except Exception:
+                if delay is None:
+                    raise
+                log.warning("could not mark %s delivered rows sent; again in %gs", len(rows), delay)
+                await asyncio.sleep(delay)
+
+
+class NotMarked(Exception):
+    """Rows delivered but not marked sent (the database kept failing): they stay claimed, and come
+    back to the queue when their claim's lease runs out (then they may be sent twice)."""
 
 
 @dataclass(frozen=True)
@@ -438,6 +465,12 @@ class OutboxSender:
                 await done(remaining, await self.transport.send(item))
             else:
                 await deliverer(item, done)
+        except NotMarked:
+            log.exception(
+                "outbox message delivered but not marked sent key=%s rows=%s",
+                item.key,
+                len(remaining),
+            )
         except Withdrawn:
             tally.skipped += len(remaining)
             await self._finish(
@@ -490,6 +523,8 @@ class OutboxSender:
                     describe(error),
                 )
         finally:
+            # a turn taken for a message that did not go (withdrawn, blocked, its claim ran out)
+            await self.limiter.release_unused()
             DELIVERY.reset(token)
             self._claimed_at.pop(item.id, None)
             if item.lane is not None:

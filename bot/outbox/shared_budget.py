@@ -21,9 +21,13 @@ person last asked and `<p>:answers:<lane>` the answers of the last second (bulk 
 answers then, as much as answers have not used).
 
 Telegram counts a message when it arrives. A departure is counted from then on as if it were still
-on its way (`HOLD` seconds ahead) until its answer comes (`landed`), and from that answer on: a
-moment no earlier than its arrival, so a window of just over a second (`WINDOW`) keeps the rate
-however slow the connection or however late the stand-in or Telegram gets to it.
+on its way (`hold` seconds ahead, longer than any call may take) until whatever came back came
+back (`landed`), and from that moment on: no earlier than its arrival, so a window of just over
+a second (`WINDOW`) keeps the rate however slow the connection, or however late Telegram gets to
+a request. A message thus holds its place for its round trip and a second: the lane's round trip
+(`<p>:rtt:<lane>`, averaged at each answer) spaces a broadcast's slots to match, so its messages
+find room when their slot comes instead of queueing at the departure. A turn taken but not used
+(a broadcast cancelled meanwhile) is given back (`release`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from typing import Any
 log = logging.getLogger("carebot.budget")
 
 WINDOW = 1.005  # Telegram's second, and a few milliseconds for clocks read a little apart
-HOLD = 2.0  # a message on its way counts as just sent until its answer comes, for this long at most
+# A message on its way counts as just sent until its call came back, for this long at most (the
+# Bot API session's timeout, TELEGRAM_TIMEOUT, and a margin: `SharedBudget.from_url`).
+HOLD = 20.0
 
 
 def _now_from(argument: int) -> str:
@@ -67,7 +73,7 @@ end
 
 
 # KEYS: 1 tat (the lane's next bulk slot), 2 chat, 3 global pause, 4 chat pause, 5 last
-#       interactive, 6 answers of the lane
+#       interactive, 6 answers of the lane, 7 the lane's round trip
 # ARGV: 1 kind (0 interactive, 1 relay, 2 bulk), 2 per second, 3 chat kind (0 private, 1 group),
 #       4 per-chat gap (s), 5 private burst, 6 group per minute, 7 group reserve, 8 a unique
 #       member, 9 turns (an album's items), 10 now (tests only; empty: Redis's own clock, the one
@@ -134,7 +140,9 @@ if kind == 2 then
   slot = math.max(now, tat)
   if slot - now > 30 then return {1000, 0} end
   local room = per_second - unused_reserve(KEYS[5], KEYS[6], per_second, now, W)
-  redis.call('SET', KEYS[1], tostring(slot + W / room * turns), 'PX', 60000)
+  -- each message holds its place for its round trip and the second after it
+  local rtt = math.min(1, tonumber(redis.call('GET', KEYS[7]) or '0'))
+  redis.call('SET', KEYS[1], tostring(slot + (W + rtt) / room * turns), 'PX', 60000)
 end
 if KEYS[2] ~= '' then
   for i = 1, turns do redis.call('ZADD', KEYS[2], slot, member .. ':' .. i) end
@@ -148,10 +156,11 @@ return {math.floor((slot - now) * 1000), 1}
 # in the last second, counted where Telegram counts them (a process that woke late must not make
 # a burst with those that did not); the message counts as on its way (now + HOLD) until `landed`.
 # KEYS: 1 departures of the lane, 2 the chat's key (its entries are moved to when they really
-# left), 3 last interactive, 4 answers of the lane. ARGV: 1 per second, 2 member, 3 turns, 4 now
-# (tests only), 5 the chat's gap for a bulk message into a private chat (0: none; another
-# instance's message may have left later than its slot), 6 kind, 7 WINDOW, 8 HOLD. Returns 0
-# (gone) or the milliseconds to wait before asking again.
+# left), 3 last interactive, 4 answers of the lane, 5 the lane's tat (bulk: its slots move to
+# when there is room again). ARGV: 1 per second, 2 member, 3 turns, 4 now (tests only), 5 the
+# chat's gap for a bulk message into a private chat (0: none; another instance's message may
+# have left later than its slot), 6 kind, 7 WINDOW, 8 hold. Returns 0 (gone) or the
+# milliseconds to wait before asking again.
 DEPART = (
     _now_from(4)
     + _UNUSED_RESERVE
@@ -181,15 +190,23 @@ local n = redis.call('ZCARD', KEYS[1])
 if n + turns > per_second then
   local oldest = redis.call('ZRANGE', KEYS[1], n + turns - per_second - 1, n + turns - per_second - 1, 'WITHSCORES')
   local at = tonumber(oldest[2])
-  -- still on its way: ask again soon, its answer will say when it counts from
-  if at > now then return 20 end
-  return math.max(1, math.ceil((at + W - now) * 1000))
+  -- still on its way: it counts for at least a second after its answer, whenever that comes
+  local wait = W
+  if at <= now then wait = math.max(0.001, at + W - now) end
+  if kind == '2' then
+    -- the slots given out ahead were too close: the next ones start when there is room
+    local tat = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if tat < now + wait then redis.call('SET', KEYS[5], tostring(now + wait), 'PX', 60000) end
+  end
+  return math.ceil(wait * 1000)
 end
 for i = 1, turns do
   redis.call('ZADD', KEYS[1], now + hold, member .. ':' .. i)
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', now, member .. ':' .. i) end
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil((hold + W) * 1000) + 1000)
+-- a group's minute counts from here on (TAKE set the key's life from the turn)
+if KEYS[2] ~= '' then redis.call('PEXPIRE', KEYS[2], 61000) end
 if kind == '0' then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - W)
   redis.call('ZADD', KEYS[4], now, member)
@@ -199,19 +216,37 @@ return 0
 """
 )
 
-# The message's answer came: it counts from now (Telegram counted it when it arrived, no later
-# than this). KEYS: 1 departures of the lane, 2 the chat's key. ARGV: 1 member, 2 turns, 3 now
-# (tests only).
+# The call came back: the message counts from now (Telegram counted it when it arrived, no later
+# than this), and its round trip goes into the lane's average. KEYS: 1 departures of the lane,
+# 2 the chat's key, 3 the lane's round trip. ARGV: 1 member, 2 turns, 3 now (tests only), 4 hold.
 LANDED = (
     _now_from(3)
     + """
+local held = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1] .. ':1') or '0')
+if held > now then
+  local rtt = now - (held - tonumber(ARGV[4]))
+  local mean = tonumber(redis.call('GET', KEYS[3]) or tostring(rtt))
+  redis.call('SET', KEYS[3], tostring(mean + (rtt - mean) / 5), 'PX', 60000)
+end
 for i = 1, tonumber(ARGV[2]) do
   redis.call('ZADD', KEYS[1], 'XX', 'LT', now, ARGV[1] .. ':' .. i)
   if KEYS[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', 'GT', now, ARGV[1] .. ':' .. i) end
 end
+-- a group's minute counts from its arrival: its key lives a minute from here
+if KEYS[2] ~= '' then redis.call('PEXPIRE', KEYS[2], 61000) end
 return 0
 """
 )
+
+# A turn taken but not used (the message was withdrawn, or its claim ran out): its places go.
+# KEYS: 1 departures of the lane, 2 the chat's key. ARGV: 1 member, 2 turns.
+RELEASE = """
+for i = 1, tonumber(ARGV[2]) do
+  redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. i)
+  if KEYS[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. i) end
+end
+return 0
+"""
 
 # KEYS: 1 pause key. ARGV: 1 seconds. A pause only ever grows.
 PAUSE = (
@@ -249,25 +284,29 @@ class SharedBudget:
     """Turns taken in Redis (see the module's doc); the limiter (`bot.outbox.limits.Limiter`)
     asks this after its own in-process bookkeeping, so its named limits hold across instances."""
 
-    def __init__(self, redis: Any, prefix: str) -> None:
+    def __init__(self, redis: Any, prefix: str, *, hold: float = HOLD) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.hold = hold
         self._take = redis.register_script(TAKE)
         self._depart = redis.register_script(DEPART)
         self._landed = redis.register_script(LANDED)
+        self._release = redis.register_script(RELEASE)
         self._pause = redis.register_script(PAUSE)
         self._paused = redis.register_script(PAUSED)
         self._members = itertools.count()
         self._id = f"{os.getpid()}:{id(self):x}"
 
     @classmethod
-    def from_url(cls, url: str, bot_id: int | str) -> SharedBudget:
+    def from_url(cls, url: str, bot_id: int | str, *, call_timeout: float) -> SharedBudget:
+        """The budget of this bot in the Redis at `url`; `call_timeout` is the longest a Bot API
+        call may take (a message on its way counts as just sent for that long, and a little)."""
         from redis.asyncio import BlockingConnectionPool, Redis
 
         # A broadcast has hundreds of messages waiting for their turn at once: they wait for a
         # connection rather than fail for want of one.
         pool = BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=30)
-        return cls(Redis(connection_pool=pool), f"carebot:budget:{bot_id}")
+        return cls(Redis(connection_pool=pool), f"carebot:budget:{bot_id}", hold=call_timeout + 5)
 
     def _asked_key(self, lane: str) -> str:
         """When a person last asked: answers share the free lane's second, not the paid one's."""
@@ -331,8 +370,20 @@ class SharedBudget:
     ) -> None:
         """The message is in: it counts from now, not from when it left."""
         await self._landed(
-            keys=[f"{self.prefix}:gone:{lane}", self._chat_key(chat_id)],
-            args=[member, turns, "" if now is None else repr(now)],
+            keys=[
+                f"{self.prefix}:gone:{lane}",
+                self._chat_key(chat_id),
+                f"{self.prefix}:rtt:{lane}",
+            ],
+            args=[member, turns, "" if now is None else repr(now), repr(self.hold)],
+        )
+
+    async def release(
+        self, chat_id: int | None, member: str, *, lane: str = FREE, turns: int = 1
+    ) -> None:
+        """The turn was taken but no message went: its places are free again."""
+        await self._release(
+            keys=[f"{self.prefix}:gone:{lane}", self._chat_key(chat_id)], args=[member, turns]
         )
 
     def member(self) -> str:
@@ -359,6 +410,7 @@ class SharedBudget:
                 self._chat_key(chat_id),
                 self._asked_key(lane),
                 f"{self.prefix}:answers:{lane}",
+                f"{self.prefix}:tat:{lane}",
             ],
             args=[
                 int(per_second),
@@ -368,7 +420,7 @@ class SharedBudget:
                 repr(gap),
                 kind,
                 repr(WINDOW),
-                repr(HOLD),
+                repr(self.hold),
             ],
         )
         return int(ms) / 1000
@@ -398,6 +450,7 @@ class SharedBudget:
             self._chat_key(chat_id, "pause"),
             self._asked_key(lane),
             f"{self.prefix}:answers:{lane}",
+            f"{self.prefix}:rtt:{lane}",
         ]
         args = [
             kind,

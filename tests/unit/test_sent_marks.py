@@ -8,19 +8,21 @@ import asyncio
 
 import pytest
 
-from bot.outbox.sender import Sent, SentMarks
+from bot.outbox.sender import NotMarked, Sent, SentMarks
 
 
 class SlowWriter:
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.writes: list[list[Sent]] = []
         self.release = asyncio.Event()
-        self.fail_next = False
+        self.failures = failures
+        self.tries = 0
 
     async def __call__(self, sent: list[Sent]) -> None:
         await self.release.wait()
-        if self.fail_next:
-            self.fail_next = False
+        self.tries += 1
+        if self.failures:
+            self.failures -= 1
             raise RuntimeError("the database went away")
         self.writes.append(sent)
 
@@ -53,14 +55,39 @@ async def test_a_caller_stopped_meanwhile_still_has_its_rows_written() -> None:
 
 
 async def test_a_failed_write_fails_its_own_callers_only() -> None:
-    writer = SlowWriter()
-    writer.fail_next = True
-    marks = SentMarks(writer)
+    """The first write keeps failing: its caller hears of it; a caller who came meanwhile is in
+    the next write, which goes."""
+    writer = SlowWriter(failures=1)
+    marks = SentMarks(writer, retry_after=())
     failing = asyncio.create_task(marks.mark([(1, None)]))
     await asyncio.sleep(0)
     later = asyncio.create_task(marks.mark([(2, 202)]))
     writer.release.set()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(NotMarked):
         await failing
     await later
     assert writer.writes == [[(2, 202)]]
+
+
+async def test_a_write_that_fails_once_is_tried_again() -> None:
+    writer = SlowWriter(failures=2)
+    writer.release.set()
+    marks = SentMarks(writer, retry_after=(0, 0, 0))
+    await marks.mark([(3, 303)])
+    assert writer.tries == 3 and writer.writes == [[(3, 303)]]
+
+
+async def test_a_write_stopped_midway_leaves_nobody_waiting() -> None:
+    """The sender stops while a write is under way: its callers and those who came meanwhile
+    hear that their rows were not marked, instead of waiting for good."""
+    writer = SlowWriter()
+    marks = SentMarks(writer)
+    first = asyncio.create_task(marks.mark([(1, 101)]))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(marks.mark([(2, 202)]))
+    await asyncio.sleep(0)
+    assert marks._writing is not None
+    marks._writing.cancel()
+    for caller in (first, second):
+        with pytest.raises(NotMarked):
+            await caller

@@ -299,3 +299,49 @@ async def test_every_item_of_an_album_counts_from_when_its_answer_came(
     await limiter.landed()
     stamps = await budgets[0].redis.zrange(gone, 0, -1, withscores=True)
     assert len(stamps) == 3 and all(at <= now + 1 for _, at in stamps)
+
+
+async def test_a_turn_given_back_frees_its_place_at_once(budgets: list[SharedBudget]) -> None:
+    """A broadcast cancelled after its message's turn came: the place is free again for every
+    instance, not held as if the message were on its way."""
+    one = {**LIMITS, "per_second": 1}
+    member = budgets[0].member()
+    assert (await budgets[0].try_take(1, BULK, now=T0, member=member, **one))[1]
+    assert await budgets[0].depart(1, 1, member, now=T0) == 0
+    assert await budgets[1].depart(2, 1, budgets[1].member(), now=T0 + 0.1) > 0
+    await budgets[0].release(1, member)
+    assert await budgets[1].depart(2, 1, budgets[1].member(), now=T0 + 0.1) == 0
+    # and the chat's gap with it: nothing went there
+    assert (await budgets[2].try_take(1, BULK, now=T0 + 0.2, **one))[1]
+
+
+async def test_a_broadcast_is_spaced_by_its_round_trip_and_the_second(
+    budgets: list[SharedBudget],
+) -> None:
+    """Answers take 0.2 s to come back: each message holds its place for 1.2 s, so 29 go in
+    each 1.2 s, and the slots are given out that far apart (no pile of waiters at departure)."""
+    now = T0
+    for i in range(10):  # the round trip is learnt from the answers
+        member = budgets[0].member()
+        assert await budgets[0].depart(100 + i, 29, member, now=now) == 0
+        await budgets[0].landed(100 + i, member, now=now + 0.2)
+        now += 0.05
+    slots = []
+    for i in range(5):
+        delay, granted = await budgets[1].try_take(200 + i, BULK, now=now, **LIMITS)
+        assert granted
+        slots.append(now + delay)
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert all(gap == pytest.approx((WINDOW + 0.2) / 29, abs=0.002) for gap in gaps), gaps
+
+
+async def test_a_groups_minute_lives_from_its_last_arrival(budgets: list[SharedBudget]) -> None:
+    """A relay into a group arrived late (a slow upload): the group's key lives a minute from
+    that arrival, not from when the turn was taken."""
+    member = budgets[0].member()
+    assert (await budgets[0].try_take(-100, RELAY, now=T0, member=member, **LIMITS))[1]
+    assert await budgets[0].depart(-100, 29, member, now=T0, kind=RELAY) == 0
+    key = f"{budgets[0].prefix}:chat:-100"
+    await budgets[0].redis.pexpire(key, 5_000)  # (as if 56 s of the turn's minute had passed)
+    await budgets[0].landed(-100, member, now=T0 + 56)
+    assert await budgets[0].redis.pttl(key) > 59_000
