@@ -2,9 +2,10 @@
 
 Several processes sending for the same bot must together keep Telegram's limits: about 30
 messages a second in all (up to 1,000 for paid broadcasts), one a second into a private chat,
-20 a minute into a group, and a `retry_after` Telegram gave one of them holds for all. Each turn
-is one call of one Lua script, which Redis runs atomically on its own clock (`TIME`), so two
-instances can never both take the last place of a second.
+20 a minute into a group, and a `retry_after` Telegram gave one of them holds for all. Each step
+of a message (its turn, its departure, its call come back) is one call of a Lua script, which
+Redis runs atomically on its own clock (`TIME`), so two instances can never both take the last
+place of a second.
 
 Taking a turn (`TAKE`) either grants it or says how long to wait before asking again (the chat
 or the whole bot is paused, the chat's gap is not over, the group's minute is full). A broadcast's
