@@ -126,6 +126,7 @@ class Limiter:
         self._second: deque[float] = deque(maxlen=self.per_second)  # the latest departures
         self._last_interactive = float("-inf")
         self._answers: deque[float] = deque(maxlen=self.per_second)  # answers of the last second
+        self._answers_waiting = 0  # answers waiting for room in the second (no Redis)
         self._calls = 0
 
     def now(self) -> float:
@@ -215,7 +216,11 @@ class Limiter:
             reserved = await self._chat_turn(chat, chat_id, priority)
             self._last_interactive = self.now()
             if self.shared is None:
-                await self._interactive_departure()
+                self._answers_waiting += 1
+                try:
+                    await self._interactive_departure()
+                finally:
+                    self._answers_waiting -= 1
         else:
             async with chat.lock:  # first come, first served within one chat: order is kept
                 reserved = await self._chat_turn(chat, chat_id, priority)
@@ -377,15 +382,19 @@ class Limiter:
             self._second.append(self.now())
 
     def _unused_reserve(self) -> int:
-        """While a person waits for an answer, bulk leaves them a tenth of the second: what the
-        answers of the last second have not used of it (`shared_budget` counts the same way)."""
+        """While a person waits for an answer, bulk leaves them a tenth of the second: all of it
+        while answers are still waiting for their turn (they take the places as they free, before
+        bulk), else what the answers of the last second have not used of it (`shared_budget`
+        counts the same way)."""
         now = self.now()
         if now - self._last_interactive >= RECENT_INTERACTIVE:
             return 0
+        reserve = min(self.per_second - 1, max(1, self.per_second // 10))
+        if self._answers_waiting:
+            return reserve
         while self._answers and self._answers[0] <= now - 1.0:
             self._answers.popleft()
-        reserve = max(1, self.per_second // 10)
-        return min(self.per_second - 1, max(0, reserve - len(self._answers)))
+        return max(0, reserve - len(self._answers))
 
     # ---- bookkeeping -------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ there because a broadcast leaves some while a person is waiting.
 Keys (all under one prefix, per bot): `<p>:tat:<lane>` the next bulk slot of the lane ("free"
 or "paid"), `<p>:gone:<lane>` the departures of the last second, `<p>:chat:<id>` a chat's
 recent departures, `<p>:pause` and `<p>:pause:<id>` a `retry_after`, `<p>:interactive` when a
-person last asked and `<p>:answers:<lane>` the answers of the last second (bulk leaves room for
-answers then, as much as answers have not used).
+person last asked, `<p>:asking:<lane>` the answers waiting for their turn and `<p>:answers:<lane>`
+those of the last second (bulk leaves room for answers then: see `_UNUSED_RESERVE`).
 
 Telegram counts a message when it arrives. A departure is counted from then on as if it were still
 on its way (`hold` seconds ahead, longer than any call may take) until whatever came back came
@@ -59,22 +59,27 @@ end
 
 
 # While a person waits for an answer (one asked in the last two seconds), bulk leaves a tenth of
-# the second to answers: what the answers of the last second have not used of it. Answers go on
-# the free lane only: the paid one has no key for it ('') and keeps its whole rate.
+# the second to answers. While answers are still waiting for their turn (`asking`), all of that
+# tenth: bulk stops short of it and the answers take the second's places as they free, before
+# bulk. Once none waits, only what the answers of the last second have not used of it (a steady
+# trickle of answers does not cost the broadcast its tenth on top). Answers go on the free lane
+# only: the paid one has no key for it ('') and keeps its whole rate.
 _UNUSED_RESERVE = """
-local function unused_reserve(asked_key, answers_key, per_second, now, W)
+local function unused_reserve(asked_key, answers_key, asking_key, per_second, now, W)
   if asked_key == '' then return 0 end
   local asked = tonumber(redis.call('GET', asked_key) or '-1000')
   if now - asked >= 2 then return 0 end
-  local reserve = math.max(1, math.floor(per_second / 10))
+  local reserve = math.min(per_second - 1, math.max(1, math.floor(per_second / 10)))
+  redis.call('ZREMRANGEBYSCORE', asking_key, '-inf', now - 10)
+  if redis.call('ZCARD', asking_key) > 0 then return reserve end
   local answered = redis.call('ZCOUNT', answers_key, now - W, '+inf')
-  return math.min(per_second - 1, math.max(0, reserve - answered))
+  return math.max(0, reserve - answered)
 end
 """
 
 
 # KEYS: 1 tat (the lane's next bulk slot), 2 chat, 3 global pause, 4 chat pause, 5 last
-#       interactive, 6 answers of the lane, 7 the lane's round trip
+#       interactive, 6 answers of the lane, 7 the lane's round trip, 8 answers waiting
 # ARGV: 1 kind (0 interactive, 1 relay, 2 bulk), 2 per second, 3 chat kind (0 private, 1 group),
 #       4 per-chat gap (s), 5 private burst, 6 group per minute, 7 group reserve, 8 a unique
 #       member, 9 turns (an album's items), 10 now (tests only; empty: Redis's own clock, the one
@@ -140,7 +145,7 @@ if kind == 2 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   slot = math.max(now, tat)
   if slot - now > 30 then return {1000, 0} end
-  local room = per_second - unused_reserve(KEYS[5], KEYS[6], per_second, now, W)
+  local room = per_second - unused_reserve(KEYS[5], KEYS[6], KEYS[8], per_second, now, W)
   -- each message holds its place for its round trip and the second after it
   local rtt = math.min(1, tonumber(redis.call('GET', KEYS[7]) or '0'))
   redis.call('SET', KEYS[1], tostring(slot + (W + rtt) / room * turns), 'PX', 60000)
@@ -148,6 +153,10 @@ end
 if KEYS[2] ~= '' then
   for i = 1, turns do redis.call('ZADD', KEYS[2], slot, member .. ':' .. i) end
   redis.call('PEXPIRE', KEYS[2], 61000)
+end
+if kind == 0 and KEYS[5] ~= '' then  -- waiting for its turn until it departs
+  redis.call('ZADD', KEYS[8], now, member)
+  redis.call('PEXPIRE', KEYS[8], 15000)
 end
 return {math.floor((slot - now) * 1000), 1}
 """
@@ -158,7 +167,7 @@ return {math.floor((slot - now) * 1000), 1}
 # a burst with those that did not); the message counts as on its way (now + HOLD) until `landed`.
 # KEYS: 1 departures of the lane, 2 the chat's key (its entries are moved to when they really
 # left), 3 last interactive, 4 answers of the lane, 5 the lane's tat (bulk: its slots move to
-# when there is room again). ARGV: 1 per second, 2 member, 3 turns, 4 now (tests only), 5 the
+# when there is room again), 6 answers waiting. ARGV: 1 per second, 2 member, 3 turns, 4 now (tests only), 5 the
 # chat's gap for a bulk message into a private chat (0: none; another instance's message may
 # have left later than its slot), 6 kind, 7 WINDOW, 8 hold. Returns 0 (gone) or the
 # milliseconds to wait before asking again.
@@ -172,7 +181,9 @@ local turns = tonumber(ARGV[3])
 local kind = ARGV[6]
 local W = tonumber(ARGV[7])
 local hold = tonumber(ARGV[8])
-if kind == '2' then per_second = per_second - unused_reserve(KEYS[3], KEYS[4], per_second, now, W) end
+if kind == '2' then
+  per_second = per_second - unused_reserve(KEYS[3], KEYS[4], KEYS[6], per_second, now, W)
+end
 local chat_gap = tonumber(ARGV[5] or '0')
 if chat_gap > 0 and KEYS[2] ~= '' then
   chat_gap = chat_gap + 0.1
@@ -209,6 +220,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil((hold + W) * 1000) + 1000)
 -- a group's minute counts from here on (TAKE set the key's life from the turn)
 if KEYS[2] ~= '' then redis.call('PEXPIRE', KEYS[2], 61000) end
 if kind == '0' then
+  redis.call('ZREM', KEYS[6], member)
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - W)
   redis.call('ZADD', KEYS[4], now, member)
   redis.call('PEXPIRE', KEYS[4], 5000)
@@ -412,6 +424,7 @@ class SharedBudget:
                 self._asked_key(lane),
                 f"{self.prefix}:answers:{lane}",
                 f"{self.prefix}:tat:{lane}",
+                f"{self.prefix}:asking:{lane}",
             ],
             args=[
                 int(per_second),
@@ -452,6 +465,7 @@ class SharedBudget:
             self._asked_key(lane),
             f"{self.prefix}:answers:{lane}",
             f"{self.prefix}:rtt:{lane}",
+            f"{self.prefix}:asking:{lane}",
         ]
         args = [
             kind,

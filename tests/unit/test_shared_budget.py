@@ -345,3 +345,28 @@ async def test_a_groups_minute_lives_from_its_last_arrival(budgets: list[SharedB
     await budgets[0].redis.pexpire(key, 5_000)  # (as if 56 s of the turn's minute had passed)
     await budgets[0].landed(-100, member, now=T0 + 56)
     assert await budgets[0].redis.pttl(key) > 59_000
+
+
+async def test_answers_waiting_take_the_places_as_they_free_before_bulk(
+    budgets: list[SharedBudget],
+) -> None:
+    """The second is full of a broadcast when people ask (fifty customers at once): while their
+    answers wait, each place that frees is an answer's, not the broadcast's."""
+    for i in range(29):
+        member = budgets[i % 3].member()
+        assert await budgets[i % 3].depart(1_000 + i, 29, member, now=T0 + i * 0.01) == 0
+        await budgets[i % 3].landed(1_000 + i, member, now=T0 + i * 0.01)
+    waiting = []
+    for n in range(3):
+        member = budgets[n].member()
+        assert (
+            await budgets[n].try_take(70 + n, INTERACTIVE, now=T0 + 0.5, member=member, **LIMITS)
+        )[1]
+        assert await budgets[n].depart(70 + n, 29, member, now=T0 + 0.5, kind=INTERACTIVE) > 0
+        waiting.append(member)
+    freed = T0 + 0.02 + WINDOW + 0.001  # three departures have left the second: 26 in it
+    assert await budgets[0].depart(70, 29, waiting[0], now=freed, kind=INTERACTIVE) == 0
+    # 27 now: two answers still wait, so the broadcast keeps out of the last two places
+    assert await budgets[0].depart(2_000, 29, budgets[0].member(), now=freed) > 0
+    for n, member in list(enumerate(waiting))[1:]:
+        assert await budgets[n].depart(70 + n, 29, member, now=freed, kind=INTERACTIVE) == 0
