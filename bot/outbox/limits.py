@@ -270,25 +270,17 @@ class Limiter:
         )
 
     async def landed(self) -> None:
-        """The message whose turns this context took is in (its answer came): across instances
-        they count from now (`SharedBudget.landed`). Nothing to do without Redis."""
-        turns = SHARED_TURNS.get()
-        if not turns:
-            return
-        SHARED_TURNS.set(())
-        if self.shared is None:
-            return
-        for chat_id, member, lane in turns:
-            try:
-                await self.shared.landed(chat_id, member, lane=lane)
-            except Exception:  # Redis away: the departure still counts
-                log.warning("could not restamp a message in Redis", exc_info=True)
-                return
+        """The message whose turns this context took is in (its call came back): across
+        instances they count from now (`SharedBudget.landed`). Nothing to do without Redis."""
+        await self._settle_turns(landed=True)
 
     async def release_unused(self) -> None:
         """The turns this context took went unused (the message was withdrawn after its turn
         came, or its claim ran out): across instances their places are free again at once,
         rather than held as if the message were on its way. Nothing to do without Redis."""
+        await self._settle_turns(landed=False)
+
+    async def _settle_turns(self, *, landed: bool) -> None:
         turns = SHARED_TURNS.get()
         if not turns:
             return
@@ -297,9 +289,12 @@ class Limiter:
             return
         for chat_id, member, lane in turns:
             try:
-                await self.shared.release(chat_id, member, lane=lane)
-            except Exception:  # Redis away: the places free themselves after the hold
-                log.warning("could not give an unused turn back in Redis", exc_info=True)
+                if landed:
+                    await self.shared.landed(chat_id, member, lane=lane)
+                else:
+                    await self.shared.release(chat_id, member, lane=lane)
+            except Exception:  # Redis away: a place held frees itself after the hold
+                log.warning("could not settle a turn in Redis landed=%s", landed, exc_info=True)
                 return
 
     async def _paid_departure(self) -> None:
