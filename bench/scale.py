@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +52,7 @@ from tests.instances import (  # noqa: E402
     outbox_states,
     queue_broadcast,
     served_apart,
+    start_update,
 )
 from tests.telegram_server import TelegramServer  # noqa: E402
 
@@ -96,10 +96,16 @@ async def flush(redis_url: str) -> None:
         await redis.aclose()
 
 
+def process_cpu(stat: Path) -> tuple[str, float]:
+    """A process's name and its user and system CPU in seconds, from its /proc/<pid>/stat."""
+    name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+    values = fields.split()
+    return name, (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU of a live process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu(Path(f"/proc/{pid}/stat"))[1]
 
 
 def services_cpu() -> dict[str, float]:
@@ -108,29 +114,13 @@ def services_cpu() -> dict[str, float]:
     used = {"postgres": 0.0, "redis": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+            name, cpu = process_cpu(stat)
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
         for service in used:
             if name.startswith(service):
-                values = fields.split()
-                used[service] += (int(values[11]) + int(values[12])) / os.sysconf("SC_CLK_TCK")
+                used[service] += cpu
     return used
-
-
-def start_update(update_id: int, user_id: int) -> dict[str, Any]:
-    person = {"id": user_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": 1,
-            "date": int(datetime.now(UTC).timestamp()),
-            "chat": {"id": user_id, "type": "private", "first_name": "Анна"},
-            "from": person,
-            "text": "/start",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
 
 
 async def probe(

@@ -163,6 +163,22 @@ def most_in_a_second(moments: list[float]) -> int:
     return most
 
 
+def start_update(update_id: int, user_id: int) -> dict[str, Any]:
+    """A person who never wrote before sends /start: the update Telegram posts to the webhook."""
+    person = {"id": user_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1,
+            "date": int(datetime.now(UTC).timestamp()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Анна"},
+            "from": person,
+            "text": "/start",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+
+
 class Instance:
     """`carebot run --webhook` in a process of its own, /healthz and /metrics on its port."""
 

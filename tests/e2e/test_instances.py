@@ -16,7 +16,6 @@ import asyncio
 import os
 import signal
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from tests.instances import (
     outbox_states,
     queue_broadcast,
     served_apart,
+    start_update,
 )
 from tests.telegram_server import TelegramServer
 
@@ -64,21 +64,6 @@ def _why(refused: Any, sent: list[Any]) -> str:
     before = [c.at for c in sent if c.chat_id == refused.chat_id and c.at <= refused.at]
     since = f"{refused.at - before[-1]:.3f} s after the chat's last" if before else "first"
     return f"chat {refused.chat_id}: {second} in the second before, {since}"
-
-
-def _start_update(update_id: int, user_id: int) -> dict[str, Any]:
-    person = {"id": user_id, "is_bot": False, "first_name": "Анна", "language_code": "ru"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": 1,
-            "date": int(datetime.now(UTC).timestamp()),
-            "chat": {"id": user_id, "type": "private", "first_name": "Анна"},
-            "from": person,
-            "text": "/start",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
 
 
 async def test_three_instances_are_one_bot(
@@ -166,7 +151,7 @@ async def _three_instances(
 
         # Telegram posts one update twice, to two instances: it is handled once.
         other = next(i for i in running if i is not leader)
-        update = _start_update(900_001, 5_001)
+        update = start_update(900_001, 5_001)
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
         for instance in (leader, other):
             async with http.post(
@@ -175,7 +160,7 @@ async def _three_instances(
                 assert response.status == 200
         async with http.post(
             f"{other.base}/telegram",
-            json=_start_update(900_002, 5_002),
+            json=start_update(900_002, 5_002),
             headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
         ) as response:
             assert response.status == 401  # not Telegram: refused, nothing handled
